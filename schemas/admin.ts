@@ -1,0 +1,53 @@
+/**
+ * Users and tokens.
+ */
+import { z } from "@hono/zod-openapi";
+import { CLUSTER_NAME, USER_NAME } from "./patterns.ts";
+
+export const TokenKind = z.enum(["user", "agent", "admin"]).openapi("TokenKind");
+export type TokenKind = z.infer<typeof TokenKind>;
+
+export const User = z
+  .object({
+    name: z.string().regex(USER_NAME, "lowercase POSIX-style name: [a-z_][a-z0-9_-]*, max 32"),
+    admin: z.boolean().default(false),
+    createdAt: z.string().optional(),
+  })
+  .openapi("User");
+
+export const CreateToken = z
+  .object({
+    kind: TokenKind,
+    user: z.string().regex(USER_NAME).optional().openapi({ description: "Required for user and admin tokens." }),
+    cluster: z.string().regex(CLUSTER_NAME).optional().openapi({ description: "Required for agent tokens: the one cluster it serves." }),
+    label: z.string().max(100).default(""),
+    expiresInDays: z.number().int().min(1).max(3650).optional(),
+  })
+  .superRefine((t, ctx) => {
+    if (t.kind === "agent" && !t.cluster) {
+      ctx.addIssue({ code: "custom", path: ["cluster"], message: "an agent token is bound to one cluster" });
+    }
+    if (t.kind !== "agent" && !t.user) {
+      ctx.addIssue({ code: "custom", path: ["user"], message: `a ${t.kind} token belongs to a user` });
+    }
+  })
+  .openapi("CreateToken");
+
+export const TokenInfo = z
+  .object({
+    id: z.string(),
+    kind: TokenKind,
+    user: z.string().nullable(),
+    cluster: z.string().nullable(),
+    label: z.string(),
+    prefix: z.string().openapi({ description: "First characters of the token, to recognise it." }),
+    createdAt: z.string(),
+    expiresAt: z.string().nullable(),
+    revokedAt: z.string().nullable(),
+    lastUsedAt: z.string().nullable(),
+  })
+  .openapi("TokenInfo");
+
+export const CreatedToken = TokenInfo.extend({
+  token: z.string().openapi({ description: "Shown once; only its hash is stored." }),
+}).openapi("CreatedToken");

@@ -1,0 +1,70 @@
+/**
+ * Clusters as admins register them and as users see them.
+ */
+import { z } from "@hono/zod-openapi";
+import { ABSOLUTE_PATH, CLUSTER_NAME, SBATCH_ARG, SLURM_NAME, USER_NAME } from "./patterns.ts";
+import { Resources } from "./job.ts";
+import { Inventory } from "./agent.ts";
+
+export const Profile = z
+  .object({
+    partition: z.string().regex(SLURM_NAME).optional(),
+    resources: Resources.default({}),
+  })
+  .openapi("Profile");
+
+export const ClusterConfig = z
+  .object({
+    name: z.string().regex(CLUSTER_NAME, "lowercase letters, digits and '-', starting with a letter"),
+    description: z.string().max(500).default(""),
+    sharedRoots: z
+      .array(z.string().regex(ABSOLUTE_PATH, "an absolute path"))
+      .min(1)
+      .max(16)
+      .openapi({ description: "Where job directories and bind sources may live; the first holds job directories." }),
+    allowedSbatchArgs: z
+      .array(z.string().regex(/^--[a-z][a-z-]{1,40}$/, "an option name like --constraint"))
+      .max(64)
+      .default([])
+      .openapi({ description: "Options users may pass in extraSbatchArgs." }),
+    profiles: z.record(z.string().regex(SLURM_NAME), Profile).default({}),
+  })
+  .openapi("ClusterConfig");
+export type ClusterConfig = z.infer<typeof ClusterConfig>;
+
+export const Grant = z
+  .object({
+    user: z.string().regex(USER_NAME),
+    cluster: z.string().regex(CLUSTER_NAME),
+    partitions: z
+      .array(z.union([z.string().regex(SLURM_NAME), z.literal("*")]))
+      .min(1)
+      .default(["*"])
+      .openapi({ description: "Partitions the user may route to; '*' for all." }),
+  })
+  .openapi("Grant");
+export type Grant = z.infer<typeof Grant>;
+
+export const AgentStatus = z
+  .object({
+    agentId: z.string(),
+    version: z.string(),
+    lastSeenAt: z.string(),
+    cycleMs: z.number().nullable(),
+    mode: z.string(),
+  })
+  .openapi("AgentStatus");
+
+export const ClusterView = z
+  .object({
+    name: z.string(),
+    description: z.string(),
+    alive: z.boolean().openapi({ description: "An agent was seen within the liveness window." }),
+    lastSeenAt: z.string().nullable(),
+    partitions: z.array(z.string()).openapi({ description: "Partitions you may use here." }),
+    inventory: Inventory.nullable(),
+    agents: z.array(AgentStatus),
+    profiles: z.array(z.string()),
+  })
+  .openapi("ClusterView");
+export type ClusterView = z.infer<typeof ClusterView>;

@@ -1,0 +1,261 @@
+/**
+ * What a user submits (JobSpec), what the API returns (Job), and the states between.
+ */
+import { z } from "@hono/zod-openapi";
+import {
+  ABSOLUTE_PATH,
+  ARRAY_INDEXES,
+  CLUSTER_NAME,
+  DURATION,
+  ENV_NAME,
+  IMAGE_REF,
+  JOB_NAME,
+  LABEL_KEY,
+  MEMORY,
+  RELATIVE_PATH,
+  RESERVED_ENV,
+  SBATCH_ARG,
+  SLURM_NAME,
+  quotedText,
+} from "./patterns.ts";
+
+export const LIVE_STATES = ["queued", "leased", "submitted", "pending", "running"] as const;
+export const TERMINAL_STATES = [
+  "completed",
+  "failed",
+  "cancelled",
+  "timeout",
+  "out_of_memory",
+  "node_fail",
+  "preempted",
+  "rejected",
+  "lost",
+] as const;
+
+export const JobState = z.enum([...LIVE_STATES, ...TERMINAL_STATES]).openapi("JobState", {
+  description:
+    "queued → leased → submitted → pending → running → one terminal state. `lost` means the job vanished from squeue, sacct and its exit file: never reported as completed without evidence.",
+});
+export type JobState = z.infer<typeof JobState>;
+export type TerminalState = (typeof TERMINAL_STATES)[number];
+
+export function isTerminal(state: JobState): state is TerminalState {
+  return (TERMINAL_STATES as readonly string[]).includes(state);
+}
+
+const slurmName = (what: string) =>
+  z.string().regex(SLURM_NAME, `${what}: letters, digits, '.', '_' or '-' (max 64)`);
+
+const envMap = z
+  .record(
+    z.string().regex(ENV_NAME, "environment names are [A-Za-z_][A-Za-z0-9_]*"),
+    quotedText(32_768),
+  )
+  .refine((env) => Object.keys(env).length <= 256, "at most 256 variables")
+  .superRefine((env, ctx) => {
+    for (const name of Object.keys(env)) {
+      if (RESERVED_ENV.test(name)) {
+        ctx.addIssue({ code: "custom", path: [name], message: `${name} is reserved and cannot be set` });
+      }
+    }
+  });
+
+export const GpuRequest = z
+  .object({
+    count: z.number().int().min(1).max(64),
+    type: slurmName("GPU type").optional().openapi({ example: "a100" }),
+  })
+  .openapi("GpuRequest");
+
+export const Resources = z
+  .object({
+    nodes: z.number().int().min(1).max(10_000).optional(),
+    ntasksPerNode: z.number().int().min(1).max(1_024).optional(),
+    cpusPerTask: z.number().int().min(1).max(1_024).optional(),
+    memPerNode: z.string().regex(MEMORY, "memory like 4G, 512M or 2048").optional(),
+    memPerCpu: z.string().regex(MEMORY, "memory like 4G, 512M or 2048").optional(),
+    gpus: GpuRequest.optional(),
+    time: z
+      .string()
+      .regex(DURATION, "a Slurm time (MM, HH:MM:SS, D-HH:MM) or a compact one (90m, 1h30m)")
+      .optional()
+      .openapi({ example: "1h" }),
+  })
+  .refine((r) => !(r.memPerNode && r.memPerCpu), {
+    message: "give memPerNode or memPerCpu, not both",
+    path: ["memPerCpu"],
+  })
+  .openapi("Resources");
+export type Resources = z.infer<typeof Resources>;
+
+export const Bind = z
+  .object({
+    src: z.string().regex(ABSOLUTE_PATH, "an absolute path inside the cluster's shared roots"),
+    dst: z.string().regex(ABSOLUTE_PATH, "an absolute path inside the container").optional(),
+    readonly: z.boolean().default(false),
+  })
+  .openapi("Bind");
+
+export const Container = z
+  .object({
+    image: z.string().regex(IMAGE_REF, "an absolute .sif path or a docker:// / oras:// URI").optional(),
+    images: z
+      .object({
+        x86_64: z.string().regex(IMAGE_REF).optional(),
+        aarch64: z.string().regex(IMAGE_REF).optional(),
+      })
+      .optional()
+      .openapi({ description: "Per-architecture images; the job picks by `uname -m` at run time." }),
+    binds: z.array(Bind).max(32).default([]),
+    gpu: z.boolean().optional().openapi({ description: "Pass GPUs in (--nv). Defaults to true when the job asks for GPUs." }),
+    env: envMap.optional(),
+    mountHome: z.boolean().default(true),
+  })
+  .refine((c) => Boolean(c.image) !== Boolean(c.images), {
+    message: "give exactly one of image or images",
+    path: ["image"],
+  })
+  .openapi("Container");
+
+export const DependencyCondition = z.enum(["afterok", "afterany", "afternotok", "after"]);
+export const Dependency = z
+  .object({ job: z.string().regex(/^job_[0-9a-z]{20,40}$/), condition: DependencyCondition.default("afterok") })
+  .openapi("Dependency");
+
+export const Retries = z
+  .object({
+    max: z.number().int().min(0).max(20).default(0),
+    onTimeout: z.boolean().default(false),
+    onPreemption: z.boolean().default(true),
+    onNodeFail: z.boolean().default(true),
+  })
+  .openapi("Retries");
+
+export const JobSpec = z
+  .object({
+    name: z.string().regex(JOB_NAME, "letters, digits, '.', '_' or '-', starting with a letter or digit (max 64)"),
+    cluster: z.string().regex(CLUSTER_NAME, "a registered cluster name").optional(),
+    partition: slurmName("partition").optional(),
+    account: slurmName("account").optional(),
+    qos: slurmName("qos").optional(),
+    profile: slurmName("profile").optional(),
+    resources: Resources.default({}),
+    command: z
+      .array(quotedText(16_384))
+      .min(1)
+      .max(1_024)
+      .optional()
+      .openapi({ description: "The payload as an argv array. Never parsed by a shell.", example: ["python", "train.py"] }),
+    script: z
+      .string()
+      .max(1_048_576)
+      .refine((s) => !s.includes("\0"), "must not contain NUL")
+      .optional()
+      .openapi({ description: "A bash script body, run as the user inside the job directory." }),
+    workdir: z
+      .string()
+      .regex(RELATIVE_PATH, "a relative path under the cluster's shared root, without '.' or '..' segments")
+      .optional(),
+    env: envMap.default({}),
+    secrets: z
+      .array(z.string().regex(ENV_NAME, "secret names are [A-Za-z_][A-Za-z0-9_]*"))
+      .max(64)
+      .default([])
+      .openapi({ description: "Names the agent resolves from its own store; values never reach the gateway." }),
+    setup: z
+      .array(quotedText(4_096))
+      .max(64)
+      .default([])
+      .openapi({ description: "Shell lines run before the payload (module load, conda activate). Each is the user's own shell, like `script`." }),
+    container: Container.optional(),
+    array: z
+      .object({
+        indexes: z.string().regex(ARRAY_INDEXES, "Slurm array indexes like 0-99, 0-99:2 or 1,3,5-7"),
+        maxParallel: z.number().int().min(1).max(100_000).optional(),
+      })
+      .optional(),
+    dependsOn: z.array(Dependency).max(64).default([]),
+    retries: Retries.default({ max: 0, onTimeout: false, onPreemption: true, onNodeFail: true }),
+    labels: z
+      .record(z.string().regex(LABEL_KEY, "label keys are [A-Za-z0-9][A-Za-z0-9_./-]*"), z.string().max(128))
+      .refine((l) => Object.keys(l).length <= 32, "at most 32 labels")
+      .default({}),
+    extraSbatchArgs: z
+      .array(z.string().regex(SBATCH_ARG, "--option or --option=value with a safe value"))
+      .max(16)
+      .default([])
+      .openapi({ description: "Only options the cluster allow-lists are accepted." }),
+  })
+  .refine((s) => (s.command === undefined) !== (s.script === undefined), {
+    message: "give exactly one of command (argv) or script",
+    path: ["command"],
+  })
+  .openapi("JobSpec");
+export type JobSpec = z.infer<typeof JobSpec>;
+export type JobSpecInput = z.input<typeof JobSpec>;
+
+export const JobId = z.string().regex(/^job_[0-9a-z]{20,40}$/).openapi({ example: "job_01jd7x2k9m4q8r6t5v3w1y0z" });
+
+export const JobEvent = z
+  .object({
+    seq: z.number().int().openapi({ description: "Increases by one per job, starting at 1." }),
+    at: z.string().openapi({ description: "ISO 8601 time, gateway clock." }),
+    actor: z.string().openapi({ example: "user:alice" }),
+    type: z.enum(["state", "cancel_requested", "note"]),
+    state: JobState.optional(),
+    detail: z.string().optional(),
+  })
+  .openapi("JobEvent");
+export type JobEvent = z.infer<typeof JobEvent>;
+
+export const Job = z
+  .object({
+    id: JobId,
+    owner: z.string(),
+    name: z.string(),
+    state: JobState,
+    reason: z.string().nullable().openapi({ description: "Why the job waits or how it ended, in words." }),
+    code: z.string().nullable().openapi({ description: "Stable machine code for a refusal or failure (e.g. slurm_invalid_partition)." }),
+    cluster: z.string(),
+    partition: z.string().nullable(),
+    attempt: z.number().int(),
+    slurmJobId: z.string().nullable(),
+    exitCode: z.number().int().nullable(),
+    signal: z.number().int().nullable(),
+    cancelRequested: z.boolean(),
+    labels: z.record(z.string(), z.string()),
+    spec: JobSpec,
+    result: z.unknown().nullable().openapi({ description: "The small JSON the job wrote to $SLURMGATE_RESULT." }),
+    lastSeq: z.number().int(),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+    events: z.array(JobEvent).optional(),
+  })
+  .openapi("Job");
+export type Job = z.infer<typeof Job>;
+
+export const JobPage = z
+  .object({
+    items: z.array(Job),
+    nextCursor: z.string().nullable(),
+  })
+  .openapi("JobPage");
+
+export const JobEvents = z
+  .object({
+    job: Job,
+    events: z.array(JobEvent),
+    lastSeq: z.number().int(),
+  })
+  .openapi("JobEvents");
+
+export const LogStream = z.enum(["stdout", "stderr"]);
+export const LogChunk = z
+  .object({
+    stream: LogStream,
+    offset: z.number().int().min(0),
+    data: z.string().openapi({ description: "UTF-8 text of the bytes from offset." }),
+    nextOffset: z.number().int(),
+    complete: z.boolean().openapi({ description: "True once the job is terminal and every byte has been shipped." }),
+  })
+  .openapi("LogChunk");
