@@ -19,7 +19,11 @@ export const CreateToken = z
   .object({
     kind: TokenKind,
     user: z.string().regex(USER_NAME).optional().openapi({ description: "Required for user and admin tokens." }),
-    cluster: z.string().regex(CLUSTER_NAME).optional().openapi({ description: "Required for agent tokens: the one cluster it serves." }),
+    cluster: z
+      .string()
+      .regex(CLUSTER_NAME)
+      .optional()
+      .openapi({ description: "Required for agent tokens: the one cluster it serves." }),
     label: z.string().max(100).default(""),
     expiresInDays: z.number().int().min(1).max(3650).optional(),
   })

@@ -7,13 +7,21 @@ import { JobId, JobSpec, JobState } from "./job.ts";
 export const LeaseRequest = z
   .object({
     max: z.number().int().min(1).max(100).default(10).openapi({ description: "Most jobs to lease in this call." }),
-    wait: z.number().int().min(0).max(25).default(0).openapi({ description: "Seconds to hold the call open when nothing is queued." }),
-    agentId: z.string().min(1).max(128).openapi({ description: "Stable id of this agent process (host:pid or a configured name)." }),
-    holding: z
-      .array(JobId)
-      .max(10_000)
-      .default([])
-      .openapi({ description: "Jobs this agent tracks; their leases are renewed and cancel requests for them are returned." }),
+    wait: z
+      .number()
+      .int()
+      .min(0)
+      .max(25)
+      .default(0)
+      .openapi({ description: "Seconds to hold the call open when nothing is queued." }),
+    agentId: z
+      .string()
+      .min(1)
+      .max(128)
+      .openapi({ description: "Stable id of this agent process (host:pid or a configured name)." }),
+    holding: z.array(JobId).max(10_000).default([]).openapi({
+      description: "Jobs this agent tracks; their leases are renewed and cancel requests for them are returned.",
+    }),
   })
   .openapi("LeaseRequest");
 export type LeaseRequest = z.infer<typeof LeaseRequest>;
@@ -21,12 +29,19 @@ export type LeaseRequest = z.infer<typeof LeaseRequest>;
 export const Lease = z
   .object({
     jobId: JobId,
-    epoch: z.number().int().openapi({ description: "Fencing token: every report must carry it; a newer lease makes older epochs stale." }),
+    epoch: z
+      .number()
+      .int()
+      .openapi({ description: "Fencing token: every report must carry it; a newer lease makes older epochs stale." }),
     attempt: z.number().int(),
-    owner: z.string().openapi({ description: "The submitting user; the job directory is <shared root>/<owner>/<job id>." }),
+    owner: z
+      .string()
+      .openapi({ description: "The submitting user; the job directory is <shared root>/<owner>/<job id>." }),
     expiresAt: z.string(),
     spec: JobSpec,
-    slurmJobId: z.string().nullable().openapi({ description: "Set when an earlier holder already submitted this attempt: reconcile, do not resubmit." }),
+    slurmJobId: z.string().nullable().openapi({
+      description: "Set when an earlier holder already submitted this attempt: reconcile, do not resubmit.",
+    }),
     dependsOnSlurmIds: z.array(z.object({ slurmJobId: z.string(), condition: z.string() })).default([]),
   })
   .openapi("Lease");
@@ -40,7 +55,9 @@ export const LeaseResponse = z
   .object({
     leases: z.array(Lease),
     cancels: z.array(CancelOrder),
-    lost: z.array(JobId).openapi({ description: "Jobs in `holding` this agent no longer holds (lease taken over or job ended): stop tracking them." }),
+    lost: z.array(JobId).openapi({
+      description: "Jobs in `holding` this agent no longer holds (lease taken over or job ended): stop tracking them.",
+    }),
     leaseSeconds: z.number().int(),
     serverTime: z.string(),
   })
@@ -78,12 +95,19 @@ export const Report = z
     jobId: JobId,
     epoch: z.number().int(),
     state: JobState.optional(),
-    slurmJobId: z.string().regex(/^\d+(_\d+)?$/).optional(),
+    slurmJobId: z
+      .string()
+      .regex(/^\d+(_\d+)?$/)
+      .optional(),
     exitCode: z.number().int().optional(),
     signal: z.number().int().optional(),
     reason: z.string().max(4_096).optional(),
     code: RejectCode.optional(),
-    script: z.string().max(1_100_000).optional().openapi({ description: "The exact rendered batch script, for audit." }),
+    script: z
+      .string()
+      .max(1_100_000)
+      .optional()
+      .openapi({ description: "The exact rendered batch script, for audit." }),
     logs: z.array(LogAppend).max(4).default([]),
     result: z.unknown().optional(),
     requeue: z
@@ -94,7 +118,9 @@ export const Report = z
   .openapi("Report");
 export type Report = z.infer<typeof Report>;
 
-export const ReportBatch = z.object({ reports: z.array(Report).min(1).max(500) }).openapi("ReportBatch");
+export const ReportBatch = z
+  .object({ agentId: z.string().max(128).optional(), reports: z.array(Report).min(1).max(500) })
+  .openapi("ReportBatch");
 
 export const ReportOutcome = z
   .object({

@@ -2,7 +2,7 @@
  * Clusters as admins register them and as users see them.
  */
 import { z } from "@hono/zod-openapi";
-import { ABSOLUTE_PATH, CLUSTER_NAME, SBATCH_ARG, SLURM_NAME, USER_NAME } from "./patterns.ts";
+import { ABSOLUTE_PATH, CLUSTER_NAME, SLURM_NAME, USER_NAME } from "./patterns.ts";
 import { Resources } from "./job.ts";
 import { Inventory } from "./agent.ts";
 

@@ -43,14 +43,10 @@ export function isTerminal(state: JobState): state is TerminalState {
   return (TERMINAL_STATES as readonly string[]).includes(state);
 }
 
-const slurmName = (what: string) =>
-  z.string().regex(SLURM_NAME, `${what}: letters, digits, '.', '_' or '-' (max 64)`);
+const slurmName = (what: string) => z.string().regex(SLURM_NAME, `${what}: letters, digits, '.', '_' or '-' (max 64)`);
 
 const envMap = z
-  .record(
-    z.string().regex(ENV_NAME, "environment names are [A-Za-z_][A-Za-z0-9_]*"),
-    quotedText(32_768),
-  )
+  .record(z.string().regex(ENV_NAME, "environment names are [A-Za-z_][A-Za-z0-9_]*"), quotedText(32_768))
   .refine((env) => Object.keys(env).length <= 256, "at most 256 variables")
   .superRefine((env, ctx) => {
     for (const name of Object.keys(env)) {
@@ -107,7 +103,10 @@ export const Container = z
       .optional()
       .openapi({ description: "Per-architecture images; the job picks by `uname -m` at run time." }),
     binds: z.array(Bind).max(32).default([]),
-    gpu: z.boolean().optional().openapi({ description: "Pass GPUs in (--nv). Defaults to true when the job asks for GPUs." }),
+    gpu: z
+      .boolean()
+      .optional()
+      .openapi({ description: "Pass GPUs in (--nv). Defaults to true when the job asks for GPUs." }),
     env: envMap.optional(),
     mountHome: z.boolean().default(true),
   })
@@ -145,7 +144,10 @@ export const JobSpec = z
       .min(1)
       .max(1_024)
       .optional()
-      .openapi({ description: "The payload as an argv array. Never parsed by a shell.", example: ["python", "train.py"] }),
+      .openapi({
+        description: "The payload as an argv array. Never parsed by a shell.",
+        example: ["python", "train.py"],
+      }),
     script: z
       .string()
       .max(1_048_576)
@@ -162,11 +164,10 @@ export const JobSpec = z
       .max(64)
       .default([])
       .openapi({ description: "Names the agent resolves from its own store; values never reach the gateway." }),
-    setup: z
-      .array(quotedText(4_096))
-      .max(64)
-      .default([])
-      .openapi({ description: "Shell lines run before the payload (module load, conda activate). Each is the user's own shell, like `script`." }),
+    setup: z.array(quotedText(4_096)).max(64).default([]).openapi({
+      description:
+        "Shell lines run before the payload (module load, conda activate). Each is the user's own shell, like `script`.",
+    }),
     container: Container.optional(),
     array: z
       .object({
@@ -194,7 +195,10 @@ export const JobSpec = z
 export type JobSpec = z.infer<typeof JobSpec>;
 export type JobSpecInput = z.input<typeof JobSpec>;
 
-export const JobId = z.string().regex(/^job_[0-9a-z]{20,40}$/).openapi({ example: "job_01jd7x2k9m4q8r6t5v3w1y0z" });
+export const JobId = z
+  .string()
+  .regex(/^job_[0-9a-z]{20,40}$/)
+  .openapi({ example: "job_01jd7x2k9m4q8r6t5v3w1y0z" });
 
 export const JobEvent = z
   .object({
@@ -215,7 +219,10 @@ export const Job = z
     name: z.string(),
     state: JobState,
     reason: z.string().nullable().openapi({ description: "Why the job waits or how it ended, in words." }),
-    code: z.string().nullable().openapi({ description: "Stable machine code for a refusal or failure (e.g. slurm_invalid_partition)." }),
+    code: z
+      .string()
+      .nullable()
+      .openapi({ description: "Stable machine code for a refusal or failure (e.g. slurm_invalid_partition)." }),
     cluster: z.string(),
     partition: z.string().nullable(),
     attempt: z.number().int(),

@@ -38,12 +38,13 @@ export const RELATIVE_PATH = /^(?!.*(^|\/)\.{1,2}(\/|$))[A-Za-z0-9_.+-]+(\/[A-Za
 /** Absolute paths (container bind targets, images on a shared filesystem). */
 export const ABSOLUTE_PATH = /^(?!.*\/\.{1,2}(\/|$))\/[A-Za-z0-9_.+-]*(\/[A-Za-z0-9_.+-]+)*$/;
 /** Container image references: an absolute `.sif` path or a `docker://`/`oras://`/`library://` URI. */
-export const IMAGE_REF = /^(\/[A-Za-z0-9_.+\/-]+|(docker|oras|library|shub):\/\/[A-Za-z0-9_.:@\/+-]+)$/;
+export const IMAGE_REF = /^(\/[A-Za-z0-9_.+/-]+|(docker|oras|library|shub):\/\/[A-Za-z0-9_.:@/+-]+)$/;
 /** Extra sbatch arguments: `--option` or `--option=value` with a safe value. */
-export const SBATCH_ARG = /^--[a-z][a-z-]{1,40}(=[A-Za-z0-9_.,:@%+\/=-]{1,200})?$/;
+export const SBATCH_ARG = /^--[a-z][a-z-]{1,40}(=[A-Za-z0-9_.,:@%+/=-]{1,200})?$/;
 
 /** Environment names the platform owns: a job may not set them. */
-export const RESERVED_ENV = /^(SLURM_|SLURMGATE_|LD_PRELOAD$|LD_LIBRARY_PATH$|LD_AUDIT$|BASH_ENV$|ENV$|PATH$|HOME$|USER$|IFS$|PS4$)/;
+export const RESERVED_ENV =
+  /^(SLURM_|SLURMGATE_|LD_PRELOAD$|LD_LIBRARY_PATH$|LD_AUDIT$|BASH_ENV$|ENV$|PATH$|HOME$|USER$|IFS$|PS4$)/;
 
 /** Any text that will be quoted by the agent: printable, single line, no NUL. */
 export const quotedText = (max: number) =>

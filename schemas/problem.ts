@@ -33,7 +33,10 @@ export const Problem = z
     detail: z.string().optional(),
     instance: z.string().optional(),
     code: ProblemCode,
-    field: z.string().optional().openapi({ description: "The request field at fault, as a dotted path (body.resources.time)." }),
+    field: z
+      .string()
+      .optional()
+      .openapi({ description: "The request field at fault, as a dotted path (body.resources.time)." }),
     errors: z.array(FieldError).optional(),
     requestId: z.string().optional(),
   })

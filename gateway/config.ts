@@ -1,0 +1,49 @@
+/**
+ * Gateway configuration from environment variables. Only the entries (node.ts, worker.ts) pass
+ * their environment here; nothing else reads process.env.
+ */
+import { z } from "zod";
+
+const intFrom = (fallback: number, min: number, max: number) =>
+  z.coerce.number().int().min(min).max(max).default(fallback);
+
+export const GatewayConfig = z.object({
+  PORT: intFrom(8080, 1, 65_535), // HTTP port of the Node gateway
+  SLURMGATE_HOST: z.string().default("127.0.0.1"), // listen address; 0.0.0.0 to serve other machines
+  SLURMGATE_DB_URL: z
+    .string()
+    .regex(/^(file:|libsql:|https?:|wss?:)/, "a libSQL URL: file:, libsql:, http(s): or ws(s):")
+    .default("file:./data/slurmgate.db"), // embedded file by default; Turso/sqld by URL
+  SLURMGATE_DB_AUTH_TOKEN: z.string().optional(), // auth token for a remote libSQL database
+  SLURMGATE_BOOTSTRAP_TOKEN: z
+    .string()
+    .regex(/^sgk_[A-Za-z0-9_-]{32,}$/, "an admin token: sgk_ followed by at least 32 base64url characters")
+    .optional(), // becomes the first admin's token while no admin exists
+  SLURMGATE_LEASE_SECONDS: intFrom(120, 10, 3_600), // how long an agent holds a job between heartbeats
+  SLURMGATE_AGENT_LIVENESS_SECONDS: intFrom(120, 10, 86_400), // an agent unseen for longer is not routed to
+  SLURMGATE_BODY_LIMIT_BYTES: intFrom(2_097_152, 1_024, 67_108_864), // user request bodies
+  SLURMGATE_AGENT_BODY_LIMIT_BYTES: intFrom(16_777_216, 1_024, 134_217_728), // agent reports carry log bytes
+  SLURMGATE_RATE_LIMIT_PER_SECOND: intFrom(50, 0, 1_000_000), // per-token refill rate; 0 disables
+  SLURMGATE_RATE_LIMIT_BURST: intFrom(200, 1, 1_000_000), // per-token bucket size
+  SLURMGATE_MAX_QUEUED_PER_USER: intFrom(10_000, 1, 10_000_000), // live jobs one user may hold
+  SLURMGATE_LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
+});
+export type GatewayConfig = z.infer<typeof GatewayConfig>;
+
+/**
+ * Parses an environment-like record. Throws an Error whose message is one line per bad variable.
+ * @example parseGatewayConfig({ PORT: "9000" }).PORT === 9000
+ */
+export function parseGatewayConfig(source: Record<string, unknown>): GatewayConfig {
+  const result = GatewayConfig.safeParse(source);
+  if (result.success) {
+    return result.data;
+  }
+  const lines = result.error.issues.map((issue) => {
+    const name = issue.path.join(".");
+    const value = source[name];
+    const shown = name.includes("TOKEN") || value === undefined ? "" : ` (got ${JSON.stringify(value)})`;
+    return `invalid ${name}: ${issue.message}${shown}`;
+  });
+  throw new Error(lines.join("\n"));
+}

@@ -1,0 +1,128 @@
+/**
+ * The gateway's durable state. Times are integer milliseconds since the epoch (gateway clock only:
+ * leases never depend on an agent's clock). JSON columns hold validated schema values.
+ */
+import { sql } from "drizzle-orm";
+import { index, integer, primaryKey, sqliteTable, text, uniqueIndex, blob } from "drizzle-orm/sqlite-core";
+
+export const users = sqliteTable("users", {
+  name: text("name").primaryKey(),
+  admin: integer("admin", { mode: "boolean" }).notNull().default(false),
+  createdAt: integer("created_at").notNull(),
+});
+
+export const tokens = sqliteTable(
+  "tokens",
+  {
+    id: text("id").primaryKey(),
+    hash: text("hash").notNull(),
+    kind: text("kind", { enum: ["user", "agent", "admin"] }).notNull(),
+    user: text("user"),
+    cluster: text("cluster"),
+    label: text("label").notNull().default(""),
+    prefix: text("prefix").notNull(),
+    createdAt: integer("created_at").notNull(),
+    expiresAt: integer("expires_at"),
+    revokedAt: integer("revoked_at"),
+    lastUsedAt: integer("last_used_at"),
+  },
+  (t) => [uniqueIndex("tokens_hash").on(t.hash)],
+);
+
+export const clusters = sqliteTable("clusters", {
+  name: text("name").primaryKey(),
+  config: text("config", { mode: "json" }).notNull(),
+  inventory: text("inventory", { mode: "json" }),
+  inventoryAt: integer("inventory_at"),
+  createdAt: integer("created_at").notNull(),
+});
+
+export const grants = sqliteTable(
+  "grants",
+  {
+    user: text("user").notNull(),
+    cluster: text("cluster").notNull(),
+    partitions: text("partitions", { mode: "json" }).$type<string[]>().notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.user, t.cluster] })],
+);
+
+export const agents = sqliteTable(
+  "agents",
+  {
+    cluster: text("cluster").notNull(),
+    agentId: text("agent_id").notNull(),
+    version: text("version").notNull().default(""),
+    mode: text("mode").notNull().default("local"),
+    cycleMs: integer("cycle_ms"),
+    lastSeenAt: integer("last_seen_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.cluster, t.agentId] })],
+);
+
+export const jobs = sqliteTable(
+  "jobs",
+  {
+    id: text("id").primaryKey(),
+    owner: text("owner").notNull(),
+    name: text("name").notNull(),
+    state: text("state").notNull(),
+    prevState: text("prev_state"),
+    reason: text("reason"),
+    code: text("code"),
+    cluster: text("cluster").notNull(),
+    partition: text("partition"),
+    attempt: integer("attempt").notNull().default(1),
+    epoch: integer("epoch").notNull().default(0),
+    leaseOwner: text("lease_owner"),
+    leaseExpiresAt: integer("lease_expires_at"),
+    claimToken: text("claim_token"),
+    runAfter: integer("run_after").notNull().default(0),
+    slurmJobId: text("slurm_job_id"),
+    exitCode: integer("exit_code"),
+    signal: integer("signal"),
+    cancelRequested: integer("cancel_requested", { mode: "boolean" }).notNull().default(false),
+    spec: text("spec").notNull(),
+    labels: text("labels").notNull().default("{}"),
+    result: text("result"),
+    script: text("script"),
+    idempotencyKey: text("idempotency_key"),
+    specHash: text("spec_hash"),
+    lastSeq: integer("last_seq").notNull().default(1),
+    createdAt: integer("created_at").notNull(),
+    updatedAt: integer("updated_at").notNull(),
+  },
+  (t) => [
+    index("jobs_owner_id").on(t.owner, t.id),
+    // The lease query scans one cluster's claimable rows in queue order.
+    index("jobs_claim").on(t.cluster, t.state, t.runAfter),
+    index("jobs_lease_owner").on(t.leaseOwner),
+    index("jobs_claim_token").on(t.claimToken),
+    uniqueIndex("jobs_idempotency").on(t.owner, t.idempotencyKey).where(sql`idempotency_key IS NOT NULL`),
+  ],
+);
+
+export const jobEvents = sqliteTable(
+  "job_events",
+  {
+    jobId: text("job_id").notNull(),
+    seq: integer("seq").notNull(),
+    at: integer("at").notNull(),
+    actor: text("actor").notNull(),
+    type: text("type").notNull(),
+    state: text("state"),
+    detail: text("detail"),
+  },
+  (t) => [primaryKey({ columns: [t.jobId, t.seq] })],
+);
+
+export const jobLogs = sqliteTable(
+  "job_logs",
+  {
+    jobId: text("job_id").notNull(),
+    stream: text("stream").notNull(),
+    offset: integer("offset").notNull(),
+    data: blob("data", { mode: "buffer" }).notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.jobId, t.stream, t.offset] })],
+);

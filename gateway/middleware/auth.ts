@@ -1,0 +1,74 @@
+/**
+ * Bearer authentication and the role guards. Only hashes are stored, so a token is looked up by
+ * its SHA-256. Failed attempts count against the caller's address in the rate limiter.
+ */
+import type { MiddlewareHandler } from "hono";
+import type { AppEnv, Deps, Principal } from "../deps.ts";
+import { ApiProblem } from "../problem.ts";
+import { findToken, getUser, touchToken } from "../store/admin.ts";
+
+const TOUCH_EVERY_MS = 60_000;
+
+export function authenticate(deps: Deps): MiddlewareHandler<AppEnv> {
+  const lastTouched = new Map<string, number>();
+  return async (c, next) => {
+    const header = c.req.header("authorization") ?? "";
+    const match = /^Bearer\s+(\S+)$/i.exec(header);
+    if (!match?.[1]) {
+      throw new ApiProblem("unauthorized", "send 'Authorization: Bearer <token>'", {
+        headers: { "www-authenticate": 'Bearer realm="slurmgate"' },
+      });
+    }
+    const now = deps.now();
+    const row = await findToken(deps.db, match[1]);
+    const invalid = !row || row.revokedAt !== null || (row.expiresAt !== null && row.expiresAt <= now);
+    if (invalid) {
+      const address = c.req.header("x-forwarded-for") ?? c.req.header("cf-connecting-ip") ?? "local";
+      const limited = deps.rateLimiter.take(`fail:${address}`);
+      if (!limited.ok) {
+        throw new ApiProblem("rate_limited", "too many failed authentications", {
+          headers: { "retry-after": String(limited.retryAfterSeconds) },
+        });
+      }
+      throw new ApiProblem("unauthorized", row ? "token revoked or expired" : "unknown token", {
+        headers: { "www-authenticate": 'Bearer realm="slurmgate", error="invalid_token"' },
+      });
+    }
+    let principal: Principal;
+    if (row.kind === "agent") {
+      principal = { kind: "agent", cluster: row.cluster ?? "", tokenId: row.id };
+    } else {
+      const user = row.user ? await getUser(deps.db, row.user) : undefined;
+      if (!user || (row.kind === "admin" && !user.admin)) {
+        throw new ApiProblem("unauthorized", "the token's user no longer exists or lost its rights");
+      }
+      principal = { kind: row.kind, user: user.name, tokenId: row.id };
+    }
+    const limited = deps.rateLimiter.take(`tok:${row.id}`);
+    if (!limited.ok) {
+      throw new ApiProblem("rate_limited", "rate limit exceeded for this token", {
+        headers: { "retry-after": String(limited.retryAfterSeconds) },
+      });
+    }
+    if (now - (lastTouched.get(row.id) ?? 0) > TOUCH_EVERY_MS) {
+      lastTouched.set(row.id, now);
+      await touchToken(deps.db, row.id, now);
+    }
+    c.set("principal", principal);
+    await next();
+  };
+}
+
+type Role = "user" | "agent" | "admin";
+
+/** Users (and admins, acting as themselves) may use user routes; agents and admins their own. */
+export function requireRole(role: Role): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const p = c.get("principal");
+    const allowed = role === "user" ? p.kind === "user" || p.kind === "admin" : p.kind === role;
+    if (!allowed) {
+      throw new ApiProblem("forbidden", `this route needs a ${role} token; you sent a ${p.kind} token`);
+    }
+    await next();
+  };
+}

@@ -1,0 +1,165 @@
+/**
+ * The agent API: lease (long-poll, carries cancel orders and lease renewals), reports, inventory.
+ * An agent token is bound to one cluster; everything here is scoped to it.
+ */
+import { createRoute, z } from "@hono/zod-openapi";
+import { Inventory, JobSpec, LeaseRequest, LeaseResponse, ReportBatch, ReportResponse } from "../../schemas/index.ts";
+import type { Deps, Principal } from "../deps.ts";
+import { requireRole } from "../middleware/auth.ts";
+import { longPoll } from "../notifier.ts";
+import { ApiProblem } from "../problem.ts";
+import { invalidateRoutingView } from "../routing-view.ts";
+import { getCluster, saveInventory, touchAgent } from "../store/admin.ts";
+import { iso } from "../store/job-row.ts";
+import { cancelOrders, claimJobs, renewLeases } from "../store/leases.ts";
+import { applyReport } from "../store/reports.ts";
+import { resolveDependencies } from "../store/dependencies.ts";
+import { bearer, createRouter, problems } from "./common.ts";
+
+export const leaseRoute = createRoute({
+  method: "post",
+  path: "/v1/agent/lease",
+  operationId: "agentLease",
+  tags: ["agent"],
+  summary: "Lease queued jobs (long-poll), renew held leases, receive cancel orders",
+  security: bearer,
+  request: { body: { content: { "application/json": { schema: LeaseRequest } }, required: true } },
+  responses: {
+    200: { description: "Leases and orders", content: { "application/json": { schema: LeaseResponse } } },
+    ...problems(400, 401, 403, 413, 422, 429),
+  },
+});
+
+export const reportRoute = createRoute({
+  method: "post",
+  path: "/v1/agent/reports",
+  operationId: "agentReports",
+  tags: ["agent"],
+  summary: "Report transitions, log bytes and results for leased jobs",
+  description:
+    "Each report is fenced by its epoch; outcomes say applied / duplicate / stale / illegal / not_found per job.",
+  security: bearer,
+  request: { body: { content: { "application/json": { schema: ReportBatch } }, required: true } },
+  responses: {
+    200: { description: "One outcome per report", content: { "application/json": { schema: ReportResponse } } },
+    ...problems(400, 401, 403, 413, 422, 429),
+  },
+});
+
+export const inventoryRoute = createRoute({
+  method: "put",
+  path: "/v1/agent/inventory",
+  operationId: "agentInventory",
+  tags: ["agent"],
+  summary: "Publish what the cluster offers",
+  security: bearer,
+  request: { body: { content: { "application/json": { schema: Inventory } }, required: true } },
+  responses: {
+    200: {
+      description: "Stored",
+      content: { "application/json": { schema: z.object({ ok: z.literal(true), serverTime: z.string() }) } },
+    },
+    ...problems(400, 401, 403, 404, 413, 422, 429),
+  },
+});
+
+function clusterOf(p: Principal): string {
+  if (p.kind !== "agent") {
+    throw new ApiProblem("forbidden", "this route needs an agent token");
+  }
+  return p.cluster;
+}
+
+export function agentRouter(deps: Deps) {
+  const app = createRouter();
+  app.use("/v1/agent/*", requireRole("agent"));
+  const leaseMs = () => deps.config.SLURMGATE_LEASE_SECONDS * 1000;
+
+  app.openapi(leaseRoute, async (c) => {
+    const cluster = clusterOf(c.get("principal"));
+    const body = c.req.valid("json");
+    const now = deps.now();
+    await touchAgent(deps.db, { cluster, agentId: body.agentId }, now);
+    const lost = await renewLeases(deps.db, {
+      cluster,
+      agentId: body.agentId,
+      holding: body.holding,
+      now,
+      leaseMs: leaseMs(),
+    });
+    const pendingCancels = await cancelOrders(deps.db, cluster, body.agentId);
+    const wait = pendingCancels.length > 0 || lost.length > 0 ? 0 : body.wait;
+    const claimed =
+      (await longPoll(
+        deps.notifier,
+        `cluster:${cluster}`,
+        wait,
+        async () => {
+          const rows = await claimJobs(deps.db, {
+            cluster,
+            agentId: body.agentId,
+            max: body.max,
+            now: deps.now(),
+            leaseMs: leaseMs(),
+          });
+          if (rows.length) {
+            return rows;
+          }
+          // A cancel for a job this agent holds ends the wait too.
+          return (await cancelOrders(deps.db, cluster, body.agentId)).length ? [] : undefined;
+        },
+        { recheckMs: deps.recheckMs, now: deps.now, signal: c.req.raw.signal },
+      )) ?? [];
+    const leases = [];
+    for (const row of claimed) {
+      const spec = JobSpec.parse(JSON.parse(row.spec));
+      const deps_ = await resolveDependencies(deps.db, row.jobId, spec, deps.now());
+      if (deps_.status === "ready") {
+        leases.push({ ...row, spec, dependsOnSlurmIds: deps_.slurmIds });
+      }
+      deps.notifier.notify(`job:${row.jobId}`);
+    }
+    const cancels = await cancelOrders(deps.db, cluster, body.agentId);
+    return c.json(
+      { leases, cancels, lost, leaseSeconds: deps.config.SLURMGATE_LEASE_SECONDS, serverTime: iso(deps.now()) },
+      200,
+    );
+  });
+
+  app.openapi(reportRoute, async (c) => {
+    const cluster = clusterOf(c.get("principal"));
+    const { reports } = c.req.valid("json");
+    const agentId = c.req.valid("json").agentId ?? "unknown";
+    const outcomes = [];
+    for (const report of reports) {
+      outcomes.push(await applyReport(deps.db, { cluster, agentId, now: deps.now() }, report));
+      deps.notifier.notify(`job:${report.jobId}`);
+    }
+    return c.json({ outcomes }, 200);
+  });
+
+  app.openapi(inventoryRoute, async (c) => {
+    const cluster = clusterOf(c.get("principal"));
+    const inventory = c.req.valid("json");
+    const now = deps.now();
+    if (!(await getCluster(deps.db, cluster))) {
+      throw new ApiProblem("not_found", `cluster ${cluster} is not registered`);
+    }
+    await saveInventory(deps.db, cluster, inventory, now);
+    await touchAgent(
+      deps.db,
+      {
+        cluster,
+        agentId: inventory.agentId,
+        version: inventory.agentVersion,
+        mode: inventory.mode,
+        cycleMs: inventory.cycleMs ?? null,
+      },
+      now,
+    );
+    invalidateRoutingView(deps);
+    return c.json({ ok: true as const, serverTime: iso(now) }, 200);
+  });
+
+  return app;
+}

@@ -1,0 +1,114 @@
+/**
+ * What users see of clusters, and who the caller is.
+ */
+import { createRoute, z } from "@hono/zod-openapi";
+import { ClusterView, TokenKind } from "../../schemas/index.ts";
+import type { Deps } from "../deps.ts";
+import { requireRole } from "../middleware/auth.ts";
+import { listAgents, listClusters, listGrants } from "../store/admin.ts";
+import { iso } from "../store/job-row.ts";
+import { bearer, createRouter, problems } from "./common.ts";
+
+const clustersRoute = createRoute({
+  method: "get",
+  path: "/v1/clusters",
+  operationId: "listClusters",
+  tags: ["clusters"],
+  summary: "Clusters you may use: what they offer and whether their agent is alive",
+  security: bearer,
+  responses: {
+    200: {
+      description: "Clusters",
+      content: { "application/json": { schema: z.object({ items: z.array(ClusterView) }) } },
+    },
+    ...problems(401, 403, 429),
+  },
+});
+
+const meRoute = createRoute({
+  method: "get",
+  path: "/v1/me",
+  operationId: "whoAmI",
+  tags: ["clusters"],
+  summary: "Who this token belongs to, and the gateway's clock",
+  security: bearer,
+  responses: {
+    200: {
+      description: "The caller",
+      content: {
+        "application/json": {
+          schema: z
+            .object({
+              kind: TokenKind,
+              user: z.string().nullable(),
+              cluster: z.string().nullable(),
+              serverTime: z.string(),
+            })
+            .openapi("Me"),
+        },
+      },
+    },
+    ...problems(401, 429),
+  },
+});
+
+export function clustersRouter(deps: Deps) {
+  const app = createRouter();
+  app.use("/v1/clusters", requireRole("user"));
+
+  app.openapi(clustersRoute, async (c) => {
+    const principal = c.get("principal");
+    const isAdmin = principal.kind === "admin";
+    const user = principal.kind === "agent" ? "" : principal.user;
+    const [clusters, agents, grants] = await Promise.all([
+      listClusters(deps.db),
+      listAgents(deps.db),
+      listGrants(deps.db, user),
+    ]);
+    const now = deps.now();
+    const liveness = deps.config.SLURMGATE_AGENT_LIVENESS_SECONDS * 1000;
+    const items = [];
+    for (const [name, record] of clusters) {
+      const grant = grants.find((g) => g.cluster === name);
+      if (!grant && !isAdmin) {
+        continue;
+      }
+      const own = agents.filter((a) => a.cluster === name);
+      const lastSeen = own.reduce<number | null>((m, a) => (m === null || a.lastSeenAt > m ? a.lastSeenAt : m), null);
+      const all = record.inventory?.partitions.map((p) => p.name) ?? [];
+      const allowed = !grant || grant.partitions.includes("*") ? all : all.filter((p) => grant.partitions.includes(p));
+      items.push({
+        name,
+        description: record.config.description,
+        alive: lastSeen !== null && now - lastSeen <= liveness,
+        lastSeenAt: lastSeen === null ? null : iso(lastSeen),
+        partitions: allowed,
+        inventory: record.inventory,
+        agents: own.map((a) => ({
+          agentId: a.agentId,
+          version: a.version,
+          lastSeenAt: iso(a.lastSeenAt),
+          cycleMs: a.cycleMs,
+          mode: a.mode,
+        })),
+        profiles: Object.keys(record.config.profiles),
+      });
+    }
+    return c.json({ items }, 200);
+  });
+
+  app.openapi(meRoute, (c) => {
+    const p = c.get("principal");
+    return c.json(
+      {
+        kind: p.kind,
+        user: p.kind === "agent" ? null : p.user,
+        cluster: p.kind === "agent" ? p.cluster : null,
+        serverTime: iso(deps.now()),
+      },
+      200,
+    );
+  });
+
+  return app;
+}

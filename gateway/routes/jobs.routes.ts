@@ -1,0 +1,146 @@
+/**
+ * The user API's contracts: submit, list, get, events, cancel, logs.
+ */
+import { createRoute, z } from "@hono/zod-openapi";
+import { Job, JobEvents, JobPage, JobSpec, JobState, LogChunk, LogStream } from "../../schemas/index.ts";
+import { IdParam, bearer, problems } from "./common.ts";
+
+export const submitJob = createRoute({
+  method: "post",
+  path: "/v1/jobs",
+  operationId: "submitJob",
+  tags: ["jobs"],
+  summary: "Submit a job intent",
+  description:
+    "Validates, routes to a cluster by partition / GPU type / limits, and queues the job. With an `Idempotency-Key`, a retry with the same body returns the same job (200); the same key with a different body is a 409.",
+  security: bearer,
+  request: {
+    headers: z.object({
+      "idempotency-key": z
+        .string()
+        .min(1)
+        .max(200)
+        .regex(/^[\x21-\x7e]+$/, "printable ASCII without spaces")
+        .optional()
+        .openapi({ description: "Makes retries safe: the same key and body return the same job." }),
+    }),
+    body: { content: { "application/json": { schema: JobSpec } }, required: true },
+  },
+  responses: {
+    201: { description: "Queued", content: { "application/json": { schema: Job } } },
+    200: {
+      description: "Replay of an earlier submission with the same Idempotency-Key",
+      content: { "application/json": { schema: Job } },
+    },
+    ...problems(400, 401, 403, 409, 413, 422, 429),
+  },
+});
+
+export const listJobs = createRoute({
+  method: "get",
+  path: "/v1/jobs",
+  operationId: "listJobs",
+  tags: ["jobs"],
+  summary: "List your jobs, newest first",
+  security: bearer,
+  request: {
+    query: z.object({
+      state: JobState.optional(),
+      cluster: z.string().max(64).optional(),
+      label: z
+        .string()
+        .regex(/^[A-Za-z0-9][A-Za-z0-9_./-]{0,62}=.{0,128}$/, "key=value")
+        .optional()
+        .openapi({ description: "Filter by one label, as key=value." }),
+      cursor: z.string().max(64).optional().openapi({ description: "nextCursor from the previous page." }),
+      limit: z.coerce.number().int().min(1).max(500).default(50),
+    }),
+  },
+  responses: {
+    200: { description: "A page of jobs", content: { "application/json": { schema: JobPage } } },
+    ...problems(401, 403, 422, 429),
+  },
+});
+
+export const getJob = createRoute({
+  method: "get",
+  path: "/v1/jobs/{id}",
+  operationId: "getJob",
+  tags: ["jobs"],
+  summary: "A job with its event history",
+  description: "Sends an ETag; poll with If-None-Match to get a cheap 304 while nothing changed.",
+  security: bearer,
+  request: { params: IdParam },
+  responses: {
+    200: { description: "The job", content: { "application/json": { schema: Job } } },
+    304: { description: "Not modified since the ETag you sent" },
+    ...problems(401, 404, 429),
+  },
+});
+
+export const jobEvents = createRoute({
+  method: "get",
+  path: "/v1/jobs/{id}/events",
+  operationId: "jobEvents",
+  tags: ["jobs"],
+  summary: "Wait for a job's next events (long-poll)",
+  description:
+    "Returns the events after `after` at once if there are any; otherwise holds the request up to `wait` seconds and returns as soon as one happens. Loop with `after = lastSeq` to follow a job.",
+  security: bearer,
+  request: {
+    params: IdParam,
+    query: z.object({
+      after: z.coerce.number().int().min(0).default(0),
+      wait: z.coerce.number().int().min(0).max(25).default(0),
+    }),
+  },
+  responses: {
+    200: {
+      description: "The job and the events after `after`",
+      content: { "application/json": { schema: JobEvents } },
+    },
+    ...problems(401, 404, 422, 429),
+  },
+});
+
+export const cancelJob = createRoute({
+  method: "post",
+  path: "/v1/jobs/{id}/cancel",
+  operationId: "cancelJob",
+  tags: ["jobs"],
+  summary: "Cancel a job (idempotent)",
+  description:
+    "A queued job is cancelled at once; a live one is marked cancel-requested and its agent runs scancel. Cancelling a finished job changes nothing.",
+  security: bearer,
+  request: { params: IdParam },
+  responses: {
+    202: {
+      description: "Cancel requested or done; the job as it is now",
+      content: { "application/json": { schema: Job } },
+    },
+    ...problems(401, 404, 429),
+  },
+});
+
+export const jobLogs = createRoute({
+  method: "get",
+  path: "/v1/jobs/{id}/logs",
+  operationId: "jobLogs",
+  tags: ["jobs"],
+  summary: "Read a job's stdout or stderr from a byte offset",
+  description: "With `wait`, holds the request until new bytes arrive or the job ends.",
+  security: bearer,
+  request: {
+    params: IdParam,
+    query: z.object({
+      stream: LogStream.default("stdout"),
+      offset: z.coerce.number().int().min(0).default(0),
+      limit: z.coerce.number().int().min(1).max(1_048_576).default(262_144),
+      wait: z.coerce.number().int().min(0).max(25).default(0),
+    }),
+  },
+  responses: {
+    200: { description: "Bytes from offset", content: { "application/json": { schema: LogChunk } } },
+    ...problems(401, 404, 422, 429),
+  },
+});

@@ -1,0 +1,254 @@
+/**
+ * Chooses the cluster and partition for a job from the clusters the user is granted and what
+ * each cluster's agent last reported. Pure: no I/O, so it is tested exhaustively on its own.
+ */
+import type { ClusterConfig, Grant, Inventory, JobSpec, PartitionInfo } from "../schemas/index.ts";
+import { durationSeconds, memoryMegabytes } from "../schemas/index.ts";
+import { ApiProblem } from "./problem.ts";
+
+export type ClusterCandidate = {
+  config: ClusterConfig;
+  inventory: Inventory | null;
+  alive: boolean;
+  lastSeenAt: number | null;
+};
+
+export type Route = { cluster: string; partition: string | null; spec: JobSpec; reason: string | null };
+
+type Failure = { rank: number; field: string; message: string; offer?: string };
+
+/** Merges the cluster's profile under the job's own values (the job's values win). */
+export function applyProfile(spec: JobSpec, config: ClusterConfig): JobSpec | Failure {
+  if (!spec.profile) {
+    return spec;
+  }
+  const profile = config.profiles[spec.profile];
+  if (!profile) {
+    return {
+      rank: 0,
+      field: "profile",
+      message: `profile '${spec.profile}' is not defined on ${config.name}`,
+      offer: Object.keys(config.profiles).join(", ") || "none",
+    };
+  }
+  return {
+    ...spec,
+    partition: spec.partition ?? profile.partition,
+    resources: { ...profile.resources, ...spec.resources },
+  };
+}
+
+const fmtTime = (s: number) => (s % 3600 === 0 ? `${s / 3600}h` : `${Math.round(s / 60)}m`);
+
+/**
+ * Checks a job against one partition. Returns the first failure, ranked by how far the job got
+ * (a later check failing means the job was closer to fitting), or undefined when it fits.
+ */
+export function checkPartition(spec: JobSpec, p: PartitionInfo): Failure | undefined {
+  const r = spec.resources;
+  const gpus = r.gpus;
+  if (gpus) {
+    const offered = gpus.type ? p.gpus.filter((g) => g.type === gpus.type) : p.gpus;
+    if (offered.length === 0) {
+      return {
+        rank: 2,
+        field: "resources.gpus.type",
+        message: gpus.type ? `GPU type '${gpus.type}' is not offered` : "no GPUs are offered",
+        offer: p.gpus.map((g) => g.type).join(", ") || "none",
+      };
+    }
+    const most = Math.max(...offered.map((g) => g.count));
+    if (gpus.count > most) {
+      return {
+        rank: 3,
+        field: "resources.gpus.count",
+        message: `${gpus.count} GPUs on one node is more than offered`,
+        offer: String(most),
+      };
+    }
+  }
+  const seconds = r.time ? durationSeconds(r.time) : undefined;
+  if (seconds !== undefined && p.maxTimeSeconds !== null && seconds > p.maxTimeSeconds) {
+    return {
+      rank: 4,
+      field: "resources.time",
+      message: `time ${r.time} is over the partition's limit`,
+      offer: fmtTime(p.maxTimeSeconds),
+    };
+  }
+  const cpus = (r.cpusPerTask ?? 1) * (r.ntasksPerNode ?? 1);
+  if (cpus > p.maxCpusPerNode) {
+    return {
+      rank: 5,
+      field: "resources.cpusPerTask",
+      message: `${cpus} CPUs per node is more than offered`,
+      offer: String(p.maxCpusPerNode),
+    };
+  }
+  const mem = r.memPerNode
+    ? memoryMegabytes(r.memPerNode)
+    : r.memPerCpu
+      ? (memoryMegabytes(r.memPerCpu) ?? 0) * (r.cpusPerTask ?? 1) * (r.ntasksPerNode ?? 1)
+      : undefined;
+  if (mem !== undefined && mem > p.maxMemMBPerNode) {
+    return {
+      rank: 6,
+      field: r.memPerNode ? "resources.memPerNode" : "resources.memPerCpu",
+      message: `${mem}M of memory per node is more than offered`,
+      offer: `${p.maxMemMBPerNode}M`,
+    };
+  }
+  const nodes = r.nodes ?? 1;
+  if (nodes > p.nodes || (p.maxNodes !== null && nodes > p.maxNodes)) {
+    return {
+      rank: 7,
+      field: "resources.nodes",
+      message: `${nodes} nodes is more than the partition has`,
+      offer: String(p.nodes),
+    };
+  }
+  return undefined;
+}
+
+function partitionFor(spec: JobSpec, inventory: Inventory): PartitionInfo | Failure {
+  const wanted = spec.partition;
+  const found = wanted
+    ? inventory.partitions.find((p) => p.name === wanted)
+    : inventory.partitions.find((p) => p.default);
+  if (!found) {
+    return {
+      rank: 1,
+      field: "partition",
+      message: wanted ? `partition '${wanted}' does not exist` : "the cluster has no default partition; name one",
+      offer: inventory.partitions.map((p) => p.name).join(", "),
+    };
+  }
+  return found;
+}
+
+function isFailure(x: unknown): x is Failure {
+  return typeof x === "object" && x !== null && "rank" in x && "field" in x;
+}
+
+function grantedPartition(grant: Grant, partition: string | undefined): boolean {
+  return grant.partitions.includes("*") || (partition !== undefined && grant.partitions.includes(partition));
+}
+
+function checkCluster(spec: JobSpec, candidate: ClusterCandidate, grant: Grant): Route | Failure {
+  const { config, inventory } = candidate;
+  const resolved = applyProfile(spec, config);
+  if (isFailure(resolved)) {
+    return resolved;
+  }
+  const disallowed = resolved.extraSbatchArgs.find(
+    (arg) => !config.allowedSbatchArgs.includes(arg.split("=")[0] ?? ""),
+  );
+  if (disallowed) {
+    return {
+      rank: 0,
+      field: "extraSbatchArgs",
+      message: `'${disallowed.split("=")[0]}' is not allowed on ${config.name}`,
+      offer: config.allowedSbatchArgs.join(", ") || "none",
+    };
+  }
+  if (!inventory) {
+    if (resolved.partition && !grantedPartition(grant, resolved.partition)) {
+      return {
+        rank: 1,
+        field: "partition",
+        message: `you are not granted partition '${resolved.partition}'`,
+        offer: grant.partitions.join(", "),
+      };
+    }
+    return {
+      cluster: config.name,
+      partition: resolved.partition ?? null,
+      spec: resolved,
+      reason: `waiting for ${config.name}'s agent to connect and report what the cluster offers`,
+    };
+  }
+  const partition = partitionFor(resolved, inventory);
+  if (isFailure(partition)) {
+    return partition;
+  }
+  if (!grantedPartition(grant, partition.name)) {
+    return {
+      rank: 1,
+      field: "partition",
+      message: `you are not granted partition '${partition.name}'`,
+      offer: grant.partitions.join(", "),
+    };
+  }
+  const failure = checkPartition(resolved, partition);
+  if (failure) {
+    return { ...failure, message: `${failure.message} on ${config.name}/${partition.name}` };
+  }
+  return { cluster: config.name, partition: partition.name, spec: resolved, reason: null };
+}
+
+/**
+ * Routes a job or throws a 422 naming the field and what is on offer, or a 403 when the user may
+ * not use the pinned cluster.
+ */
+export function routeJob(spec: JobSpec, grants: Grant[], clusters: Map<string, ClusterCandidate>, now: number): Route {
+  const granted = grants.filter((g) => clusters.has(g.cluster));
+  if (spec.cluster) {
+    const grant = granted.find((g) => g.cluster === spec.cluster);
+    const candidate = clusters.get(spec.cluster);
+    if (!grant || !candidate) {
+      throw new ApiProblem("forbidden", `you may not use cluster '${spec.cluster}'`, { field: "cluster" });
+    }
+    const routed = checkCluster(spec, candidate, grant);
+    if (isFailure(routed)) {
+      throw unsatisfiable([routed]);
+    }
+    if (!candidate.alive && !routed.reason) {
+      const since = candidate.lastSeenAt ? `since ${new Date(candidate.lastSeenAt).toISOString()}` : "yet";
+      return { ...routed, reason: `queued for ${spec.cluster}, whose agent has not been seen ${since}` };
+    }
+    return routed;
+  }
+  if (granted.length === 0) {
+    throw new ApiProblem("forbidden", "you are not granted any cluster; ask an admin for a grant", {
+      field: "cluster",
+    });
+  }
+  const failures: Failure[] = [];
+  const idle: Route[] = [];
+  for (const grant of granted) {
+    const candidate = clusters.get(grant.cluster)!;
+    const routed = checkCluster(spec, candidate, grant);
+    if (isFailure(routed)) {
+      failures.push(routed);
+    } else if (candidate.alive && !routed.reason) {
+      return routed;
+    } else {
+      idle.push(routed);
+    }
+  }
+  if (idle.length > 0) {
+    const names = idle.map((r) => r.cluster).join(", ");
+    throw new ApiProblem(
+      "unsatisfiable",
+      `only ${names} could run this job and no agent there has been seen recently (as of ${new Date(now).toISOString()}); set "cluster" to queue it there anyway`,
+      { field: "cluster" },
+    );
+  }
+  throw unsatisfiable(failures);
+}
+
+function unsatisfiable(failures: Failure[]): ApiProblem {
+  const best = failures.reduce((a, b) => (b.rank > a.rank ? b : a));
+  const offers = failures
+    .filter((f) => f.field === best.field && f.offer !== undefined)
+    .map((f) => f.offer!)
+    .filter((v, i, all) => all.indexOf(v) === i);
+  const offer = offers.length ? `; on offer: ${offers.join(" | ")}` : "";
+  return new ApiProblem("unsatisfiable", `${best.field}: ${best.message}${offer}`, {
+    field: `body.${best.field}`,
+    errors: failures.map((f) => ({
+      field: `body.${f.field}`,
+      message: f.message + (f.offer ? ` (on offer: ${f.offer})` : ""),
+    })),
+  });
+}

@@ -1,0 +1,207 @@
+/**
+ * Users, tokens, clusters, grants and agents: the small, rarely written tables.
+ */
+import { and, eq, isNull } from "drizzle-orm";
+import type { ClusterConfig, Grant, Inventory, TokenKind } from "../../schemas/index.ts";
+import type { Database } from "../db/client.ts";
+import { agents, clusters, grants, tokens, users } from "../db/schema.ts";
+import { newId } from "../ids.ts";
+import { generateToken, hashToken } from "../tokens.ts";
+import { iso } from "./job-row.ts";
+
+export async function upsertUser(db: Database, name: string, admin: boolean, now: number) {
+  await db.orm
+    .insert(users)
+    .values({ name, admin, createdAt: now })
+    .onConflictDoUpdate({ target: users.name, set: { admin } });
+  return { name, admin };
+}
+
+export async function getUser(db: Database, name: string) {
+  return db.orm.query.users.findFirst({ where: eq(users.name, name) });
+}
+
+export async function listUsers(db: Database) {
+  const rows = await db.orm.select().from(users).orderBy(users.name);
+  return rows.map((u) => ({ name: u.name, admin: u.admin, createdAt: iso(u.createdAt) }));
+}
+
+export async function hasAdmin(db: Database): Promise<boolean> {
+  const row = await db.orm.query.users.findFirst({ where: eq(users.admin, true) });
+  return Boolean(row);
+}
+
+export type TokenRow = typeof tokens.$inferSelect;
+
+export function tokenInfo(row: TokenRow) {
+  return {
+    id: row.id,
+    kind: row.kind,
+    user: row.user,
+    cluster: row.cluster,
+    label: row.label,
+    prefix: row.prefix,
+    createdAt: iso(row.createdAt),
+    expiresAt: row.expiresAt ? iso(row.expiresAt) : null,
+    revokedAt: row.revokedAt ? iso(row.revokedAt) : null,
+    lastUsedAt: row.lastUsedAt ? iso(row.lastUsedAt) : null,
+  };
+}
+
+/** Stores the hash of `secret` (a fresh token when omitted) and returns the secret once. */
+export async function createToken(
+  db: Database,
+  input: {
+    kind: TokenKind;
+    user?: string | null;
+    cluster?: string | null;
+    label?: string;
+    expiresAt?: number | null;
+    secret?: string;
+  },
+  now: number,
+) {
+  const secret = input.secret ?? generateToken(input.kind);
+  const row: TokenRow = {
+    id: newId("tok", now),
+    hash: await hashToken(secret),
+    kind: input.kind,
+    user: input.user ?? null,
+    cluster: input.cluster ?? null,
+    label: input.label ?? "",
+    prefix: secret.slice(0, 8),
+    createdAt: now,
+    expiresAt: input.expiresAt ?? null,
+    revokedAt: null,
+    lastUsedAt: null,
+  };
+  await db.orm.insert(tokens).values(row);
+  return { ...tokenInfo(row), token: secret };
+}
+
+export async function findToken(db: Database, secret: string): Promise<TokenRow | undefined> {
+  const hash = await hashToken(secret);
+  return db.orm.query.tokens.findFirst({ where: eq(tokens.hash, hash) });
+}
+
+export async function listTokens(db: Database, user?: string) {
+  const rows = await db.orm
+    .select()
+    .from(tokens)
+    .where(user ? eq(tokens.user, user) : undefined)
+    .orderBy(tokens.id);
+  return rows.map(tokenInfo);
+}
+
+export async function revokeToken(db: Database, id: string, now: number): Promise<boolean> {
+  const existing = await db.orm.query.tokens.findFirst({ where: eq(tokens.id, id) });
+  if (!existing) {
+    return false;
+  }
+  await db.orm
+    .update(tokens)
+    .set({ revokedAt: now })
+    .where(and(eq(tokens.id, id), isNull(tokens.revokedAt)));
+  return true;
+}
+
+export async function touchToken(db: Database, id: string, now: number) {
+  await db.orm.update(tokens).set({ lastUsedAt: now }).where(eq(tokens.id, id));
+}
+
+export type ClusterRecord = {
+  config: ClusterConfig;
+  inventory: Inventory | null;
+  inventoryAt: number | null;
+};
+
+export async function upsertCluster(db: Database, config: ClusterConfig, now: number) {
+  await db.orm
+    .insert(clusters)
+    .values({ name: config.name, config, createdAt: now })
+    .onConflictDoUpdate({ target: clusters.name, set: { config } });
+}
+
+export async function listClusters(db: Database): Promise<Map<string, ClusterRecord>> {
+  const rows = await db.orm.select().from(clusters).orderBy(clusters.name);
+  return new Map(
+    rows.map((r) => [
+      r.name,
+      {
+        config: r.config as ClusterConfig,
+        inventory: (r.inventory as Inventory | null) ?? null,
+        inventoryAt: r.inventoryAt,
+      },
+    ]),
+  );
+}
+
+export async function getCluster(db: Database, name: string): Promise<ClusterRecord | undefined> {
+  const r = await db.orm.query.clusters.findFirst({ where: eq(clusters.name, name) });
+  return r
+    ? {
+        config: r.config as ClusterConfig,
+        inventory: (r.inventory as Inventory | null) ?? null,
+        inventoryAt: r.inventoryAt,
+      }
+    : undefined;
+}
+
+export async function saveInventory(db: Database, cluster: string, inventory: Inventory, now: number) {
+  await db.orm.update(clusters).set({ inventory, inventoryAt: now }).where(eq(clusters.name, cluster));
+}
+
+export async function upsertGrant(db: Database, grant: Grant) {
+  await db.orm
+    .insert(grants)
+    .values(grant)
+    .onConflictDoUpdate({ target: [grants.user, grants.cluster], set: { partitions: grant.partitions } });
+}
+
+export async function deleteGrant(db: Database, user: string, cluster: string): Promise<boolean> {
+  const rs = await db.orm
+    .delete(grants)
+    .where(and(eq(grants.user, user), eq(grants.cluster, cluster)))
+    .returning();
+  return rs.length > 0;
+}
+
+export async function listGrants(db: Database, user?: string): Promise<Grant[]> {
+  return db.orm
+    .select()
+    .from(grants)
+    .where(user ? eq(grants.user, user) : undefined)
+    .orderBy(grants.user, grants.cluster);
+}
+
+export async function touchAgent(
+  db: Database,
+  input: { cluster: string; agentId: string; version?: string; mode?: string; cycleMs?: number | null },
+  now: number,
+) {
+  const set: Partial<typeof agents.$inferInsert> = { lastSeenAt: now };
+  if (input.version !== undefined) {
+    set.version = input.version;
+  }
+  if (input.mode !== undefined) {
+    set.mode = input.mode;
+  }
+  if (input.cycleMs !== undefined) {
+    set.cycleMs = input.cycleMs;
+  }
+  await db.orm
+    .insert(agents)
+    .values({
+      cluster: input.cluster,
+      agentId: input.agentId,
+      lastSeenAt: now,
+      version: input.version ?? "",
+      mode: input.mode ?? "local",
+      cycleMs: input.cycleMs ?? null,
+    })
+    .onConflictDoUpdate({ target: [agents.cluster, agents.agentId], set });
+}
+
+export async function listAgents(db: Database) {
+  return db.orm.select().from(agents).orderBy(agents.cluster, agents.agentId);
+}

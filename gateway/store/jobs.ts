@@ -1,0 +1,183 @@
+/**
+ * Jobs as users see them: create, read, list, cancel.
+ */
+import type { Row } from "@libsql/client";
+import type { Job, JobEvent, JobSpec, JobState } from "../../schemas/index.ts";
+import { isTerminal } from "../../schemas/index.ts";
+import type { Database } from "../db/client.ts";
+import { JOB_COLUMNS, rowToEvent, rowToJob } from "./job-row.ts";
+import { guardedTransition } from "./transition.ts";
+
+export type NewJob = {
+  id: string;
+  owner: string;
+  spec: JobSpec;
+  cluster: string;
+  partition: string | null;
+  reason: string | null;
+  idempotencyKey: string | null;
+  specHash: string | null;
+  now: number;
+};
+
+/** Stores a queued job and its first event in one transaction. */
+export async function insertJob(db: Database, job: NewJob): Promise<void> {
+  await db.write([
+    {
+      sql: `INSERT INTO jobs (id, owner, name, state, reason, cluster, partition, attempt, epoch, run_after, cancel_requested,
+              spec, labels, idempotency_key, spec_hash, last_seq, created_at, updated_at)
+            VALUES (?, ?, ?, 'queued', ?, ?, ?, 1, 0, 0, 0, ?, ?, ?, ?, 1, ?, ?)`,
+      args: [
+        job.id,
+        job.owner,
+        job.spec.name,
+        job.reason,
+        job.cluster,
+        job.partition,
+        JSON.stringify(job.spec),
+        JSON.stringify(job.spec.labels ?? {}),
+        job.idempotencyKey,
+        job.specHash,
+        job.now,
+        job.now,
+      ],
+    },
+    {
+      sql: "INSERT INTO job_events (job_id, seq, at, actor, type, state, detail) VALUES (?, 1, ?, ?, 'state', 'queued', ?)",
+      args: [job.id, job.now, `user:${job.owner}`, job.reason ?? `routed to ${job.cluster}`],
+    },
+  ]);
+}
+
+export async function findByIdempotencyKey(
+  db: Database,
+  owner: string,
+  key: string,
+): Promise<{ job: Job; specHash: string | null } | undefined> {
+  const rs = await db.client.execute({
+    sql: `SELECT ${JOB_COLUMNS}, spec_hash FROM jobs WHERE owner = ? AND idempotency_key = ?`,
+    args: [owner, key],
+  });
+  const row = rs.rows[0];
+  return row ? { job: rowToJob(row), specHash: row.spec_hash === null ? null : String(row.spec_hash) } : undefined;
+}
+
+export async function getJobRow(db: Database, id: string): Promise<Row | undefined> {
+  const rs = await db.client.execute({ sql: `SELECT ${JOB_COLUMNS} FROM jobs WHERE id = ?`, args: [id] });
+  return rs.rows[0];
+}
+
+export async function getJob(db: Database, id: string): Promise<Job | undefined> {
+  const row = await getJobRow(db, id);
+  return row ? rowToJob(row) : undefined;
+}
+
+export async function listEvents(db: Database, id: string, afterSeq = 0, limit = 1_000): Promise<JobEvent[]> {
+  const rs = await db.client.execute({
+    sql: "SELECT seq, at, actor, type, state, detail FROM job_events WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+    args: [id, afterSeq, limit],
+  });
+  return rs.rows.map(rowToEvent);
+}
+
+export type JobFilter = {
+  owner?: string;
+  state?: JobState;
+  cluster?: string;
+  label?: { key: string; value: string };
+  cursor?: string;
+  limit: number;
+};
+
+/**
+ * Newest first by id (ids sort by creation time). The cursor is the last id of the previous page,
+ * so a deep page costs the same index seek as the first (no OFFSET).
+ */
+export async function listJobs(db: Database, filter: JobFilter): Promise<{ items: Job[]; nextCursor: string | null }> {
+  const where: string[] = [];
+  const args: (string | number)[] = [];
+  if (filter.owner) {
+    where.push("owner = ?");
+    args.push(filter.owner);
+  }
+  if (filter.state) {
+    where.push("state = ?");
+    args.push(filter.state);
+  }
+  if (filter.cluster) {
+    where.push("cluster = ?");
+    args.push(filter.cluster);
+  }
+  if (filter.label) {
+    where.push("json_extract(labels, ?) = ?");
+    args.push(`$."${filter.label.key}"`, filter.label.value);
+  }
+  if (filter.cursor) {
+    where.push("id < ?");
+    args.push(filter.cursor);
+  }
+  const rs = await db.client.execute({
+    sql: `SELECT ${JOB_COLUMNS} FROM jobs ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY id DESC LIMIT ?`,
+    args: [...args, filter.limit + 1],
+  });
+  const rows = rs.rows.slice(0, filter.limit);
+  const items = rows.map(rowToJob);
+  const last = items[items.length - 1];
+  return { items, nextCursor: rs.rows.length > filter.limit && last ? last.id : null };
+}
+
+export async function countLiveJobs(db: Database, owner: string): Promise<number> {
+  const rs = await db.client.execute({
+    sql: "SELECT count(*) AS n FROM jobs WHERE owner = ? AND state IN ('queued','leased','submitted','pending','running')",
+    args: [owner],
+  });
+  return Number(rs.rows[0]?.n ?? 0);
+}
+
+export type CancelOutcome = "cancelled" | "requested" | "already_requested" | "terminal";
+
+/**
+ * A queued job is cancelled at once (no Slurm job exists); a live one gets cancel_requested and
+ * its agent receives a cancel order with its next lease call. Terminal jobs are left as they are.
+ */
+export async function cancelJob(db: Database, id: string, actor: string, now: number): Promise<CancelOutcome> {
+  for (let tries = 0; tries < 10; tries++) {
+    const row = await getJobRow(db, id);
+    if (!row) {
+      throw new Error(`job ${id} vanished`);
+    }
+    const job = rowToJob(row);
+    if (isTerminal(job.state)) {
+      return "terminal";
+    }
+    if (job.cancelRequested) {
+      return "already_requested";
+    }
+    const statements =
+      job.state === "queued"
+        ? guardedTransition(
+            id,
+            job.lastSeq,
+            {
+              state: "cancelled",
+              cancel_requested: 1,
+              reason: "cancelled before any Slurm job was submitted",
+              lease_owner: null,
+            },
+            { actor, type: "state", state: "cancelled", detail: "cancelled while queued" },
+            now,
+          )
+        : guardedTransition(
+            id,
+            job.lastSeq,
+            { cancel_requested: 1 },
+            { actor, type: "cancel_requested", detail: `cancel requested while ${job.state}` },
+            now,
+          );
+    const [update] = await db.write(statements);
+    if (update && update.rowsAffected === 1) {
+      return job.state === "queued" ? "cancelled" : "requested";
+    }
+  }
+  throw new Error(`job ${id} kept changing; cancel not applied`);
+}

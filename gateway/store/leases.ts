@@ -1,0 +1,136 @@
+/**
+ * Leases: how agents take work. Claiming is ONE UPDATE … RETURNING statement (plus the event rows
+ * in the same batch), so two agents can never hold the same job, on an embedded file or over HTTP,
+ * without interactive transactions (which D1 and libSQL-over-HTTP make costly or impossible).
+ *
+ * `epoch` is the fencing token: each claim bumps it, and every report must carry the epoch it was
+ * given. A job whose lease expired after it reached Slurm is re-leased only to the same cluster,
+ * with its Slurm job id, so the new holder reconciles instead of submitting again.
+ */
+import type { Row } from "@libsql/client";
+import { newId } from "../ids.ts";
+import type { Database } from "../db/client.ts";
+import { iso } from "./job-row.ts";
+
+const HELD_STATES = "('leased','submitted','pending','running')";
+
+export type ClaimedRow = {
+  jobId: string;
+  epoch: number;
+  attempt: number;
+  owner: string;
+  spec: string;
+  slurmJobId: string | null;
+  expiresAt: string;
+};
+
+export async function claimJobs(
+  db: Database,
+  input: { cluster: string; agentId: string; max: number; now: number; leaseMs: number },
+): Promise<ClaimedRow[]> {
+  const token = newId("claim");
+  const { now } = input;
+  const expires = now + input.leaseMs;
+  const [claimed] = await db.write([
+    {
+      sql: `UPDATE jobs SET prev_state = state,
+              state = CASE WHEN state = 'queued' THEN 'leased' ELSE state END,
+              epoch = epoch + 1, lease_owner = ?, lease_expires_at = ?, claim_token = ?,
+              last_seq = last_seq + 1, updated_at = ?,
+              reason = CASE WHEN state = 'queued' THEN NULL ELSE reason END
+            WHERE id IN (
+              SELECT id FROM jobs
+              WHERE cluster = ? AND cancel_requested = 0
+                AND ((state = 'queued' AND run_after <= ?) OR (state IN ${HELD_STATES} AND lease_expires_at < ?))
+              ORDER BY id LIMIT ?)
+            RETURNING id, epoch, attempt, owner, spec, slurm_job_id`,
+      args: [input.agentId, expires, token, now, input.cluster, now, now, input.max],
+    },
+    {
+      sql: `INSERT INTO job_events (job_id, seq, at, actor, type, state, detail)
+            SELECT id, last_seq, ?, ?, CASE WHEN prev_state = 'queued' THEN 'state' ELSE 'note' END,
+                   CASE WHEN prev_state = 'queued' THEN 'leased' ELSE NULL END,
+                   CASE WHEN prev_state = 'queued' THEN 'leased (epoch ' || epoch || ')'
+                        ELSE 'previous lease expired; taken over (epoch ' || epoch || ')' END
+            FROM jobs WHERE claim_token = ?`,
+      args: [now, `agent:${input.cluster}/${input.agentId}`, token],
+    },
+  ]);
+  return (claimed?.rows ?? []).map((row: Row) => ({
+    jobId: String(row.id),
+    epoch: Number(row.epoch),
+    attempt: Number(row.attempt),
+    owner: String(row.owner),
+    spec: String(row.spec),
+    slurmJobId: row.slurm_job_id === null ? null : String(row.slurm_job_id),
+    expiresAt: iso(expires),
+  }));
+}
+
+/**
+ * Extends the leases an agent still holds; returns the ids it no longer holds (taken over, ended,
+ * or never its own) so the agent stops tracking them.
+ */
+export async function renewLeases(
+  db: Database,
+  input: { cluster: string; agentId: string; holding: string[]; now: number; leaseMs: number },
+): Promise<string[]> {
+  if (input.holding.length === 0) {
+    return [];
+  }
+  const held = new Set<string>();
+  for (let i = 0; i < input.holding.length; i += 500) {
+    const chunk = input.holding.slice(i, i + 500);
+    const marks = chunk.map(() => "?").join(",");
+    const rs = await db.client.execute({
+      sql: `UPDATE jobs SET lease_expires_at = ? WHERE cluster = ? AND lease_owner = ? AND state IN ${HELD_STATES}
+            AND id IN (${marks}) RETURNING id`,
+      args: [input.now + input.leaseMs, input.cluster, input.agentId, ...chunk],
+    });
+    for (const row of rs.rows) {
+      held.add(String(row.id));
+    }
+  }
+  return input.holding.filter((id) => !held.has(id));
+}
+
+export type CancelOrderRow = { jobId: string; epoch: number; slurmJobId: string | null };
+
+export async function cancelOrders(db: Database, cluster: string, agentId: string): Promise<CancelOrderRow[]> {
+  const rs = await db.client.execute({
+    sql: `SELECT id, epoch, slurm_job_id FROM jobs WHERE cluster = ? AND lease_owner = ? AND cancel_requested = 1
+          AND state IN ${HELD_STATES} LIMIT 1000`,
+    args: [cluster, agentId],
+  });
+  return rs.rows.map((row) => ({
+    jobId: String(row.id),
+    epoch: Number(row.epoch),
+    slurmJobId: row.slurm_job_id === null ? null : String(row.slurm_job_id),
+  }));
+}
+
+/**
+ * Housekeeping: a `leased` job whose holder vanished before submitting goes back to `queued` for the
+ * same cluster, so users see the truth. (Claims would take it over anyway; this keeps the state honest.)
+ * Cancel-requested jobs that never reached Slurm end as cancelled.
+ */
+export async function expireLeases(db: Database, now: number): Promise<number> {
+  const token = newId("sweep");
+  const [swept] = await db.write([
+    {
+      sql: `UPDATE jobs SET prev_state = state,
+              state = CASE WHEN cancel_requested = 1 THEN 'cancelled' ELSE 'queued' END,
+              lease_owner = NULL, lease_expires_at = NULL, claim_token = ?, last_seq = last_seq + 1, updated_at = ?,
+              reason = CASE WHEN cancel_requested = 1 THEN 'cancelled before any Slurm job was submitted'
+                            ELSE 'the agent holding it went quiet before submitting; waiting for an agent' END
+            WHERE state = 'leased' AND slurm_job_id IS NULL AND lease_expires_at < ?`,
+      args: [token, now, now],
+    },
+    {
+      sql: `INSERT INTO job_events (job_id, seq, at, actor, type, state, detail)
+            SELECT id, last_seq, ?, 'gateway', 'state', state, reason FROM jobs WHERE claim_token = ?`,
+      args: [now, token],
+    },
+  ]);
+  return swept?.rowsAffected ?? 0;
+}

@@ -1,0 +1,180 @@
+/**
+ * Applies one agent report: fenced by epoch, idempotent (a repeated report changes nothing),
+ * illegal transitions refused, retry policy applied on timeout / preemption / node failure.
+ */
+import type { InStatement, Row } from "@libsql/client";
+import type { JobSpec, JobState, Report } from "../../schemas/index.ts";
+import { isTerminal } from "../../schemas/index.ts";
+import type { Database } from "../db/client.ts";
+import { appendLogStatement, base64ToBytes } from "./logs.ts";
+import { judgeTransition, retryFlag } from "./state-machine.ts";
+import { type JobChanges, guardedTransition } from "./transition.ts";
+
+export type ReportStatus = "applied" | "duplicate" | "stale" | "illegal" | "not_found";
+export type ReportOutcome = { jobId: string; status: ReportStatus; detail?: string; cancelRequested?: boolean };
+
+const MAX_RESULT_BYTES = 65_536;
+
+async function readForReport(db: Database, id: string): Promise<Row | undefined> {
+  const rs = await db.client.execute({
+    sql: "SELECT id, state, cluster, epoch, attempt, last_seq, spec, slurm_job_id, cancel_requested FROM jobs WHERE id = ?",
+    args: [id],
+  });
+  return rs.rows[0];
+}
+
+export async function applyReport(
+  db: Database,
+  ctx: { cluster: string; agentId: string; now: number },
+  report: Report,
+): Promise<ReportOutcome> {
+  const actor = `agent:${ctx.cluster}/${ctx.agentId}`;
+  for (let tries = 0; tries < 10; tries++) {
+    const row = await readForReport(db, report.jobId);
+    if (!row || String(row.cluster) !== ctx.cluster) {
+      return { jobId: report.jobId, status: "not_found" };
+    }
+    const epoch = Number(row.epoch);
+    if (report.epoch !== epoch) {
+      return { jobId: report.jobId, status: "stale", detail: `epoch ${report.epoch} is stale; current is ${epoch}` };
+    }
+    const from = String(row.state) as JobState;
+    const seq = Number(row.last_seq);
+    const cancelRequested = Boolean(Number(row.cancel_requested));
+    const logStatements: InStatement[] = report.logs.map((chunk) =>
+      appendLogStatement(report.jobId, chunk.stream, chunk.offset, base64ToBytes(chunk.data)),
+    );
+
+    const plan = planTransition(row, from, seq, report, actor, ctx.now);
+    if (plan.status !== "apply") {
+      if (logStatements.length) {
+        await db.write(logStatements);
+      }
+      return { jobId: report.jobId, status: plan.status, detail: plan.detail, cancelRequested };
+    }
+    const results = await db.write([...plan.statements, ...logStatements]);
+    if (results[0]?.rowsAffected === 1) {
+      return { jobId: report.jobId, status: "applied", cancelRequested };
+    }
+  }
+  return { jobId: report.jobId, status: "stale", detail: "job kept changing while the report was applied" };
+}
+
+type Plan =
+  | { status: "apply"; statements: InStatement[] }
+  | { status: "duplicate" | "illegal"; detail?: string; statements?: undefined };
+
+function planTransition(row: Row, from: JobState, seq: number, report: Report, actor: string, now: number): Plan {
+  if (report.requeue) {
+    if (from !== "leased") {
+      return { status: "illegal", detail: `cannot requeue a job that is ${from}` };
+    }
+    return {
+      status: "apply",
+      statements: guardedTransition(
+        report.jobId,
+        seq,
+        {
+          state: "queued",
+          run_after: now + report.requeue.retryAfterSeconds * 1000,
+          reason: report.requeue.reason,
+          lease_owner: null,
+          lease_expires_at: null,
+        },
+        { actor, type: "state", state: "queued", detail: `back-pressure: ${report.requeue.reason}` },
+        now,
+      ),
+    };
+  }
+  const to = report.state ?? from;
+  const verdict = judgeTransition(from, to);
+  const slurmJobId = row.slurm_job_id === null ? null : String(row.slurm_job_id);
+  const newFacts =
+    (report.slurmJobId && report.slurmJobId !== slurmJobId) || report.result !== undefined || report.script;
+  if (verdict === "illegal") {
+    return { status: "illegal", detail: `${from} → ${to} is not allowed` };
+  }
+  if (verdict === "duplicate" && !newFacts) {
+    return { status: "duplicate" };
+  }
+  const changes: JobChanges = { state: to };
+  if (report.slurmJobId) {
+    changes.slurm_job_id = report.slurmJobId;
+  }
+  if (report.exitCode !== undefined) {
+    changes.exit_code = report.exitCode;
+  }
+  if (report.signal !== undefined) {
+    changes.signal = report.signal;
+  }
+  if (report.reason !== undefined) {
+    changes.reason = report.reason;
+  }
+  if (report.code !== undefined) {
+    changes.code = report.code;
+  }
+  if (report.script !== undefined) {
+    changes.script = report.script;
+  }
+  if (report.result !== undefined) {
+    const json = JSON.stringify(report.result);
+    changes.result = json.length <= MAX_RESULT_BYTES ? json : JSON.stringify({ truncated: true, bytes: json.length });
+  }
+  if (isTerminal(to)) {
+    changes.lease_owner = null;
+    changes.lease_expires_at = null;
+  }
+  const detail = [
+    report.slurmJobId ? `slurm job ${report.slurmJobId}` : "",
+    report.exitCode !== undefined ? `exit ${report.exitCode}` : "",
+    report.reason ?? "",
+  ]
+    .filter(Boolean)
+    .join("; ");
+  const statements = guardedTransition(
+    report.jobId,
+    seq,
+    changes,
+    {
+      actor,
+      type: verdict === "duplicate" ? "note" : "state",
+      state: verdict === "duplicate" ? null : to,
+      detail: detail || null,
+    },
+    now,
+  );
+  const retry = retryPlan(row, to, seq + 1, actor, now);
+  return { status: "apply", statements: retry ? [...statements, ...retry] : statements };
+}
+
+/** When the job's retry policy covers this ending, a second guarded step queues the next attempt. */
+function retryPlan(row: Row, to: JobState, seq: number, actor: string, now: number): InStatement[] | undefined {
+  const flag = retryFlag(to);
+  if (!flag) {
+    return undefined;
+  }
+  const spec = JSON.parse(String(row.spec)) as JobSpec;
+  const attempt = Number(row.attempt);
+  if (!spec.retries?.[flag] || attempt > (spec.retries?.max ?? 0) || Number(row.cancel_requested)) {
+    return undefined;
+  }
+  const reason = `attempt ${attempt} ended ${to}; retrying as attempt ${attempt + 1} of ${(spec.retries.max ?? 0) + 1}`;
+  return guardedTransition(
+    String(row.id),
+    seq,
+    {
+      state: "queued",
+      attempt: attempt + 1,
+      slurm_job_id: null,
+      exit_code: null,
+      signal: null,
+      reason,
+      code: null,
+      lease_owner: null,
+      lease_expires_at: null,
+      run_after: now,
+    },
+    { actor, type: "state", state: "queued", detail: reason },
+    now,
+  );
+}
