@@ -1,0 +1,202 @@
+/**
+ * Builds a running agent from its config: the executor, Slurm commands, gateway client, state file
+ * and the cycle; then runs it as a daemon (a loop that never dies on a gateway or Slurm failure) or
+ * once (for cron / scrontab).
+ */
+import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs";
+import { hostname } from "node:os";
+import { join } from "node:path";
+import type { AgentConfig } from "./config.ts";
+import type { AgentContext } from "./context.ts";
+import { createLocalExecutor } from "./executor/local.ts";
+import type { Executor } from "./executor/types.ts";
+import { createGatewayApi, type GatewayApi } from "./gateway-api.ts";
+import { collectInventory } from "./inventory.ts";
+import { createLogger, type Logger } from "./log.ts";
+import { resolveRoots } from "./paths.ts";
+import { loadSecretStore } from "./secrets.ts";
+import { createSlurmCommands } from "./slurm-commands.ts";
+import { buildSlurmEnv } from "./slurm/env.ts";
+import { openStateStore } from "./state.ts";
+import { type CycleStats, createPacer, runCycle } from "./cycle.ts";
+import { createReporter } from "./reporter.ts";
+
+export type AgentHandle = {
+  ctx: AgentContext;
+  runOnce(): Promise<CycleStats>;
+  runForever(): Promise<void>;
+  stop(): void;
+  status(): Record<string, unknown>;
+};
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal?.addEventListener("abort", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+
+export function defaultStateFile(config: AgentConfig, env: Record<string, string | undefined>): string {
+  const base = env.XDG_STATE_HOME || join(env.HOME || "/tmp", ".local", "state");
+  return join(base, "slurmgate", `agent-${config.SLURMGATE_CLUSTER}.json`);
+}
+
+/** One process per state file: two agents sharing one would each think they hold the other's jobs. */
+function lockStateFile(path: string): () => void {
+  const lock = `${path}.lock`;
+  for (let tries = 0; tries < 2; tries++) {
+    try {
+      const fd = openSync(lock, "wx", 0o600);
+      writeSync(fd, String(process.pid));
+      closeSync(fd);
+      return () => {
+        try {
+          unlinkSync(lock);
+        } catch {}
+      };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") {
+        throw err;
+      }
+      const pid = Number(readFileSync(lock, "utf8"));
+      let alive = false;
+      try {
+        process.kill(pid, 0);
+        alive = pid > 0;
+      } catch {}
+      if (alive) {
+        throw new Error(`another agent (pid ${pid}) uses ${path}; give this one its own SLURMGATE_STATE_FILE`);
+      }
+      unlinkSync(lock);
+    }
+  }
+  throw new Error(`cannot lock ${path}`);
+}
+
+export async function createAgent(
+  config: AgentConfig,
+  env: Record<string, string | undefined>,
+  overrides: { executor?: Executor; api?: GatewayApi; log?: Logger; mode?: "local" | "ssh" } = {},
+): Promise<AgentHandle> {
+  const log = overrides.log ?? createLogger(config.SLURMGATE_LOG_LEVEL);
+  const executor = overrides.executor ?? createLocalExecutor({ defaultTimeoutMs: config.SLURMGATE_COMMAND_TIMEOUT_SECONDS * 1000 });
+  const stateFile = config.SLURMGATE_STATE_FILE ?? defaultStateFile(config, env);
+  const unlock = lockStateFile(stateFile);
+  const state = openStateStore(stateFile);
+  const agentId = state.state.agentId ?? config.SLURMGATE_AGENT_ID ?? `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+  if (state.state.agentId !== agentId) {
+    state.setAgentId(agentId);
+  }
+  const slurmEnv = buildSlurmEnv(env, config.SLURM_CONF ? { SLURM_CONF: config.SLURM_CONF } : {});
+  const ctx: AgentContext = {
+    config,
+    agentId,
+    api: overrides.api ?? createGatewayApi({ baseUrl: config.SLURMGATE_URL, token: config.SLURMGATE_AGENT_TOKEN }),
+    slurm: createSlurmCommands({
+      executor,
+      env: slurmEnv,
+      binDir: config.SLURMGATE_SLURM_BIN,
+      apptainer: config.SLURMGATE_APPTAINER,
+      timeoutMs: config.SLURMGATE_COMMAND_TIMEOUT_SECONDS * 1000,
+    }),
+    executor,
+    roots: await resolveRoots(executor, config.SLURMGATE_SHARED_ROOTS),
+    secrets: loadSecretStore(config.SLURMGATE_SECRETS_FILE, env),
+    state,
+    log,
+    now: () => Date.now(),
+    partitions: [],
+    accounting: true,
+    crashAt: env.SLURMGATE_TEST_CRASH_AT,
+  };
+  const reporter = createReporter(ctx);
+  const pacer = createPacer(ctx, (ms) => sleep(ms));
+  const controller = new AbortController();
+  const mode = overrides.mode ?? (config.SLURMGATE_SSH_HOST ? "ssh" : "local");
+  let lastStats: CycleStats | undefined;
+  let lastCycleAt = 0;
+  let inventoryAt = 0;
+
+  const publishInventory = async () => {
+    try {
+      const inventory = await collectInventory(ctx, { cycleMs: lastStats?.cycleMs, hostname: hostname(), mode });
+      const result = await ctx.api.inventory(inventory);
+      if (result.ok) {
+        inventoryAt = ctx.now();
+      } else {
+        log("warn", "inventory not accepted", { status: result.status, message: result.message });
+      }
+    } catch (err) {
+      log("error", "inventory failed", { error: (err as Error).message });
+    }
+  };
+
+  const cycle = async (wait: number, forceTrack: boolean) => {
+    if (ctx.now() - inventoryAt >= config.SLURMGATE_INVENTORY_SECONDS * 1000) {
+      await publishInventory();
+    }
+    const stats = await runCycle(ctx, reporter, pacer, { wait, forceTrack, signal: controller.signal });
+    lastStats = stats;
+    lastCycleAt = ctx.now();
+    if (stats.errors.length) {
+      log("warn", "cycle finished with errors", { errors: stats.errors.slice(0, 5) });
+    } else if (stats.leased || stats.submitted || stats.reported) {
+      log("info", "cycle", { leased: stats.leased, submitted: stats.submitted, reported: stats.reported, tracked: stats.tracked, ms: stats.cycleMs });
+    }
+    return stats;
+  };
+
+  const status = () => ({
+    agentId,
+    cluster: config.SLURMGATE_CLUSTER,
+    mode,
+    tracked: state.all().length,
+    submitting: state.all().filter((j) => j.phase === "submitting").length,
+    lastCycleAt: lastCycleAt ? new Date(lastCycleAt).toISOString() : null,
+    lastCycleMs: lastStats?.cycleMs ?? null,
+    lastErrors: lastStats?.errors ?? [],
+    stateFile,
+  });
+
+  return {
+    ctx,
+    status,
+    async runOnce() {
+      try {
+        return await cycle(0, true);
+      } finally {
+        unlock();
+      }
+    },
+    async runForever() {
+      log("info", "agent started", { agentId, cluster: config.SLURMGATE_CLUSTER, gateway: config.SLURMGATE_URL, mode, stateFile });
+      let failures = 0;
+      try {
+        while (!controller.signal.aborted) {
+          const busy = state.all().some((j) => j.phase === "submitting");
+          const wait = busy ? 0 : Math.min(config.SLURMGATE_POLL_WAIT_SECONDS, Math.ceil(pacer.msUntilTrack(ctx.now()) / 1000));
+          let stats: CycleStats | undefined;
+          try {
+            stats = await cycle(state.all().length ? wait : config.SLURMGATE_POLL_WAIT_SECONDS, false);
+          } catch (err) {
+            log("error", "cycle crashed; carrying on", { error: (err as Error).message });
+          }
+          if (!stats || !stats.gatewayReachable || stats.errors.length > 0) {
+            failures++;
+            await sleep(Math.min(30_000, 500 * 2 ** Math.min(failures, 6)) * (0.75 + Math.random() / 2), controller.signal);
+          } else {
+            failures = 0;
+          }
+        }
+      } finally {
+        unlock();
+        log("info", "agent stopped", { agentId });
+      }
+    },
+    stop() {
+      controller.abort();
+    },
+  };
+}

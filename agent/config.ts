@@ -1,0 +1,80 @@
+/**
+ * Agent configuration: environment variables, optionally loaded from a config file of
+ * `NAME=value` lines (the environment wins). Parsed by a function, never at import.
+ */
+import { z } from "zod";
+
+const seconds = (fallback: number, min: number, max: number) => z.coerce.number().int().min(min).max(max).default(fallback);
+const list = (separator: string) =>
+  z
+    .string()
+    .transform((s) => s.split(separator).map((x) => x.trim()).filter(Boolean));
+
+export const AgentConfig = z.object({
+  SLURMGATE_URL: z.url({ message: "the gateway's base URL, e.g. https://slurmgate.example.org" }), // where the gateway is
+  SLURMGATE_AGENT_TOKEN: z.string().regex(/^sga_[A-Za-z0-9_-]{32,}$/, "an agent token (sga_…) from `slurmgate token create --kind agent`"), // bound to one cluster
+  SLURMGATE_CLUSTER: z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, "the cluster name the token is bound to"), // checked against the token at start
+  SLURMGATE_SHARED_ROOTS: list(":").pipe(
+    z.array(z.string().regex(/^\//, "absolute paths separated by ':'")).min(1, "at least one absolute path"),
+  ), // job dirs live under the first; binds and workdirs must resolve inside one of them
+  SLURMGATE_AGENT_ID: z.string().regex(/^[A-Za-z0-9_.:@-]{1,128}$/).optional(), // default <hostname>:<pid>:<random>
+  SLURMGATE_STATE_FILE: z.string().optional(), // default $XDG_STATE_HOME/slurmgate/agent-<cluster>.json
+  SLURM_CONF: z.string().optional(), // passed to every Slurm command
+  SLURMGATE_SLURM_BIN: z.string().default(""), // directory holding sbatch/squeue/…; empty = PATH
+  SLURMGATE_APPTAINER: z.string().default("apptainer"), // apptainer or singularity program for container jobs
+  SLURMGATE_SECRETS_FILE: z.string().optional(), // NAME=value lines, mode 0600; secrets never leave the cluster
+  SLURMGATE_ALLOWED_SBATCH_ARGS: list(",").default([]), // agent-side allow-list for extraSbatchArgs, e.g. --constraint,--exclusive
+  SLURMGATE_POLL_WAIT_SECONDS: seconds(20, 0, 25), // long-poll hold when idle
+  SLURMGATE_TRACK_MIN_SECONDS: seconds(2, 1, 600), // first status check after a submission
+  SLURMGATE_TRACK_MAX_SECONDS: seconds(60, 5, 240), // slowest status check; keep well under MinJobAge (300 s default)
+  SLURMGATE_INVENTORY_SECONDS: seconds(300, 10, 86_400), // how often to re-publish sinfo
+  SLURMGATE_LOST_GRACE_SECONDS: seconds(600, 30, 86_400), // absent from squeue, sacct and exit file this long = lost
+  SLURMGATE_SUBMITS_PER_SECOND: z.coerce.number().min(0.1).max(1_000).default(5), // gentle on a shared slurmctld
+  SLURMGATE_MAX_LEASE: seconds(10, 1, 100), // jobs leased per call
+  SLURMGATE_LOG_BYTES_PER_JOB: seconds(262_144, 1_024, 1_048_576), // log bytes shipped per job per cycle
+  SLURMGATE_LOG_BYTES_PER_CYCLE: seconds(2_097_152, 4_096, 16_777_216), // log bytes shipped per cycle in total
+  SLURMGATE_COMMAND_TIMEOUT_SECONDS: seconds(60, 5, 600), // a Slurm command that takes longer is killed and treated as ambiguous
+  SLURMGATE_SSH_HOST: z.string().optional(), // set = drive the login node over SSH instead of locally
+  SLURMGATE_SSH_PORT: seconds(22, 1, 65_535),
+  SLURMGATE_SSH_USER: z.string().optional(),
+  SLURMGATE_SSH_KEY: z.string().optional(), // private key file
+  SLURMGATE_SSH_HOST_KEY: z.string().optional(), // pinned host key: SHA256:… fingerprint
+  SLURMGATE_LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
+});
+export type AgentConfig = z.infer<typeof AgentConfig>;
+
+/** Reads `NAME=value` lines; `#` comments and blank lines are ignored. */
+export function parseEnvFile(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const raw of text.split(/\r?\n/)) {
+    const line = raw.trim();
+    if (!line || line.startsWith("#")) {
+      continue;
+    }
+    const eq = line.indexOf("=");
+    if (eq > 0) {
+      out[line.slice(0, eq).trim()] = line.slice(eq + 1).trim();
+    }
+  }
+  return out;
+}
+
+/**
+ * @returns the config, or throws an Error with one line per bad variable (never echoing tokens).
+ * @example parseAgentConfig({ SLURMGATE_URL: "http://localhost:8080", ... })
+ */
+export function parseAgentConfig(source: Record<string, string | undefined>): AgentConfig {
+  const result = AgentConfig.safeParse(source);
+  if (result.success) {
+    return result.data;
+  }
+  throw new Error(
+    result.error.issues
+      .map((issue) => {
+        const name = issue.path.join(".") || "config";
+        const shown = name.includes("TOKEN") || source[name] === undefined ? "" : ` (got ${JSON.stringify(source[name])})`;
+        return `invalid ${name}: ${source[name] === undefined ? "required" : issue.message}${shown}`;
+      })
+      .join("\n"),
+  );
+}

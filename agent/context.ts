@@ -1,0 +1,41 @@
+/**
+ * What every step of the agent's cycle shares.
+ */
+import type { PartitionInfo } from "../schemas/agent.ts";
+import type { AgentConfig } from "./config.ts";
+import type { Executor } from "./executor/types.ts";
+import type { GatewayApi } from "./gateway-api.ts";
+import type { Logger } from "./log.ts";
+import type { Roots } from "./paths.ts";
+import type { SecretStore } from "./secrets.ts";
+import type { SlurmCommands } from "./slurm-commands.ts";
+import type { StateStore } from "./state.ts";
+
+export type AgentContext = {
+  config: AgentConfig;
+  agentId: string;
+  api: GatewayApi;
+  slurm: SlurmCommands;
+  executor: Executor;
+  roots: Roots;
+  secrets: SecretStore;
+  state: StateStore;
+  log: Logger;
+  now: () => number;
+  /** Latest sinfo partitions; leases naming another partition are refused before sbatch. */
+  partitions: PartitionInfo[];
+  accounting: boolean;
+  /** Test-only fault injection: SIGKILL the agent at a named step (see crashPoint). */
+  crashAt?: string;
+};
+
+/**
+ * Fault injection for the exactly-once tests: the process dies as abruptly as a power cut would
+ * (SIGKILL: no cleanup, no flush) at the named step.
+ */
+export function crashPoint(ctx: AgentContext, step: "before-sbatch" | "after-sbatch" | "before-report"): void {
+  if (ctx.crashAt === step) {
+    ctx.log("warn", "test fault injection: killing the agent", { step });
+    process.kill(process.pid, "SIGKILL");
+  }
+}

@@ -1,0 +1,274 @@
+/**
+ * One agent cycle: lease (long-poll; also renews held leases and brings cancel orders) → cancel →
+ * submit new leases exactly once → track everything in bulk → report transitions, logs, results.
+ * Never throws for a gateway or Slurm failure: it reports what went wrong in its stats.
+ */
+import { posix } from "node:path";
+import { isTerminal } from "../schemas/job.ts";
+import type { AgentContext } from "./context.ts";
+import type { Lease, Report } from "./gateway-api.ts";
+import { collectLogs, readResult } from "./logs.ts";
+import type { Reporter } from "./reporter.ts";
+import { adoptLease, lookupByTag, submitLease } from "./submit.ts";
+import type { TrackedJob } from "./state.ts";
+import { observe, transitions } from "./track.ts";
+
+export type CycleStats = {
+  leased: number;
+  submitted: number;
+  cancelled: number;
+  reported: number;
+  tracked: number;
+  errors: string[];
+  gatewayReachable: boolean;
+  cycleMs: number;
+};
+
+export type Pacer = {
+  /** Waits so that sbatch calls stay under the configured rate. */
+  beforeSubmit(): Promise<void>;
+  trackDue(now: number): boolean;
+  /** After a track: faster while things change, slower (up to the max) while nothing does. */
+  tracked(now: number, changed: boolean): void;
+  submittedNow(now: number): void;
+  msUntilTrack(now: number): number;
+};
+
+export function createPacer(ctx: AgentContext, sleep: (ms: number) => Promise<void>): Pacer {
+  const minMs = ctx.config.SLURMGATE_TRACK_MIN_SECONDS * 1000;
+  const maxMs = ctx.config.SLURMGATE_TRACK_MAX_SECONDS * 1000;
+  const gapMs = 1000 / ctx.config.SLURMGATE_SUBMITS_PER_SECOND;
+  let lastSubmit = 0;
+  let interval = minMs;
+  let nextTrack = 0;
+  return {
+    async beforeSubmit() {
+      const wait = lastSubmit + gapMs - ctx.now();
+      if (wait > 0) {
+        await sleep(wait);
+      }
+      lastSubmit = ctx.now();
+    },
+    trackDue: (now) => now >= nextTrack,
+    tracked(now, changed) {
+      interval = changed ? minMs : Math.min(maxMs, interval * 2);
+      nextTrack = now + interval;
+    },
+    submittedNow(now) {
+      interval = minMs;
+      nextTrack = Math.min(nextTrack, now + minMs);
+    },
+    msUntilTrack: (now) => Math.max(0, nextTrack - now),
+  };
+}
+
+function jobDirOf(ctx: AgentContext, lease: Lease) {
+  return posix.join(ctx.roots.real[0]!, lease.owner, lease.jobId);
+}
+
+async function handleCancels(ctx: AgentContext, orders: { jobId: string; epoch: number; slurmJobId: string | null }[], leasedNow: Set<string>) {
+  const reports: Report[] = [];
+  const toKill: string[] = [];
+  for (const order of orders) {
+    const job = ctx.state.get(order.jobId);
+    const slurmJobId = job?.slurmJobId ?? order.slurmJobId;
+    if (slurmJobId) {
+      toKill.push(slurmJobId);
+      if (job && !job.cancelRequested) {
+        ctx.state.put({ ...job, cancelRequested: true });
+      }
+      continue;
+    }
+    if (job?.phase === "submitting") {
+      // sbatch's outcome is unknown: the submit path resolves it by tag, then the next cycle cancels.
+      continue;
+    }
+    leasedNow.delete(order.jobId);
+    reports.push({ jobId: order.jobId, epoch: order.epoch, state: "cancelled", reason: "cancelled before it was submitted to Slurm", logs: [] });
+    ctx.state.remove(order.jobId);
+  }
+  if (toKill.length) {
+    const result = await ctx.slurm.scancel(toKill);
+    if (!result.ok) {
+      ctx.log("warn", "scancel reported errors", { message: result.message });
+    }
+  }
+  return { reports, killed: toKill.length };
+}
+
+async function handleLeases(ctx: AgentContext, reporter: Reporter, pacer: Pacer, leases: Lease[], stats: CycleStats) {
+  const adopt: Report[] = [];
+  const fresh: Lease[] = [];
+  const unsure: Lease[] = [];
+  for (const lease of leases) {
+    const local = ctx.state.get(lease.jobId);
+    if (lease.slurmJobId) {
+      adoptLease(ctx, lease, lease.slurmJobId, local?.jobDir ?? jobDirOf(ctx, lease));
+      const job = ctx.state.get(lease.jobId)!;
+      ctx.state.put({ ...job, reported: "submitted" });
+    } else if (local?.slurmJobId && local.attempt === lease.attempt) {
+      adopt.push(adoptLease(ctx, lease, local.slurmJobId, local.jobDir));
+    } else if (lease.epoch > 1 || local?.phase === "submitting") {
+      unsure.push(lease);
+    } else {
+      fresh.push(lease);
+    }
+  }
+  if (unsure.length) {
+    const lookup = await lookupByTag(
+      ctx,
+      unsure.map((l) => ({ jobId: l.jobId, attempt: l.attempt, since: ctx.state.get(l.jobId)?.submittedAt ?? ctx.now() - 86_400_000 })),
+    );
+    for (const lease of unsure) {
+      const found = lookup.found.get(lease.jobId);
+      if (found) {
+        adopt.push(adoptLease(ctx, lease, found, ctx.state.get(lease.jobId)?.jobDir ?? jobDirOf(ctx, lease)));
+      } else if (lookup.complete) {
+        fresh.push(lease);
+      } else {
+        ctx.log("warn", "cannot tell whether an earlier attempt was queued; will retry", { jobId: lease.jobId });
+        stats.errors.push(`lookup incomplete for ${lease.jobId}`);
+      }
+    }
+  }
+  if (adopt.length && (await reporter.send(adopt))) {
+    for (const r of adopt) {
+      const job = ctx.state.get(r.jobId);
+      if (job) {
+        ctx.state.put({ ...job, reported: "submitted", lease: undefined });
+      }
+    }
+  }
+  for (const lease of fresh) {
+    await pacer.beforeSubmit();
+    const result = await submitLease(ctx, lease);
+    if (result.kind === "retry") {
+      stats.errors.push(`sbatch for ${lease.jobId}: ${result.message}`);
+      continue;
+    }
+    if (result.kind === "submitted") {
+      stats.submitted++;
+      pacer.submittedNow(ctx.now());
+    }
+    const sent = await reporter.send([result.report]);
+    const job = ctx.state.get(lease.jobId);
+    if (sent && job) {
+      ctx.state.put({ ...job, reported: "submitted", lease: undefined });
+    }
+  }
+}
+
+/** Re-runs submissions whose sbatch outcome was unknown in an earlier cycle (or before a crash). */
+function unfinishedSubmissions(ctx: AgentContext, leasedNow: Set<string>): Lease[] {
+  return ctx.state
+    .all()
+    .filter((j) => j.phase === "submitting" && j.lease && !leasedNow.has(j.jobId))
+    .map((j) => ({ ...j.lease!, epoch: j.epoch }));
+}
+
+async function track(ctx: AgentContext, reporter: Reporter, pacer: Pacer, stats: CycleStats) {
+  const jobs = ctx.state.all().filter((j) => j.phase === "submitted" && j.slurmJobId);
+  stats.tracked = jobs.length;
+  if (jobs.length === 0) {
+    pacer.tracked(ctx.now(), false);
+    return;
+  }
+  const live = jobs.filter((j) => !j.reported || !isTerminal(j.reported));
+  const seen = await observe(ctx, live);
+  const { reports, updates } = transitions(ctx, live, seen);
+  const byJob = new Map(reports.map((r) => [r.jobId, r]));
+  const next = new Map<string, TrackedJob>(jobs.map((j) => [j.jobId, j]));
+  for (const u of updates) {
+    next.set(u.jobId, u);
+  }
+  let budget = ctx.config.SLURMGATE_LOG_BYTES_PER_CYCLE;
+  const drainedJobs = new Set<string>();
+  for (const job of next.values()) {
+    const state = byJob.get(job.jobId)?.state ?? job.reported;
+    if (state !== "running" && !(state && isTerminal(state))) {
+      continue;
+    }
+    const shipment = await collectLogs(ctx, job, budget);
+    budget -= shipment.chunks.reduce((n, c) => n + Math.floor((c.data.length * 3) / 4), 0);
+    let report = byJob.get(job.jobId);
+    if (shipment.chunks.length) {
+      report ??= { jobId: job.jobId, epoch: job.epoch, logs: [] };
+      report.logs = shipment.chunks;
+      byJob.set(job.jobId, report);
+    }
+    next.set(job.jobId, { ...job, logOffsets: shipment.offsets });
+    if (state && isTerminal(state) && shipment.drained) {
+      drainedJobs.add(job.jobId);
+      const terminalReport = byJob.get(job.jobId);
+      if (terminalReport?.state && isTerminal(terminalReport.state)) {
+        terminalReport.result = await readResult(ctx, job);
+      }
+    }
+  }
+  const batch = [...byJob.values()];
+  if (!(await reporter.send(batch))) {
+    stats.errors.push("reports not delivered; will resend");
+    pacer.tracked(ctx.now(), true);
+    return;
+  }
+  stats.reported += batch.length;
+  for (const job of next.values()) {
+    if (!ctx.state.get(job.jobId)) {
+      continue; // dropped by the reporter: the lease belongs to someone else now
+    }
+    if (drainedJobs.has(job.jobId)) {
+      ctx.state.remove(job.jobId);
+    } else {
+      ctx.state.put(job);
+    }
+  }
+  pacer.tracked(ctx.now(), reports.length > 0);
+}
+
+export async function runCycle(
+  ctx: AgentContext,
+  reporter: Reporter,
+  pacer: Pacer,
+  options: { wait: number; forceTrack?: boolean; signal?: AbortSignal },
+): Promise<CycleStats> {
+  const started = ctx.now();
+  const stats: CycleStats = { leased: 0, submitted: 0, cancelled: 0, reported: 0, tracked: 0, errors: [], gatewayReachable: true, cycleMs: 0 };
+  const holding = ctx.state.all().map((j) => j.jobId);
+  const response = await ctx.api.lease(
+    { agentId: ctx.agentId, max: ctx.config.SLURMGATE_MAX_LEASE, wait: options.wait, holding },
+    options.signal,
+  );
+  if (!response.ok) {
+    stats.gatewayReachable = false;
+    stats.errors.push(`lease: ${response.message}`);
+  } else {
+    const { leases, cancels, lost } = response.value;
+    stats.leased = leases.length;
+    for (const id of lost) {
+      const job = ctx.state.get(id);
+      if (job && !(job.reported && isTerminal(job.reported))) {
+        ctx.log("warn", "lease lost: another agent holds this job now, or it ended", { jobId: id });
+        ctx.state.remove(id);
+      }
+    }
+    const leasedNow = new Set(leases.map((l) => l.jobId));
+    const cancelled = await handleCancels(ctx, cancels, leasedNow);
+    stats.cancelled = cancelled.killed + cancelled.reports.length;
+    if (cancelled.killed) {
+      pacer.submittedNow(ctx.now());
+    }
+    await reporter.send(cancelled.reports);
+    const pending = [...leases.filter((l) => leasedNow.has(l.jobId)), ...unfinishedSubmissions(ctx, leasedNow)];
+    await handleLeases(ctx, reporter, pacer, pending, stats);
+  }
+  if (options.forceTrack || pacer.trackDue(ctx.now())) {
+    try {
+      await track(ctx, reporter, pacer, stats);
+    } catch (err) {
+      stats.errors.push(`track: ${(err as Error).message}`);
+      pacer.tracked(ctx.now(), false);
+    }
+  }
+  stats.cycleMs = ctx.now() - started;
+  return stats;
+}

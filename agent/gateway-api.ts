@@ -1,0 +1,74 @@
+/**
+ * The agent's view of the gateway, through the typed client generated from the OpenAPI document.
+ * Every call returns a value, never throws: `{ ok: true, value }` or `{ ok: false, retryable, … }`.
+ * Network failures have no status and are retryable; 4xx other than 408/429 are not.
+ */
+import createFetchClient from "openapi-fetch";
+import type { components, paths } from "../client/generated/api.ts";
+
+export type Lease = components["schemas"]["Lease"];
+export type LeaseResponse = components["schemas"]["LeaseResponse"];
+export type Report = components["schemas"]["Report"];
+export type ReportOutcome = components["schemas"]["ReportOutcome"];
+export type Inventory = components["schemas"]["Inventory"];
+export type Problem = components["schemas"]["Problem"];
+
+export type ApiResult<T> =
+  | { ok: true; value: T }
+  | { ok: false; status?: number; problem?: Problem; message: string; retryable: boolean };
+
+export type GatewayApi = {
+  me(): Promise<ApiResult<{ kind: string; cluster: string | null; serverTime: string }>>;
+  lease(body: { agentId: string; max: number; wait: number; holding: string[] }, signal?: AbortSignal): Promise<ApiResult<LeaseResponse>>;
+  report(agentId: string, reports: Report[]): Promise<ApiResult<ReportOutcome[]>>;
+  inventory(inventory: Inventory): Promise<ApiResult<{ serverTime: string }>>;
+};
+
+async function call<T>(
+  run: () => Promise<{ data?: T; error?: unknown; response: Response }>,
+): Promise<ApiResult<T>> {
+  try {
+    const { data, error, response } = await run();
+    if (data !== undefined && response.ok) {
+      return { ok: true, value: data };
+    }
+    const problem = (error ?? undefined) as Problem | undefined;
+    const status = response.status;
+    return {
+      ok: false,
+      status,
+      problem,
+      message: problem?.detail ?? problem?.title ?? `HTTP ${status}`,
+      retryable: status === 408 || status === 429 || status >= 500,
+    };
+  } catch (err) {
+    return { ok: false, message: `network: ${(err as Error).message}`, retryable: true };
+  }
+}
+
+export function createGatewayApi(options: { baseUrl: string; token: string; fetch?: typeof fetch; timeoutMs?: number }): GatewayApi {
+  const client = createFetchClient<paths>({
+    baseUrl: options.baseUrl.replace(/\/$/, ""),
+    headers: { authorization: `Bearer ${options.token}`, "user-agent": "slurmgate-agent" },
+    fetch: options.fetch,
+  });
+  const timeout = (extraMs = 0) => AbortSignal.timeout((options.timeoutMs ?? 30_000) + extraMs);
+  return {
+    me: () => call(() => client.GET("/v1/me", { signal: timeout() })),
+    lease: (body, signal) =>
+      call(() =>
+        client.POST("/v1/agent/lease", {
+          body,
+          signal: signal ? AbortSignal.any([signal, timeout(body.wait * 1000)]) : timeout(body.wait * 1000),
+        }),
+      ),
+    report: async (agentId, reports) => {
+      const result = await call(() => client.POST("/v1/agent/reports", { body: { agentId, reports }, signal: timeout() }));
+      return result.ok ? { ok: true, value: result.value.outcomes } : result;
+    },
+    inventory: async (inventory) => {
+      const result = await call(() => client.PUT("/v1/agent/inventory", { body: inventory, signal: timeout() }));
+      return result.ok ? { ok: true, value: { serverTime: result.value.serverTime } } : result;
+    },
+  };
+}

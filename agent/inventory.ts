@@ -1,0 +1,36 @@
+/**
+ * What the cluster offers, published to the gateway on start and every few minutes: partitions with
+ * their limits and GPUs (sinfo), Slurm and Apptainer versions, and whether accounting answers.
+ */
+import type { AgentContext } from "./context.ts";
+import type { Inventory } from "./gateway-api.ts";
+
+export const AGENT_VERSION = "0.1.0";
+
+export async function probeAccounting(ctx: Pick<AgentContext, "slurm" | "now">): Promise<boolean> {
+  const result = await ctx.slurm.sacct({ since: new Date(ctx.now() - 60_000) });
+  return result.ok || result.reason !== "unavailable";
+}
+
+export async function collectInventory(ctx: AgentContext, extra: { cycleMs?: number; hostname: string; mode: "local" | "ssh" }): Promise<Inventory> {
+  const [partitions, slurmVersion, apptainerVersion, accounting] = await Promise.all([
+    ctx.slurm.sinfo(),
+    ctx.slurm.slurmVersion(),
+    ctx.slurm.apptainerVersion(),
+    probeAccounting(ctx),
+  ]);
+  ctx.partitions = partitions;
+  ctx.accounting = accounting;
+  return {
+    slurmVersion,
+    apptainerVersion,
+    accounting,
+    partitions,
+    agentVersion: AGENT_VERSION,
+    agentId: ctx.agentId,
+    hostname: extra.hostname,
+    mode: extra.mode,
+    cycleMs: extra.cycleMs,
+    tracked: ctx.state.all().length,
+  };
+}

@@ -1,0 +1,90 @@
+/**
+ * The one place that runs Slurm commands: builders and parsers from agent/slurm, run through the
+ * Executor (local or SSH) with a scrubbed environment and a timeout. Each method is one command,
+ * so the number of calls per cycle is visible here (DESIGN invariant 3).
+ */
+import type { PartitionInfo } from "../schemas/agent.ts";
+import type { ExecResult, Executor } from "./executor/types.ts";
+import { type SacctResult, buildSacctArgs, parseSacct } from "./slurm/sacct.ts";
+import { buildSbatchArgs, classifySbatchError, parseSbatchOutput, type SbatchFailure } from "./slurm/sbatch.ts";
+import { buildScancelArgs, parseScancelStderr } from "./slurm/scancel.ts";
+import { type ScontrolJob, buildScontrolShowJobArgs, parseScontrolShowJob } from "./slurm/scontrol.ts";
+import { buildSinfoArgs, parseSinfo } from "./slurm/sinfo.ts";
+import { type SqueueRow, buildSqueueArgs, parseSqueue } from "./slurm/squeue.ts";
+import { parseApptainerVersion, parseSlurmVersion } from "./slurm/versions.ts";
+
+export type SubmitOutcome =
+  | { ok: true; slurmJobId: string; warning?: string }
+  | ({ ok: false } & SbatchFailure);
+
+export type SlurmCommands = {
+  sbatch(scriptPath: string, args: string[]): Promise<SubmitOutcome>;
+  /** All of this user's jobs Slurm still holds in memory (one squeue). Null when squeue failed. */
+  squeue(): Promise<SqueueRow[] | null>;
+  sacct(query: { since: Date; ids?: string[] }): Promise<SacctResult>;
+  scontrolAll(): Promise<ScontrolJob[] | null>;
+  scancel(ids: string[]): Promise<{ ok: boolean; message: string }>;
+  sinfo(): Promise<PartitionInfo[]>;
+  slurmVersion(): Promise<string>;
+  apptainerVersion(): Promise<string | null>;
+};
+
+export function createSlurmCommands(options: {
+  executor: Executor;
+  env: Record<string, string>;
+  binDir: string;
+  apptainer: string;
+  timeoutMs: number;
+}): SlurmCommands {
+  const { executor, env, timeoutMs } = options;
+  const bin = (name: string) => (options.binDir ? `${options.binDir.replace(/\/$/, "")}/${name}` : name);
+  const run = (name: string, args: string[]): Promise<ExecResult> => executor.run(bin(name), args, { env, timeoutMs });
+
+  return {
+    async sbatch(scriptPath, args) {
+      const result = await run("sbatch", buildSbatchArgs(scriptPath, args));
+      // A job id on stdout means Slurm queued it, whatever the exit status says.
+      const submitted = parseSbatchOutput(result.stdout);
+      if (submitted) {
+        return { ok: true, slurmJobId: submitted.slurmJobId, warning: result.code === 0 ? undefined : result.stderr.trim() };
+      }
+      return { ok: false, ...classifySbatchError(result.stderr, result) };
+    },
+    async squeue() {
+      const result = await run("squeue", buildSqueueArgs({ me: true }));
+      return result.code === 0 ? parseSqueue(result.stdout) : null;
+    },
+    async sacct(query) {
+      return parseSacct(await run("sacct", buildSacctArgs(query)));
+    },
+    async scontrolAll() {
+      const result = await run("scontrol", buildScontrolShowJobArgs());
+      return result.code === 0 ? parseScontrolShowJob(result.stdout) : null;
+    },
+    async scancel(ids) {
+      const result = await run("scancel", buildScancelArgs(ids));
+      const { other } = parseScancelStderr(result.stderr);
+      return { ok: result.code === 0 || other.length === 0, message: other.join("; ") };
+    },
+    async sinfo() {
+      const result = await run("sinfo", buildSinfoArgs());
+      if (result.code !== 0) {
+        throw new Error(`sinfo failed: ${result.stderr.trim() || `exit ${result.code}`}`);
+      }
+      return parseSinfo(result.stdout);
+    },
+    async slurmVersion() {
+      const result = await run("sbatch", ["--version"]);
+      return parseSlurmVersion(result.stdout) ?? "unknown";
+    },
+    async apptainerVersion() {
+      try {
+        const result = await executor.run(options.apptainer, ["--version"], { env, timeoutMs });
+        const parsed = parseApptainerVersion(result.stdout);
+        return parsed ? `${parsed.runtime} ${parsed.version}` : null;
+      } catch {
+        return null;
+      }
+    },
+  };
+}

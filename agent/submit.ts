@@ -1,0 +1,198 @@
+/**
+ * Turning leases into Slurm jobs, exactly once.
+ *
+ * Order for each lease: re-check the spec and cluster-local policy (validate twice) → prepare the
+ * job directory and files → record "submitting" locally → sbatch → record the Slurm job id → report.
+ * Whenever the outcome of an earlier attempt is unknown (a re-lease, a "submitting" record left by a
+ * crash, an sbatch that timed out), the tag `slurmgate:<job id>:<attempt>` is looked up in squeue and
+ * sacct first; the lookup for all such leases of one cycle costs one squeue and one sacct.
+ */
+import type { RejectCode } from "../schemas/agent.ts";
+import { JobSpec } from "../schemas/job.ts";
+import { type AgentContext, crashPoint } from "./context.ts";
+import type { Lease, Report } from "./gateway-api.ts";
+import { PathError, checkContainerPaths, prepareJobDir, resolveWorkdir } from "./paths.ts";
+import { JOB_FILES } from "./render/data-files.ts";
+import { slurmgateTag } from "./render/directives.ts";
+import { RenderError } from "./render/errors.ts";
+import { renderBatchScript } from "./render/render-batch-script.ts";
+import { writeJobSecrets } from "./secrets.ts";
+import type { TrackedJob } from "./state.ts";
+
+class Refusal extends Error {
+  readonly code: RejectCode;
+  constructor(code: RejectCode, message: string) {
+    super(message);
+    this.code = code;
+  }
+}
+
+export type SubmitResult =
+  | { kind: "submitted"; report: Report }
+  | { kind: "refused"; report: Report }
+  | { kind: "requeue"; report: Report }
+  /** sbatch's outcome is unknown and the tag was not found: keep the lease, retry next cycle. */
+  | { kind: "retry"; message: string };
+
+function tracked(lease: Lease, jobDir: string, now: number, slurmJobId: string | null): TrackedJob {
+  return {
+    jobId: lease.jobId,
+    epoch: lease.epoch,
+    attempt: lease.attempt,
+    owner: lease.owner,
+    jobDir,
+    phase: slurmJobId ? "submitted" : "submitting",
+    slurmJobId,
+    submittedAt: now,
+    reported: null,
+    missingSince: null,
+    logOffsets: { stdout: 0, stderr: 0 },
+    cancelRequested: false,
+    isArray: Boolean(lease.spec.array),
+    lease,
+  };
+}
+
+/**
+ * Finds earlier submissions by tag. Returns jobId → Slurm job id for the leases found.
+ * One squeue for all, and one sacct (when accounting is on) for the ones squeue did not show.
+ */
+export async function lookupByTag(ctx: AgentContext, leases: { jobId: string; attempt: number; since: number }[]) {
+  const found = new Map<string, string>();
+  if (leases.length === 0) {
+    return { found, complete: true };
+  }
+  const wanted = new Map(leases.map((l) => [slurmgateTag(l.jobId, l.attempt), l.jobId]));
+  const rows = await ctx.slurm.squeue();
+  for (const row of rows ?? []) {
+    const jobId = row.comment ? wanted.get(row.comment) : undefined;
+    if (jobId && !found.has(jobId)) {
+      found.set(jobId, row.arrayJobId && row.arrayTaskId ? row.arrayJobId : row.rawJobId);
+    }
+  }
+  let complete = rows !== null;
+  if (found.size < leases.length && ctx.accounting) {
+    const since = new Date(Math.min(...leases.map((l) => l.since)) - 3_600_000);
+    const acct = await ctx.slurm.sacct({ since });
+    if (acct.ok) {
+      for (const row of acct.rows) {
+        const jobId = row.comment ? wanted.get(row.comment) : undefined;
+        if (jobId && !found.has(jobId)) {
+          found.set(jobId, row.slurmJobId.split("_")[0] ?? row.slurmJobId);
+        }
+      }
+    } else {
+      complete = false;
+    }
+  }
+  return { found, complete };
+}
+
+function checkPartition(ctx: AgentContext, spec: JobSpec): void {
+  if (ctx.partitions.length === 0) {
+    return;
+  }
+  const name = spec.partition ?? ctx.partitions.find((p) => p.default)?.name;
+  if (!name || !ctx.partitions.some((p) => p.name === name)) {
+    throw new Refusal("slurm_invalid_partition", `partition '${spec.partition ?? "(default)"}' does not exist on this cluster`);
+  }
+}
+
+async function prepare(ctx: AgentContext, lease: Lease) {
+  const parsed = JobSpec.safeParse(lease.spec);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new Refusal("invalid_spec", `${issue?.path.join(".") ?? ""}: ${issue?.message ?? "invalid"}`);
+  }
+  const spec = parsed.data;
+  checkPartition(ctx, spec);
+  const jobDir = await prepareJobDir(ctx.executor, ctx.roots, lease.owner, lease.jobId);
+  const workdir = spec.workdir ? await resolveWorkdir(ctx.executor, ctx.roots, spec.workdir) : null;
+  await checkContainerPaths(ctx.executor, ctx.roots, spec.container);
+  const secrets = await writeJobSecrets(ctx.executor, ctx.secrets, jobDir, spec.secrets);
+  if (secrets.missing.length) {
+    throw new Refusal("secret_missing", `secrets not in this cluster's store: ${secrets.missing.join(", ")}`);
+  }
+  const rendered = renderBatchScript({
+    lease: { jobId: lease.jobId, attempt: lease.attempt, spec, dependsOnSlurmIds: lease.dependsOnSlurmIds },
+    jobDir,
+    workdir,
+    secretsFile: secrets.path,
+    apptainerBin: ctx.config.SLURMGATE_APPTAINER,
+    allowedSbatchArgs: ctx.config.SLURMGATE_ALLOWED_SBATCH_ARGS,
+  });
+  for (const file of rendered.files) {
+    await ctx.executor.writeFile(`${jobDir}/${file.name}`, file.data, file.mode);
+  }
+  const scriptPath = `${jobDir}/${JOB_FILES.script}`;
+  await ctx.executor.writeFile(scriptPath, rendered.script, 0o700);
+  // A leftover exit file from an earlier attempt must not count as this attempt's evidence.
+  await ctx.executor.rm(`${jobDir}/exitcode`);
+  return { jobDir, scriptPath, rendered };
+}
+
+function refusedReport(lease: Lease, code: RejectCode, message: string): Report {
+  return { jobId: lease.jobId, epoch: lease.epoch, state: "rejected", code, reason: message, logs: [] };
+}
+
+/** Submits one lease. The caller has already done the tag lookup when one was needed. */
+export async function submitLease(ctx: AgentContext, lease: Lease): Promise<SubmitResult> {
+  let prepared: Awaited<ReturnType<typeof prepare>>;
+  try {
+    prepared = await prepare(ctx, lease);
+  } catch (err) {
+    if (err instanceof Refusal || err instanceof RenderError) {
+      return { kind: "refused", report: refusedReport(lease, err.code, err.message) };
+    }
+    if (err instanceof PathError) {
+      return { kind: "refused", report: refusedReport(lease, "path_outside_roots", `${err.field}: ${err.message}`) };
+    }
+    throw err;
+  }
+  const { jobDir, scriptPath, rendered } = prepared;
+  ctx.state.put(tracked(lease, jobDir, ctx.now(), null));
+  crashPoint(ctx, "before-sbatch");
+  const outcome = await ctx.slurm.sbatch(scriptPath, rendered.sbatchArgs);
+  let slurmJobId: string | null = outcome.ok ? outcome.slurmJobId : null;
+  if (!outcome.ok && outcome.code === "transient") {
+    // The controller may have queued it before the error: only the tag can tell.
+    const lookup = await lookupByTag(ctx, [{ jobId: lease.jobId, attempt: lease.attempt, since: ctx.now() }]);
+    slurmJobId = lookup.found.get(lease.jobId) ?? null;
+    if (!slurmJobId) {
+      return { kind: "retry", message: outcome.message };
+    }
+  }
+  if (!slurmJobId && !outcome.ok) {
+    ctx.state.remove(lease.jobId);
+    if (outcome.code === "backpressure") {
+      return {
+        kind: "requeue",
+        report: { jobId: lease.jobId, epoch: lease.epoch, logs: [], requeue: { reason: outcome.message, retryAfterSeconds: 60 } },
+      };
+    }
+    if (outcome.code === "transient") {
+      return { kind: "retry", message: outcome.message };
+    }
+    return { kind: "refused", report: { ...refusedReport(lease, outcome.code, outcome.message), script: rendered.script } };
+  }
+  ctx.state.put(tracked(lease, jobDir, ctx.now(), slurmJobId));
+  crashPoint(ctx, "after-sbatch");
+  return {
+    kind: "submitted",
+    report: { jobId: lease.jobId, epoch: lease.epoch, state: "submitted", slurmJobId: slurmJobId!, script: rendered.script, logs: [] },
+  };
+}
+
+/** A lease for a job that already has a Slurm job (found by tag, or known to the gateway): track it. */
+export function adoptLease(ctx: AgentContext, lease: Lease, slurmJobId: string, jobDir: string): Report {
+  const previous = ctx.state.get(lease.jobId);
+  ctx.state.put({
+    ...(previous ?? tracked(lease, jobDir, ctx.now(), slurmJobId)),
+    epoch: lease.epoch,
+    phase: "submitted",
+    slurmJobId,
+    reported: null,
+    lease,
+  });
+  return { jobId: lease.jobId, epoch: lease.epoch, state: "submitted", slurmJobId, reason: "found by its tag; not submitted again", logs: [] };
+}

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The whole test suite, as `npm test` runs it: static checks, then a real two-cluster Slurm and a
+# loopback sshd, then every vitest suite. Nothing is skipped: if Slurm cannot come up, this fails.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "typecheck"
+npx tsc --noEmit
+
+step "lint and format"
+npx biome ci .
+
+step "generated files are up to date (OpenAPI document, client types)"
+npm run --silent gen:check
+
+step "local Slurm clusters (alpha, beta)"
+bash test/slurm/cluster.sh up
+
+if [ -f test/ssh/sshd.sh ]; then
+  step "loopback sshd for SSH mode"
+  bash test/ssh/sshd.sh up
+fi
+
+step "vitest"
+export SLURMGATE_REQUIRE_SLURM=1
+npx vitest run "$@"
