@@ -26,7 +26,7 @@ export const AgentConfig = z.object({
   SLURMGATE_ALLOWED_SBATCH_ARGS: list(",").default([]), // agent-side allow-list for extraSbatchArgs, e.g. --constraint,--exclusive
   SLURMGATE_POLL_WAIT_SECONDS: seconds(20, 0, 25), // long-poll hold when idle
   SLURMGATE_TRACK_MIN_SECONDS: seconds(2, 1, 600), // first status check after a submission
-  SLURMGATE_TRACK_MAX_SECONDS: seconds(60, 5, 240), // slowest status check; keep well under MinJobAge (300 s default)
+  SLURMGATE_TRACK_MAX_SECONDS: seconds(60, 1, 240), // slowest status check; keep well under MinJobAge (300 s default)
   SLURMGATE_INVENTORY_SECONDS: seconds(300, 10, 86_400), // how often to re-publish sinfo
   SLURMGATE_LOST_GRACE_SECONDS: seconds(600, 30, 86_400), // absent from squeue, sacct and exit file this long = lost
   SLURMGATE_SUBMITS_PER_SECOND: z.coerce.number().min(0.1).max(1_000).default(5), // gentle on a shared slurmctld

@@ -153,6 +153,7 @@ export async function submitLease(ctx: AgentContext, lease: Lease): Promise<Subm
   ctx.state.put(tracked(lease, jobDir, ctx.now(), null));
   crashPoint(ctx, "before-sbatch");
   const outcome = await ctx.slurm.sbatch(scriptPath, rendered.sbatchArgs);
+  crashPoint(ctx, "after-sbatch");
   let slurmJobId: string | null = outcome.ok ? outcome.slurmJobId : null;
   if (!outcome.ok && outcome.code === "transient") {
     // The controller may have queued it before the error: only the tag can tell.
@@ -176,7 +177,7 @@ export async function submitLease(ctx: AgentContext, lease: Lease): Promise<Subm
     return { kind: "refused", report: { ...refusedReport(lease, outcome.code, outcome.message), script: rendered.script } };
   }
   ctx.state.put(tracked(lease, jobDir, ctx.now(), slurmJobId));
-  crashPoint(ctx, "after-sbatch");
+  crashPoint(ctx, "before-report");
   return {
     kind: "submitted",
     report: { jobId: lease.jobId, epoch: lease.epoch, state: "submitted", slurmJobId: slurmJobId!, script: rendered.script, logs: [] },

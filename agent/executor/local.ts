@@ -1,0 +1,170 @@
+/**
+ * Executor that runs commands and file operations on this machine.
+ *
+ * Commands are spawned with an argv array (`shell: false`), so no argument is ever parsed by a
+ * shell. A timeout sends SIGTERM and, if the process is still alive after a grace period, SIGKILL.
+ */
+import { spawn } from "node:child_process";
+import * as fs from "node:fs/promises";
+import * as path from "node:path";
+import type { ExecResult, Executor, FileStat, RunOptions } from "./types.ts";
+
+/** Cap on captured output per stream; Slurm listings for thousands of jobs stay far below it. */
+const MAX_OUTPUT_BYTES = 64 * 1024 * 1024;
+/** Time between SIGTERM and SIGKILL once a command timed out. */
+const KILL_GRACE_MS = 2_000;
+
+/** Options for {@link createLocalExecutor}. */
+export interface LocalExecutorOptions {
+  /** Default timeout for `run` when the call gives none (ms). Default 60 s. */
+  defaultTimeoutMs?: number;
+}
+
+/**
+ * Creates an {@link Executor} for the local machine.
+ * @example
+ * const exec = createLocalExecutor();
+ * const { code, stdout } = await exec.run("squeue", ["-h", "-o", "%i|%T"], { env: slurmEnv });
+ */
+export function createLocalExecutor(options: LocalExecutorOptions = {}): Executor {
+  const defaultTimeoutMs = options.defaultTimeoutMs ?? 60_000;
+  return {
+    run: (cmd, args, opts = {}) => runLocal(cmd, args, { timeoutMs: defaultTimeoutMs, ...opts }),
+    writeFile: writeFileAtomic,
+    readFile: readRange,
+    stat: statOrNull,
+    async mkdir(p, mode = 0o700) {
+      await fs.mkdir(p, { recursive: true, mode });
+    },
+    async realpath(p) {
+      try {
+        return await fs.realpath(p);
+      } catch (err) {
+        if (isNotFound(err)) {
+          return null;
+        }
+        throw err;
+      }
+    },
+    async rm(p, opts = {}) {
+      await fs.rm(p, { force: true, recursive: opts.recursive ?? false });
+    },
+  };
+}
+
+function runLocal(cmd: string, args: readonly string[], opts: RunOptions): Promise<ExecResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, [...args], {
+      shell: false,
+      cwd: opts.cwd,
+      env: opts.env,
+      // Without input, stdin is /dev/null: a socket on stdin makes Debian's bash source ~/.bashrc
+      // (it believes sshd started it), and libuv pipes are socketpairs.
+      stdio: [opts.input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
+    });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    let outBytes = 0;
+    let errBytes = 0;
+    let timedOut = false;
+    let killTimer: NodeJS.Timeout | undefined;
+    const timer =
+      opts.timeoutMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            timedOut = true;
+            child.kill("SIGTERM");
+            killTimer = setTimeout(() => child.kill("SIGKILL"), KILL_GRACE_MS);
+          }, opts.timeoutMs);
+    child.stdout?.on("data", (chunk: Buffer) => {
+      if (outBytes < MAX_OUTPUT_BYTES) {
+        out.push(chunk);
+        outBytes += chunk.length;
+      }
+    });
+    child.stderr?.on("data", (chunk: Buffer) => {
+      if (errBytes < MAX_OUTPUT_BYTES) {
+        err.push(chunk);
+        errBytes += chunk.length;
+      }
+    });
+    child.on("error", (e) => {
+      clearTimeout(timer);
+      clearTimeout(killTimer);
+      reject(e);
+    });
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      clearTimeout(killTimer);
+      resolve({
+        code: timedOut ? null : code,
+        stdout: Buffer.concat(out).toString("utf8"),
+        stderr: Buffer.concat(err).toString("utf8"),
+        timedOut,
+      });
+    });
+    if (child.stdin) {
+      // A command that exits without reading stdin makes the write fail with EPIPE; that is fine.
+      child.stdin.on("error", () => {});
+      child.stdin.end(opts.input);
+    }
+  });
+}
+
+async function writeFileAtomic(p: string, data: string | Uint8Array, mode = 0o600): Promise<void> {
+  const tmp = path.join(path.dirname(p), `.${path.basename(p)}.${process.pid}.${Date.now()}.tmp`);
+  try {
+    // `wx` refuses to follow a pre-planted symlink at the temp name.
+    await fs.writeFile(tmp, data, { mode, flag: "wx" });
+    await fs.chmod(tmp, mode); // the umask may have narrowed or the mode widened
+    await fs.rename(tmp, p);
+  } catch (err) {
+    await fs.rm(tmp, { force: true });
+    throw err;
+  }
+}
+
+async function readRange(p: string, range: { offset?: number; length?: number } = {}): Promise<Buffer | null> {
+  let handle: fs.FileHandle;
+  try {
+    handle = await fs.open(p, "r");
+  } catch (err) {
+    if (isNotFound(err)) {
+      return null;
+    }
+    throw err;
+  }
+  try {
+    const offset = range.offset ?? 0;
+    const length = range.length ?? Math.max(0, (await handle.stat()).size - offset);
+    const buf = Buffer.alloc(length);
+    const { bytesRead } = await handle.read(buf, 0, length, offset);
+    return buf.subarray(0, bytesRead);
+  } finally {
+    await handle.close();
+  }
+}
+
+async function statOrNull(p: string): Promise<FileStat | null> {
+  try {
+    const s = await fs.lstat(p);
+    return {
+      isFile: s.isFile(),
+      isDirectory: s.isDirectory(),
+      isSymbolicLink: s.isSymbolicLink(),
+      size: s.size,
+      mode: s.mode & 0o7777,
+      mtimeMs: s.mtimeMs,
+    };
+  } catch (err) {
+    if (isNotFound(err)) {
+      return null;
+    }
+    throw err;
+  }
+}
+
+function isNotFound(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === "ENOENT" || code === "ENOTDIR";
+}

@@ -1,0 +1,58 @@
+/**
+ * One interface that hides WHERE Slurm commands and job-directory file operations run.
+ *
+ * `local.ts` runs them on this machine; an SSH implementation (later) runs them on a login node.
+ * Keep it minimal: every file operation the agent needs is explicit here, so a remote
+ * implementation never has to guess, and nothing else in the agent touches `node:fs` or spawns.
+ */
+
+/** Result of one command. `code` is null when the process died from a signal or timed out. */
+export interface ExecResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  /** True when the command was killed because it exceeded `timeoutMs`. */
+  timedOut: boolean;
+}
+
+/** Options for {@link Executor.run}. */
+export interface RunOptions {
+  /** Bytes written to the command's stdin, then stdin is closed. */
+  input?: string;
+  /**
+   * The COMPLETE environment of the command (not merged with the agent's own): Slurm commands
+   * read SBATCH_* / SLURM_* variables, so callers pass a scrubbed environment on purpose.
+   */
+  env?: Record<string, string>;
+  /** Kill the command after this many milliseconds (SIGTERM, then SIGKILL). */
+  timeoutMs?: number;
+  cwd?: string;
+}
+
+/** What {@link Executor.stat} reports; null from stat means "does not exist". */
+export interface FileStat {
+  isFile: boolean;
+  isDirectory: boolean;
+  isSymbolicLink: boolean;
+  size: number;
+  mode: number;
+  mtimeMs: number;
+}
+
+/** Runs commands (argv arrays, never a shell string) and file operations somewhere. */
+export interface Executor {
+  /** Runs `cmd` with `args`; never throws for a non-zero exit, only for failure to start. */
+  run(cmd: string, args: readonly string[], opts?: RunOptions): Promise<ExecResult>;
+  /** Writes a whole file atomically enough for our use (temp file + rename), with `mode` (default 0o600). */
+  writeFile(path: string, data: string | Uint8Array, mode?: number): Promise<void>;
+  /** Reads up to `length` bytes from `offset`; null when the file does not exist. */
+  readFile(path: string, range?: { offset?: number; length?: number }): Promise<Buffer | null>;
+  /** lstat semantics (symlinks are not followed); null when the path does not exist. */
+  stat(path: string): Promise<FileStat | null>;
+  /** mkdir -p with `mode` for the directories it creates. */
+  mkdir(path: string, mode?: number): Promise<void>;
+  /** Resolves symlinks; null when the path does not exist. */
+  realpath(path: string): Promise<string | null>;
+  /** rm -f (files) or rm -rf (directories when `recursive`); missing paths are not an error. */
+  rm(path: string, opts?: { recursive?: boolean }): Promise<void>;
+}

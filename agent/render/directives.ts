@@ -1,0 +1,214 @@
+/**
+ * The `#SBATCH` block: only allow-listed options, each value re-validated before it is emitted.
+ *
+ * sbatch reads directives until the first non-comment line, and no value may contain whitespace,
+ * quotes or a newline, so every value here matches a strict pattern (the same ones the gateway
+ * applies; validate twice). Anything else throws a RenderError.
+ */
+import { DependencyCondition, type JobSpec } from "../../schemas/job.ts";
+import {
+  ABSOLUTE_PATH,
+  ARRAY_INDEXES,
+  JOB_NAME,
+  MEMORY,
+  SBATCH_ARG,
+  SLURM_NAME,
+  durationSeconds,
+} from "../../schemas/patterns.ts";
+import { RenderError, requireMatch } from "./errors.ts";
+
+/** Options the template itself sets: never accepted from `extraSbatchArgs`, whatever the allow-list says. */
+export const TEMPLATE_OWNED_OPTIONS: ReadonlySet<string> = new Set([
+  "--job-name",
+  "--comment",
+  "--export",
+  "--export-file",
+  "--get-user-env",
+  "--chdir",
+  "--output",
+  "--error",
+  "--input",
+  "--open-mode",
+  "--array",
+  "--dependency",
+  "--requeue",
+  "--no-requeue",
+  "--wrap",
+  "--uid",
+  "--gid",
+  "--parsable",
+  "--test-only",
+  "--partition",
+  "--account",
+  "--qos",
+  "--nodes",
+  "--ntasks-per-node",
+  "--cpus-per-task",
+  "--mem",
+  "--mem-per-cpu",
+  "--gres",
+  "--gpus",
+  "--time",
+  "--batch",
+  "--container",
+  "--propagate",
+  "--hold",
+  "--wait",
+]);
+
+const JOB_ID = /^job_[0-9a-z]{20,40}$/;
+const SLURM_JOB_ID = /^\d{1,12}(_\d{1,7})?$/;
+
+/** Inputs the directive block needs beyond the spec. */
+export interface DirectiveInput {
+  spec: JobSpec;
+  jobId: string;
+  attempt: number;
+  jobDir: string;
+  workdir: string;
+  dependsOnSlurmIds: readonly { slurmJobId: string; condition: string }[];
+  /** Option names (`--constraint`) this cluster lets users pass through `extraSbatchArgs`. */
+  allowedSbatchArgs: readonly string[];
+}
+
+/**
+ * Builds the `#SBATCH` lines in a fixed order.
+ * @example
+ * buildDirectives({ spec, jobId, attempt: 1, jobDir, workdir: jobDir, dependsOnSlurmIds: [], allowedSbatchArgs: [] })
+ * // => ["#SBATCH --job-name=train", "#SBATCH --comment=slurmgate:job_…:1", …]
+ */
+export function buildDirectives(input: DirectiveInput): string[] {
+  const { spec } = input;
+  const opts: string[] = [];
+  const add = (option: string, value: string | number) => opts.push(`${option}=${value}`);
+
+  add("--job-name", requireMatch(spec.name, JOB_NAME, "name"));
+  add("--comment", slurmgateTag(input.jobId, input.attempt));
+  // Nothing from the submitting process (the agent, its token) may reach the job; see README in render.ts.
+  add("--export", "NONE");
+  // Retries are the gateway's business (a new attempt, a new tag); Slurm must not rerun a job itself.
+  opts.push("--no-requeue");
+  add("--chdir", requireMatch(input.workdir, ABSOLUTE_PATH, "workdir", "path_outside_roots"));
+  const jobDir = requireMatch(input.jobDir, ABSOLUTE_PATH, "jobDir", "path_outside_roots");
+  const suffix = spec.array ? ".%a" : "";
+  add("--output", `${jobDir}/stdout${suffix}`);
+  add("--error", `${jobDir}/stderr${suffix}`);
+
+  if (spec.partition !== undefined) {
+    add("--partition", requireMatch(spec.partition, SLURM_NAME, "partition"));
+  }
+  if (spec.account !== undefined) {
+    add("--account", requireMatch(spec.account, SLURM_NAME, "account"));
+  }
+  if (spec.qos !== undefined) {
+    add("--qos", requireMatch(spec.qos, SLURM_NAME, "qos"));
+  }
+
+  const r = spec.resources;
+  if (r.nodes !== undefined) {
+    add("--nodes", positiveInt(r.nodes, "resources.nodes"));
+  }
+  if (r.ntasksPerNode !== undefined) {
+    add("--ntasks-per-node", positiveInt(r.ntasksPerNode, "resources.ntasksPerNode"));
+  }
+  if (r.cpusPerTask !== undefined) {
+    add("--cpus-per-task", positiveInt(r.cpusPerTask, "resources.cpusPerTask"));
+  }
+  if (r.memPerNode !== undefined && r.memPerCpu !== undefined) {
+    throw new RenderError("invalid_spec", "resources: give memPerNode or memPerCpu, not both", "resources.memPerCpu");
+  }
+  if (r.memPerNode !== undefined) {
+    add("--mem", requireMatch(r.memPerNode, MEMORY, "resources.memPerNode"));
+  }
+  if (r.memPerCpu !== undefined) {
+    add("--mem-per-cpu", requireMatch(r.memPerCpu, MEMORY, "resources.memPerCpu"));
+  }
+  if (r.gpus !== undefined) {
+    const type = r.gpus.type === undefined ? "" : `${requireMatch(r.gpus.type, SLURM_NAME, "resources.gpus.type")}:`;
+    add("--gres", `gpu:${type}${positiveInt(r.gpus.count, "resources.gpus.count")}`);
+  }
+  if (r.time !== undefined) {
+    add("--time", timeMinutes(r.time));
+  }
+
+  if (spec.array !== undefined) {
+    const indexes = requireMatch(spec.array.indexes, ARRAY_INDEXES, "array.indexes");
+    const max =
+      spec.array.maxParallel === undefined ? "" : `%${positiveInt(spec.array.maxParallel, "array.maxParallel")}`;
+    add("--array", `${indexes}${max}`);
+  }
+  const dependency = dependencyValue(input.dependsOnSlurmIds);
+  if (dependency !== undefined) {
+    add("--dependency", dependency);
+  }
+
+  for (const arg of spec.extraSbatchArgs) {
+    opts.push(checkExtraArg(arg, input.allowedSbatchArgs));
+  }
+  return opts.map((o) => `#SBATCH ${o}`);
+}
+
+/** The exactly-once tag put in `--comment`: `slurmgate:<jobId>:<attempt>`. */
+export function slurmgateTag(jobId: string, attempt: number): string {
+  requireMatch(jobId, JOB_ID, "jobId");
+  return `slurmgate:${jobId}:${positiveInt(attempt, "attempt", 0)}`;
+}
+
+/** Converts a spec duration to whole minutes for `--time`, rounded up, at least 1. */
+export function timeMinutes(value: string): number {
+  const seconds = durationSeconds(value);
+  if (seconds === undefined) {
+    throw new RenderError(
+      "invalid_spec",
+      `resources.time: ${JSON.stringify(value)} is not a duration`,
+      "resources.time",
+    );
+  }
+  return Math.max(1, Math.ceil(seconds / 60));
+}
+
+/** `afterok:1:2,afterany:3`: one group per condition, in first-seen order. */
+function dependencyValue(deps: DirectiveInput["dependsOnSlurmIds"]): string | undefined {
+  const groups = new Map<string, string[]>();
+  for (const dep of deps) {
+    const condition = DependencyCondition.safeParse(dep.condition);
+    if (!condition.success) {
+      throw new RenderError(
+        "slurm_dependency",
+        `dependency condition ${JSON.stringify(dep.condition)} is not allowed`,
+        "dependsOn",
+      );
+    }
+    requireMatch(dep.slurmJobId, SLURM_JOB_ID, "dependsOn.slurmJobId", "slurm_dependency");
+    const ids = groups.get(condition.data) ?? [];
+    ids.push(dep.slurmJobId);
+    groups.set(condition.data, ids);
+  }
+  if (groups.size === 0) {
+    return undefined;
+  }
+  return [...groups].map(([condition, ids]) => [condition, ...ids].join(":")).join(",");
+}
+
+function checkExtraArg(arg: string, allowed: readonly string[]): string {
+  requireMatch(arg, SBATCH_ARG, "extraSbatchArgs", "policy_rejected");
+  const name = arg.split("=", 1)[0] ?? "";
+  if (TEMPLATE_OWNED_OPTIONS.has(name)) {
+    throw new RenderError("policy_rejected", `extraSbatchArgs: ${name} is set by slurmgate itself`, "extraSbatchArgs");
+  }
+  if (!allowed.includes(name)) {
+    throw new RenderError(
+      "policy_rejected",
+      `extraSbatchArgs: ${name} is not allowed on this cluster`,
+      "extraSbatchArgs",
+    );
+  }
+  return arg;
+}
+
+function positiveInt(n: number, field: string, min = 1): number {
+  if (!Number.isSafeInteger(n) || n < min) {
+    throw new RenderError("invalid_spec", `${field}: must be an integer >= ${min}`, field);
+  }
+  return n;
+}

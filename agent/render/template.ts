@@ -1,0 +1,176 @@
+/**
+ * The fixed, versioned job wrapper that follows the `#SBATCH` block.
+ *
+ * Only the parameter block at the top varies per job, and every value in it is validated and
+ * single-quoted. User strings never appear in this text: the wrapper reads them from the NUL
+ * data files (data-files.ts). What the wrapper does, in order:
+ *  1. traps: on exit or SIGTERM/INT/HUP write `<jobDir>/exitcode[.<task>]` (third source of truth
+ *     next to squeue/sacct) and delete the secrets file (not for array tasks: they share it);
+ *  2. scrubs its starting environment down to Slurm's own variables and a login baseline;
+ *  3. reads argv, env, container env and secrets; checks every env entry is `IDENT=...`;
+ *  4. exports SLURMGATE_*, secrets, then the requested env (skipping bash-special names),
+ *     enters the working directory and sources `setup.sh` (the user's own shell lines);
+ *  5. launches `/usr/bin/env [-u …] -- NAME=value… <payload argv>` in the background and waits,
+ *     so the payload gets the requested env byte-exact and signals can be forwarded.
+ * Portable to bash 4.2 (no `mapfile -d`, no `${a[@]}` under `set -u`).
+ */
+import { shellQuote } from "../executor/quote.ts";
+import { noEarlyExportCasePattern } from "./env-policy.ts";
+
+/** Bumped whenever the wrapper's behaviour changes; shown in the script header. */
+export const TEMPLATE_VERSION = 1;
+
+/** Values substituted into the parameter block (all validated by the caller). */
+export interface TemplateParams {
+  jobId: string;
+  jobDir: string;
+  workdir: string;
+  secretsFile: string | null;
+  mode: "command" | "script";
+  runtimeArgv: readonly string[];
+  images: { x86_64: string | null; aarch64: string | null };
+}
+
+/** Renders the parameter block plus the fixed body. */
+export function renderWrapper(p: TemplateParams): string {
+  const params = [
+    `sg_job_id=${shellQuote(p.jobId)}`,
+    `sg_dir=${shellQuote(p.jobDir)}`,
+    `sg_workdir=${shellQuote(p.workdir)}`,
+    `sg_secrets=${shellQuote(p.secretsFile ?? "")}`,
+    `sg_mode=${shellQuote(p.mode)}`,
+    `sg_runtime=(${p.runtimeArgv.map(shellQuote).join(" ")})`,
+    `sg_image_x86_64=${shellQuote(p.images.x86_64 ?? "")}`,
+    `sg_image_aarch64=${shellQuote(p.images.aarch64 ?? "")}`,
+  ];
+  return `${params.join("\n")}\n${BODY.replaceAll("@NO_EARLY_EXPORT@", noEarlyExportCasePattern())}`;
+}
+
+// No umask change: the data files are written 0600 by the agent, and the payload keeps the umask
+// the user submitted with (Slurm propagates it), so shared results stay group-readable if asked.
+const BODY = String.raw`
+sg_task=${"$"}{SLURM_ARRAY_TASK_ID:-}
+sg_sfx=${"$"}{sg_task:+.$sg_task}
+sg_child=
+
+sg_done() {
+  trap - EXIT HUP INT TERM
+  printf '%s\n' "$1" >"$sg_dir/.exitcode$sg_sfx.tmp" &&
+    mv -f -- "$sg_dir/.exitcode$sg_sfx.tmp" "$sg_dir/exitcode$sg_sfx"
+  if [[ -n $sg_secrets && -z $sg_task ]]; then rm -f -- "$sg_secrets"; fi
+  exit "$1"
+}
+sg_fail() {
+  printf 'slurmgate: %s\n' "$1" >&2
+  sg_done 125
+}
+sg_signal() {
+  if [[ -n $sg_child ]]; then
+    kill -s "$1" "$sg_child" 2>/dev/null
+    wait "$sg_child"
+  fi
+  sg_done "$2"
+}
+trap 'sg_done $?' EXIT
+trap 'sg_signal HUP 129' HUP
+trap 'sg_signal INT 130' INT
+trap 'sg_signal TERM 143' TERM
+
+# Only Slurm's variables (and the GPU selection it sets) and a login baseline survive from the starting environment.
+while IFS= read -r sg_n; do
+  case $sg_n in
+    SLURM_* | SLURMD_NODENAME | HOME | USER | LOGNAME | PATH | SHELL | TMPDIR | LANG | LC_* | TZ | TERM) ;;
+    # Device selection the scheduler sets for the GPUs it allocated.
+    CUDA_VISIBLE_DEVICES | GPU_DEVICE_ORDINAL | ROCR_VISIBLE_DEVICES | ZE_AFFINITY_MASK) ;;
+    *) unset -v "$sg_n" 2>/dev/null ;;
+  esac
+done < <(compgen -e)
+while read -r _ _ sg_n; do unset -f "$sg_n"; done < <(declare -Fx)
+export PATH="${"$"}{PATH:-/usr/local/bin:/usr/bin:/bin}"
+
+sg_read() {
+  sg_items=()
+  [[ -f $1 && -r $1 ]] || sg_fail "cannot read $1"
+  local sg_item
+  while IFS= read -r -d '' sg_item; do sg_items+=("$sg_item"); done <"$1"
+}
+sg_check_env() {
+  local sg_kv
+  for sg_kv in "${"$"}{sg_items[@]}"; do
+    [[ $sg_kv == *=* && ${"$"}{sg_kv%%=*} =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || sg_fail "malformed entry in $1"
+  done
+}
+
+sg_read "$sg_dir/env.nul" && sg_check_env "$sg_dir/env.nul"
+sg_env=("${"$"}{sg_items[@]}")
+sg_cenv=()
+sg_image=
+if ((${"$"}{#sg_runtime[@]})); then
+  sg_read "$sg_dir/container-env.nul" && sg_check_env "$sg_dir/container-env.nul"
+  sg_cenv=("${"$"}{sg_items[@]}")
+  case $(uname -m) in
+    x86_64 | amd64) sg_image=$sg_image_x86_64 ;;
+    aarch64 | arm64) sg_image=$sg_image_aarch64 ;;
+  esac
+  [[ -n $sg_image ]] || sg_fail "the job has no container image for architecture $(uname -m)"
+fi
+if [[ $sg_mode == command ]]; then
+  sg_read "$sg_dir/argv.nul"
+  sg_payload=("${"$"}{sg_items[@]}")
+  ((${"$"}{#sg_payload[@]})) || sg_fail "empty command"
+elif ((${"$"}{#sg_runtime[@]})); then
+  sg_payload=(bash "$sg_dir/payload.sh")
+else
+  sg_payload=(/bin/bash "$sg_dir/payload.sh")
+fi
+sg_secret_env=()
+if [[ -n $sg_secrets ]]; then
+  sg_read "$sg_secrets" && sg_check_env "$sg_secrets"
+  sg_secret_env=("${"$"}{sg_items[@]}")
+fi
+unset -v sg_items
+
+export SLURMGATE_JOB_ID="$sg_job_id" SLURMGATE_JOB_DIR="$sg_dir" SLURMGATE_RESULT="$sg_dir/result$sg_sfx.json"
+if [[ -n $sg_secrets ]]; then export SLURMGATE_SECRETS_FILE="$sg_secrets"; fi
+# --export=NONE reaches srun steps through SLURM_EXPORT_ENV; steps must see the payload's env.
+export SLURM_EXPORT_ENV=ALL
+# Secrets go to the environment only through the shell, never onto a command line.
+for sg_kv in "${"$"}{sg_secret_env[@]}"; do
+  case ${"$"}{sg_kv%%=*} in
+    @NO_EARLY_EXPORT@) sg_fail "secret name is reserved" ;;
+    *) export "$sg_kv" ;;
+  esac
+done
+# Early export so setup lines can use the requested env; the exact values are re-applied at launch.
+for sg_kv in "${"$"}{sg_env[@]}"; do
+  case ${"$"}{sg_kv%%=*} in
+    @NO_EARLY_EXPORT@) ;;
+    *) export "$sg_kv" ;;
+  esac
+done
+unset -v sg_kv sg_n sg_secret_env
+readonly sg_job_id sg_dir sg_workdir sg_secrets sg_mode sg_task sg_sfx sg_image sg_env sg_cenv sg_runtime sg_payload
+readonly -f sg_done sg_fail sg_signal
+
+cd -- "$sg_workdir" || sg_fail "cannot enter the working directory"
+if [[ -s $sg_dir/setup.sh ]]; then
+  # The user's own shell lines (module load, conda activate), in this shell, before the payload.
+  source "$sg_dir/setup.sh"
+  sg_rc=$?
+  if ((sg_rc != 0)); then
+    printf 'slurmgate: setup failed with status %s\n' "$sg_rc" >&2
+    sg_done "$sg_rc"
+  fi
+  cd -- "$sg_workdir" || sg_fail "cannot enter the working directory"
+fi
+
+if ((${"$"}{#sg_runtime[@]})); then
+  /usr/bin/env -u BASHOPTS -u SHELLOPTS -- "${"$"}{sg_env[@]}" "${"$"}{sg_cenv[@]}" \
+    "${"$"}{sg_runtime[@]}" "$sg_image" "${"$"}{sg_payload[@]}" &
+else
+  /usr/bin/env -u BASHOPTS -u SHELLOPTS -- "${"$"}{sg_env[@]}" "${"$"}{sg_payload[@]}" &
+fi
+sg_child=$!
+wait "$sg_child"
+sg_done $?
+`;

@@ -1,0 +1,411 @@
+import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { RenderError } from "../../agent/render/errors.ts";
+import { renderBatchScript, type RenderInput } from "../../agent/render/render-batch-script.ts";
+import { encodeEnvEntries } from "../../agent/render/data-files.ts";
+import type { JobSpecInput } from "../../schemas/job.ts";
+import {
+  CANARY,
+  NODE,
+  PROBE,
+  type ProbeOutput,
+  bashSyntaxCheck,
+  runBatchScript,
+  writeJob,
+} from "./helpers/run-rendered.ts";
+
+const JOB_ID = "job_0123456789abcdefghij";
+let root = "";
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), "sg-render-"));
+});
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+function input(spec: Partial<JobSpecInput>, extra: Partial<RenderInput> = {}): RenderInput {
+  return {
+    lease: {
+      jobId: JOB_ID,
+      attempt: 1,
+      spec: { name: "t", command: ["true"], ...spec } as RenderInput["lease"]["spec"],
+    },
+    jobDir: join(root, "job"),
+    secretsFile: null,
+    apptainerBin: "apptainer",
+    ...extra,
+  };
+}
+
+function directives(script: string): string[] {
+  return script.split("\n").filter((l) => l.startsWith("#SBATCH "));
+}
+
+function refusal(fn: () => unknown): RenderError {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof RenderError) {
+      return err;
+    }
+    throw err;
+  }
+  throw new Error("expected a RenderError");
+}
+
+describe("renderBatchScript: #SBATCH block", () => {
+  it("emits exactly the allow-listed options, in a fixed order (golden)", () => {
+    const jobDir = join(root, "job");
+    const out = renderBatchScript(
+      input(
+        {
+          name: "train-1",
+          partition: "gpu",
+          account: "proj1",
+          qos: "normal",
+          resources: {
+            nodes: 2,
+            ntasksPerNode: 4,
+            cpusPerTask: 8,
+            memPerNode: "16G",
+            gpus: { count: 2, type: "a100" },
+            time: "1h30m",
+          },
+          array: { indexes: "0-9:2", maxParallel: 3 },
+          extraSbatchArgs: ["--constraint=ib", "--exclusive"],
+        },
+        { allowedSbatchArgs: ["--constraint", "--exclusive"] },
+      ),
+    );
+    expect(directives(out.script)).toEqual([
+      "#SBATCH --job-name=train-1",
+      `#SBATCH --comment=slurmgate:${JOB_ID}:1`,
+      "#SBATCH --export=NONE",
+      "#SBATCH --no-requeue",
+      `#SBATCH --chdir=${jobDir}`,
+      `#SBATCH --output=${jobDir}/stdout.%a`,
+      `#SBATCH --error=${jobDir}/stderr.%a`,
+      "#SBATCH --partition=gpu",
+      "#SBATCH --account=proj1",
+      "#SBATCH --qos=normal",
+      "#SBATCH --nodes=2",
+      "#SBATCH --ntasks-per-node=4",
+      "#SBATCH --cpus-per-task=8",
+      "#SBATCH --mem=16G",
+      "#SBATCH --gres=gpu:a100:2",
+      "#SBATCH --time=90",
+      "#SBATCH --array=0-9:2%3",
+      "#SBATCH --constraint=ib",
+      "#SBATCH --exclusive",
+    ]);
+    expect(out.sbatchArgs).toEqual(["--export=NONE"]);
+    expect(out.script.startsWith("#!/bin/bash\n#SBATCH ")).toBe(true);
+  });
+
+  it.each([
+    ["45s", 1],
+    ["60", 60],
+    ["1:01", 2],
+    ["2-00:00:00", 2880],
+    ["1-12", 2160],
+    ["61s", 2],
+  ])("converts time %s to %i minutes", (time, minutes) => {
+    const out = renderBatchScript(input({ resources: { time } }));
+    expect(directives(out.script)).toContain(`#SBATCH --time=${minutes}`);
+  });
+
+  it("uses --mem-per-cpu and untyped GPUs", () => {
+    const out = renderBatchScript(input({ resources: { memPerCpu: "512M", gpus: { count: 1 } } }));
+    expect(directives(out.script)).toEqual(
+      expect.arrayContaining(["#SBATCH --mem-per-cpu=512M", "#SBATCH --gres=gpu:1"]),
+    );
+  });
+
+  it("groups dependencies by condition", () => {
+    const out = renderBatchScript({
+      ...input({}),
+      lease: {
+        jobId: JOB_ID,
+        attempt: 3,
+        spec: { name: "t", command: ["true"] } as RenderInput["lease"]["spec"],
+        dependsOnSlurmIds: [
+          { slurmJobId: "11", condition: "afterok" },
+          { slurmJobId: "12", condition: "afterany" },
+          { slurmJobId: "13_2", condition: "afterok" },
+        ],
+      },
+    });
+    expect(directives(out.script)).toContain("#SBATCH --dependency=afterok:11:13_2,afterany:12");
+  });
+
+  it.each([
+    [{ slurmJobId: "12; rm", condition: "afterok" }],
+    [{ slurmJobId: "12", condition: "singleton" }],
+    [{ slurmJobId: "12", condition: "afterok\n#SBATCH --uid=0" }],
+  ])("refuses dependency %j", (dep) => {
+    const err = refusal(() =>
+      renderBatchScript({
+        ...input({}),
+        lease: {
+          jobId: JOB_ID,
+          attempt: 1,
+          spec: { name: "t", command: ["true"] } as RenderInput["lease"]["spec"],
+          dependsOnSlurmIds: [dep],
+        },
+      }),
+    );
+    expect(err.code).toBe("slurm_dependency");
+  });
+});
+
+describe("renderBatchScript: refusals (validate twice, compromised gateway)", () => {
+  it.each<[string, Partial<JobSpecInput>, Partial<RenderInput>, string]>([
+    ["newline in name", { name: "a\n#SBATCH --uid=0" }, {}, "invalid_spec"],
+    ["partition with option", { partition: "debug --wrap=id" }, {}, "invalid_spec"],
+    ["glued partition", { partition: "-pdebug" }, {}, "invalid_spec"],
+    ["partition list", { partition: "gpu,debug" }, {}, "invalid_spec"],
+    ["reserved env", { env: { LD_PRELOAD: "/x.so" } }, {}, "invalid_spec"],
+    ["apptainer env", { env: { APPTAINER_BIND: "/:/host" } }, {}, "policy_rejected"],
+    [
+      "apptainer container env",
+      { container: { image: "/img.sif", env: { SINGULARITYENV_X: "1" } } },
+      {},
+      "policy_rejected",
+    ],
+    ["env value with newline", { env: { A: "x\ny" } }, {}, "invalid_spec"],
+    ["argv with NUL", { command: ["a\0b"] }, {}, "invalid_spec"],
+    ["lone surrogate", { command: ["x", "\ud800"] }, {}, "invalid_spec"],
+    ["'=' in program name", { command: ["A=B", "x"] }, {}, "invalid_spec"],
+    ["extra arg not allowed", { extraSbatchArgs: ["--constraint=ib"] }, {}, "policy_rejected"],
+    [
+      "template-owned extra arg",
+      { extraSbatchArgs: ["--wrap=id"] },
+      { allowedSbatchArgs: ["--wrap"] },
+      "policy_rejected",
+    ],
+    [
+      "extra arg output",
+      { extraSbatchArgs: ["--output=/etc/x"] },
+      { allowedSbatchArgs: ["--output"] },
+      "policy_rejected",
+    ],
+    ["secrets without file", { secrets: ["TOKEN"] }, {}, "secret_missing"],
+    ["bash-special secret", { secrets: ["RANDOM"] }, { secretsFile: "/tmp/s" }, "invalid_spec"],
+    ["relative jobDir", {}, { jobDir: "relative/dir" }, "path_outside_roots"],
+    ["jobDir with ..", {}, { jobDir: "/a/../etc" }, "path_outside_roots"],
+    ["workdir not resolved", { workdir: "data/run1" }, {}, "path_outside_roots"],
+    [
+      "apptainer bin with space",
+      { container: { image: "/img.sif" } },
+      { apptainerBin: "apptainer --fakeroot" },
+      "policy_rejected",
+    ],
+    [
+      "bind with comma",
+      { container: { image: "/img.sif", binds: [{ src: "/a,/etc", dst: "/x" }] } },
+      {},
+      "invalid_spec",
+    ],
+    ["image with space", { container: { image: "/img.sif --writable" } }, {}, "invalid_spec"],
+  ])("%s", (_label, spec, extra, code) => {
+    expect(refusal(() => renderBatchScript(input(spec, extra))).code).toBe(code);
+  });
+});
+
+describe("renderBatchScript: the wrapper, run with bash", () => {
+  async function runJob(
+    name: string,
+    spec: Partial<JobSpecInput>,
+    extra: Partial<RenderInput> = {},
+    env: Record<string, string> = {},
+  ) {
+    const jobDir = join(root, name);
+    const job = renderBatchScript(input(spec, { jobDir, ...extra }));
+    const script = await writeJob(jobDir, job);
+    await bashSyntaxCheck(script);
+    return { jobDir, job, result: await runBatchScript(script, env) };
+  }
+
+  it("delivers argv, env and cwd exactly, and nothing of the agent's environment", async () => {
+    const args = ["a b", "'$(id)`x`'", "", "--x", "*", "~", "\\", "é 日本 🎉", "\t"];
+    const env = {
+      FOO: "bar $HOME `id` $(id) 'q' \"d\"",
+      RANDOM: "7",
+      _: "under",
+      POSIXLY_CORRECT: "1",
+      sg_dir: "/evil",
+      EMPTY: "",
+    };
+    const { jobDir, result } = await runJob("exact", { command: [NODE, PROBE, ...args], env });
+    expect(result.code, result.stderr).toBe(0);
+    const probe = JSON.parse(result.stdout) as ProbeOutput;
+    expect(probe.argv).toEqual(args);
+    expect(probe.cwd).toBe(jobDir);
+    for (const [k, v] of Object.entries(env)) {
+      expect(probe.env[k]).toBe(v);
+    }
+    for (const k of Object.keys(CANARY)) {
+      expect(probe.env[k]).toBeUndefined();
+    }
+    expect(probe.env.SLURMGATE_JOB_ID).toBe(JOB_ID);
+    expect(probe.env.SLURMGATE_JOB_DIR).toBe(jobDir);
+    expect(probe.env.SLURMGATE_RESULT).toBe(`${jobDir}/result.json`);
+    expect(probe.env.SLURM_JOB_ID).toBe("4242");
+    expect(probe.env.SLURM_EXPORT_ENV).toBe("ALL");
+    expect((await readFile(join(jobDir, "exitcode"), "utf8")).trim()).toBe("0");
+  });
+
+  it("delivers values node could not even start with (malformed LC_ALL), checked with env -0", async () => {
+    const env = { LC_ALL: "'\u{10000}''\u{10000}'", LANG: "$(id)", FUNCNEST: "1", TMOUT: "1", EXECIGNORE: "*" };
+    const { result } = await runJob("locale", { command: ["/usr/bin/env", "-0"], env });
+    expect(result.code, result.stderr).toBe(0);
+    const seen = Object.fromEntries(
+      result.stdout
+        .split("\0")
+        .filter(Boolean)
+        .map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]),
+    );
+    expect(seen).toMatchObject(env);
+  });
+
+  it("runs setup lines first, in the working directory, with the env visible", async () => {
+    const { result } = await runJob("setup", {
+      command: [NODE, PROBE],
+      env: { GREETING: "hi there" },
+      setup: ['export FROM_SETUP="$GREETING!"', "cd /"],
+    });
+    expect(result.code, result.stderr).toBe(0);
+    const probe = JSON.parse(result.stdout) as ProbeOutput;
+    expect(probe.env.FROM_SETUP).toBe("hi there!");
+    expect(probe.cwd).not.toBe("/");
+  });
+
+  it("stops with the setup's status when setup fails", async () => {
+    const { jobDir, result } = await runJob("setup-fail", { command: [NODE, PROBE], setup: ["false"] });
+    expect(result.code).toBe(1);
+    expect(result.stdout).toBe("");
+    expect((await readFile(join(jobDir, "exitcode"), "utf8")).trim()).toBe("1");
+  });
+
+  it("runs a script body with bash and records its exit status", async () => {
+    const { jobDir, result } = await runJob("script", {
+      command: undefined,
+      script: "echo \"$1-$PWD\"\necho 'lines'\nexit 3\n",
+    });
+    expect(result.code).toBe(3);
+    expect(result.stdout).toBe(`-${jobDir}\nlines\n`);
+    expect((await readFile(join(jobDir, "exitcode"), "utf8")).trim()).toBe("3");
+  });
+
+  it("uses the resolved workdir", async () => {
+    const workdir = join(root, "shared", "data", "run1");
+    await import("node:fs/promises").then((fs) => fs.mkdir(workdir, { recursive: true }));
+    const { result, job } = await runJob("workdir", { command: [NODE, PROBE], workdir: "data/run1" }, { workdir });
+    expect(directives(job.script)).toContain(`#SBATCH --chdir=${workdir}`);
+    expect((JSON.parse(result.stdout) as ProbeOutput).cwd).toBe(workdir);
+  });
+
+  it("exports secrets from the 0600 file, never writes them into the script, and removes the file", async () => {
+    const jobDir = join(root, "secrets");
+    const secretsFile = join(jobDir, "secrets.nul");
+    const job = renderBatchScript(input({ command: [NODE, PROBE], secrets: ["API_TOKEN"] }, { jobDir, secretsFile }));
+    const script = await writeJob(jobDir, job);
+    const secret = "s3cr3t 'value' $(id)";
+    await writeFile(secretsFile, encodeEnvEntries({ API_TOKEN: secret }), { mode: 0o600 });
+    expect(job.script).not.toContain(secret);
+    const result = await runBatchScript(script);
+    expect(result.code, result.stderr).toBe(0);
+    const probe = JSON.parse(result.stdout) as ProbeOutput;
+    expect(probe.env.API_TOKEN).toBe(secret);
+    expect(probe.env.SLURMGATE_SECRETS_FILE).toBe(secretsFile);
+    await expect(stat(secretsFile)).rejects.toThrow();
+  });
+
+  it("keeps the shared secrets file for array tasks and writes per-task exit codes", async () => {
+    const jobDir = join(root, "array");
+    const secretsFile = join(jobDir, "secrets.nul");
+    const job = renderBatchScript(
+      input({ command: ["false"], secrets: ["K"], array: { indexes: "0-1" } }, { jobDir, secretsFile }),
+    );
+    const script = await writeJob(jobDir, job);
+    await writeFile(secretsFile, encodeEnvEntries({ K: "v" }), { mode: 0o600 });
+    const result = await runBatchScript(script, { SLURM_ARRAY_TASK_ID: "1" });
+    expect(result.code).toBe(1);
+    expect((await readFile(join(jobDir, "exitcode.1"), "utf8")).trim()).toBe("1");
+    expect((await stat(secretsFile)).isFile()).toBe(true);
+  });
+
+  it("forwards SIGTERM to the payload and records 143", async () => {
+    const jobDir = join(root, "term");
+    const job = renderBatchScript(input({ command: ["sleep", "30"] }, { jobDir }));
+    const script = await writeJob(jobDir, job);
+    const { spawn } = await import("node:child_process");
+    const child = spawn("bash", [script], { env: { PATH: process.env.PATH ?? "/usr/bin:/bin" }, stdio: "ignore" });
+    await new Promise((r) => setTimeout(r, 400));
+    child.kill("SIGTERM");
+    const code = await new Promise<number | null>((r) => child.on("close", (c) => r(c)));
+    expect(code).toBe(143);
+    expect((await readFile(join(jobDir, "exitcode"), "utf8")).trim()).toBe("143");
+  });
+
+  it("builds the apptainer command line and picks the image by uname -m", async () => {
+    const jobDir = join(root, "container");
+    const fake = join(root, "fake-apptainer");
+    // A stand-in runtime that prints its argv and one env var, NUL-separated.
+    await writeFile(fake, "#!/bin/bash\nprintf '%s\\0' \"$@\"\nprintf 'CENV=%s\\0' \"$CENV\"\n", { mode: 0o755 });
+    const job = renderBatchScript(
+      input(
+        {
+          command: ["python3", "-c", "print('$x')"],
+          resources: { gpus: { count: 1 } },
+          container: {
+            images: { x86_64: "/img/x86.sif", aarch64: "docker://ghcr.io/org/img:1.0" },
+            binds: [{ src: "/data/in", dst: "/in", readonly: true }, { src: "/data/out" }],
+            mountHome: false,
+            env: { CENV: "c 'v' $y" },
+          },
+        },
+        { jobDir, apptainerBin: fake },
+      ),
+    );
+    const script = await writeJob(jobDir, job);
+    const result = await runBatchScript(script);
+    expect(result.code, result.stderr).toBe(0);
+    const { execFileSync } = await import("node:child_process");
+    const arch = execFileSync("uname", ["-m"], { encoding: "utf8" }).trim();
+    const image = arch === "aarch64" ? "docker://ghcr.io/org/img:1.0" : "/img/x86.sif";
+    expect(result.stdout.split("\0").slice(0, -1)).toEqual([
+      "exec",
+      "--nv",
+      "--no-home",
+      "--bind",
+      "/data/in:/in:ro",
+      "--bind",
+      "/data/out:/data/out",
+      "--bind",
+      jobDir,
+      "--pwd",
+      jobDir,
+      image,
+      "python3",
+      "-c",
+      "print('$x')",
+      "CENV=c 'v' $y",
+    ]);
+  });
+
+  it("fails clearly when no image exists for this architecture", async () => {
+    const { execFileSync } = await import("node:child_process");
+    const arch = execFileSync("uname", ["-m"], { encoding: "utf8" }).trim();
+    const other = arch === "aarch64" ? "x86_64" : "aarch64";
+    const { jobDir, result } = await runJob("noarch", {
+      command: ["true"],
+      container: { images: { [other]: "/img.sif" } },
+    });
+    expect(result.code).toBe(125);
+    expect(result.stderr).toContain(`no container image for architecture ${arch}`);
+    expect((await readFile(join(jobDir, "exitcode"), "utf8")).trim()).toBe("125");
+  });
+});

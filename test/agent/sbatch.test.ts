@@ -1,0 +1,145 @@
+import { describe, expect, it } from "vitest";
+import {
+  buildSbatchArgs,
+  classifySbatchError,
+  parseSbatchOutput,
+  sbatchErrorMessage,
+} from "../../agent/slurm/sbatch.ts";
+import { buildSlurmEnv } from "../../agent/slurm/env.ts";
+import { fixture } from "./helpers/fixtures.ts";
+
+describe("buildSbatchArgs", () => {
+  it("puts --parsable first and the script last", () => {
+    expect(buildSbatchArgs("/s/job.sbatch", ["--export=NONE"])).toEqual([
+      "--parsable",
+      "--export=NONE",
+      "/s/job.sbatch",
+    ]);
+  });
+  it.each([
+    ["relative.sh", []],
+    ["/s/x", ["-p debug"]],
+    ["/s/x", ["--wrap=id; rm"]],
+  ])("refuses %j %j", (path, extra) => {
+    expect(() => buildSbatchArgs(path, extra)).toThrow();
+  });
+});
+
+describe("parseSbatchOutput (real outputs)", () => {
+  it("reads --parsable", () => {
+    expect(parseSbatchOutput(fixture("sbatch-ok.stdout.txt"))).toEqual({ slurmJobId: "7", cluster: null });
+  });
+  it("reads the classic line", () => {
+    expect(parseSbatchOutput(fixture("sbatch-classic.stdout.txt"))).toEqual({ slurmJobId: "8", cluster: null });
+  });
+  it("reads id;cluster", () => {
+    expect(parseSbatchOutput("4242;alpha\n")).toEqual({ slurmJobId: "4242", cluster: "alpha" });
+  });
+  it("returns null without an id", () => {
+    expect(parseSbatchOutput("")).toBeNull();
+    expect(parseSbatchOutput("sbatch: error: something\n")).toBeNull();
+  });
+});
+
+describe("classifySbatchError", () => {
+  it.each([
+    [
+      "sbatch-invalid-partition.stderr.txt",
+      "slurm_invalid_partition",
+      "invalid partition specified: nosuch: Invalid partition name specified",
+    ],
+    ["sbatch-gres-h100.stderr.txt", "slurm_node_config", "Requested node configuration is not available"],
+    ["sbatch-gres-too-many.stderr.txt", "slurm_node_config", "Requested node configuration is not available"],
+    ["sbatch-gres-bad-type.stderr.txt", "slurm_gres_unavailable", "Invalid generic resource (gres) specification"],
+    [
+      "sbatch-mem-too-much.stderr.txt",
+      "slurm_memory_limit",
+      "Memory specification can not be satisfied: Requested node configuration is not available",
+    ],
+    ["sbatch-bad-time.stderr.txt", "slurm_time_limit", "Invalid --time specification"],
+  ])("real %s → %s", (file, code, message) => {
+    expect(classifySbatchError(fixture(file))).toEqual({ code, message });
+  });
+
+  // Messages Slurm prints for settings the test clusters do not enable (AccountingStorageEnforce,
+  // QOS limits, MaxJobCount), copied from slurm_errno.c / sbatch of 22.05.
+  it.each([
+    [
+      "sbatch: error: Batch job submission failed: Invalid account or account/partition combination specified",
+      "slurm_invalid_account",
+    ],
+    ["sbatch: error: Batch job submission failed: Invalid qos specification", "slurm_invalid_qos"],
+    [
+      "sbatch: error: QOSMaxSubmitJobPerUserLimit\nsbatch: error: Batch job submission failed: Job violates accounting/QOS policy (job submit limit, user's size and/or time limits)",
+      "backpressure",
+    ],
+    [
+      "sbatch: error: AssocMaxSubmitJobLimit\nsbatch: error: Batch job submission failed: Job violates accounting/QOS policy (job submit limit, user's size and/or time limits)",
+      "backpressure",
+    ],
+    [
+      "sbatch: error: Batch job submission failed: Job violates accounting/QOS policy (job submit limit, user's size and/or time limits)",
+      "backpressure",
+    ],
+    [
+      "sbatch: error: QOSMaxWallDurationPerJobLimit\nsbatch: error: Batch job submission failed: Job violates accounting/QOS policy (job submit limit, user's size and/or time limits)",
+      "slurm_time_limit",
+    ],
+    [
+      "sbatch: error: QOSMaxGRESPerUser\nsbatch: error: Batch job submission failed: Job violates accounting/QOS policy (job submit limit, user's size and/or time limits)",
+      "backpressure",
+    ],
+    [
+      "sbatch: error: QOSMaxCpuPerJobLimit\nsbatch: error: Batch job submission failed: Job violates accounting/QOS policy (job submit limit, user's size and/or time limits)",
+      "slurm_qos_limit",
+    ],
+    [
+      "sbatch: error: AssocGrpCpuLimit\nsbatch: error: Batch job submission failed: Job violates accounting/QOS policy (job submit limit, user's size and/or time limits)",
+      "slurm_assoc_limit",
+    ],
+    [
+      "sbatch: error: Batch job submission failed: Requested time limit is invalid (missing or exceeds some limit)",
+      "slurm_time_limit",
+    ],
+    [
+      "sbatch: error: Slurm temporarily unable to accept job, sleeping and retrying\nsbatch: error: Batch job submission failed: Resource temporarily unavailable",
+      "backpressure",
+    ],
+    ["sbatch: error: Batch job submission failed: Socket timed out on send/recv operation", "transient"],
+    ["sbatch: error: Batch job submission failed: Unable to contact slurm controller (connect failure)", "transient"],
+    ["sbatch: error: Batch job submission failed: Job dependency problem", "slurm_dependency"],
+    ["sbatch: error: Batch job submission failed: Node count specification invalid", "slurm_node_config"],
+    ["sbatch: error: Batch job submission failed: Something new in Slurm 26", "slurm_rejected"],
+    ["sbatch: fatal: Could not establish a configuration source", "transient"],
+    ["", "transient"],
+  ])("%s → %s", (stderr, code) => {
+    expect(classifySbatchError(stderr).code).toBe(code);
+  });
+
+  it("treats a timeout as transient whatever stderr says", () => {
+    expect(
+      classifySbatchError("sbatch: error: Batch job submission failed: Invalid qos specification", { timedOut: true })
+        .code,
+    ).toBe("transient");
+  });
+
+  it("drops warnings from the message", () => {
+    expect(
+      sbatchErrorMessage("sbatch: warning: x\nsbatch: error: Batch job submission failed: Invalid qos specification\n"),
+    ).toBe("Invalid qos specification");
+  });
+});
+
+describe("buildSlurmEnv", () => {
+  it("keeps only what Slurm commands need and pins locale and zone", () => {
+    const env = buildSlurmEnv({
+      PATH: "/p",
+      SLURM_CONF: "/c",
+      AGENT_TOKEN: "t",
+      SBATCH_ACCOUNT: "a",
+      SQUEUE_FORMAT: "x",
+      HOME: "/h",
+    });
+    expect(env).toEqual({ PATH: "/p", SLURM_CONF: "/c", HOME: "/h", LC_ALL: "C", TZ: "UTC" });
+  });
+});
