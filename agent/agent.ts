@@ -81,11 +81,15 @@ export async function createAgent(
   overrides: { executor?: Executor; api?: GatewayApi; log?: Logger; mode?: "local" | "ssh" } = {},
 ): Promise<AgentHandle> {
   const log = overrides.log ?? createLogger(config.SLURMGATE_LOG_LEVEL);
-  const executor = overrides.executor ?? createLocalExecutor({ defaultTimeoutMs: config.SLURMGATE_COMMAND_TIMEOUT_SECONDS * 1000 });
+  const executor =
+    overrides.executor ?? createLocalExecutor({ defaultTimeoutMs: config.SLURMGATE_COMMAND_TIMEOUT_SECONDS * 1000 });
   const stateFile = config.SLURMGATE_STATE_FILE ?? defaultStateFile(config, env);
   const unlock = lockStateFile(stateFile);
   const state = openStateStore(stateFile);
-  const agentId = state.state.agentId ?? config.SLURMGATE_AGENT_ID ?? `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+  const agentId =
+    state.state.agentId ??
+    config.SLURMGATE_AGENT_ID ??
+    `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
   if (state.state.agentId !== agentId) {
     state.setAgentId(agentId);
   }
@@ -143,7 +147,13 @@ export async function createAgent(
     if (stats.errors.length) {
       log("warn", "cycle finished with errors", { errors: stats.errors.slice(0, 5) });
     } else if (stats.leased || stats.submitted || stats.reported) {
-      log("info", "cycle", { leased: stats.leased, submitted: stats.submitted, reported: stats.reported, tracked: stats.tracked, ms: stats.cycleMs });
+      log("info", "cycle", {
+        leased: stats.leased,
+        submitted: stats.submitted,
+        reported: stats.reported,
+        tracked: stats.tracked,
+        ms: stats.cycleMs,
+      });
     }
     return stats;
   };
@@ -171,21 +181,32 @@ export async function createAgent(
       }
     },
     async runForever() {
-      log("info", "agent started", { agentId, cluster: config.SLURMGATE_CLUSTER, gateway: config.SLURMGATE_URL, mode, stateFile });
+      log("info", "agent started", {
+        agentId,
+        cluster: config.SLURMGATE_CLUSTER,
+        gateway: config.SLURMGATE_URL,
+        mode,
+        stateFile,
+      });
       let failures = 0;
       try {
         while (!controller.signal.aborted) {
           const busy = state.all().some((j) => j.phase === "submitting");
-          const wait = busy ? 0 : Math.min(config.SLURMGATE_POLL_WAIT_SECONDS, Math.ceil(pacer.msUntilTrack(ctx.now()) / 1000));
+          const wait = busy
+            ? 0
+            : Math.min(config.SLURMGATE_POLL_WAIT_SECONDS, Math.ceil(pacer.msUntilTrack(ctx.now()) / 1000));
           let stats: CycleStats | undefined;
           try {
             stats = await cycle(state.all().length ? wait : config.SLURMGATE_POLL_WAIT_SECONDS, false);
           } catch (err) {
             log("error", "cycle crashed; carrying on", { error: (err as Error).message });
           }
-          if (!stats || !stats.gatewayReachable || stats.errors.length > 0) {
+          if (!stats?.gatewayReachable || stats.errors.length > 0) {
             failures++;
-            await sleep(Math.min(30_000, 500 * 2 ** Math.min(failures, 6)) * (0.75 + Math.random() / 2), controller.signal);
+            await sleep(
+              Math.min(30_000, 500 * 2 ** Math.min(failures, 6)) * (0.75 + Math.random() / 2),
+              controller.signal,
+            );
           } else {
             failures = 0;
           }

@@ -4,20 +4,29 @@
  */
 import { z } from "zod";
 
-const seconds = (fallback: number, min: number, max: number) => z.coerce.number().int().min(min).max(max).default(fallback);
+const seconds = (fallback: number, min: number, max: number) =>
+  z.coerce.number().int().min(min).max(max).default(fallback);
 const list = (separator: string) =>
-  z
-    .string()
-    .transform((s) => s.split(separator).map((x) => x.trim()).filter(Boolean));
+  z.string().transform((s) =>
+    s
+      .split(separator)
+      .map((x) => x.trim())
+      .filter(Boolean),
+  );
 
 export const AgentConfig = z.object({
   SLURMGATE_URL: z.url({ message: "the gateway's base URL, e.g. https://slurmgate.example.org" }), // where the gateway is
-  SLURMGATE_AGENT_TOKEN: z.string().regex(/^sga_[A-Za-z0-9_-]{32,}$/, "an agent token (sga_…) from `slurmgate token create --kind agent`"), // bound to one cluster
+  SLURMGATE_AGENT_TOKEN: z
+    .string()
+    .regex(/^sga_[A-Za-z0-9_-]{32,}$/, "an agent token (sga_…) from `slurmgate token create --kind agent`"), // bound to one cluster
   SLURMGATE_CLUSTER: z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, "the cluster name the token is bound to"), // checked against the token at start
   SLURMGATE_SHARED_ROOTS: list(":").pipe(
     z.array(z.string().regex(/^\//, "absolute paths separated by ':'")).min(1, "at least one absolute path"),
   ), // job dirs live under the first; binds and workdirs must resolve inside one of them
-  SLURMGATE_AGENT_ID: z.string().regex(/^[A-Za-z0-9_.:@-]{1,128}$/).optional(), // default <hostname>:<pid>:<random>
+  SLURMGATE_AGENT_ID: z
+    .string()
+    .regex(/^[A-Za-z0-9_.:@-]{1,128}$/)
+    .optional(), // default <hostname>:<pid>:<random>
   SLURMGATE_STATE_FILE: z.string().optional(), // default $XDG_STATE_HOME/slurmgate/agent-<cluster>.json
   SLURM_CONF: z.string().optional(), // passed to every Slurm command
   SLURMGATE_SLURM_BIN: z.string().default(""), // directory holding sbatch/squeue/…; empty = PATH
@@ -72,7 +81,8 @@ export function parseAgentConfig(source: Record<string, string | undefined>): Ag
     result.error.issues
       .map((issue) => {
         const name = issue.path.join(".") || "config";
-        const shown = name.includes("TOKEN") || source[name] === undefined ? "" : ` (got ${JSON.stringify(source[name])})`;
+        const shown =
+          name.includes("TOKEN") || source[name] === undefined ? "" : ` (got ${JSON.stringify(source[name])})`;
         return `invalid ${name}: ${source[name] === undefined ? "required" : issue.message}${shown}`;
       })
       .join("\n"),

@@ -66,7 +66,11 @@ function jobDirOf(ctx: AgentContext, lease: Lease) {
   return posix.join(ctx.roots.real[0]!, lease.owner, lease.jobId);
 }
 
-async function handleCancels(ctx: AgentContext, orders: { jobId: string; epoch: number; slurmJobId: string | null }[], leasedNow: Set<string>) {
+async function handleCancels(
+  ctx: AgentContext,
+  orders: { jobId: string; epoch: number; slurmJobId: string | null }[],
+  leasedNow: Set<string>,
+) {
   const reports: Report[] = [];
   const toKill: string[] = [];
   for (const order of orders) {
@@ -84,7 +88,13 @@ async function handleCancels(ctx: AgentContext, orders: { jobId: string; epoch: 
       continue;
     }
     leasedNow.delete(order.jobId);
-    reports.push({ jobId: order.jobId, epoch: order.epoch, state: "cancelled", reason: "cancelled before it was submitted to Slurm", logs: [] });
+    reports.push({
+      jobId: order.jobId,
+      epoch: order.epoch,
+      state: "cancelled",
+      reason: "cancelled before it was submitted to Slurm",
+      logs: [],
+    });
     ctx.state.remove(order.jobId);
   }
   if (toKill.length) {
@@ -117,7 +127,11 @@ async function handleLeases(ctx: AgentContext, reporter: Reporter, pacer: Pacer,
   if (unsure.length) {
     const lookup = await lookupByTag(
       ctx,
-      unsure.map((l) => ({ jobId: l.jobId, attempt: l.attempt, since: ctx.state.get(l.jobId)?.submittedAt ?? ctx.now() - 86_400_000 })),
+      unsure.map((l) => ({
+        jobId: l.jobId,
+        attempt: l.attempt,
+        since: ctx.state.get(l.jobId)?.submittedAt ?? ctx.now() - 86_400_000,
+      })),
     );
     for (const lease of unsure) {
       const found = lookup.found.get(lease.jobId);
@@ -232,7 +246,16 @@ export async function runCycle(
   options: { wait: number; forceTrack?: boolean; signal?: AbortSignal },
 ): Promise<CycleStats> {
   const started = ctx.now();
-  const stats: CycleStats = { leased: 0, submitted: 0, cancelled: 0, reported: 0, tracked: 0, errors: [], gatewayReachable: true, cycleMs: 0 };
+  const stats: CycleStats = {
+    leased: 0,
+    submitted: 0,
+    cancelled: 0,
+    reported: 0,
+    tracked: 0,
+    errors: [],
+    gatewayReachable: true,
+    cycleMs: 0,
+  };
   const holding = ctx.state.all().map((j) => j.jobId);
   const response = await ctx.api.lease(
     { agentId: ctx.agentId, max: ctx.config.SLURMGATE_MAX_LEASE, wait: options.wait, holding },

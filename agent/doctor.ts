@@ -19,7 +19,12 @@ async function checkRoots(executor: Executor, config: AgentConfig): Promise<Chec
   for (const root of config.SLURMGATE_SHARED_ROOTS) {
     const st = await executor.stat(root);
     if (!st?.isDirectory) {
-      checks.push({ name: `shared root ${root}`, ok: false, detail: "does not exist or is not a directory", fix: `mkdir -p ${root}` });
+      checks.push({
+        name: `shared root ${root}`,
+        ok: false,
+        detail: "does not exist or is not a directory",
+        fix: `mkdir -p ${root}`,
+      });
       continue;
     }
     if (st.mode & 0o002) {
@@ -32,13 +37,22 @@ async function checkRoots(executor: Executor, config: AgentConfig): Promise<Chec
       await executor.rm(probe);
       checks.push({ name: `shared root ${root}`, ok: true, detail: "exists, writable, not world-writable" });
     } catch (err) {
-      checks.push({ name: `shared root ${root}`, ok: false, detail: `not writable: ${(err as Error).message}`, fix: `check ownership of ${root}` });
+      checks.push({
+        name: `shared root ${root}`,
+        ok: false,
+        detail: `not writable: ${(err as Error).message}`,
+        fix: `check ownership of ${root}`,
+      });
     }
   }
   return checks;
 }
 
-export async function doctorChecks(config: AgentConfig, env: Record<string, string | undefined>, executor: Executor = createLocalExecutor()) {
+export async function doctorChecks(
+  config: AgentConfig,
+  env: Record<string, string | undefined>,
+  executor: Executor = createLocalExecutor(),
+) {
   const checks: Check[] = [];
   const slurm = createSlurmCommands({
     executor,
@@ -52,7 +66,12 @@ export async function doctorChecks(config: AgentConfig, env: Record<string, stri
     checks.push(
       st?.isFile
         ? { name: "SLURM_CONF", ok: true, detail: config.SLURM_CONF }
-        : { name: "SLURM_CONF", ok: false, detail: `${config.SLURM_CONF} does not exist`, fix: "point SLURM_CONF at the cluster's slurm.conf" },
+        : {
+            name: "SLURM_CONF",
+            ok: false,
+            detail: `${config.SLURM_CONF} does not exist`,
+            fix: "point SLURM_CONF at the cluster's slurm.conf",
+          },
     );
   }
   try {
@@ -63,35 +82,65 @@ export async function doctorChecks(config: AgentConfig, env: Record<string, stri
       name: "partitions",
       ok: partitions.length > 0,
       detail: partitions
-        .map((p) => `${p.name}${p.default ? "*" : ""} (${p.nodes} nodes, ${p.gpus.map((g) => `${g.count}×${g.type}`).join(" ") || "no GPUs"})`)
+        .map(
+          (p) =>
+            `${p.name}${p.default ? "*" : ""} (${p.nodes} nodes, ${p.gpus.map((g) => `${g.count}×${g.type}`).join(" ") || "no GPUs"})`,
+        )
         .join(", "),
       fix: partitions.length ? undefined : "sinfo shows no partitions: check SLURM_CONF and slurmctld",
     });
   } catch (err) {
-    checks.push({ name: "slurm commands", ok: false, detail: (err as Error).message, fix: "install Slurm's client commands or set SLURMGATE_SLURM_BIN" });
+    checks.push({
+      name: "slurm commands",
+      ok: false,
+      detail: (err as Error).message,
+      fix: "install Slurm's client commands or set SLURMGATE_SLURM_BIN",
+    });
   }
-  const acct = await slurm.sacct({ since: new Date(Date.now() - 60_000) }).catch((err: Error) => ({ ok: false as const, reason: "error" as const, message: err.message }));
+  const acct = await slurm
+    .sacct({ since: new Date(Date.now() - 60_000) })
+    .catch((err: Error) => ({ ok: false as const, reason: "error" as const, message: err.message }));
   checks.push({
     name: "accounting",
     ok: true,
-    detail: acct.ok ? "sacct answers" : `off (${acct.message}); the agent falls back to scontrol and the exit-code file`,
+    detail: acct.ok
+      ? "sacct answers"
+      : `off (${acct.message}); the agent falls back to scontrol and the exit-code file`,
   });
   const apptainer = await slurm.apptainerVersion();
-  checks.push({ name: "container runtime", ok: true, detail: apptainer ?? `${config.SLURMGATE_APPTAINER} not found: container jobs will be refused` });
+  checks.push({
+    name: "container runtime",
+    ok: true,
+    detail: apptainer ?? `${config.SLURMGATE_APPTAINER} not found: container jobs will be refused`,
+  });
   checks.push(...(await checkRoots(executor, config)));
   if (config.SLURMGATE_SECRETS_FILE) {
     try {
       const mode = statSync(config.SLURMGATE_SECRETS_FILE).mode & 0o777;
       checks.push(
         mode & 0o077
-          ? { name: "secret store", ok: false, detail: `mode ${mode.toString(8)}`, fix: `chmod 600 ${config.SLURMGATE_SECRETS_FILE}` }
+          ? {
+              name: "secret store",
+              ok: false,
+              detail: `mode ${mode.toString(8)}`,
+              fix: `chmod 600 ${config.SLURMGATE_SECRETS_FILE}`,
+            }
           : { name: "secret store", ok: true, detail: `${config.SLURMGATE_SECRETS_FILE} (mode ${mode.toString(8)})` },
       );
     } catch (err) {
-      checks.push({ name: "secret store", ok: false, detail: (err as Error).message, fix: "create it with NAME=value lines and chmod 600" });
+      checks.push({
+        name: "secret store",
+        ok: false,
+        detail: (err as Error).message,
+        fix: "create it with NAME=value lines and chmod 600",
+      });
     }
   }
-  const api = createGatewayApi({ baseUrl: config.SLURMGATE_URL, token: config.SLURMGATE_AGENT_TOKEN, timeoutMs: 10_000 });
+  const api = createGatewayApi({
+    baseUrl: config.SLURMGATE_URL,
+    token: config.SLURMGATE_AGENT_TOKEN,
+    timeoutMs: 10_000,
+  });
   const started = Date.now();
   const me = await api.me();
   if (!me.ok) {
@@ -99,7 +148,10 @@ export async function doctorChecks(config: AgentConfig, env: Record<string, stri
       name: "gateway",
       ok: false,
       detail: me.status ? `HTTP ${me.status}: ${me.message}` : me.message,
-      fix: me.status === 401 ? "the token is unknown, revoked or expired: create a new agent token" : `check SLURMGATE_URL (${config.SLURMGATE_URL}) and the network`,
+      fix:
+        me.status === 401
+          ? "the token is unknown, revoked or expired: create a new agent token"
+          : `check SLURMGATE_URL (${config.SLURMGATE_URL}) and the network`,
     });
   } else {
     checks.push({ name: "gateway", ok: true, detail: `${config.SLURMGATE_URL} answers` });
@@ -119,13 +171,22 @@ export async function doctorChecks(config: AgentConfig, env: Record<string, stri
     checks.push(
       Math.abs(skew) < 30_000
         ? { name: "clock", ok: true, detail: `skew ${Math.round(skew)} ms (leases use the gateway's clock only)` }
-        : { name: "clock", ok: false, detail: `skew ${Math.round(skew / 1000)} s`, fix: "enable NTP (chrony/systemd-timesyncd) on this host" },
+        : {
+            name: "clock",
+            ok: false,
+            detail: `skew ${Math.round(skew / 1000)} s`,
+            fix: "enable NTP (chrony/systemd-timesyncd) on this host",
+          },
     );
   }
   return checks;
 }
 
-async function smokeTest(config: AgentConfig, env: Record<string, string | undefined>, executor: Executor): Promise<Check> {
+async function smokeTest(
+  config: AgentConfig,
+  env: Record<string, string | undefined>,
+  executor: Executor,
+): Promise<Check> {
   const slurm = createSlurmCommands({
     executor,
     env: buildSlurmEnv(env, config.SLURM_CONF ? { SLURM_CONF: config.SLURM_CONF } : {}),
@@ -138,7 +199,11 @@ async function smokeTest(config: AgentConfig, env: Record<string, string | undef
     return { name: "smoke job", ok: false, detail: "bad shared root" };
   }
   await executor.mkdir(dir, 0o700);
-  await executor.writeFile(`${dir}/job.sbatch`, `#!/bin/bash\n#SBATCH --job-name=slurmgate-smoke\n#SBATCH --time=1\n#SBATCH --output=${dir}/stdout\necho ok > ${dir}/exitcode.tmp && echo 0 > ${dir}/exitcode\n`, 0o700);
+  await executor.writeFile(
+    `${dir}/job.sbatch`,
+    `#!/bin/bash\n#SBATCH --job-name=slurmgate-smoke\n#SBATCH --time=1\n#SBATCH --output=${dir}/stdout\necho ok > ${dir}/exitcode.tmp && echo 0 > ${dir}/exitcode\n`,
+    0o700,
+  );
   const submitted = await slurm.sbatch(`${dir}/job.sbatch`, []);
   if (!submitted.ok) {
     return { name: "smoke job", ok: false, detail: `sbatch refused it: ${submitted.message}` };
@@ -152,7 +217,12 @@ async function smokeTest(config: AgentConfig, env: Record<string, string | undef
     }
     await new Promise((r) => setTimeout(r, 1_000));
   }
-  return { name: "smoke job", ok: false, detail: `Slurm job ${submitted.slurmJobId} did not finish within 2 minutes`, fix: "check squeue for its reason" };
+  return {
+    name: "smoke job",
+    ok: false,
+    detail: `Slurm job ${submitted.slurmJobId} did not finish within 2 minutes`,
+    fix: "check squeue for its reason",
+  };
 }
 
 export async function runDoctor(env: Record<string, string | undefined>, options: { smoke: boolean }): Promise<number> {
@@ -171,7 +241,9 @@ export async function runDoctor(env: Record<string, string | undefined>, options
     checks.push(await smokeTest(config, env, executor));
   }
   for (const c of checks) {
-    process.stdout.write(`${c.ok ? "ok  " : "FAIL"} ${c.name}: ${c.detail}${c.ok || !c.fix ? "" : `\n     fix: ${c.fix}`}\n`);
+    process.stdout.write(
+      `${c.ok ? "ok  " : "FAIL"} ${c.name}: ${c.detail}${c.ok || !c.fix ? "" : `\n     fix: ${c.fix}`}\n`,
+    );
   }
   return checks.every((c) => c.ok) ? 0 : 1;
 }

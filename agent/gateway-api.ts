@@ -19,14 +19,15 @@ export type ApiResult<T> =
 
 export type GatewayApi = {
   me(): Promise<ApiResult<{ kind: string; cluster: string | null; serverTime: string }>>;
-  lease(body: { agentId: string; max: number; wait: number; holding: string[] }, signal?: AbortSignal): Promise<ApiResult<LeaseResponse>>;
+  lease(
+    body: { agentId: string; max: number; wait: number; holding: string[] },
+    signal?: AbortSignal,
+  ): Promise<ApiResult<LeaseResponse>>;
   report(agentId: string, reports: Report[]): Promise<ApiResult<ReportOutcome[]>>;
   inventory(inventory: Inventory): Promise<ApiResult<{ serverTime: string }>>;
 };
 
-async function call<T>(
-  run: () => Promise<{ data?: T; error?: unknown; response: Response }>,
-): Promise<ApiResult<T>> {
+async function call<T>(run: () => Promise<{ data?: T; error?: unknown; response: Response }>): Promise<ApiResult<T>> {
   try {
     const { data, error, response } = await run();
     if (data !== undefined && response.ok) {
@@ -46,7 +47,12 @@ async function call<T>(
   }
 }
 
-export function createGatewayApi(options: { baseUrl: string; token: string; fetch?: typeof fetch; timeoutMs?: number }): GatewayApi {
+export function createGatewayApi(options: {
+  baseUrl: string;
+  token: string;
+  fetch?: typeof fetch;
+  timeoutMs?: number;
+}): GatewayApi {
   const client = createFetchClient<paths>({
     baseUrl: options.baseUrl.replace(/\/$/, ""),
     headers: { authorization: `Bearer ${options.token}`, "user-agent": "slurmgate-agent" },
@@ -63,7 +69,9 @@ export function createGatewayApi(options: { baseUrl: string; token: string; fetc
         }),
       ),
     report: async (agentId, reports) => {
-      const result = await call(() => client.POST("/v1/agent/reports", { body: { agentId, reports }, signal: timeout() }));
+      const result = await call(() =>
+        client.POST("/v1/agent/reports", { body: { agentId, reports }, signal: timeout() }),
+      );
       return result.ok ? { ok: true, value: result.value.outcomes } : result;
     },
     inventory: async (inventory) => {

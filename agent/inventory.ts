@@ -12,7 +12,10 @@ export async function probeAccounting(ctx: Pick<AgentContext, "slurm" | "now">):
   return result.ok || result.reason !== "unavailable";
 }
 
-export async function collectInventory(ctx: AgentContext, extra: { cycleMs?: number; hostname: string; mode: "local" | "ssh" }): Promise<Inventory> {
+export async function collectInventory(
+  ctx: AgentContext,
+  extra: { cycleMs?: number; hostname: string; mode: "local" | "ssh" },
+): Promise<Inventory> {
   const [partitions, slurmVersion, apptainerVersion, accounting] = await Promise.all([
     ctx.slurm.sinfo(),
     ctx.slurm.slurmVersion(),

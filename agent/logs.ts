@@ -25,7 +25,10 @@ export async function collectLogs(ctx: AgentContext, job: TrackedJob, budget: nu
       drained = false;
       break;
     }
-    const bytes = await ctx.executor.readFile(`${job.jobDir}/${stream}`, { offset: offsets[stream], length: limit + 1 });
+    const bytes = await ctx.executor.readFile(`${job.jobDir}/${stream}`, {
+      offset: offsets[stream],
+      length: limit + 1,
+    });
     if (!bytes || bytes.length === 0) {
       continue;
     }

@@ -26,7 +26,11 @@ export function createReporter(ctx: AgentContext): Reporter {
         }
         for (const outcome of result.value) {
           if (outcome.status === "stale" || outcome.status === "not_found") {
-            ctx.log("warn", "lease lost: dropping job", { jobId: outcome.jobId, outcome: outcome.status, detail: outcome.detail });
+            ctx.log("warn", "lease lost: dropping job", {
+              jobId: outcome.jobId,
+              outcome: outcome.status,
+              detail: outcome.detail,
+            });
             ctx.state.remove(outcome.jobId);
           } else if (outcome.status === "illegal") {
             ctx.log("warn", "gateway refused a transition", { jobId: outcome.jobId, detail: outcome.detail });

@@ -13,9 +13,7 @@ import { buildSinfoArgs, parseSinfo } from "./slurm/sinfo.ts";
 import { type SqueueRow, buildSqueueArgs, parseSqueue } from "./slurm/squeue.ts";
 import { parseApptainerVersion, parseSlurmVersion } from "./slurm/versions.ts";
 
-export type SubmitOutcome =
-  | { ok: true; slurmJobId: string; warning?: string }
-  | ({ ok: false } & SbatchFailure);
+export type SubmitOutcome = { ok: true; slurmJobId: string; warning?: string } | ({ ok: false } & SbatchFailure);
 
 export type SlurmCommands = {
   sbatch(scriptPath: string, args: string[]): Promise<SubmitOutcome>;
@@ -46,7 +44,11 @@ export function createSlurmCommands(options: {
       // A job id on stdout means Slurm queued it, whatever the exit status says.
       const submitted = parseSbatchOutput(result.stdout);
       if (submitted) {
-        return { ok: true, slurmJobId: submitted.slurmJobId, warning: result.code === 0 ? undefined : result.stderr.trim() };
+        return {
+          ok: true,
+          slurmJobId: submitted.slurmJobId,
+          warning: result.code === 0 ? undefined : result.stderr.trim(),
+        };
       }
       return { ok: false, ...classifySbatchError(result.stderr, result) };
     },

@@ -94,7 +94,10 @@ function checkPartition(ctx: AgentContext, spec: JobSpec): void {
   }
   const name = spec.partition ?? ctx.partitions.find((p) => p.default)?.name;
   if (!name || !ctx.partitions.some((p) => p.name === name)) {
-    throw new Refusal("slurm_invalid_partition", `partition '${spec.partition ?? "(default)"}' does not exist on this cluster`);
+    throw new Refusal(
+      "slurm_invalid_partition",
+      `partition '${spec.partition ?? "(default)"}' does not exist on this cluster`,
+    );
   }
 }
 
@@ -168,19 +171,34 @@ export async function submitLease(ctx: AgentContext, lease: Lease): Promise<Subm
     if (outcome.code === "backpressure") {
       return {
         kind: "requeue",
-        report: { jobId: lease.jobId, epoch: lease.epoch, logs: [], requeue: { reason: outcome.message, retryAfterSeconds: 60 } },
+        report: {
+          jobId: lease.jobId,
+          epoch: lease.epoch,
+          logs: [],
+          requeue: { reason: outcome.message, retryAfterSeconds: 60 },
+        },
       };
     }
     if (outcome.code === "transient") {
       return { kind: "retry", message: outcome.message };
     }
-    return { kind: "refused", report: { ...refusedReport(lease, outcome.code, outcome.message), script: rendered.script } };
+    return {
+      kind: "refused",
+      report: { ...refusedReport(lease, outcome.code, outcome.message), script: rendered.script },
+    };
   }
   ctx.state.put(tracked(lease, jobDir, ctx.now(), slurmJobId));
   crashPoint(ctx, "before-report");
   return {
     kind: "submitted",
-    report: { jobId: lease.jobId, epoch: lease.epoch, state: "submitted", slurmJobId: slurmJobId!, script: rendered.script, logs: [] },
+    report: {
+      jobId: lease.jobId,
+      epoch: lease.epoch,
+      state: "submitted",
+      slurmJobId: slurmJobId!,
+      script: rendered.script,
+      logs: [],
+    },
   };
 }
 
@@ -195,5 +213,12 @@ export function adoptLease(ctx: AgentContext, lease: Lease, slurmJobId: string, 
     reported: null,
     lease,
   });
-  return { jobId: lease.jobId, epoch: lease.epoch, state: "submitted", slurmJobId, reason: "found by its tag; not submitted again", logs: [] };
+  return {
+    jobId: lease.jobId,
+    epoch: lease.epoch,
+    state: "submitted",
+    slurmJobId,
+    reason: "found by its tag; not submitted again",
+    logs: [],
+  };
 }

@@ -12,9 +12,24 @@ import type { TrackedJob } from "./state.ts";
 
 export type Observation = { state: JobState; exitCode?: number; signal?: number; reason?: string };
 
-type Row = { id: string; arrayJobId: string | null; jobState: JobState | null; reason?: string | null; exitCode?: number | null; signal?: number | null };
+type Row = {
+  id: string;
+  arrayJobId: string | null;
+  jobState: JobState | null;
+  reason?: string | null;
+  exitCode?: number | null;
+  signal?: number | null;
+};
 
-const TERMINAL_PRIORITY: JobState[] = ["out_of_memory", "timeout", "node_fail", "preempted", "failed", "cancelled", "completed"];
+const TERMINAL_PRIORITY: JobState[] = [
+  "out_of_memory",
+  "timeout",
+  "node_fail",
+  "preempted",
+  "failed",
+  "cancelled",
+  "completed",
+];
 
 /** One job's rows (one row, or one per array task) folded into one observation. */
 export function foldRows(rows: Row[]): Observation | undefined {
@@ -35,7 +50,10 @@ export function foldRows(rows: Row[]): Observation | undefined {
         state,
         exitCode: row.exitCode ?? undefined,
         signal: row.signal ?? undefined,
-        reason: known.length > 1 ? `${known.filter((r) => r.jobState === "completed").length}/${known.length} array tasks completed` : undefined,
+        reason:
+          known.length > 1
+            ? `${known.filter((r) => r.jobState === "completed").length}/${known.length} array tasks completed`
+            : undefined,
       };
     }
   }
@@ -63,7 +81,12 @@ export async function observe(ctx: AgentContext, jobs: TrackedJob[]): Promise<Ma
     return seen;
   }
   const queue = await ctx.slurm.squeue();
-  const queueRows: Row[] = (queue ?? []).map((r) => ({ id: r.slurmJobId, arrayJobId: r.arrayJobId, jobState: r.jobState, reason: r.reason }));
+  const queueRows: Row[] = (queue ?? []).map((r) => ({
+    id: r.slurmJobId,
+    arrayJobId: r.arrayJobId,
+    jobState: r.jobState,
+    reason: r.reason,
+  }));
   const needHistory: TrackedJob[] = [];
   for (const job of jobs) {
     const folded = foldRows(rowsFor(job, queueRows));
@@ -109,13 +132,26 @@ async function historyRows(ctx: AgentContext, jobs: TrackedJob[]): Promise<Row[]
     const since = new Date(Math.min(...jobs.map((j) => j.submittedAt)) - 3_600_000);
     const acct = await ctx.slurm.sacct({ since, ids });
     if (acct.ok) {
-      return acct.rows.map((r) => ({ id: r.slurmJobId, arrayJobId: null, jobState: r.jobState, exitCode: r.exitCode, signal: r.signal }));
+      return acct.rows.map((r) => ({
+        id: r.slurmJobId,
+        arrayJobId: null,
+        jobState: r.jobState,
+        exitCode: r.exitCode,
+        signal: r.signal,
+      }));
     }
     ctx.log("warn", "sacct failed; falling back to scontrol", { message: acct.message });
   }
   const all = await ctx.slurm.scontrolAll();
   return all
-    ? all.map((r) => ({ id: r.slurmJobId, arrayJobId: null, jobState: r.jobState, exitCode: r.exitCode, signal: r.signal, reason: r.reason }))
+    ? all.map((r) => ({
+        id: r.slurmJobId,
+        arrayJobId: null,
+        jobState: r.jobState,
+        exitCode: r.exitCode,
+        signal: r.signal,
+        reason: r.reason,
+      }))
     : null;
 }
 

@@ -29,7 +29,11 @@ const exitOf = (child: import("node:child_process").ChildProcess) =>
 
 describe.each(["before-sbatch", "after-sbatch", "before-report"])("agent killed %s", (step) => {
   it("restarted on the same state file: 0 lost, 0 duplicates", async () => {
-    const job = await e2e.submit(e2e.alice, { name: `crash-${step}`, cluster: "alpha", command: ["bash", "-c", "sleep 1; echo done"] });
+    const job = await e2e.submit(e2e.alice, {
+      name: `crash-${step}`,
+      cluster: "alpha",
+      command: ["bash", "-c", "sleep 1; echo done"],
+    });
     const first = e2e.startAgent("alpha", { SLURMGATE_TEST_CRASH_AT: step });
     expect(await exitOf(first.child)).toBe("SIGKILL");
     const second = e2e.startAgent("alpha", { SLURMGATE_STATE_FILE: first.stateFile });
@@ -55,7 +59,11 @@ describe.each(["before-sbatch", "after-sbatch", "before-report"])("agent killed 
 describe("two agents on one cluster", () => {
   it("a frozen agent's lease is taken over and its late reports are refused", async () => {
     const frozen = e2e.startAgent("alpha");
-    const job = await e2e.submit(e2e.alice, { name: "long", cluster: "alpha", command: ["bash", "-c", "sleep 25; echo finished"] });
+    const job = await e2e.submit(e2e.alice, {
+      name: "long",
+      cluster: "alpha",
+      command: ["bash", "-c", "sleep 25; echo finished"],
+    });
     const running = await e2e.waitFor(e2e.alice, job.id, (j) => j.state === "running", 60_000);
     frozen.child.kill("SIGSTOP");
     const rescuer = e2e.startAgent("alpha");
@@ -66,7 +74,9 @@ describe("two agents on one cluster", () => {
     expect(done.state).toBe("completed");
     expect(done.slurmJobId).toBe(running.slurmJobId);
     expect(slurmJobsTagged("alpha", job.id)).toEqual([running.slurmJobId]);
-    const history = (await (await fetch(`${e2e.url}/v1/jobs/${job.id}`, { headers: { authorization: `Bearer ${e2e.alice}` } })).json()) as {
+    const history = (await (
+      await fetch(`${e2e.url}/v1/jobs/${job.id}`, { headers: { authorization: `Bearer ${e2e.alice}` } })
+    ).json()) as {
       events: { actor: string; detail?: string }[];
     };
     expect(history.events.some((e) => e.detail?.startsWith("previous lease expired"))).toBe(true);

@@ -18,7 +18,13 @@ import { createTestGateway, type TestGateway } from "../helpers/gateway.ts";
 export const REPO = join(import.meta.dirname, "..", "..");
 const TEST_DIR = process.env.SLURMGATE_TEST_DIR ?? "/var/tmp/slurmgate-test";
 
-export type ClusterInfo = { slurmConf: string; sharedRoot: string; partitions: string[]; gres: string; cgroupMode: string };
+export type ClusterInfo = {
+  slurmConf: string;
+  sharedRoot: string;
+  partitions: string[];
+  gres: string;
+  cgroupMode: string;
+};
 
 export function slurmClusters(): Record<"alpha" | "beta", ClusterInfo> {
   const file = join(TEST_DIR, "clusters.json");
@@ -31,7 +37,10 @@ export function slurmClusters(): Record<"alpha" | "beta", ClusterInfo> {
 /** Runs a Slurm command against one cluster and returns stdout. */
 export function slurm(cluster: "alpha" | "beta", cmd: string, args: string[]): string {
   const info = slurmClusters()[cluster];
-  return execFileSync(cmd, args, { env: { ...process.env, SLURM_CONF: info.slurmConf, TZ: "UTC", LC_ALL: "C" }, encoding: "utf8" });
+  return execFileSync(cmd, args, {
+    env: { ...process.env, SLURM_CONF: info.slurmConf, TZ: "UTC", LC_ALL: "C" },
+    encoding: "utf8",
+  });
 }
 
 /**
@@ -58,7 +67,10 @@ export type E2E = {
   bob: string;
   agentTokens: Record<"alpha" | "beta", string>;
   startAgent(cluster: "alpha" | "beta", env?: Record<string, string>, args?: string[]): AgentProcess;
-  runAgentOnce(cluster: "alpha" | "beta", env?: Record<string, string>): Promise<{ code: number | null; output: string }>;
+  runAgentOnce(
+    cluster: "alpha" | "beta",
+    env?: Record<string, string>,
+  ): Promise<{ code: number | null; output: string }>;
   submit(token: string, spec: JobSpecInput, headers?: Record<string, string>): Promise<Job>;
   waitFor(token: string, id: string, done: (job: Job) => boolean, timeoutMs?: number): Promise<Job>;
   waitTerminal(token: string, id: string, timeoutMs?: number): Promise<Job>;
@@ -110,12 +122,26 @@ export async function startE2E(gatewayEnv: Record<string, string> = {}): Promise
   // The agent must run on a login node's old Node: use the machine's Node 20, not the dev Node.
   const nodeBin = existsSync("/usr/bin/node") ? "/usr/bin/node" : process.execPath;
   const spawnAgent = (env: Record<string, string>, args: string[]) =>
-    spawn(nodeBin, ["--import", "tsx", join(REPO, "agent/main.ts"), ...args], { cwd: REPO, env, stdio: ["ignore", "pipe", "pipe"] });
+    spawn(nodeBin, ["--import", "tsx", join(REPO, "agent/main.ts"), ...args], {
+      cwd: REPO,
+      env,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
 
-  const api = async (token: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
+  const api = async (
+    token: string,
+    method: string,
+    path: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ) => {
     const res = await fetch(url + path, {
       method,
-      headers: { authorization: `Bearer ${token}`, ...(body ? { "content-type": "application/json" } : {}), ...headers },
+      headers: {
+        authorization: `Bearer ${token}`,
+        ...(body ? { "content-type": "application/json" } : {}),
+        ...headers,
+      },
       body: body ? JSON.stringify(body) : undefined,
     });
     const json = await res.json();
@@ -167,7 +193,10 @@ export async function startE2E(gatewayEnv: Record<string, string> = {}): Promise
       const deadline = Date.now() + timeoutMs;
       let after = 0;
       for (;;) {
-        const page = (await api(token, "GET", `/v1/jobs/${id}/events?after=${after}&wait=5`)) as { job: Job; lastSeq: number };
+        const page = (await api(token, "GET", `/v1/jobs/${id}/events?after=${after}&wait=5`)) as {
+          job: Job;
+          lastSeq: number;
+        };
         after = page.lastSeq;
         if (done(page.job)) {
           return page.job;
@@ -187,7 +216,9 @@ export async function startE2E(gatewayEnv: Record<string, string> = {}): Promise
     async waitClustersAlive(timeoutMs = 60_000) {
       const deadline = Date.now() + timeoutMs;
       while (Date.now() < deadline) {
-        const { items } = (await api(admin, "GET", "/v1/clusters")) as { items: { name: string; alive: boolean; inventory: unknown }[] };
+        const { items } = (await api(admin, "GET", "/v1/clusters")) as {
+          items: { name: string; alive: boolean; inventory: unknown }[];
+        };
         if (items.filter((c) => c.alive && c.inventory).length === 2) {
           return;
         }

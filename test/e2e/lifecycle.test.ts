@@ -24,7 +24,11 @@ describe("a job's whole life on real Slurm", () => {
       name: "gpu-h100",
       partition: "gpu",
       resources: { gpus: { count: 1, type: "h100" }, time: "5m" },
-      command: ["bash", "-c", 'echo "gpus=$CUDA_VISIBLE_DEVICES job=$SLURMGATE_JOB_ID"; echo warn >&2; printf \'{"loss":0.25}\' > "$SLURMGATE_RESULT"'],
+      command: [
+        "bash",
+        "-c",
+        'echo "gpus=$CUDA_VISIBLE_DEVICES job=$SLURMGATE_JOB_ID"; echo warn >&2; printf \'{"loss":0.25}\' > "$SLURMGATE_RESULT"',
+      ],
     });
     const a100 = await e2e.submit(e2e.alice, {
       name: "gpu-a100",
@@ -71,7 +75,10 @@ describe("a job's whole life on real Slurm", () => {
   it("cancels a running job with scancel and Slurm ends it", async () => {
     const job = await e2e.submit(e2e.alice, { name: "sleeper", cluster: "alpha", command: ["sleep", "300"] });
     const running = await e2e.waitFor(e2e.alice, job.id, (j) => j.state === "running");
-    const res = await fetch(`${e2e.url}/v1/jobs/${job.id}/cancel`, { method: "POST", headers: { authorization: `Bearer ${e2e.alice}` } });
+    const res = await fetch(`${e2e.url}/v1/jobs/${job.id}/cancel`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${e2e.alice}` },
+    });
     expect(res.status).toBe(202);
     const done = await e2e.waitTerminal(e2e.alice, job.id);
     expect(done.state).toBe("cancelled");
@@ -80,7 +87,12 @@ describe("a job's whole life on real Slurm", () => {
   });
 
   it("ends a job past its time limit as timeout", async () => {
-    const job = await e2e.submit(e2e.alice, { name: "too-long", cluster: "alpha", resources: { time: "1" }, command: ["sleep", "600"] });
+    const job = await e2e.submit(e2e.alice, {
+      name: "too-long",
+      cluster: "alpha",
+      resources: { time: "1" },
+      command: ["sleep", "600"],
+    });
     const done = await e2e.waitTerminal(e2e.alice, job.id, 200_000);
     expect(done.state).toBe("timeout");
   });

@@ -24,7 +24,10 @@ const root = alpha.sharedRoot;
 describe("rendered job through real sbatch", () => {
   it("delivers exactly what was asked and is findable by its tag", async () => {
     const exec = createLocalExecutor();
-    const env = buildSlurmEnv({ ...process.env, SLURM_CONF: alpha.slurmConf, AGENT_TOKEN: "canary-agent-token" }, { SBATCH_ACCOUNT: "canary" });
+    const env = buildSlurmEnv(
+      { ...process.env, SLURM_CONF: alpha.slurmConf, AGENT_TOKEN: "canary-agent-token" },
+      { SBATCH_ACCOUNT: "canary" },
+    );
     const jobId = `job_${Date.now().toString(36).padStart(20, "0")}`;
     const jobDir = join(root ?? "/nonexistent", "agent-tests", jobId);
     await mkdir(jobDir, { recursive: true });
