@@ -1,0 +1,81 @@
+/**
+ * Cloudflare Workers entry (wrangler.toml `main`). Same createApp(deps) as Node; only the wiring
+ * differs: deps are built from `env` once per isolate, the first admin is ensured once per isolate,
+ * and the cron trigger sweeps expired leases (Node does that on a timer, which Workers do not keep).
+ * Migrations never run here: `npm run db:migrate -- --url …` applies them before a deploy.
+ */
+import { createApp } from "./app.ts";
+import { ensureAdmin } from "./bootstrap.ts";
+import type { Deps } from "./deps.ts";
+import { ApiProblem, problemBody } from "./problem.ts";
+import { expireLeases } from "./store/leases.ts";
+import { createWorkerDeps, type WorkerEnv } from "./worker-deps.ts";
+
+/** The part of Workers' ExecutionContext this entry uses. */
+type Context = { waitUntil(promise: Promise<unknown>): void };
+
+type Isolate = { deps: Deps; app: ReturnType<typeof createApp>; ready: Promise<void> };
+
+let isolate: Isolate | undefined;
+
+function bootstrap(deps: Deps): Promise<void> {
+  const token = deps.config.SLURMGATE_BOOTSTRAP_TOKEN;
+  if (!token) {
+    return Promise.resolve();
+  }
+  return ensureAdmin(deps, token).then((admin) => {
+    if (admin.created) {
+      deps.log({ level: "info", msg: "created user 'admin' with the token from SLURMGATE_BOOTSTRAP_TOKEN" });
+    }
+  });
+}
+
+/** Bindings are fixed for an isolate's life, so deps, app and the bootstrap run once. */
+function getIsolate(env: WorkerEnv): Isolate {
+  if (!isolate) {
+    const deps = createWorkerDeps(env);
+    const current: Isolate = { deps, app: createApp(deps), ready: bootstrap(deps) };
+    // A failed bootstrap (database unreachable) is retried by the next request, not cached.
+    current.ready.catch(() => {
+      if (isolate === current) {
+        isolate = undefined;
+      }
+    });
+    isolate = current;
+  }
+  return isolate;
+}
+
+/** Configuration or database trouble before the app could run: an RFC 9457 problem, logged. */
+function unavailable(request: Request, err: unknown): Response {
+  const cause = err instanceof Error && err.cause !== undefined ? String(err.cause) : undefined;
+  console.error(JSON.stringify({ level: "error", msg: "gateway not ready", error: String(err), cause }));
+  const problem = new ApiProblem("unavailable", "the gateway is misconfigured or cannot reach its database");
+  return Response.json(problemBody(problem, new URL(request.url).pathname), {
+    status: problem.status,
+    headers: { "content-type": "application/problem+json", "retry-after": "5" },
+  });
+}
+
+export default {
+  async fetch(request: Request, env: WorkerEnv, ctx: Context): Promise<Response> {
+    let current: Isolate;
+    try {
+      current = getIsolate(env);
+      await current.ready;
+    } catch (err) {
+      return unavailable(request, err);
+    }
+    return current.app.fetch(request, env, ctx as never);
+  },
+
+  /** Cron trigger (wrangler.toml `[triggers]`): housekeeping that Node runs on a timer. */
+  async scheduled(_controller: unknown, env: WorkerEnv, ctx: Context): Promise<void> {
+    const { deps } = getIsolate(env);
+    const work = expireLeases(deps.db, deps.now()).then((swept) => {
+      deps.log({ level: swept > 0 ? "info" : "debug", msg: "lease sweep", swept });
+    });
+    ctx.waitUntil(work);
+    await work;
+  },
+};
