@@ -28,7 +28,13 @@ export async function createNodeDeps(config: GatewayConfig, overrides: Partial<D
   if (url.startsWith("file:") && !url.startsWith("file::memory:")) {
     mkdirSync(dirname(url.slice("file:".length)), { recursive: true });
   }
-  const client = createClient({ url, authToken: config.SLURMGATE_DB_AUTH_TOKEN });
+  // One connection for an embedded file: PRAGMAs are per connection, and a pool would open extra
+  // connections under concurrent requests that run with synchronous=FULL and no busy_timeout.
+  const client = createClient({
+    url,
+    authToken: config.SLURMGATE_DB_AUTH_TOKEN,
+    ...(url.startsWith("file:") ? { concurrency: 1 } : {}),
+  });
   if (url.startsWith("file:")) {
     // WAL lets readers run while a write commits; busy_timeout makes several processes on one file wait, not fail.
     await client.execute("PRAGMA journal_mode = WAL");

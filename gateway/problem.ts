@@ -102,10 +102,12 @@ function fromHttpException(err: HTTPException): ApiProblem {
     return new ApiProblem("payload_too_large", err.message || "request body is too large");
   }
   if (err.status === 401) {
-    return new ApiProblem("unauthorized", err.message || "missing or invalid bearer token");
+    return new ApiProblem("unauthorized", err.message || "missing or invalid bearer token", {
+      field: "header.authorization",
+    });
   }
   if (err.status === 400) {
-    return new ApiProblem("bad_request", err.message || "malformed request");
+    return new ApiProblem("bad_request", err.message || "malformed request", { field: "body" });
   }
   return new ApiProblem("internal", "unexpected error");
 }

@@ -57,7 +57,9 @@ export function createWriteQueue(client: Client, maxGroup = 256): WriteQueue {
         pending.push({ statements, resolve, reject });
         if (!scheduled) {
           scheduled = true;
-          setTimeout(drain, 0);
+          // setImmediate runs right after this turn's I/O callbacks: it still groups every request
+          // that reached the queue in this turn, without setTimeout's ≥1 ms floor on each write.
+          setImmediate(drain);
         }
       });
     },

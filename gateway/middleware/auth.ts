@@ -8,6 +8,7 @@ import { ApiProblem } from "../problem.ts";
 import { findToken, getUser, touchToken } from "../store/admin.ts";
 
 const TOUCH_EVERY_MS = 60_000;
+const FIELD = "header.authorization";
 
 export function authenticate(deps: Deps): MiddlewareHandler<AppEnv> {
   const lastTouched = new Map<string, number>();
@@ -16,6 +17,7 @@ export function authenticate(deps: Deps): MiddlewareHandler<AppEnv> {
     const match = /^Bearer\s+(\S+)$/i.exec(header);
     if (!match?.[1]) {
       throw new ApiProblem("unauthorized", "send 'Authorization: Bearer <token>'", {
+        field: FIELD,
         headers: { "www-authenticate": 'Bearer realm="slurmgate"' },
       });
     }
@@ -27,10 +29,12 @@ export function authenticate(deps: Deps): MiddlewareHandler<AppEnv> {
       const limited = deps.rateLimiter.take(`fail:${address}`);
       if (!limited.ok) {
         throw new ApiProblem("rate_limited", "too many failed authentications", {
+          field: FIELD,
           headers: { "retry-after": String(limited.retryAfterSeconds) },
         });
       }
       throw new ApiProblem("unauthorized", row ? "token revoked or expired" : "unknown token", {
+        field: FIELD,
         headers: { "www-authenticate": 'Bearer realm="slurmgate", error="invalid_token"' },
       });
     }
@@ -40,13 +44,16 @@ export function authenticate(deps: Deps): MiddlewareHandler<AppEnv> {
     } else {
       const user = row.user ? await getUser(deps.db, row.user) : undefined;
       if (!user || (row.kind === "admin" && !user.admin)) {
-        throw new ApiProblem("unauthorized", "the token's user no longer exists or lost its rights");
+        throw new ApiProblem("unauthorized", "the token's user no longer exists or lost its rights", {
+          field: FIELD,
+        });
       }
       principal = { kind: row.kind, user: user.name, tokenId: row.id };
     }
     const limited = deps.rateLimiter.take(`tok:${row.id}`);
     if (!limited.ok) {
       throw new ApiProblem("rate_limited", "rate limit exceeded for this token", {
+        field: FIELD,
         headers: { "retry-after": String(limited.retryAfterSeconds) },
       });
     }
@@ -67,7 +74,9 @@ export function requireRole(role: Role): MiddlewareHandler<AppEnv> {
     const p = c.get("principal");
     const allowed = role === "user" ? p.kind === "user" || p.kind === "admin" : p.kind === role;
     if (!allowed) {
-      throw new ApiProblem("forbidden", `this route needs a ${role} token; you sent a ${p.kind} token`);
+      throw new ApiProblem("forbidden", `this route needs a ${role} token; you sent a ${p.kind} token`, {
+        field: FIELD,
+      });
     }
     await next();
   };

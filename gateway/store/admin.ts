@@ -18,7 +18,11 @@ export async function upsertUser(db: Database, name: string, admin: boolean, now
 }
 
 export async function getUser(db: Database, name: string) {
-  return db.orm.query.users.findFirst({ where: eq(users.name, name) });
+  const rs = await db.client.execute({ sql: "SELECT name, admin, created_at FROM users WHERE name = ?", args: [name] });
+  const row = rs.rows[0];
+  return row
+    ? { name: String(row.name), admin: Boolean(Number(row.admin)), createdAt: Number(row.created_at) }
+    : undefined;
 }
 
 export async function listUsers(db: Database) {
@@ -79,9 +83,33 @@ export async function createToken(
   return { ...tokenInfo(row), token: secret };
 }
 
+const nullableNumber = (v: unknown) => (v === null || v === undefined ? null : Number(v));
+
+/** On every request: plain SQL, since building drizzle's relational query cost ~10× the lookup itself. */
 export async function findToken(db: Database, secret: string): Promise<TokenRow | undefined> {
   const hash = await hashToken(secret);
-  return db.orm.query.tokens.findFirst({ where: eq(tokens.hash, hash) });
+  const rs = await db.client.execute({
+    sql: `SELECT id, hash, kind, user, cluster, label, prefix, created_at, expires_at, revoked_at, last_used_at
+          FROM tokens WHERE hash = ?`,
+    args: [hash],
+  });
+  const row = rs.rows[0];
+  if (!row) {
+    return undefined;
+  }
+  return {
+    id: String(row.id),
+    hash: String(row.hash),
+    kind: String(row.kind) as TokenKind,
+    user: row.user === null ? null : String(row.user),
+    cluster: row.cluster === null ? null : String(row.cluster),
+    label: String(row.label),
+    prefix: String(row.prefix),
+    createdAt: Number(row.created_at),
+    expiresAt: nullableNumber(row.expires_at),
+    revokedAt: nullableNumber(row.revoked_at),
+    lastUsedAt: nullableNumber(row.last_used_at),
+  };
 }
 
 export async function listTokens(db: Database, user?: string) {

@@ -39,6 +39,10 @@ export async function applyReport(
       return { jobId: report.jobId, status: "stale", detail: `epoch ${report.epoch} is stale; current is ${epoch}` };
     }
     const from = String(row.state) as JobState;
+    if (from === "queued") {
+      // Nobody holds a queued job (its lease expired or was given back): the sender's epoch is a leftover.
+      return { jobId: report.jobId, status: "stale", detail: "the job is queued: no agent holds it" };
+    }
     const seq = Number(row.last_seq);
     const cancelRequested = Boolean(Number(row.cancel_requested));
     const logStatements: InStatement[] = report.logs.map((chunk) =>

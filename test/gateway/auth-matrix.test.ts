@@ -1,0 +1,167 @@
+/**
+ * The authorisation matrix, generated from the OpenAPI document: every operation × every kind of
+ * caller → one exact status. A route added without a recipe here fails the coverage test.
+ */
+import { describe, expect, it } from "vitest";
+import { buildOpenApiDocument } from "../../gateway/openapi.ts";
+import { createToken, revokeToken } from "../../gateway/store/admin.ts";
+import { type World, createWorld, spec } from "./world.ts";
+
+const ROLES = ["admin", "owner", "other", "agentHere", "agentOther", "none", "revoked"] as const;
+type Role = (typeof ROLES)[number];
+
+type Ctx = { jobId: string; tokenId: string };
+type Recipe = {
+  ok: number;
+  /** user: job-scoped user route (owner and admin only); users: any user; agent; admin; anyone. */
+  audience: "job" | "users" | "agent" | "admin" | "anyone";
+  params?: (ctx: Ctx) => Record<string, string>;
+  body?: (ctx: Ctx) => unknown;
+};
+
+const jobParam = (ctx: Ctx) => ({ id: ctx.jobId });
+const RECIPES: Record<string, Recipe> = {
+  submitJob: { ok: 201, audience: "users", body: () => spec() },
+  listJobs: { ok: 200, audience: "users" },
+  getJob: { ok: 200, audience: "job", params: jobParam },
+  jobEvents: { ok: 200, audience: "job", params: jobParam },
+  cancelJob: { ok: 202, audience: "job", params: jobParam },
+  jobLogs: { ok: 200, audience: "job", params: jobParam },
+  listClusters: { ok: 200, audience: "users" },
+  whoAmI: { ok: 200, audience: "anyone" },
+  agentLease: { ok: 200, audience: "agent", body: () => ({ agentId: "matrix", wait: 0 }) },
+  agentReports: {
+    ok: 200,
+    audience: "agent",
+    body: (ctx) => ({ reports: [{ jobId: ctx.jobId, epoch: 0, state: "submitted", slurmJobId: "77" }] }),
+  },
+  agentInventory: {
+    ok: 200,
+    audience: "agent",
+    body: () => ({
+      slurmVersion: "22.05.8",
+      apptainerVersion: null,
+      accounting: false,
+      agentVersion: "0.1.0",
+      agentId: "matrix",
+      partitions: [],
+    }),
+  },
+  adminUpsertUser: { ok: 200, audience: "admin", body: () => ({ name: "carol" }) },
+  adminListUsers: { ok: 200, audience: "admin" },
+  adminCreateToken: { ok: 201, audience: "admin", body: () => ({ kind: "user", user: "bob" }) },
+  adminListTokens: { ok: 200, audience: "admin" },
+  adminRevokeToken: { ok: 204, audience: "admin", params: (ctx) => ({ id: ctx.tokenId }) },
+  adminUpsertCluster: { ok: 200, audience: "admin", body: () => ({ name: "gamma", sharedRoots: ["/shared"] }) },
+  adminListClusters: { ok: 200, audience: "admin" },
+  adminUpsertGrant: {
+    ok: 200,
+    audience: "admin",
+    body: () => ({ user: "bob", cluster: "alpha", partitions: ["cpu"] }),
+  },
+  adminListGrants: { ok: 200, audience: "admin" },
+  adminDeleteGrant: { ok: 204, audience: "admin", params: () => ({ user: "bob", cluster: "beta" }) },
+};
+
+function expectedStatus(recipe: Recipe, role: Role): number {
+  if (role === "none" || role === "revoked") {
+    return 401;
+  }
+  const agent = role === "agentHere" || role === "agentOther";
+  switch (recipe.audience) {
+    case "anyone":
+      return recipe.ok;
+    case "agent":
+      return agent ? recipe.ok : 403;
+    case "admin":
+      return role === "admin" ? recipe.ok : 403;
+    case "users":
+      return agent ? 403 : recipe.ok;
+    case "job":
+      return agent ? 403 : role === "other" ? 404 : recipe.ok;
+  }
+}
+
+type Operation = { method: string; path: string; operationId: string };
+
+function operations(): Operation[] {
+  const doc = buildOpenApiDocument();
+  const ops: Operation[] = [];
+  for (const [path, item] of Object.entries(doc.paths ?? {})) {
+    for (const method of ["get", "post", "put", "delete", "patch"] as const) {
+      const op = (item as Record<string, { operationId?: string } | undefined>)[method];
+      if (op) {
+        ops.push({ method: method.toUpperCase(), path, operationId: op.operationId ?? `${method} ${path}` });
+      }
+    }
+  }
+  return ops;
+}
+
+async function tokenFor(w: World, role: Role): Promise<string | undefined> {
+  switch (role) {
+    case "admin":
+      return w.tokens.admin;
+    case "owner":
+      return w.tokens.alice;
+    case "other":
+      return w.tokens.bob;
+    case "agentHere":
+      return w.tokens.alphaAgent;
+    case "agentOther":
+      return w.tokens.betaAgent;
+    case "none":
+      return undefined;
+    case "revoked": {
+      const created = await createToken(w.db, { kind: "user", user: "alice" }, w.deps.now());
+      await revokeToken(w.db, created.id, w.deps.now());
+      return created.token;
+    }
+  }
+}
+
+const OPS = operations();
+
+describe("authorisation matrix", () => {
+  it("has a recipe for every documented operation and no stale ones", () => {
+    expect(OPS.map((o) => o.operationId).sort()).toEqual(Object.keys(RECIPES).sort());
+  });
+
+  it.each(OPS)("$method $path ($operationId)", async (op) => {
+    const recipe = RECIPES[op.operationId];
+    expect(recipe).toBeDefined();
+    const got: Record<string, number> = {};
+    const want: Record<string, number> = {};
+    for (const role of ROLES) {
+      const w = await createWorld();
+      const job = await w.submit(w.tokens.alice, {}, {});
+      const extra = await createToken(w.db, { kind: "user", user: "bob", label: "spare" }, w.deps.now());
+      const ctx: Ctx = { jobId: job.id, tokenId: extra.id };
+      const params = recipe!.params?.(ctx) ?? {};
+      const path = op.path.replace(/\{(\w+)\}/g, (_, name: string) => encodeURIComponent(params[name] ?? ""));
+      const res = await w.call(op.method, path, await tokenFor(w, role), recipe!.body?.(ctx));
+      got[role] = res.status;
+      want[role] = expectedStatus(recipe!, role);
+      if (res.status >= 400) {
+        expect(res.headers.get("content-type")).toMatch(/^application\/problem\+json/);
+      }
+    }
+    expect(got).toEqual(want);
+  });
+
+  it("makes a foreign job and a missing job indistinguishable", async () => {
+    const w = await createWorld();
+    const job = await w.submit(w.tokens.alice);
+    const missing = job.id.replace(/.{4}$/, "zzzz");
+    for (const suffix of ["", "/events", "/logs", "/cancel"]) {
+      const method = suffix === "/cancel" ? "POST" : "GET";
+      const foreign = await w.call(method, `/v1/jobs/${job.id}${suffix}`, w.tokens.bob);
+      const absent = await w.call(method, `/v1/jobs/${missing}${suffix}`, w.tokens.bob);
+      expect(foreign.status).toBe(404);
+      const normalise = (body: unknown, id: string) => JSON.parse(JSON.stringify(body).replaceAll(id, "<id>"));
+      expect(normalise(foreign.body, job.id)).toEqual(normalise(absent.body, missing));
+    }
+    expect((await w.job(job.id)).cancelRequested).toBe(false);
+    expect((await w.job(job.id)).state).toBe("queued");
+  });
+});

@@ -1,0 +1,150 @@
+/**
+ * routing.ts on its own (pure): which cluster and partition a job gets, and how a refusal names
+ * the field and what is on offer.
+ */
+import { describe, expect, it } from "vitest";
+import { ApiProblem } from "../../gateway/problem.ts";
+import { type ClusterCandidate, routeJob } from "../../gateway/routing.ts";
+import { ClusterConfig, type Grant, JobSpec, type JobSpecInput } from "../../schemas/index.ts";
+import { sampleInventory } from "../helpers/gateway.ts";
+
+const NOW = Date.UTC(2026, 10, 22);
+
+function candidate(name: string, gpu: "a100" | "h100" | null, alive = true, extra: Partial<ClusterConfig> = {}) {
+  const c: ClusterCandidate = {
+    config: ClusterConfig.parse({ name, sharedRoots: ["/shared"], ...extra }),
+    inventory: gpu ? sampleInventory(gpu) : null,
+    alive,
+    lastSeenAt: alive ? NOW : NOW - 3_600_000,
+  };
+  return [name, c] as const;
+}
+
+const clusters = (...entries: (readonly [string, ClusterCandidate])[]) => new Map(entries);
+const grant = (cluster: string, partitions = ["*"]): Grant => ({ user: "alice", cluster, partitions });
+const job = (extra: Partial<JobSpecInput> = {}) => JobSpec.parse({ name: "j", command: ["true"], ...extra });
+
+function refusal(fn: () => unknown): ApiProblem {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof ApiProblem) {
+      return err;
+    }
+    throw err;
+  }
+  throw new Error("expected a refusal");
+}
+
+const both = clusters(candidate("alpha", "a100"), candidate("beta", "h100"));
+const grants = [grant("alpha"), grant("beta")];
+
+describe("routeJob", () => {
+  it("routes by GPU type to the cluster that has it", () => {
+    const h100 = routeJob(
+      job({ partition: "gpu", resources: { gpus: { count: 1, type: "h100" } } }),
+      grants,
+      both,
+      NOW,
+    );
+    expect([h100.cluster, h100.partition, h100.reason]).toEqual(["beta", "gpu", null]);
+    const a100 = routeJob(
+      job({ partition: "gpu", resources: { gpus: { count: 2, type: "a100" } } }),
+      grants,
+      both,
+      NOW,
+    );
+    expect(a100.cluster).toBe("alpha");
+    // Only beta's gpu partition allows 3 hours.
+    const long = routeJob(job({ partition: "gpu", resources: { gpus: { count: 1 }, time: "3h" } }), grants, both, NOW);
+    expect(long.cluster).toBe("beta");
+  });
+
+  it("uses the default partition when none is named", () => {
+    expect(routeJob(job(), grants, both, NOW)).toMatchObject({ cluster: "alpha", partition: "cpu" });
+  });
+
+  it.each([
+    [{ partition: "nope" }, "body.partition", "cpu, short, gpu"],
+    [{ partition: "gpu", resources: { gpus: { count: 1, type: "v100" } } }, "body.resources.gpus.type", "a100 | h100"],
+    [{ partition: "gpu", resources: { gpus: { count: 4, type: "a100" } } }, "body.resources.gpus.count", "2"],
+    [{ partition: "gpu", resources: { time: "5h" } }, "body.resources.time", "2h | 4h"],
+    [{ resources: { cpusPerTask: 2, ntasksPerNode: 2 } }, "body.resources.cpusPerTask", "2"],
+    [{ resources: { memPerNode: "5G" } }, "body.resources.memPerNode", "4000M"],
+    [{ resources: { memPerCpu: "3G", cpusPerTask: 2 } }, "body.resources.memPerCpu", "4000M"],
+    [{ resources: { nodes: 2 } }, "body.resources.nodes", "1"],
+  ] as const)("refuses %j as unsatisfiable naming %s", (extra, field, offer) => {
+    const problem = refusal(() => routeJob(job(extra as Partial<JobSpecInput>), grants, both, NOW));
+    expect(problem.code).toBe("unsatisfiable");
+    expect(problem.status).toBe(422);
+    expect(problem.field).toBe(field);
+    expect(problem.message).toContain(`on offer: ${offer}`);
+    expect(problem.errors?.length).toBe(2);
+  });
+
+  it("queues a job pinned to a cluster whose agent is stale, with the reason visible", () => {
+    const map = clusters(candidate("alpha", "a100", false), candidate("beta", "h100"));
+    const route = routeJob(job({ cluster: "alpha" }), grants, map, NOW);
+    expect(route.cluster).toBe("alpha");
+    expect(route.reason).toMatch(/agent has not been seen since/);
+  });
+
+  it("queues a job pinned to a cluster whose agent never reported, with the reason visible", () => {
+    const map = clusters(candidate("gamma", null, false));
+    const route = routeJob(job({ cluster: "gamma", partition: "cpu" }), [grant("gamma")], map, NOW);
+    expect(route).toMatchObject({ cluster: "gamma", partition: "cpu" });
+    expect(route.reason).toMatch(/waiting for gamma's agent/);
+  });
+
+  it("never chooses a dead cluster for an unpinned job", () => {
+    const map = clusters(candidate("alpha", "a100", false), candidate("beta", "h100"));
+    expect(routeJob(job(), grants, map, NOW).cluster).toBe("beta");
+    const onlyDead = refusal(() =>
+      routeJob(job({ partition: "gpu", resources: { gpus: { count: 1, type: "a100" } } }), grants, map, NOW),
+    );
+    expect(onlyDead.code).toBe("unsatisfiable");
+    expect(onlyDead.field).toBe("cluster");
+    expect(onlyDead.message).toMatch(/only alpha could run this job/);
+  });
+
+  it("restricts partitions to the grant", () => {
+    const narrow = [grant("alpha", ["short"])];
+    const refused = refusal(() => routeJob(job({ partition: "cpu" }), narrow, both, NOW));
+    expect([refused.code, refused.field]).toEqual(["unsatisfiable", "body.partition"]);
+    expect(refused.message).toMatch(/not granted partition 'cpu'.*on offer: short/);
+    expect(routeJob(job({ partition: "short" }), narrow, both, NOW).partition).toBe("short");
+    // Nor may a user reach beta without a grant, pinned or not.
+    const pinned = refusal(() => routeJob(job({ cluster: "beta" }), narrow, both, NOW));
+    expect([pinned.code, pinned.field]).toEqual(["forbidden", "cluster"]);
+    expect(refusal(() => routeJob(job(), [], both, NOW)).code).toBe("forbidden");
+  });
+
+  it("merges a profile under the job's own values", () => {
+    const map = clusters(
+      candidate("alpha", "a100", true, {
+        profiles: {
+          big: { partition: "gpu", resources: { gpus: { count: 2, type: "a100" }, time: "2h", cpusPerTask: 2 } },
+        },
+      }),
+    );
+    const route = routeJob(job({ profile: "big", resources: { time: "1h" } }), [grant("alpha")], map, NOW);
+    expect(route.partition).toBe("gpu");
+    expect(route.spec.resources).toEqual({ gpus: { count: 2, type: "a100" }, time: "1h", cpusPerTask: 2 });
+    const unknown = refusal(() => routeJob(job({ profile: "huge" }), [grant("alpha")], map, NOW));
+    expect([unknown.field, unknown.message]).toEqual([
+      "body.profile",
+      "profile: profile 'huge' is not defined on alpha; on offer: big",
+    ]);
+  });
+
+  it("refuses extra sbatch arguments the cluster does not allow", () => {
+    const map = clusters(candidate("alpha", "a100", true, { allowedSbatchArgs: ["--constraint"] }));
+    const ok = routeJob(job({ extraSbatchArgs: ["--constraint=ib"] }), [grant("alpha")], map, NOW);
+    expect(ok.cluster).toBe("alpha");
+    const refused = refusal(() => routeJob(job({ extraSbatchArgs: ["--exclusive"] }), [grant("alpha")], map, NOW));
+    expect([refused.field, refused.message]).toEqual([
+      "body.extraSbatchArgs",
+      "extraSbatchArgs: '--exclusive' is not allowed on alpha; on offer: --constraint",
+    ]);
+  });
+});
