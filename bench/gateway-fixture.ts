@@ -1,0 +1,137 @@
+/**
+ * A gateway database on a file, seeded the way a real deployment would be (user, cluster, grant,
+ * tokens, inventory, live agent), and a Node gateway process serving it.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { createClient } from "@libsql/client";
+import { type Database, openDatabase } from "../gateway/db/client.ts";
+import { migrateDatabase } from "../gateway/db/migrate.ts";
+import {
+  createToken,
+  saveInventory,
+  touchAgent,
+  upsertCluster,
+  upsertGrant,
+  upsertUser,
+} from "../gateway/store/admin.ts";
+import { generateToken } from "../gateway/tokens.ts";
+import type { Inventory } from "../schemas/index.ts";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+
+export const INVENTORY: Inventory = {
+  slurmVersion: "22.05.8",
+  apptainerVersion: null,
+  accounting: false,
+  agentVersion: "bench",
+  agentId: "bench-agent",
+  mode: "local",
+  partitions: [
+    {
+      name: "cpu",
+      default: true,
+      state: "up",
+      nodes: 4,
+      maxTimeSeconds: 86_400,
+      maxCpusPerNode: 64,
+      maxMemMBPerNode: 256_000,
+      maxNodes: null,
+      gpus: [],
+    },
+  ],
+};
+
+export function tmpDbUrl(name: string): string {
+  return `file:${join(mkdtempSync(join(tmpdir(), "slurmgate-bench-")), `${name}.db`)}`;
+}
+
+/** Opens (and migrates) a file database with the pragmas the Node gateway uses. */
+export async function openFileDb(url: string, batchWrites = false): Promise<Database> {
+  const client = createClient({ url, concurrency: 1 });
+  await client.execute("PRAGMA journal_mode = WAL");
+  await client.execute("PRAGMA busy_timeout = 5000");
+  await client.execute("PRAGMA synchronous = NORMAL");
+  const db = openDatabase(client, { batchWrites });
+  await migrateDatabase(db);
+  return db;
+}
+
+export type Seeded = { userTokens: Record<string, string>; agentToken: string };
+
+export async function seed(db: Database, users: string[]): Promise<Seeded> {
+  const now = Date.now();
+  await upsertCluster(
+    db,
+    { name: "alpha", description: "", sharedRoots: ["/shared"], allowedSbatchArgs: [], profiles: {} },
+    now,
+  );
+  const userTokens: Record<string, string> = {};
+  for (const user of users) {
+    await upsertUser(db, user, false, now);
+    await upsertGrant(db, { user, cluster: "alpha", partitions: ["*"] });
+    userTokens[user] = (await createToken(db, { kind: "user", user }, now)).token;
+  }
+  const agentToken = (await createToken(db, { kind: "agent", cluster: "alpha" }, now)).token;
+  await saveInventory(db, "alpha", INVENTORY, now);
+  await touchAgent(db, { cluster: "alpha", agentId: "bench-agent" }, now);
+  return { userTokens, agentToken };
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
+    });
+  });
+}
+
+export type GatewayProcess = { baseUrl: string; stop: () => Promise<void> };
+
+/** Starts `gateway/node.ts` in its own process so the load generator does not share its event loop. */
+export async function startGatewayProcess(dbUrl: string): Promise<GatewayProcess> {
+  const port = await freePort();
+  const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", "gateway/node.ts"], {
+    cwd: ROOT,
+    stdio: ["ignore", "ignore", "inherit"],
+    env: {
+      ...process.env,
+      PORT: String(port),
+      SLURMGATE_DB_URL: dbUrl,
+      SLURMGATE_BOOTSTRAP_TOKEN: generateToken("admin"),
+      SLURMGATE_RATE_LIMIT_PER_SECOND: "0",
+      SLURMGATE_LOG_LEVEL: "warn",
+    },
+  });
+  const baseUrl = `http://127.0.0.1:${port}`;
+  for (let i = 0; ; i++) {
+    if (
+      await fetch(`${baseUrl}/healthz`).then(
+        (r) => r.ok,
+        () => false,
+      )
+    ) {
+      break;
+    }
+    if (i > 300 || child.exitCode !== null) {
+      child.kill();
+      throw new Error("the gateway process did not start");
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    baseUrl,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        child.once("exit", () => resolve());
+        child.kill("SIGTERM");
+      }),
+  };
+}

@@ -1,0 +1,52 @@
+/**
+ * `npm run bench`: runs each section, then prints one table of ours / floor / ratio.
+ * BENCH_QUICK=1 makes every section short; BENCH_ONLY=gateway,agent picks sections;
+ * BENCH_JSON=path also writes the rows as JSON.
+ */
+import { writeFileSync } from "node:fs";
+import { cpus } from "node:os";
+import * as gateway from "./gateway.ts";
+import type { Row, Section } from "./types.ts";
+
+const SECTIONS: Section[] = [{ name: "gateway", run: gateway.run }];
+
+const quick = process.env.BENCH_QUICK === "1";
+const only = process.env.BENCH_ONLY?.split(",").filter(Boolean);
+const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
+
+const fmt = (v: number | null | undefined, digits = 2) =>
+  v === null || v === undefined || Number.isNaN(v) ? "-" : v >= 100 ? String(Math.round(v)) : v.toFixed(digits);
+
+function table(rows: Row[]): string {
+  const header = ["section", "metric", "ours", "floor", "unit", "ratio", "p50 ms", "p99 ms", "n", "target"];
+  const lines = rows.map((r) => [
+    r.section,
+    r.metric,
+    fmt(r.ours),
+    fmt(r.floor),
+    r.unit,
+    fmt(r.ratio),
+    fmt(r.p50),
+    fmt(r.p99),
+    String(r.n),
+    r.target ?? "",
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
+  const render = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(" | ")} |`;
+  return [render(header), render(widths.map((w) => "-".repeat(w))), ...lines.map(render)].join("\n");
+}
+
+const rows: Row[] = [];
+for (const section of SECTIONS) {
+  if (only && !only.includes(section.name)) {
+    continue;
+  }
+  log(`section ${section.name}${quick ? " (quick)" : ""}`);
+  rows.push(...(await section.run({ quick, log })));
+}
+process.stdout.write(
+  `\nslurmgate bench — ${cpus().length} × ${cpus()[0]?.model ?? "cpu"}, Node ${process.version}${quick ? ", quick" : ""}\n\n${table(rows)}\n`,
+);
+if (process.env.BENCH_JSON) {
+  writeFileSync(process.env.BENCH_JSON, `${JSON.stringify(rows, null, 2)}\n`);
+}
