@@ -6,9 +6,29 @@
 import { writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import * as gateway from "./gateway.ts";
+import * as worker from "./worker.ts";
 import type { Row, Section } from "./types.ts";
 
-const SECTIONS: Section[] = [{ name: "gateway", run: gateway.run }];
+/** Sections written to the simpler `{ name, value, baseline }` row shape. */
+type SimpleRow = { name: string; value: number; unit: string; baseline?: number; ratio?: number; note?: string };
+const simple =
+  (name: string, run: (opts: { quick: boolean }) => Promise<SimpleRow[]>): Section["run"] =>
+  async (opts) =>
+    (await run(opts)).map((r) => ({
+      section: name,
+      metric: r.name,
+      ours: r.value,
+      floor: r.baseline ?? null,
+      unit: r.unit,
+      ratio: r.ratio ?? null,
+      n: 0,
+      target: r.note,
+    }));
+
+const SECTIONS: Section[] = [
+  { name: "gateway", run: gateway.run },
+  { name: "worker", run: simple("worker", worker.run) },
+];
 
 const quick = process.env.BENCH_QUICK === "1";
 const only = process.env.BENCH_ONLY?.split(",").filter(Boolean);
