@@ -94,8 +94,10 @@ export const jobs = sqliteTable(
   },
   (t) => [
     index("jobs_owner_id").on(t.owner, t.id),
-    // The lease query scans one cluster's claimable rows in queue order.
-    index("jobs_claim").on(t.cluster, t.state, t.runAfter),
+    // Claims read one cluster's queued rows in id (queue) order straight off this index…
+    index("jobs_claim_queue").on(t.cluster, t.state, t.id),
+    // …and its expired leases by expiry time; queued rows have no expiry and are not in the range.
+    index("jobs_claim_expired").on(t.cluster, t.leaseExpiresAt),
     index("jobs_lease_owner").on(t.leaseOwner),
     index("jobs_claim_token").on(t.claimToken),
     uniqueIndex("jobs_idempotency").on(t.owner, t.idempotencyKey).where(sql`idempotency_key IS NOT NULL`),

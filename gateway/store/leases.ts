@@ -39,12 +39,24 @@ export async function claimJobs(
               last_seq = last_seq + 1, updated_at = ?,
               reason = CASE WHEN state = 'queued' THEN NULL ELSE reason END
             WHERE id IN (
-              SELECT id FROM jobs
-              WHERE cluster = ? AND cancel_requested = 0
-                AND ((state = 'queued' AND run_after <= ?) OR (state IN ${HELD_STATES} AND lease_expires_at < ?))
-              ORDER BY id LIMIT ?)
+              SELECT id FROM (SELECT id FROM jobs WHERE cluster = ? AND state = 'queued' AND run_after <= ? ORDER BY id LIMIT ?)
+              UNION ALL
+              SELECT id FROM (SELECT id FROM jobs WHERE cluster = ? AND lease_expires_at < ? AND state IN ${HELD_STATES} ORDER BY id LIMIT ?)
+              LIMIT ?)
             RETURNING id, epoch, attempt, owner, spec, slurm_job_id`,
-      args: [input.agentId, expires, token, now, input.cluster, now, now, input.max],
+      args: [
+        input.agentId,
+        expires,
+        token,
+        now,
+        input.cluster,
+        now,
+        input.max,
+        input.cluster,
+        now,
+        input.max,
+        input.max,
+      ],
     },
     {
       sql: `INSERT INTO job_events (job_id, seq, at, actor, type, state, detail)

@@ -3,6 +3,7 @@
  * which also wakes a waiting lease; finished jobs are left alone.
  */
 import { describe, expect, it } from "vitest";
+import { testClock } from "../helpers/gateway.ts";
 import { type JobBody, createWorld } from "./world.ts";
 
 describe("cancel", () => {
@@ -49,6 +50,23 @@ describe("cancel", () => {
     expect(res.body.cancels).toEqual([{ jobId: id, epoch: lease.epoch, slurmJobId: null }]);
     expect(elapsed).toBeGreaterThanOrEqual(90);
     expect(elapsed).toBeLessThan(2_000);
+  });
+
+  it("hands a cancel for a job in Slurm whose agent died to the agent that takes it over", async () => {
+    const clock = testClock();
+    const w = await createWorld({}, clock);
+    const { id } = await w.submit(w.tokens.alice, { cluster: "alpha" });
+    const lease = (await w.lease(w.tokens.alphaAgent, "dead")).body.leases[0]!;
+    await w.report(
+      w.tokens.alphaAgent,
+      [{ jobId: id, epoch: lease.epoch, state: "running", slurmJobId: "77" }],
+      "dead",
+    );
+    await w.call("POST", `/v1/jobs/${id}/cancel`, w.tokens.alice);
+    clock.advance((w.deps.config.SLURMGATE_LEASE_SECONDS + 1) * 1000);
+    const rescue = await w.lease(w.tokens.alphaAgent, "rescuer");
+    expect(rescue.body.leases.map((l) => [l.jobId, l.slurmJobId])).toEqual([[id, "77"]]);
+    expect(rescue.body.cancels).toEqual([{ jobId: id, epoch: lease.epoch + 1, slurmJobId: "77" }]);
   });
 
   it("changes nothing on a completed job", async () => {
