@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { serve } from "@hono/node-server";
 import type { Job, JobSpecInput } from "../../schemas/index.ts";
-import { isTerminal } from "../../schemas/index.ts";
+import { ClusterConfig, isTerminal } from "../../schemas/index.ts";
 import { createTestGateway, type TestGateway } from "../helpers/gateway.ts";
 
 export const REPO = join(import.meta.dirname, "..", "..");
@@ -57,6 +57,13 @@ export function slurmJobsTagged(cluster: "alpha" | "beta", jobId: string): strin
   return [...new Set(ids)].sort();
 }
 
+type ClusterConfigInput = import("zod").input<typeof import("../../schemas/index.ts").ClusterConfig>;
+
+const normalise = (extras: ClusterExtras | undefined) => {
+  const parsed = ClusterConfig.parse({ name: "x", sharedRoots: ["/x"], ...extras });
+  return { allowedSbatchArgs: parsed.allowedSbatchArgs, profiles: parsed.profiles };
+};
+
 export type AgentProcess = { child: ChildProcess; stateFile: string; logs: () => string; stop: () => Promise<void> };
 
 export type E2E = {
@@ -81,7 +88,12 @@ export type E2E = {
   close(): Promise<void>;
 };
 
-export async function startE2E(gatewayEnv: Record<string, string> = {}): Promise<E2E> {
+type ClusterExtras = { allowedSbatchArgs?: string[]; profiles?: ClusterConfigInput["profiles"] };
+
+export async function startE2E(
+  gatewayEnv: Record<string, string> = {},
+  extras: Partial<Record<"alpha" | "beta", ClusterExtras>> = {},
+): Promise<E2E> {
   const clusters = slurmClusters();
   const gw = await createTestGateway({ SLURMGATE_LEASE_SECONDS: "30", ...gatewayEnv });
   const server = serve({ fetch: gw.app.fetch, port: 0, hostname: "127.0.0.1" });
@@ -91,8 +103,8 @@ export async function startE2E(gatewayEnv: Record<string, string> = {}): Promise
   const alice = await gw.user("alice");
   const bob = await gw.user("bob");
   const agentTokens = {
-    alpha: await gw.cluster("alpha", { sharedRoots: [clusters.alpha.sharedRoot] }),
-    beta: await gw.cluster("beta", { sharedRoots: [clusters.beta.sharedRoot] }),
+    alpha: await gw.cluster("alpha", { sharedRoots: [clusters.alpha.sharedRoot], ...normalise(extras.alpha) }),
+    beta: await gw.cluster("beta", { sharedRoots: [clusters.beta.sharedRoot], ...normalise(extras.beta) }),
   };
   for (const user of ["alice", "bob", "root"]) {
     await gw.grant(user, "alpha");
