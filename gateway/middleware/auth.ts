@@ -9,6 +9,28 @@ import { findToken, getUser, touchToken } from "../store/admin.ts";
 
 const TOUCH_EVERY_MS = 60_000;
 const FIELD = "header.authorization";
+/**
+ * Valid tokens are remembered this long, so a busy client costs no token and user reads per
+ * request (two of the five statements of a submit). Revocations and role changes made through
+ * this process clear the cache at once; other processes and isolates see them within this window.
+ */
+const CACHE_MS = 2_000;
+
+type Cached = { principal: Principal; tokenId: string; until: number };
+const caches = new WeakMap<Deps, Map<string, Cached>>();
+
+export function invalidateAuthCache(deps: Deps) {
+  caches.get(deps)?.clear();
+}
+
+function cacheOf(deps: Deps): Map<string, Cached> {
+  let cache = caches.get(deps);
+  if (!cache) {
+    cache = new Map();
+    caches.set(deps, cache);
+  }
+  return cache;
+}
 
 export function authenticate(deps: Deps): MiddlewareHandler<AppEnv> {
   const lastTouched = new Map<string, number>();
@@ -22,6 +44,11 @@ export function authenticate(deps: Deps): MiddlewareHandler<AppEnv> {
       });
     }
     const now = deps.now();
+    const cache = cacheOf(deps);
+    const hit = cache.get(match[1]);
+    if (hit && hit.until > now) {
+      return admit(c, next, hit.principal, hit.tokenId, now);
+    }
     const row = await findToken(deps.db, match[1]);
     const invalid = !row || row.revokedAt !== null || (row.expiresAt !== null && row.expiresAt <= now);
     if (invalid) {
@@ -50,20 +77,38 @@ export function authenticate(deps: Deps): MiddlewareHandler<AppEnv> {
       }
       principal = { kind: row.kind, user: user.name, tokenId: row.id };
     }
-    const limited = deps.rateLimiter.take(`tok:${row.id}`);
+    if (cache.size > 10_000) {
+      cache.clear();
+    }
+    cache.set(match[1], {
+      principal,
+      tokenId: row.id,
+      until: Math.min(now + CACHE_MS, row.expiresAt ?? Number.POSITIVE_INFINITY),
+    });
+    return admit(c, next, principal, row.id, now);
+  };
+
+  async function admit(
+    c: Parameters<MiddlewareHandler<AppEnv>>[0],
+    next: () => Promise<void>,
+    principal: Principal,
+    tokenId: string,
+    now: number,
+  ) {
+    const limited = deps.rateLimiter.take(`tok:${tokenId}`);
     if (!limited.ok) {
       throw new ApiProblem("rate_limited", "rate limit exceeded for this token", {
         field: FIELD,
         headers: { "retry-after": String(limited.retryAfterSeconds) },
       });
     }
-    if (now - (lastTouched.get(row.id) ?? 0) > TOUCH_EVERY_MS) {
-      lastTouched.set(row.id, now);
-      await touchToken(deps.db, row.id, now);
+    if (now - (lastTouched.get(tokenId) ?? 0) > TOUCH_EVERY_MS) {
+      lastTouched.set(tokenId, now);
+      await touchToken(deps.db, tokenId, now);
     }
     c.set("principal", principal);
     await next();
-  };
+  }
 }
 
 type Role = "user" | "agent" | "admin";

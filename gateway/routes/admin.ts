@@ -4,7 +4,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { ClusterConfig, CreateToken, CreatedToken, Grant, TokenInfo, User } from "../../schemas/index.ts";
 import type { Deps } from "../deps.ts";
-import { requireRole } from "../middleware/auth.ts";
+import { invalidateAuthCache, requireRole } from "../middleware/auth.ts";
 import { ApiProblem } from "../problem.ts";
 import { invalidateRoutingView } from "../routing-view.ts";
 import {
@@ -136,7 +136,9 @@ export function adminRouter(deps: Deps) {
 
   app.openapi(putUser, async (c) => {
     const user = c.req.valid("json");
-    return c.json(await upsertUser(deps.db, user.name, user.admin, deps.now()), 200);
+    const saved = await upsertUser(deps.db, user.name, user.admin, deps.now());
+    invalidateAuthCache(deps);
+    return c.json(saved, 200);
   });
   app.openapi(getUsers, async (c) => c.json({ items: await listUsers(deps.db) }, 200));
 
@@ -170,6 +172,7 @@ export function adminRouter(deps: Deps) {
     if (!(await revokeToken(deps.db, c.req.valid("param").id, deps.now()))) {
       throw new ApiProblem("not_found", "no such token", { field: "path.id" });
     }
+    invalidateAuthCache(deps);
     return c.body(null, 204);
   });
 
