@@ -9,9 +9,10 @@ import { join } from "node:path";
 import type { AgentConfig } from "./config.ts";
 import type { AgentContext } from "./context.ts";
 import { createLocalExecutor } from "./executor/local.ts";
+import { remoteLoginEnv, sshExecutorFromConfig } from "./executor/ssh.ts";
 import type { Executor } from "./executor/types.ts";
 import { createGatewayApi, type GatewayApi } from "./gateway-api.ts";
-import { collectInventory } from "./inventory.ts";
+import { AGENT_VERSION, collectInventory } from "./inventory.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { resolveRoots } from "./paths.ts";
 import { loadSecretStore } from "./secrets.ts";
@@ -75,14 +76,24 @@ function lockStateFile(path: string): () => void {
   throw new Error(`cannot lock ${path}`);
 }
 
+const unlockAndThrow =
+  (unlock: () => void) =>
+  (err: unknown): never => {
+    unlock();
+    throw err;
+  };
+
 export async function createAgent(
   config: AgentConfig,
   env: Record<string, string | undefined>,
   overrides: { executor?: Executor; api?: GatewayApi; log?: Logger; mode?: "local" | "ssh" } = {},
 ): Promise<AgentHandle> {
   const log = overrides.log ?? createLogger(config.SLURMGATE_LOG_LEVEL);
+  const ssh = !overrides.executor && config.SLURMGATE_SSH_HOST ? sshExecutorFromConfig(config, env, log) : null;
   const executor =
-    overrides.executor ?? createLocalExecutor({ defaultTimeoutMs: config.SLURMGATE_COMMAND_TIMEOUT_SECONDS * 1000 });
+    overrides.executor ??
+    ssh ??
+    createLocalExecutor({ defaultTimeoutMs: config.SLURMGATE_COMMAND_TIMEOUT_SECONDS * 1000 });
   const stateFile = config.SLURMGATE_STATE_FILE ?? defaultStateFile(config, env);
   const unlock = lockStateFile(stateFile);
   const state = openStateStore(stateFile);
@@ -93,7 +104,11 @@ export async function createAgent(
   if (state.state.agentId !== agentId) {
     state.setAgentId(agentId);
   }
-  const slurmEnv = buildSlurmEnv(env, config.SLURM_CONF ? { SLURM_CONF: config.SLURM_CONF } : {});
+  // Over SSH, Slurm's PATH/HOME/USER are the login node's, not this machine's.
+  const slurmEnv = buildSlurmEnv(
+    ssh ? await remoteLoginEnv(ssh).catch(unlockAndThrow(unlock)) : env,
+    config.SLURM_CONF ? { SLURM_CONF: config.SLURM_CONF } : {},
+  );
   const ctx: AgentContext = {
     config,
     agentId,
@@ -106,7 +121,7 @@ export async function createAgent(
       timeoutMs: config.SLURMGATE_COMMAND_TIMEOUT_SECONDS * 1000,
     }),
     executor,
-    roots: await resolveRoots(executor, config.SLURMGATE_SHARED_ROOTS),
+    roots: await resolveRoots(executor, config.SLURMGATE_SHARED_ROOTS).catch(unlockAndThrow(unlock)),
     secrets: loadSecretStore(config.SLURMGATE_SECRETS_FILE, env),
     state,
     log,
@@ -141,7 +156,12 @@ export async function createAgent(
     if (ctx.now() - inventoryAt >= config.SLURMGATE_INVENTORY_SECONDS * 1000) {
       await publishInventory();
     }
-    const stats = await runCycle(ctx, reporter, pacer, { wait, forceTrack, signal: controller.signal });
+    const stats = await runCycle(ctx, reporter, pacer, {
+      wait,
+      forceTrack,
+      signal: controller.signal,
+      heartbeat: { version: AGENT_VERSION, cycleMs: lastStats?.cycleMs, mode },
+    });
     lastStats = stats;
     lastCycleAt = ctx.now();
     if (stats.errors.length) {
@@ -178,6 +198,7 @@ export async function createAgent(
         return await cycle(0, true);
       } finally {
         unlock();
+        ssh?.close();
       }
     },
     async runForever() {
@@ -213,6 +234,7 @@ export async function createAgent(
         }
       } finally {
         unlock();
+        ssh?.close();
         log("info", "agent stopped", { agentId });
       }
     },

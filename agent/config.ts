@@ -18,7 +18,10 @@ export const AgentConfig = z.object({
   SLURMGATE_URL: z.url({ message: "the gateway's base URL, e.g. https://slurmgate.example.org" }), // where the gateway is
   SLURMGATE_AGENT_TOKEN: z
     .string()
-    .regex(/^sga_[A-Za-z0-9_-]{32,}$/, "an agent token (sga_…) from `slurmgate token create --kind agent`"), // bound to one cluster
+    .regex(
+      /^sga_[A-Za-z0-9_-]{32,}$/,
+      "an agent token (sga_…) from `slurmgate token create --kind agent --cluster <name>`",
+    ), // bound to one cluster
   SLURMGATE_CLUSTER: z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, "the cluster name the token is bound to"), // checked against the token at start
   SLURMGATE_SHARED_ROOTS: list(":").pipe(
     z.array(z.string().regex(/^\//, "absolute paths separated by ':'")).min(1, "at least one absolute path"),

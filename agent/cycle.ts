@@ -243,9 +243,14 @@ export async function runCycle(
   ctx: AgentContext,
   reporter: Reporter,
   pacer: Pacer,
-  options: { wait: number; forceTrack?: boolean; signal?: AbortSignal },
+  options: {
+    wait: number;
+    forceTrack?: boolean;
+    signal?: AbortSignal;
+    /** Shown on GET /v1/clusters: what this agent is and how long its last cycle's work took. */
+    heartbeat?: { version: string; cycleMs?: number; mode: "local" | "ssh" };
+  },
 ): Promise<CycleStats> {
-  const started = ctx.now();
   const stats: CycleStats = {
     leased: 0,
     submitted: 0,
@@ -258,9 +263,11 @@ export async function runCycle(
   };
   const holding = ctx.state.all().map((j) => j.jobId);
   const response = await ctx.api.lease(
-    { agentId: ctx.agentId, max: ctx.config.SLURMGATE_MAX_LEASE, wait: options.wait, holding },
+    { agentId: ctx.agentId, max: ctx.config.SLURMGATE_MAX_LEASE, wait: options.wait, holding, ...options.heartbeat },
     options.signal,
   );
+  // The cycle's own work starts when the long-poll returns; its wait is not work.
+  const started = ctx.now();
   if (!response.ok) {
     stats.gatewayReachable = false;
     stats.errors.push(`lease: ${response.message}`);

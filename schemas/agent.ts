@@ -19,6 +19,14 @@ export const LeaseRequest = z
       .min(1)
       .max(128)
       .openapi({ description: "Stable id of this agent process (host:pid or a configured name)." }),
+    version: z.string().max(64).optional().openapi({ description: "Agent version, shown on GET /v1/clusters." }),
+    cycleMs: z
+      .number()
+      .min(0)
+      .max(86_400_000)
+      .optional()
+      .openapi({ description: "How long the agent's last cycle's work took." }),
+    mode: z.enum(["local", "ssh"]).optional(),
     holding: z.array(JobId).max(10_000).default([]).openapi({
       description: "Jobs this agent tracks; their leases are renewed and cancel requests for them are returned.",
     }),

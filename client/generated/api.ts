@@ -606,6 +606,12 @@ export interface components {
             wait: number;
             /** @description Stable id of this agent process (host:pid or a configured name). */
             agentId: string;
+            /** @description Agent version, shown on GET /v1/clusters. */
+            version?: string;
+            /** @description How long the agent's last cycle's work took. */
+            cycleMs?: number;
+            /** @enum {string} */
+            mode?: "local" | "ssh";
             /**
              * @description Jobs this agent tracks; their leases are renewed and cancel requests for them are returned.
              * @default []

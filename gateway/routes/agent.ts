@@ -79,7 +79,11 @@ export function agentRouter(deps: Deps) {
     const cluster = clusterOf(c.get("principal"));
     const body = c.req.valid("json");
     const now = deps.now();
-    await touchAgent(deps.db, { cluster, agentId: body.agentId }, now);
+    await touchAgent(
+      deps.db,
+      { cluster, agentId: body.agentId, version: body.version, mode: body.mode, cycleMs: body.cycleMs },
+      now,
+    );
     const lost = await renewLeases(deps.db, {
       cluster,
       agentId: body.agentId,
