@@ -1,0 +1,72 @@
+import type { Job, JobState } from "../../client/index.ts";
+import { integer, parse, positionals } from "../args.ts";
+import { type Command, helped } from "../command.ts";
+import { clientFor } from "../config.ts";
+import { age, printJson, table } from "../output.ts";
+
+export const ls: Command = {
+  name: "ls",
+  summary: "list your jobs, newest first",
+  help: `
+Usage: slurmgate ls [--state STATE] [--label K=V]... [--cluster NAME] [--limit N | --all] [--json]
+
+Options:
+  -s, --state STATE     queued, leased, submitted, pending, running, completed, failed, cancelled, …
+  -l, --label K=V       only jobs with this label (repeat to require several)
+  -c, --cluster NAME    only jobs on this cluster
+  -n, --limit N         at most N jobs (default 50)
+  -a, --all             every job (follows all pages)
+      --json            a JSON array of jobs
+
+Examples:
+  slurmgate ls
+  slurmgate ls --state running --label sweep=lr
+  slurmgate ls --all --json | jq -r '.[] | select(.state=="failed") | .id'
+`,
+  async run(argv, io) {
+    const { values, positionals: rest } = parse("ls", argv, {
+      state: { type: "string", short: "s" },
+      label: { type: "string", short: "l", multiple: true },
+      cluster: { type: "string", short: "c" },
+      limit: { type: "string", short: "n" },
+      all: { type: "boolean", short: "a" },
+    });
+    if (helped(io, ls, values)) {
+      return 0;
+    }
+    positionals("ls", rest, []);
+    const max = values.all ? undefined : (integer("ls", "--limit", values.limit) ?? 50);
+    const label = Object.fromEntries(
+      (values.label ?? []).map((l) => [l.split("=")[0] ?? l, l.split("=").slice(1).join("=")]),
+    );
+    const jobs: Job[] = [];
+    for await (const job of clientFor(io).list({
+      state: values.state as JobState | undefined,
+      cluster: values.cluster,
+      label: values.label?.length ? label : undefined,
+      pageSize: Math.min(max ?? 500, 500),
+      max,
+      signal: io.signal,
+    })) {
+      jobs.push(job);
+    }
+    if (values.json) {
+      printJson(io, jobs);
+      return 0;
+    }
+    if (jobs.length === 0) {
+      io.stderr.write("no jobs\n");
+      return 0;
+    }
+    const rows = jobs.map((j) => [
+      j.id,
+      j.name,
+      j.state,
+      `${j.cluster}${j.partition ? `/${j.partition}` : ""}`,
+      j.slurmJobId ?? "-",
+      age(j.createdAt),
+    ]);
+    io.stdout.write(`${table([["ID", "NAME", "STATE", "WHERE", "SLURM", "AGE"], ...rows])}\n`);
+    return 0;
+  },
+};

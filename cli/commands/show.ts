@@ -1,0 +1,58 @@
+import { parse, positionals } from "../args.ts";
+import { type Command, helped } from "../command.ts";
+import { clientFor } from "../config.ts";
+import { printJson, table } from "../output.ts";
+
+export const show: Command = {
+  name: "show",
+  summary: "show a job, its spec and its history",
+  help: `
+Usage: slurmgate show JOB_ID [--json]
+
+Examples:
+  slurmgate show job_01jd7x2k9m4q8r6t5v3w1y0z
+  slurmgate show job_01jd7x2k9m4q8r6t5v3w1y0z --json | jq .result
+`,
+  async run(argv, io) {
+    const { values, positionals: rest } = parse("show", argv, {});
+    if (helped(io, show, values)) {
+      return 0;
+    }
+    const [id = ""] = positionals("show", rest, ["JOB_ID"]);
+    const job = await clientFor(io).get(id, { signal: io.signal });
+    if (values.json) {
+      printJson(io, job);
+      return 0;
+    }
+    const labels = Object.entries(job.labels)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(" ");
+    const fields: [string, string][] = [
+      ["name", job.name],
+      ["state", `${job.state}${job.cancelRequested && job.state !== "cancelled" ? " (cancel requested)" : ""}`],
+      ["where", `${job.cluster}${job.partition ? `/${job.partition}` : ""}`],
+      ["slurm id", job.slurmJobId ?? "-"],
+      ["attempt", String(job.attempt)],
+      ["exit code", job.exitCode === null ? "-" : `${job.exitCode}${job.signal ? ` (signal ${job.signal})` : ""}`],
+      ["reason", job.reason ? `${job.reason}${job.code ? ` [${job.code}]` : ""}` : "-"],
+      ["command", job.spec.command ? job.spec.command.map(quote).join(" ") : "(script)"],
+      ["labels", labels || "-"],
+      ["created", job.createdAt],
+      ["updated", job.updatedAt],
+    ];
+    if (job.result !== null && job.result !== undefined) {
+      fields.push(["result", JSON.stringify(job.result)]);
+    }
+    io.stdout.write(`${job.id}\n${table(fields.map(([k, v]) => [`  ${k}`, v]))}\n`);
+    const events = job.events ?? [];
+    if (events.length) {
+      const rows = events.map((e) => [`  ${e.at}`, e.state ?? e.type, e.actor, e.detail ?? ""]);
+      io.stdout.write(`events\n${table(rows)}\n`);
+    }
+    return 0;
+  },
+};
+
+function quote(arg: string): string {
+  return /^[A-Za-z0-9_./:=@%+-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, "'\\''")}'`;
+}

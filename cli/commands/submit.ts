@@ -1,0 +1,104 @@
+import { parse } from "../args.ts";
+import { duration } from "../args.ts";
+import { type Command, helped } from "../command.ts";
+import { clientFor } from "../config.ts";
+import { buildSpec, SPEC_OPTIONS } from "../job-spec.ts";
+import { outcome, printJson } from "../output.ts";
+import { exitFor, followLogs, waitWithProgress } from "../watch.ts";
+
+export const submit: Command = {
+  name: "submit",
+  summary: "submit a job from flags or a YAML/JSON file",
+  help: `
+Usage: slurmgate submit [options] -- COMMAND [ARGS...]
+       slurmgate submit -f job.yaml [options]
+
+Job:
+  -n, --name NAME            job name (default: from the command)
+  -c, --cluster NAME         cluster (default: the gateway routes by partition, GPU type and limits)
+  -p, --partition NAME       Slurm partition
+  -A, --account NAME         Slurm account        --qos NAME   --profile NAME
+  -t, --time DURATION        wall time: 90m, 1h30m, 2-00:00:00
+  -N, --nodes N              --ntasks-per-node N   --cpus N (per task)
+      --mem SIZE             memory per node: 8G, 512M    --mem-per-cpu SIZE
+  -G, --gpus [TYPE:]COUNT    e.g. a100:1, 2
+  -e, --env K=V              environment (repeat)      -l, --label K=V   labels (repeat)
+      --secret NAME          a secret the agent provides (repeat)
+      --setup LINE           shell line before the command, e.g. 'module load cuda' (repeat)
+  -w, --workdir PATH         working directory under the cluster's shared root
+      --script FILE          run a bash script (- for stdin) instead of a command
+      --image REF            run in Apptainer: /path/img.sif or docker://…
+      --bind SRC[:DST][:ro]  bind mount into the container (repeat)
+      --array INDEXES[%MAX]  job array, e.g. 0-99%10
+      --after JOB[:COND]     dependency (afterok, afterany, afternotok, after) (repeat)
+      --retries N            retry on preemption / node failure up to N times
+      --sbatch-arg ARG       an sbatch option the cluster allows, e.g. --constraint=ib (repeat)
+  -f, --file FILE            a job spec in YAML or JSON; flags override it
+
+Then:
+      --wait                 wait until the job ends; exit 0 only if it completed
+      --follow               stream its stdout until it ends (implies --wait)
+      --timeout DURATION     give up waiting after this long (exit 4)
+      --idempotency-key KEY  make re-running this command safe (default: random)
+      --dry-run              print the spec that would be sent, and stop
+  -q, --quiet                print only the job id
+      --json                 print the job as JSON
+
+Exit: 0 submitted (or completed with --wait), 1 refused or unreachable, 2 bad usage,
+      3 job did not complete, 4 --timeout, 130 interrupted (the job keeps running).
+
+Examples:
+  slurmgate submit --gpus a100:1 --time 1h --partition gpu -- python train.py --epochs 3
+  slurmgate submit -f job.yaml --env LR=0.01 --wait
+  slurmgate submit -n nightly --image docker://python:3.12 --follow -- python -c 'print(42)'
+  ID=$(slurmgate submit -q -- ./run.sh)
+`,
+  async run(argv, io) {
+    const { values, positionals } = parse("submit", argv, {
+      ...SPEC_OPTIONS,
+      wait: { type: "boolean" },
+      follow: { type: "boolean" },
+      timeout: { type: "string" },
+      "idempotency-key": { type: "string" },
+      "dry-run": { type: "boolean" },
+      quiet: { type: "boolean", short: "q" },
+    });
+    if (helped(io, submit, values)) {
+      return 0;
+    }
+    const timeout = duration("submit", "--timeout", values.timeout);
+    const needsStdin = values.file === "-" || values.script === "-";
+    const spec = buildSpec(values, positionals, needsStdin ? await io.readStdin() : undefined);
+    if (values["dry-run"]) {
+      printJson(io, spec);
+      return 0;
+    }
+    const client = clientFor(io);
+    const job = await client.submit(spec, { idempotencyKey: values["idempotency-key"], signal: io.signal });
+    if (!values.wait && !values.follow) {
+      if (values.json) {
+        printJson(io, job);
+      } else if (values.quiet) {
+        io.stdout.write(`${job.id}\n`);
+      } else {
+        io.stdout.write(`${job.id} ${job.state} on ${job.cluster}${job.partition ? `/${job.partition}` : ""}\n`);
+      }
+      return 0;
+    }
+    if (!values.json && !values.quiet) {
+      io.stderr.write(`${job.id} submitted to ${job.cluster}${job.partition ? `/${job.partition}` : ""}\n`);
+    }
+    if (values.follow) {
+      await followLogs(client, job.id, io, { timeout });
+    }
+    const done = await waitWithProgress(client, job.id, io, { timeout });
+    if (values.json) {
+      printJson(io, done);
+    } else if (values.quiet) {
+      io.stdout.write(`${done.id}\n`);
+    } else {
+      (values.follow ? io.stderr : io.stdout).write(`${outcome(done)}\n`);
+    }
+    return exitFor(done);
+  },
+};

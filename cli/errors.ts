@@ -1,0 +1,81 @@
+/**
+ * Exit codes and the one-line error message every failure becomes.
+ */
+import {
+  MalformedResponseError,
+  NetworkError,
+  SlurmgateError,
+  WaitTimeoutError,
+  isAbortError,
+} from "../client/index.ts";
+
+/** What `slurmgate` exits with; documented in `slurmgate --help`. */
+export const EXIT = {
+  ok: 0,
+  /** API refusal, network failure, bad configuration. */
+  error: 1,
+  /** Bad arguments. */
+  usage: 2,
+  /** The job ended in a state other than the one asked for (failed, cancelled, timeout, …). */
+  jobFailed: 3,
+  /** `--timeout` ran out while waiting. */
+  timeout: 4,
+  /** Ctrl-C while waiting; the job keeps running. */
+  interrupted: 130,
+} as const;
+
+/** Bad command-line arguments: exit 2 with a pointer to `--help`. */
+export class UsageError extends Error {
+  override readonly name = "UsageError";
+  readonly verb: string | undefined;
+  constructor(message: string, verb?: string) {
+    super(message);
+    this.verb = verb;
+  }
+}
+
+/** A failure with a message meant for people as is (config missing, file unreadable): exit 1. */
+export class CliError extends Error {
+  override readonly name = "CliError";
+}
+
+/** Maps an error to its exit code. */
+export function exitCodeOf(err: unknown): number {
+  if (err instanceof UsageError) {
+    return EXIT.usage;
+  }
+  if (err instanceof WaitTimeoutError) {
+    return EXIT.timeout;
+  }
+  if (isAbortError(err)) {
+    return EXIT.interrupted;
+  }
+  return EXIT.error;
+}
+
+/**
+ * One readable line: `resources.time: a Slurm time … (422 validation_failed)`.
+ */
+export function formatError(err: unknown): string {
+  let line: string;
+  if (err instanceof SlurmgateError) {
+    const detail = err.detail.replace(/^body\./, "");
+    const field = err.field?.replace(/^body\./, "");
+    const withField = field && !detail.includes(field) ? `${field}: ${detail}` : detail;
+    line = `${withField} (${err.status} ${err.code})`;
+  } else if (err instanceof UsageError) {
+    line = `${err.message} (see: slurmgate ${err.verb ? `${err.verb} ` : ""}--help)`;
+  } else if (isAbortError(err)) {
+    line = "interrupted (the job keeps running)";
+  } else if (
+    err instanceof NetworkError ||
+    err instanceof MalformedResponseError ||
+    err instanceof WaitTimeoutError ||
+    err instanceof Error
+  ) {
+    line = err.message;
+  } else {
+    line = String(err);
+  }
+  return line.replace(/\s*\n\s*/g, "; ");
+}

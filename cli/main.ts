@@ -1,0 +1,75 @@
+/**
+ * `slurmgate`: the command line for people. Dispatches to one verb, turns every failure into one
+ * line on stderr and an exit code that means something (see EXIT).
+ */
+import type { Command } from "./command.ts";
+import { agent } from "./commands/agent.ts";
+import { cancel } from "./commands/cancel.ts";
+import { cluster } from "./commands/cluster.ts";
+import { clusters } from "./commands/clusters.ts";
+import { gateway } from "./commands/gateway.ts";
+import { login } from "./commands/login.ts";
+import { logs } from "./commands/logs.ts";
+import { ls } from "./commands/ls.ts";
+import { show } from "./commands/show.ts";
+import { submit } from "./commands/submit.ts";
+import { token } from "./commands/token.ts";
+import { user } from "./commands/user.ts";
+import { wait } from "./commands/wait.ts";
+import { whoami } from "./commands/whoami.ts";
+import { EXIT, exitCodeOf, formatError, UsageError } from "./errors.ts";
+import type { Io } from "./io.ts";
+
+const USER_VERBS = [login, submit, ls, show, logs, cancel, wait, clusters, whoami];
+const SERVER_VERBS = [gateway, agent, token, user, cluster];
+const VERBS = new Map<string, Command>([...USER_VERBS, ...SERVER_VERBS].map((c) => [c.name, c]));
+
+const list = (verbs: Command[]) => verbs.map((c) => `  ${c.name.padEnd(10)}${c.summary}`).join("\n");
+
+export const MAIN_HELP = `
+slurmgate: submit and watch Slurm jobs over HTTPS.
+
+Usage: slurmgate VERB [options]     (slurmgate VERB --help for details and examples)
+
+For people:
+${list(USER_VERBS)}
+
+For operators:
+${list(SERVER_VERBS)}
+
+Configuration: slurmgate login stores the gateway URL and token in
+$XDG_CONFIG_HOME/slurmgate/config.json (mode 0600); SLURMGATE_URL and SLURMGATE_TOKEN override it.
+
+Exit codes: 0 ok · 1 API, network or configuration error · 2 bad usage ·
+            3 job did not complete · 4 wait timed out · 130 interrupted
+
+Examples:
+  slurmgate login --url http://127.0.0.1:8080 --token sgu_…
+  slurmgate submit --gpus a100:1 --time 1h --partition gpu --follow -- python train.py
+  slurmgate ls --state running
+  slurmgate wait job_01jd7x2k9m4q8r6t5v3w1y0z && slurmgate logs job_01jd7x2k9m4q8r6t5v3w1y0z
+`;
+
+/** Runs one command line; resolves with the exit code. Never throws. */
+export async function main(argv: string[], io: Io): Promise<number> {
+  const [verb, ...rest] = argv;
+  try {
+    if (verb === undefined || verb === "--help" || verb === "-h" || verb === "help") {
+      const target = verb === "help" && rest[0] ? VERBS.get(rest[0]) : undefined;
+      io.stdout.write(`${(target?.help ?? MAIN_HELP).trim()}\n`);
+      return verb === undefined ? EXIT.usage : EXIT.ok;
+    }
+    if (verb === "--version" || verb === "-V") {
+      io.stdout.write("slurmgate 0.1.0\n");
+      return EXIT.ok;
+    }
+    const command = VERBS.get(verb);
+    if (!command) {
+      throw new UsageError(`unknown verb ${JSON.stringify(verb)}`);
+    }
+    return await command.run(rest, io);
+  } catch (err) {
+    io.stderr.write(`slurmgate: ${formatError(err)}\n`);
+    return exitCodeOf(err);
+  }
+}

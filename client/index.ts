@@ -1,0 +1,147 @@
+/**
+ * The slurmgate client: a typed openapi-fetch client plus the helpers people need (submit with a
+ * safe retry key, paginate, wait by long-poll, follow logs, sweep). Web APIs only: the same module
+ * runs in Node ≥ 20, Deno and browsers.
+ */
+import createFetchClient from "openapi-fetch";
+import { type AdminApi, createAdminApi } from "./admin.ts";
+import type { paths } from "./generated/api.ts";
+import { type ListFilter, listJobs, listPage } from "./list.ts";
+import { type LogChunkOptions, type LogsOptions, followLogs, readLogChunk } from "./logs.ts";
+import type { RawClient } from "./raw.ts";
+import { type RetryOptions, resolveRetry } from "./retry.ts";
+import { type SweepInput, type SweepOptions, runSweep } from "./sweep.ts";
+import { type FetchLike, createTransport } from "./transport.ts";
+import type { ClusterView, Job, JobEvents, JobPage, JobSpec, JobSpecInput, LogChunk, Me } from "./types.ts";
+import { shapes, unwrap } from "./unwrap.ts";
+import { type EventsOptions, type WaitOptions, fetchEvents, waitForJob } from "./wait.ts";
+
+export * from "./errors.ts";
+export * from "./types.ts";
+export type { AdminApi } from "./admin.ts";
+export type { ListFilter } from "./list.ts";
+export type { LogChunkOptions, LogStream, LogsOptions } from "./logs.ts";
+export type { RawClient } from "./raw.ts";
+export type { RetryInfo, RetryOptions } from "./retry.ts";
+export { expandSweep } from "./sweep.ts";
+export type { SweepInput, SweepOptions, SweepParams } from "./sweep.ts";
+export type { FetchLike } from "./transport.ts";
+export type { EventsOptions, WaitOptions } from "./wait.ts";
+
+/**
+ * Options of {@link createClient}.
+ * @example const options: ClientOptions = { baseUrl: "http://127.0.0.1:8080", token: "sgu_…" };
+ */
+export type ClientOptions = {
+  /** The gateway's URL, e.g. `https://slurmgate.example.org`. */
+  baseUrl: string;
+  /** A bearer token (`sgu_…` user, `sgk_…` admin, `sga_…` agent). */
+  token?: string;
+  /** A fetch to use instead of the global one (called with a Request). */
+  fetch?: FetchLike;
+  /** How network errors, 429 and 503 are retried; `{ attempts: 1 }` turns retries off. */
+  retry?: RetryOptions;
+  /** Extra headers sent with every request. */
+  headers?: Record<string, string>;
+};
+
+/**
+ * Options of {@link SlurmgateClient.submit}.
+ * @example await client.submit(spec, { idempotencyKey: "nightly-2026-01-01" });
+ */
+export type SubmitOptions = {
+  /** Makes retries and re-runs safe: the same key and body return the same job. Default: a random UUID. */
+  idempotencyKey?: string;
+  signal?: AbortSignal;
+};
+
+/**
+ * What {@link createClient} returns.
+ * @example const job = await client.wait((await client.submit(spec)).id);
+ */
+export type SlurmgateClient = {
+  /** The gateway URL this client talks to. */
+  readonly baseUrl: string;
+  /** The typed openapi-fetch client, for `{ data, error, response }` calls (retries and checks included). */
+  readonly raw: RawClient;
+  /** Submits a job; retried safely thanks to its Idempotency-Key. */
+  submit(spec: JobSpecInput, options?: SubmitOptions): Promise<Job>;
+  /** A job with its event history. */
+  get(id: string, options?: { signal?: AbortSignal }): Promise<Job>;
+  /** Every matching job, newest first, across pages. */
+  list(filter?: ListFilter): AsyncGenerator<Job>;
+  /** One page of jobs, for callers that handle cursors themselves. */
+  listPage(filter?: ListFilter & { cursor?: string }): Promise<JobPage>;
+  /** Cancels a job (idempotent); returns the job as it is now. */
+  cancel(id: string, options?: { signal?: AbortSignal }): Promise<Job>;
+  /** One long-poll of a job's events after `after`. */
+  events(id: string, options?: EventsOptions): Promise<JobEvents>;
+  /** Waits by long-poll until the job is terminal or reaches one of `until`. */
+  wait(id: string, options?: WaitOptions): Promise<Job>;
+  /** The job's stdout (or stderr) as text chunks; `follow` keeps reading until the job ends. */
+  logs(id: string, options?: LogsOptions): AsyncGenerator<string>;
+  /** One read of the logs endpoint. */
+  logChunk(id: string, options?: LogChunkOptions): Promise<LogChunk>;
+  /** Clusters you may use, with their partitions and whether an agent is alive. */
+  clusters(): Promise<ClusterView[]>;
+  /** Who the token belongs to. */
+  me(): Promise<Me>;
+  /** Submits many jobs with a concurrency cap and optionally waits for all. */
+  sweep(input: SweepInput, options?: SweepOptions): Promise<Job[]>;
+  /** Users, tokens, clusters and grants (admin token). */
+  readonly admin: AdminApi;
+};
+
+/**
+ * Creates a client for one gateway and token.
+ * @example
+ * import { createClient } from "./client/index.ts";
+ * const client = createClient({ baseUrl: "http://127.0.0.1:8080", token: process.env.SLURMGATE_TOKEN });
+ * const job = await client.submit({ name: "hello", command: ["echo", "hi"], resources: { time: "5m" } });
+ * const done = await client.wait(job.id, { timeout: 10 * 60_000 });
+ * for await (const text of client.logs(done.id)) console.log(text);
+ */
+export function createClient(options: ClientOptions): SlurmgateClient {
+  const baseUrl = options.baseUrl.replace(/\/+$/, "");
+  const fetchImpl: FetchLike = options.fetch ?? ((request) => globalThis.fetch(request));
+  const raw = createFetchClient<paths>({
+    baseUrl,
+    fetch: createTransport(fetchImpl, resolveRetry(options.retry)),
+    headers: {
+      accept: "application/json, application/problem+json",
+      ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
+      ...options.headers,
+    },
+  });
+
+  const submit: SlurmgateClient["submit"] = (spec, submitOptions = {}) =>
+    unwrap(
+      raw.POST("/v1/jobs", {
+        params: { header: { "idempotency-key": submitOptions.idempotencyKey ?? globalThis.crypto.randomUUID() } },
+        // The generated body type marks defaulted fields required; the gateway fills them in.
+        body: spec as JobSpec,
+        signal: submitOptions.signal,
+      }),
+      shapes.job,
+    );
+  const wait: SlurmgateClient["wait"] = (id, waitOptions) => waitForJob(raw, id, waitOptions);
+
+  return {
+    baseUrl,
+    raw,
+    submit,
+    get: (id, o = {}) => unwrap(raw.GET("/v1/jobs/{id}", { params: { path: { id } }, signal: o.signal }), shapes.job),
+    list: (filter) => listJobs(raw, filter),
+    listPage: (filter) => listPage(raw, filter),
+    cancel: (id, o = {}) =>
+      unwrap(raw.POST("/v1/jobs/{id}/cancel", { params: { path: { id } }, signal: o.signal }), shapes.job),
+    events: (id, o) => fetchEvents(raw, id, o),
+    wait,
+    logs: (id, o) => followLogs(raw, id, o),
+    logChunk: (id, o) => readLogChunk(raw, id, o),
+    clusters: async () => (await unwrap(raw.GET("/v1/clusters"), shapes.items)).items,
+    me: () => unwrap(raw.GET("/v1/me"), shapes.me),
+    sweep: (input, o) => runSweep({ submit, wait }, input, o),
+    admin: createAdminApi(raw),
+  };
+}

@@ -1,0 +1,99 @@
+/**
+ * A real gateway in a child process on a free port with a fresh libSQL file, for end-to-end tests
+ * of the client, the CLI and Deno. Rate limiting is off so parallel tests do not throttle.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+
+export const ROOT = resolve(import.meta.dirname, "../../..");
+
+export type GatewayProcess = { url: string; adminToken: string; dir: string; stop(): Promise<void> };
+
+export function freePort(): Promise<number> {
+  return new Promise((done, fail) => {
+    const server = createServer();
+    server.once("error", fail);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() => done(typeof address === "object" && address ? address.port : 0));
+    });
+  });
+}
+
+/** `sgk_` + 43 base64url characters, the shape of a real admin token. */
+export function newAdminToken(): string {
+  return `sgk_${randomBytes(32).toString("base64url")}`;
+}
+
+/** Starts the gateway and resolves once /healthz answers. */
+export async function startGatewayProcess(extraEnv: Record<string, string> = {}): Promise<GatewayProcess> {
+  const dir = mkdtempSync(join(tmpdir(), "slurmgate-client-"));
+  const port = await freePort();
+  const adminToken = newAdminToken();
+  const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "test/client/support/gateway-main.ts")], {
+    cwd: ROOT,
+    env: {
+      ...process.env,
+      PORT: String(port),
+      SLURMGATE_HOST: "127.0.0.1",
+      SLURMGATE_DB_URL: `file:${join(dir, "db")}`,
+      SLURMGATE_BOOTSTRAP_TOKEN: adminToken,
+      SLURMGATE_RATE_LIMIT_PER_SECOND: "0",
+      SLURMGATE_LOG_LEVEL: "warn",
+      ...extraEnv,
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  child.stdout?.on("data", (d) => (output += d));
+  child.stderr?.on("data", (d) => (output += d));
+  const url = `http://127.0.0.1:${port}`;
+  await waitHealthy(url, child, () => output);
+  return {
+    url,
+    adminToken,
+    dir,
+    stop: async () => {
+      await stopChild(child);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function waitHealthy(url: string, child: ChildProcess, output: () => string): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) {
+      throw new Error(`gateway exited with ${child.exitCode}:\n${output()}`);
+    }
+    try {
+      const res = await fetch(`${url}/healthz`);
+      if (res.ok) {
+        return;
+      }
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  child.kill("SIGKILL");
+  throw new Error(`gateway did not start within 30 s:\n${output()}`);
+}
+
+export function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) {
+    return Promise.resolve();
+  }
+  return new Promise((done) => {
+    const kill = setTimeout(() => child.kill("SIGKILL"), 5_000);
+    child.once("exit", () => {
+      clearTimeout(kill);
+      done();
+    });
+    child.kill("SIGTERM");
+  });
+}
