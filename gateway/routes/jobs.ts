@@ -40,6 +40,25 @@ async function visibleJob(deps: Deps, principal: Principal, id: string): Promise
   return job;
 }
 
+/**
+ * Bytes up to the last complete UTF-8 character, so a read that ends inside a multi-byte character
+ * returns it whole on the next read instead of two replacement characters. Falls back to every
+ * byte when nothing would be left (binary output, or a stream that really ends mid-character).
+ */
+export function utf8SafeLength(bytes: Uint8Array): number {
+  let lead = bytes.length - 1;
+  while (lead >= 0 && bytes.length - lead <= 4 && ((bytes[lead] ?? 0) & 0xc0) === 0x80) {
+    lead--;
+  }
+  if (lead < 0 || bytes.length - lead > 4) {
+    return bytes.length;
+  }
+  const first = bytes[lead] ?? 0;
+  const width = first >= 0xf8 ? 1 : first >= 0xf0 ? 4 : first >= 0xe0 ? 3 : first >= 0xc0 ? 2 : 1;
+  const safe = bytes.length - lead >= width ? bytes.length : lead;
+  return safe > 0 ? safe : bytes.length;
+}
+
 /** A job runs on the cluster of the jobs it depends on: Slurm dependencies do not cross clusters. */
 async function pinToDependencies(deps: Deps, owner: string, spec: JobSpec): Promise<JobSpec> {
   let cluster = spec.cluster;
@@ -216,12 +235,13 @@ export function jobsRouter(deps: Deps) {
         signal: c.req.raw.signal,
       })) ?? (await readLog(deps.db, id, stream, offset, limit));
     const job = await getJob(deps.db, id);
-    const nextOffset = offset + chunk.bytes.length;
+    const bytes = chunk.bytes.subarray(0, utf8SafeLength(chunk.bytes));
+    const nextOffset = offset + bytes.length;
     return c.json(
       {
         stream,
         offset,
-        data: new TextDecoder().decode(chunk.bytes),
+        data: new TextDecoder().decode(bytes),
         nextOffset,
         complete: Boolean(job && isTerminal(job.state) && nextOffset >= chunk.end),
       },
