@@ -2,12 +2,9 @@
  * A gateway database on a file, seeded the way a real deployment would be (user, cluster, grant,
  * tokens, inventory, live agent), and a Node gateway process serving it.
  */
-import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { createClient } from "@libsql/client";
 import { type Database, openDatabase } from "../gateway/db/client.ts";
 import { migrateDatabase } from "../gateway/db/migrate.ts";
@@ -19,10 +16,8 @@ import {
   upsertGrant,
   upsertUser,
 } from "../gateway/store/admin.ts";
-import { generateToken } from "../gateway/tokens.ts";
 import type { Inventory } from "../schemas/index.ts";
-
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
+import { startGatewayProcess as startGatewayOnDb } from "../test/helpers/gateway-process.ts";
 
 export const INVENTORY: Inventory = {
   slurmVersion: "22.05.8",
@@ -82,56 +77,10 @@ export async function seed(db: Database, users: string[]): Promise<Seeded> {
   return { userTokens, agentToken };
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
-    });
-  });
-}
-
 export type GatewayProcess = { baseUrl: string; stop: () => Promise<void> };
 
 /** Starts `gateway/node.ts` in its own process so the load generator does not share its event loop. */
 export async function startGatewayProcess(dbUrl: string): Promise<GatewayProcess> {
-  const port = await freePort();
-  const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", "gateway/node.ts"], {
-    cwd: ROOT,
-    stdio: ["ignore", "ignore", "inherit"],
-    env: {
-      ...process.env,
-      PORT: String(port),
-      SLURMGATE_DB_URL: dbUrl,
-      SLURMGATE_BOOTSTRAP_TOKEN: generateToken("admin"),
-      SLURMGATE_RATE_LIMIT_PER_SECOND: "0",
-      SLURMGATE_LOG_LEVEL: "warn",
-    },
-  });
-  const baseUrl = `http://127.0.0.1:${port}`;
-  for (let i = 0; ; i++) {
-    if (
-      await fetch(`${baseUrl}/healthz`).then(
-        (r) => r.ok,
-        () => false,
-      )
-    ) {
-      break;
-    }
-    if (i > 300 || child.exitCode !== null) {
-      child.kill();
-      throw new Error("the gateway process did not start");
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return {
-    baseUrl,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        child.once("exit", () => resolve());
-        child.kill("SIGTERM");
-      }),
-  };
+  const gateway = await startGatewayOnDb({}, { dbUrl, stderr: "inherit" });
+  return { baseUrl: gateway.url, stop: gateway.stop };
 }

@@ -3,24 +3,12 @@
  * libSQL file in a temporary directory and a known bootstrap admin token.
  */
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startGateway } from "../../gateway/node.ts";
 import { generateToken } from "../../gateway/tokens.ts";
+import { freePort } from "../helpers/gateway-process.ts";
 import { defineApiSuite } from "./suite.ts";
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 defineApiSuite("node", async () => {
   const dir = mkdtempSync(join(tmpdir(), "slurmgate-api-"));

@@ -14,7 +14,7 @@ import {
   ROOT,
   startGatewayProcess,
   stopChild,
-} from "../client/support/gateway-process.ts";
+} from "../helpers/gateway-process.ts";
 import { BIN, runCli } from "./support.ts";
 
 let gw: GatewayProcess;

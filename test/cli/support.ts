@@ -3,7 +3,7 @@
  */
 import { spawn } from "node:child_process";
 import { join } from "node:path";
-import { ROOT } from "../client/support/gateway-process.ts";
+import { ROOT } from "../helpers/gateway-process.ts";
 
 export const BIN = join(ROOT, "bin/slurmgate.mjs");
 

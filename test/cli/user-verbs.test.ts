@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type GatewayProcess, startGatewayProcess } from "../client/support/gateway-process.ts";
+import { type GatewayProcess, startGatewayProcess } from "../helpers/gateway-process.ts";
 import { autoAgent, seedWorld, type World } from "../client/support/world.ts";
 import { runCli, runCliInTty } from "./support.ts";
 

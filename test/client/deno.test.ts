@@ -7,7 +7,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { type GatewayProcess, ROOT, startGatewayProcess } from "./support/gateway-process.ts";
+import { type GatewayProcess, ROOT, startGatewayProcess } from "../helpers/gateway-process.ts";
 import { seedWorld, type World } from "./support/world.ts";
 
 const DENO = join(ROOT, "node_modules/.bin/deno");

@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createClient, isAbortError, type JobSpecInput, SlurmgateError, WaitTimeoutError } from "../../client/index.ts";
-import { type GatewayProcess, startGatewayProcess } from "./support/gateway-process.ts";
+import { type GatewayProcess, startGatewayProcess } from "../helpers/gateway-process.ts";
 import { autoAgent, CLUSTER, seedWorld, type World } from "./support/world.ts";
 
 let gw: GatewayProcess;

@@ -6,9 +6,9 @@
  * download, no login (local mode needs none). Secrets travel as environment variables, which is how
  * `wrangler dev` reads `[secrets] required` without a .dev.vars file.
  */
+import { freePort } from "./gateway-process.ts";
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -31,16 +31,7 @@ export function offlineWranglerEnv(dir: string): NodeJS.ProcessEnv {
   };
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
 
 export type WorkerTarget = {
   baseUrl: string;

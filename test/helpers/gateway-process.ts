@@ -1,6 +1,7 @@
 /**
- * A real gateway in a child process on a free port with a fresh libSQL file, for end-to-end tests
- * of the client, the CLI and Deno. Rate limiting is off so parallel tests do not throttle.
+ * A real gateway in a child process on a free port (`gateway/node.ts`, the same entry as
+ * `npm start`) with a fresh libSQL file, for the client, CLI, Deno and API tests and the benchmark.
+ * Rate limiting is off so parallel tests and load generators do not throttle.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -9,7 +10,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
-export const ROOT = resolve(import.meta.dirname, "../../..");
+export const ROOT = resolve(import.meta.dirname, "../..");
 
 export type GatewayProcess = { url: string; adminToken: string; dir: string; stop(): Promise<void> };
 
@@ -29,24 +30,30 @@ export function newAdminToken(): string {
   return `sgk_${randomBytes(32).toString("base64url")}`;
 }
 
-/** Starts the gateway and resolves once /healthz answers. */
-export async function startGatewayProcess(extraEnv: Record<string, string> = {}): Promise<GatewayProcess> {
-  const dir = mkdtempSync(join(tmpdir(), "slurmgate-client-"));
+/**
+ * Starts the gateway and resolves once /healthz answers.
+ * @param options.dbUrl serve an existing (seeded) database instead of a fresh file.
+ */
+export async function startGatewayProcess(
+  extraEnv: Record<string, string> = {},
+  options: { dbUrl?: string; stderr?: "pipe" | "inherit" } = {},
+): Promise<GatewayProcess> {
+  const dir = mkdtempSync(join(tmpdir(), "slurmgate-gw-"));
   const port = await freePort();
   const adminToken = newAdminToken();
-  const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "test/client/support/gateway-main.ts")], {
+  const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "gateway/node.ts")], {
     cwd: ROOT,
     env: {
       ...process.env,
       PORT: String(port),
       SLURMGATE_HOST: "127.0.0.1",
-      SLURMGATE_DB_URL: `file:${join(dir, "db")}`,
+      SLURMGATE_DB_URL: options.dbUrl ?? `file:${join(dir, "db")}`,
       SLURMGATE_BOOTSTRAP_TOKEN: adminToken,
       SLURMGATE_RATE_LIMIT_PER_SECOND: "0",
       SLURMGATE_LOG_LEVEL: "warn",
       ...extraEnv,
     },
-    stdio: ["ignore", "pipe", "pipe"],
+    stdio: ["ignore", "pipe", options.stderr ?? "pipe"],
   });
   let output = "";
   child.stdout?.on("data", (d) => (output += d));
