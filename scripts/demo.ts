@@ -117,7 +117,7 @@ for (const job of [gpuDone, cpuDone]) {
   say(`    result: ${JSON.stringify(job.result)}`);
 }
 say(`\nThe gateway is still up at ${baseUrl} (admin token: ${adminToken}); Ctrl-C to stop.`);
-say('Try: curl -s -H "authorization: Bearer $TOKEN" ' + `${baseUrl}/v1/jobs | head -c 400`);
+say(`Try: curl -s -H "authorization: Bearer ${adminToken}" ${baseUrl}/v1/jobs | head -c 400`);
 if (process.env.SLURMGATE_DEMO_EXIT) {
   for (const agent of agents) {
     agent.stop();
