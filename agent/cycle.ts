@@ -11,7 +11,7 @@ import { collectLogs, readResult } from "./logs.ts";
 import type { Reporter } from "./reporter.ts";
 import { adoptLease, lookupByTag, submitLease } from "./submit.ts";
 import type { TrackedJob } from "./state.ts";
-import { observe, transitions } from "./track.ts";
+import { neverRuns, observe, transitions } from "./track.ts";
 
 export type CycleStats = {
   leased: number;
@@ -153,23 +153,68 @@ async function handleLeases(ctx: AgentContext, reporter: Reporter, pacer: Pacer,
       }
     }
   }
-  for (const lease of fresh) {
-    await pacer.beforeSubmit();
-    const result = await submitLease(ctx, lease);
-    if (result.kind === "retry") {
-      stats.errors.push(`sbatch for ${lease.jobId}: ${result.message}`);
-      continue;
+  const outbox = createOutbox(ctx, reporter);
+  try {
+    for (const lease of fresh) {
+      await pacer.beforeSubmit();
+      const result = await submitLease(ctx, lease);
+      if (result.kind === "retry") {
+        stats.errors.push(`sbatch for ${lease.jobId}: ${result.message}`);
+        continue;
+      }
+      if (result.kind === "submitted") {
+        stats.submitted++;
+        pacer.submittedNow(ctx.now());
+      }
+      outbox.push(result.report);
     }
-    if (result.kind === "submitted") {
-      stats.submitted++;
-      pacer.submittedNow(ctx.now());
-    }
-    const sent = await reporter.send([result.report]);
-    const job = ctx.state.get(lease.jobId);
-    if (sent && job) {
-      ctx.state.put({ ...job, reported: "submitted", lease: undefined });
-    }
+  } finally {
+    await outbox.drain();
   }
+}
+
+/**
+ * Sends submission reports while the next sbatch runs, instead of waiting for each round trip:
+ * one request in flight, reports that queue up meanwhile go together. The Slurm job id is already
+ * in the state file before its report is queued, so a lost report only means a later re-report.
+ */
+function createOutbox(ctx: AgentContext, reporter: Reporter) {
+  let queue: Report[] = [];
+  let flushing: Promise<void> | undefined;
+  const flush = async () => {
+    try {
+      while (queue.length) {
+        const batch = queue;
+        queue = [];
+        if (await reporter.send(batch)) {
+          ctx.state.batch(() => {
+            for (const report of batch) {
+              const job = ctx.state.get(report.jobId);
+              if (job) {
+                ctx.state.put({ ...job, reported: "submitted", lease: undefined });
+              }
+            }
+          });
+        }
+      }
+    } finally {
+      flushing = undefined;
+    }
+  };
+  return {
+    push(report: Report) {
+      queue.push(report);
+      if (!flushing) {
+        flushing = flush();
+        flushing.catch(() => {}); // surfaced by drain(); never an unhandled rejection meanwhile
+      }
+    },
+    async drain() {
+      while (flushing) {
+        await flushing;
+      }
+    },
+  };
 }
 
 /** Re-runs submissions whose sbatch outcome was unknown in an earlier cycle (or before a crash). */
@@ -189,6 +234,14 @@ async function track(ctx: AgentContext, reporter: Reporter, pacer: Pacer, stats:
   }
   const live = jobs.filter((j) => !j.reported || !isTerminal(j.reported));
   const seen = await observe(ctx, live);
+  const doomed = neverRuns(seen);
+  if (doomed.size > 0) {
+    const ids = live.filter((j) => doomed.has(j.jobId)).map((j) => j.slurmJobId!);
+    await ctx.slurm.scancel(ids);
+    for (const [jobId, obs] of doomed) {
+      seen.set(jobId, obs);
+    }
+  }
   const { reports, updates } = transitions(ctx, live, seen);
   const byJob = new Map(reports.map((r) => [r.jobId, r]));
   const next = new Map<string, TrackedJob>(jobs.map((j) => [j.jobId, j]));
@@ -226,16 +279,19 @@ async function track(ctx: AgentContext, reporter: Reporter, pacer: Pacer, stats:
     return;
   }
   stats.reported += batch.length;
-  for (const job of next.values()) {
-    if (!ctx.state.get(job.jobId)) {
-      continue; // dropped by the reporter: the lease belongs to someone else now
+  // One state-file write for the whole cycle (a write per job rewrote the file N times: O(N²)).
+  ctx.state.batch(() => {
+    for (const job of next.values()) {
+      if (!ctx.state.get(job.jobId)) {
+        continue; // dropped by the reporter: the lease belongs to someone else now
+      }
+      if (drainedJobs.has(job.jobId)) {
+        ctx.state.remove(job.jobId);
+      } else {
+        ctx.state.put(job);
+      }
     }
-    if (drainedJobs.has(job.jobId)) {
-      ctx.state.remove(job.jobId);
-    } else {
-      ctx.state.put(job);
-    }
-  }
+  });
   pacer.tracked(ctx.now(), reports.length > 0);
 }
 

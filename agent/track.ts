@@ -156,6 +156,23 @@ async function historyRows(ctx: AgentContext, jobs: TrackedJob[]): Promise<Row[]
 }
 
 /**
+ * Slurm keeps a job whose dependency can never be satisfied pending forever (unless the site sets
+ * kill_invalid_depend). Such a job is refused for the user, with Slurm's reason, and removed.
+ */
+export function neverRuns(seen: Map<string, Observation>): Map<string, Observation> {
+  const doomed = new Map<string, Observation>();
+  for (const [jobId, obs] of seen) {
+    if (obs.state === "pending" && obs.reason === "DependencyNeverSatisfied") {
+      doomed.set(jobId, {
+        state: "rejected",
+        reason: "Slurm: DependencyNeverSatisfied (a job it depends on ended the wrong way)",
+      });
+    }
+  }
+  return doomed;
+}
+
+/**
  * Turns observations into reports and the local-state updates to apply once they are accepted.
  */
 export function transitions(ctx: AgentContext, jobs: TrackedJob[], seen: Map<string, Observation>) {
@@ -194,6 +211,7 @@ export function transitions(ctx: AgentContext, jobs: TrackedJob[], seen: Map<str
       jobId: job.jobId,
       epoch: job.epoch,
       state: obs.state,
+      ...(obs.state === "rejected" ? { code: "slurm_dependency" as const } : {}),
       slurmJobId: job.slurmJobId ?? undefined,
       exitCode: obs.exitCode,
       signal: obs.signal,

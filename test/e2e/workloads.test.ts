@@ -156,6 +156,24 @@ describe("workloads from the seed tools", () => {
     expect(await e2e.logs(e2e.alice, second.id)).toBe("made\n");
   });
 
+  it("refuses a dependent job once Slurm says its dependency can never be satisfied", async () => {
+    const first = await e2e.submit(e2e.alice, {
+      name: "fails",
+      cluster: "alpha",
+      command: ["bash", "-c", "sleep 8; exit 1"],
+    });
+    await e2e.waitFor(e2e.alice, first.id, (j) => j.state === "running");
+    const second = await e2e.submit(e2e.alice, {
+      name: "never",
+      dependsOn: [{ job: first.id, condition: "afterok" }],
+      command: ["true"],
+    });
+    const submitted = await e2e.waitFor(e2e.alice, second.id, (j) => j.slurmJobId !== null);
+    const done = await e2e.waitTerminal(e2e.alice, second.id, 120_000);
+    expect(done).toMatchObject({ state: "rejected", code: "slurm_dependency" });
+    expect(slurm("alpha", "squeue", ["-h", "-j", submitted.slurmJobId!, "-o", "%T"]).trim()).not.toBe("PENDING");
+  });
+
   it("applies a cluster profile and routes by it", async () => {
     const job = await e2e.submit(e2e.alice, { name: "profiled", profile: "train", command: ["true"] });
     expect(job).toMatchObject({ cluster: "alpha", partition: "gpu" });
