@@ -6,6 +6,7 @@
 import { statSync } from "node:fs";
 import { type AgentConfig, parseAgentConfig } from "./config.ts";
 import { createLocalExecutor } from "./executor/local.ts";
+import { type SshExecutor, remoteLoginEnv, sshExecutorFromConfig } from "./executor/ssh.ts";
 import type { Executor } from "./executor/types.ts";
 import { createGatewayApi } from "./gateway-api.ts";
 import { isInside } from "./paths.ts";
@@ -235,11 +236,34 @@ export async function runDoctor(env: Record<string, string | undefined>, options
     }
     return 1;
   }
-  const executor = createLocalExecutor();
-  const checks = await doctorChecks(config, env, executor);
-  if (options.smoke && checks.every((c) => c.ok)) {
-    checks.push(await smokeTest(config, env, executor));
+  let executor: Executor = createLocalExecutor();
+  let slurmSource = env;
+  let ssh: SshExecutor | null = null;
+  const checks: Check[] = [];
+  if (config.SLURMGATE_SSH_HOST) {
+    try {
+      ssh = sshExecutorFromConfig(config, env);
+      await ssh.connect();
+      slurmSource = await remoteLoginEnv(ssh);
+      executor = ssh;
+      checks.push({ name: "ssh", ok: true, detail: `connected to ${config.SLURMGATE_SSH_HOST}, host key pinned` });
+    } catch (err) {
+      ssh?.close();
+      checks.push({
+        name: "ssh",
+        ok: false,
+        detail: (err as Error).message,
+        fix: "check SLURMGATE_SSH_HOST/PORT/USER/KEY/HOST_KEY (or SSH_AUTH_SOCK); test with ssh -p PORT USER@HOST true",
+      });
+    }
   }
+  if (checks.every((c) => c.ok)) {
+    checks.push(...(await doctorChecks(config, slurmSource, executor)));
+    if (options.smoke && checks.every((c) => c.ok)) {
+      checks.push(await smokeTest(config, slurmSource, executor));
+    }
+  }
+  ssh?.close();
   for (const c of checks) {
     process.stdout.write(
       `${c.ok ? "ok  " : "FAIL"} ${c.name}: ${c.detail}${c.ok || !c.fix ? "" : `\n     fix: ${c.fix}`}\n`,

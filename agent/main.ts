@@ -72,7 +72,11 @@ export async function main(argv: string[], env: Record<string, string | undefine
   return 0;
 }
 
-if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith("slurmgate-agent.mjs")) {
+if (
+  import.meta.url === `file://${process.argv[1]}` ||
+  process.argv[1]?.endsWith("slurmgate-agent.mjs") ||
+  (globalThis as { __SLURMGATE_AGENT_BUNDLE__?: boolean }).__SLURMGATE_AGENT_BUNDLE__
+) {
   main(process.argv.slice(2)).then(
     (code) => process.exit(code),
     (err: Error) => {

@@ -40,7 +40,15 @@ export function createSlurmCommands(options: {
 
   return {
     async sbatch(scriptPath, args) {
-      const result = await run("sbatch", buildSbatchArgs(scriptPath, args));
+      const argv = buildSbatchArgs(scriptPath, args);
+      let result: ExecResult;
+      try {
+        result = await run("sbatch", argv);
+      } catch (err) {
+        // sbatch may have reached slurmctld before the failure (an SSH connection that dropped
+        // mid-command): the outcome is unknown, so the caller must look the tag up, never resubmit.
+        return { ok: false, code: "transient", message: `sbatch did not complete: ${(err as Error).message}` };
+      }
       // A job id on stdout means Slurm queued it, whatever the exit status says.
       const submitted = parseSbatchOutput(result.stdout);
       if (submitted) {
@@ -53,11 +61,15 @@ export function createSlurmCommands(options: {
       return { ok: false, ...classifySbatchError(result.stderr, result) };
     },
     async squeue() {
-      const result = await run("squeue", buildSqueueArgs({ me: true }));
-      return result.code === 0 ? parseSqueue(result.stdout) : null;
+      const result = await run("squeue", buildSqueueArgs({ me: true })).catch(() => null);
+      return result?.code === 0 ? parseSqueue(result.stdout) : null;
     },
     async sacct(query) {
-      return parseSacct(await run("sacct", buildSacctArgs(query)));
+      try {
+        return parseSacct(await run("sacct", buildSacctArgs(query)));
+      } catch (err) {
+        return { ok: false, reason: "error", message: `sacct did not complete: ${(err as Error).message}` };
+      }
     },
     async scontrolAll() {
       const result = await run("scontrol", buildScontrolShowJobArgs());

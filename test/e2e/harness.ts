@@ -64,6 +64,31 @@ const normalise = (extras: ClusterExtras | undefined) => {
   return { allowedSbatchArgs: parsed.allowedSbatchArgs, profiles: parsed.profiles };
 };
 
+/**
+ * The variables that put an agent in SSH mode against the loopback sshd of test/ssh/sshd.sh
+ * (started here when it is not up): pass them to startAgent / runAgentOnce.
+ */
+export function sshAgentEnv(): Record<string, string> {
+  const file = join(TEST_DIR, "ssh", "ssh.json");
+  if (!existsSync(file)) {
+    execFileSync("bash", [join(REPO, "test/ssh/sshd.sh"), "up"], { stdio: "inherit" });
+  }
+  const info = JSON.parse(readFileSync(file, "utf8")) as {
+    host: string;
+    port: number;
+    user: string;
+    key: string;
+    hostKey: string;
+  };
+  return {
+    SLURMGATE_SSH_HOST: info.host,
+    SLURMGATE_SSH_PORT: String(info.port),
+    SLURMGATE_SSH_USER: info.user,
+    SLURMGATE_SSH_KEY: info.key,
+    SLURMGATE_SSH_HOST_KEY: info.hostKey,
+  };
+}
+
 export type AgentProcess = { child: ChildProcess; stateFile: string; logs: () => string; stop: () => Promise<void> };
 
 export type E2E = {
@@ -82,6 +107,8 @@ export type E2E = {
   waitFor(token: string, id: string, done: (job: Job) => boolean, timeoutMs?: number): Promise<Job>;
   waitTerminal(token: string, id: string, timeoutMs?: number): Promise<Job>;
   logs(token: string, id: string, stream?: "stdout" | "stderr"): Promise<string>;
+  /** The environment startAgent gives an agent (for tests that spawn their own agent binary). */
+  agentEnv(cluster: "alpha" | "beta", env?: Record<string, string>): Record<string, string>;
   /** Waits until both clusters' agents have published an inventory. */
   waitClustersAlive(timeoutMs?: number): Promise<void>;
   cgroupMode(): string;
@@ -114,7 +141,7 @@ export async function startE2E(
   const agents: AgentProcess[] = [];
   let agentCount = 0;
 
-  const agentEnv = (cluster: "alpha" | "beta", env: Record<string, string>) => ({
+  const agentEnv = (cluster: "alpha" | "beta", env: Record<string, string> = {}): Record<string, string> => ({
     PATH: process.env.PATH ?? "/usr/bin:/bin",
     HOME: process.env.HOME ?? "/root",
     SLURMGATE_URL: url,
@@ -170,6 +197,7 @@ export async function startE2E(
     alice,
     bob,
     agentTokens,
+    agentEnv,
     startAgent(cluster, env = {}, args = []) {
       const fullEnv = agentEnv(cluster, env);
       const child = spawnAgent(fullEnv, args);
@@ -178,7 +206,7 @@ export async function startE2E(
       child.stderr?.on("data", (d) => (output += d));
       const proc: AgentProcess = {
         child,
-        stateFile: fullEnv.SLURMGATE_STATE_FILE,
+        stateFile: fullEnv.SLURMGATE_STATE_FILE!,
         logs: () => output,
         stop: () =>
           new Promise<void>((resolve) => {
