@@ -38,6 +38,8 @@ export type StateStore = {
   remove(jobId: string): void;
   all(): TrackedJob[];
   setAgentId(id: string): void;
+  /** Runs `fn` with saves deferred: the file is rewritten once at the end, not once per put/remove. */
+  batch(fn: () => void): void;
 };
 
 export function openStateStore(path: string): StateStore {
@@ -53,7 +55,13 @@ export function openStateStore(path: string): StateStore {
     }
   }
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  let batching = 0;
+  let dirty = false;
   const save = () => {
+    if (batching > 0) {
+      dirty = true;
+      return;
+    }
     const tmp = `${path}.${process.pid}.tmp`;
     writeFileSync(tmp, JSON.stringify(state), { mode: 0o600 });
     renameSync(tmp, path);
@@ -76,6 +84,18 @@ export function openStateStore(path: string): StateStore {
       state.agentId = id;
       save();
     },
+    batch(fn) {
+      batching++;
+      try {
+        fn();
+      } finally {
+        batching--;
+        if (batching === 0 && dirty) {
+          dirty = false;
+          save();
+        }
+      }
+    },
   };
 }
 
@@ -95,5 +115,6 @@ export function memoryStateStore(): StateStore {
     setAgentId: (id) => {
       state.agentId = id;
     },
+    batch: (fn) => fn(),
   };
 }
