@@ -5,6 +5,7 @@
  */
 import { writeFileSync } from "node:fs";
 import { cpus } from "node:os";
+import * as agent from "./agent.ts";
 import * as gateway from "./gateway.ts";
 import * as worker from "./worker.ts";
 import type { Row, Section } from "./types.ts";
@@ -27,6 +28,7 @@ const simple =
 
 const SECTIONS: Section[] = [
   { name: "gateway", run: gateway.run },
+  { name: "agent", run: agent.run },
   { name: "worker", run: simple("worker", worker.run) },
 ];
 
