@@ -1,9 +1,15 @@
 /**
- * What the agent must remember across a crash, in one small JSON file written atomically
- * (temp file + rename) after every change that matters for exactly-once submission:
- * "submitting" is recorded BEFORE sbatch runs and the Slurm job id right after it returns.
+ * What the agent must remember across a crash: a JSON snapshot plus an append-only journal of
+ * changes since it. Every change that matters for exactly-once submission is on disk before the
+ * agent acts on it: "submitting" BEFORE sbatch runs and the Slurm job id right after it returns.
+ *
+ * Why a journal: rewriting the whole snapshot per change cost ~7 ms per submission with 500 jobs
+ * tracked (the file grows with them), which capped submission at a quarter of a raw sbatch loop.
+ * An append is one small write. The journal is folded into the snapshot (temp file + rename) when it
+ * grows past a few times the number of jobs, and on every start; a torn last line (a crash mid-
+ * append) is ignored, since what it described had not been acted on yet.
  */
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import type { JobState } from "../schemas/job.ts";
 import type { Lease } from "./gateway-api.ts";
@@ -38,61 +44,103 @@ export type StateStore = {
   remove(jobId: string): void;
   all(): TrackedJob[];
   setAgentId(id: string): void;
-  /** Runs `fn` with saves deferred: the file is rewritten once at the end, not once per put/remove. */
+  /** Runs `fn` with its changes written to disk in one append at the end. */
   batch(fn: () => void): void;
 };
 
-export function openStateStore(path: string): StateStore {
-  let state: AgentState = { version: 1, jobs: {} };
+type JournalEntry = { put: TrackedJob } | { remove: string } | { agentId: string };
+
+function apply(state: AgentState, entry: JournalEntry): void {
+  if ("put" in entry) {
+    state.jobs[entry.put.jobId] = entry.put;
+  } else if ("remove" in entry) {
+    delete state.jobs[entry.remove];
+  } else {
+    state.agentId = entry.agentId;
+  }
+}
+
+function readOrNull(path: string): string | null {
   try {
-    const parsed = JSON.parse(readFileSync(path, "utf8")) as AgentState;
+    return readFileSync(path, "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") {
+      return null;
+    }
+    throw new Error(`cannot read agent state ${path}: ${(err as Error).message}`);
+  }
+}
+
+export function openStateStore(path: string): StateStore {
+  const journal = `${path}.journal`;
+  let state: AgentState = { version: 1, jobs: {} };
+  const snapshot = readOrNull(path);
+  if (snapshot) {
+    const parsed = JSON.parse(snapshot) as AgentState;
     if (parsed.version === 1 && parsed.jobs) {
       state = parsed;
     }
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "ENOENT") {
-      throw new Error(`cannot read agent state ${path}: ${(err as Error).message}`);
+  }
+  for (const line of (readOrNull(journal) ?? "").split("\n")) {
+    try {
+      if (line) {
+        apply(state, JSON.parse(line) as JournalEntry);
+      }
+    } catch {
+      // A torn last line: the crash came before the agent acted on that change.
     }
   }
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  let entries = 0;
   let batching = 0;
-  let dirty = false;
-  const save = () => {
-    if (batching > 0) {
-      dirty = true;
-      return;
-    }
+  let pending: string[] = [];
+
+  const compact = () => {
     const tmp = `${path}.${process.pid}.tmp`;
     writeFileSync(tmp, JSON.stringify(state), { mode: 0o600 });
     renameSync(tmp, path);
+    rmSync(journal, { force: true });
+    entries = 0;
   };
+  const flush = () => {
+    if (pending.length === 0) {
+      return;
+    }
+    appendFileSync(journal, pending.join(""), { mode: 0o600 });
+    entries += pending.length;
+    pending = [];
+    if (entries > 64 + 4 * Object.keys(state.jobs).length) {
+      compact();
+    }
+  };
+  const record = (entry: JournalEntry) => {
+    apply(state, entry);
+    pending.push(`${JSON.stringify(entry)}\n`);
+    if (batching === 0) {
+      flush();
+    }
+  };
+  compact();
+
   return {
     state,
     get: (id) => state.jobs[id],
-    put(job) {
-      state.jobs[job.jobId] = job;
-      save();
-    },
+    put: (job) => record({ put: job }),
     remove(id) {
       if (state.jobs[id]) {
-        delete state.jobs[id];
-        save();
+        record({ remove: id });
       }
     },
     all: () => Object.values(state.jobs),
-    setAgentId(id) {
-      state.agentId = id;
-      save();
-    },
+    setAgentId: (id) => record({ agentId: id }),
     batch(fn) {
       batching++;
       try {
         fn();
       } finally {
         batching--;
-        if (batching === 0 && dirty) {
-          dirty = false;
-          save();
+        if (batching === 0) {
+          flush();
         }
       }
     },
