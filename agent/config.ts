@@ -20,7 +20,7 @@ export const AgentConfig = z.object({
     .string()
     .regex(
       /^sga_[A-Za-z0-9_-]{32,}$/,
-      "an agent token (sga_…) from `slurmgate token create --kind agent --cluster <name>`",
+      "an agent token (sga_…) from `slurmgate token create --cluster <name>`",
     ), // bound to one cluster
   SLURMGATE_CLUSTER: z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, "the cluster name the token is bound to"), // checked against the token at start
   SLURMGATE_SHARED_ROOTS: list(":").pipe(

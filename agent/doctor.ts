@@ -164,7 +164,7 @@ export async function doctorChecks(
             name: "token",
             ok: false,
             detail: `a ${me.value.kind} token${me.value.cluster ? ` for ${me.value.cluster}` : ""}, not an agent token for ${config.SLURMGATE_CLUSTER}`,
-            fix: `slurmgate token create --kind agent --cluster ${config.SLURMGATE_CLUSTER}`,
+            fix: `slurmgate token create --cluster ${config.SLURMGATE_CLUSTER}`,
           },
     );
     const rtt = Date.now() - started;
