@@ -18,10 +18,7 @@ export const AgentConfig = z.object({
   SLURMGATE_URL: z.url({ message: "the gateway's base URL, e.g. https://slurmgate.example.org" }), // where the gateway is
   SLURMGATE_AGENT_TOKEN: z
     .string()
-    .regex(
-      /^sga_[A-Za-z0-9_-]{32,}$/,
-      "an agent token (sga_…) from `slurmgate token create --cluster <name>`",
-    ), // bound to one cluster
+    .regex(/^sga_[A-Za-z0-9_-]{32,}$/, "an agent token (sga_…) from `slurmgate token create --cluster <name>`"), // bound to one cluster
   SLURMGATE_CLUSTER: z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, "the cluster name the token is bound to"), // checked against the token at start
   SLURMGATE_SHARED_ROOTS: list(":").pipe(
     z.array(z.string().regex(/^\//, "absolute paths separated by ':'")).min(1, "at least one absolute path"),
@@ -42,6 +39,7 @@ export const AgentConfig = z.object({
   SLURMGATE_INVENTORY_SECONDS: seconds(300, 10, 86_400), // how often to re-publish sinfo
   SLURMGATE_LOST_GRACE_SECONDS: seconds(600, 30, 86_400), // absent from squeue, sacct and exit file this long = lost
   SLURMGATE_SUBMITS_PER_SECOND: z.coerce.number().min(0.1).max(1_000).default(5), // gentle on a shared slurmctld
+  SLURMGATE_SUBMIT_CONCURRENCY: seconds(1, 1, 16), // sbatch calls in flight at once; the rate limit above still applies
   SLURMGATE_MAX_LEASE: seconds(10, 1, 100), // jobs leased per call
   SLURMGATE_LOG_BYTES_PER_JOB: seconds(262_144, 1_024, 1_048_576), // log bytes shipped per job per cycle
   SLURMGATE_LOG_BYTES_PER_CYCLE: seconds(2_097_152, 4_096, 16_777_216), // log bytes shipped per cycle in total

@@ -38,16 +38,18 @@ export function createPacer(ctx: AgentContext, sleep: (ms: number) => Promise<vo
   const minMs = ctx.config.SLURMGATE_TRACK_MIN_SECONDS * 1000;
   const maxMs = ctx.config.SLURMGATE_TRACK_MAX_SECONDS * 1000;
   const gapMs = 1000 / ctx.config.SLURMGATE_SUBMITS_PER_SECOND;
-  let lastSubmit = 0;
+  let nextSlot = 0;
   let interval = minMs;
   let nextTrack = 0;
   return {
     async beforeSubmit() {
-      const wait = lastSubmit + gapMs - ctx.now();
-      if (wait > 0) {
-        await sleep(wait);
+      // Reserve a slot before waiting, so concurrent submitters never share one.
+      const now = ctx.now();
+      const slot = Math.max(now, nextSlot);
+      nextSlot = slot + gapMs;
+      if (slot > now) {
+        await sleep(slot - now);
       }
-      lastSubmit = ctx.now();
     },
     trackDue: (now) => now >= nextTrack,
     tracked(now, changed) {
@@ -154,8 +156,10 @@ async function handleLeases(ctx: AgentContext, reporter: Reporter, pacer: Pacer,
     }
   }
   const outbox = createOutbox(ctx, reporter);
-  try {
-    for (const lease of fresh) {
+  const queue = [...fresh];
+  // Up to SLURMGATE_SUBMIT_CONCURRENCY submissions at once; each is still exactly-once on its own.
+  const worker = async () => {
+    for (let lease = queue.shift(); lease; lease = queue.shift()) {
       await pacer.beforeSubmit();
       const result = await submitLease(ctx, lease);
       if (result.kind === "retry") {
@@ -168,6 +172,9 @@ async function handleLeases(ctx: AgentContext, reporter: Reporter, pacer: Pacer,
       }
       outbox.push(result.report);
     }
+  };
+  try {
+    await Promise.all(Array.from({ length: Math.min(ctx.config.SLURMGATE_SUBMIT_CONCURRENCY, queue.length) }, worker));
   } finally {
     await outbox.drain();
   }

@@ -56,6 +56,23 @@ describe.each(["before-sbatch", "after-sbatch", "before-report"])("agent killed 
   });
 });
 
+describe("several submissions in flight", () => {
+  it("an agent with SLURMGATE_SUBMIT_CONCURRENCY=4 still submits every job exactly once", async () => {
+    const agent = e2e.startAgent("alpha", { SLURMGATE_SUBMIT_CONCURRENCY: "4", SLURMGATE_MAX_LEASE: "20" });
+    const jobs = await Promise.all(
+      Array.from({ length: 12 }, (_, i) =>
+        e2e.submit(e2e.alice, { name: `parallel-${i}`, cluster: "alpha", command: ["true"] }),
+      ),
+    );
+    const done = await Promise.all(jobs.map((job) => e2e.waitTerminal(e2e.alice, job.id, 120_000)));
+    await agent.stop();
+    expect(done.map((j) => j.state)).toEqual(jobs.map(() => "completed"));
+    for (const job of done) {
+      expect(slurmJobsTagged("alpha", job.id)).toEqual([job.slurmJobId]);
+    }
+  });
+});
+
 describe("two agents on one cluster", () => {
   it("a frozen agent's lease is taken over and its late reports are refused", async () => {
     const frozen = e2e.startAgent("alpha");
