@@ -16,8 +16,7 @@ import { AGENT_VERSION, collectInventory } from "./inventory.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { resolveRoots } from "./paths.ts";
 import { loadSecretStore } from "./secrets.ts";
-import { createSlurmCommands } from "./slurm-commands.ts";
-import { buildSlurmEnv } from "./slurm/env.ts";
+import { slurmCommandsFor } from "./slurm-commands.ts";
 import { openStateStore } from "./state.ts";
 import { type CycleStats, createPacer, runCycle } from "./cycle.ts";
 import { createReporter } from "./reporter.ts";
@@ -105,21 +104,12 @@ export async function createAgent(
     state.setAgentId(agentId);
   }
   // Over SSH, Slurm's PATH/HOME/USER are the login node's, not this machine's.
-  const slurmEnv = buildSlurmEnv(
-    ssh ? await remoteLoginEnv(ssh).catch(unlockAndThrow(unlock)) : env,
-    config.SLURM_CONF ? { SLURM_CONF: config.SLURM_CONF } : {},
-  );
+  const slurmEnv = ssh ? await remoteLoginEnv(ssh).catch(unlockAndThrow(unlock)) : env;
   const ctx: AgentContext = {
     config,
     agentId,
     api: overrides.api ?? createGatewayApi({ baseUrl: config.SLURMGATE_URL, token: config.SLURMGATE_AGENT_TOKEN }),
-    slurm: createSlurmCommands({
-      executor,
-      env: slurmEnv,
-      binDir: config.SLURMGATE_SLURM_BIN,
-      apptainer: config.SLURMGATE_APPTAINER,
-      timeoutMs: config.SLURMGATE_COMMAND_TIMEOUT_SECONDS * 1000,
-    }),
+    slurm: slurmCommandsFor(config, executor, slurmEnv),
     executor,
     roots: await resolveRoots(executor, config.SLURMGATE_SHARED_ROOTS).catch(unlockAndThrow(unlock)),
     secrets: loadSecretStore(config.SLURMGATE_SECRETS_FILE, env),

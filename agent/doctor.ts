@@ -10,8 +10,7 @@ import { type SshExecutor, remoteLoginEnv, sshExecutorFromConfig } from "./execu
 import type { Executor } from "./executor/types.ts";
 import { createGatewayApi } from "./gateway-api.ts";
 import { isInside } from "./paths.ts";
-import { createSlurmCommands } from "./slurm-commands.ts";
-import { buildSlurmEnv } from "./slurm/env.ts";
+import { slurmCommandsFor } from "./slurm-commands.ts";
 
 type Check = { name: string; ok: boolean; detail: string; fix?: string };
 
@@ -55,13 +54,7 @@ export async function doctorChecks(
   executor: Executor = createLocalExecutor(),
 ) {
   const checks: Check[] = [];
-  const slurm = createSlurmCommands({
-    executor,
-    env: buildSlurmEnv(env, config.SLURM_CONF ? { SLURM_CONF: config.SLURM_CONF } : {}),
-    binDir: config.SLURMGATE_SLURM_BIN,
-    apptainer: config.SLURMGATE_APPTAINER,
-    timeoutMs: config.SLURMGATE_COMMAND_TIMEOUT_SECONDS * 1000,
-  });
+  const slurm = slurmCommandsFor(config, executor, env);
   if (config.SLURM_CONF) {
     const st = await executor.stat(config.SLURM_CONF);
     checks.push(
@@ -188,13 +181,7 @@ async function smokeTest(
   env: Record<string, string | undefined>,
   executor: Executor,
 ): Promise<Check> {
-  const slurm = createSlurmCommands({
-    executor,
-    env: buildSlurmEnv(env, config.SLURM_CONF ? { SLURM_CONF: config.SLURM_CONF } : {}),
-    binDir: config.SLURMGATE_SLURM_BIN,
-    apptainer: config.SLURMGATE_APPTAINER,
-    timeoutMs: config.SLURMGATE_COMMAND_TIMEOUT_SECONDS * 1000,
-  });
+  const slurm = slurmCommandsFor(config, executor, env);
   const dir = `${config.SLURMGATE_SHARED_ROOTS[0]}/.slurmgate-smoke-${Date.now()}`;
   if (!isInside(dir, config.SLURMGATE_SHARED_ROOTS[0]!)) {
     return { name: "smoke job", ok: false, detail: "bad shared root" };

@@ -4,6 +4,8 @@
  * so the number of calls per cycle is visible here (DESIGN invariant 3).
  */
 import type { PartitionInfo } from "../schemas/agent.ts";
+import type { AgentConfig } from "./config.ts";
+import { buildSlurmEnv } from "./slurm/env.ts";
 import type { ExecResult, Executor } from "./executor/types.ts";
 import { type SacctResult, buildSacctArgs, parseSacct } from "./slurm/sacct.ts";
 import { buildSbatchArgs, classifySbatchError, parseSbatchOutput, type SbatchFailure } from "./slurm/sbatch.ts";
@@ -26,6 +28,24 @@ export type SlurmCommands = {
   slurmVersion(): Promise<string>;
   apptainerVersion(): Promise<string | null>;
 };
+
+/**
+ * The Slurm commands an agent with this config runs, through `executor`, with Slurm's environment
+ * built from `env` (this machine's, or the login node's in SSH mode).
+ */
+export function slurmCommandsFor(
+  config: AgentConfig,
+  executor: Executor,
+  env: Record<string, string | undefined>,
+): SlurmCommands {
+  return createSlurmCommands({
+    executor,
+    env: buildSlurmEnv(env, config.SLURM_CONF ? { SLURM_CONF: config.SLURM_CONF } : {}),
+    binDir: config.SLURMGATE_SLURM_BIN,
+    apptainer: config.SLURMGATE_APPTAINER,
+    timeoutMs: config.SLURMGATE_COMMAND_TIMEOUT_SECONDS * 1000,
+  });
+}
 
 export function createSlurmCommands(options: {
   executor: Executor;
