@@ -31,6 +31,8 @@ export type TrackedJob = {
   logOffsets: { stdout: number; stderr: number };
   cancelRequested: boolean;
   isArray: boolean;
+  /** The array's index expression, to collect each task's result.<task>.json at the end. */
+  arrayIndexes?: string | null;
   /** Kept while the outcome of sbatch is unknown, so a restarted agent can finish the job. */
   lease?: Lease;
 };

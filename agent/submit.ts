@@ -49,6 +49,7 @@ function tracked(lease: Lease, jobDir: string, now: number, slurmJobId: string |
     logOffsets: { stdout: 0, stderr: 0 },
     cancelRequested: false,
     isArray: Boolean(lease.spec.array),
+    arrayIndexes: lease.spec.array?.indexes ?? null,
     lease,
   };
 }

@@ -127,12 +127,18 @@ describe("workloads from the seed tools", () => {
       name: "sweep",
       cluster: "alpha",
       array: { indexes: "0-3", maxParallel: 2 },
-      command: ["bash", "-c", 'echo "task $SLURM_ARRAY_TASK_ID" > "$SLURMGATE_JOB_DIR/out.$SLURM_ARRAY_TASK_ID"'],
+      command: [
+        "bash",
+        "-c",
+        'echo "task $SLURM_ARRAY_TASK_ID" > "$SLURMGATE_JOB_DIR/out.$SLURM_ARRAY_TASK_ID"; echo "{\\"score\\": $SLURM_ARRAY_TASK_ID}" > "$SLURMGATE_RESULT"',
+      ],
     });
     const done = await e2e.waitTerminal(e2e.alice, job.id, 120_000);
     expect(done.state).toBe("completed");
     const parents = new Set(slurmJobsTagged("alpha", job.id).map((id) => id.split("_")[0]));
     expect([...parents]).toEqual([done.slurmJobId]);
+    // Each task wrote its own result; they come back gathered by task id.
+    expect(done.result).toEqual({ tasks: { 0: { score: 0 }, 1: { score: 1 }, 2: { score: 2 }, 3: { score: 3 } } });
     for (const i of [0, 1, 2, 3]) {
       expect(readFileSync(join(shared, "alice", job.id, `out.${i}`), "utf8")).toBe(`task ${i}\n`);
     }
