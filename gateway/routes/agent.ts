@@ -117,9 +117,9 @@ export function agentRouter(deps: Deps) {
     const leases = [];
     for (const row of claimed) {
       const spec = JobSpec.parse(JSON.parse(row.spec));
-      const deps_ = await resolveDependencies(deps.db, row.jobId, spec, deps.now());
-      if (deps_.status === "ready") {
-        leases.push({ ...row, spec, dependsOnSlurmIds: deps_.slurmIds });
+      const resolution = await resolveDependencies(deps.db, row.jobId, spec, deps.now());
+      if (resolution.status === "ready") {
+        leases.push({ ...row, spec, dependsOnSlurmIds: resolution.slurmIds });
       }
       deps.notifier.notify(`job:${row.jobId}`);
     }
