@@ -16,7 +16,9 @@ const insert = (id: number, key: string) => [
 
 async function database() {
   const client = createClient({ url: `file:${join(mkdtempSync(join(tmpdir(), "sg-wq-")), "db")}` });
-  await client.executeMultiple("CREATE TABLE t (id INTEGER PRIMARY KEY, k TEXT UNIQUE); CREATE TABLE e (t_id INTEGER, n INTEGER);");
+  await client.executeMultiple(
+    "CREATE TABLE t (id INTEGER PRIMARY KEY, k TEXT UNIQUE); CREATE TABLE e (t_id INTEGER, n INTEGER);",
+  );
   return client;
 }
 
@@ -27,7 +29,9 @@ describe("write queue", () => {
       { sql: "INSERT INTO t (id, k) VALUES (?, ?), (?, ?)", args: [1, "a", 2, "b"] },
       { sql: "INSERT INTO e (t_id, n) VALUES (?, 1), (?, 1)", args: [1, 2] },
     ]);
-    expect(mergeInserts([insert(1, "a"), [{ sql: "UPDATE t SET k = ? WHERE id = ?", args: ["x", 1] }]])).toBeUndefined();
+    expect(
+      mergeInserts([insert(1, "a"), [{ sql: "UPDATE t SET k = ? WHERE id = ?", args: ["x", 1] }]]),
+    ).toBeUndefined();
     expect(mergeInserts([[{ sql: "INSERT INTO t (id) VALUES (?) RETURNING id", args: [1] }]])).toBeUndefined();
   });
 
