@@ -157,13 +157,15 @@ async function handleLeases(ctx: AgentContext, reporter: Reporter, pacer: Pacer,
   }
   const outbox = createOutbox(ctx, reporter);
   const queue = [...fresh];
+  let unreachable: string | undefined;
   // Up to SLURMGATE_SUBMIT_CONCURRENCY submissions at once; each is still exactly-once on its own.
   const worker = async () => {
-    for (let lease = queue.shift(); lease; lease = queue.shift()) {
+    for (let lease = queue.shift(); lease && !unreachable; lease = queue.shift()) {
       await pacer.beforeSubmit();
       const result = await submitLease(ctx, lease);
       if (result.kind === "retry") {
         stats.errors.push(`sbatch for ${lease.jobId}: ${result.message}`);
+        unreachable = result.message;
         continue;
       }
       if (result.kind === "submitted") {
@@ -175,6 +177,13 @@ async function handleLeases(ctx: AgentContext, reporter: Reporter, pacer: Pacer,
   };
   try {
     await Promise.all(Array.from({ length: Math.min(ctx.config.SLURMGATE_SUBMIT_CONCURRENCY, queue.length) }, worker));
+    if (unreachable && queue.length) {
+      // The controller did not answer: give the rest back rather than wait a timeout on each.
+      const reason = `Slurm did not answer sbatch (${unreachable}); will retry`;
+      for (const lease of queue.splice(0)) {
+        outbox.push({ jobId: lease.jobId, epoch: lease.epoch, logs: [], requeue: { reason, retryAfterSeconds: 30 } });
+      }
+    }
   } finally {
     await outbox.drain();
   }

@@ -104,13 +104,14 @@ export type E2E = {
     env?: Record<string, string>,
   ): Promise<{ code: number | null; output: string }>;
   submit(token: string, spec: JobSpecInput, headers?: Record<string, string>): Promise<Job>;
+  job(token: string, id: string): Promise<Job>;
   waitFor(token: string, id: string, done: (job: Job) => boolean, timeoutMs?: number): Promise<Job>;
   waitTerminal(token: string, id: string, timeoutMs?: number): Promise<Job>;
   logs(token: string, id: string, stream?: "stdout" | "stderr"): Promise<string>;
   /** The environment startAgent gives an agent (for tests that spawn their own agent binary). */
   agentEnv(cluster: "alpha" | "beta", env?: Record<string, string>): Record<string, string>;
   /** Waits until both clusters' agents have published an inventory. */
-  waitClustersAlive(timeoutMs?: number): Promise<void>;
+  waitClustersAlive(timeoutMs?: number, clusters?: ("alpha" | "beta")[]): Promise<void>;
   cgroupMode(): string;
   close(): Promise<void>;
 };
@@ -174,15 +175,18 @@ export async function startE2E(
     body?: unknown,
     headers: Record<string, string> = {},
   ) => {
-    const res = await fetch(url + path, {
-      method,
-      headers: {
-        authorization: `Bearer ${token}`,
-        ...(body ? { "content-type": "application/json" } : {}),
-        ...headers,
-      },
-      body: body ? JSON.stringify(body) : undefined,
-    });
+    const send = () =>
+      fetch(url + path, {
+        method,
+        headers: {
+          authorization: `Bearer ${token}`,
+          ...(body ? { "content-type": "application/json" } : {}),
+          ...headers,
+        },
+        body: body ? JSON.stringify(body) : undefined,
+      });
+    // A keep-alive socket the server closed at the same moment fails once; GETs may simply retry.
+    const res = await send().catch((err: Error) => (method === "GET" ? send() : Promise.reject(err)));
     const json = await res.json();
     if (!res.ok) {
       throw new Error(`${method} ${path} → ${res.status}: ${JSON.stringify(json)}`);
@@ -229,6 +233,7 @@ export async function startE2E(
       return new Promise((resolve) => child.once("exit", (code) => resolve({ code, output })));
     },
     submit: (token, spec, headers) => api(token, "POST", "/v1/jobs", spec, headers) as Promise<Job>,
+    job: (token, id) => api(token, "GET", `/v1/jobs/${id}`) as Promise<Job>,
     async waitFor(token, id, done, timeoutMs = 60_000) {
       const deadline = Date.now() + timeoutMs;
       let after = 0;
@@ -253,13 +258,13 @@ export async function startE2E(
       const chunk = (await api(token, "GET", `/v1/jobs/${id}/logs?stream=${stream}`)) as { data: string };
       return chunk.data;
     },
-    async waitClustersAlive(timeoutMs = 60_000) {
+    async waitClustersAlive(timeoutMs = 60_000, names = ["alpha", "beta"]) {
       const deadline = Date.now() + timeoutMs;
       while (Date.now() < deadline) {
         const { items } = (await api(admin, "GET", "/v1/clusters")) as {
           items: { name: string; alive: boolean; inventory: unknown }[];
         };
-        if (items.filter((c) => c.alive && c.inventory).length === 2) {
+        if (names.every((name) => items.some((c) => c.name === name && c.alive && c.inventory))) {
           return;
         }
         if (agents.length > 0 && agents.every((a) => a.child.exitCode !== null)) {
