@@ -81,6 +81,6 @@ export type GatewayProcess = { baseUrl: string; stop: () => Promise<void> };
 
 /** Starts `gateway/node.ts` in its own process so the load generator does not share its event loop. */
 export async function startGatewayProcess(dbUrl: string): Promise<GatewayProcess> {
-  const gateway = await startGatewayOnDb({}, { dbUrl, stderr: "inherit" });
+  const gateway = await startGatewayOnDb({ SLURMGATE_MAX_QUEUED_PER_USER: "10000000" }, { dbUrl, stderr: "inherit" });
   return { baseUrl: gateway.url, stop: gateway.stop };
 }

@@ -94,6 +94,8 @@ export const jobs = sqliteTable(
   },
   (t) => [
     index("jobs_owner_id").on(t.owner, t.id),
+    // Counting a user's live jobs for the per-user cap reads only those rows.
+    index("jobs_owner_state").on(t.owner, t.state),
     // Claims read one cluster's queued rows in id (queue) order straight off this index…
     index("jobs_claim_queue").on(t.cluster, t.state, t.id),
     // …and its expired leases by expiry time; queued rows have no expiry and are not in the range.

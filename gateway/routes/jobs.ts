@@ -8,6 +8,7 @@ import { newId } from "../ids.ts";
 import { requireRole } from "../middleware/auth.ts";
 import { longPoll } from "../notifier.ts";
 import { ApiProblem } from "../problem.ts";
+import { admitToQueue } from "../queue-cap.ts";
 import { routeJob } from "../routing.ts";
 import { routingView } from "../routing-view.ts";
 import { iso } from "../store/job-row.ts";
@@ -99,6 +100,7 @@ export function jobsRouter(deps: Deps) {
         return c.json(earlier.job, 200);
       }
     }
+    await admitToQueue(deps, owner);
     const now = deps.now();
     const view = await routingView(deps, owner);
     const route = routeJob(await pinToDependencies(deps, owner, spec), view.grants, view.clusters, now);

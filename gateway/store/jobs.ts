@@ -126,10 +126,12 @@ export async function listJobs(db: Database, filter: JobFilter): Promise<{ items
   return { items, nextCursor: rs.rows.length > filter.limit && last ? last.id : null };
 }
 
-export async function countLiveJobs(db: Database, owner: string): Promise<number> {
+/** A user's live jobs, counted up to `atMost` (enough to compare with a cap, without counting further). */
+export async function countLiveJobs(db: Database, owner: string, atMost: number): Promise<number> {
   const rs = await db.client.execute({
-    sql: "SELECT count(*) AS n FROM jobs WHERE owner = ? AND state IN ('queued','leased','submitted','pending','running')",
-    args: [owner],
+    sql: `SELECT count(*) AS n FROM (SELECT 1 FROM jobs WHERE owner = ?
+            AND state IN ('queued','leased','submitted','pending','running') LIMIT ?)`,
+    args: [owner, atMost],
   });
   return Number(rs.rows[0]?.n ?? 0);
 }

@@ -1,0 +1,1 @@
+CREATE INDEX `jobs_owner_state` ON `jobs` (`owner`,`state`);
