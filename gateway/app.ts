@@ -4,10 +4,12 @@
  */
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { bodyLimit } from "hono/body-limit";
+import { requestId } from "hono/request-id";
 import type { AppEnv, Deps } from "./deps.ts";
 import { renderDocsPage } from "./docs-page.ts";
 import { authenticate } from "./middleware/auth.ts";
-import { ApiProblem, createErrorHandler, notFound } from "./problem.ts";
+import { settleUnreadBody } from "./middleware/unread-body.ts";
+import { ApiProblem, createErrorHandler, createNotFoundHandler, logServerResponse } from "./problem.ts";
 import { adminRouter } from "./routes/admin.ts";
 import { agentRouter } from "./routes/agent.ts";
 import { clustersRouter } from "./routes/clusters.ts";
@@ -25,6 +27,10 @@ const OPENAPI_CONFIG = {
   },
 };
 
+const REQUEST_ID_MAX = 128;
+/** How long an early answer waits for the unread rest of a body before it closes the connection instead. */
+const DRAIN_MS = 5_000;
+
 function limit(bytes: number) {
   return bodyLimit({
     maxSize: bytes,
@@ -37,7 +43,21 @@ function limit(bytes: number) {
 export function createApp(deps: Deps) {
   const app = new OpenAPIHono<AppEnv>();
   app.onError(createErrorHandler(deps.log));
-  app.notFound(notFound);
+  app.notFound(createNotFoundHandler(() => app.routes));
+  // Outermost: every answer, problem or not, carries the request id its log lines use. An incoming
+  // X-Request-Id is kept when it is short and plain ([A-Za-z0-9_=-]), else replaced.
+  app.use("*", requestId({ limitLength: REQUEST_ID_MAX }));
+  app.use("*", async (c, next) => {
+    await next();
+    logServerResponse(c, deps.log);
+  });
+  app.use(
+    "*",
+    settleUnreadBody({
+      maxDrainBytes: Math.max(deps.config.SLURMGATE_BODY_LIMIT_BYTES, deps.config.SLURMGATE_AGENT_BODY_LIMIT_BYTES),
+      drainMs: DRAIN_MS,
+    }),
+  );
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
     type: "http",
     scheme: "bearer",

@@ -24,4 +24,12 @@ export type Principal =
   | { kind: "user" | "admin"; user: string; tokenId: string }
   | { kind: "agent"; cluster: string; tokenId: string };
 
-export type AppEnv = { Variables: { principal: Principal; requestId: string } };
+export type AppEnv = {
+  Variables: {
+    principal: Principal;
+    /** hono/request-id: the caller's sane X-Request-Id, or a fresh UUID. */
+    requestId: string;
+    /** Set once a 5xx of this request has been logged, so it is logged once. */
+    errorLogged: boolean;
+  };
+};

@@ -25,8 +25,12 @@ export function codeToStatus(code: ProblemCode): ContentfulStatusCode {
     case "stale_lease":
     case "illegal_transition":
       return 409;
+    case "method_not_allowed":
+      return 405;
     case "payload_too_large":
       return 413;
+    case "unsupported_media_type":
+      return 415;
     case "validation_failed":
     case "unsatisfiable":
       return 422;
@@ -51,6 +55,8 @@ const TITLES: Record<ProblemCode, string> = {
   validation_failed: "Request validation failed",
   unsatisfiable: "No cluster can run this job",
   payload_too_large: "Payload too large",
+  method_not_allowed: "Method not allowed",
+  unsupported_media_type: "Unsupported media type",
   rate_limited: "Too many requests",
   unavailable: "Service unavailable",
   internal: "Internal error",
@@ -77,7 +83,10 @@ export class ApiProblem extends HTTPException {
   }
 }
 
-export function problemBody(problem: ApiProblem, instance?: string): Problem {
+/** The media type every request body of the API is sent as. */
+export const BODY_MEDIA_TYPE = "application/json";
+
+export function problemBody(problem: ApiProblem, instance?: string, requestId?: string): Problem {
   return {
     type: PROBLEM_BASE + problem.code,
     title: TITLES[problem.code],
@@ -87,52 +96,159 @@ export function problemBody(problem: ApiProblem, instance?: string): Problem {
     ...(instance ? { instance } : {}),
     ...(problem.field ? { field: problem.field } : {}),
     ...(problem.errors ? { errors: problem.errors } : {}),
+    ...(requestId ? { requestId } : {}),
   };
 }
 
 export function problemResponse(c: Context, problem: ApiProblem): Response {
-  return c.json(problemBody(problem, new URL(c.req.url).pathname), problem.status as ContentfulStatusCode, {
+  const requestId = c.get("requestId") as string | undefined;
+  return c.json(problemBody(problem, new URL(c.req.url).pathname, requestId), problem.status as ContentfulStatusCode, {
     "content-type": "application/problem+json",
     ...problem.headers,
   });
 }
 
-function fromHttpException(err: HTTPException): ApiProblem {
-  if (err.status === 413) {
-    return new ApiProblem("payload_too_large", err.message || "request body is too large");
-  }
-  if (err.status === 401) {
-    return new ApiProblem("unauthorized", err.message || "missing or invalid bearer token", {
-      field: "header.authorization",
-    });
-  }
-  if (err.status === 400) {
-    return new ApiProblem("bad_request", err.message || "malformed request", { field: "body" });
-  }
-  return new ApiProblem("internal", "unexpected error");
-}
-
-export function createErrorHandler(log: (entry: Record<string, unknown>) => void): ErrorHandler {
-  return (err, c) => {
-    if (err instanceof ApiProblem) {
-      return problemResponse(c, err);
-    }
-    if (err instanceof HTTPException) {
-      return problemResponse(c, fromHttpException(err));
-    }
-    if (err instanceof SyntaxError) {
-      return problemResponse(
-        c,
-        new ApiProblem("bad_request", `malformed JSON body: ${err.message}`, { field: "body" }),
+/** Hono's and its middlewares' own refusals (validator, media-type gate, body limit), each as its own problem. */
+function fromHttpException(err: HTTPException, c: Context): ApiProblem | undefined {
+  switch (err.status) {
+    case 400:
+      return new ApiProblem("bad_request", err.message || "malformed request", { field: "body" });
+    case 401:
+      return new ApiProblem("unauthorized", err.message || "missing or invalid bearer token", {
+        field: "header.authorization",
+      });
+    case 403:
+      return new ApiProblem("forbidden", err.message || "not allowed");
+    case 404:
+      return new ApiProblem("not_found", err.message || "not found");
+    case 405:
+      return new ApiProblem("method_not_allowed", err.message || `${c.req.method} is not allowed here`);
+    case 413:
+      return new ApiProblem("payload_too_large", err.message || "request body is too large", { field: "body" });
+    case 415: {
+      const sent = c.req.header("content-type");
+      return new ApiProblem(
+        "unsupported_media_type",
+        `${sent ? `Content-Type '${sent.slice(0, 100)}' is not accepted` : "a body without a Content-Type is not accepted"}; send Content-Type: ${BODY_MEDIA_TYPE}`,
+        { field: "header.content-type", headers: { "accept-post": BODY_MEDIA_TYPE } },
       );
     }
-    log({ level: "error", msg: "unhandled error", path: c.req.path, error: String(err), stack: (err as Error).stack });
-    return problemResponse(c, new ApiProblem("internal", "unexpected error; it has been logged"));
+    case 422:
+      return new ApiProblem("validation_failed", err.message || "request did not validate");
+    case 429:
+      return new ApiProblem("rate_limited", err.message || "too many requests");
+    case 503:
+      return new ApiProblem("unavailable", err.message || "service unavailable");
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * Renders every thrown error as problem+json. Every 5xx is logged at level error with the request
+ * id that its problem body carries, so a user's report can be matched to the log line.
+ */
+export function createErrorHandler(log: (entry: Record<string, unknown>) => void): ErrorHandler {
+  return (err, c) => {
+    const problem = toProblem(err, c);
+    if (problem.status >= 500) {
+      logServerError(c, log, problem, err);
+    }
+    return problemResponse(c, problem);
   };
 }
 
-export const notFound: NotFoundHandler = (c) =>
-  problemResponse(c, new ApiProblem("not_found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}`));
+function toProblem(err: Error, c: Context): ApiProblem {
+  if (err instanceof ApiProblem) {
+    return err;
+  }
+  if (err instanceof HTTPException) {
+    const mapped = fromHttpException(err, c);
+    if (mapped) {
+      return mapped;
+    }
+    if (err.status < 500) {
+      // A refusal this table does not know yet: still the client's fault, never an internal error.
+      return new ApiProblem("bad_request", err.message || `refused with HTTP ${err.status}`);
+    }
+  }
+  if (err instanceof SyntaxError) {
+    return new ApiProblem("bad_request", `malformed JSON body: ${err.message}`, { field: "body" });
+  }
+  return new ApiProblem("internal", "unexpected error; it has been logged");
+}
+
+/** One error line per failed request, with its id; marks the context so logServerResponse does not repeat it. */
+export function logServerError(
+  c: Context,
+  log: (entry: Record<string, unknown>) => void,
+  problem: ApiProblem,
+  err?: unknown,
+) {
+  c.set("errorLogged", true);
+  log({
+    level: "error",
+    msg: err === problem ? `answered ${problem.status} ${problem.code}` : "unhandled error",
+    requestId: c.get("requestId"),
+    method: c.req.method,
+    path: c.req.path,
+    status: problem.status,
+    ...(err !== undefined && err !== problem
+      ? { error: String(err), stack: err instanceof Error ? err.stack : undefined }
+      : { detail: problem.message }),
+  });
+}
+
+/** For 5xx answers that were returned rather than thrown: still one error line with the request id. */
+export function logServerResponse(c: Context, log: (entry: Record<string, unknown>) => void) {
+  if (c.res.status >= 500 && !c.get("errorLogged")) {
+    c.set("errorLogged", true);
+    log({
+      level: "error",
+      msg: `answered ${c.res.status}`,
+      requestId: c.get("requestId"),
+      method: c.req.method,
+      path: c.req.path,
+      status: c.res.status,
+    });
+  }
+}
+
+/** `/v1/jobs/:id` → /^\/v1\/jobs\/[^/]+$/ */
+function routePattern(path: string): RegExp {
+  const escaped = path.replace(/[.+?^$()|[\]\\]/g, "\\$&").replace(/:[^/]+/g, "[^/]+");
+  return new RegExp(`^${escaped}$`);
+}
+
+/**
+ * Unknown paths are 404; a known path with a method it does not serve is 405 with Allow, so a
+ * client learns what it got wrong rather than that the route does not exist.
+ */
+export function createNotFoundHandler(routes: () => { method: string; path: string }[]): NotFoundHandler {
+  let table: { pattern: RegExp; method: string }[] | undefined;
+  return (c) => {
+    table ??= routes()
+      .filter((r) => r.method !== "ALL" && !r.path.includes("*"))
+      .map((r) => ({
+        method: r.method.toUpperCase(),
+        pattern: routePattern(r.path),
+      }));
+    const path = c.req.path;
+    const allowed = [...new Set(table.filter((r) => r.pattern.test(path)).map((r) => r.method))];
+    if (allowed.length > 0) {
+      if (allowed.includes("GET")) {
+        allowed.push("HEAD");
+      }
+      return problemResponse(
+        c,
+        new ApiProblem("method_not_allowed", `${c.req.method} is not allowed on ${path}; use ${allowed.join(", ")}`, {
+          headers: { allow: allowed.join(", ") },
+        }),
+      );
+    }
+    return problemResponse(c, new ApiProblem("not_found", `no route for ${c.req.method} ${path}`));
+  };
+}
 
 /** Turns zod issues into field errors named like `body.resources.time`. */
 export function zodFieldErrors(error: z.ZodError, target: string): FieldError[] {

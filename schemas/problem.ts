@@ -16,6 +16,8 @@ export const ProblemCode = z
     "validation_failed",
     "unsatisfiable",
     "payload_too_large",
+    "method_not_allowed",
+    "unsupported_media_type",
     "rate_limited",
     "unavailable",
     "internal",
@@ -38,7 +40,10 @@ export const Problem = z
       .optional()
       .openapi({ description: "The request field at fault, as a dotted path (body.resources.time)." }),
     errors: z.array(FieldError).optional(),
-    requestId: z.string().optional(),
+    requestId: z
+      .string()
+      .optional()
+      .openapi({ description: "The request's id, also in the X-Request-Id response header and the gateway's logs." }),
   })
   .openapi("Problem");
 export type Problem = z.infer<typeof Problem>;

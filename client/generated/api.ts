@@ -475,10 +475,11 @@ export interface components {
             /** @description The request field at fault, as a dotted path (body.resources.time). */
             field?: string;
             errors?: components["schemas"]["FieldError"][];
+            /** @description The request's id, also in the X-Request-Id response header and the gateway's logs. */
             requestId?: string;
         };
         /** @enum {string} */
-        ProblemCode: "bad_request" | "unauthorized" | "forbidden" | "not_found" | "conflict" | "idempotency_conflict" | "stale_lease" | "illegal_transition" | "validation_failed" | "unsatisfiable" | "payload_too_large" | "rate_limited" | "unavailable" | "internal";
+        ProblemCode: "bad_request" | "unauthorized" | "forbidden" | "not_found" | "conflict" | "idempotency_conflict" | "stale_lease" | "illegal_transition" | "validation_failed" | "unsatisfiable" | "payload_too_large" | "method_not_allowed" | "unsupported_media_type" | "rate_limited" | "unavailable" | "internal";
         FieldError: {
             field: string;
             message: string;
