@@ -6,6 +6,7 @@ import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { z } from "@hono/zod-openapi";
 import type { Problem, ProblemCode } from "../schemas/index.ts";
+import { unknownFieldMessage } from "./did-you-mean.ts";
 
 const PROBLEM_BASE = "https://slurmgate.dev/problems/";
 
@@ -250,20 +251,39 @@ export function createNotFoundHandler(routes: () => { method: string; path: stri
   };
 }
 
-/** Turns zod issues into field errors named like `body.resources.time`. */
-export function zodFieldErrors(error: z.ZodError, target: string): FieldError[] {
-  return error.issues.map((issue) => ({
-    field: [target, ...issue.path.map(String)].join("."),
-    message: issue.message,
-  }));
+/** How many field errors one answer lists; past it, `detail` says how many more there were. */
+const MAX_FIELD_ERRORS = 100;
+
+/**
+ * Turns zod issues into field errors named like `body.resources.time`, one per refused key. With
+ * the schema that was applied, an unknown key's message names the field probably meant.
+ */
+export function zodFieldErrors(error: z.ZodError, target: string, schema?: unknown): FieldError[] {
+  return error.issues.flatMap((issue) => {
+    if (issue.code === "unrecognized_keys") {
+      return issue.keys.map((key) => ({
+        field: [target, ...issue.path.map(String), key].join("."),
+        message: unknownFieldMessage(schema, issue.path, key, target === "body" ? "field" : `${target} parameter`),
+      }));
+    }
+    return [{ field: [target, ...issue.path.map(String)].join("."), message: issue.message }];
+  });
 }
 
-/** The shared defaultHook of every route: a 422 naming each field and the reason. */
-export function validationProblem(error: z.ZodError, target: string): ApiProblem {
-  const errors = zodFieldErrors(error, target);
-  const first = errors[0];
-  return new ApiProblem("validation_failed", first ? `${first.field}: ${first.message}` : "request did not validate", {
-    field: first?.field,
-    errors,
-  });
+/**
+ * The shared defaultHook of every route: one 422 listing every field at fault and why, so a body
+ * with five mistakes takes one round trip, not five.
+ */
+export function validationProblem(error: z.ZodError, target: string, schema?: unknown): ApiProblem {
+  const all = zodFieldErrors(error, target, schema);
+  const errors = all.slice(0, MAX_FIELD_ERRORS);
+  const lines = errors.map((e) => (e.message.startsWith("unknown ") ? e.message : `${e.field}: ${e.message}`));
+  const more = all.length > errors.length ? `; and ${all.length - errors.length} more not listed` : "";
+  const detail =
+    lines.length === 0
+      ? "request did not validate"
+      : lines.length === 1
+        ? (lines[0] ?? "")
+        : `${all.length} problems: ${lines.map((line, i) => `(${i + 1}) ${line}`).join(" ")}${more}`;
+  return new ApiProblem("validation_failed", detail, { field: errors[0]?.field, errors });
 }

@@ -3,12 +3,13 @@
  */
 import { z } from "@hono/zod-openapi";
 import { CLUSTER_NAME, USER_NAME } from "./patterns.ts";
+import { withOtherIssues } from "./strict.ts";
 
 export const TokenKind = z.enum(["user", "agent", "admin"]).openapi("TokenKind");
 export type TokenKind = z.infer<typeof TokenKind>;
 
 export const User = z
-  .object({
+  .strictObject({
     name: z.string().regex(USER_NAME, "lowercase POSIX-style name: [a-z_][a-z0-9_-]*, max 32"),
     admin: z.boolean().default(false),
     createdAt: z.string().optional(),
@@ -16,7 +17,7 @@ export const User = z
   .openapi("User");
 
 export const CreateToken = z
-  .object({
+  .strictObject({
     kind: TokenKind,
     user: z.string().regex(USER_NAME).optional().openapi({ description: "Required for user and admin tokens." }),
     cluster: z
@@ -34,7 +35,7 @@ export const CreateToken = z
     if (t.kind !== "agent" && !t.user) {
       ctx.addIssue({ code: "custom", path: ["user"], message: `a ${t.kind} token belongs to a user` });
     }
-  })
+  }, withOtherIssues)
   .openapi("CreateToken");
 
 export const TokenInfo = z

@@ -5,7 +5,7 @@ import { z } from "@hono/zod-openapi";
 import { JobId, JobSpec, JobState } from "./job.ts";
 
 export const LeaseRequest = z
-  .object({
+  .strictObject({
     max: z.number().int().min(1).max(100).default(10).openapi({ description: "Most jobs to lease in this call." }),
     wait: z
       .number()
@@ -92,14 +92,14 @@ export const RejectCode = z.enum([
 ]);
 export type RejectCode = z.infer<typeof RejectCode>;
 
-export const LogAppend = z.object({
+export const LogAppend = z.strictObject({
   stream: z.enum(["stdout", "stderr"]),
   offset: z.number().int().min(0),
   data: z.string().max(1_400_000).openapi({ description: "base64 of the bytes starting at offset." }),
 });
 
 export const Report = z
-  .object({
+  .strictObject({
     jobId: JobId,
     epoch: z.number().int(),
     state: JobState.optional(),
@@ -119,7 +119,7 @@ export const Report = z
     logs: z.array(LogAppend).max(4).default([]),
     result: z.unknown().optional(),
     requeue: z
-      .object({ reason: z.string().max(1_024), retryAfterSeconds: z.number().int().min(1).max(3_600) })
+      .strictObject({ reason: z.string().max(1_024), retryAfterSeconds: z.number().int().min(1).max(3_600) })
       .optional()
       .openapi({ description: "Back-pressure (controller full, QOS submit limit): give the job back to the queue." }),
   })
@@ -127,7 +127,7 @@ export const Report = z
 export type Report = z.infer<typeof Report>;
 
 export const ReportBatch = z
-  .object({ agentId: z.string().max(128).optional(), reports: z.array(Report).min(1).max(500) })
+  .strictObject({ agentId: z.string().max(128).optional(), reports: z.array(Report).min(1).max(500) })
   .openapi("ReportBatch");
 
 export const ReportOutcome = z
@@ -140,10 +140,10 @@ export const ReportOutcome = z
   .openapi("ReportOutcome");
 export const ReportResponse = z.object({ outcomes: z.array(ReportOutcome) }).openapi("ReportResponse");
 
-export const GresCount = z.object({ type: z.string(), count: z.number().int() });
+export const GresCount = z.strictObject({ type: z.string(), count: z.number().int() });
 
 export const PartitionInfo = z
-  .object({
+  .strictObject({
     name: z.string(),
     default: z.boolean(),
     state: z.string(),
@@ -158,7 +158,7 @@ export const PartitionInfo = z
 export type PartitionInfo = z.infer<typeof PartitionInfo>;
 
 export const Inventory = z
-  .object({
+  .strictObject({
     slurmVersion: z.string(),
     apptainerVersion: z.string().nullable(),
     accounting: z.boolean(),

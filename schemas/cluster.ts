@@ -7,14 +7,14 @@ import { Resources } from "./job.ts";
 import { Inventory } from "./agent.ts";
 
 export const Profile = z
-  .object({
+  .strictObject({
     partition: z.string().regex(SLURM_NAME).optional(),
     resources: Resources.default({}),
   })
   .openapi("Profile");
 
 export const ClusterConfig = z
-  .object({
+  .strictObject({
     name: z.string().regex(CLUSTER_NAME, "lowercase letters, digits and '-', starting with a letter"),
     description: z.string().max(500).default(""),
     sharedRoots: z
@@ -33,7 +33,7 @@ export const ClusterConfig = z
 export type ClusterConfig = z.infer<typeof ClusterConfig>;
 
 export const Grant = z
-  .object({
+  .strictObject({
     user: z.string().regex(USER_NAME),
     cluster: z.string().regex(CLUSTER_NAME),
     partitions: z

@@ -18,6 +18,7 @@ import {
   SLURM_NAME,
   quotedText,
 } from "./patterns.ts";
+import { withOtherIssues } from "./strict.ts";
 
 export const LIVE_STATES = ["queued", "leased", "submitted", "pending", "running"] as const;
 export const TERMINAL_STATES = [
@@ -47,24 +48,24 @@ const slurmName = (what: string) => z.string().regex(SLURM_NAME, `${what}: lette
 
 const envMap = z
   .record(z.string().regex(ENV_NAME, "environment names are [A-Za-z_][A-Za-z0-9_]*"), quotedText(32_768))
-  .refine((env) => Object.keys(env).length <= 256, "at most 256 variables")
+  .refine((env) => Object.keys(env).length <= 256, { message: "at most 256 variables", ...withOtherIssues })
   .superRefine((env, ctx) => {
     for (const name of Object.keys(env)) {
       if (RESERVED_ENV.test(name)) {
         ctx.addIssue({ code: "custom", path: [name], message: `${name} is reserved and cannot be set` });
       }
     }
-  });
+  }, withOtherIssues);
 
 export const GpuRequest = z
-  .object({
+  .strictObject({
     count: z.number().int().min(1).max(64),
     type: slurmName("GPU type").optional().openapi({ example: "a100" }),
   })
   .openapi("GpuRequest");
 
 export const Resources = z
-  .object({
+  .strictObject({
     nodes: z.number().int().min(1).max(10_000).optional(),
     ntasksPerNode: z.number().int().min(1).max(1_024).optional(),
     cpusPerTask: z.number().int().min(1).max(1_024).optional(),
@@ -80,12 +81,13 @@ export const Resources = z
   .refine((r) => !(r.memPerNode && r.memPerCpu), {
     message: "give memPerNode or memPerCpu, not both",
     path: ["memPerCpu"],
+    ...withOtherIssues,
   })
   .openapi("Resources");
 export type Resources = z.infer<typeof Resources>;
 
 export const Bind = z
-  .object({
+  .strictObject({
     src: z.string().regex(ABSOLUTE_PATH, "an absolute path inside the cluster's shared roots"),
     dst: z.string().regex(ABSOLUTE_PATH, "an absolute path inside the container").optional(),
     readonly: z.boolean().default(false),
@@ -93,10 +95,10 @@ export const Bind = z
   .openapi("Bind");
 
 export const Container = z
-  .object({
+  .strictObject({
     image: z.string().regex(IMAGE_REF, "an absolute .sif path or a docker:// / oras:// URI").optional(),
     images: z
-      .object({
+      .strictObject({
         x86_64: z.string().regex(IMAGE_REF).optional(),
         aarch64: z.string().regex(IMAGE_REF).optional(),
       })
@@ -113,16 +115,17 @@ export const Container = z
   .refine((c) => Boolean(c.image) !== Boolean(c.images), {
     message: "give exactly one of image or images",
     path: ["image"],
+    ...withOtherIssues,
   })
   .openapi("Container");
 
 export const DependencyCondition = z.enum(["afterok", "afterany", "afternotok", "after"]);
 export const Dependency = z
-  .object({ job: z.string().regex(/^job_[0-9a-z]{20,40}$/), condition: DependencyCondition.default("afterok") })
+  .strictObject({ job: z.string().regex(/^job_[0-9a-z]{20,40}$/), condition: DependencyCondition.default("afterok") })
   .openapi("Dependency");
 
 export const Retries = z
-  .object({
+  .strictObject({
     max: z.number().int().min(0).max(20).default(0),
     onTimeout: z.boolean().default(false),
     onPreemption: z.boolean().default(true),
@@ -131,7 +134,7 @@ export const Retries = z
   .openapi("Retries");
 
 export const JobSpec = z
-  .object({
+  .strictObject({
     name: z.string().regex(JOB_NAME, "letters, digits, '.', '_' or '-', starting with a letter or digit (max 64)"),
     cluster: z.string().regex(CLUSTER_NAME, "a registered cluster name").optional(),
     partition: slurmName("partition").optional(),
@@ -170,7 +173,7 @@ export const JobSpec = z
     }),
     container: Container.optional(),
     array: z
-      .object({
+      .strictObject({
         indexes: z.string().regex(ARRAY_INDEXES, "Slurm array indexes like 0-99, 0-99:2 or 1,3,5-7"),
         maxParallel: z.number().int().min(1).max(100_000).optional(),
       })
@@ -179,7 +182,7 @@ export const JobSpec = z
     retries: Retries.default({ max: 0, onTimeout: false, onPreemption: true, onNodeFail: true }),
     labels: z
       .record(z.string().regex(LABEL_KEY, "label keys are [A-Za-z0-9][A-Za-z0-9_./-]*"), z.string().max(128))
-      .refine((l) => Object.keys(l).length <= 32, "at most 32 labels")
+      .refine((l) => Object.keys(l).length <= 32, { message: "at most 32 labels", ...withOtherIssues })
       .default({}),
     extraSbatchArgs: z
       .array(z.string().regex(SBATCH_ARG, "--option or --option=value with a safe value"))
@@ -190,6 +193,7 @@ export const JobSpec = z
   .refine((s) => (s.command === undefined) !== (s.script === undefined), {
     message: "give exactly one of command (argv) or script",
     path: ["command"],
+    ...withOtherIssues,
   })
   .openapi("JobSpec");
 export type JobSpec = z.infer<typeof JobSpec>;

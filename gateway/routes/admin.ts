@@ -45,6 +45,7 @@ const getUsers = createRoute({
   path: "/v1/admin/users",
   operationId: "adminListUsers",
   summary: "List users",
+  request: { query: z.strictObject({}) },
   responses: { 200: json(z.object({ items: z.array(User) }), "Users"), ...problems(401, 403) },
 });
 const postToken = createRoute({
@@ -62,7 +63,7 @@ const getTokens = createRoute({
   path: "/v1/admin/tokens",
   operationId: "adminListTokens",
   summary: "List tokens (never their secrets)",
-  request: { query: z.object({ user: z.string().max(32).optional() }) },
+  request: { query: z.strictObject({ user: z.string().max(32).optional() }) },
   responses: { 200: json(z.object({ items: z.array(TokenInfo) }), "Tokens"), ...problems(401, 403) },
 });
 const deleteToken = createRoute({
@@ -89,6 +90,7 @@ const getClusters = createRoute({
   path: "/v1/admin/clusters",
   operationId: "adminListClusters",
   summary: "List registered clusters with their configuration",
+  request: { query: z.strictObject({}) },
   responses: { 200: json(z.object({ items: z.array(ClusterConfig) }), "Clusters"), ...problems(401, 403) },
 });
 const putGrant = createRoute({
@@ -106,7 +108,7 @@ const getGrants = createRoute({
   path: "/v1/admin/grants",
   operationId: "adminListGrants",
   summary: "List grants",
-  request: { query: z.object({ user: z.string().max(32).optional() }) },
+  request: { query: z.strictObject({ user: z.string().max(32).optional() }) },
   responses: { 200: json(z.object({ items: z.array(Grant) }), "Grants"), ...problems(401, 403) },
 });
 const removeGrant = createRoute({

@@ -16,6 +16,7 @@ const clustersRoute = createRoute({
   tags: ["clusters"],
   summary: "Clusters you may use: what they offer and whether their agent is alive",
   security: bearer,
+  request: { query: z.strictObject({}) },
   responses: {
     200: {
       description: "Clusters",

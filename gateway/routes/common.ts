@@ -30,15 +30,37 @@ export function problems(...statuses: (keyof typeof DESCRIPTIONS)[]) {
 
 export const bearer = [{ bearer: [] }];
 
-/** A router whose failed validations become 422 problems naming the field. */
+type Contract = {
+  request?: { body?: { content?: Record<string, { schema?: unknown }> }; query?: unknown; params?: unknown };
+};
+
+function schemaOf(route: Contract, target: string): unknown {
+  if (target === "json") {
+    return route.request?.body?.content?.["application/json"]?.schema;
+  }
+  return target === "query" ? route.request?.query : target === "param" ? route.request?.params : undefined;
+}
+
+/**
+ * A router whose failed validations become one 422 problem naming every field at fault. Each
+ * route's hook knows the route's own schemas, so an unknown key's message can name the field meant.
+ */
 export function createRouter() {
-  return new OpenAPIHono<AppEnv>({
-    defaultHook: (result) => {
-      if (!result.success) {
-        throw validationProblem(result.error, result.target === "json" ? "body" : result.target);
-      }
-    },
-  });
+  const app = new OpenAPIHono<AppEnv>();
+  const register = app.openapi;
+  app.openapi = ((route: Contract, handler: unknown, hook?: unknown) =>
+    register(
+      route as never,
+      handler as never,
+      (hook ??
+        ((result: { success: boolean; error?: z.ZodError; target: string }) => {
+          if (!result.success && result.error) {
+            const target = result.target === "json" ? "body" : result.target;
+            throw validationProblem(result.error, target, schemaOf(route, result.target));
+          }
+        })) as never,
+    )) as typeof register;
+  return app;
 }
 
 export const IdParam = z.object({

@@ -44,7 +44,7 @@ export const listJobs = createRoute({
   summary: "List your jobs, newest first",
   security: bearer,
   request: {
-    query: z.object({
+    query: z.strictObject({
       state: JobState.optional(),
       cluster: z.string().max(64).optional(),
       label: z
@@ -89,7 +89,7 @@ export const jobEvents = createRoute({
   security: bearer,
   request: {
     params: IdParam,
-    query: z.object({
+    query: z.strictObject({
       after: z.coerce.number().int().min(0).default(0),
       wait: z.coerce.number().int().min(0).max(25).default(0),
     }),
@@ -132,7 +132,7 @@ export const jobLogs = createRoute({
   security: bearer,
   request: {
     params: IdParam,
-    query: z.object({
+    query: z.strictObject({
       stream: LogStream.default("stdout"),
       offset: z.coerce.number().int().min(0).default(0),
       limit: z.coerce.number().int().min(1).max(1_048_576).default(262_144),
