@@ -235,7 +235,9 @@ export const Job = z
     signal: z.number().int().nullable(),
     cancelRequested: z.boolean(),
     labels: z.record(z.string(), z.string()),
-    spec: JobSpec,
+    spec: z.union([JobSpec, z.null()]).openapi({
+      description: "null when the stored spec no longer matches the schema (code invalid_spec while the job is live).",
+    }),
     result: z.unknown().nullable().openapi({ description: "The small JSON the job wrote to $SLURMGATE_RESULT." }),
     lastSeq: z.number().int(),
     createdAt: z.string(),

@@ -35,7 +35,7 @@ Examples:
       ["attempt", String(job.attempt)],
       ["exit code", job.exitCode === null ? "-" : `${job.exitCode}${job.signal ? ` (signal ${job.signal})` : ""}`],
       ["reason", job.reason ? `${job.reason}${job.code ? ` [${job.code}]` : ""}` : "-"],
-      ["command", job.spec.command ? job.spec.command.map(quote).join(" ") : "(script)"],
+      ["command", job.spec ? (job.spec.command?.map(quote).join(" ") ?? "(script)") : "(unreadable spec)"],
       ["labels", labels || "-"],
       ["created", job.createdAt],
       ["updated", job.updatedAt],

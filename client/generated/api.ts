@@ -323,7 +323,8 @@ export interface components {
             labels: {
                 [key: string]: string;
             };
-            spec: components["schemas"]["JobSpec"];
+            /** @description null when the stored spec no longer matches the schema (code invalid_spec while the job is live). */
+            spec: components["schemas"]["JobSpec"] | null;
             /** @description The small JSON the job wrote to $SLURMGATE_RESULT. */
             result?: unknown;
             lastSeq: number;

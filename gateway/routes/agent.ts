@@ -3,15 +3,15 @@
  * An agent token is bound to one cluster; everything here is scoped to it.
  */
 import { createRoute, z } from "@hono/zod-openapi";
-import { Inventory, JobSpec, LeaseRequest, LeaseResponse, ReportBatch, ReportResponse } from "../../schemas/index.ts";
+import { Inventory, LeaseRequest, LeaseResponse, ReportBatch, ReportResponse } from "../../schemas/index.ts";
 import type { Deps, Principal } from "../deps.ts";
 import { requireRole } from "../middleware/auth.ts";
 import { longPoll } from "../notifier.ts";
 import { ApiProblem } from "../problem.ts";
 import { invalidateRoutingView } from "../routing-view.ts";
 import { getCluster, saveInventory, touchAgent } from "../store/admin.ts";
-import { iso } from "../store/job-row.ts";
-import { cancelOrders, claimJobs, renewLeases } from "../store/leases.ts";
+import { iso, parseStoredSpec } from "../store/job-row.ts";
+import { cancelOrders, claimJobs, rejectInvalidClaim, renewLeases } from "../store/leases.ts";
 import { applyReport } from "../store/reports.ts";
 import { resolveDependencies } from "../store/dependencies.ts";
 import { bearer, createRouter, problems } from "./common.ts";
@@ -115,13 +115,29 @@ export function agentRouter(deps: Deps) {
         { recheckMs: deps.recheckMs, now: deps.now, signal: c.req.raw.signal },
       )) ?? [];
     const leases = [];
-    for (const row of claimed) {
-      const spec = JobSpec.parse(JSON.parse(row.spec));
-      const resolution = await resolveDependencies(deps.db, row.jobId, spec, deps.now());
-      if (resolution.status === "ready") {
-        leases.push({ ...row, spec, dependsOnSlurmIds: resolution.slurmIds });
+    for (const claim of claimed) {
+      const stored = parseStoredSpec(claim.spec);
+      if (!stored.ok) {
+        // One unreadable row ends here, in this call; the rest of the batch is still served.
+        await rejectInvalidClaim(deps.db, claim, { reason: stored.reason, now: deps.now() });
+        deps.notifier.notify(`job:${claim.jobId}`);
+        continue;
       }
-      deps.notifier.notify(`job:${row.jobId}`);
+      const resolution = await resolveDependencies(deps.db, claim.jobId, stored.spec, deps.now());
+      if (resolution.status === "ready") {
+        const { jobId, epoch, attempt, owner, slurmJobId, expiresAt } = claim;
+        leases.push({
+          jobId,
+          epoch,
+          attempt,
+          owner,
+          expiresAt,
+          spec: stored.spec,
+          slurmJobId,
+          dependsOnSlurmIds: resolution.slurmIds,
+        });
+      }
+      deps.notifier.notify(`job:${claim.jobId}`);
     }
     const cancels = await cancelOrders(deps.db, cluster, body.agentId);
     return c.json(

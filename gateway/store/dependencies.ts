@@ -4,8 +4,7 @@
  * outcome already settles the condition is dropped (satisfied) or ends the dependent (never
  * satisfiable) — Slurm forgets finished jobs after MinJobAge, so it cannot be asked later.
  */
-import type { JobSpec, JobState } from "../../schemas/index.ts";
-import { isTerminal } from "../../schemas/index.ts";
+import { type JobSpec, JobState, isTerminal } from "../../schemas/index.ts";
 import type { Database } from "../db/client.ts";
 import { type JobChanges, guardedTransition } from "./transition.ts";
 
@@ -74,8 +73,12 @@ async function evaluate(db: Database, spec: JobSpec): Promise<DependencyResoluti
     if (!row) {
       return { status: "rejected", reason: `dependency ${dep.job} does not exist` };
     }
+    const state = JobState.safeParse(row.state);
+    if (!state.success) {
+      return { status: "rejected", reason: `dependency ${dep.job} has an unreadable stored state` };
+    }
     const depRow: DepRow = {
-      state: String(row.state) as JobState,
+      state: state.data,
       slurmJobId: row.slurm_job_id === null ? null : String(row.slurm_job_id),
     };
     const verdict = settled(dep.condition, depRow);

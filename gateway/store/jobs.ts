@@ -109,7 +109,8 @@ export async function listJobs(db: Database, filter: JobFilter): Promise<{ items
     args.push(filter.cluster);
   }
   if (filter.label) {
-    where.push("json_extract(labels, ?) = ?");
+    // CASE, not AND: SQLite may evaluate AND's sides in any order, and json_extract throws on bad JSON.
+    where.push("CASE WHEN json_valid(labels) THEN json_extract(labels, ?) END = ?");
     args.push(`$."${filter.label.key}"`, filter.label.value);
   }
   if (filter.cursor) {

@@ -10,7 +10,8 @@
 import type { Row } from "@libsql/client";
 import { newId } from "../ids.ts";
 import type { Database } from "../db/client.ts";
-import { iso } from "./job-row.ts";
+import { INVALID_SPEC, iso } from "./job-row.ts";
+import { guardedTransition } from "./transition.ts";
 
 const HELD_STATES = "('leased','submitted','pending','running')";
 
@@ -21,6 +22,7 @@ export type ClaimedRow = {
   owner: string;
   spec: string;
   slurmJobId: string | null;
+  lastSeq: number;
   expiresAt: string;
 };
 
@@ -43,7 +45,7 @@ export async function claimJobs(
               UNION ALL
               SELECT id FROM (SELECT id FROM jobs WHERE cluster = ? AND lease_expires_at < ? AND state IN ${HELD_STATES} ORDER BY id LIMIT ?)
               LIMIT ?)
-            RETURNING id, epoch, attempt, owner, spec, slurm_job_id`,
+            RETURNING id, epoch, attempt, owner, spec, slurm_job_id, last_seq`,
       args: [
         input.agentId,
         expires,
@@ -75,8 +77,35 @@ export async function claimJobs(
     owner: String(row.owner),
     spec: String(row.spec),
     slurmJobId: row.slurm_job_id === null ? null : String(row.slurm_job_id),
+    lastSeq: Number(row.last_seq),
     expiresAt: iso(expires),
   }));
+}
+
+/**
+ * Ends a claimed job whose stored spec fails the schema: `rejected` with code `invalid_spec` and the
+ * reason, with its event, released from the lease, so it is never offered again and never stalls the
+ * rest of the batch. Guarded on the claim's last_seq: a job that changed meanwhile is left alone.
+ */
+export async function rejectInvalidClaim(
+  db: Database,
+  claim: ClaimedRow,
+  input: { reason: string; now: number },
+): Promise<boolean> {
+  // A job already in Slurm cannot be tracked without its spec: say so instead of hiding it.
+  const reason = claim.slurmJobId
+    ? `${input.reason}; Slurm job ${claim.slurmJobId} is no longer tracked by slurmgate`
+    : input.reason;
+  const [update] = await db.write(
+    guardedTransition(
+      claim.jobId,
+      claim.lastSeq,
+      { state: "rejected", code: INVALID_SPEC, reason, lease_owner: null, lease_expires_at: null },
+      { actor: "gateway", type: "state", state: "rejected", detail: reason },
+      input.now,
+    ),
+  );
+  return update?.rowsAffected === 1;
 }
 
 /**

@@ -3,9 +3,10 @@
  * illegal transitions refused, retry policy applied on timeout / preemption / node failure.
  */
 import type { InStatement, Row } from "@libsql/client";
-import type { JobSpec, JobState, Report } from "../../schemas/index.ts";
+import type { JobState, Report } from "../../schemas/index.ts";
 import { isTerminal } from "../../schemas/index.ts";
 import type { Database } from "../db/client.ts";
+import { parseStoredSpec } from "./job-row.ts";
 import { appendLogStatement, base64ToBytes } from "./logs.ts";
 import { judgeTransition, retryFlag } from "./state-machine.ts";
 import { type JobChanges, guardedTransition } from "./transition.ts";
@@ -157,7 +158,12 @@ function retryPlan(row: Row, to: JobState, seq: number, actor: string, now: numb
   if (!flag) {
     return undefined;
   }
-  const spec = JSON.parse(String(row.spec)) as JobSpec;
+  // An unreadable spec has no retry policy to honour: the ending stands.
+  const stored = parseStoredSpec(row.spec);
+  if (!stored.ok) {
+    return undefined;
+  }
+  const { spec } = stored;
   const attempt = Number(row.attempt);
   if (!spec.retries?.[flag] || attempt > (spec.retries?.max ?? 0) || Number(row.cancel_requested)) {
     return undefined;

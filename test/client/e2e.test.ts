@@ -250,7 +250,7 @@ describe("sweep", () => {
     await running.stop();
     expect(jobs.map((j) => j.state)).toEqual(["completed", "completed", "completed", "completed"]);
     expect(jobs.map((j) => j.name)).toEqual(["lr-0", "lr-1", "lr-2", "lr-3"]);
-    expect(jobs[1]?.spec.env).toEqual({ EPOCHS: "3", LR: "0.01" });
+    expect(jobs[1]?.spec?.env).toEqual({ EPOCHS: "3", LR: "0.01" });
     expect(jobs[1]?.labels).toEqual({ sweep: tag, lr: "0.01" });
     expect(submitted.sort()).toEqual([0, 1, 2, 3]);
     const again = await client.sweep(input, { idempotencyKey: tag });

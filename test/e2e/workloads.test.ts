@@ -183,7 +183,7 @@ describe("workloads from the seed tools", () => {
   it("applies a cluster profile and routes by it", async () => {
     const job = await e2e.submit(e2e.alice, { name: "profiled", profile: "train", command: ["true"] });
     expect(job).toMatchObject({ cluster: "alpha", partition: "gpu" });
-    expect(job.spec.resources).toMatchObject({ gpus: { count: 1, type: "a100" }, time: "10m" });
+    expect(job.spec?.resources).toMatchObject({ gpus: { count: 1, type: "a100" }, time: "10m" });
     expect((await e2e.waitTerminal(e2e.alice, job.id)).state).toBe("completed");
   });
 
