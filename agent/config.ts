@@ -3,6 +3,7 @@
  * `NAME=value` lines (the environment wins). Parsed by a function, never at import.
  */
 import { z } from "zod";
+import { AllowedSbatchOption } from "../schemas/sbatch.ts";
 
 const seconds = (fallback: number, min: number, max: number) =>
   z.coerce.number().int().min(min).max(max).default(fallback);
@@ -22,7 +23,7 @@ export const AgentConfig = z.object({
   SLURMGATE_CLUSTER: z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, "the cluster name the token is bound to"), // checked against the token at start
   SLURMGATE_SHARED_ROOTS: list(":").pipe(
     z.array(z.string().regex(/^\//, "absolute paths separated by ':'")).min(1, "at least one absolute path"),
-  ), // job dirs live under the first; binds and workdirs must resolve inside one of them
+  ), // job dirs live under the first; binds and workdirs must resolve inside one of them; published in the inventory
   SLURMGATE_AGENT_ID: z
     .string()
     .regex(/^[A-Za-z0-9_.:@-]{1,128}$/)
@@ -32,7 +33,7 @@ export const AgentConfig = z.object({
   SLURMGATE_SLURM_BIN: z.string().default(""), // directory holding sbatch/squeue/…; empty = PATH
   SLURMGATE_APPTAINER: z.string().default("apptainer"), // apptainer or singularity program for container jobs
   SLURMGATE_SECRETS_FILE: z.string().optional(), // NAME=value lines, mode 0600; secrets never leave the cluster
-  SLURMGATE_ALLOWED_SBATCH_ARGS: list(",").default([]), // agent-side allow-list for extraSbatchArgs, e.g. --constraint,--exclusive
+  SLURMGATE_ALLOWED_SBATCH_ARGS: list(",").pipe(z.array(AllowedSbatchOption).max(64)).default([]), // agent-side allow-list for extraSbatchArgs, e.g. --constraint,--exclusive; published in the inventory
   SLURMGATE_POLL_WAIT_SECONDS: seconds(20, 0, 25), // long-poll hold when idle
   SLURMGATE_TRACK_MIN_SECONDS: seconds(2, 1, 600), // first status check after a submission
   SLURMGATE_TRACK_MAX_SECONDS: seconds(60, 1, 240), // slowest status check; keep well under MinJobAge (300 s default)
@@ -81,7 +82,8 @@ export function parseAgentConfig(source: Record<string, string | undefined>): Ag
   throw new Error(
     result.error.issues
       .map((issue) => {
-        const name = issue.path.join(".") || "config";
+        // A list's issue has the item index in its path; the variable is the first segment.
+        const name = String(issue.path[0] ?? "config");
         const shown =
           name.includes("TOKEN") || source[name] === undefined ? "" : ` (got ${JSON.stringify(source[name])})`;
         return `invalid ${name}: ${source[name] === undefined ? "required" : issue.message}${shown}`;

@@ -1,6 +1,7 @@
 /**
  * What the cluster offers, published to the gateway on start and every few minutes: partitions with
- * their limits and GPUs (sinfo), Slurm and Apptainer versions, and whether accounting answers.
+ * their limits and GPUs (sinfo), Slurm and Apptainer versions, whether accounting answers, and the
+ * roots and sbatch allow-list this agent enforces.
  */
 import type { AgentContext } from "./context.ts";
 import type { Inventory } from "./gateway-api.ts";
@@ -35,5 +36,8 @@ export async function collectInventory(
     mode: extra.mode,
     cycleMs: extra.cycleMs,
     tracked: ctx.state.all().length,
+    // What this agent enforces, so the gateway refuses the same things at submission.
+    sharedRoots: ctx.config.SLURMGATE_SHARED_ROOTS,
+    allowedSbatchArgs: ctx.config.SLURMGATE_ALLOWED_SBATCH_ARGS,
   };
 }

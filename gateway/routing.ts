@@ -3,7 +3,15 @@
  * each cluster's agent last reported. Pure: no I/O, so it is tested exhaustively on its own.
  */
 import type { ClusterConfig, Grant, Inventory, JobSpec, PartitionInfo } from "../schemas/index.ts";
-import { durationSeconds, memoryMegabytes } from "../schemas/index.ts";
+import {
+  durationSeconds,
+  effectiveAllowList,
+  effectiveRoots,
+  isInsideRoots,
+  memoryMegabytes,
+  ownedReason,
+  sbatchOptionName,
+} from "../schemas/index.ts";
 import { ApiProblem } from "./problem.ts";
 
 export type ClusterCandidate = {
@@ -134,22 +142,71 @@ function grantedPartition(grant: Grant, partition: string | undefined): boolean 
   return grant.partitions.includes("*") || (partition !== undefined && grant.partitions.includes(partition));
 }
 
+/**
+ * What the cluster's agent would refuse before sbatch, checked lexically with the agent's
+ * published allow-list and roots (see effectiveAllowList, effectiveRoots). The agent re-checks
+ * everything with realpath; this only stops a job that cannot run from being queued.
+ */
+export function checkAgentPolicy(spec: JobSpec, candidate: ClusterCandidate): Failure | undefined {
+  const { config, inventory } = candidate;
+  const allowed = effectiveAllowList(config.allowedSbatchArgs, inventory?.allowedSbatchArgs);
+  for (const [index, arg] of spec.extraSbatchArgs.entries()) {
+    const name = sbatchOptionName(arg);
+    const owned = ownedReason(name);
+    if (owned || !allowed.includes(name)) {
+      const agentOnly = !owned && config.allowedSbatchArgs.includes(name);
+      return {
+        rank: 0,
+        field: `extraSbatchArgs.${index}`,
+        message:
+          owned ??
+          `'${name}' is not allowed on ${config.name}${agentOnly ? " (its cluster config allows it, its agent does not)" : ""}`,
+        offer: allowed.join(", ") || "none",
+      };
+    }
+  }
+  const roots = effectiveRoots(config.sharedRoots, inventory?.sharedRoots);
+  const outside = (field: string, path: string, what: string): Failure => ({
+    rank: 0,
+    field,
+    message: `${what} ${path} is outside ${config.name}'s shared roots`,
+    offer: roots.join(", "),
+  });
+  if (spec.workdir !== undefined && !isInsideRoots(`${roots[0]}/${spec.workdir}`, roots.slice(0, 1))) {
+    return outside("workdir", spec.workdir, "workdir");
+  }
+  const container = spec.container;
+  if (!container) {
+    return undefined;
+  }
+  for (const [index, bind] of container.binds.entries()) {
+    if (!isInsideRoots(bind.src, roots)) {
+      return outside(`container.binds.${index}.src`, bind.src, "bind source");
+    }
+  }
+  const images: [string, string | undefined][] = [
+    ["container.image", container.image],
+    ["container.images.x86_64", container.images?.x86_64],
+    ["container.images.aarch64", container.images?.aarch64],
+  ];
+  for (const [field, image] of images) {
+    // Only files need a root; docker://, oras://, … are pulled by Apptainer.
+    if (image?.startsWith("/") && !isInsideRoots(image, roots)) {
+      return outside(field, image, "image");
+    }
+  }
+  return undefined;
+}
+
 function checkCluster(spec: JobSpec, candidate: ClusterCandidate, grant: Grant): Route | Failure {
   const { config, inventory } = candidate;
   const resolved = applyProfile(spec, config);
   if (isFailure(resolved)) {
     return resolved;
   }
-  const disallowed = resolved.extraSbatchArgs.find(
-    (arg) => !config.allowedSbatchArgs.includes(arg.split("=")[0] ?? ""),
-  );
-  if (disallowed) {
-    return {
-      rank: 0,
-      field: "extraSbatchArgs",
-      message: `'${disallowed.split("=")[0]}' is not allowed on ${config.name}`,
-      offer: config.allowedSbatchArgs.join(", ") || "none",
-    };
+  const refused = checkAgentPolicy(resolved, candidate);
+  if (refused) {
+    return refused;
   }
   if (!inventory) {
     if (resolved.partition && !grantedPartition(grant, resolved.partition)) {

@@ -3,6 +3,8 @@
  */
 import { z } from "@hono/zod-openapi";
 import { JobId, JobSpec, JobState } from "./job.ts";
+import { ABSOLUTE_PATH } from "./patterns.ts";
+import { SBATCH_OPTION } from "./sbatch.ts";
 
 export const LeaseRequest = z
   .strictObject({
@@ -169,6 +171,14 @@ export const Inventory = z
     mode: z.enum(["local", "ssh"]).default("local"),
     cycleMs: z.number().optional(),
     tracked: z.number().int().optional(),
+    sharedRoots: z.array(z.string().regex(ABSOLUTE_PATH, "an absolute path")).min(1).max(16).optional().openapi({
+      description:
+        "The roots the agent confines paths to (SLURMGATE_SHARED_ROOTS); the gateway refuses binds, images and workdirs outside them.",
+    }),
+    allowedSbatchArgs: z.array(z.string().regex(SBATCH_OPTION)).max(64).optional().openapi({
+      description:
+        "The agent's allow-list for extraSbatchArgs (SLURMGATE_ALLOWED_SBATCH_ARGS); the gateway offers only options on both this and the cluster config's.",
+    }),
   })
   .openapi("Inventory");
 export type Inventory = z.infer<typeof Inventory>;

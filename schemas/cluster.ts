@@ -5,6 +5,7 @@ import { z } from "@hono/zod-openapi";
 import { ABSOLUTE_PATH, CLUSTER_NAME, SLURM_NAME, USER_NAME } from "./patterns.ts";
 import { Resources } from "./job.ts";
 import { Inventory } from "./agent.ts";
+import { AllowedSbatchOption } from "./sbatch.ts";
 
 export const Profile = z
   .strictObject({
@@ -17,16 +18,14 @@ export const ClusterConfig = z
   .strictObject({
     name: z.string().regex(CLUSTER_NAME, "lowercase letters, digits and '-', starting with a letter"),
     description: z.string().max(500).default(""),
-    sharedRoots: z
-      .array(z.string().regex(ABSOLUTE_PATH, "an absolute path"))
-      .min(1)
-      .max(16)
-      .openapi({ description: "Where job directories and bind sources may live; the first holds job directories." }),
-    allowedSbatchArgs: z
-      .array(z.string().regex(/^--[a-z][a-z-]{1,40}$/, "an option name like --constraint"))
-      .max(64)
-      .default([])
-      .openapi({ description: "Options users may pass in extraSbatchArgs." }),
+    sharedRoots: z.array(z.string().regex(ABSOLUTE_PATH, "an absolute path")).min(1).max(16).openapi({
+      description:
+        "Where job directories and bind sources may live; the first holds job directories. When the cluster's agent publishes its own roots, those are used.",
+    }),
+    allowedSbatchArgs: z.array(AllowedSbatchOption).max(64).default([]).openapi({
+      description:
+        "Options users may pass in extraSbatchArgs. When the cluster's agent publishes its own list, only options on both are offered.",
+    }),
     profiles: z.record(z.string().regex(SLURM_NAME), Profile).default({}),
   })
   .openapi("ClusterConfig");

@@ -1,4 +1,6 @@
 export * from "./patterns.ts";
+export * from "./sbatch.ts";
+export * from "./roots.ts";
 export * from "./job.ts";
 export * from "./agent.ts";
 export * from "./cluster.ts";

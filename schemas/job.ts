@@ -14,10 +14,10 @@ import {
   MEMORY,
   RELATIVE_PATH,
   RESERVED_ENV,
-  SBATCH_ARG,
   SLURM_NAME,
   quotedText,
 } from "./patterns.ts";
+import { ExtraSbatchArg } from "./sbatch.ts";
 import { withOtherIssues } from "./strict.ts";
 
 export const LIVE_STATES = ["queued", "leased", "submitted", "pending", "running"] as const;
@@ -184,11 +184,10 @@ export const JobSpec = z
       .record(z.string().regex(LABEL_KEY, "label keys are [A-Za-z0-9][A-Za-z0-9_./-]*"), z.string().max(128))
       .refine((l) => Object.keys(l).length <= 32, { message: "at most 32 labels", ...withOtherIssues })
       .default({}),
-    extraSbatchArgs: z
-      .array(z.string().regex(SBATCH_ARG, "--option or --option=value with a safe value"))
-      .max(16)
-      .default([])
-      .openapi({ description: "Only options the cluster allow-lists are accepted." }),
+    extraSbatchArgs: z.array(ExtraSbatchArg).max(16).default([]).openapi({
+      description:
+        "Only options the cluster allow-lists are accepted; options slurmgate sets itself (schemas/sbatch.ts) never are.",
+    }),
   })
   .refine((s) => (s.command === undefined) !== (s.script === undefined), {
     message: "give exactly one of command (argv) or script",

@@ -15,46 +15,8 @@ import {
   SLURM_NAME,
   durationSeconds,
 } from "../../schemas/patterns.ts";
+import { ownedReason, sbatchOptionName } from "../../schemas/sbatch.ts";
 import { RenderError, requireMatch } from "./errors.ts";
-
-/** Options the template itself sets: never accepted from `extraSbatchArgs`, whatever the allow-list says. */
-export const TEMPLATE_OWNED_OPTIONS: ReadonlySet<string> = new Set([
-  "--job-name",
-  "--comment",
-  "--export",
-  "--export-file",
-  "--get-user-env",
-  "--chdir",
-  "--output",
-  "--error",
-  "--input",
-  "--open-mode",
-  "--array",
-  "--dependency",
-  "--requeue",
-  "--no-requeue",
-  "--wrap",
-  "--uid",
-  "--gid",
-  "--parsable",
-  "--test-only",
-  "--partition",
-  "--account",
-  "--qos",
-  "--nodes",
-  "--ntasks-per-node",
-  "--cpus-per-task",
-  "--mem",
-  "--mem-per-cpu",
-  "--gres",
-  "--gpus",
-  "--time",
-  "--batch",
-  "--container",
-  "--propagate",
-  "--hold",
-  "--wait",
-]);
 
 const JOB_ID = /^job_[0-9a-z]{20,40}$/;
 const SLURM_JOB_ID = /^\d{1,12}(_\d{1,7})?$/;
@@ -142,8 +104,8 @@ export function buildDirectives(input: DirectiveInput): string[] {
     add("--dependency", dependency);
   }
 
-  for (const arg of spec.extraSbatchArgs) {
-    opts.push(checkExtraArg(arg, input.allowedSbatchArgs));
+  for (const [index, arg] of spec.extraSbatchArgs.entries()) {
+    opts.push(checkExtraArg(arg, index, input.allowedSbatchArgs));
   }
   return opts.map((o) => `#SBATCH ${o}`);
 }
@@ -190,18 +152,17 @@ function dependencyValue(deps: DirectiveInput["dependsOnSlurmIds"]): string | un
   return [...groups].map(([condition, ids]) => [condition, ...ids].join(":")).join(",");
 }
 
-function checkExtraArg(arg: string, allowed: readonly string[]): string {
-  requireMatch(arg, SBATCH_ARG, "extraSbatchArgs", "policy_rejected");
-  const name = arg.split("=", 1)[0] ?? "";
-  if (TEMPLATE_OWNED_OPTIONS.has(name)) {
-    throw new RenderError("policy_rejected", `extraSbatchArgs: ${name} is set by slurmgate itself`, "extraSbatchArgs");
+function checkExtraArg(arg: string, index: number, allowed: readonly string[]): string {
+  const field = `extraSbatchArgs.${index}`;
+  requireMatch(arg, SBATCH_ARG, field, "policy_rejected");
+  const name = sbatchOptionName(arg);
+  // The same list the gateway refuses at submission (schemas/sbatch.ts), whatever the allow-list says.
+  const owned = ownedReason(name);
+  if (owned) {
+    throw new RenderError("policy_rejected", `${field}: ${owned}`, field);
   }
   if (!allowed.includes(name)) {
-    throw new RenderError(
-      "policy_rejected",
-      `extraSbatchArgs: ${name} is not allowed on this cluster`,
-      "extraSbatchArgs",
-    );
+    throw new RenderError("policy_rejected", `${field}: ${name} is not allowed on this cluster`, field);
   }
   return arg;
 }

@@ -383,7 +383,7 @@ export interface components {
                 [key: string]: string;
             };
             /**
-             * @description Only options the cluster allow-lists are accepted.
+             * @description Only options the cluster allow-lists are accepted; options slurmgate sets itself (schemas/sbatch.ts) never are.
              * @default []
              */
             extraSbatchArgs: string[];
@@ -531,6 +531,10 @@ export interface components {
             mode: "local" | "ssh";
             cycleMs?: number;
             tracked?: number;
+            /** @description The roots the agent confines paths to (SLURMGATE_SHARED_ROOTS); the gateway refuses binds, images and workdirs outside them. */
+            sharedRoots?: string[];
+            /** @description The agent's allow-list for extraSbatchArgs (SLURMGATE_ALLOWED_SBATCH_ARGS); the gateway offers only options on both this and the cluster config's. */
+            allowedSbatchArgs?: string[];
         } | null;
         PartitionInfo: {
             name: string;
@@ -699,10 +703,10 @@ export interface components {
             name: string;
             /** @default  */
             description: string;
-            /** @description Where job directories and bind sources may live; the first holds job directories. */
+            /** @description Where job directories and bind sources may live; the first holds job directories. When the cluster's agent publishes its own roots, those are used. */
             sharedRoots: string[];
             /**
-             * @description Options users may pass in extraSbatchArgs.
+             * @description Options users may pass in extraSbatchArgs. When the cluster's agent publishes its own list, only options on both are offered.
              * @default []
              */
             allowedSbatchArgs: string[];

@@ -143,8 +143,24 @@ describe("routeJob", () => {
     expect(ok.cluster).toBe("alpha");
     const refused = refusal(() => routeJob(job({ extraSbatchArgs: ["--exclusive"] }), [grant("alpha")], map, NOW));
     expect([refused.field, refused.message]).toEqual([
-      "body.extraSbatchArgs",
-      "extraSbatchArgs: '--exclusive' is not allowed on alpha; on offer: --constraint",
+      "body.extraSbatchArgs.0",
+      "extraSbatchArgs.0: '--exclusive' is not allowed on alpha; on offer: --constraint",
     ]);
+  });
+
+  it("refuses paths a spec that skipped the schema carries (a stored row, a profile), lexically", () => {
+    const map = clusters(candidate("alpha", "a100"));
+    const raw = (extra: Record<string, unknown>) => ({ ...job(), ...extra }) as JobSpec;
+    for (const [extra, field] of [
+      [{ workdir: "alice/../../etc" }, "body.workdir"],
+      [{ workdir: ".." }, "body.workdir"],
+      [{ container: { image: "docker://x", binds: [{ src: "/shared/../etc" }] } }, "body.container.binds.0.src"],
+      [{ container: { image: "/shared/./../root/x.sif", binds: [] } }, "body.container.image"],
+      [{ extraSbatchArgs: ["--hold"] }, "body.extraSbatchArgs.0"],
+    ] as const) {
+      const refused = refusal(() => routeJob(raw(extra), [grant("alpha")], map, NOW));
+      expect([refused.code, refused.field]).toEqual(["unsatisfiable", field]);
+    }
+    expect(routeJob(raw({ workdir: "alice/run" }), [grant("alpha")], map, NOW).cluster).toBe("alpha");
   });
 });
