@@ -33,6 +33,10 @@ export type TrackedJob = {
   isArray: boolean;
   /** The array's index expression, to collect each task's result.<task>.json at the end. */
   arrayIndexes?: string | null;
+  /** The time limit the spec asked for, to say "time limit 10m reached". */
+  timeLimit?: string | null;
+  /** The last reason reported for an array job (its tasks' progress), to report only changes. */
+  reportedReason?: string | null;
   /** Kept while the outcome of sbatch is unknown, so a restarted agent can finish the job. */
   lease?: Lease;
 };

@@ -50,6 +50,7 @@ function tracked(lease: Lease, jobDir: string, now: number, slurmJobId: string |
     cancelRequested: false,
     isArray: Boolean(lease.spec.array),
     arrayIndexes: lease.spec.array?.indexes ?? null,
+    timeLimit: lease.spec.resources?.time ?? null,
     lease,
   };
 }

@@ -4,74 +4,300 @@
  * a third source. A job absent from all three is unknown until the grace period ends, then `lost`;
  * it is never called completed without evidence.
  */
-import type { JobState } from "../schemas/job.ts";
-import { isTerminal } from "../schemas/job.ts";
+import type { JobState, JobTask, TerminalState } from "../schemas/job.ts";
+import { MAX_REPORTED_TASKS, isTerminal } from "../schemas/job.ts";
+import { expandArrayIndexes } from "./array-indexes.ts";
 import type { AgentContext } from "./context.ts";
+import { TASK_ENDING_WORDS, describeEnding } from "./endings.ts";
 import type { Report } from "./gateway-api.ts";
 import type { TrackedJob } from "./state.ts";
 
-export type Observation = { state: JobState; exitCode?: number; signal?: number; reason?: string };
+export type Observation = {
+  state: JobState;
+  exitCode?: number;
+  signal?: number;
+  reason?: string;
+  /** An array job's tasks, every expected index, in index order. */
+  tasks?: JobTask[];
+};
 
-type Row = {
+/** One record of a job or array task, from squeue (no exit code), or sacct / scontrol. */
+export type Row = {
+  /** As Slurm prints it: `123`, `123_4`, or a pending range `123_[5-9%2]`. */
   id: string;
-  arrayJobId: string | null;
   jobState: JobState | null;
   reason?: string | null;
   exitCode?: number | null;
   signal?: number | null;
 };
 
-const TERMINAL_PRIORITY: JobState[] = [
+/** What the job wrapper left in the job directory, per task (`-1` for a plain job). */
+export type JobFiles = {
+  exit: ReadonlyMap<number, number>;
+  setup: ReadonlyMap<number, { line: number; status: number }>;
+};
+
+/** The facts about a tracked job the fold needs besides Slurm's rows. */
+export type FoldJob = Pick<TrackedJob, "slurmJobId" | "arrayIndexes" | "cancelRequested"> & {
+  timeLimit?: string | null;
+};
+
+/** A plain job is one "task" under this key. */
+const PLAIN = -1;
+/** Expected tasks beyond this are not expanded (Slurm refuses such arrays: MaxArraySize ≤ 4,000,001). */
+const MAX_EXPECTED_TASKS = 100_000;
+
+/**
+ * The order in which an array's endings decide the job's state: the first present wins. An array
+ * is `completed` only when every one of its tasks completed; any other ending outranks it.
+ */
+export const ARRAY_ENDING_PRECEDENCE: readonly TerminalState[] = [
   "out_of_memory",
   "timeout",
   "node_fail",
   "preempted",
   "failed",
   "cancelled",
+  "lost",
+  "rejected",
   "completed",
 ];
 
-/** One job's rows (one row, or one per array task) folded into one observation. */
-export function foldRows(rows: Row[]): Observation | undefined {
-  const known = rows.filter((r) => r.jobState !== null);
-  if (known.length === 0) {
+/**
+ * Which job and which tasks a row speaks for.
+ * @example
+ * parseDisplayId("123_[2-5%2]") // => { base: "123", tasks: [2, 3, 4, 5] }
+ * parseDisplayId("123") // => { base: "123", tasks: null }
+ */
+export function parseDisplayId(id: string): { base: string; tasks: number[] | null } | undefined {
+  // squeue and sacct print a pending range as `123_[2-5%2]`; scontrol's ArrayTaskId as `2-5%2`.
+  const m = /^(\d+)(?:_\[?([\d,:-]+)(?:%\d+)?\]?)?$/.exec(id.trim());
+  if (!m) {
     return undefined;
   }
-  const live = known.filter((r) => !isTerminal(r.jobState!));
-  if (live.length) {
-    const running = live.find((r) => r.jobState === "running");
-    const pick = running ?? live[0]!;
-    return { state: pick.jobState!, reason: pick.reason ?? undefined };
-  }
-  for (const state of TERMINAL_PRIORITY) {
-    const row = known.find((r) => r.jobState === state);
-    if (row) {
-      return {
-        state,
-        exitCode: row.exitCode ?? undefined,
-        signal: row.signal ?? undefined,
-        reason:
-          known.length > 1
-            ? `${known.filter((r) => r.jobState === "completed").length}/${known.length} array tasks completed`
-            : undefined,
-      };
+  const [, base = "", range] = m;
+  return { base, tasks: range === undefined ? null : expandArrayIndexes(range, MAX_EXPECTED_TASKS) };
+}
+
+/** Rows of one job, by task (PLAIN for a plain job's own row). Rows of other jobs are ignored. */
+function byTask(slurmJobId: string, isArray: boolean, rows: readonly Row[]): Map<number, Row> {
+  const out = new Map<number, Row>();
+  for (const row of rows) {
+    const parsed = parseDisplayId(row.id);
+    if (!parsed || parsed.base !== slurmJobId || row.jobState === null) {
+      continue;
     }
+    if (!isArray) {
+      if (parsed.tasks === null) {
+        out.set(PLAIN, row);
+      }
+      continue;
+    }
+    for (const task of parsed.tasks ?? []) {
+      // A task's own row is better evidence than a pending range that also names it.
+      if (!out.has(task) || parsed.tasks?.length === 1) {
+        out.set(task, row);
+      }
+    }
+  }
+  return out;
+}
+
+type Settled = { state: JobState; exitCode?: number; signal?: number; queueReason?: string };
+
+/**
+ * One task's state from its evidence: a terminal Slurm record wins (sacct / scontrol before
+ * squeue, for its exit code), then a live record (squeue before a lagging sacct), then the
+ * wrapper's exit-code file. No evidence: undefined, never a guess.
+ */
+function settle(queue: Row | undefined, history: Row | undefined, exitFile: number | undefined): Settled | undefined {
+  const terminal = [history, queue].filter((r): r is Row => Boolean(r?.jobState && isTerminal(r.jobState)));
+  const first = terminal[0];
+  if (first) {
+    const coded = terminal.find((r) => r.exitCode !== null && r.exitCode !== undefined);
+    return {
+      state: first.jobState!,
+      exitCode: coded?.exitCode ?? exitFile,
+      signal: coded ? (coded.signal ?? undefined) : undefined,
+    };
+  }
+  const live = queue ?? history;
+  if (live) {
+    return { state: live.jobState!, queueReason: live.reason ?? undefined };
+  }
+  if (exitFile !== undefined) {
+    return { state: exitFile === 0 ? "completed" : "failed", exitCode: exitFile };
   }
   return undefined;
 }
 
-function rowsFor(job: TrackedJob, rows: Row[]): Row[] {
-  const id = job.slurmJobId;
-  return rows.filter((r) => r.id === id || r.arrayJobId === id || r.id.startsWith(`${id}_`));
+/** The tasks a job is made of: its array's indexes, or one PLAIN task. */
+export function expectedTasks(job: Pick<TrackedJob, "arrayIndexes">): number[] {
+  return job.arrayIndexes ? expandArrayIndexes(job.arrayIndexes, MAX_EXPECTED_TASKS) : [PLAIN];
 }
 
-async function readExitFile(ctx: AgentContext, job: TrackedJob): Promise<Observation | undefined> {
-  const data = await ctx.executor.readFile(`${job.jobDir}/exitcode`, { length: 64 });
-  const code = data ? Number.parseInt(data.toString("utf8").trim(), 10) : Number.NaN;
-  if (Number.isNaN(code)) {
+/**
+ * Which tasks still lack a terminal state with an exit code after squeue and sacct: their exit
+ * files are worth reading.
+ */
+export function tasksWithoutExit(job: FoldJob, queue: readonly Row[], history: readonly Row[] | null): number[] {
+  const isArray = Boolean(job.arrayIndexes);
+  const q = byTask(job.slurmJobId!, isArray, queue);
+  const h = byTask(job.slurmJobId!, isArray, history ?? []);
+  return expectedTasks(job).filter((task) => {
+    const s = settle(q.get(task), h.get(task), undefined);
+    return !s || (isTerminal(s.state) && s.exitCode === undefined);
+  });
+}
+
+/** True when squeue alone shows every task of the job still in the queue (no need for sacct). */
+export function allLiveInQueue(job: FoldJob, queue: readonly Row[]): boolean {
+  const q = byTask(job.slurmJobId!, Boolean(job.arrayIndexes), queue);
+  return expectedTasks(job).every((task) => {
+    const state = q.get(task)?.jobState;
+    return state !== undefined && state !== null && !isTerminal(state);
+  });
+}
+
+function ending(job: FoldJob, s: Settled, setup: { line: number; status: number } | undefined): string {
+  return describeEnding({
+    state: s.state,
+    exitCode: s.exitCode,
+    signal: s.signal,
+    // The status file is only evidence for the ending it describes (not a stale one).
+    setup: s.state === "failed" && setup && setup.status === s.exitCode ? setup : null,
+    timeLimit: job.timeLimit,
+    cancelledByUser: job.cancelRequested,
+  });
+}
+
+function taskNote(t: JobTask): string {
+  return `task ${t.task} ${t.reason ?? t.state}`.replace(
+    /^task (\d+) (killed|time|a node|preempted|cancelled)/,
+    "task $1: $2",
+  );
+}
+
+/** `1 of 4 tasks failed (task 2 exited 1); 3 completed` */
+function arraySummary(tasks: JobTask[], lead: JobState): string {
+  const groups = new Map<JobState, JobTask[]>();
+  for (const t of tasks) {
+    groups.set(t.state, [...(groups.get(t.state) ?? []), t]);
+  }
+  if (groups.size === 1 && lead === "completed") {
+    return `all ${tasks.length} tasks completed`;
+  }
+  const order = [lead, ...[...groups.keys()].filter((s) => s !== lead && s !== "completed"), "completed"] as JobState[];
+  const parts: string[] = [];
+  for (const state of order) {
+    const group = groups.get(state);
+    if (!group) {
+      continue;
+    }
+    const words = isTerminal(state) ? TASK_ENDING_WORDS[state] : state;
+    const notes =
+      isTerminal(state) && state !== "completed"
+        ? ` (${group.slice(0, 3).map(taskNote).join(", ")}${group.length > 3 ? ", …" : ""})`
+        : "";
+    parts.push(`${group.length}${parts.length === 0 ? ` of ${tasks.length} tasks` : ""} ${words}${notes}`);
+  }
+  return parts.join("; ");
+}
+
+/**
+ * One job's observation from every source. A plain job is its own row; an array job is the fold
+ * of ALL the tasks its indexes name, not just those Slurm happens to list: while any task is in
+ * the queue the job is live; once every task has a terminal record the job ends the way the first
+ * ending in {@link ARRAY_ENDING_PRECEDENCE} says; a task with no evidence at all leaves the job
+ * without an observation (absent: after the grace period it becomes `lost`, never `completed`).
+ */
+export function foldJob(
+  job: FoldJob,
+  queue: readonly Row[],
+  history: readonly Row[] | null,
+  files: JobFiles = { exit: new Map(), setup: new Map() },
+): Observation | undefined {
+  const isArray = Boolean(job.arrayIndexes);
+  const q = byTask(job.slurmJobId!, isArray, queue);
+  const h = byTask(job.slurmJobId!, isArray, history ?? []);
+  const expected = expectedTasks(job);
+  const settled: { task: number; s: Settled | undefined }[] = expected.map((task) => ({
+    task,
+    s: settle(q.get(task), h.get(task), files.exit.get(task)),
+  }));
+  if (!isArray) {
+    const s = settled[0]?.s;
+    if (!s) {
+      return undefined;
+    }
+    return isTerminal(s.state)
+      ? { state: s.state, exitCode: s.exitCode, signal: s.signal, reason: ending(job, s, files.setup.get(PLAIN)) }
+      : { state: s.state, reason: s.queueReason };
+  }
+  if (settled.every((t) => !t.s)) {
     return undefined;
   }
-  return { state: code === 0 ? "completed" : "failed", exitCode: code, reason: "from the job's exit-code file" };
+  const tasks: JobTask[] = settled.map(({ task, s }) => ({
+    task,
+    state: s?.state ?? "submitted",
+    exitCode: s?.exitCode ?? null,
+    signal: s?.signal ?? null,
+    reason: !s
+      ? "no record yet in squeue, sacct or its exit file"
+      : isTerminal(s.state)
+        ? ending(job, s, files.setup.get(task))
+        : (s.queueReason ?? null),
+  }));
+  const reported = tasks.slice(0, MAX_REPORTED_TASKS);
+  const live = settled.filter((t) => t.s && !isTerminal(t.s.state));
+  if (live.length > 0) {
+    const running = live.some((t) => t.s?.state === "running");
+    const allPending = !running && live.length === settled.length;
+    return {
+      state: running ? "running" : "pending",
+      // While every task waits, the queue's own reason (Priority, DependencyNeverSatisfied) is the job's.
+      reason: allPending ? live[0]?.s?.queueReason : arraySummary(tasks, running ? "running" : "pending"),
+      tasks: reported,
+    };
+  }
+  if (settled.some((t) => !t.s)) {
+    return undefined;
+  }
+  const lead = ARRAY_ENDING_PRECEDENCE.find((state) => tasks.some((t) => t.state === state)) ?? "failed";
+  const decisive = tasks.find((t) => t.state === lead && (t.exitCode !== null || t.signal !== null));
+  return {
+    state: lead,
+    exitCode: decisive?.exitCode ?? undefined,
+    signal: decisive?.signal ?? undefined,
+    reason: arraySummary(tasks, lead),
+    tasks: reported,
+  };
+}
+
+async function readNumbers(ctx: AgentContext, path: string): Promise<number[] | undefined> {
+  const data = await ctx.executor.readFile(path, { length: 64 });
+  const text = data?.toString("utf8").trim() ?? "";
+  return /^\d{1,9}( \d{1,9})*$/.test(text) ? text.split(" ").map(Number) : undefined;
+}
+
+/** The wrapper's exit-code and setup-status files for the tasks that need them. */
+async function readJobFiles(ctx: AgentContext, job: TrackedJob, tasks: number[], failed: number[]): Promise<JobFiles> {
+  const exit = new Map<number, number>();
+  const setup = new Map<number, { line: number; status: number }>();
+  const suffix = (task: number) => (task === PLAIN ? "" : `.${task}`);
+  for (const task of tasks) {
+    const [code] = (await readNumbers(ctx, `${job.jobDir}/exitcode${suffix(task)}`)) ?? [];
+    if (code !== undefined) {
+      exit.set(task, code);
+    }
+  }
+  for (const task of failed) {
+    const numbers = await readNumbers(ctx, `${job.jobDir}/setup-status${suffix(task)}`);
+    if (numbers?.length === 2) {
+      setup.set(task, { line: numbers[0]!, status: numbers[1]! });
+    }
+  }
+  return { exit, setup };
 }
 
 /** Observes every submitted job; returns jobId → observation (absent = no evidence this cycle). */
@@ -81,37 +307,35 @@ export async function observe(ctx: AgentContext, jobs: TrackedJob[]): Promise<Ma
     return seen;
   }
   const queue = await ctx.slurm.squeue();
-  const queueRows: Row[] = (queue ?? []).map((r) => ({
-    id: r.slurmJobId,
-    arrayJobId: r.arrayJobId,
-    jobState: r.jobState,
-    reason: r.reason,
-  }));
+  const queueRows: Row[] = (queue ?? []).map((r) => ({ id: r.slurmJobId, jobState: r.jobState, reason: r.reason }));
   const needHistory: TrackedJob[] = [];
   for (const job of jobs) {
-    const folded = foldRows(rowsFor(job, queueRows));
-    if (folded && !isTerminal(folded.state)) {
-      seen.set(job.jobId, folded);
-    } else {
+    if (allLiveInQueue(job, queueRows)) {
+      const folded = foldJob(job, queueRows, null);
       if (folded) {
         seen.set(job.jobId, folded);
       }
+    } else {
       needHistory.push(job);
     }
   }
   if (needHistory.length > 0) {
     const history = await historyRows(ctx, needHistory);
     for (const job of needHistory) {
-      const folded = history ? foldRows(rowsFor(job, history)) : undefined;
-      if (folded && (isTerminal(folded.state) || !seen.has(job.jobId))) {
-        seen.set(job.jobId, folded);
+      const files = await readJobFiles(ctx, job, tasksWithoutExit(job, queueRows, history), []);
+      let folded = foldJob(job, queueRows, history, files);
+      const failed = folded?.tasks
+        ? folded.tasks.filter((t) => t.state === "failed").map((t) => t.task)
+        : folded?.state === "failed"
+          ? [PLAIN]
+          : [];
+      if (failed.length > 0) {
+        // Which setup line failed, if that is how it failed: read only for failed tasks.
+        const { setup } = await readJobFiles(ctx, job, [], failed);
+        folded = foldJob(job, queueRows, history, { exit: files.exit, setup });
       }
-      const current = seen.get(job.jobId);
-      if (!job.isArray && (!current || (isTerminal(current.state) && current.exitCode === undefined))) {
-        const fromFile = await readExitFile(ctx, job);
-        if (fromFile) {
-          seen.set(job.jobId, current ? { ...current, exitCode: fromFile.exitCode } : fromFile);
-        }
+      if (folded) {
+        seen.set(job.jobId, folded);
       }
     }
   }
@@ -134,7 +358,6 @@ async function historyRows(ctx: AgentContext, jobs: TrackedJob[]): Promise<Row[]
     if (acct.ok) {
       return acct.rows.map((r) => ({
         id: r.slurmJobId,
-        arrayJobId: null,
         jobState: r.jobState,
         exitCode: r.exitCode,
         signal: r.signal,
@@ -146,7 +369,6 @@ async function historyRows(ctx: AgentContext, jobs: TrackedJob[]): Promise<Row[]
   return all
     ? all.map((r) => ({
         id: r.slurmJobId,
-        arrayJobId: null,
         jobState: r.jobState,
         exitCode: r.exitCode,
         signal: r.signal,
@@ -199,11 +421,13 @@ export function transitions(ctx: AgentContext, jobs: TrackedJob[], seen: Map<str
       }
       continue;
     }
-    if (obs.state === job.reported && job.missingSince === null) {
+    // An array's tasks move on while the job stays `running`: their progress is news too.
+    const progressed = obs.tasks !== undefined && (obs.reason ?? null) !== (job.reportedReason ?? null);
+    if (obs.state === job.reported && job.missingSince === null && !progressed) {
       continue;
     }
-    const base = { ...job, missingSince: null, reported: obs.state };
-    if (obs.state === job.reported) {
+    const base = { ...job, missingSince: null, reported: obs.state, reportedReason: obs.reason ?? null };
+    if (obs.state === job.reported && !progressed) {
       updates.push(base);
       continue;
     }
@@ -216,6 +440,7 @@ export function transitions(ctx: AgentContext, jobs: TrackedJob[], seen: Map<str
       exitCode: obs.exitCode,
       signal: obs.signal,
       reason: obs.reason,
+      ...(obs.tasks ? { tasks: obs.tasks } : {}),
       logs: [],
     });
     updates.push(base);

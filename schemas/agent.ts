@@ -2,7 +2,7 @@
  * The agent's side of the wire: leases it takes, reports it sends, the inventory it publishes.
  */
 import { z } from "@hono/zod-openapi";
-import { JobId, JobSpec, JobState } from "./job.ts";
+import { JobId, JobSpec, JobState, JobTask, MAX_REPORTED_TASKS } from "./job.ts";
 import { ABSOLUTE_PATH } from "./patterns.ts";
 import { SBATCH_OPTION } from "./sbatch.ts";
 
@@ -120,6 +120,9 @@ export const Report = z
       .openapi({ description: "The exact rendered batch script, for audit." }),
     logs: z.array(LogAppend).max(4).default([]),
     result: z.unknown().optional(),
+    tasks: z.array(JobTask).max(MAX_REPORTED_TASKS).optional().openapi({
+      description: "An array job's tasks, each with its own state, exit code and reason (the whole list each time).",
+    }),
     requeue: z
       .strictObject({ reason: z.string().max(1_024), retryAfterSeconds: z.number().int().min(1).max(3_600) })
       .optional()

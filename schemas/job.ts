@@ -246,6 +246,33 @@ export const Job = z
   .openapi("Job");
 export type Job = z.infer<typeof Job>;
 
+/** Most array tasks an agent reports per job and the gateway stores: Slurm's default MaxArraySize. */
+export const MAX_REPORTED_TASKS = 1_001;
+
+export const JobTask = z
+  .object({
+    task: z.number().int().min(0).max(9_999_999).openapi({ description: "The array index ($SLURM_ARRAY_TASK_ID)." }),
+    state: JobState,
+    exitCode: z.number().int().nullable(),
+    signal: z.number().int().nullable(),
+    reason: z.string().max(512).nullable().openapi({ description: "Why the task waits or how it ended, in words." }),
+  })
+  .openapi("JobTask");
+export type JobTask = z.infer<typeof JobTask>;
+
+export const JobTasks = z
+  .object({
+    jobId: JobId,
+    state: JobState,
+    indexes: z.string().nullable().openapi({ description: "The array's index expression; null for a plain job." }),
+    counts: z
+      .record(z.string(), z.number().int())
+      .openapi({ description: "Tasks per state, from the agent's last report.", example: { completed: 3, failed: 1 } }),
+    items: z.array(JobTask),
+  })
+  .openapi("JobTasks");
+export type JobTasks = z.infer<typeof JobTasks>;
+
 export const JobPage = z
   .object({
     items: z.array(Job),

@@ -16,8 +16,8 @@ export const JOB_FILES = {
   env: "env.nul",
   /** `spec.container.env` as `NAME=value` entries, NUL-delimited. */
   containerEnv: "container-env.nul",
-  /** `spec.setup` lines, sourced by the wrapper before the payload. */
-  setup: "setup.sh",
+  /** `spec.setup` lines, NUL-delimited; the wrapper runs them one by one before the payload. */
+  setup: "setup.nul",
   /** `spec.script`, run with bash. */
   payload: "payload.sh",
 } as const;

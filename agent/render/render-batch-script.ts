@@ -121,7 +121,7 @@ export function renderBatchScript(input: RenderInput): RenderedJob {
       file(JOB_FILES.argv, encodeNulList(command ?? [])),
       file(JOB_FILES.env, encodeEnvEntries(spec.env)),
       file(JOB_FILES.containerEnv, encodeEnvEntries(spec.container?.env ?? {})),
-      file(JOB_FILES.setup, Buffer.from(spec.setup.map((line) => `${line}\n`).join(""), "utf8")),
+      file(JOB_FILES.setup, encodeNulList(spec.setup)),
       file(JOB_FILES.payload, Buffer.from(spec.script ?? "", "utf8")),
     ],
   };

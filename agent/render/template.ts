@@ -9,7 +9,9 @@
  *  2. scrubs its starting environment down to Slurm's own variables and a login baseline;
  *  3. reads argv, env, container env and secrets; checks every env entry is `IDENT=...`;
  *  4. exports SLURMGATE_*, secrets, then the requested env (skipping bash-special names),
- *     enters the working directory and sources `setup.sh` (the user's own shell lines);
+ *     enters the working directory and runs the setup lines (the user's own shell) one by one in
+ *     this shell; the first that fails ends the job, after writing `<line> <status>` (two numbers,
+ *     nothing else) to `<jobDir>/setup-status[.<task>]` so the agent can say which line failed;
  *  5. launches `/usr/bin/env [-u …] -- NAME=value… <payload argv>` in the background and waits,
  *     so the payload gets the requested env byte-exact and signals can be forwarded.
  * Portable to bash 4.2 (no `mapfile -d`, no `${a[@]}` under `set -u`).
@@ -18,7 +20,7 @@ import { shellQuote } from "../executor/quote.ts";
 import { noEarlyExportCasePattern } from "./env-policy.ts";
 
 /** Bumped whenever the wrapper's behaviour changes; shown in the script header. */
-export const TEMPLATE_VERSION = 1;
+export const TEMPLATE_VERSION = 2;
 
 /** Values substituted into the parameter block (all validated by the caller). */
 export interface TemplateParams {
@@ -153,14 +155,23 @@ readonly sg_job_id sg_dir sg_workdir sg_secrets sg_mode sg_task sg_sfx sg_image 
 readonly -f sg_done sg_fail sg_signal
 
 cd -- "$sg_workdir" || sg_fail "cannot enter the working directory"
-if [[ -s $sg_dir/setup.sh ]]; then
+if [[ -s $sg_dir/setup.nul ]]; then
+  sg_read "$sg_dir/setup.nul"
+  sg_setup=("${"$"}{sg_items[@]}")
+  unset -v sg_items
+  readonly sg_setup
   # The user's own shell lines (module load, conda activate), in this shell, before the payload.
-  source "$sg_dir/setup.sh"
-  sg_rc=$?
-  if ((sg_rc != 0)); then
-    printf 'slurmgate: setup failed with status %s\n' "$sg_rc" >&2
-    sg_done "$sg_rc"
-  fi
+  # The loop's word list is fixed before the first line runs: a line cannot renumber the others.
+  for sg_line in $(seq 1 ${"$"}{#sg_setup[@]}); do
+    eval "${"$"}{sg_setup[sg_line - 1]}"
+    sg_rc=$?
+    if ((sg_rc != 0)); then
+      printf '%d %d\n' "$sg_line" "$sg_rc" >"$sg_dir/setup-status$sg_sfx"
+      printf 'slurmgate: setup line %d failed with status %d\n' "$sg_line" "$sg_rc" >&2
+      sg_done "$sg_rc"
+    fi
+  done
+  unset -v sg_line sg_rc
   cd -- "$sg_workdir" || sg_fail "cannot enter the working directory"
 fi
 

@@ -65,6 +65,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/jobs/{id}/tasks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * An array job's tasks: state, exit code and reason of each
+         * @description As the cluster's agent last reported them, with counts per state. Empty for a plain job and for an array whose tasks have not been seen in Slurm yet.
+         */
+        get: operations["jobTasks"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/jobs/{id}/cancel": {
         parameters: {
             query?: never;
@@ -494,6 +514,33 @@ export interface components {
             events: components["schemas"]["JobEvent"][];
             lastSeq: number;
         };
+        JobTasks: {
+            /** @example job_01jd7x2k9m4q8r6t5v3w1y0z */
+            jobId: string;
+            state: components["schemas"]["JobState"];
+            /** @description The array's index expression; null for a plain job. */
+            indexes: string | null;
+            /**
+             * @description Tasks per state, from the agent's last report.
+             * @example {
+             *       "completed": 3,
+             *       "failed": 1
+             *     }
+             */
+            counts: {
+                [key: string]: number;
+            };
+            items: components["schemas"]["JobTask"][];
+        };
+        JobTask: {
+            /** @description The array index ($SLURM_ARRAY_TASK_ID). */
+            task: number;
+            state: components["schemas"]["JobState"];
+            exitCode: number | null;
+            signal: number | null;
+            /** @description Why the task waits or how it ended, in words. */
+            reason: string | null;
+        };
         LogChunk: {
             /** @enum {string} */
             stream: "stdout" | "stderr";
@@ -660,6 +707,8 @@ export interface components {
                 data: string;
             }[];
             result?: unknown;
+            /** @description An array job's tasks, each with its own state, exit code and reason (the whole list each time). */
+            tasks?: components["schemas"]["JobTask"][];
             /** @description Back-pressure (controller full, QOS submit limit): give the job back to the queue. */
             requeue?: {
                 reason: string;
@@ -1002,6 +1051,55 @@ export interface operations {
             };
             /** @description The request is well-formed but invalid; `field` names the culprit */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    jobTasks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The tasks */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobTasks"];
+                };
+            };
+            /** @description Missing, unknown, revoked or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such object, or not yours */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -85,6 +85,8 @@ export const jobs = sqliteTable(
     spec: text("spec").notNull(),
     labels: text("labels").notNull().default("{}"),
     result: text("result"),
+    // An array's tasks as the agent last reported them, a JSON list of JobTask (at most MAX_REPORTED_TASKS).
+    tasks: text("tasks"),
     script: text("script"),
     idempotencyKey: text("idempotency_key"),
     specHash: text("spec_hash"),

@@ -2,7 +2,7 @@
  * The user API's contracts: submit, list, get, events, cancel, logs.
  */
 import { createRoute, z } from "@hono/zod-openapi";
-import { Job, JobEvents, JobPage, JobSpec, JobState, LogChunk, LogStream } from "../../schemas/index.ts";
+import { Job, JobEvents, JobPage, JobSpec, JobState, JobTasks, LogChunk, LogStream } from "../../schemas/index.ts";
 import { IdParam, bearer, problems } from "./common.ts";
 
 export const submitJob = createRoute({
@@ -142,5 +142,21 @@ export const jobLogs = createRoute({
   responses: {
     200: { description: "Bytes from offset", content: { "application/json": { schema: LogChunk } } },
     ...problems(401, 404, 422, 429),
+  },
+});
+
+export const jobTasks = createRoute({
+  method: "get",
+  path: "/v1/jobs/{id}/tasks",
+  operationId: "jobTasks",
+  tags: ["jobs"],
+  summary: "An array job's tasks: state, exit code and reason of each",
+  description:
+    "As the cluster's agent last reported them, with counts per state. Empty for a plain job and for an array whose tasks have not been seen in Slurm yet.",
+  security: bearer,
+  request: { params: IdParam },
+  responses: {
+    200: { description: "The tasks", content: { "application/json": { schema: JobTasks } } },
+    ...problems(401, 404, 429),
   },
 });

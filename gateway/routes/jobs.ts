@@ -21,6 +21,7 @@ import {
   listJobs,
 } from "../store/jobs.ts";
 import { readLog } from "../store/logs.ts";
+import { readJobTasks } from "../store/tasks.ts";
 import { hashJson } from "../tokens.ts";
 import { createRouter } from "./common.ts";
 import * as routes from "./jobs.routes.ts";
@@ -201,6 +202,12 @@ export function jobsRouter(deps: Deps) {
     const job = await visibleJob(deps, principal, id);
     const events = found ?? [];
     return c.json({ job, events, lastSeq: events.at(-1)?.seq ?? Math.max(after, 0) }, 200);
+  });
+
+  app.openapi(routes.jobTasks, async (c) => {
+    const { id } = c.req.valid("param");
+    const job = await visibleJob(deps, c.get("principal"), id);
+    return c.json(await readJobTasks(deps.db, job), 200);
   });
 
   app.openapi(routes.cancelJob, async (c) => {

@@ -95,7 +95,10 @@ function planTransition(row: Row, from: JobState, seq: number, report: Report, a
   const verdict = judgeTransition(from, to);
   const slurmJobId = row.slurm_job_id === null ? null : String(row.slurm_job_id);
   const newFacts =
-    (report.slurmJobId && report.slurmJobId !== slurmJobId) || report.result !== undefined || report.script;
+    (report.slurmJobId && report.slurmJobId !== slurmJobId) ||
+    report.result !== undefined ||
+    report.script ||
+    report.tasks !== undefined;
   if (verdict === "illegal") {
     return { status: "illegal", detail: `${from} → ${to} is not allowed` };
   }
@@ -114,6 +117,12 @@ function planTransition(row: Row, from: JobState, seq: number, report: Report, a
   }
   if (report.reason !== undefined) {
     changes.reason = report.reason;
+  } else if (isTerminal(to) && verdict === "apply") {
+    // A reason from a live state (`Priority`) must not outlive it: a terminal job says how it ended or nothing.
+    changes.reason = null;
+  }
+  if (report.tasks !== undefined) {
+    changes.tasks = JSON.stringify(report.tasks);
   }
   if (report.code !== undefined) {
     changes.code = report.code;
@@ -178,6 +187,7 @@ function retryPlan(row: Row, to: JobState, seq: number, actor: string, now: numb
       slurm_job_id: null,
       exit_code: null,
       signal: null,
+      tasks: null,
       reason,
       code: null,
       lease_owner: null,

@@ -280,6 +280,30 @@ describe("renderBatchScript: the wrapper, run with bash", () => {
     expect((await readFile(join(jobDir, "exitcode"), "utf8")).trim()).toBe("1");
   });
 
+  it("stops at the first failing setup line and records which line and status in setup-status", async () => {
+    const { jobDir, result } = await runJob("setup-line", {
+      command: [NODE, PROBE],
+      setup: ["true", "no-such-command-slurmgate", "echo never-reached"],
+    });
+    expect(result.code).toBe(127);
+    expect(result.stdout).toBe("");
+    expect(result.stderr).toContain("slurmgate: setup line 2 failed with status 127");
+    expect(await readFile(join(jobDir, "setup-status"), "utf8")).toBe("2 127\n");
+    expect((await readFile(join(jobDir, "exitcode"), "utf8")).trim()).toBe("127");
+  });
+
+  it("runs compound and hostile-looking setup lines as the user's own shell, without a status file on success", async () => {
+    const { jobDir, result } = await runJob("setup-multi", {
+      command: [NODE, PROBE],
+      setup: ["if true; then export MULTI=yes; fi", "export Q='$(id) `id` \"'", "false || true"],
+    });
+    expect(result.code, result.stderr).toBe(0);
+    const probe = JSON.parse(result.stdout) as ProbeOutput;
+    expect(probe.env.MULTI).toBe("yes");
+    expect(probe.env.Q).toBe('$(id) `id` "');
+    await expect(readFile(join(jobDir, "setup-status"), "utf8")).rejects.toThrow();
+  });
+
   it("runs a script body with bash and records its exit status", async () => {
     const { jobDir, result } = await runJob("script", {
       command: undefined,

@@ -27,6 +27,7 @@ const RECIPES: Record<string, Recipe> = {
   jobEvents: { ok: 200, audience: "job", params: jobParam },
   cancelJob: { ok: 202, audience: "job", params: jobParam },
   jobLogs: { ok: 200, audience: "job", params: jobParam },
+  jobTasks: { ok: 200, audience: "job", params: jobParam },
   listClusters: { ok: 200, audience: "users" },
   whoAmI: { ok: 200, audience: "anyone" },
   agentLease: { ok: 200, audience: "agent", body: () => ({ agentId: "matrix", wait: 0 }) },
