@@ -96,6 +96,17 @@ export const LogAppend = z.object({
   stream: z.enum(["stdout", "stderr"]),
   offset: z.number().int().min(0),
   data: z.string().max(1_400_000).openapi({ description: "base64 of the bytes starting at offset." }),
+  attempt: z.number().int().min(1).max(1_000).optional().openapi({
+    description:
+      "The attempt whose file these bytes are from (default: the job's current attempt). Bytes of an attempt that has ended are kept even after the job moved on to the next one.",
+  }),
+  task: z
+    .number()
+    .int()
+    .min(0)
+    .max(4_000_000)
+    .optional()
+    .openapi({ description: "The array task whose stdout.<task>/stderr.<task> these bytes are from." }),
 });
 
 export const Report = z
