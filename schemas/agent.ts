@@ -92,6 +92,9 @@ export const RejectCode = z.enum([
 ]);
 export type RejectCode = z.infer<typeof RejectCode>;
 
+/** stdout and stderr of each of the (at most 1,000) array tasks the agent follows, plus the job's own. */
+export const MAX_LOG_CHUNKS_PER_REPORT = 2_002;
+
 export const LogAppend = z.object({
   stream: z.enum(["stdout", "stderr"]),
   offset: z.number().int().min(0),
@@ -127,7 +130,11 @@ export const Report = z
       .max(1_100_000)
       .optional()
       .openapi({ description: "The exact rendered batch script, for audit." }),
-    logs: z.array(LogAppend).max(4).default([]),
+    logs: z
+      .array(LogAppend)
+      .max(MAX_LOG_CHUNKS_PER_REPORT)
+      .default([])
+      .openapi({ description: "Two streams, or two per array task (the agent ships up to 1,000 tasks' logs)." }),
     result: z.unknown().optional(),
     requeue: z
       .object({ reason: z.string().max(1_024), retryAfterSeconds: z.number().int().min(1).max(3_600) })
