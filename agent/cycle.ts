@@ -9,7 +9,7 @@ import type { AgentContext } from "./context.ts";
 import type { Lease, Report } from "./gateway-api.ts";
 import { collectLogs, readResult } from "./logs.ts";
 import type { Reporter } from "./reporter.ts";
-import { adoptLease, lookupByTag, submitLease } from "./submit.ts";
+import { adoptLease, jobDirName, lookupByTag, submitLease } from "./submit.ts";
 import type { TrackedJob } from "./state.ts";
 import { neverRuns, observe, transitions } from "./track.ts";
 
@@ -65,7 +65,33 @@ export function createPacer(ctx: AgentContext, sleep: (ms: number) => Promise<vo
 }
 
 function jobDirOf(ctx: AgentContext, lease: Lease) {
-  return posix.join(ctx.roots.real[0]!, lease.owner, lease.jobId);
+  return posix.join(ctx.roots.real[0]!, lease.owner, jobDirName(lease.jobId, lease.attempt));
+}
+
+/**
+ * A lease for a later attempt replaces the local record of the earlier one: first ship what is left
+ * of the earlier attempt's logs (the gateway keeps an ended attempt's bytes), so a retry loses nothing.
+ */
+async function flushEndedAttempts(ctx: AgentContext, reporter: Reporter, leases: Lease[]): Promise<void> {
+  for (const lease of leases) {
+    let job = ctx.state.get(lease.jobId);
+    for (let round = 0; job && job.attempt < lease.attempt && job.slurmJobId && round < 64; round++) {
+      const shipment = await collectLogs(ctx, job, ctx.config.SLURMGATE_LOG_BYTES_PER_CYCLE);
+      if (shipment.chunks.length === 0) {
+        break;
+      }
+      if (!(await reporter.send([{ jobId: job.jobId, epoch: job.epoch, logs: shipment.chunks }]))) {
+        break;
+      }
+      job = { ...job, logOffsets: shipment.offsets, taskLogOffsets: shipment.taskOffsets };
+      if (ctx.state.get(lease.jobId)) {
+        ctx.state.put(job);
+      }
+      if (shipment.drained) {
+        break;
+      }
+    }
+  }
 }
 
 async function handleCancels(
@@ -109,11 +135,13 @@ async function handleCancels(
 }
 
 async function handleLeases(ctx: AgentContext, reporter: Reporter, pacer: Pacer, leases: Lease[], stats: CycleStats) {
+  await flushEndedAttempts(ctx, reporter, leases);
   const adopt: Report[] = [];
   const fresh: Lease[] = [];
   const unsure: Lease[] = [];
   for (const lease of leases) {
-    const local = ctx.state.get(lease.jobId);
+    const known = ctx.state.get(lease.jobId);
+    const local = known?.attempt === lease.attempt ? known : undefined;
     if (lease.slurmJobId) {
       adoptLease(ctx, lease, lease.slurmJobId, local?.jobDir ?? jobDirOf(ctx, lease));
       const job = ctx.state.get(lease.jobId)!;
@@ -138,7 +166,8 @@ async function handleLeases(ctx: AgentContext, reporter: Reporter, pacer: Pacer,
     for (const lease of unsure) {
       const found = lookup.found.get(lease.jobId);
       if (found) {
-        adopt.push(adoptLease(ctx, lease, found, ctx.state.get(lease.jobId)?.jobDir ?? jobDirOf(ctx, lease)));
+        const held = ctx.state.get(lease.jobId);
+        adopt.push(adoptLease(ctx, lease, found, held?.attempt === lease.attempt ? held.jobDir : jobDirOf(ctx, lease)));
       } else if (lookup.complete) {
         fresh.push(lease);
       } else {
@@ -279,7 +308,7 @@ async function track(ctx: AgentContext, reporter: Reporter, pacer: Pacer, stats:
       report.logs = shipment.chunks;
       byJob.set(job.jobId, report);
     }
-    next.set(job.jobId, { ...job, logOffsets: shipment.offsets });
+    next.set(job.jobId, { ...job, logOffsets: shipment.offsets, taskLogOffsets: shipment.taskOffsets });
     if (state && isTerminal(state) && shipment.drained) {
       drainedJobs.add(job.jobId);
       const terminalReport = byJob.get(job.jobId);

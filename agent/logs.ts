@@ -10,38 +10,61 @@ import type { TrackedJob } from "./state.ts";
 const STREAMS = ["stdout", "stderr"] as const;
 const MAX_RESULT_BYTES = 65_536;
 
-export type LogShipment = { chunks: Report["logs"]; offsets: TrackedJob["logOffsets"]; drained: boolean };
+export type LogShipment = {
+  chunks: Report["logs"];
+  offsets: TrackedJob["logOffsets"];
+  /** Array jobs: how far each task's file was shipped, keyed `<stream>.<task>`. */
+  taskOffsets: Record<string, number>;
+  drained: boolean;
+};
 
-/** Reads what is new in one job's logs within `budget` bytes. */
+/**
+ * Reads what is new in one job's logs within `budget` bytes: its stdout and stderr, or for an array
+ * job each task's stdout.<task> and stderr.<task>. Every chunk names its attempt (and task), so the
+ * gateway files it under that attempt even after the job has moved on to the next one.
+ */
 export async function collectLogs(ctx: AgentContext, job: TrackedJob, budget: number): Promise<LogShipment> {
   const chunks: Report["logs"] = [];
   const offsets = { ...job.logOffsets };
+  const taskOffsets = { ...job.taskLogOffsets };
   let drained = true;
-  if (job.isArray) {
-    return { chunks, offsets, drained };
-  }
-  for (const stream of STREAMS) {
-    const limit = Math.min(ctx.config.SLURMGATE_LOG_BYTES_PER_JOB, budget);
-    if (limit <= 0) {
+  let left = Math.min(ctx.config.SLURMGATE_LOG_BYTES_PER_JOB, budget);
+  const files = job.isArray
+    ? expandArrayIndexes(job.arrayIndexes ?? "").flatMap((task) => STREAMS.map((stream) => ({ stream, task })))
+    : STREAMS.map((stream) => ({ stream, task: undefined }));
+  for (const { stream, task } of files) {
+    if (left <= 0) {
       drained = false;
       break;
     }
-    const bytes = await ctx.executor.readFile(`${job.jobDir}/${stream}`, {
-      offset: offsets[stream],
-      length: limit + 1,
+    const key = `${stream}.${task}`;
+    const from = task === undefined ? offsets[stream] : (taskOffsets[key] ?? 0);
+    const bytes = await ctx.executor.readFile(task === undefined ? `${job.jobDir}/${stream}` : `${job.jobDir}/${key}`, {
+      offset: from,
+      length: left + 1,
     });
     if (!bytes || bytes.length === 0) {
       continue;
     }
-    const send = bytes.subarray(0, limit);
-    if (bytes.length > limit) {
+    const send = bytes.subarray(0, left);
+    if (bytes.length > left) {
       drained = false;
     }
-    chunks.push({ stream, offset: offsets[stream], data: Buffer.from(send).toString("base64") });
-    offsets[stream] += send.length;
-    budget -= send.length;
+    chunks.push({
+      stream,
+      offset: from,
+      data: Buffer.from(send).toString("base64"),
+      attempt: job.attempt,
+      ...(task === undefined ? {} : { task }),
+    });
+    if (task === undefined) {
+      offsets[stream] += send.length;
+    } else {
+      taskOffsets[key] = from + send.length;
+    }
+    left -= send.length;
   }
-  return { chunks, offsets, drained };
+  return { chunks, offsets, taskOffsets, drained };
 }
 
 /** One result file, parsed; a note instead when it is too big or not JSON; undefined when absent. */

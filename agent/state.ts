@@ -29,6 +29,8 @@ export type TrackedJob = {
   /** When the job was first missing from squeue, sacct and its exit file. */
   missingSince: number | null;
   logOffsets: { stdout: number; stderr: number };
+  /** Array jobs: bytes of each task's stdout.<task>/stderr.<task> shipped so far, keyed `<stream>.<task>`. */
+  taskLogOffsets?: Record<string, number>;
   cancelRequested: boolean;
   isArray: boolean;
   /** The array's index expression, to collect each task's result.<task>.json at the end. */

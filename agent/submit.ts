@@ -7,6 +7,7 @@
  * crash, an sbatch that timed out), the tag `slurmgate:<job id>:<attempt>` is looked up in squeue and
  * sacct first; the lookup for all such leases of one cycle costs one squeue and one sacct.
  */
+import { posix } from "node:path";
 import type { RejectCode } from "../schemas/agent.ts";
 import { JobSpec } from "../schemas/job.ts";
 import { type AgentContext, crashPoint } from "./context.ts";
@@ -111,7 +112,9 @@ async function prepare(ctx: AgentContext, lease: Lease) {
   }
   const spec = parsed.data;
   checkPartition(ctx, spec);
-  const jobDir = await prepareJobDir(ctx.executor, ctx.roots, lease.owner, lease.jobId);
+  const jobDir = await prepareJobDir(ctx.executor, ctx.roots, lease.owner, jobDirName(lease.jobId, lease.attempt));
+  const previousJobDir =
+    lease.attempt > 1 ? posix.join(posix.dirname(jobDir), jobDirName(lease.jobId, lease.attempt - 1)) : null;
   const workdir = spec.workdir ? await resolveWorkdir(ctx.executor, ctx.roots, spec.workdir) : null;
   await checkContainerPaths(ctx.executor, ctx.roots, spec.container);
   const secrets = await writeJobSecrets(ctx.executor, ctx.secrets, jobDir, spec.secrets);
@@ -121,6 +124,7 @@ async function prepare(ctx: AgentContext, lease: Lease) {
   const rendered = renderBatchScript({
     lease: { jobId: lease.jobId, attempt: lease.attempt, spec, dependsOnSlurmIds: lease.dependsOnSlurmIds },
     jobDir,
+    previousJobDir,
     workdir,
     secretsFile: secrets.path,
     apptainerBin: ctx.config.SLURMGATE_APPTAINER,
@@ -134,6 +138,16 @@ async function prepare(ctx: AgentContext, lease: Lease) {
   // A leftover exit file from an earlier attempt must not count as this attempt's evidence.
   await ctx.executor.rm(`${jobDir}/exitcode`);
   return { jobDir, scriptPath, rendered };
+}
+
+/**
+ * The job directory's name under `<root>/<owner>/`: attempt 1 keeps `<jobId>`, and each later attempt
+ * gets a directory of its own, `<jobId>.attempt-<n>` (a name no job id can have), so a retry never
+ * writes over the files of the attempt before it, which it can still read to resume.
+ * @example jobDirName("job_01…", 2) === "job_01….attempt-2"
+ */
+export function jobDirName(jobId: string, attempt: number): string {
+  return attempt > 1 ? `${jobId}.attempt-${attempt}` : jobId;
 }
 
 function refusedReport(lease: Lease, code: RejectCode, message: string): Report {
@@ -206,7 +220,9 @@ export async function submitLease(ctx: AgentContext, lease: Lease): Promise<Subm
 
 /** A lease for a job that already has a Slurm job (found by tag, or known to the gateway): track it. */
 export function adoptLease(ctx: AgentContext, lease: Lease, slurmJobId: string, jobDir: string): Report {
-  const previous = ctx.state.get(lease.jobId);
+  // A record of an earlier attempt has that attempt's directory and log offsets: start afresh.
+  const local = ctx.state.get(lease.jobId);
+  const previous = local?.attempt === lease.attempt ? local : undefined;
   ctx.state.put({
     ...(previous ?? tracked(lease, jobDir, ctx.now(), slurmJobId)),
     epoch: lease.epoch,

@@ -94,10 +94,24 @@ export const RejectCode = z.enum([
 ]);
 export type RejectCode = z.infer<typeof RejectCode>;
 
+/** stdout and stderr of each of the (at most 1,000) array tasks the agent follows, plus the job's own. */
+export const MAX_LOG_CHUNKS_PER_REPORT = 2_002;
+
 export const LogAppend = z.strictObject({
   stream: z.enum(["stdout", "stderr"]),
   offset: z.number().int().min(0),
   data: z.string().max(1_400_000).openapi({ description: "base64 of the bytes starting at offset." }),
+  attempt: z.number().int().min(1).max(1_000).optional().openapi({
+    description:
+      "The attempt whose file these bytes are from (default: the job's current attempt). Bytes of an attempt that has ended are kept even after the job moved on to the next one.",
+  }),
+  task: z
+    .number()
+    .int()
+    .min(0)
+    .max(4_000_000)
+    .optional()
+    .openapi({ description: "The array task whose stdout.<task>/stderr.<task> these bytes are from." }),
 });
 
 export const Report = z
@@ -118,7 +132,11 @@ export const Report = z
       .max(1_100_000)
       .optional()
       .openapi({ description: "The exact rendered batch script, for audit." }),
-    logs: z.array(LogAppend).max(4).default([]),
+    logs: z
+      .array(LogAppend)
+      .max(MAX_LOG_CHUNKS_PER_REPORT)
+      .default([])
+      .openapi({ description: "Two streams, or two per array task (the agent ships up to 1,000 tasks' logs)." }),
     result: z.unknown().optional(),
     tasks: z.array(JobTask).max(MAX_REPORTED_TASKS).optional().openapi({
       description: "An array job's tasks, each with its own state, exit code and reason (the whole list each time).",

@@ -292,9 +292,15 @@ export const LogStream = z.enum(["stdout", "stderr"]);
 export const LogChunk = z
   .object({
     stream: LogStream,
+    attempt: z.number().int().openapi({ description: "The attempt these bytes are from." }),
+    attempts: z.number().int().openapi({ description: "How many attempts the job has had so far (its latest)." }),
+    task: z.number().int().nullable().openapi({ description: "The array task, or null for the job's own log." }),
     offset: z.number().int().min(0),
     data: z.string().openapi({ description: "UTF-8 text of the bytes from offset." }),
     nextOffset: z.number().int(),
-    complete: z.boolean().openapi({ description: "True once the job is terminal and every byte has been shipped." }),
+    complete: z.boolean().openapi({
+      description:
+        "True once this attempt has ended and every byte has been shipped: the job is terminal, or (for an earlier attempt) the next attempt has reached Slurm.",
+    }),
   })
   .openapi("LogChunk");

@@ -30,8 +30,10 @@ import { TEMPLATE_VERSION, renderWrapper } from "./template.ts";
 /** Everything the renderer needs; paths are absolute and already confined by the caller. */
 export interface RenderInput {
   lease: Pick<Lease, "jobId" | "attempt" | "spec"> & Partial<Pick<Lease, "dependsOnSlurmIds">>;
-  /** `<shared root>/<owner>/<jobId>`, already created and realpath-checked. */
+  /** `<shared root>/<owner>/<jobId>` (`<jobId>.attempt-<n>` after the first attempt), created and realpath-checked. */
   jobDir: string;
+  /** The directory of the attempt before this one (attempt > 1), exported as SLURMGATE_PREVIOUS_JOB_DIR. */
+  previousJobDir?: string | null;
   /** `spec.workdir` resolved under the shared root (absolute); required when the spec sets workdir. */
   workdir?: string | null;
   /** The 0600 NUL-delimited `NAME=value` file the agent wrote, or null when no secrets were asked. */
@@ -104,9 +106,15 @@ export function renderBatchScript(input: RenderInput): RenderedJob {
     "# Every value below matched a strict pattern and is single-quoted. User strings (argv, env",
     "# values, setup lines, script body) are read from NUL-delimited files in the job directory.",
   ];
+  const previousJobDir =
+    input.previousJobDir == null
+      ? null
+      : requireMatch(input.previousJobDir, ABSOLUTE_PATH, "previousJobDir", "path_outside_roots");
   const wrapper = renderWrapper({
     jobId: input.lease.jobId,
+    attempt: input.lease.attempt,
     jobDir,
+    previousJobDir,
     workdir,
     secretsFile,
     mode: command === undefined ? "script" : "command",

@@ -25,7 +25,10 @@ export const TEMPLATE_VERSION = 2;
 /** Values substituted into the parameter block (all validated by the caller). */
 export interface TemplateParams {
   jobId: string;
+  attempt: number;
   jobDir: string;
+  /** The previous attempt's job directory, or null on the first attempt. */
+  previousJobDir: string | null;
   workdir: string;
   secretsFile: string | null;
   mode: "command" | "script";
@@ -37,7 +40,9 @@ export interface TemplateParams {
 export function renderWrapper(p: TemplateParams): string {
   const params = [
     `sg_job_id=${shellQuote(p.jobId)}`,
+    `sg_attempt=${shellQuote(String(Math.max(1, Math.floor(p.attempt))))}`,
     `sg_dir=${shellQuote(p.jobDir)}`,
+    `sg_previous_dir=${shellQuote(p.previousJobDir ?? "")}`,
     `sg_workdir=${shellQuote(p.workdir)}`,
     `sg_secrets=${shellQuote(p.secretsFile ?? "")}`,
     `sg_mode=${shellQuote(p.mode)}`,
@@ -133,6 +138,8 @@ fi
 unset -v sg_items
 
 export SLURMGATE_JOB_ID="$sg_job_id" SLURMGATE_JOB_DIR="$sg_dir" SLURMGATE_RESULT="$sg_dir/result$sg_sfx.json"
+export SLURMGATE_ATTEMPT="$sg_attempt"
+if [[ -n $sg_previous_dir ]]; then export SLURMGATE_PREVIOUS_JOB_DIR="$sg_previous_dir"; fi
 if [[ -n $sg_secrets ]]; then export SLURMGATE_SECRETS_FILE="$sg_secrets"; fi
 # --export=NONE reaches srun steps through SLURM_EXPORT_ENV; steps must see the payload's env.
 export SLURM_EXPORT_ENV=ALL

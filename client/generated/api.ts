@@ -114,7 +114,7 @@ export interface paths {
         };
         /**
          * Read a job's stdout or stderr from a byte offset
-         * @description With `wait`, holds the request until new bytes arrive or the job ends.
+         * @description Each attempt (`attempt`, default the latest) and each array task (`task`) has its own log. With `wait`, holds the request until new bytes arrive or that attempt ends.
          */
         get: operations["jobLogs"];
         put?: never;
@@ -544,11 +544,17 @@ export interface components {
         LogChunk: {
             /** @enum {string} */
             stream: "stdout" | "stderr";
+            /** @description The attempt these bytes are from. */
+            attempt: number;
+            /** @description How many attempts the job has had so far (its latest). */
+            attempts: number;
+            /** @description The array task, or null for the job's own log. */
+            task: number | null;
             offset: number;
             /** @description UTF-8 text of the bytes from offset. */
             data: string;
             nextOffset: number;
-            /** @description True once the job is terminal and every byte has been shipped. */
+            /** @description True once this attempt has ended and every byte has been shipped: the job is terminal, or (for an earlier attempt) the next attempt has reached Slurm. */
             complete: boolean;
         };
         ClusterView: {
@@ -705,6 +711,10 @@ export interface components {
                 offset: number;
                 /** @description base64 of the bytes starting at offset. */
                 data: string;
+                /** @description The attempt whose file these bytes are from (default: the job's current attempt). Bytes of an attempt that has ended are kept even after the job moved on to the next one. */
+                attempt?: number;
+                /** @description The array task whose stdout.<task>/stderr.<task> these bytes are from. */
+                task?: number;
             }[];
             result?: unknown;
             /** @description An array job's tasks, each with its own state, exit code and reason (the whole list each time). */
@@ -1171,6 +1181,10 @@ export interface operations {
         parameters: {
             query?: {
                 stream?: "stdout" | "stderr";
+                /** @description Which attempt's log (1 is the first run; default: the latest). */
+                attempt?: number;
+                /** @description An array job's task: its own stdout.<task>/stderr.<task>. */
+                task?: number | null;
                 offset?: number | null;
                 limit?: number;
                 wait?: number | null;

@@ -128,12 +128,19 @@ export const jobLogs = createRoute({
   operationId: "jobLogs",
   tags: ["jobs"],
   summary: "Read a job's stdout or stderr from a byte offset",
-  description: "With `wait`, holds the request until new bytes arrive or the job ends.",
+  description:
+    "Each attempt (`attempt`, default the latest) and each array task (`task`) has its own log. With `wait`, holds the request until new bytes arrive or that attempt ends.",
   security: bearer,
   request: {
     params: IdParam,
     query: z.strictObject({
       stream: LogStream.default("stdout"),
+      attempt: z.coerce.number().int().min(1).max(1_000).optional().openapi({
+        description: "Which attempt's log (1 is the first run; default: the latest).",
+      }),
+      task: z.coerce.number().int().min(0).max(4_000_000).optional().openapi({
+        description: "An array job's task: its own stdout.<task>/stderr.<task>.",
+      }),
       offset: z.coerce.number().int().min(0).default(0),
       limit: z.coerce.number().int().min(1).max(1_048_576).default(262_144),
       wait: z.coerce.number().int().min(0).max(25).default(0),

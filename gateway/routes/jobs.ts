@@ -20,11 +20,43 @@ import {
   listEvents,
   listJobs,
 } from "../store/jobs.ts";
-import { readLog } from "../store/logs.ts";
+import { isArrayTask, readLog } from "../store/logs.ts";
 import { readJobTasks } from "../store/tasks.ts";
 import { hashJson } from "../tokens.ts";
 import { createRouter } from "./common.ts";
 import * as routes from "./jobs.routes.ts";
+
+/** A log the job cannot have is a 422 naming the parameter, not an empty log that never completes. */
+function checkLogSource(job: Job, attempt: number, task: number | undefined): void {
+  if (attempt > job.attempt) {
+    throw new ApiProblem("validation_failed", `attempt ${attempt}: the job has had ${job.attempt} attempt(s) so far`, {
+      field: "query.attempt",
+    });
+  }
+  if (task === undefined) {
+    return;
+  }
+  const indexes = job.spec.array?.indexes;
+  if (!indexes) {
+    throw new ApiProblem("validation_failed", `task ${task}: the job is not an array job`, { field: "query.task" });
+  }
+  if (!isArrayTask(indexes, task)) {
+    throw new ApiProblem("validation_failed", `task ${task} is not in the job's array (${indexes})`, {
+      field: "query.task",
+    });
+  }
+}
+
+/**
+ * True once no more bytes of `attempt` can arrive: the job is terminal, or a later attempt has
+ * reached Slurm (the agent ships what is left of an attempt before it submits the next one).
+ */
+function attemptEnded(job: Job, attempt: number): boolean {
+  if (isTerminal(job.state)) {
+    return true;
+  }
+  return attempt < job.attempt && (attempt + 1 < job.attempt || !["queued", "leased"].includes(job.state));
+}
 
 function userOf(p: Principal): string {
   if (p.kind === "agent") {
@@ -226,33 +258,39 @@ export function jobsRouter(deps: Deps) {
 
   app.openapi(routes.jobLogs, async (c) => {
     const { id } = c.req.valid("param");
-    const { stream, offset, limit, wait } = c.req.valid("query");
+    const { stream, offset, limit, wait, task } = c.req.valid("query");
     const principal = c.get("principal");
-    await visibleJob(deps, principal, id);
+    const asked = await visibleJob(deps, principal, id);
+    const attempt = c.req.valid("query").attempt ?? asked.attempt;
+    checkLogSource(asked, attempt, task);
+    const source = { stream, attempt, task };
     const read = async () => {
-      const chunk = await readLog(deps.db, id, stream, offset, limit);
+      const chunk = await readLog(deps.db, id, source, offset, limit);
       if (chunk.bytes.length > 0) {
         return chunk;
       }
       const job = await getJob(deps.db, id);
-      return job && isTerminal(job.state) ? chunk : undefined;
+      return job && attemptEnded(job, attempt) ? chunk : undefined;
     };
     const chunk =
       (await longPoll(deps.notifier, `job:${id}`, wait, read, {
         recheckMs: deps.recheckMs,
         now: deps.now,
         signal: c.req.raw.signal,
-      })) ?? (await readLog(deps.db, id, stream, offset, limit));
-    const job = await getJob(deps.db, id);
+      })) ?? (await readLog(deps.db, id, source, offset, limit));
+    const job = (await getJob(deps.db, id)) ?? asked;
     const bytes = chunk.bytes.subarray(0, utf8SafeLength(chunk.bytes));
     const nextOffset = offset + bytes.length;
     return c.json(
       {
         stream,
+        attempt,
+        attempts: job.attempt,
+        task: task ?? null,
         offset,
         data: new TextDecoder().decode(bytes),
         nextOffset,
-        complete: Boolean(job && isTerminal(job.state) && nextOffset >= chunk.end),
+        complete: attemptEnded(job, attempt) && nextOffset >= chunk.end,
       },
       200,
     );

@@ -7,7 +7,7 @@ import type { JobState, Report } from "../../schemas/index.ts";
 import { isTerminal } from "../../schemas/index.ts";
 import type { Database } from "../db/client.ts";
 import { parseStoredSpec } from "./job-row.ts";
-import { appendLogStatement, base64ToBytes } from "./logs.ts";
+import { appendLogStatement, base64ToBytes, isArrayTask } from "./logs.ts";
 import { judgeTransition, retryFlag } from "./state-machine.ts";
 import { type JobChanges, guardedTransition } from "./transition.ts";
 
@@ -35,34 +35,93 @@ export async function applyReport(
     if (!row || String(row.cluster) !== ctx.cluster) {
       return { jobId: report.jobId, status: "not_found" };
     }
+    const logs = logStatements(row, report);
     const epoch = Number(row.epoch);
-    if (report.epoch !== epoch) {
-      return { jobId: report.jobId, status: "stale", detail: `epoch ${report.epoch} is stale; current is ${epoch}` };
-    }
     const from = String(row.state) as JobState;
-    if (from === "queued") {
-      // Nobody holds a queued job (its lease expired or was given back): the sender's epoch is a leftover.
-      return { jobId: report.jobId, status: "stale", detail: "the job is queued: no agent holds it" };
+    const stale =
+      report.epoch !== epoch
+        ? `epoch ${report.epoch} is stale; current is ${epoch}`
+        : // Nobody holds a queued job (its lease expired or was given back): the sender's epoch is a leftover.
+          from === "queued"
+          ? "the job is queued: no agent holds it"
+          : undefined;
+    if (stale) {
+      // The bytes of an attempt that has ended belong to nobody's lease: keep them, so a retry loses nothing.
+      if (logs.ended.length) {
+        await db.write(logs.ended);
+      }
+      if (logs.ended.length && logs.ended.length === report.logs.length && isLogsOnly(report)) {
+        return { jobId: report.jobId, status: "applied", detail: "logs of an attempt that has ended" };
+      }
+      return { jobId: report.jobId, status: "stale", detail: stale };
     }
     const seq = Number(row.last_seq);
     const cancelRequested = Boolean(Number(row.cancel_requested));
-    const logStatements: InStatement[] = report.logs.map((chunk) =>
-      appendLogStatement(report.jobId, chunk.stream, chunk.offset, base64ToBytes(chunk.data)),
-    );
-
     const plan = planTransition(row, from, seq, report, actor, ctx.now);
     if (plan.status !== "apply") {
-      if (logStatements.length) {
-        await db.write(logStatements);
+      if (logs.all.length) {
+        await db.write(logs.all);
       }
       return { jobId: report.jobId, status: plan.status, detail: plan.detail, cancelRequested };
     }
-    const results = await db.write([...plan.statements, ...logStatements]);
+    const results = await db.write([...plan.statements, ...logs.all]);
     if (results[0]?.rowsAffected === 1) {
       return { jobId: report.jobId, status: "applied", cancelRequested };
     }
   }
   return { jobId: report.jobId, status: "stale", detail: "job kept changing while the report was applied" };
+}
+
+function isLogsOnly(report: Report): boolean {
+  return (
+    report.state === undefined &&
+    report.requeue === undefined &&
+    report.slurmJobId === undefined &&
+    report.result === undefined &&
+    report.script === undefined
+  );
+}
+
+/**
+ * The report's log chunks as appends, each under its attempt's (and task's) key. A chunk of an attempt
+ * the job has not reached, or of a task the job's array does not have, is dropped: it cannot be true.
+ */
+function logStatements(row: Row, report: Report): { all: InStatement[]; ended: InStatement[] } {
+  const current = Number(row.attempt);
+  const all: InStatement[] = [];
+  const ended: InStatement[] = [];
+  let indexes: string | undefined | null;
+  for (const chunk of report.logs) {
+    const attempt = chunk.attempt ?? current;
+    if (attempt > current) {
+      continue;
+    }
+    if (chunk.task !== undefined) {
+      indexes ??= arrayIndexesOf(row);
+      if (!indexes || !isArrayTask(indexes, chunk.task)) {
+        continue;
+      }
+    }
+    const statement = appendLogStatement(
+      report.jobId,
+      { stream: chunk.stream, attempt, task: chunk.task },
+      chunk.offset,
+      base64ToBytes(chunk.data),
+    );
+    all.push(statement);
+    if (attempt < current) {
+      ended.push(statement);
+    }
+  }
+  return { all, ended };
+}
+
+function arrayIndexesOf(row: Row): string | null {
+  try {
+    return (JSON.parse(String(row.spec)) as JobSpec).array?.indexes ?? null;
+  } catch {
+    return null;
+  }
 }
 
 type Plan =
@@ -157,12 +216,19 @@ function planTransition(row: Row, from: JobState, seq: number, report: Report, a
     },
     now,
   );
-  const retry = retryPlan(row, to, seq + 1, actor, now);
+  const retry = retryPlan(row, to, report.slurmJobId ?? slurmJobId, seq + 1, actor, now);
   return { status: "apply", statements: retry ? [...statements, ...retry] : statements };
 }
 
 /** When the job's retry policy covers this ending, a second guarded step queues the next attempt. */
-function retryPlan(row: Row, to: JobState, seq: number, actor: string, now: number): InStatement[] | undefined {
+function retryPlan(
+  row: Row,
+  to: JobState,
+  slurmJobId: string | null,
+  seq: number,
+  actor: string,
+  now: number,
+): InStatement[] | undefined {
   const flag = retryFlag(to);
   if (!flag) {
     return undefined;
@@ -177,7 +243,9 @@ function retryPlan(row: Row, to: JobState, seq: number, actor: string, now: numb
   if (!spec.retries?.[flag] || attempt > (spec.retries?.max ?? 0) || Number(row.cancel_requested)) {
     return undefined;
   }
-  const reason = `attempt ${attempt} ended ${to}; retrying as attempt ${attempt + 1} of ${(spec.retries.max ?? 0) + 1}`;
+  // Each attempt's Slurm job and ending stay in the history: the row's slurm_job_id is cleared below.
+  const slurmJob = slurmJobId === null ? "" : ` (slurm job ${slurmJobId})`;
+  const reason = `attempt ${attempt}${slurmJob} ended ${to}; retrying as attempt ${attempt + 1} of ${(spec.retries.max ?? 0) + 1}`;
   return guardedTransition(
     String(row.id),
     seq,

@@ -314,6 +314,28 @@ describe("renderBatchScript: the wrapper, run with bash", () => {
     expect((await readFile(join(jobDir, "exitcode"), "utf8")).trim()).toBe("3");
   });
 
+  it("tells the payload its attempt and, from attempt 2 on, the previous attempt's directory", async () => {
+    const first = await runJob("attempt-1", { command: [NODE, PROBE] });
+    expect(first.result.code, first.result.stderr).toBe(0);
+    const env1 = (JSON.parse(first.result.stdout) as ProbeOutput).env;
+    expect(env1.SLURMGATE_ATTEMPT).toBe("1");
+    expect(env1.SLURMGATE_PREVIOUS_JOB_DIR).toBeUndefined();
+    const previousJobDir = join(root, "attempt-1");
+    const lease = { jobId: JOB_ID, attempt: 2, spec: { name: "t", command: [NODE, PROBE] } };
+    const second = await runJob("attempt-2", {}, { lease: lease as RenderInput["lease"], previousJobDir });
+    expect(second.result.code, second.result.stderr).toBe(0);
+    const env2 = (JSON.parse(second.result.stdout) as ProbeOutput).env;
+    expect(env2.SLURMGATE_ATTEMPT).toBe("2");
+    expect(env2.SLURMGATE_PREVIOUS_JOB_DIR).toBe(previousJobDir);
+    expect(env2.SLURMGATE_JOB_DIR).toBe(join(root, "attempt-2"));
+  });
+
+  it("refuses a previous attempt's directory that is not a plain absolute path", () => {
+    for (const previousJobDir of ["relative/dir", "/x/$(id)", "/x\n#SBATCH --uid=0", "/a'b"]) {
+      expect(refusal(() => renderBatchScript(input({}, { previousJobDir }))).code).toBe("path_outside_roots");
+    }
+  });
+
   it("uses the resolved workdir", async () => {
     const workdir = join(root, "shared", "data", "run1");
     await import("node:fs/promises").then((fs) => fs.mkdir(workdir, { recursive: true }));

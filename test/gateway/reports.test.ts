@@ -99,7 +99,7 @@ describe("reports", () => {
     ]);
     let job = await w.job(id);
     expect(job).toMatchObject({ state: "queued", attempt: 2, slurmJobId: null });
-    expect(job.reason).toMatch(/attempt 1 ended timeout; retrying as attempt 2 of 2/);
+    expect(job.reason).toMatch(/attempt 1 \(slurm job 7\) ended timeout; retrying as attempt 2 of 2/);
     expect(job.events.slice(-2).map((e) => e.state)).toEqual(["timeout", "queued"]);
     expectFold(job);
 
