@@ -12,6 +12,7 @@ import { createLocalExecutor } from "./executor/local.ts";
 import { remoteLoginEnv, sshExecutorFromConfig } from "./executor/ssh.ts";
 import type { Executor } from "./executor/types.ts";
 import { createGatewayApi, type GatewayApi } from "./gateway-api.ts";
+import { verifyAgentToken } from "./identity.ts";
 import { AGENT_VERSION, collectInventory } from "./inventory.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { resolveRoots } from "./paths.ts";
@@ -31,6 +32,10 @@ export type AgentHandle = {
 
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve) => {
+    if (signal?.aborted) {
+      resolve(); // an abort that came first fires no event: the stop would wait out the whole backoff
+      return;
+    }
     const timer = setTimeout(resolve, ms);
     signal?.addEventListener("abort", () => {
       clearTimeout(timer);
@@ -85,9 +90,19 @@ const unlockAndThrow =
 export async function createAgent(
   config: AgentConfig,
   env: Record<string, string | undefined>,
-  overrides: { executor?: Executor; api?: GatewayApi; log?: Logger; mode?: "local" | "ssh" } = {},
+  overrides: {
+    executor?: Executor;
+    api?: GatewayApi;
+    log?: Logger;
+    mode?: "local" | "ssh";
+    /** A daemon keeps asking an unreachable gateway whose token it holds; `--once` gives up at once. */
+    waitForGateway?: boolean;
+  } = {},
 ): Promise<AgentHandle> {
   const log = overrides.log ?? createLogger(config.SLURMGATE_LOG_LEVEL);
+  const api = overrides.api ?? createGatewayApi({ baseUrl: config.SLURMGATE_URL, token: config.SLURMGATE_AGENT_TOKEN });
+  // Before anything is locked, created or connected: a token of another cluster must not start.
+  await verifyAgentToken(api, config.SLURMGATE_CLUSTER, { retry: overrides.waitForGateway ?? false, log });
   const ssh = !overrides.executor && config.SLURMGATE_SSH_HOST ? sshExecutorFromConfig(config, env, log) : null;
   const executor =
     overrides.executor ??
@@ -108,7 +123,7 @@ export async function createAgent(
   const ctx: AgentContext = {
     config,
     agentId,
-    api: overrides.api ?? createGatewayApi({ baseUrl: config.SLURMGATE_URL, token: config.SLURMGATE_AGENT_TOKEN }),
+    api,
     slurm: slurmCommandsFor(config, executor, slurmEnv),
     executor,
     roots: await resolveRoots(executor, config.SLURMGATE_SHARED_ROOTS).catch(unlockAndThrow(unlock)),
@@ -168,6 +183,25 @@ export async function createAgent(
     return stats;
   };
 
+  /**
+   * After the last cycle has finished (its submissions recorded, exactly as on any cycle): the
+   * cluster shows down at once instead of after the liveness window. The leases stay until they
+   * expire, so a restarted agent on the same state file simply renews them.
+   */
+  const sayGoodbye = async () => {
+    const result = await ctx.api.goodbye(agentId);
+    if (result.ok) {
+      log("info", "said goodbye to the gateway", {
+        held: state.all().length,
+        clusterAlive: result.value.clusterAlive,
+      });
+    } else {
+      log("warn", "goodbye not delivered; the cluster shows down after the liveness window", {
+        message: result.message,
+      });
+    }
+  };
+
   const status = () => ({
     agentId,
     cluster: config.SLURMGATE_CLUSTER,
@@ -212,6 +246,9 @@ export async function createAgent(
           } catch (err) {
             log("error", "cycle crashed; carrying on", { error: (err as Error).message });
           }
+          if (controller.signal.aborted) {
+            break; // stopping: the long-poll was cut short on purpose, that is no failure
+          }
           if (!stats?.gatewayReachable || stats.errors.length > 0) {
             failures++;
             await sleep(
@@ -223,6 +260,9 @@ export async function createAgent(
           }
         }
       } finally {
+        if (controller.signal.aborted) {
+          await sayGoodbye();
+        }
         unlock();
         ssh?.close();
         log("info", "agent stopped", { agentId });

@@ -9,6 +9,7 @@ import { createLocalExecutor } from "./executor/local.ts";
 import { type SshExecutor, remoteLoginEnv, sshExecutorFromConfig } from "./executor/ssh.ts";
 import type { Executor } from "./executor/types.ts";
 import { createGatewayApi } from "./gateway-api.ts";
+import { tokenMismatch } from "./identity.ts";
 import { isInside } from "./paths.ts";
 import { slurmCommandsFor } from "./slurm-commands.ts";
 
@@ -149,16 +150,16 @@ export async function doctorChecks(
     });
   } else {
     checks.push({ name: "gateway", ok: true, detail: `${config.SLURMGATE_URL} answers` });
-    const bound = me.value.kind === "agent" && me.value.cluster === config.SLURMGATE_CLUSTER;
+    const mismatch = tokenMismatch(me.value, config.SLURMGATE_CLUSTER);
     checks.push(
-      bound
-        ? { name: "token", ok: true, detail: `agent token bound to ${me.value.cluster}` }
-        : {
+      mismatch
+        ? {
             name: "token",
             ok: false,
-            detail: `a ${me.value.kind} token${me.value.cluster ? ` for ${me.value.cluster}` : ""}, not an agent token for ${config.SLURMGATE_CLUSTER}`,
+            detail: mismatch,
             fix: `slurmgate token create --cluster ${config.SLURMGATE_CLUSTER}`,
-          },
+          }
+        : { name: "token", ok: true, detail: `agent token bound to ${me.value.cluster}` },
     );
     const rtt = Date.now() - started;
     const skew = Date.parse(me.value.serverTime) - (started + rtt / 2);

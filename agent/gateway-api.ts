@@ -25,6 +25,8 @@ export type GatewayApi = {
   ): Promise<ApiResult<LeaseResponse>>;
   report(agentId: string, reports: Report[]): Promise<ApiResult<ReportOutcome[]>>;
   inventory(inventory: Inventory): Promise<ApiResult<{ serverTime: string }>>;
+  /** Says this agent is stopping: its cluster shows down at once unless another agent is alive. */
+  goodbye(agentId: string): Promise<ApiResult<{ stoppedAt: string | null; clusterAlive: boolean }>>;
 };
 
 async function call<T>(run: () => Promise<{ data?: T; error?: unknown; response: Response }>): Promise<ApiResult<T>> {
@@ -78,5 +80,9 @@ export function createGatewayApi(options: {
       const result = await call(() => client.PUT("/v1/agent/inventory", { body: inventory, signal: timeout() }));
       return result.ok ? { ok: true, value: { serverTime: result.value.serverTime } } : result;
     },
+    // Short: a stopping agent should not hang on an unreachable gateway (it shows down after the
+    // liveness window anyway).
+    goodbye: (agentId) =>
+      call(() => client.POST("/v1/agent/goodbye", { body: { agentId }, signal: AbortSignal.timeout(5_000) })),
   };
 }

@@ -56,7 +56,7 @@ export async function main(argv: string[], env: Record<string, string | undefine
     return 2;
   }
   const config = parseAgentConfig(source);
-  const agent = await createAgent(config, source);
+  const agent = await createAgent(config, source, { waitForGateway: !values.once });
   if (values.once) {
     const stats = await agent.runOnce();
     if (values.status) {

@@ -4,6 +4,7 @@
  * the TTL. A cache only: the database stays the truth.
  */
 import type { Grant } from "../schemas/index.ts";
+import { livenessByCluster } from "./agent-liveness.ts";
 import type { Deps } from "./deps.ts";
 import type { ClusterCandidate } from "./routing.ts";
 import { listAgents, listClusters, listGrants } from "./store/admin.ts";
@@ -27,15 +28,10 @@ async function load(deps: Deps): Promise<Snapshot> {
     listAgents(deps.db),
     listGrants(deps.db),
   ]);
-  const lastSeen = new Map<string, number>();
-  for (const a of agents) {
-    lastSeen.set(a.cluster, Math.max(lastSeen.get(a.cluster) ?? 0, a.lastSeenAt));
-  }
-  const liveness = deps.config.SLURMGATE_AGENT_LIVENESS_SECONDS * 1000;
+  const liveness = livenessByCluster(agents, now, deps.config.SLURMGATE_AGENT_LIVENESS_SECONDS * 1000);
   const clusters = new Map<string, ClusterCandidate>();
   for (const [name, record] of records) {
-    const seen = lastSeen.get(name) ?? null;
-    clusters.set(name, { ...record, alive: seen !== null && now - seen <= liveness, lastSeenAt: seen });
+    clusters.set(name, { ...record, ...(liveness.get(name) ?? { alive: false, lastSeenAt: null, stoppedAt: null }) });
   }
   return { at: now, clusters, grants };
 }

@@ -19,6 +19,8 @@ export type ClusterCandidate = {
   inventory: Inventory | null;
   alive: boolean;
   lastSeenAt: number | null;
+  /** Set when no agent is alive because the last one said goodbye (see gateway/agent-liveness.ts). */
+  stoppedAt?: number | null;
 };
 
 export type Route = { cluster: string; partition: string | null; spec: JobSpec; reason: string | null };
@@ -260,8 +262,8 @@ export function routeJob(spec: JobSpec, grants: Grant[], clusters: Map<string, C
       throw unsatisfiable([routed]);
     }
     if (!candidate.alive && !routed.reason) {
-      const since = candidate.lastSeenAt ? `since ${new Date(candidate.lastSeenAt).toISOString()}` : "yet";
-      return { ...routed, reason: `queued for ${spec.cluster}, whose agent has not been seen ${since}` };
+      // A pinned job waits for the cluster's agent to come back (a restart is seconds of goodbye).
+      return { ...routed, reason: `queued for ${spec.cluster} until an agent is back: ${whyDown(candidate)}` };
     }
     return routed;
   }
@@ -285,13 +287,25 @@ export function routeJob(spec: JobSpec, grants: Grant[], clusters: Map<string, C
   }
   if (idle.length > 0) {
     const names = idle.map((r) => r.cluster).join(", ");
+    const why = idle.map((r) => whyDown(clusters.get(r.cluster)!)).join("; ");
     throw new ApiProblem(
       "unsatisfiable",
-      `only ${names} could run this job and no agent there has been seen recently (as of ${new Date(now).toISOString()}); set "cluster" to queue it there anyway`,
+      `only ${names} could run this job and no agent there is alive (as of ${new Date(now).toISOString()}): ${why}; set "cluster" to queue it there anyway`,
       { field: "cluster" },
     );
   }
   throw unsatisfiable(failures);
+}
+
+/** Why a cluster has no live agent, in words: a deliberate stop, or silence. */
+function whyDown(candidate: ClusterCandidate): string {
+  const name = candidate.config.name;
+  if (candidate.stoppedAt) {
+    return `the agent of ${name} stopped at ${new Date(candidate.stoppedAt).toISOString()}; no live agent`;
+  }
+  return candidate.lastSeenAt
+    ? `${name}'s agent has not been seen since ${new Date(candidate.lastSeenAt).toISOString()}`
+    : `${name}'s agent has not connected yet`;
 }
 
 function unsatisfiable(failures: Failure[]): ApiProblem {

@@ -163,6 +163,25 @@ export const ReportOutcome = z
   .openapi("ReportOutcome");
 export const ReportResponse = z.object({ outcomes: z.array(ReportOutcome) }).openapi("ReportResponse");
 
+export const Goodbye = z
+  .strictObject({
+    agentId: z.string().min(1).max(128).openapi({ description: "The agentId this agent leased with." }),
+  })
+  .openapi("Goodbye");
+
+export const GoodbyeResponse = z
+  .object({
+    agentId: z.string(),
+    stoppedAt: z
+      .string()
+      .nullable()
+      .openapi({ description: "When the gateway recorded the stop (the first goodbye); null for an unknown agentId." }),
+    clusterAlive: z
+      .boolean()
+      .openapi({ description: "Whether another agent of the cluster is still alive (and jobs still routed there)." }),
+  })
+  .openapi("GoodbyeResponse");
+
 export const GresCount = z.strictObject({ type: z.string(), count: z.number().int() });
 
 export const PartitionInfo = z

@@ -49,6 +49,7 @@ export const AgentStatus = z
     agentId: z.string(),
     version: z.string(),
     lastSeenAt: z.string(),
+    stoppedAt: z.string().nullable().openapi({ description: "When this agent said goodbye; null while it runs." }),
     cycleMs: z.number().nullable(),
     mode: z.string(),
   })
@@ -58,8 +59,13 @@ export const ClusterView = z
   .object({
     name: z.string(),
     description: z.string(),
-    alive: z.boolean().openapi({ description: "An agent was seen within the liveness window." }),
+    alive: z
+      .boolean()
+      .openapi({ description: "An agent was seen within the liveness window and has not said goodbye since." }),
     lastSeenAt: z.string().nullable(),
+    stoppedAt: z.string().nullable().openapi({
+      description: "Set when no agent is alive and the last one seen stopped deliberately (said goodbye) at this time.",
+    }),
     partitions: z.array(z.string()).openapi({ description: "Partitions you may use here." }),
     inventory: Inventory.nullable(),
     agents: z.array(AgentStatus),

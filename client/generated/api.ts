@@ -213,6 +213,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/agent/goodbye": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Say this agent is stopping: its cluster shows down at once unless another agent is alive
+         * @description Idempotent: a repeated goodbye keeps the first time; an agentId this cluster has never seen changes nothing. The jobs the agent holds keep their leases until they expire, so a restarted agent (same state file) renews them and another agent of the cluster takes them over after expiry; nothing is resubmitted. The next lease or inventory from the same agentId makes it alive again.
+         */
+        post: operations["agentGoodbye"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/admin/users": {
         parameters: {
             query?: never;
@@ -560,9 +580,11 @@ export interface components {
         ClusterView: {
             name: string;
             description: string;
-            /** @description An agent was seen within the liveness window. */
+            /** @description An agent was seen within the liveness window and has not said goodbye since. */
             alive: boolean;
             lastSeenAt: string | null;
+            /** @description Set when no agent is alive and the last one seen stopped deliberately (said goodbye) at this time. */
+            stoppedAt: string | null;
             /** @description Partitions you may use here. */
             partitions: string[];
             inventory: components["schemas"]["Inventory"];
@@ -609,6 +631,8 @@ export interface components {
             agentId: string;
             version: string;
             lastSeenAt: string;
+            /** @description When this agent said goodbye; null while it runs. */
+            stoppedAt: string | null;
             cycleMs: number | null;
             mode: string;
         };
@@ -724,6 +748,17 @@ export interface components {
                 reason: string;
                 retryAfterSeconds: number;
             };
+        };
+        GoodbyeResponse: {
+            agentId: string;
+            /** @description When the gateway recorded the stop (the first goodbye); null for an unknown agentId. */
+            stoppedAt: string | null;
+            /** @description Whether another agent of the cluster is still alive (and jobs still routed there). */
+            clusterAlive: boolean;
+        };
+        Goodbye: {
+            /** @description The agentId this agent leased with. */
+            agentId: string;
         };
         User: {
             name: string;
@@ -1542,6 +1577,84 @@ export interface operations {
             };
             /** @description No such object, or not yours */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request is well-formed but invalid; `field` names the culprit */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    agentGoodbye: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Goodbye"];
+            };
+        };
+        responses: {
+            /** @description Recorded */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GoodbyeResponse"];
+                };
+            };
+            /** @description Malformed request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, revoked or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token may not do this */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -1,15 +1,25 @@
 /**
- * The agent API: lease (long-poll, carries cancel orders and lease renewals), reports, inventory.
+ * The agent API: lease (long-poll, carries cancel orders and lease renewals), reports, inventory,
+ * and goodbye (an agent that stops says so, and its cluster shows down at once).
  * An agent token is bound to one cluster; everything here is scoped to it.
  */
 import { createRoute, z } from "@hono/zod-openapi";
-import { Inventory, LeaseRequest, LeaseResponse, ReportBatch, ReportResponse } from "../../schemas/index.ts";
+import {
+  Goodbye,
+  GoodbyeResponse,
+  Inventory,
+  LeaseRequest,
+  LeaseResponse,
+  ReportBatch,
+  ReportResponse,
+} from "../../schemas/index.ts";
 import type { Deps, Principal } from "../deps.ts";
 import { requireRole } from "../middleware/auth.ts";
 import { longPoll } from "../notifier.ts";
 import { ApiProblem } from "../problem.ts";
 import { invalidateRoutingView } from "../routing-view.ts";
-import { getCluster, saveInventory, touchAgent } from "../store/admin.ts";
+import { clusterLiveness } from "../agent-liveness.ts";
+import { getCluster, listAgents, markAgentStopped, saveInventory, touchAgent } from "../store/admin.ts";
 import { iso, parseStoredSpec } from "../store/job-row.ts";
 import { cancelOrders, claimJobs, rejectInvalidClaim, renewLeases } from "../store/leases.ts";
 import { applyReport } from "../store/reports.ts";
@@ -60,6 +70,25 @@ export const inventoryRoute = createRoute({
       content: { "application/json": { schema: z.object({ ok: z.literal(true), serverTime: z.string() }) } },
     },
     ...problems(400, 401, 403, 404, 413, 422, 429),
+  },
+});
+
+export const goodbyeRoute = createRoute({
+  method: "post",
+  path: "/v1/agent/goodbye",
+  operationId: "agentGoodbye",
+  tags: ["agent"],
+  summary: "Say this agent is stopping: its cluster shows down at once unless another agent is alive",
+  description:
+    "Idempotent: a repeated goodbye keeps the first time; an agentId this cluster has never seen changes nothing. " +
+    "The jobs the agent holds keep their leases until they expire, so a restarted agent (same state file) " +
+    "renews them and another agent of the cluster takes them over after expiry; nothing is resubmitted. " +
+    "The next lease or inventory from the same agentId makes it alive again.",
+  security: bearer,
+  request: { body: { content: { "application/json": { schema: Goodbye } }, required: true } },
+  responses: {
+    200: { description: "Recorded", content: { "application/json": { schema: GoodbyeResponse } } },
+    ...problems(400, 401, 403, 413, 422, 429),
   },
 });
 
@@ -179,6 +208,21 @@ export function agentRouter(deps: Deps) {
     );
     invalidateRoutingView(deps);
     return c.json({ ok: true as const, serverTime: iso(now) }, 200);
+  });
+
+  app.openapi(goodbyeRoute, async (c) => {
+    const cluster = clusterOf(c.get("principal"));
+    const { agentId } = c.req.valid("json");
+    const now = deps.now();
+    // Leases are deliberately left alone. A job the agent left in `submitting` had an sbatch whose
+    // outcome is unknown (it timed out; the controller may still queue it): handed over now, the
+    // next holder's tag lookup could run before the controller settles and submit a second time.
+    // Expiry gives it the lease's length to settle, and a restarted agent renews its leases at once.
+    const stoppedAt = await markAgentStopped(deps.db, { cluster, agentId }, now);
+    invalidateRoutingView(deps);
+    const own = (await listAgents(deps.db)).filter((a) => a.cluster === cluster);
+    const { alive } = clusterLiveness(own, now, deps.config.SLURMGATE_AGENT_LIVENESS_SECONDS * 1000);
+    return c.json({ agentId, stoppedAt: stoppedAt === null ? null : iso(stoppedAt), clusterAlive: alive }, 200);
   });
 
   return app;

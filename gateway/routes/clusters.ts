@@ -3,6 +3,7 @@
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import { ClusterView, TokenKind } from "../../schemas/index.ts";
+import { clusterLiveness } from "../agent-liveness.ts";
 import type { Deps } from "../deps.ts";
 import { requireRole } from "../middleware/auth.ts";
 import { listAgents, listClusters, listGrants } from "../store/admin.ts";
@@ -67,7 +68,7 @@ export function clustersRouter(deps: Deps) {
       listGrants(deps.db, user),
     ]);
     const now = deps.now();
-    const liveness = deps.config.SLURMGATE_AGENT_LIVENESS_SECONDS * 1000;
+    const livenessMs = deps.config.SLURMGATE_AGENT_LIVENESS_SECONDS * 1000;
     const items = [];
     for (const [name, record] of clusters) {
       const grant = grants.find((g) => g.cluster === name);
@@ -75,20 +76,22 @@ export function clustersRouter(deps: Deps) {
         continue;
       }
       const own = agents.filter((a) => a.cluster === name);
-      const lastSeen = own.reduce<number | null>((m, a) => (m === null || a.lastSeenAt > m ? a.lastSeenAt : m), null);
+      const { alive, lastSeenAt, stoppedAt } = clusterLiveness(own, now, livenessMs);
       const all = record.inventory?.partitions.map((p) => p.name) ?? [];
       const allowed = !grant || grant.partitions.includes("*") ? all : all.filter((p) => grant.partitions.includes(p));
       items.push({
         name,
         description: record.config.description,
-        alive: lastSeen !== null && now - lastSeen <= liveness,
-        lastSeenAt: lastSeen === null ? null : iso(lastSeen),
+        alive,
+        lastSeenAt: lastSeenAt === null ? null : iso(lastSeenAt),
+        stoppedAt: stoppedAt === null ? null : iso(stoppedAt),
         partitions: allowed,
         inventory: record.inventory,
         agents: own.map((a) => ({
           agentId: a.agentId,
           version: a.version,
           lastSeenAt: iso(a.lastSeenAt),
+          stoppedAt: a.stoppedAt === null ? null : iso(a.stoppedAt),
           cycleMs: a.cycleMs,
           mode: a.mode,
         })),

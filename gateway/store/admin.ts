@@ -230,6 +230,53 @@ export async function touchAgent(
     .onConflictDoUpdate({ target: [agents.cluster, agents.agentId], set });
 }
 
-export async function listAgents(db: Database) {
-  return db.orm.select().from(agents).orderBy(agents.cluster, agents.agentId);
+/**
+ * Agent rows as the rest of the gateway sees them. A goodbye is stored as a negative
+ * `last_seen_at` (minus the time of the goodbye): the table has no column for it and this change
+ * adds no migration. This is the only place that encodes or decodes it; the next lease or
+ * inventory of the same agentId writes a positive time again, so a restarted agent is alive at once.
+ */
+export type AgentRow = {
+  cluster: string;
+  agentId: string;
+  version: string;
+  mode: string;
+  cycleMs: number | null;
+  lastSeenAt: number;
+  /** When the agent said goodbye; null while it runs. */
+  stoppedAt: number | null;
+};
+
+export async function listAgents(db: Database): Promise<AgentRow[]> {
+  const rows = await db.orm.select().from(agents).orderBy(agents.cluster, agents.agentId);
+  return rows.map((r) => ({
+    ...r,
+    lastSeenAt: Math.abs(r.lastSeenAt),
+    stoppedAt: r.lastSeenAt < 0 ? -r.lastSeenAt : null,
+  }));
+}
+
+/**
+ * Records that an agent stopped. Idempotent: a repeated goodbye keeps the first time. Returns the
+ * recorded stop time, or null when this cluster has no agent of that id (nothing is created).
+ */
+export async function markAgentStopped(
+  db: Database,
+  input: { cluster: string; agentId: string },
+  now: number,
+): Promise<number | null> {
+  const stopped = await db.client.execute({
+    sql: `UPDATE agents SET last_seen_at = -? WHERE cluster = ? AND agent_id = ? AND last_seen_at >= 0
+          RETURNING last_seen_at`,
+    args: [Math.max(now, 1), input.cluster, input.agentId],
+  });
+  if (stopped.rows[0]) {
+    return -Number(stopped.rows[0].last_seen_at);
+  }
+  const rs = await db.client.execute({
+    sql: "SELECT last_seen_at FROM agents WHERE cluster = ? AND agent_id = ?",
+    args: [input.cluster, input.agentId],
+  });
+  const row = rs.rows[0];
+  return row ? -Number(row.last_seen_at) : null;
 }

@@ -36,6 +36,7 @@ const RECIPES: Record<string, Recipe> = {
     audience: "agent",
     body: (ctx) => ({ reports: [{ jobId: ctx.jobId, epoch: 0, state: "submitted", slurmJobId: "77" }] }),
   },
+  agentGoodbye: { ok: 200, audience: "agent", body: () => ({ agentId: "matrix" }) },
   agentInventory: {
     ok: 200,
     audience: "agent",
