@@ -85,10 +85,10 @@ const SHORT_WAIT = new Set(["wait"]);
 function stringArb(s: Schema): fc.Arbitrary<string> {
   if (s.pattern) {
     try {
-      const pattern = new RegExp(s.pattern);
-      const arb = fc.stringMatching(pattern);
+      const arb = fc.stringMatching(new RegExp(s.pattern));
       fc.sample(arb, { numRuns: 1, seed: 1 });
-      return arb.filter((v) => v.length <= (s.maxLength ?? 10_000));
+      const max = s.maxLength ?? 10_000;
+      return arb.map((v) => v.slice(0, max));
     } catch {
       // fast-check cannot generate for this pattern (lookahead): plain strings, mostly refused.
     }
@@ -195,18 +195,37 @@ function mutate(value: unknown): fc.Arbitrary<unknown> {
 }
 
 const DEEP = 10_000;
-/** Prebuilt once: big payloads are shared by reference, not regenerated per request. */
-export const hostileBodies = {
-  deepArrays: `${"[".repeat(DEEP)}${"]".repeat(DEEP)}`,
-  deepObjects: `${'{"a":'.repeat(DEEP)}1${"}".repeat(DEEP)}`,
-  deepInField: (field: string) => `{"name":"deep","command":["x"],"${field}":${"[".repeat(DEEP)}${"]".repeat(DEEP)}}`,
-  hugeString: (bytes: number) => JSON.stringify({ name: "huge", command: ["echo", "x".repeat(bytes)] }),
-};
+const BODY_POOL = 300;
+const deepArray = `${"[".repeat(DEEP)}${"]".repeat(DEEP)}`;
 
-function bodyFor(op: Operation, bodyLimit: number): fc.Arbitrary<FuzzRequest["body"]> {
-  const valid = op.body ? schemaValue(op.body) : fc.constant({});
+type Hostile = { deep: string[]; huge: string[] };
+
+/** Big payloads, built once per run and shared by reference. */
+function hostileTexts(bodyLimit: number): Hostile {
+  const deepFields = ["labels", "env", "result", "resources", "reports", "holding", "partitions", "command", "spec"];
+  const huge = (bytes: number) => JSON.stringify({ name: "huge", command: ["echo", "x".repeat(bytes)] });
+  return {
+    deep: [
+      deepArray,
+      `${'{"a":'.repeat(DEEP)}1${"}".repeat(DEEP)}`,
+      ...deepFields.map((field) => `{"name":"deep","command":["x"],"agentId":"a","${field}":${deepArray}}`),
+      `{"agentId":"a","reports":[{"jobId":"j","epoch":1,"result":${deepArray}}]}`,
+    ],
+    huge: [
+      huge(Math.floor(bodyLimit * 0.9)),
+      huge(bodyLimit + 10),
+      JSON.stringify({ agentId: "a".repeat(bodyLimit / 2) }),
+      JSON.stringify({ name: "n", command: Array.from({ length: 1024 }, () => "y".repeat(40)) }),
+    ],
+  };
+}
+
+function bodyFor(op: Operation, hostile: Hostile, seed: number): fc.Arbitrary<FuzzRequest["body"]> {
+  // A pool of schema-valid bodies drawn once (a JobSpec costs milliseconds to generate), mutated per request.
+  const valid = op.body
+    ? fc.constantFrom(...fc.sample(schemaValue(op.body), { seed, numRuns: BODY_POOL }))
+    : fc.constant({});
   const text = (arb: fc.Arbitrary<string>) => arb.map((t) => ({ kind: "text" as const, text: t }));
-  const deepFields = ["labels", "env", "result", "resources", "reports", "holding", "partitions", "command"];
   return fc.oneof(
     { weight: 10, arbitrary: text(valid.map((v) => JSON.stringify(v))) },
     { weight: 5, arbitrary: text(valid.chain(mutate).map((v) => JSON.stringify(v) ?? "null")) },
@@ -225,9 +244,7 @@ function bodyFor(op: Operation, bodyLimit: number): fc.Arbitrary<FuzzRequest["bo
       weight: 1,
       arbitrary: text(
         fc.constantFrom(
-          hostileBodies.deepArrays,
-          hostileBodies.deepObjects,
-          ...deepFields.map(hostileBodies.deepInField),
+          ...hostile.deep,
           '{"__proto__":{"admin":true},"name":"p","command":["x"]}',
           '{"constructor":{"prototype":{"admin":true}},"name":"p","command":["x"]}',
           '{"name":"dup","name":"twice","command":["x"]}',
@@ -235,16 +252,7 @@ function bodyFor(op: Operation, bodyLimit: number): fc.Arbitrary<FuzzRequest["bo
         ),
       ),
     },
-    {
-      weight: 1,
-      arbitrary: text(
-        fc.constantFrom(
-          hostileBodies.hugeString(Math.floor(bodyLimit * 0.9)),
-          hostileBodies.hugeString(bodyLimit + 10),
-          JSON.stringify({ agentId: "a".repeat(bodyLimit / 2) }),
-        ),
-      ),
-    },
+    { weight: 1, arbitrary: text(fc.constantFrom(...hostile.huge)) },
     {
       weight: 1,
       arbitrary: fc
@@ -434,52 +442,54 @@ const extraHeadersArb: fc.Arbitrary<Record<string, string>> = fc.record(
  * unknown path, a foreign token, a hostile body or content type.
  * @param ids real object ids to aim path parameters at (jobs, users, clusters, tokens)
  */
-export function requestArb(ids: string[], bodyLimit: number): fc.Arbitrary<FuzzRequest> {
-  return fc.constantFrom(...operations).chain((op) =>
-    fc
-      .record({
-        method: fc.oneof(
-          { weight: 12, arbitrary: fc.constant(op.method) },
-          { weight: 1, arbitrary: fc.constantFrom(...METHODS) },
-        ),
-        path: fc.oneof(
-          { weight: 20, arbitrary: pathFor(op, ids) },
-          { weight: 1, arbitrary: oddSegment.map((s) => `/v1/${encodeURIComponent(s)}`) },
-          {
-            weight: 1,
-            arbitrary: fc.constantFrom(
-              `${op.path}/`,
-              "//v1/jobs",
-              "/v1/jobs/../me",
-              "/V1/JOBS",
-              "/v1/agent/../admin/users",
-            ),
-          },
-        ),
-        query: queryFor(op),
-        token: tokenArb,
-        contentType: op.body
-          ? contentTypeArb
-          : fc.oneof({ weight: 5, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: contentTypeArb }),
-        body: op.body
-          ? bodyFor(op, bodyLimit)
-          : fc.oneof(
-              { weight: 6, arbitrary: fc.constant({ kind: "none" as const }) },
-              { weight: 1, arbitrary: bodyFor(op, bodyLimit) },
-            ),
-        headers: extraHeadersArb,
-      })
-      .map((r) => ({
-        method: r.method,
-        path: `${r.path}${r.query}`,
-        token: r.token,
-        contentType: r.contentType,
-        // GET and HEAD cannot carry a body through fetch.
-        body: r.method === "GET" || r.method === "HEAD" ? { kind: "none" as const } : r.body,
-        headers: r.headers,
-        operation: `${op.method} ${op.path}`,
-      })),
-  );
+export function requestArb(ids: string[], bodyLimit: number, seed: number): fc.Arbitrary<FuzzRequest> {
+  // One arbitrary per operation, built once: building them per request costs far more than sending.
+  const hostile = hostileTexts(bodyLimit);
+  return fc.oneof(...operations.map((op) => operationArb(op, ids, hostile, seed)));
+}
+
+function operationArb(op: Operation, ids: string[], hostile: Hostile, seed: number): fc.Arbitrary<FuzzRequest> {
+  const body = bodyFor(op, hostile, seed);
+  return fc
+    .record({
+      method: fc.oneof(
+        { weight: 12, arbitrary: fc.constant(op.method) },
+        { weight: 1, arbitrary: fc.constantFrom(...METHODS) },
+      ),
+      path: fc.oneof(
+        { weight: 20, arbitrary: pathFor(op, ids) },
+        { weight: 1, arbitrary: oddSegment.map((s) => `/v1/${encodeURIComponent(s)}`) },
+        {
+          weight: 1,
+          arbitrary: fc.constantFrom(
+            `${op.path}/`,
+            "//v1/jobs",
+            "/v1/jobs/../me",
+            "/V1/JOBS",
+            "/v1/agent/../admin/users",
+          ),
+        },
+      ),
+      query: queryFor(op),
+      token: tokenArb,
+      contentType: op.body
+        ? contentTypeArb
+        : fc.oneof({ weight: 5, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: contentTypeArb }),
+      body: op.body
+        ? body
+        : fc.oneof({ weight: 6, arbitrary: fc.constant({ kind: "none" as const }) }, { weight: 1, arbitrary: body }),
+      headers: extraHeadersArb,
+    })
+    .map((r) => ({
+      method: r.method,
+      path: `${r.path}${r.query}`,
+      token: r.token,
+      contentType: r.contentType,
+      // GET and HEAD cannot carry a body through fetch.
+      body: r.method === "GET" || r.method === "HEAD" ? { kind: "none" as const } : r.body,
+      headers: r.headers,
+      operation: `${op.method} ${op.path}`,
+    }));
 }
 
 /** A short, printable description of a request for failure reports. */
