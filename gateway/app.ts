@@ -3,13 +3,13 @@
  * No environment or global reads here: everything comes in through deps.
  */
 import { OpenAPIHono } from "@hono/zod-openapi";
-import { bodyLimit } from "hono/body-limit";
 import { requestId } from "hono/request-id";
 import type { AppEnv, Deps } from "./deps.ts";
 import { renderDocsPage } from "./docs-page.ts";
 import { authenticate } from "./middleware/auth.ts";
+import { bodyLimit } from "./middleware/body-limit.ts";
 import { settleUnreadBody } from "./middleware/unread-body.ts";
-import { ApiProblem, createErrorHandler, createNotFoundHandler, logServerResponse } from "./problem.ts";
+import { createErrorHandler, createNotFoundHandler, logServerResponse } from "./problem.ts";
 import { adminRouter } from "./routes/admin.ts";
 import { agentRouter } from "./routes/agent.ts";
 import { clustersRouter } from "./routes/clusters.ts";
@@ -30,15 +30,6 @@ const OPENAPI_CONFIG = {
 const REQUEST_ID_MAX = 128;
 /** How long an early answer waits for the unread rest of a body before it closes the connection instead. */
 const DRAIN_MS = 5_000;
-
-function limit(bytes: number) {
-  return bodyLimit({
-    maxSize: bytes,
-    onError: () => {
-      throw new ApiProblem("payload_too_large", `request body is larger than ${bytes} bytes`, { field: "body" });
-    },
-  });
-}
 
 export function createApp(deps: Deps) {
   const app = new OpenAPIHono<AppEnv>();
@@ -68,10 +59,10 @@ export function createApp(deps: Deps) {
   app.doc31("/openapi.json", OPENAPI_CONFIG);
   app.get("/docs", (c) => c.html(renderDocsPage(app.getOpenAPI31Document(OPENAPI_CONFIG) as never)));
 
-  app.use("/v1/agent/*", limit(deps.config.SLURMGATE_AGENT_BODY_LIMIT_BYTES));
-  app.use("/v1/jobs/*", limit(deps.config.SLURMGATE_BODY_LIMIT_BYTES));
-  app.use("/v1/jobs", limit(deps.config.SLURMGATE_BODY_LIMIT_BYTES));
-  app.use("/v1/admin/*", limit(deps.config.SLURMGATE_BODY_LIMIT_BYTES));
+  app.use("/v1/agent/*", bodyLimit(deps.config.SLURMGATE_AGENT_BODY_LIMIT_BYTES));
+  app.use("/v1/jobs/*", bodyLimit(deps.config.SLURMGATE_BODY_LIMIT_BYTES));
+  app.use("/v1/jobs", bodyLimit(deps.config.SLURMGATE_BODY_LIMIT_BYTES));
+  app.use("/v1/admin/*", bodyLimit(deps.config.SLURMGATE_BODY_LIMIT_BYTES));
   app.use("/v1/*", authenticate(deps));
 
   app.route("/", jobsRouter(deps));

@@ -4,9 +4,9 @@
  * request on the socket, and @hono/node-server closes such a socket shortly after the response
  * although that response said keep-alive: a pooled client then fails its next request.
  *
- * So after the answer is ready, the rest of the body is read and dropped (a declared length up to
- * `maxDrainBytes`, for at most `drainMs`) and the connection stays open; when that is not possible
- * (too long, no length, too slow, or the body is already held by a reader) the answer says
+ * So after the answer is ready, the rest of the body is read and dropped (up to `maxDrainBytes`, for
+ * at most `drainMs`) and the connection stays open; when that is not possible (too long, too slow,
+ * or the body is still held by a reader) the answer says
  * `Connection: close`, so the client opens a fresh connection instead of reusing a dying one.
  *
  * Only Node has `incoming` in the bindings; on Workers the runtime owns the connection and this
@@ -34,15 +34,12 @@ export function settleUnreadBody(options: { maxDrainBytes: number; drainMs: numb
     if (!incoming || incoming.readableEnded || incoming.destroyed) {
       return;
     }
-    const declared = Number(incoming.headers["content-length"]);
+    // A declared length over the cap is not worth reading; a chunked body is read up to the cap.
+    const declared = incoming.headers["content-length"];
+    const body = c.req.raw.body;
     const drainable =
-      incoming.headers["transfer-encoding"] === undefined &&
-      Number.isSafeInteger(declared) &&
-      declared <= options.maxDrainBytes &&
-      c.req.raw.body !== null &&
-      !c.req.raw.body.locked &&
-      !c.req.raw.bodyUsed;
-    if (drainable && (await drain(c.req.raw.body as ReadableStream<Uint8Array>, options))) {
+      (declared === undefined || Number(declared) <= options.maxDrainBytes) && body !== null && !body.locked;
+    if (drainable && (await drain(body, options))) {
       return;
     }
     c.header("connection", "close");

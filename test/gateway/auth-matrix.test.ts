@@ -160,7 +160,9 @@ describe("authorisation matrix", () => {
       const foreign = await w.call(method, `/v1/jobs/${job.id}${suffix}`, w.tokens.bob);
       const absent = await w.call(method, `/v1/jobs/${missing}${suffix}`, w.tokens.bob);
       expect(foreign.status).toBe(404);
-      const normalise = (body: unknown, id: string) => JSON.parse(JSON.stringify(body).replaceAll(id, "<id>"));
+      // Every answer has its own request id; everything else must be the same.
+      const normalise = (body: unknown, id: string) =>
+        JSON.parse(JSON.stringify({ ...(body as object), requestId: undefined }).replaceAll(id, "<id>"));
       expect(normalise(foreign.body, job.id)).toEqual(normalise(absent.body, missing));
     }
     expect((await w.job(job.id)).cancelRequested).toBe(false);

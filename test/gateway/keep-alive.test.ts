@@ -111,9 +111,21 @@ describe("keep-alive after early answers (real gateway process)", () => {
     }
   });
 
-  it("a body over every limit, sized or chunked, is refused with Connection: close and the pool recovers", async () => {
+  it("a chunked body over the limit is drained (413, same socket); one far over it closes and the pool recovers", async () => {
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
     try {
+      // Chunked, over the 4 MB limit but within what the gateway drains: a 413 that keeps the connection.
+      const over = await send(gw.url, agent, "POST", "/v1/jobs", {
+        headers: { authorization: `Bearer ${gw.adminToken}`, "content-type": "application/json" },
+        body: Array.from({ length: 6 }, () => Buffer.alloc(1_000_000, 0x20)),
+      });
+      expect(over.status).toBe(413);
+      expect(problem(over).code).toBe("payload_too_large");
+      expect(over.headers.connection).not.toBe("close");
+      const after = await send(gw.url, agent, "GET", "/healthz");
+      expect(after.socket).toBe(over.socket);
+
+      // Far over every limit: not worth reading; the answer closes the connection.
       const chunks = Array.from({ length: 40 }, () => Buffer.alloc(1_000_000, 0x20));
       const chunked = await send(gw.url, agent, "POST", "/v1/jobs", {
         headers: { authorization: `Bearer ${gw.adminToken}`, "content-type": "application/json" },
