@@ -53,11 +53,35 @@ export function exitCodeOf(err: unknown): number {
   return EXIT.error;
 }
 
+/** One line of text from the gateway: no line breaks, no terminal control characters. */
+const oneLine = (text: string) =>
+  text
+    .replace(/\s*\n\s*/g, "; ")
+    .replace(/\t/g, " ")
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: stripping them is the point
+    .replace(/[\u0000-\u001f\u007f-\u009f]/g, "?");
+
 /**
- * One readable line: `resources.time: a Slurm time … (422 validation_failed)`.
+ * One readable line: `resources.time: a Slurm time … (422 validation_failed)`. A refusal with
+ * several faults gets a summary line, then one indented line per fault:
+ * ```
+ * 3 problems in the request (422 validation_failed):
+ *   unknown field walltime; did you mean resources.time?
+ *   resources.cpusPerTask: Invalid input: expected number, received string
+ * ```
  */
 export function formatError(err: unknown): string {
   let line: string;
+  if (err instanceof SlurmgateError && err.errors.length > 1) {
+    const faults = err.errors.map((e) => {
+      const field = e.field.replace(/^body\./, "");
+      return `  ${oneLine(e.message.startsWith("unknown ") ? e.message : `${field}: ${e.message}`)}`;
+    });
+    // The gateway lists at most 100 faults; its detail says how many there were.
+    const total = Math.max(Number(/^(\d+) problems/.exec(err.detail)?.[1] ?? 0), err.errors.length);
+    const more = total > faults.length ? [`  … and ${total - faults.length} more`] : [];
+    return [`${total} problems in the request (${err.status} ${err.code}):`, ...faults, ...more].join("\n");
+  }
   if (err instanceof SlurmgateError) {
     const detail = err.detail.replace(/^body\./, "");
     const field = err.field?.replace(/^body\./, "");
@@ -77,5 +101,5 @@ export function formatError(err: unknown): string {
   } else {
     line = String(err);
   }
-  return line.replace(/\s*\n\s*/g, "; ");
+  return oneLine(line);
 }

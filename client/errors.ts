@@ -18,11 +18,18 @@ export function isRetryableStatus(status: number): boolean {
   return RETRYABLE_STATUSES.has(status);
 }
 
+/** One field at fault in a refused request: `body.resources.cpus`, and why. */
+export type FieldError = { field: string; message: string };
+
 /**
  * The gateway refused a request with an RFC 9457 problem.
  * @example
  * try { await client.submit(spec); }
- * catch (err) { if (err instanceof SlurmgateError && err.code === "validation_failed") console.error(err.field, err.detail); }
+ * catch (err) {
+ *   if (err instanceof SlurmgateError && err.code === "validation_failed") {
+ *     for (const e of err.errors) console.error(e.field, e.message);
+ *   }
+ * }
  */
 export class SlurmgateError extends Error {
   override readonly name = "SlurmgateError";
@@ -32,8 +39,14 @@ export class SlurmgateError extends Error {
   readonly code: Problem["code"];
   /** The request field at fault as a dotted path (`body.resources.time`), when one is. */
   readonly field: string | undefined;
-  /** The human explanation. */
+  /** The human explanation; with several faults, a summary of all of them. */
   readonly detail: string;
+  /**
+   * Every field at fault, one entry each (a 422 lists all of a body's faults at once: unknown
+   * fields with the field probably meant, wrong types, patterns, fields that exclude each other).
+   * Empty when the problem names no field.
+   */
+  readonly errors: FieldError[];
   /** The whole problem document as sent. */
   readonly problem: Problem;
   /** True for 429/503 and similar: the same request may succeed later. */
@@ -48,6 +61,7 @@ export class SlurmgateError extends Error {
     this.code = problem.code;
     this.field = problem.field;
     this.detail = detail;
+    this.errors = fieldErrorsOf(problem);
     this.problem = problem;
     this.retryable = isRetryableStatus(problem.status);
     this.retryAfterSeconds = retryAfterSeconds;
@@ -133,6 +147,18 @@ export function isAbortError(err: unknown): boolean {
     err !== null &&
     "name" in err &&
     (err.name === "AbortError" || err.name === "TimeoutError")
+  );
+}
+
+/** The problem's `errors[]`, keeping only well-formed entries: a proxy's or a broken gateway's body must not crash a catch block. */
+function fieldErrorsOf(problem: Problem): FieldError[] {
+  const errors: unknown = (problem as { errors?: unknown }).errors;
+  if (!Array.isArray(errors)) {
+    return [];
+  }
+  return errors.filter(
+    (e): e is FieldError =>
+      typeof e === "object" && e !== null && typeof e.field === "string" && typeof e.message === "string",
   );
 }
 

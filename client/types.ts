@@ -27,10 +27,16 @@ export type JobSpec = Schemas["JobSpec"];
  * What you submit: a {@link JobSpec} whose defaulted fields may be left out.
  * @example const spec: JobSpecInput = { name: "train", command: ["python", "train.py"] };
  */
-export type JobSpecInput = Defaulted<
-  JobSpec,
-  "env" | "secrets" | "setup" | "dependsOn" | "labels" | "extraSbatchArgs"
-> & { container?: Defaulted<NonNullable<JobSpec["container"]>, "binds" | "mountHome"> };
+export type JobSpecInput = Omit<
+  Defaulted<JobSpec, "env" | "secrets" | "setup" | "labels" | "extraSbatchArgs">,
+  "container" | "dependsOn" | "retries"
+> & {
+  container?: Omit<Defaulted<Schemas["Container"], "mountHome">, "binds"> & {
+    binds?: Defaulted<Schemas["Bind"], "readonly">[];
+  };
+  dependsOn?: Defaulted<Schemas["Dependency"], "condition">[];
+  retries?: Partial<Schemas["Retries"]>;
+};
 /**
  * One of the job states.
  * @example const s: JobState = "running";

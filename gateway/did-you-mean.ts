@@ -2,8 +2,8 @@
  * "unknown field walltime; did you mean resources.time?": the message for a key a strict object
  * refused. Candidates come from the request's own schema (the refused key's siblings, then the
  * fields of sibling objects one level down), matched by case and separator (`cpus_per_task`), by
- * a small table of names other tools use (Slurm's `--mem`, `walltime`, `gres`, …), and finally by
- * edit distance.
+ * a small table of names other tools use (Slurm's `--mem`, `walltime`, `gres`, …), by prefix, and
+ * finally by edit distance.
  */
 
 /** Our fields (first found wins) and what other tools call them, {@link normalise}d. */
@@ -131,7 +131,12 @@ export function suggestField(root: unknown, parentPath: readonly PropertyKey[], 
       return hit.path;
     }
   }
-  const allowed = wanted.length <= 3 ? 0 : wanted.length <= 5 ? 1 : 2;
+  // A shortened name (`expiresIn` for `expiresInDays`).
+  const longer = wanted.length >= 4 ? candidates.find((c) => normalise(c.name).startsWith(wanted)) : undefined;
+  if (longer) {
+    return longer.path;
+  }
+  const allowed = wanted.length <= 2 ? 0 : wanted.length <= 5 ? 1 : 2;
   let best: { path: string; d: number } | undefined;
   for (const c of candidates) {
     const d = distance(wanted, normalise(c.name));

@@ -133,6 +133,12 @@ export const Retries = z
   })
   .openapi("Retries");
 
+/**
+ * Strict, like every request body: an unknown key is refused, not dropped. The gateway's lease and
+ * the agent re-parse stored specs with this same schema, and the `Job` response embeds it; that is
+ * safe for rows stored before bodies were strict, because the schema then stripped unknown keys, so
+ * no stored spec has one.
+ */
 export const JobSpec = z
   .strictObject({
     name: z.string().regex(JOB_NAME, "letters, digits, '.', '_' or '-', starting with a letter or digit (max 64)"),
