@@ -49,8 +49,15 @@ export interface Executor {
   readFile(path: string, range?: { offset?: number; length?: number }): Promise<Buffer | null>;
   /** lstat semantics (symlinks are not followed); null when the path does not exist. */
   stat(path: string): Promise<FileStat | null>;
-  /** mkdir -p with `mode` for the directories it creates. */
+  /** mkdir -p with `mode` for the directories it creates. Follows symlinks: never for job paths. */
   mkdir(path: string, mode?: number): Promise<void>;
+  /**
+   * Creates the last component of the absolute `path` only (never a parent), with `mode`. No
+   * component of `path` may be a symlink: it fails with code ELOOP rather than create anything
+   * through one. Resolves true when it created the directory, false when something already exists
+   * there (possibly a symlink: check with stat).
+   */
+  mkdirNoFollow(path: string, mode?: number): Promise<boolean>;
   /** Resolves symlinks; null when the path does not exist. */
   realpath(path: string): Promise<string | null>;
   /** rm -f (files) or rm -rf (directories when `recursive`); missing paths are not an error. */
