@@ -99,6 +99,7 @@ describe("corrupt rows on real Slurm", () => {
 
 describe("the agent re-validates every lease before sbatch (real Slurm, in-process agent)", () => {
   let agent: AgentHandle;
+  const sbatchScripts: string[] = [];
   const root = () => slurmClusters().alpha.sharedRoot;
   const jobId = () => `job_${randomBytes(13).toString("hex")}`;
   const base = () => JobSpec.parse({ name: "revalidated", command: ["true"] });
@@ -118,6 +119,15 @@ describe("the agent re-validates every lease before sbatch (real Slurm, in-proce
     // The gateway is never called: the leases are handed to the submit step directly.
     const api = {} as GatewayApi;
     agent = await createAgent(parseAgentConfig(env), env, { api, log: () => {} });
+    // Watch the real sbatch: which scripts it was asked to submit (Slurm may refuse some itself).
+    const real = agent.ctx.slurm;
+    agent.ctx.slurm = {
+      ...real,
+      sbatch: (script, args) => {
+        sbatchScripts.push(script);
+        return real.sbatch(script, args);
+      },
+    };
   });
 
   it.each([
@@ -147,6 +157,7 @@ describe("the agent re-validates every lease before sbatch (real Slurm, in-proce
     expect(result.kind).toBe("refused");
     expect(result.kind !== "retry" && result.report).toMatchObject({ state: "rejected", code });
     expect(slurmJobsTagged("alpha", l.jobId)).toEqual([]);
+    expect(sbatchScripts.filter((script) => script.includes(l.jobId))).toEqual([]);
     expect(existsSync(`${above}/${l.jobId}`)).toBe(false);
   });
 
@@ -156,5 +167,6 @@ describe("the agent re-validates every lease before sbatch (real Slurm, in-proce
     expect(result.kind).toBe("submitted");
     const slurmJobId = result.kind === "submitted" ? result.report.slurmJobId : undefined;
     expect(slurmJobsTagged("alpha", l.jobId)).toEqual([slurmJobId]);
+    expect(sbatchScripts.filter((script) => script.includes(l.jobId))).toHaveLength(1);
   });
 });
