@@ -171,9 +171,10 @@ async function writeFileAtomic(p: string, data: string | Uint8Array, mode = 0o60
 async function readRange(p: string, range: { offset?: number; length?: number } = {}): Promise<Buffer | null> {
   let handle: fs.FileHandle;
   try {
-    handle = await fs.open(p, "r");
+    // O_NOFOLLOW: a symlink in the last component fails with ELOOP instead of being followed.
+    handle = await fs.open(p, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
   } catch (err) {
-    if (isNotFound(err)) {
+    if (isNotFound(err) || (err as { code?: unknown }).code === "ELOOP") {
       return null;
     }
     throw err;

@@ -472,6 +472,10 @@ export function createSshExecutor(options: SshExecutorOptions): SshExecutor {
   };
 
   const readFile = async (p: string, range: { offset?: number; length?: number } = {}): Promise<Buffer | null> => {
+    // SFTP open follows symlinks and has no O_NOFOLLOW: look first (best effort over SFTP).
+    if ((await lstat(p))?.isSymbolicLink()) {
+      return null;
+    }
     const handle = await orNull(sftpCall<Buffer>("open", p, (s, cb) => s.open(p, "r", cb)));
     if (!handle) {
       return null;

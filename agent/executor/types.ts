@@ -45,7 +45,10 @@ export interface Executor {
   run(cmd: string, args: readonly string[], opts?: RunOptions): Promise<ExecResult>;
   /** Writes a whole file atomically enough for our use (temp file + rename), with `mode` (default 0o600). */
   writeFile(path: string, data: string | Uint8Array, mode?: number): Promise<void>;
-  /** Reads up to `length` bytes from `offset`; null when the file does not exist. */
+  /**
+   * Reads up to `length` bytes from `offset`; null when the file does not exist or is a symlink: a
+   * job could plant one in its own directory to have the agent ship a file from outside the roots.
+   */
   readFile(path: string, range?: { offset?: number; length?: number }): Promise<Buffer | null>;
   /** lstat semantics (symlinks are not followed); null when the path does not exist. */
   stat(path: string): Promise<FileStat | null>;

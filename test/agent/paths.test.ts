@@ -220,6 +220,17 @@ describe.each([
     expect(statSync(dir).isDirectory()).toBe(true);
   });
 
+  it("never reads a job file through a symlink a job planted in its own directory", async () => {
+    const dir = await prepareJobDir(executor(), roots, "alice", JOB);
+    writeFileSync(join(outside, "secret"), "do not ship");
+    symlinkSync(join(outside, "secret"), join(dir, "stdout"));
+    symlinkSync(join(outside, "secret"), join(dir, "result.json"));
+    writeFileSync(join(dir, "stderr"), "mine");
+    expect(await executor().readFile(join(dir, "stdout"))).toBeNull();
+    expect(await executor().readFile(join(dir, "result.json"), { length: 100 })).toBeNull();
+    expect((await executor().readFile(join(dir, "stderr")))?.toString()).toBe("mine");
+  });
+
   it("refuses, without creating outside, when the owner directory is swapped for a symlink before the job directory is made", async () => {
     const ex = swapBefore(executor(), join(root, "alice", JOB), () => {
       renameSync(join(root, "alice"), join(root, "alice-moved"));
