@@ -1,9 +1,12 @@
 /**
  * Confines job directories, working directories and bind sources to the shared roots the agent
- * allows (DESIGN invariant 5). Decisions use realpath, so symlinks cannot escape, and compare whole
- * path components, so `/data/safe` never admits `/data/safe-but-unsafe`.
+ * allows (DESIGN invariant 5). Directories are created one level at a time, each component checked
+ * BEFORE anything is created under it, so nothing ever appears outside the roots; decisions use
+ * realpath, so symlinks cannot escape, and compare whole path components, so `/data/safe` never
+ * admits `/data/safe-but-unsafe`.
  */
 import { posix } from "node:path";
+import { RELATIVE_PATH, USER_NAME } from "../schemas/patterns.ts";
 import type { Executor } from "./executor/types.ts";
 
 export class PathError extends Error {
@@ -47,22 +50,92 @@ async function confine(executor: Executor, roots: Roots, path: string, field: st
   return real;
 }
 
-/** Creates `<first root>/<owner>/<jobId>` and returns its real path. */
-export async function prepareJobDir(executor: Executor, roots: Roots, owner: string, jobId: string): Promise<string> {
-  const base = roots.real[0]!;
-  const dir = posix.join(base, owner, jobId);
-  await executor.mkdir(dir, 0o700);
-  return confine(executor, roots, dir, "jobDir");
+const JOB_ID = /^job_[0-9a-z]{20,40}$/;
+
+/**
+ * Walks `segments` down from `base` (a real root), creating what is missing ONE level at a time with
+ * mode 0700, and returns the real path reached. Nothing is ever created outside the roots:
+ * - each segment is a plain name (never `.`, `..`, empty or with a `/`), checked before any I/O;
+ * - each existing component is lstat-ed; a symlink is refused, except (with `followInside`) one
+ *   whose target is an existing directory inside the roots, where the walk continues from the target;
+ * - creation goes through {@link Executor.mkdirNoFollow}, which never creates through a symlink, and
+ *   the new directory must resolve to itself afterwards (a swap in between is refused).
+ */
+async function walkCreate(
+  executor: Executor,
+  roots: Roots,
+  base: string,
+  segments: string[],
+  field: string,
+  followInside: boolean,
+): Promise<string> {
+  for (const segment of segments) {
+    if (!/^[A-Za-z0-9_.+-]+$/.test(segment) || segment === "." || segment === "..") {
+      throw new PathError(field, `${JSON.stringify(segment)} is not a plain directory name`);
+    }
+  }
+  let current = base;
+  for (const segment of segments) {
+    const next = posix.join(current, segment);
+    let st = await executor.stat(next);
+    if (!st) {
+      const created = await executor.mkdirNoFollow(next, 0o700).catch((err: { code?: string; message?: string }) => {
+        throw new PathError(field, `${next} cannot be created safely: ${err.message ?? err.code}`);
+      });
+      st = await executor.stat(next);
+      if (created && (!st?.isDirectory || (await executor.realpath(next)) !== next)) {
+        throw new PathError(field, `${next} changed while it was being created; refusing it`);
+      }
+    }
+    if (!st) {
+      throw new PathError(field, `${next} vanished while it was being created`);
+    }
+    if (st.isSymbolicLink) {
+      const real = await executor.realpath(next);
+      if (!real) {
+        throw new PathError(field, `${next} is a dangling symlink`);
+      }
+      if (!followInside || !roots.real.some((root) => isInside(real, root))) {
+        throw new PathError(field, `${next} is a symlink to ${real}; refusing to create anything through it`);
+      }
+      if (!(await executor.stat(real))?.isDirectory) {
+        throw new PathError(field, `${next} is a symlink to ${real}, which is not a directory`);
+      }
+      current = real;
+      continue;
+    }
+    if (!st.isDirectory) {
+      throw new PathError(field, `${next} exists and is not a directory`);
+    }
+    current = next;
+  }
+  // The last word is realpath's: whatever happened on the way, the result must be inside.
+  return confine(executor, roots, current, field);
 }
 
-/** `spec.workdir` (relative) under the first root; created when missing, then checked. */
-export async function resolveWorkdir(executor: Executor, roots: Roots, workdir: string): Promise<string> {
-  const path = posix.join(roots.real[0]!, workdir);
-  if (!isInside(posix.normalize(path), roots.real[0]!)) {
-    throw new PathError("workdir", `${workdir} leaves the shared root`);
+/**
+ * Creates `<first root>/<owner>/<jobId>` and returns its real path. The owner and job id come from
+ * the gateway, which validates them; the agent checks them again and follows no symlink here.
+ */
+export async function prepareJobDir(executor: Executor, roots: Roots, owner: string, jobId: string): Promise<string> {
+  if (!USER_NAME.test(owner)) {
+    throw new PathError("owner", `${JSON.stringify(owner)} is not a valid user name`);
   }
-  await executor.mkdir(path, 0o700);
-  return confine(executor, roots, path, "workdir");
+  if (!JOB_ID.test(jobId)) {
+    throw new PathError("jobId", `${JSON.stringify(jobId)} is not a job id`);
+  }
+  return walkCreate(executor, roots, roots.real[0]!, [owner, jobId], "jobDir", false);
+}
+
+/**
+ * `spec.workdir` (relative) under the first root; what is missing is created, one level at a time.
+ * An existing symlink on the way is followed only when it stays inside the roots.
+ */
+export async function resolveWorkdir(executor: Executor, roots: Roots, workdir: string): Promise<string> {
+  if (!RELATIVE_PATH.test(workdir)) {
+    throw new PathError("workdir", `${JSON.stringify(workdir)} is not a relative path without '.' or '..' segments`);
+  }
+  return walkCreate(executor, roots, roots.real[0]!, workdir.split("/"), "workdir", true);
 }
 
 /** Bind sources and image files must exist inside the roots. */

@@ -49,9 +49,10 @@ function tracked(lease: Lease, jobDir: string, now: number, slurmJobId: string |
     missingSince: null,
     logOffsets: { stdout: 0, stderr: 0 },
     cancelRequested: false,
-    isArray: Boolean(lease.spec.array),
-    arrayIndexes: lease.spec.array?.indexes ?? null,
-    timeLimit: lease.spec.resources?.time ?? null,
+    // Adopted leases are tracked before any re-validation: a malformed spec must not throw here.
+    isArray: Boolean(lease.spec?.array),
+    arrayIndexes: lease.spec?.array?.indexes ?? null,
+    timeLimit: lease.spec?.resources?.time ?? null,
     lease,
   };
 }
@@ -91,15 +92,34 @@ export async function lookupByTag(ctx: AgentContext, leases: { jobId: string; at
   return { found, complete };
 }
 
-function checkPartition(ctx: AgentContext, spec: JobSpec): void {
-  if (ctx.partitions.length === 0) {
+/** The lease cannot be judged now (the partition list is unknown): give it back, do not guess. */
+class NotNow extends Error {}
+
+/**
+ * The partition must be one this cluster has, by the agent's own sinfo, before sbatch is ever
+ * called. The list is refreshed once when it is empty or lacks the name (a partition added since
+ * the last inventory); when sinfo cannot say, the lease goes back to the queue.
+ */
+async function checkPartition(ctx: AgentContext, spec: JobSpec): Promise<void> {
+  const find = () => {
+    const name = spec.partition ?? ctx.partitions.find((p) => p.default)?.name;
+    return name !== undefined && ctx.partitions.some((p) => p.name === name);
+  };
+  if (ctx.partitions.length > 0 && find()) {
     return;
   }
-  const name = spec.partition ?? ctx.partitions.find((p) => p.default)?.name;
-  if (!name || !ctx.partitions.some((p) => p.name === name)) {
+  try {
+    ctx.partitions = await ctx.slurm.sinfo();
+  } catch (err) {
+    throw new NotNow(`cannot list this cluster's partitions: ${(err as Error).message}`);
+  }
+  if (ctx.partitions.length === 0) {
+    throw new NotNow("sinfo lists no partitions on this cluster");
+  }
+  if (!find()) {
     throw new Refusal(
       "slurm_invalid_partition",
-      `partition '${spec.partition ?? "(default)"}' does not exist on this cluster`,
+      `partition '${spec.partition ?? "(default)"}' does not exist on this cluster; it has ${ctx.partitions.map((p) => p.name).join(", ")}`,
     );
   }
 }
@@ -111,7 +131,7 @@ async function prepare(ctx: AgentContext, lease: Lease) {
     throw new Refusal("invalid_spec", `${issue?.path.join(".") ?? ""}: ${issue?.message ?? "invalid"}`);
   }
   const spec = parsed.data;
-  checkPartition(ctx, spec);
+  await checkPartition(ctx, spec);
   const jobDir = await prepareJobDir(ctx.executor, ctx.roots, lease.owner, jobDirName(lease.jobId, lease.attempt));
   const previousJobDir =
     lease.attempt > 1 ? posix.join(posix.dirname(jobDir), jobDirName(lease.jobId, lease.attempt - 1)) : null;
@@ -160,6 +180,17 @@ export async function submitLease(ctx: AgentContext, lease: Lease): Promise<Subm
   try {
     prepared = await prepare(ctx, lease);
   } catch (err) {
+    if (err instanceof NotNow) {
+      return {
+        kind: "requeue",
+        report: {
+          jobId: lease.jobId,
+          epoch: lease.epoch,
+          logs: [],
+          requeue: { reason: err.message, retryAfterSeconds: 30 },
+        },
+      };
+    }
     if (err instanceof Refusal || err instanceof RenderError) {
       return { kind: "refused", report: refusedReport(lease, err.code, err.message) };
     }

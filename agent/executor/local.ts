@@ -5,6 +5,7 @@
  * shell. A timeout sends SIGTERM and, if the process is still alive after a grace period, SIGKILL.
  */
 import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
 import * as fs from "node:fs/promises";
 import * as path from "node:path";
 import type { ExecResult, Executor, FileStat, RunOptions } from "./types.ts";
@@ -36,6 +37,7 @@ export function createLocalExecutor(options: LocalExecutorOptions = {}): Executo
     async mkdir(p, mode = 0o700) {
       await fs.mkdir(p, { recursive: true, mode });
     },
+    mkdirNoFollow,
     async realpath(p) {
       try {
         return await fs.realpath(p);
@@ -50,6 +52,48 @@ export function createLocalExecutor(options: LocalExecutorOptions = {}): Executo
       await fs.rm(p, { force: true, recursive: opts.recursive ?? false });
     },
   };
+}
+
+/** Linux exposes each open descriptor as a directory path: the base of an openat-style walk. */
+const PROC_FD = "/proc/self/fd";
+const hasProcFd = existsSync(PROC_FD);
+
+/**
+ * Walks `p` one component at a time through open directory descriptors (O_NOFOLLOW each), then
+ * creates the last component relative to its parent's descriptor (mkdirat, which Node lacks).
+ * Swapping any component for a symlink after it was opened changes nothing: the walk holds the
+ * directories, not their names. The agent runs on Linux login nodes; without /proc it refuses.
+ */
+async function mkdirNoFollow(p: string, mode = 0o700): Promise<boolean> {
+  if (!hasProcFd) {
+    throw Object.assign(new Error(`mkdir ${p}: ${PROC_FD} is not available`), { code: "ENOSYS" });
+  }
+  const parts = path.posix.resolve("/", p).split("/").filter(Boolean);
+  const last = parts.pop();
+  if (!last) {
+    throw Object.assign(new Error(`mkdir ${p}: no directory name`), { code: "EINVAL" });
+  }
+  const flags = fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW;
+  let dir = await fs.open("/", fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+  try {
+    for (const part of parts) {
+      // A symlink fails here (ELOOP), and so does anything that is not a directory (ENOTDIR).
+      const next = await fs.open(`${PROC_FD}/${dir.fd}/${part}`, flags);
+      await dir.close();
+      dir = next;
+    }
+    try {
+      await fs.mkdir(`${PROC_FD}/${dir.fd}/${last}`, { mode });
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "EEXIST") {
+        return false;
+      }
+      throw err;
+    }
+  } finally {
+    await dir.close();
+  }
 }
 
 function runLocal(cmd: string, args: readonly string[], opts: RunOptions): Promise<ExecResult> {
@@ -127,9 +171,10 @@ async function writeFileAtomic(p: string, data: string | Uint8Array, mode = 0o60
 async function readRange(p: string, range: { offset?: number; length?: number } = {}): Promise<Buffer | null> {
   let handle: fs.FileHandle;
   try {
-    handle = await fs.open(p, "r");
+    // O_NOFOLLOW: a symlink in the last component fails with ELOOP instead of being followed.
+    handle = await fs.open(p, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
   } catch (err) {
-    if (isNotFound(err)) {
+    if (isNotFound(err) || (err as { code?: unknown }).code === "ELOOP") {
       return null;
     }
     throw err;

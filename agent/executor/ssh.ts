@@ -472,6 +472,10 @@ export function createSshExecutor(options: SshExecutorOptions): SshExecutor {
   };
 
   const readFile = async (p: string, range: { offset?: number; length?: number } = {}): Promise<Buffer | null> => {
+    // SFTP open follows symlinks and has no O_NOFOLLOW: look first (best effort over SFTP).
+    if ((await lstat(p))?.isSymbolicLink()) {
+      return null;
+    }
     const handle = await orNull(sftpCall<Buffer>("open", p, (s, cb) => s.open(p, "r", cb)));
     if (!handle) {
       return null;
@@ -536,6 +540,40 @@ export function createSshExecutor(options: SshExecutorOptions): SshExecutor {
     }
   };
 
+  /**
+   * SFTP has no mkdirat: the parent must resolve to itself (no symlink anywhere) before the mkdir,
+   * and the new directory to itself after it; a component swapped for a symlink in between shows
+   * in the second check, which fails with ELOOP (the caller refuses the job).
+   */
+  const realpathOf = (p: string) => orNull(sftpCall<string>("realpath", p, (s, cb) => s.realpath(p, cb)));
+  const mkdirNoFollow = async (p: string, mode = 0o700): Promise<boolean> => {
+    const absolute = posix.resolve("/", p);
+    const parent = posix.dirname(absolute);
+    if (absolute === "/") {
+      throw Object.assign(new Error(`mkdir ${p} on ${where}: no directory name`), { code: "EINVAL" });
+    }
+    const loop = (what: string) =>
+      Object.assign(new Error(`mkdir ${p} on ${where}: ${what} goes through a symlink`), { code: "ELOOP" });
+    if ((await realpathOf(parent)) !== parent) {
+      throw loop(parent);
+    }
+    if (await lstat(absolute)) {
+      return false;
+    }
+    try {
+      await sftpCall<void>("mkdir", absolute, (s, cb) => s.mkdir(absolute, { mode }, (e) => cb(e)));
+    } catch (err) {
+      if (await lstat(absolute)) {
+        return false;
+      }
+      throw err;
+    }
+    if ((await realpathOf(absolute)) !== absolute) {
+      throw loop(absolute);
+    }
+    return true;
+  };
+
   const rm = async (p: string, opts: { recursive?: boolean } = {}): Promise<void> => {
     const st = await lstat(p);
     if (!st) {
@@ -575,6 +613,7 @@ export function createSshExecutor(options: SshExecutorOptions): SshExecutor {
         : null;
     },
     mkdir,
+    mkdirNoFollow,
     async realpath(p) {
       const resolved = await orNull(sftpCall<string>("realpath", p, (s, cb) => s.realpath(p, cb)));
       // Some servers resolve a missing last component anyway; "does not exist" must stay null.

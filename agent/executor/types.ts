@@ -45,12 +45,22 @@ export interface Executor {
   run(cmd: string, args: readonly string[], opts?: RunOptions): Promise<ExecResult>;
   /** Writes a whole file atomically enough for our use (temp file + rename), with `mode` (default 0o600). */
   writeFile(path: string, data: string | Uint8Array, mode?: number): Promise<void>;
-  /** Reads up to `length` bytes from `offset`; null when the file does not exist. */
+  /**
+   * Reads up to `length` bytes from `offset`; null when the file does not exist or is a symlink: a
+   * job could plant one in its own directory to have the agent ship a file from outside the roots.
+   */
   readFile(path: string, range?: { offset?: number; length?: number }): Promise<Buffer | null>;
   /** lstat semantics (symlinks are not followed); null when the path does not exist. */
   stat(path: string): Promise<FileStat | null>;
-  /** mkdir -p with `mode` for the directories it creates. */
+  /** mkdir -p with `mode` for the directories it creates. Follows symlinks: never for job paths. */
   mkdir(path: string, mode?: number): Promise<void>;
+  /**
+   * Creates the last component of the absolute `path` only (never a parent), with `mode`. No
+   * component of `path` may be a symlink: it fails with code ELOOP rather than create anything
+   * through one. Resolves true when it created the directory, false when something already exists
+   * there (possibly a symlink: check with stat).
+   */
+  mkdirNoFollow(path: string, mode?: number): Promise<boolean>;
   /** Resolves symlinks; null when the path does not exist. */
   realpath(path: string): Promise<string | null>;
   /** rm -f (files) or rm -rf (directories when `recursive`); missing paths are not an error. */
