@@ -12,6 +12,7 @@ export type Report = components["schemas"]["Report"];
 export type ReportOutcome = components["schemas"]["ReportOutcome"];
 export type Inventory = components["schemas"]["Inventory"];
 export type Problem = components["schemas"]["Problem"];
+export type ClusterPolicy = components["schemas"]["ClusterPolicy"];
 
 export type ApiResult<T> =
   | { ok: true; value: T }
@@ -25,6 +26,7 @@ export type GatewayApi = {
   ): Promise<ApiResult<LeaseResponse>>;
   report(agentId: string, reports: Report[]): Promise<ApiResult<ReportOutcome[]>>;
   inventory(inventory: Inventory): Promise<ApiResult<{ serverTime: string }>>;
+  cluster(): Promise<ApiResult<ClusterPolicy>>;
 };
 
 async function call<T>(run: () => Promise<{ data?: T; error?: unknown; response: Response }>): Promise<ApiResult<T>> {
@@ -78,5 +80,6 @@ export function createGatewayApi(options: {
       const result = await call(() => client.PUT("/v1/agent/inventory", { body: inventory, signal: timeout() }));
       return result.ok ? { ok: true, value: { serverTime: result.value.serverTime } } : result;
     },
+    cluster: () => call(() => client.GET("/v1/agent/cluster", { signal: timeout() })),
   };
 }
