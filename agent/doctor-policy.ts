@@ -15,7 +15,11 @@ export type ClusterRules = { name: string; sharedRoots: readonly string[]; allow
  * policyDisagreements({ sharedRoots: ["/s"], allowedSbatchArgs: ["--begin"] }, { name: "hpc", sharedRoots: ["/s"], allowedSbatchArgs: [] })
  * // => ["--begin is in SLURMGATE_ALLOWED_SBATCH_ARGS but not in hpc's allowedSbatchArgs: the gateway refuses it"]
  */
-export function policyDisagreements(agent: AgentRules, cluster: ClusterRules): string[] {
+export function policyDisagreements(agentRules: AgentRules, clusterRules: ClusterRules): string[] {
+  // `/scratch/` and `/scratch` are the same root to both sides' checks.
+  const trim = (roots: readonly string[]) => roots.map((r) => (r.length > 1 ? r.replace(/\/+$/, "") || "/" : r));
+  const agent = { ...agentRules, sharedRoots: trim(agentRules.sharedRoots) };
+  const cluster = { ...clusterRules, sharedRoots: trim(clusterRules.sharedRoots) };
   const config = `${cluster.name}'s`;
   const lines: string[] = [];
   const [agentFirst] = agent.sharedRoots;

@@ -15,6 +15,7 @@ describe("policyDisagreements", () => {
   it("says nothing when the agent and the cluster config agree", () => {
     const same = { sharedRoots: ["/scratch", "/data"], allowedSbatchArgs: ["--constraint", "--exclusive"] };
     expect(policyDisagreements(same, cluster(["/scratch", "/data"], ["--exclusive", "--constraint"]))).toEqual([]);
+    expect(policyDisagreements(same, cluster(["/scratch/", "/data//"], ["--exclusive", "--constraint"]))).toEqual([]);
   });
 
   it("names each difference once, on its own line", () => {
