@@ -8,7 +8,8 @@ import { type AgentConfig, parseAgentConfig } from "./config.ts";
 import { createLocalExecutor } from "./executor/local.ts";
 import { type SshExecutor, remoteLoginEnv, sshExecutorFromConfig } from "./executor/ssh.ts";
 import type { Executor } from "./executor/types.ts";
-import { createGatewayApi } from "./gateway-api.ts";
+import { policyDisagreements } from "./doctor-policy.ts";
+import { type GatewayApi, createGatewayApi } from "./gateway-api.ts";
 import { tokenMismatch } from "./identity.ts";
 import { isInside } from "./paths.ts";
 import { slurmCommandsFor } from "./slurm-commands.ts";
@@ -47,6 +48,35 @@ async function checkRoots(executor: Executor, config: AgentConfig): Promise<Chec
     }
   }
   return checks;
+}
+
+/** The agent's roots and allow-list against the admin's cluster config: one failed check per difference. */
+async function checkClusterPolicy(api: GatewayApi, config: AgentConfig): Promise<Check[]> {
+  const cluster = await api.cluster();
+  if (!cluster.ok) {
+    return [
+      {
+        name: "cluster config",
+        ok: false,
+        detail: `cannot read it: ${cluster.status ? `HTTP ${cluster.status}: ` : ""}${cluster.message}`,
+        fix: "upgrade the gateway, or register the cluster: slurmgate cluster add",
+      },
+    ];
+  }
+  const lines = policyDisagreements(
+    { sharedRoots: config.SLURMGATE_SHARED_ROOTS, allowedSbatchArgs: config.SLURMGATE_ALLOWED_SBATCH_ARGS },
+    cluster.value,
+  );
+  if (lines.length === 0) {
+    return [
+      {
+        name: "cluster config",
+        ok: true,
+        detail: `shared roots and sbatch allow-list agree with ${cluster.value.name}'s cluster config`,
+      },
+    ];
+  }
+  return lines.map((detail) => ({ name: "cluster config", ok: false, detail }));
 }
 
 export async function doctorChecks(
@@ -161,6 +191,9 @@ export async function doctorChecks(
           }
         : { name: "token", ok: true, detail: `agent token bound to ${me.value.cluster}` },
     );
+    if (!mismatch) {
+      checks.push(...(await checkClusterPolicy(api, config)));
+    }
     const rtt = Date.now() - started;
     const skew = Date.parse(me.value.serverTime) - (started + rtt / 2);
     checks.push(

@@ -12,6 +12,7 @@ export type Report = components["schemas"]["Report"];
 export type ReportOutcome = components["schemas"]["ReportOutcome"];
 export type Inventory = components["schemas"]["Inventory"];
 export type Problem = components["schemas"]["Problem"];
+export type ClusterPolicy = components["schemas"]["ClusterPolicy"];
 
 export type ApiResult<T> =
   | { ok: true; value: T }
@@ -27,6 +28,7 @@ export type GatewayApi = {
   inventory(inventory: Inventory): Promise<ApiResult<{ serverTime: string }>>;
   /** Says this agent is stopping: its cluster shows down at once unless another agent is alive. */
   goodbye(agentId: string): Promise<ApiResult<{ stoppedAt: string | null; clusterAlive: boolean }>>;
+  cluster(): Promise<ApiResult<ClusterPolicy>>;
 };
 
 async function call<T>(run: () => Promise<{ data?: T; error?: unknown; response: Response }>): Promise<ApiResult<T>> {
@@ -84,5 +86,6 @@ export function createGatewayApi(options: {
     // liveness window anyway).
     goodbye: (agentId) =>
       call(() => client.POST("/v1/agent/goodbye", { body: { agentId }, signal: AbortSignal.timeout(5_000) })),
+    cluster: () => call(() => client.GET("/v1/agent/cluster", { signal: timeout() })),
   };
 }

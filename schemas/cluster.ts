@@ -31,6 +31,16 @@ export const ClusterConfig = z
   .openapi("ClusterConfig");
 export type ClusterConfig = z.infer<typeof ClusterConfig>;
 
+/** What an agent may read of its own cluster's config: the rules it also enforces itself. */
+export const ClusterPolicy = z
+  .object({
+    name: z.string(),
+    sharedRoots: z.array(z.string()),
+    allowedSbatchArgs: z.array(z.string()),
+  })
+  .openapi("ClusterPolicy");
+export type ClusterPolicy = z.infer<typeof ClusterPolicy>;
+
 export const Grant = z
   .strictObject({
     user: z.string().regex(USER_NAME),

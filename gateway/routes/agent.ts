@@ -5,6 +5,7 @@
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import {
+  ClusterPolicy,
   Goodbye,
   GoodbyeResponse,
   Inventory,
@@ -89,6 +90,20 @@ export const goodbyeRoute = createRoute({
   responses: {
     200: { description: "Recorded", content: { "application/json": { schema: GoodbyeResponse } } },
     ...problems(400, 401, 403, 413, 422, 429),
+  },
+});
+
+export const agentClusterRoute = createRoute({
+  method: "get",
+  path: "/v1/agent/cluster",
+  operationId: "agentCluster",
+  tags: ["agent"],
+  summary: "The admin's roots and sbatch allow-list for this agent's cluster",
+  description: "For `slurmgate agent doctor`, which reports where the agent's own settings differ.",
+  security: bearer,
+  responses: {
+    200: { description: "The cluster's policy", content: { "application/json": { schema: ClusterPolicy } } },
+    ...problems(401, 403, 404, 429),
   },
 });
 
@@ -185,6 +200,16 @@ export function agentRouter(deps: Deps) {
       deps.notifier.notify(`job:${report.jobId}`);
     }
     return c.json({ outcomes }, 200);
+  });
+
+  app.openapi(agentClusterRoute, async (c) => {
+    const cluster = clusterOf(c.get("principal"));
+    const record = await getCluster(deps.db, cluster);
+    if (!record) {
+      throw new ApiProblem("not_found", `cluster ${cluster} is not registered`);
+    }
+    const { name, sharedRoots, allowedSbatchArgs } = record.config;
+    return c.json({ name, sharedRoots, allowedSbatchArgs }, 200);
   });
 
   app.openapi(inventoryRoute, async (c) => {

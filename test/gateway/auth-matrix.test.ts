@@ -49,6 +49,7 @@ const RECIPES: Record<string, Recipe> = {
       partitions: [],
     }),
   },
+  agentCluster: { ok: 200, audience: "agent" },
   adminUpsertUser: { ok: 200, audience: "admin", body: () => ({ name: "carol" }) },
   adminListUsers: { ok: 200, audience: "admin" },
   adminCreateToken: { ok: 201, audience: "admin", body: () => ({ kind: "user", user: "bob" }) },

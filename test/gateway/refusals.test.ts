@@ -174,3 +174,17 @@ describe("allow-lists that name what slurmgate owns", () => {
     expect(expectProblemShape(bad, 422).field).toBe("body.sharedRoots.0");
   });
 });
+
+describe("GET /v1/agent/cluster", () => {
+  it("shows an agent its own cluster's roots and allow-list, and nothing else", async () => {
+    const w = await world();
+    const alpha = await w.call("GET", "/v1/agent/cluster", w.tokens.alphaAgent);
+    expect(alpha.status).toBe(200);
+    expect(alpha.body).toEqual({
+      name: "alpha",
+      sharedRoots: ["/admin-root"],
+      allowedSbatchArgs: ["--constraint", "--exclusive"],
+    });
+    expect(expectProblemShape(await w.call("GET", "/v1/agent/cluster", w.tokens.alice), 403).code).toBe("forbidden");
+  });
+});
