@@ -411,7 +411,9 @@ export function transitions(ctx: AgentContext, jobs: TrackedJob[], seen: Map<str
           epoch: job.epoch,
           state: "lost",
           code: "job_vanished",
-          reason: `Slurm job ${job.slurmJobId} is in neither squeue, sacct nor its exit file since ${new Date(missingSince).toISOString()}`,
+          reason: job.arrayIndexes
+            ? `array ${job.slurmJobId}: not every task of ${job.arrayIndexes} has a record in squeue, sacct or its exit file since ${new Date(missingSince).toISOString()}`
+            : `Slurm job ${job.slurmJobId} is in neither squeue, sacct nor its exit file since ${new Date(missingSince).toISOString()}`,
           logs: [],
         });
         updates.push({ ...job, missingSince, reported: "lost" });

@@ -260,6 +260,22 @@ describe("an array job is the fold of all its tasks", () => {
   });
 });
 
+describe("an array with a task that never shows up", () => {
+  it("ends lost after the grace period, saying not every task has a record, never completed", async () => {
+    const sacct = lines(
+      sacctLine("5_0", "6", "COMPLETED", "0:0"),
+      sacctLine("5_1", "7", "COMPLETED", "0:0"),
+      sacctLine("5_3", "5", "COMPLETED", "0:0"),
+    );
+    const ctx = ctxFor({ squeue: "", sacct });
+    const job = tracked({ missingSince: ctx.now() - 601_000 });
+    const seen = await observe(ctx, [job]);
+    const { reports } = transitions(ctx, [job], seen);
+    expect(reports[0]).toMatchObject({ state: "lost", code: "job_vanished" });
+    expect(reports[0]?.reason).toMatch(/^array 5: not every task of 0-3 has a record/);
+  });
+});
+
 describe("a plain job's terminal reason says how it ended", () => {
   const plain = (over: Partial<TrackedJob> = {}) =>
     tracked({ slurmJobId: "11", isArray: false, arrayIndexes: null, reported: "pending", ...over });
