@@ -203,6 +203,17 @@ describe("an array job is the fold of all its tasks", () => {
     );
   });
 
+  it("keeps the job live while Slurm still runs a task beyond the indexes it expected", async () => {
+    const squeue = lines(squeueLine("5_7", "9", "RUNNING"));
+    const sacct = lines(
+      sacctLine("5_0", "6", "COMPLETED", "0:0"),
+      sacctLine("5_1", "7", "COMPLETED", "0:0"),
+      sacctLine("5_2", "8", "COMPLETED", "0:0"),
+      sacctLine("5_3", "5", "COMPLETED", "0:0"),
+    );
+    expect((await observeOne({ squeue, sacct }))?.state).toBe("running");
+  });
+
   it("ignores rows of other jobs, other arrays sharing a prefix, unknown states and malformed ids", async () => {
     const squeue = lines(
       squeueLine("55_0", "55", "FAILED"),
