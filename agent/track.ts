@@ -44,7 +44,10 @@ export type FoldJob = Pick<TrackedJob, "slurmJobId" | "arrayIndexes" | "cancelRe
 
 /** A plain job is one "task" under this key. */
 const PLAIN = -1;
-/** Expected tasks beyond this are not expanded (Slurm refuses such arrays: MaxArraySize ≤ 4,000,001). */
+/**
+ * Expected tasks beyond this are not expanded (Slurm's MaxArraySize defaults to 1001). A larger
+ * array still never ends early: any live row of the array keeps the job live (see foldJob).
+ */
 const MAX_EXPECTED_TASKS = 100_000;
 
 /**
@@ -250,8 +253,19 @@ export function foldJob(
   }));
   const reported = tasks.slice(0, MAX_REPORTED_TASKS);
   const live = settled.filter((t) => t.s && !isTerminal(t.s.state));
-  if (live.length > 0) {
-    const running = live.some((t) => t.s?.state === "running");
+  // A task beyond the expanded indexes that Slurm still runs also keeps the job live.
+  const known = new Set(expected);
+  const beyond = queue.filter((row) => {
+    const parsed = parseDisplayId(row.id);
+    return (
+      parsed?.base === job.slurmJobId &&
+      row.jobState !== null &&
+      !isTerminal(row.jobState) &&
+      !(parsed.tasks ?? []).every((t) => known.has(t))
+    );
+  });
+  if (live.length > 0 || beyond.length > 0) {
+    const running = [...live.map((t) => t.s?.state), ...beyond.map((r) => r.jobState)].includes("running");
     const allPending = !running && live.length === settled.length;
     return {
       state: running ? "running" : "pending",
@@ -411,7 +425,9 @@ export function transitions(ctx: AgentContext, jobs: TrackedJob[], seen: Map<str
           epoch: job.epoch,
           state: "lost",
           code: "job_vanished",
-          reason: `Slurm job ${job.slurmJobId} is in neither squeue, sacct nor its exit file since ${new Date(missingSince).toISOString()}`,
+          reason: job.arrayIndexes
+            ? `array ${job.slurmJobId}: not every task of ${job.arrayIndexes} has a record in squeue, sacct or its exit file since ${new Date(missingSince).toISOString()}`
+            : `Slurm job ${job.slurmJobId} is in neither squeue, sacct nor its exit file since ${new Date(missingSince).toISOString()}`,
           logs: [],
         });
         updates.push({ ...job, missingSince, reported: "lost" });

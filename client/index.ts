@@ -12,7 +12,7 @@ import type { RawClient } from "./raw.ts";
 import { type RetryOptions, resolveRetry } from "./retry.ts";
 import { type SweepInput, type SweepOptions, runSweep } from "./sweep.ts";
 import { type FetchLike, createTransport } from "./transport.ts";
-import type { ClusterView, Job, JobEvents, JobPage, JobSpec, JobSpecInput, LogChunk, Me } from "./types.ts";
+import type { ClusterView, Job, JobEvents, JobPage, JobSpec, JobSpecInput, JobTasks, LogChunk, Me } from "./types.ts";
 import { shapes, unwrap } from "./unwrap.ts";
 import { type EventsOptions, type WaitOptions, fetchEvents, waitForJob } from "./wait.ts";
 
@@ -74,6 +74,8 @@ export type SlurmgateClient = {
   listPage(filter?: ListFilter & { cursor?: string }): Promise<JobPage>;
   /** Cancels a job (idempotent); returns the job as it is now. */
   cancel(id: string, options?: { signal?: AbortSignal }): Promise<Job>;
+  /** An array job's tasks: state, exit code and reason of each, and counts per state (empty for a plain job). */
+  tasks(id: string, options?: { signal?: AbortSignal }): Promise<JobTasks>;
   /** One long-poll of a job's events after `after`. */
   events(id: string, options?: EventsOptions): Promise<JobEvents>;
   /** Waits by long-poll until the job is terminal or reaches one of `until`. */
@@ -135,6 +137,8 @@ export function createClient(options: ClientOptions): SlurmgateClient {
     listPage: (filter) => listPage(raw, filter),
     cancel: (id, o = {}) =>
       unwrap(raw.POST("/v1/jobs/{id}/cancel", { params: { path: { id } }, signal: o.signal }), shapes.job),
+    tasks: (id, o = {}) =>
+      unwrap(raw.GET("/v1/jobs/{id}/tasks", { params: { path: { id } }, signal: o.signal }), shapes.tasks),
     events: (id, o) => fetchEvents(raw, id, o),
     wait,
     logs: (id, o) => followLogs(raw, id, o),

@@ -53,6 +53,16 @@ export type JobEvent = Schemas["JobEvent"];
  */
 export type JobEvents = Schemas["JobEvents"];
 /**
+ * An array job's tasks, each with its state, exit code and reason, and counts per state.
+ * @example const { counts, items }: JobTasks = await client.tasks(id);
+ */
+export type JobTasks = Schemas["JobTasks"];
+/**
+ * One task of an array job.
+ * @example const failed = (await client.tasks(id)).items.filter((t: JobTask) => t.state === "failed");
+ */
+export type JobTask = Schemas["JobTask"];
+/**
  * One page of `GET /v1/jobs`.
  * @example const { items, nextCursor }: JobPage = await client.listPage({ state: "queued" });
  */

@@ -73,6 +73,10 @@ export const shapes = {
       isObject(v) && typeof v.data === "string" && typeof v.nextOffset === "number" && typeof v.complete === "boolean",
   },
   items: { what: "a list of items", test: itemsOf(isObject) },
+  tasks: {
+    what: "a job's tasks",
+    test: (v: unknown) => itemsOf(isObject)(v) && isObject(v) && typeof v.jobId === "string" && isObject(v.counts),
+  },
   me: { what: "a token's owner", test: (v: unknown) => isObject(v) && typeof v.kind === "string" },
   object: { what: "an object", test: isObject },
 } satisfies Record<string, Shape>;

@@ -5,9 +5,12 @@ import { printJson, table } from "../output.ts";
 
 export const show: Command = {
   name: "show",
-  summary: "show a job, its spec and its history",
+  summary: "show a job, its spec, its history and (for an array) its tasks",
   help: `
 Usage: slurmgate show JOB_ID [--json]
+
+An array job also lists each task with its state, exit code and how it ended
+(in --json, as "tasks").
 
 Examples:
   slurmgate show job_01jd7x2k9m4q8r6t5v3w1y0z
@@ -19,9 +22,11 @@ Examples:
       return 0;
     }
     const [id = ""] = positionals("show", rest, ["JOB_ID"]);
-    const job = await clientFor(io).get(id, { signal: io.signal });
+    const client = clientFor(io);
+    const job = await client.get(id, { signal: io.signal });
+    const tasks = job.spec.array ? (await client.tasks(id, { signal: io.signal })).items : undefined;
     if (values.json) {
-      printJson(io, job);
+      printJson(io, tasks ? { ...job, tasks } : job);
       return 0;
     }
     const labels = Object.entries(job.labels)
@@ -44,6 +49,17 @@ Examples:
       fields.push(["result", JSON.stringify(job.result)]);
     }
     io.stdout.write(`${job.id}\n${table(fields.map(([k, v]) => [`  ${k}`, v]))}\n`);
+    if (tasks) {
+      const rows = tasks.map((t) => [
+        `  ${t.task}`,
+        t.state,
+        t.exitCode === null ? "-" : `exit ${t.exitCode}${t.signal ? ` (signal ${t.signal})` : ""}`,
+        t.reason ?? "",
+      ]);
+      io.stdout.write(
+        rows.length ? `tasks\n${table(rows)}\n` : "tasks\n  (none reported yet: the array has not reached Slurm)\n",
+      );
+    }
     const events = job.events ?? [];
     if (events.length) {
       const rows = events.map((e) => [`  ${e.at}`, e.state ?? e.type, e.actor, e.detail ?? ""]);

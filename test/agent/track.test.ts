@@ -203,6 +203,17 @@ describe("an array job is the fold of all its tasks", () => {
     );
   });
 
+  it("keeps the job live while Slurm still runs a task beyond the indexes it expected", async () => {
+    const squeue = lines(squeueLine("5_7", "9", "RUNNING"));
+    const sacct = lines(
+      sacctLine("5_0", "6", "COMPLETED", "0:0"),
+      sacctLine("5_1", "7", "COMPLETED", "0:0"),
+      sacctLine("5_2", "8", "COMPLETED", "0:0"),
+      sacctLine("5_3", "5", "COMPLETED", "0:0"),
+    );
+    expect((await observeOne({ squeue, sacct }))?.state).toBe("running");
+  });
+
   it("ignores rows of other jobs, other arrays sharing a prefix, unknown states and malformed ids", async () => {
     const squeue = lines(
       squeueLine("55_0", "55", "FAILED"),
@@ -257,6 +268,22 @@ describe("an array job is the fold of all its tasks", () => {
     const { reports, updates } = transitions(ctx, [job], moved);
     expect(reports[0]).toMatchObject({ state: "running", reason: "1 of 4 tasks running; 3 completed", tasks: [] });
     expect(updates[0]?.reportedReason).toBe("1 of 4 tasks running; 3 completed");
+  });
+});
+
+describe("an array with a task that never shows up", () => {
+  it("ends lost after the grace period, saying not every task has a record, never completed", async () => {
+    const sacct = lines(
+      sacctLine("5_0", "6", "COMPLETED", "0:0"),
+      sacctLine("5_1", "7", "COMPLETED", "0:0"),
+      sacctLine("5_3", "5", "COMPLETED", "0:0"),
+    );
+    const ctx = ctxFor({ squeue: "", sacct });
+    const job = tracked({ missingSince: ctx.now() - 601_000 });
+    const seen = await observe(ctx, [job]);
+    const { reports } = transitions(ctx, [job], seen);
+    expect(reports[0]).toMatchObject({ state: "lost", code: "job_vanished" });
+    expect(reports[0]?.reason).toMatch(/^array 5: not every task of 0-3 has a record/);
   });
 });
 

@@ -221,6 +221,34 @@ describe("ls, show, logs, cancel, wait, clusters", () => {
     expect((await runCli(["wait", id], { env })).code).toBe(0);
   });
 
+  it("show lists an array job's tasks, and client.tasks returns them", async () => {
+    await agent?.stop();
+    agent = undefined;
+    const id = (await runCli(["submit", "-q", "--array", "0-2", "--", "true"], { env })).stdout.trim();
+    const before = await runCli(["show", id], { env });
+    expect(before.stdout).toMatch(/tasks\n {2}\(none reported yet/);
+    await world.agent.start(id, "778");
+    const tasks = [
+      { task: 0, state: "completed", exitCode: 0, signal: null, reason: "exited 0" },
+      { task: 1, state: "failed", exitCode: 1, signal: null, reason: "exited 1" },
+      { task: 2, state: "out_of_memory", exitCode: 0, signal: 9, reason: "killed: out of memory" },
+    ] as const;
+    await world.agent.report(id, {
+      state: "out_of_memory",
+      exitCode: 0,
+      reason: "1 of 3 tasks ran out of memory (task 2: killed: out of memory); 1 failed (task 1 exited 1); 1 completed",
+      tasks: [...tasks],
+    });
+    expect(await world.user.tasks(id)).toMatchObject({ counts: { completed: 1, failed: 1, out_of_memory: 1 } });
+    const shown = await runCli(["show", id], { env });
+    expect(shown.code).toBe(0);
+    expect(shown.stdout).toMatch(
+      /tasks\n {2}0\s+completed\s+exit 0\s+exited 0\n {2}1\s+failed\s+exit 1\s+exited 1\n {2}2\s+out_of_memory\s+exit 0 \(signal 9\)\s+killed: out of memory\n/,
+    );
+    const json = JSON.parse((await runCli(["show", id, "--json"], { env })).stdout);
+    expect(json.tasks).toEqual(tasks);
+  });
+
   it("cancel cancels, and wait on a cancelled job exits 3", async () => {
     const id = (await runCli(["submit", "-q", "--", "sleep", "100"], { env })).stdout.trim();
     const cancelled = await runCli(["cancel", id], { env });

@@ -50,6 +50,7 @@ export function lifecycleScenarios(world: () => { e2e: E2E; agents: AgentProcess
     const done = await e2e.waitTerminal(e2e.alice, job.id);
     expect(done.state).toBe("failed");
     expect(done.exitCode).toBe(3);
+    expect(done.reason).toBe("exited 3");
   });
 
   it("reports a job over its memory as out_of_memory", async () => {
@@ -64,6 +65,7 @@ export function lifecycleScenarios(world: () => { e2e: E2E; agents: AgentProcess
     expect(["out_of_memory", "failed"]).toContain(done.state);
     if (e2e.cgroupMode() === "v1") {
       expect(done.state).toBe("out_of_memory");
+      expect(done.reason).toBe("killed: out of memory");
     }
   });
 
@@ -78,6 +80,7 @@ export function lifecycleScenarios(world: () => { e2e: E2E; agents: AgentProcess
     expect(res.status).toBe(202);
     const done = await e2e.waitTerminal(e2e.alice, job.id);
     expect(done.state).toBe("cancelled");
+    expect(done.reason).toBe("cancelled by user");
     const state = slurm("alpha", "sacct", ["-X", "-P", "-n", "-o", "State", "-j", running.slurmJobId!]).trim();
     expect(state).toMatch(/^CANCELLED/);
   });
