@@ -50,16 +50,38 @@ describe("wait() and a retried job", () => {
     const waiting = world.user.wait(job.id, { pollSeconds: 1, onEvent: (e) => e.state && events.push(e.state) });
     waiting.finally(() => (settled = true)).catch(() => {});
     await world.agent.start(job.id, "501");
+    await world.agent.log(job.id, "one\n");
     await world.agent.finish(job.id, "timeout", 0);
     await sleep(1_500);
     expect(events).toContain("timeout");
     expect(settled).toBe(false);
     world.agent.epochs.delete(job.id);
+    world.agent.offsets.delete(`${job.id}:stdout`);
     await world.agent.start(job.id, "502");
+    await world.agent.log(job.id, "two\n");
     await world.agent.finish(job.id, "completed", 0);
     const done = await waiting;
     expect(done).toMatchObject({ state: "completed", attempt: 2, slurmJobId: "502" });
-  });
+
+    // The CLI reads each attempt's log, and says what is wrong with an attempt or task it cannot have.
+    const env = { SLURMGATE_URL: url(), SLURMGATE_TOKEN: world.userToken };
+    const [latest, first, missing, zero, task] = await Promise.all([
+      runCli(["logs", job.id], { env }),
+      runCli(["logs", "--attempt", "1", job.id], { env }),
+      runCli(["logs", "--attempt", "3", job.id], { env }),
+      runCli(["logs", "--attempt", "0", job.id], { env }),
+      runCli(["logs", "--task", "1", job.id], { env }),
+    ]);
+    expect(latest.stdout).toBe("two\n");
+    expect(first.stdout).toBe("one\n");
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toBe(
+      "slurmgate: query.attempt: attempt 3: the job has had 2 attempt(s) so far (422 validation_failed)\n",
+    );
+    expect(zero.code).toBe(2);
+    expect(task.code).toBe(1);
+    expect(task.stderr).toContain("task 1: the job is not an array job (422 validation_failed)");
+  }, 120_000);
 });
 
 describe("a gateway restart during wait and logs -f", () => {
