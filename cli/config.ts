@@ -8,7 +8,7 @@ import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { createClient, type SlurmgateClient } from "../client/index.ts";
 import { CliError } from "./errors.ts";
-import type { Io } from "./io.ts";
+import { type Io, interactive } from "./io.ts";
 
 export type StoredConfig = { url: string; token: string };
 
@@ -57,8 +57,33 @@ export function connection(env: Io["env"]): StoredConfig {
   return { url, token };
 }
 
-/** A client for the configured gateway. */
+/**
+ * A client for the configured gateway. `wait`, `logs -f` and `submit --wait/--follow` ride out a gateway
+ * outage for SLURMGATE_OUTAGE_SECONDS (default 300), saying so once per outage on a terminal.
+ */
 export function clientFor(io: Io): SlurmgateClient {
   const { url, token } = connection(io.env);
-  return createClient({ baseUrl: url, token });
+  return createClient({
+    baseUrl: url,
+    token,
+    retry: {
+      outageMs: outageSeconds(io.env) * 1000,
+      onOutage: ({ downForMs, error }) => {
+        if (downForMs === 0 && interactive(io)) {
+          io.stderr.write(`\r\x1b[2Kgateway unreachable, retrying… (${error.message.replace(/\s*\n\s*/g, "; ")})\n`);
+        }
+      },
+    },
+  });
+}
+
+function outageSeconds(env: Io["env"]): number {
+  const text = env.SLURMGATE_OUTAGE_SECONDS;
+  if (text === undefined || text === "") {
+    return 300;
+  }
+  if (!/^\d{1,7}$/.test(text.trim())) {
+    throw new CliError(`SLURMGATE_OUTAGE_SECONDS must be a whole number of seconds, not '${text}'`);
+  }
+  return Number(text.trim());
 }

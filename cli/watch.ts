@@ -1,6 +1,7 @@
 /**
  * Waiting and following for `submit --wait/--follow`, `wait` and `logs -f`: long-polls through the
- * client, draws a progress line only on a terminal, and maps the final state to an exit code.
+ * client (which rides out gateway restarts), draws a progress line only on a terminal, and maps the
+ * final state to an exit code. A wait ends at the job's final attempt: client.wait's one rule.
  */
 import { type Job, type JobState, type LogStream, type SlurmgateClient, WaitTimeoutError } from "../client/index.ts";
 import { EXIT } from "./errors.ts";
@@ -35,12 +36,13 @@ export async function followLogs(
   client: SlurmgateClient,
   id: string,
   io: Io,
-  options: { stream?: LogStream; timeout?: number } = {},
+  options: { stream?: LogStream; timeout?: number; attempt?: number; task?: number } = {},
 ): Promise<void> {
   const deadline = options.timeout === undefined ? undefined : AbortSignal.timeout(options.timeout);
   const signal = deadline ? AbortSignal.any([io.signal, deadline]) : io.signal;
   try {
-    for await (const text of client.logs(id, { follow: true, stream: options.stream, signal })) {
+    const { stream, attempt, task } = options;
+    for await (const text of client.logs(id, { follow: true, stream, attempt, task, signal })) {
       io.stdout.write(text);
     }
   } catch (err) {

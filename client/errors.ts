@@ -7,8 +7,12 @@
  */
 import type { Problem } from "./types.ts";
 
-/** Statuses worth retrying: the request may succeed later without changing it. */
-const RETRYABLE_STATUSES = new Set([408, 429, 502, 503, 504]);
+/**
+ * Statuses worth retrying unchanged, the client's one list: 408 and 429 (come back later), 503 (the
+ * gateway is busy or starting), 502/504 (what proxies say while a gateway restarts). The transport
+ * retries them, errors carry `retryable` from them, and long waits ride them out.
+ */
+const RETRYABLE_STATUSES: ReadonlySet<number> = new Set([408, 429, 502, 503, 504]);
 
 /**
  * True when a status means "try again later".
@@ -110,6 +114,23 @@ export class MalformedResponseError extends Error {
     this.bodySnippet = snippet;
     this.url = info.url;
     this.retryable = isRetryableStatus(info.status);
+  }
+}
+
+/**
+ * `wait` or a followed `logs` gave up after the gateway stayed unreachable (or answered 502/503/504)
+ * for longer than `retry.outageMs`.
+ * @example catch (err) { if (err instanceof GatewayUnavailableError) console.error(err.message); }
+ */
+export class GatewayUnavailableError extends Error {
+  override readonly name = "GatewayUnavailableError";
+  readonly retryable = true;
+  /** How long the gateway had been unreachable when the client gave up. */
+  readonly downForMs: number;
+
+  constructor(downForMs: number, cause: Error) {
+    super(`gateway unreachable for ${Math.round(downForMs / 1000)}s, giving up: ${cause.message}`, { cause });
+    this.downForMs = downForMs;
   }
 }
 

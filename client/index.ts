@@ -22,7 +22,7 @@ export type { AdminApi } from "./admin.ts";
 export type { ListFilter } from "./list.ts";
 export type { LogChunkOptions, LogStream, LogsOptions } from "./logs.ts";
 export type { RawClient } from "./raw.ts";
-export type { RetryInfo, RetryOptions } from "./retry.ts";
+export type { OutageInfo, RetryInfo, RetryOptions } from "./retry.ts";
 export { expandSweep } from "./sweep.ts";
 export type { SweepInput, SweepOptions, SweepParams } from "./sweep.ts";
 export type { FetchLike } from "./transport.ts";
@@ -39,7 +39,7 @@ export type ClientOptions = {
   token?: string;
   /** A fetch to use instead of the global one (called with a Request). */
   fetch?: FetchLike;
-  /** How network errors, 429 and 503 are retried; `{ attempts: 1 }` turns retries off. */
+  /** How network errors, 429 and 503 are retried (`{ attempts: 1 }` turns that off), and how long waits ride out an outage. */
   retry?: RetryOptions;
   /** Extra headers sent with every request. */
   headers?: Record<string, string>;
@@ -78,7 +78,7 @@ export type SlurmgateClient = {
   tasks(id: string, options?: { signal?: AbortSignal }): Promise<JobTasks>;
   /** One long-poll of a job's events after `after`. */
   events(id: string, options?: EventsOptions): Promise<JobEvents>;
-  /** Waits by long-poll until the job is terminal or reaches one of `until`. */
+  /** Waits by long-poll until the job is terminal (its final attempt) or reaches one of `until`; rides out gateway restarts. */
   wait(id: string, options?: WaitOptions): Promise<Job>;
   /** The job's stdout (or stderr) as text chunks; `follow` keeps reading until the job ends. */
   logs(id: string, options?: LogsOptions): AsyncGenerator<string>;
@@ -106,9 +106,10 @@ export type SlurmgateClient = {
 export function createClient(options: ClientOptions): SlurmgateClient {
   const baseUrl = options.baseUrl.replace(/\/+$/, "");
   const fetchImpl: FetchLike = options.fetch ?? ((request) => globalThis.fetch(request));
+  const policy = resolveRetry(options.retry);
   const raw = createFetchClient<paths>({
     baseUrl,
-    fetch: createTransport(fetchImpl, resolveRetry(options.retry)),
+    fetch: createTransport(fetchImpl, policy),
     headers: {
       accept: "application/json, application/problem+json",
       ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
@@ -126,7 +127,7 @@ export function createClient(options: ClientOptions): SlurmgateClient {
       }),
       shapes.job,
     );
-  const wait: SlurmgateClient["wait"] = (id, waitOptions) => waitForJob(raw, id, waitOptions);
+  const wait: SlurmgateClient["wait"] = (id, waitOptions) => waitForJob(raw, id, waitOptions, policy);
 
   return {
     baseUrl,
@@ -141,7 +142,7 @@ export function createClient(options: ClientOptions): SlurmgateClient {
       unwrap(raw.GET("/v1/jobs/{id}/tasks", { params: { path: { id } }, signal: o.signal }), shapes.tasks),
     events: (id, o) => fetchEvents(raw, id, o),
     wait,
-    logs: (id, o) => followLogs(raw, id, o),
+    logs: (id, o) => followLogs(raw, id, o, policy),
     logChunk: (id, o) => readLogChunk(raw, id, o),
     clusters: async () => (await unwrap(raw.GET("/v1/clusters"), shapes.items)).items,
     me: () => unwrap(raw.GET("/v1/me"), shapes.me),

@@ -3,7 +3,7 @@
  * `follow`, each read is held by the gateway until new bytes arrive or the job ends.
  */
 import type { RawClient } from "./raw.ts";
-import { sleep } from "./retry.ts";
+import { type RetryPolicy, resolveRetry, rideOutOutage, sleep } from "./retry.ts";
 import type { LogChunk } from "./types.ts";
 import { shapes, unwrap } from "./unwrap.ts";
 
@@ -19,6 +19,10 @@ export type LogStream = LogChunk["stream"];
  */
 export type LogChunkOptions = {
   stream?: LogStream;
+  /** Which attempt (1 = the first run). Default: the latest. */
+  attempt?: number;
+  /** An array job's task: that task's own log. */
+  task?: number;
   /** Byte offset to read from. Default 0. */
   offset?: number;
   /** Most bytes to return (gateway default 256 KiB, max 1 MiB). */
@@ -34,6 +38,13 @@ export type LogChunkOptions = {
  */
 export type LogsOptions = {
   stream?: LogStream;
+  /**
+   * Which attempt (1 = the first run). Default: the latest; while following, a retry's new attempt is
+   * followed too, from its first byte.
+   */
+  attempt?: number;
+  /** An array job's task: that task's own log (`stdout.<task>` on the cluster). */
+  task?: number;
   /** Keep reading until the job ends and every byte has been shipped. Default false: what exists now. */
   follow?: boolean;
   /** Start at this byte offset. Default 0. */
@@ -55,6 +66,8 @@ export function readLogChunk(raw: RawClient, id: string, options: LogChunkOption
         path: { id },
         query: {
           stream: options.stream ?? "stdout",
+          ...(options.attempt === undefined ? {} : { attempt: options.attempt }),
+          ...(options.task === undefined ? {} : { task: options.task }),
           offset: options.offset ?? 0,
           wait: options.wait ?? 0,
           ...(options.limit === undefined ? {} : { limit: options.limit }),
@@ -67,23 +80,39 @@ export function readLogChunk(raw: RawClient, id: string, options: LogChunkOption
 }
 
 /**
- * Yields the log's text chunk by chunk.
+ * Yields the log's text chunk by chunk. With `follow`, rides out a gateway outage of up to `policy.outageMs`.
  * @example for await (const text of followLogs(raw, id, { follow: true })) console.log(text);
  */
-export async function* followLogs(raw: RawClient, id: string, options: LogsOptions = {}): AsyncGenerator<string> {
-  const { stream = "stdout", follow = false, signal } = options;
+export async function* followLogs(
+  raw: RawClient,
+  id: string,
+  options: LogsOptions = {},
+  policy: RetryPolicy = resolveRetry(),
+): AsyncGenerator<string> {
+  const { stream = "stdout", follow = false, signal, task } = options;
   const pollSeconds = Math.min(25, Math.max(1, Math.floor(options.pollSeconds ?? 25)));
   let offset = options.offset ?? 0;
+  // Offsets belong to one attempt's file: pin the attempt the first read served.
+  let attempt = options.attempt;
   for (;;) {
     signal?.throwIfAborted();
     const wait = follow ? pollSeconds : 0;
     const started = Date.now();
-    const chunk = await readLogChunk(raw, id, { stream, offset, wait, signal });
+    const read = () => readLogChunk(raw, id, { stream, attempt, task, offset, wait, signal });
+    // Following rides out a gateway restart (bounded by policy.outageMs); a one-off read does not.
+    const chunk = follow ? await rideOutOutage(policy, read, signal) : await read();
+    attempt = chunk.attempt;
     if (chunk.data.length > 0) {
       yield chunk.data;
     }
     const advanced = chunk.nextOffset > offset;
     offset = Math.max(offset, chunk.nextOffset);
+    if (chunk.complete && follow && options.attempt === undefined && chunk.attempt < chunk.attempts) {
+      // A retry started a new attempt: follow it from its first byte.
+      attempt = chunk.attempt + 1;
+      offset = 0;
+      continue;
+    }
     if (chunk.complete || (!follow && !advanced)) {
       return;
     }

@@ -1,11 +1,14 @@
 /**
- * When and how long to retry. Pure functions plus an abortable sleep; the transport applies them.
+ * When and how long to retry. Pure functions plus an abortable sleep; the transport applies them to
+ * each request, and {@link rideOutOutage} to the long-running helpers (wait, logs follow).
  *
  * Why these numbers: the gateway's rate limiter refills per second and answers 429 with a
  * Retry-After of at least 1 s, and a restarting Node gateway is back within a few seconds. Four
  * tries with a 300 ms base (≈ 0.3 + 0.6 + 1.2 s, each jittered) ride out both without holding a
  * script for long; Retry-After always wins when it is longer.
  */
+
+import { GatewayUnavailableError, MalformedResponseError, NetworkError, SlurmgateError } from "./errors.ts";
 
 /**
  * How the client retries. Only requests that are safe to repeat are retried: GET/HEAD/PUT/DELETE,
@@ -23,6 +26,13 @@ export type RetryOptions = {
   maxRetryAfterMs?: number;
   /** Called before each retry, e.g. to log it. */
   onRetry?: (info: RetryInfo) => void;
+  /**
+   * How long `wait` and following `logs` keep trying while the gateway cannot be reached (or answers
+   * 502/503/504) before they give up with a {@link GatewayUnavailableError}. Default 5 minutes.
+   */
+  outageMs?: number;
+  /** Called before each try during an outage (wait, logs follow), e.g. to say "gateway unreachable, retrying…". */
+  onOutage?: (info: OutageInfo) => void;
   /** Random source in [0, 1), for tests. Default Math.random. */
   random?: () => number;
 };
@@ -33,8 +43,15 @@ export type RetryOptions = {
  */
 export type RetryInfo = { attempt: number; delayMs: number; reason: string; method: string; url: string };
 
+/**
+ * What `onOutage` is told: how long the gateway has been unreachable, the wait before the next try, why.
+ * @example retry: { onOutage: (o: OutageInfo) => console.error(`gateway unreachable for ${o.downForMs} ms, retrying…`) }
+ */
+export type OutageInfo = { downForMs: number; delayMs: number; error: Error };
+
 /** Defaults of {@link RetryOptions}, resolved. */
-export type RetryPolicy = Required<Omit<RetryOptions, "onRetry">> & Pick<RetryOptions, "onRetry">;
+export type RetryPolicy = Required<Omit<RetryOptions, "onRetry" | "onOutage">> &
+  Pick<RetryOptions, "onRetry" | "onOutage">;
 
 /**
  * Fills in the defaults.
@@ -48,6 +65,8 @@ export function resolveRetry(options: RetryOptions = {}): RetryPolicy {
     maxRetryAfterMs: options.maxRetryAfterMs ?? 60_000,
     random: options.random ?? Math.random,
     onRetry: options.onRetry,
+    outageMs: Math.max(0, options.outageMs ?? 300_000),
+    onOutage: options.onOutage,
   };
 }
 
@@ -68,9 +87,6 @@ export function isSafeToRetry(request: Request): boolean {
   const path = new URL(request.url).pathname;
   return CANCEL_PATH.test(path) || (path.endsWith("/v1/jobs") && request.headers.has("idempotency-key"));
 }
-
-/** Statuses the transport retries; 502/504 are what proxies say while a gateway restarts. */
-export const RETRY_STATUSES: ReadonlySet<number> = new Set([429, 502, 503, 504]);
 
 /**
  * Parses Retry-After (delta seconds or an HTTP date) into milliseconds.
@@ -96,6 +112,48 @@ export function backoffDelay(policy: RetryPolicy, attempt: number, retryAfterMs:
   const step = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1));
   const jittered = step / 2 + policy.random() * (step / 2);
   return Math.round(Math.max(jittered, retryAfterMs ?? 0));
+}
+
+/**
+ * Runs `call` again and again while it fails with an error that says "the gateway is not there right
+ * now" (no response, or 502/503/504 and the like), with backoff and Retry-After, for at most
+ * `policy.outageMs` from the first failure; then throws a {@link GatewayUnavailableError}. Any other
+ * error, and an abort, is thrown at once.
+ * @example const events = await rideOutOutage(policy, () => fetchEvents(raw, id), signal);
+ */
+export async function rideOutOutage<T>(policy: RetryPolicy, call: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+  let since: number | undefined;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await call();
+    } catch (err) {
+      if (signal?.aborted || !isOutage(err)) {
+        throw err;
+      }
+      since ??= Date.now();
+      const downForMs = Date.now() - since;
+      if (downForMs >= policy.outageMs) {
+        throw new GatewayUnavailableError(downForMs, err as Error);
+      }
+      const retryAfterMs = retryAfterOf(err);
+      const delayMs = Math.min(backoffDelay(policy, attempt, retryAfterMs), Math.max(1, policy.outageMs - downForMs));
+      policy.onOutage?.({ downForMs, delayMs, error: err as Error });
+      await sleep(delayMs, signal);
+    }
+  }
+}
+
+function isOutage(err: unknown): boolean {
+  if (err instanceof NetworkError) {
+    return true;
+  }
+  return (err instanceof SlurmgateError || err instanceof MalformedResponseError) && err.retryable;
+}
+
+function retryAfterOf(err: unknown): number | undefined {
+  return err instanceof SlurmgateError && err.retryAfterSeconds !== undefined
+    ? err.retryAfterSeconds * 1000
+    : undefined;
 }
 
 /**

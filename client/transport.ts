@@ -3,8 +3,8 @@
  * into a NetworkError and "a response that breaks the contract" into a MalformedResponseError, so
  * every caller (helpers and `raw` alike) sees either a contract-shaped answer or a typed error.
  */
-import { MalformedResponseError, NetworkError } from "./errors.ts";
-import { type RetryPolicy, RETRY_STATUSES, backoffDelay, isSafeToRetry, parseRetryAfter, sleep } from "./retry.ts";
+import { MalformedResponseError, NetworkError, isRetryableStatus } from "./errors.ts";
+import { type RetryPolicy, backoffDelay, isSafeToRetry, parseRetryAfter, sleep } from "./retry.ts";
 
 /**
  * A fetch that takes a Request, like the one openapi-fetch calls.
@@ -34,7 +34,7 @@ export function createTransport(fetchImpl: FetchLike, policy: RetryPolicy): Fetc
         await pause(policy, attempt, undefined, request, describe(err));
         continue;
       }
-      if (!last && RETRY_STATUSES.has(response.status)) {
+      if (!last && isRetryableStatus(response.status)) {
         const retryAfter = parseRetryAfter(response.headers.get("retry-after"));
         if (retryAfter === undefined || retryAfter <= policy.maxRetryAfterMs) {
           await response.body?.cancel().catch(() => undefined);

@@ -5,7 +5,7 @@
  */
 import { WaitTimeoutError } from "./errors.ts";
 import type { RawClient } from "./raw.ts";
-import { sleep } from "./retry.ts";
+import { type RetryPolicy, resolveRetry, rideOutOutage, sleep } from "./retry.ts";
 import { type Job, type JobEvent, type JobEvents, type JobState, isTerminal } from "./types.ts";
 import { shapes, unwrap } from "./unwrap.ts";
 
@@ -55,13 +55,35 @@ export function fetchEvents(raw: RawClient, id: string, options: EventsOptions =
 }
 
 /**
- * Resolves with the job once it reaches one of `until` (or any terminal state).
+ * The one rule for when a wait is over: the job's CURRENT state is terminal, or it is (or an event
+ * passed through) one of the states asked for. A terminal event alone does not end a wait: with
+ * `retries`, a timeout is followed at once by a new attempt (`queued`), and the job is not done.
+ * @example waitReached({ state: "queued" }, [{ state: "timeout" }], undefined) === false
+ */
+export function waitReached(
+  job: Pick<Job, "state">,
+  events: readonly Pick<JobEvent, "state">[],
+  targets: ReadonlySet<JobState> | undefined,
+): boolean {
+  if (isTerminal(job.state) || targets?.has(job.state)) {
+    return true;
+  }
+  return targets !== undefined && events.some((e) => e.state != null && targets.has(e.state));
+}
+
+/**
+ * Resolves with the job once it reaches one of `until` (or a terminal state it will not leave: a
+ * retried attempt's ending is not one). Rides out a gateway outage of up to `policy.outageMs`.
  * @example const job = await waitForJob(raw, id, { timeout: 60_000 });
  */
-export async function waitForJob(raw: RawClient, id: string, options: WaitOptions = {}): Promise<Job> {
+export async function waitForJob(
+  raw: RawClient,
+  id: string,
+  options: WaitOptions = {},
+  policy: RetryPolicy = resolveRetry(),
+): Promise<Job> {
   const { until = "terminal", timeout, signal, onEvent } = options;
   const targets = until === "terminal" ? undefined : new Set<JobState>(until);
-  const hit = (state: JobState) => isTerminal(state) || (targets?.has(state) ?? false);
   const pollSeconds = Math.min(25, Math.max(1, Math.floor(options.pollSeconds ?? 25)));
   const deadline = timeout === undefined ? Number.POSITIVE_INFINITY : Date.now() + timeout;
   let after = options.after ?? 0;
@@ -79,7 +101,8 @@ export async function waitForJob(raw: RawClient, id: string, options: WaitOption
     const both = deadlineSignal && signal ? AbortSignal.any([signal, deadlineSignal]) : (deadlineSignal ?? signal);
     let answer: JobEvents;
     try {
-      answer = await fetchEvents(raw, id, { after, wait, signal: both });
+      // A gateway restart must not end the wait: ride it out (bounded by policy.outageMs).
+      answer = await rideOutOutage(policy, () => fetchEvents(raw, id, { after, wait, signal: both }), both);
     } catch (err) {
       if (deadlineSignal?.aborted && !signal?.aborted) {
         throw new WaitTimeoutError(job ?? { id, state: "unknown" }, timeout ?? 0);
@@ -87,13 +110,11 @@ export async function waitForJob(raw: RawClient, id: string, options: WaitOption
       throw err;
     }
     job = answer.job;
-    let reached = false;
     for (const event of answer.events) {
       onEvent?.(event, answer.job);
-      reached ||= event.state !== undefined && hit(event.state);
     }
     after = Math.max(after, answer.lastSeq);
-    if (reached || hit(job.state)) {
+    if (waitReached(job, answer.events, targets)) {
       return job;
     }
     // A gateway (or proxy) that answers at once with nothing new would turn this into a tight poll.

@@ -1,4 +1,5 @@
-import { parse, positionals } from "../args.ts";
+import { UsageError } from "../errors.ts";
+import { integer, parse, positionals } from "../args.ts";
 import { type Command, helped } from "../command.ts";
 import { clientFor } from "../config.ts";
 import { followLogs } from "../watch.ts";
@@ -7,32 +8,47 @@ export const logs: Command = {
   name: "logs",
   summary: "print a job's stdout (or stderr); -f follows it",
   help: `
-Usage: slurmgate logs JOB_ID [-f] [--stderr]
+Usage: slurmgate logs JOB_ID [-f] [--stderr] [--attempt N] [--task N]
 
 Options:
-  -f, --follow    keep printing until the job ends and all output has arrived
-      --stderr    the job's stderr instead of its stdout
+  -f, --follow      keep printing until the job ends and all output has arrived (a retry's next
+                    attempt is followed too; a gateway restart is ridden out)
+      --stderr      the job's stderr instead of its stdout
+      --attempt N   the log of attempt N (1 is the first run; default: the latest)
+      --task N      an array job's task N: that task's own log
+
+Environment: SLURMGATE_OUTAGE_SECONDS (default 300) is how long -f keeps trying while the
+gateway cannot be reached.
 
 Examples:
   slurmgate logs job_01jd7x2k9m4q8r6t5v3w1y0z
   slurmgate logs -f --stderr job_01jd7x2k9m4q8r6t5v3w1y0z
+  slurmgate logs --attempt 1 job_01jd7x2k9m4q8r6t5v3w1y0z
+  slurmgate logs --task 3 job_01jd7x2k9m4q8r6t5v3w1y0z
 `,
   async run(argv, io) {
     const { values, positionals: rest } = parse("logs", argv, {
       follow: { type: "boolean", short: "f" },
       stderr: { type: "boolean" },
+      attempt: { type: "string" },
+      task: { type: "string" },
     });
     if (helped(io, logs, values)) {
       return 0;
     }
     const [id = ""] = positionals("logs", rest, ["JOB_ID"]);
+    const attempt = integer("logs", "--attempt", values.attempt);
+    if (attempt === 0) {
+      throw new UsageError("--attempt counts from 1", "logs");
+    }
+    const task = integer("logs", "--task", values.task);
     const client = clientFor(io);
     const stream = values.stderr ? "stderr" : "stdout";
     if (values.follow) {
-      await followLogs(client, id, io, { stream });
+      await followLogs(client, id, io, { stream, attempt, task });
       return 0;
     }
-    for await (const text of client.logs(id, { stream, signal: io.signal })) {
+    for await (const text of client.logs(id, { stream, attempt, task, signal: io.signal })) {
       io.stdout.write(text);
     }
     return 0;

@@ -11,7 +11,10 @@ export const wait: Command = {
   help: `
 Usage: slurmgate wait JOB_ID [--timeout DURATION] [--until STATE[,STATE]] [--json]
 
-Waits by long-polling the gateway (one request per event or per 25 s, never a tight loop).
+Waits by long-polling the gateway (one request per event or per 25 s, never a tight loop), until
+the job's final attempt ends: a timeout that its retries turn into a new attempt does not end it.
+While the gateway cannot be reached (a restart), it keeps trying for SLURMGATE_OUTAGE_SECONDS
+(default 300), then exits 1.
 
 Options:
       --timeout DURATION   give up after 90s, 10m, 2h… (exit 4)

@@ -669,7 +669,10 @@ export interface components {
             code?: "policy_rejected" | "invalid_spec" | "path_outside_roots" | "secret_missing" | "slurm_invalid_partition" | "slurm_invalid_account" | "slurm_invalid_qos" | "slurm_qos_limit" | "slurm_assoc_limit" | "slurm_gres_unavailable" | "slurm_time_limit" | "slurm_memory_limit" | "slurm_node_config" | "slurm_dependency" | "slurm_rejected" | "job_vanished";
             /** @description The exact rendered batch script, for audit. */
             script?: string;
-            /** @default [] */
+            /**
+             * @description Two streams, or two per array task (the agent ships up to 1,000 tasks' logs).
+             * @default []
+             */
             logs: {
                 /** @enum {string} */
                 stream: "stdout" | "stderr";

@@ -39,7 +39,8 @@ export async function startGatewayProcess(
   options: { dbUrl?: string; stderr?: "pipe" | "inherit" } = {},
 ): Promise<GatewayProcess> {
   const dir = mkdtempSync(join(tmpdir(), "slurmgate-gw-"));
-  const port = await freePort();
+  // A fixed PORT lets a test restart the gateway where its clients expect it.
+  const port = extraEnv.PORT ? Number(extraEnv.PORT) : await freePort();
   const adminToken = newAdminToken();
   const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "gateway/node.ts")], {
     cwd: ROOT,
