@@ -40,7 +40,7 @@ function attachDashValues(argv: string[], options: ParseArgsOptionsConfig): stri
     }
     const name = takesValue.get(arg);
     const next = argv[i + 1];
-    if (name !== undefined && next !== undefined && next.startsWith("-") && next !== "--") {
+    if (name !== undefined && next?.startsWith("-") && next !== "--") {
       out.push(`--${name}=${next}`);
       i++;
     } else {

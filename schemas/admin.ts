@@ -13,7 +13,7 @@ export type TokenKind = z.infer<typeof TokenKind>;
  *
  * @example aToken("admin") // "an admin token"
  */
-export const aToken = (kind: string) => `${/^[aeiou]/i.test(kind) ? "an" : "a"} ${kind} token`;
+export const aToken = (kind: string) => `${/^[aeio]/i.test(kind) ? "an" : "a"} ${kind} token`; // "a user": a consonant sound
 
 export const User = z
   .object({
