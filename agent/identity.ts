@@ -3,6 +3,7 @@
  * agent touches anything: an agent running on another cluster's token would lease that cluster's
  * jobs and submit them here.
  */
+import { aToken } from "../schemas/admin.ts";
 import type { GatewayApi } from "./gateway-api.ts";
 import type { Logger } from "./log.ts";
 
@@ -21,8 +22,7 @@ const createHint = (cluster: string) => `create one with: slurmgate token create
  */
 export function tokenMismatch(me: { kind: string; cluster: string | null }, cluster: string): string | undefined {
   if (me.kind !== "agent") {
-    const article = /^[aeiou]/.test(me.kind) ? "an" : "a";
-    return `SLURMGATE_AGENT_TOKEN is ${article} ${me.kind} token, not an agent token; ${createHint(cluster)}`;
+    return `SLURMGATE_AGENT_TOKEN is ${aToken(me.kind)}, not an agent token; ${createHint(cluster)}`;
   }
   if (me.cluster !== cluster) {
     return `SLURMGATE_AGENT_TOKEN is bound to cluster ${me.cluster}, not SLURMGATE_CLUSTER=${cluster}; ${createHint(cluster)}`;

@@ -7,6 +7,7 @@ import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "n
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { createClient, type SlurmgateClient } from "../client/index.ts";
+import { gatewayUrl } from "./args.ts";
 import { CliError } from "./errors.ts";
 import { type Io, interactive } from "./io.ts";
 
@@ -54,7 +55,7 @@ export function connection(env: Io["env"]): StoredConfig {
       "not logged in: run `slurmgate login --url URL --token TOKEN` or set SLURMGATE_URL and SLURMGATE_TOKEN",
     );
   }
-  return { url, token };
+  return { url: gatewayUrl(env.SLURMGATE_URL ? "SLURMGATE_URL" : `the URL in ${configPath(env)}`, url), token };
 }
 
 /**

@@ -103,3 +103,55 @@ export function formatError(err: unknown): string {
   }
   return oneLine(line);
 }
+
+/** What kind of failure an error is, for `--json` readers: one word per exit cause. */
+function kindOf(err: unknown): string {
+  if (err instanceof SlurmgateError) {
+    return "api";
+  }
+  if (err instanceof UsageError) {
+    return "usage";
+  }
+  if (err instanceof WaitTimeoutError) {
+    return "timeout";
+  }
+  if (isAbortError(err)) {
+    return "interrupted";
+  }
+  if (err instanceof NetworkError) {
+    return "network";
+  }
+  if (err instanceof MalformedResponseError) {
+    return "malformed_response";
+  }
+  return "error";
+}
+
+/**
+ * With `--json`, every failure is this one object on stderr (stdout keeps the data of a success):
+ * `{"error":{"kind":"api","message":…,"exit":1,"status":422,"code":"validation_failed","field":…}}`.
+ * `message` is the same line the text form prints; API problems carry their fields as sent.
+ */
+export function errorJson(err: unknown): { error: Record<string, unknown> } {
+  const error: Record<string, unknown> = { kind: kindOf(err), message: formatError(err), exit: exitCodeOf(err) };
+  if (err instanceof SlurmgateError) {
+    const { status, code, field, errors, requestId } = err.problem;
+    Object.assign(error, { status, code, detail: err.detail });
+    if (field !== undefined) {
+      error.field = field;
+    }
+    if (errors !== undefined) {
+      error.errors = errors;
+    }
+    if (requestId !== undefined) {
+      error.requestId = requestId;
+    }
+  } else if (err instanceof MalformedResponseError) {
+    error.status = err.status;
+  } else if (err instanceof NetworkError) {
+    error.url = err.url;
+  } else if (err instanceof WaitTimeoutError) {
+    error.job = err.job;
+  }
+  return { error };
+}

@@ -17,7 +17,7 @@ import { token } from "./commands/token.ts";
 import { user } from "./commands/user.ts";
 import { wait } from "./commands/wait.ts";
 import { whoami } from "./commands/whoami.ts";
-import { EXIT, exitCodeOf, formatError, UsageError } from "./errors.ts";
+import { EXIT, errorJson, exitCodeOf, formatError, UsageError } from "./errors.ts";
 import type { Io } from "./io.ts";
 
 const USER_VERBS = [login, submit, ls, show, logs, cancel, wait, clusters, whoami];
@@ -43,12 +43,23 @@ $XDG_CONFIG_HOME/slurmgate/config.json (mode 0600); SLURMGATE_URL and SLURMGATE_
 Exit codes: 0 ok · 1 API, network or configuration error · 2 bad usage ·
             3 job did not complete · 4 wait timed out · 130 interrupted
 
+Errors: one line on stderr, "slurmgate: …". With --json, every error (bad usage, the gateway's
+refusals, network failures) is instead one JSON object on stderr, stdout staying for results:
+  {"error":{"kind":"api","message":"…","exit":1,"status":422,"code":"validation_failed","field":"body.name"}}
+kind is usage, api, network, malformed_response, timeout, interrupted or error.
+
 Examples:
   slurmgate login --url http://127.0.0.1:8080 --token sgu_…
   slurmgate submit --gpus a100:1 --time 1h --partition gpu --follow -- python train.py
   slurmgate ls --state running
   slurmgate wait job_01jd7x2k9m4q8r6t5v3w1y0z && slurmgate logs job_01jd7x2k9m4q8r6t5v3w1y0z
 `;
+
+/** `--json` among the verb's options (not in a job's command after `--`), even when parsing failed. */
+function wantsJson(argv: string[]): boolean {
+  const end = argv.indexOf("--");
+  return (end === -1 ? argv : argv.slice(0, end)).includes("--json");
+}
 
 /** Runs one command line; resolves with the exit code. Never throws. */
 export async function main(argv: string[], io: Io): Promise<number> {
@@ -69,7 +80,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
     }
     return await command.run(rest, io);
   } catch (err) {
-    io.stderr.write(`slurmgate: ${formatError(err)}\n`);
+    io.stderr.write(wantsJson(rest) ? `${JSON.stringify(errorJson(err))}\n` : `slurmgate: ${formatError(err)}\n`);
     return exitCodeOf(err);
   }
 }

@@ -8,6 +8,14 @@ import { withOtherIssues } from "./strict.ts";
 export const TokenKind = z.enum(["user", "agent", "admin"]).openapi("TokenKind");
 export type TokenKind = z.infer<typeof TokenKind>;
 
+/**
+ * "a user token", "an admin token", "an agent token": every message naming a kind of token says it
+ * through here, so none reads "a admin token".
+ *
+ * @example aToken("admin") // "an admin token"
+ */
+export const aToken = (kind: string) => `${/^[aeio]/i.test(kind) ? "an" : "a"} ${kind} token`; // "a user": a consonant sound
+
 export const User = z
   .strictObject({
     name: z.string().regex(USER_NAME, "lowercase POSIX-style name: [a-z_][a-z0-9_-]*, max 32"),
@@ -33,7 +41,7 @@ export const CreateToken = z
       ctx.addIssue({ code: "custom", path: ["cluster"], message: "an agent token is bound to one cluster" });
     }
     if (t.kind !== "agent" && !t.user) {
-      ctx.addIssue({ code: "custom", path: ["user"], message: `a ${t.kind} token belongs to a user` });
+      ctx.addIssue({ code: "custom", path: ["user"], message: `${aToken(t.kind)} belongs to a user` });
     }
   }, withOtherIssues)
   .openapi("CreateToken");

@@ -1,5 +1,5 @@
 import { createClient } from "../../client/index.ts";
-import { parse, positionals } from "../args.ts";
+import { gatewayUrl, parse, positionals } from "../args.ts";
 import { type Command, helped } from "../command.ts";
 import { readConfig, writeConfig } from "../config.ts";
 import { UsageError } from "../errors.ts";
@@ -16,9 +16,10 @@ $XDG_CONFIG_HOME/slurmgate/config.json (or ~/.config/slurmgate/config.json), rea
 SLURMGATE_URL and SLURMGATE_TOKEN, when set, override the stored values for every verb.
 
 Options:
-  --url URL        the gateway, e.g. https://slurmgate.example.org (default: SLURMGATE_URL or the stored one)
+  --url URL        the gateway, with its scheme: https://slurmgate.example.org
+                   (default: SLURMGATE_URL or the stored one)
   --token TOKEN    your token (sgu_…); "-" reads it from stdin (default: SLURMGATE_TOKEN)
-  --json           print {url, user, kind, path}
+  --json           print {url, user, kind, path}; errors as one JSON object on stderr
 
 Examples:
   slurmgate login --url http://127.0.0.1:8080 --token sgu_3x…
@@ -31,7 +32,15 @@ Examples:
     }
     positionals("login", rest, []);
     const stored = readConfig(io.env);
-    const url = values.url ?? io.env.SLURMGATE_URL ?? stored.url;
+    const raw =
+      values.url !== undefined
+        ? { source: "--url", value: values.url }
+        : io.env.SLURMGATE_URL
+          ? { source: "SLURMGATE_URL", value: io.env.SLURMGATE_URL }
+          : stored.url
+            ? { source: "the stored URL", value: stored.url }
+            : undefined;
+    const url = raw && gatewayUrl(raw.source, raw.value, raw.source === "--url" ? "login" : undefined);
     let token = values.token ?? io.env.SLURMGATE_TOKEN;
     if (token === "-") {
       token = (await io.readStdin()).trim();
@@ -43,7 +52,7 @@ Examples:
       throw new UsageError("--token is required (or SLURMGATE_TOKEN, or --token - to read stdin)", "login");
     }
     const me = await createClient({ baseUrl: url, token }).me();
-    const path = writeConfig(io.env, { url: url.replace(/\/+$/, ""), token });
+    const path = writeConfig(io.env, { url, token });
     const who = me.user ?? `agent of ${me.cluster}`;
     if (values.json) {
       printJson(io, { url, user: me.user, kind: me.kind, path });

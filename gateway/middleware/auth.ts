@@ -3,6 +3,7 @@
  * its SHA-256. Failed attempts count against the caller's address in the rate limiter.
  */
 import type { MiddlewareHandler } from "hono";
+import { aToken } from "../../schemas/index.ts";
 import type { AppEnv, Deps, Principal } from "../deps.ts";
 import { ApiProblem } from "../problem.ts";
 import { findToken, getUser, touchToken } from "../store/admin.ts";
@@ -119,7 +120,7 @@ export function requireRole(role: Role): MiddlewareHandler<AppEnv> {
     const p = c.get("principal");
     const allowed = role === "user" ? p.kind === "user" || p.kind === "admin" : p.kind === role;
     if (!allowed) {
-      throw new ApiProblem("forbidden", `this route needs a ${role} token; you sent a ${p.kind} token`, {
+      throw new ApiProblem("forbidden", `this route needs ${aToken(role)}; you sent ${aToken(p.kind)}`, {
         field: FIELD,
       });
     }

@@ -24,8 +24,11 @@ afterAll(async () => {
 
 type ClusterItem = { name: string; alive: boolean; stoppedAt: string | null };
 
+/** Once more on a network failure: a keep-alive socket the server closed at that moment fails once. */
+const once = <T>(fn: () => Promise<T>) => fn().catch(() => fn());
+
 async function cluster(name: string): Promise<ClusterItem> {
-  const res = await fetch(`${e2e.url}/v1/clusters`, { headers: { authorization: `Bearer ${e2e.admin}` } });
+  const res = await once(() => fetch(`${e2e.url}/v1/clusters`, { headers: { authorization: `Bearer ${e2e.admin}` } }));
   const { items } = (await res.json()) as { items: ClusterItem[] };
   return items.find((c) => c.name === name)!;
 }
@@ -138,24 +141,39 @@ describe("an agent stopped with SIGTERM", () => {
 
 describe("an agent whose token is not its cluster's agent token", () => {
   const refusals = async () => {
-    const revoked = await createToken(e2e.gw.db, { kind: "agent", cluster: "alpha" }, Date.now());
-    await revokeToken(e2e.gw.db, revoked.id, Date.now());
+    const now = Date.now();
+    const revoked = await createToken(e2e.gw.db, { kind: "agent", cluster: "alpha" }, now);
+    await revokeToken(e2e.gw.db, revoked.id, now);
+    // Tokens of other kinds that carry the agent prefix, so only the gateway can tell what they are.
+    const disguised = (kind: "user" | "admin", user: string) =>
+      createToken(e2e.gw.db, { kind, user, secret: `sga_${kind}${"x".repeat(40)}${now}` }, now);
     return [
       {
         token: e2e.agentTokens.beta,
         line: /^slurmgate agent: SLURMGATE_AGENT_TOKEN is bound to cluster beta, not SLURMGATE_CLUSTER=alpha; create one with: slurmgate token create --cluster alpha$/,
       },
-      { token: e2e.alice, line: /^slurmgate agent: SLURMGATE_AGENT_TOKEN is a user token, not an agent token; / },
-      { token: e2e.admin, line: /^slurmgate agent: SLURMGATE_AGENT_TOKEN is an admin token, not an agent token; / },
+      {
+        token: (await disguised("user", "alice")).token,
+        line: /^slurmgate agent: SLURMGATE_AGENT_TOKEN is a user token, not an agent token; create one with: /,
+      },
+      {
+        token: (await disguised("admin", "root")).token,
+        line: /^slurmgate agent: SLURMGATE_AGENT_TOKEN is an admin token, not an agent token; /,
+      },
       {
         token: revoked.token,
         line: /^slurmgate agent: the gateway refused SLURMGATE_AGENT_TOKEN \(token revoked or expired\): /,
       },
+      // A plain user token is refused before the gateway is asked, by its prefix.
+      { token: e2e.alice, line: /^slurmgate agent: invalid SLURMGATE_AGENT_TOKEN: an agent token \(sga_…\)/ },
     ];
   };
 
   it("refuses to start, as a daemon and with --once: one line on stderr, exit ≠ 0, nothing leased", async () => {
-    const betaJob = await e2e.submit(e2e.alice, { name: "for-beta", cluster: "beta", command: ["true"] });
+    const key = { "idempotency-key": `for-beta-${Date.now()}` }; // safe to send twice
+    const betaJob = await once(() =>
+      e2e.submit(e2e.alice, { name: "for-beta", cluster: "beta", command: ["true"] }, key),
+    );
     for (const { token, line } of await refusals()) {
       for (const args of [[], ["--once"]]) {
         const run = await runAgent(e2e.agentEnv("alpha", { SLURMGATE_AGENT_TOKEN: token }), args);
