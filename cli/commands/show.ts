@@ -24,7 +24,7 @@ Examples:
     const [id = ""] = positionals("show", rest, ["JOB_ID"]);
     const client = clientFor(io);
     const job = await client.get(id, { signal: io.signal });
-    const tasks = job.spec.array ? (await client.tasks(id, { signal: io.signal })).items : undefined;
+    const tasks = job.spec?.array ? (await client.tasks(id, { signal: io.signal })).items : undefined;
     if (values.json) {
       printJson(io, tasks ? { ...job, tasks } : job);
       return 0;

@@ -65,6 +65,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/jobs/{id}/tasks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * An array job's tasks: state, exit code and reason of each
+         * @description As the cluster's agent last reported them, with counts per state. Empty for a plain job and for an array whose tasks have not been seen in Slurm yet.
+         */
+        get: operations["jobTasks"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/jobs/{id}/cancel": {
         parameters: {
             query?: never;
@@ -94,7 +114,7 @@ export interface paths {
         };
         /**
          * Read a job's stdout or stderr from a byte offset
-         * @description With `wait`, holds the request until new bytes arrive or the job ends.
+         * @description Each attempt (`attempt`, default the latest) and each array task (`task`) has its own log. With `wait`, holds the request until new bytes arrive or that attempt ends.
          */
         get: operations["jobLogs"];
         put?: never;
@@ -207,6 +227,26 @@ export interface paths {
         /** Publish what the cluster offers */
         put: operations["agentInventory"];
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/agent/goodbye": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Say this agent is stopping: its cluster shows down at once unless another agent is alive
+         * @description Idempotent: a repeated goodbye keeps the first time; an agentId this cluster has never seen changes nothing. The jobs the agent holds keep their leases until they expire, so a restarted agent (same state file) renews them and another agent of the cluster takes them over after expiry; nothing is resubmitted. The next lease or inventory from the same agentId makes it alive again.
+         */
+        post: operations["agentGoodbye"];
         delete?: never;
         options?: never;
         head?: never;
@@ -343,7 +383,8 @@ export interface components {
             labels: {
                 [key: string]: string;
             };
-            spec: components["schemas"]["JobSpec"];
+            /** @description null when the stored spec no longer matches the schema (code invalid_spec while the job is live). */
+            spec: components["schemas"]["JobSpec"] | null;
             /** @description The small JSON the job wrote to $SLURMGATE_RESULT. */
             result?: unknown;
             lastSeq: number;
@@ -495,10 +536,11 @@ export interface components {
             /** @description The request field at fault, as a dotted path (body.resources.time). */
             field?: string;
             errors?: components["schemas"]["FieldError"][];
+            /** @description The request's id, also in the X-Request-Id response header and the gateway's logs. */
             requestId?: string;
         };
         /** @enum {string} */
-        ProblemCode: "bad_request" | "unauthorized" | "forbidden" | "not_found" | "conflict" | "idempotency_conflict" | "stale_lease" | "illegal_transition" | "validation_failed" | "unsatisfiable" | "payload_too_large" | "rate_limited" | "unavailable" | "internal";
+        ProblemCode: "bad_request" | "unauthorized" | "forbidden" | "not_found" | "conflict" | "idempotency_conflict" | "stale_lease" | "illegal_transition" | "validation_failed" | "unsatisfiable" | "payload_too_large" | "method_not_allowed" | "unsupported_media_type" | "rate_limited" | "unavailable" | "internal";
         FieldError: {
             field: string;
             message: string;
@@ -512,22 +554,57 @@ export interface components {
             events: components["schemas"]["JobEvent"][];
             lastSeq: number;
         };
+        JobTasks: {
+            /** @example job_01jd7x2k9m4q8r6t5v3w1y0z */
+            jobId: string;
+            state: components["schemas"]["JobState"];
+            /** @description The array's index expression; null for a plain job. */
+            indexes: string | null;
+            /**
+             * @description Tasks per state, from the agent's last report.
+             * @example {
+             *       "completed": 3,
+             *       "failed": 1
+             *     }
+             */
+            counts: {
+                [key: string]: number;
+            };
+            items: components["schemas"]["JobTask"][];
+        };
+        JobTask: {
+            /** @description The array index ($SLURM_ARRAY_TASK_ID). */
+            task: number;
+            state: components["schemas"]["JobState"];
+            exitCode: number | null;
+            signal: number | null;
+            /** @description Why the task waits or how it ended, in words. */
+            reason: string | null;
+        };
         LogChunk: {
             /** @enum {string} */
             stream: "stdout" | "stderr";
+            /** @description The attempt these bytes are from. */
+            attempt: number;
+            /** @description How many attempts the job has had so far (its latest). */
+            attempts: number;
+            /** @description The array task, or null for the job's own log. */
+            task: number | null;
             offset: number;
             /** @description UTF-8 text of the bytes from offset. */
             data: string;
             nextOffset: number;
-            /** @description True once the job is terminal and every byte has been shipped. */
+            /** @description True once this attempt has ended and every byte has been shipped: the job is terminal, or (for an earlier attempt) the next attempt has reached Slurm. */
             complete: boolean;
         };
         ClusterView: {
             name: string;
             description: string;
-            /** @description An agent was seen within the liveness window. */
+            /** @description An agent was seen within the liveness window and has not said goodbye since. */
             alive: boolean;
             lastSeenAt: string | null;
+            /** @description Set when no agent is alive and the last one seen stopped deliberately (said goodbye) at this time. */
+            stoppedAt: string | null;
             /** @description Partitions you may use here. */
             partitions: string[];
             inventory: components["schemas"]["Inventory"];
@@ -574,6 +651,8 @@ export interface components {
             agentId: string;
             version: string;
             lastSeenAt: string;
+            /** @description When this agent said goodbye; null while it runs. */
+            stoppedAt: string | null;
             cycleMs: number | null;
             mode: string;
         };
@@ -679,8 +758,14 @@ export interface components {
                 offset: number;
                 /** @description base64 of the bytes starting at offset. */
                 data: string;
+                /** @description The attempt whose file these bytes are from (default: the job's current attempt). Bytes of an attempt that has ended are kept even after the job moved on to the next one. */
+                attempt?: number;
+                /** @description The array task whose stdout.<task>/stderr.<task> these bytes are from. */
+                task?: number;
             }[];
             result?: unknown;
+            /** @description An array job's tasks, each with its own state, exit code and reason (the whole list each time). */
+            tasks?: components["schemas"]["JobTask"][];
             /** @description Back-pressure (controller full, QOS submit limit): give the job back to the queue. */
             requeue?: {
                 reason: string;
@@ -691,6 +776,17 @@ export interface components {
             name: string;
             sharedRoots: string[];
             allowedSbatchArgs: string[];
+        };
+        GoodbyeResponse: {
+            agentId: string;
+            /** @description When the gateway recorded the stop (the first goodbye); null for an unknown agentId. */
+            stoppedAt: string | null;
+            /** @description Whether another agent of the cluster is still alive (and jobs still routed there). */
+            clusterAlive: boolean;
+        };
+        Goodbye: {
+            /** @description The agentId this agent leased with. */
+            agentId: string;
         };
         User: {
             name: string;
@@ -1046,6 +1142,55 @@ export interface operations {
             };
         };
     };
+    jobTasks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The tasks */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobTasks"];
+                };
+            };
+            /** @description Missing, unknown, revoked or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such object, or not yours */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     cancelJob: {
         parameters: {
             query?: never;
@@ -1099,6 +1244,10 @@ export interface operations {
         parameters: {
             query?: {
                 stream?: "stdout" | "stderr";
+                /** @description Which attempt's log (1 is the first run; default: the latest). */
+                attempt?: number;
+                /** @description An array job's task: its own stdout.<task>/stderr.<task>. */
+                task?: number | null;
                 offset?: number | null;
                 limit?: number;
                 wait?: number | null;
@@ -1512,6 +1661,84 @@ export interface operations {
             };
             /** @description No such object, or not yours */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request is well-formed but invalid; `field` names the culprit */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    agentGoodbye: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Goodbye"];
+            };
+        };
+        responses: {
+            /** @description Recorded */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GoodbyeResponse"];
+                };
+            };
+            /** @description Malformed request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, revoked or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token may not do this */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };

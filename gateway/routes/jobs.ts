@@ -36,7 +36,7 @@ function checkLogSource(job: Job, attempt: number, task: number | undefined): vo
   if (task === undefined) {
     return;
   }
-  const indexes = job.spec.array?.indexes;
+  const indexes = job.spec?.array?.indexes;
   if (!indexes) {
     throw new ApiProblem("validation_failed", `task ${task}: the job is not an array job`, { field: "query.task" });
   }

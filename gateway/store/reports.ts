@@ -117,11 +117,8 @@ function logStatements(row: Row, report: Report): { all: InStatement[]; ended: I
 }
 
 function arrayIndexesOf(row: Row): string | null {
-  try {
-    return (JSON.parse(String(row.spec)) as JobSpec).array?.indexes ?? null;
-  } catch {
-    return null;
-  }
+  const stored = parseStoredSpec(row.spec);
+  return stored.ok ? (stored.spec.array?.indexes ?? null) : null;
 }
 
 type Plan =

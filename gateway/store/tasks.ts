@@ -22,5 +22,5 @@ export async function readJobTasks(db: Database, job: Job): Promise<JobTasks> {
   for (const task of items) {
     counts[task.state] = (counts[task.state] ?? 0) + 1;
   }
-  return { jobId: job.id, state: job.state, indexes: job.spec.array?.indexes ?? null, counts, items };
+  return { jobId: job.id, state: job.state, indexes: job.spec?.array?.indexes ?? null, counts, items };
 }
