@@ -65,6 +65,11 @@ describe("strict request bodies", () => {
       [{ retries: { maxRetries: 2 } }, "body.retries.maxRetries", "did you mean retries.max?"],
       [{ cpus_per_task: 2 }, "body.cpus_per_task", "did you mean resources.cpusPerTask?"],
       [{ Name: "x" }, "body.Name", "did you mean name?"],
+      [
+        { dependsOn: [{ job: "job_00000000000000000000000000", jobId: "x" }] } as never,
+        "body.dependsOn.0.jobId",
+        "did you mean dependsOn.0.job?",
+      ],
       [{ zzzz: 1 }, "body.zzzz", "unknown field zzzz"],
     ];
     for (const [extra, field, message] of cases) {
