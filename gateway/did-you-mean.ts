@@ -131,10 +131,13 @@ export function suggestField(root: unknown, parentPath: readonly PropertyKey[], 
       return hit.path;
     }
   }
-  // A shortened name (`expiresIn` for `expiresInDays`).
-  const longer = wanted.length >= 4 ? candidates.find((c) => normalise(c.name).startsWith(wanted)) : undefined;
-  if (longer) {
-    return longer.path;
+  // A shortened or lengthened name (`expiresIn` for `expiresInDays`, `jobId` for `job`).
+  const prefix = candidates.find((c) => {
+    const name = normalise(c.name);
+    return (wanted.length >= 4 && name.startsWith(wanted)) || (name.length >= 3 && wanted.startsWith(name));
+  });
+  if (prefix) {
+    return prefix.path;
   }
   const allowed = wanted.length <= 2 ? 0 : wanted.length <= 5 ? 1 : 2;
   let best: { path: string; d: number } | undefined;

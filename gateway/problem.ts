@@ -255,19 +255,36 @@ export function createNotFoundHandler(routes: () => { method: string; path: stri
 const MAX_FIELD_ERRORS = 100;
 
 /**
- * Turns zod issues into field errors named like `body.resources.time`, one per refused key. With
- * the schema that was applied, an unknown key's message names the field probably meant.
+ * Turns zod issues into field errors named like `body.resources.time`, one per refused key, and
+ * counts them all. With the schema that was applied, an unknown key's message names the field
+ * probably meant. Messages are built for the first `limit` only: a body of 100,000 unknown keys
+ * costs a count, not 100,000 suggestions.
  */
-export function zodFieldErrors(error: z.ZodError, target: string, schema?: unknown): FieldError[] {
-  return error.issues.flatMap((issue) => {
-    if (issue.code === "unrecognized_keys") {
-      return issue.keys.map((key) => ({
-        field: [target, ...issue.path.map(String), key].join("."),
-        message: unknownFieldMessage(schema, issue.path, key, target === "body" ? "field" : `${target} parameter`),
-      }));
+export function zodFieldErrors(
+  error: z.ZodError,
+  target: string,
+  schema?: unknown,
+  limit = Number.POSITIVE_INFINITY,
+): { errors: FieldError[]; total: number } {
+  const errors: FieldError[] = [];
+  let total = 0;
+  const noun = target === "body" ? "field" : `${target} parameter`;
+  for (const issue of error.issues) {
+    const path = issue.path.map(String);
+    const keys = issue.code === "unrecognized_keys" ? issue.keys : [undefined];
+    for (const key of keys) {
+      total++;
+      if (errors.length >= limit) {
+        continue;
+      }
+      errors.push(
+        key === undefined
+          ? { field: [target, ...path].join("."), message: issue.message }
+          : { field: [target, ...path, key].join("."), message: unknownFieldMessage(schema, issue.path, key, noun) },
+      );
     }
-    return [{ field: [target, ...issue.path.map(String)].join("."), message: issue.message }];
-  });
+  }
+  return { errors, total };
 }
 
 /**
@@ -275,15 +292,14 @@ export function zodFieldErrors(error: z.ZodError, target: string, schema?: unkno
  * with five mistakes takes one round trip, not five.
  */
 export function validationProblem(error: z.ZodError, target: string, schema?: unknown): ApiProblem {
-  const all = zodFieldErrors(error, target, schema);
-  const errors = all.slice(0, MAX_FIELD_ERRORS);
+  const { errors, total } = zodFieldErrors(error, target, schema, MAX_FIELD_ERRORS);
   const lines = errors.map((e) => (e.message.startsWith("unknown ") ? e.message : `${e.field}: ${e.message}`));
-  const more = all.length > errors.length ? `; and ${all.length - errors.length} more not listed` : "";
+  const more = total > errors.length ? `; and ${total - errors.length} more not listed` : "";
   const detail =
     lines.length === 0
       ? "request did not validate"
       : lines.length === 1
         ? (lines[0] ?? "")
-        : `${all.length} problems: ${lines.map((line, i) => `(${i + 1}) ${line}`).join(" ")}${more}`;
+        : `${total} problems: ${lines.map((line, i) => `(${i + 1}) ${line}`).join(" ")}${more}`;
   return new ApiProblem("validation_failed", detail, { field: errors[0]?.field, errors });
 }

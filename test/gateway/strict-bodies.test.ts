@@ -65,6 +65,11 @@ describe("strict request bodies", () => {
       [{ retries: { maxRetries: 2 } }, "body.retries.maxRetries", "did you mean retries.max?"],
       [{ cpus_per_task: 2 }, "body.cpus_per_task", "did you mean resources.cpusPerTask?"],
       [{ Name: "x" }, "body.Name", "did you mean name?"],
+      [
+        { dependsOn: [{ job: "job_00000000000000000000000000", jobId: "x" }] } as never,
+        "body.dependsOn.0.jobId",
+        "did you mean dependsOn.0.job?",
+      ],
       [{ zzzz: 1 }, "body.zzzz", "unknown field zzzz"],
     ];
     for (const [extra, field, message] of cases) {
@@ -300,6 +305,21 @@ describe("strict request bodies", () => {
     const problem = expectProblemShape(res, 422) as unknown as Refusal;
     expect(problem.errors).toHaveLength(100);
     expect(problem.detail).toMatch(/^150 problems: .*; and 50 more not listed$/);
+  });
+
+  it("answers a body of 25,000 unknown near-miss keys quickly, counting them all", async () => {
+    const w = await createWorld();
+    // 60-character keys close to each other: the costliest input for the edit-distance suggestion.
+    const extra = Object.fromEntries(
+      Array.from({ length: 25_000 }, (_, i) => [`extraSbatchArgs${String(i).padStart(45, "x")}`, 0]),
+    );
+    const started = performance.now();
+    const res = await w.call("POST", "/v1/jobs", w.tokens.alice, { ...spec(), ...extra });
+    const elapsed = performance.now() - started;
+    const problem = expectProblemShape(res, 422) as unknown as Refusal;
+    expect(problem.errors).toHaveLength(100);
+    expect(problem.detail).toMatch(/^25000 problems: .*; and 24900 more not listed$/);
+    expect(elapsed).toBeLessThan(10_000);
   });
 
   it("stored specs and leases still parse under the strict schema", async () => {
