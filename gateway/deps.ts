@@ -22,6 +22,7 @@ export type Deps = {
 
 export type Principal =
   | { kind: "user" | "admin"; user: string; tokenId: string }
-  | { kind: "agent"; cluster: string; tokenId: string };
+  /** `user` is set for a personal agent: it may run only that user's jobs. */
+  | { kind: "agent"; cluster: string; tokenId: string; user: string | null };
 
 export type AppEnv = { Variables: { principal: Principal; requestId: string } };

@@ -2,6 +2,7 @@
  * The agent's side of the wire: leases it takes, reports it sends, the inventory it publishes.
  */
 import { z } from "@hono/zod-openapi";
+import { AgentIdentity, IDENTITY_REJECT_CODES } from "./identity.ts";
 import { JobId, JobSpec, JobState } from "./job.ts";
 
 export const LeaseRequest = z
@@ -89,6 +90,7 @@ export const RejectCode = z.enum([
   "slurm_dependency",
   "slurm_rejected",
   "job_vanished",
+  ...IDENTITY_REJECT_CODES,
 ]);
 export type RejectCode = z.infer<typeof RejectCode>;
 
@@ -169,6 +171,9 @@ export const Inventory = z
     mode: z.enum(["local", "ssh"]).default("local"),
     cycleMs: z.number().optional(),
     tracked: z.number().int().optional(),
+    identity: AgentIdentity.optional().openapi({
+      description: "Whose jobs this agent runs; absent = `self`. A personal agent's user comes from its token.",
+    }),
   })
   .openapi("Inventory");
 export type Inventory = z.infer<typeof Inventory>;

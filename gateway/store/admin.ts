@@ -204,10 +204,24 @@ export async function listGrants(db: Database, user?: string): Promise<Grant[]> 
 
 export async function touchAgent(
   db: Database,
-  input: { cluster: string; agentId: string; version?: string; mode?: string; cycleMs?: number | null },
+  input: {
+    cluster: string;
+    agentId: string;
+    version?: string;
+    mode?: string;
+    cycleMs?: number | null;
+    user?: string | null;
+    serves?: string[] | null;
+  },
   now: number,
 ) {
   const set: Partial<typeof agents.$inferInsert> = { lastSeenAt: now };
+  if (input.user !== undefined) {
+    set.user = input.user;
+  }
+  if (input.serves !== undefined) {
+    set.serves = input.serves;
+  }
   if (input.version !== undefined) {
     set.version = input.version;
   }
@@ -226,6 +240,8 @@ export async function touchAgent(
       version: input.version ?? "",
       mode: input.mode ?? "local",
       cycleMs: input.cycleMs ?? null,
+      user: input.user ?? null,
+      serves: input.serves ?? null,
     })
     .onConflictDoUpdate({ target: [agents.cluster, agents.agentId], set });
 }

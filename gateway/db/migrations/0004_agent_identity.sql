@@ -1,0 +1,3 @@
+ALTER TABLE `agents` ADD `user` text;--> statement-breakpoint
+ALTER TABLE `agents` ADD `serves` text;--> statement-breakpoint
+CREATE INDEX `jobs_claim_owner` ON `jobs` (`cluster`,`owner`,`state`,`id`);
