@@ -13,6 +13,7 @@ import { remoteLoginEnv, sshExecutorFromConfig } from "./executor/ssh.ts";
 import type { Executor } from "./executor/types.ts";
 import { createGatewayApi, type GatewayApi } from "./gateway-api.ts";
 import { AGENT_VERSION, collectInventory } from "./inventory.ts";
+import { identityFromConfig, noFollowReads } from "./identity/from-config.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { resolveRoots } from "./paths.ts";
 import { loadSecretStore } from "./secrets.ts";
@@ -89,10 +90,11 @@ export async function createAgent(
 ): Promise<AgentHandle> {
   const log = overrides.log ?? createLogger(config.SLURMGATE_LOG_LEVEL);
   const ssh = !overrides.executor && config.SLURMGATE_SSH_HOST ? sshExecutorFromConfig(config, env, log) : null;
-  const executor =
+  const baseExecutor =
     overrides.executor ??
     ssh ??
     createLocalExecutor({ defaultTimeoutMs: config.SLURMGATE_COMMAND_TIMEOUT_SECONDS * 1000 });
+  const executor = config.SLURMGATE_USER_MAP ? noFollowReads(baseExecutor) : baseExecutor;
   const stateFile = config.SLURMGATE_STATE_FILE ?? defaultStateFile(config, env);
   const unlock = lockStateFile(stateFile);
   const state = openStateStore(stateFile);
@@ -105,10 +107,20 @@ export async function createAgent(
   }
   // Over SSH, Slurm's PATH/HOME/USER are the login node's, not this machine's.
   const slurmEnv = ssh ? await remoteLoginEnv(ssh).catch(unlockAndThrow(unlock)) : env;
+  const api = overrides.api ?? createGatewayApi({ baseUrl: config.SLURMGATE_URL, token: config.SLURMGATE_AGENT_TOKEN });
+  const identity = (() => {
+    try {
+      return identityFromConfig(config, executor, api);
+    } catch (err) {
+      unlock();
+      throw err;
+    }
+  })();
   const ctx: AgentContext = {
     config,
     agentId,
-    api: overrides.api ?? createGatewayApi({ baseUrl: config.SLURMGATE_URL, token: config.SLURMGATE_AGENT_TOKEN }),
+    api,
+    identity,
     slurm: slurmCommandsFor(config, executor, slurmEnv),
     executor,
     roots: await resolveRoots(executor, config.SLURMGATE_SHARED_ROOTS).catch(unlockAndThrow(unlock)),

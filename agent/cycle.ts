@@ -334,6 +334,12 @@ export async function runCycle(
     cycleMs: 0,
   };
   const holding = ctx.state.all().map((j) => j.jobId);
+  // An agent that does not know yet whose jobs it may run asks for none (max 0 is not allowed: skip).
+  if (ctx.identity && !(await ctx.identity.ready().catch(() => false))) {
+    stats.gatewayReachable = false;
+    stats.errors.push("identity: could not learn from the gateway whose jobs this agent runs");
+    return stats;
+  }
   const response = await ctx.api.lease(
     { agentId: ctx.agentId, max: ctx.config.SLURMGATE_MAX_LEASE, wait: options.wait, holding, ...options.heartbeat },
     options.signal,

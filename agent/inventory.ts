@@ -35,5 +35,6 @@ export async function collectInventory(
     mode: extra.mode,
     cycleMs: extra.cycleMs,
     tracked: ctx.state.all().length,
+    ...(ctx.identity ? { identity: ctx.identity.published() } : {}),
   };
 }

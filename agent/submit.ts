@@ -12,6 +12,14 @@ import { JobSpec } from "../schemas/job.ts";
 import { type AgentContext, crashPoint } from "./context.ts";
 import type { Lease, Report } from "./gateway-api.ts";
 import { PathError, checkContainerPaths, prepareJobDir, resolveWorkdir } from "./paths.ts";
+import { IdentityRefusal } from "./identity/guard.ts";
+import {
+  checkPersonalJobDir,
+  checkSiteJobDir,
+  describeRunAs,
+  handOver,
+  sbatchIdentityArgs,
+} from "./identity/hand-over.ts";
 import { JOB_FILES } from "./render/data-files.ts";
 import { slurmgateTag } from "./render/directives.ts";
 import { RenderError } from "./render/errors.ts";
@@ -110,7 +118,10 @@ async function prepare(ctx: AgentContext, lease: Lease) {
   }
   const spec = parsed.data;
   checkPartition(ctx, spec);
+  // Whose job this is, before anything is created for it (agent/identity).
+  const runAs = ctx.identity ? await ctx.identity.check(lease.owner) : null;
   const jobDir = await prepareJobDir(ctx.executor, ctx.roots, lease.owner, lease.jobId);
+  await guardJobDir(ctx, lease, jobDir);
   const workdir = spec.workdir ? await resolveWorkdir(ctx.executor, ctx.roots, spec.workdir) : null;
   await checkContainerPaths(ctx.executor, ctx.roots, spec.container);
   const secrets = await writeJobSecrets(ctx.executor, ctx.secrets, jobDir, spec.secrets);
@@ -132,7 +143,18 @@ async function prepare(ctx: AgentContext, lease: Lease) {
   await ctx.executor.writeFile(scriptPath, rendered.script, 0o700);
   // A leftover exit file from an earlier attempt must not count as this attempt's evidence.
   await ctx.executor.rm(`${jobDir}/exitcode`);
-  return { jobDir, scriptPath, rendered };
+  if (runAs) {
+    await handOver(ctx.executor, jobDir, runAs);
+  }
+  return { jobDir, scriptPath, rendered, runAs };
+}
+
+async function guardJobDir(ctx: AgentContext, lease: Lease, jobDir: string) {
+  if (ctx.identity?.mode === "site") {
+    await checkSiteJobDir(ctx.executor, ctx.roots, lease.owner, jobDir, lease.jobId);
+  } else if (ctx.identity?.mode === "personal" && !ctx.config.SLURMGATE_SSH_HOST) {
+    await checkPersonalJobDir(ctx.executor, ctx.roots, lease.owner, jobDir, lease.jobId);
+  }
 }
 
 function refusedReport(lease: Lease, code: RejectCode, message: string): Report {
@@ -145,7 +167,7 @@ export async function submitLease(ctx: AgentContext, lease: Lease): Promise<Subm
   try {
     prepared = await prepare(ctx, lease);
   } catch (err) {
-    if (err instanceof Refusal || err instanceof RenderError) {
+    if (err instanceof Refusal || err instanceof RenderError || err instanceof IdentityRefusal) {
       return { kind: "refused", report: refusedReport(lease, err.code, err.message) };
     }
     if (err instanceof PathError) {
@@ -153,10 +175,10 @@ export async function submitLease(ctx: AgentContext, lease: Lease): Promise<Subm
     }
     throw err;
   }
-  const { jobDir, scriptPath, rendered } = prepared;
+  const { jobDir, scriptPath, rendered, runAs } = prepared;
   ctx.state.put(tracked(lease, jobDir, ctx.now(), null));
   crashPoint(ctx, "before-sbatch");
-  const outcome = await ctx.slurm.sbatch(scriptPath, rendered.sbatchArgs);
+  const outcome = await ctx.slurm.sbatch(scriptPath, [...rendered.sbatchArgs, ...sbatchIdentityArgs(runAs)]);
   crashPoint(ctx, "after-sbatch");
   let slurmJobId: string | null = outcome.ok ? outcome.slurmJobId : null;
   if (!outcome.ok && outcome.code === "transient") {
@@ -198,6 +220,13 @@ export async function submitLease(ctx: AgentContext, lease: Lease): Promise<Subm
       state: "submitted",
       slurmJobId: slurmJobId!,
       script: rendered.script,
+      reason: ctx.identity
+        ? describeRunAs(
+            ctx.agentId,
+            runAs,
+            ctx.config.SLURMGATE_SSH_HOST ? (ctx.config.SLURMGATE_SSH_USER ?? "") : undefined,
+          )
+        : undefined,
       logs: [],
     },
   };
