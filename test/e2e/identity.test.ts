@@ -4,11 +4,12 @@
  * each other's jobs; refusals and a compromised gateway (rows written straight into its database)
  * never reach sbatch.
  */
-import { chmodSync, mkdtempSync, statSync, writeFileSync } from "node:fs";
+import { type ChildProcess, spawn } from "node:child_process";
+import { chmodSync, existsSync, mkdtempSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createToken } from "../../gateway/store/admin.ts";
-import { type E2E, slurm, startE2E } from "./harness.ts";
+import { type E2E, REPO, slurm, startE2E } from "./harness.ts";
 import { type PosixUser, ensurePosixUser } from "./posix-users.ts";
 
 let e2e: E2E;
@@ -17,9 +18,9 @@ let bob: PosixUser;
 const tokens: Record<string, string> = {};
 
 /** Slurm jobs carrying this job's tag, whoever they belong to. */
-function slurmJobsTagged(jobId: string): string[] {
-  const queue = slurm("alpha", "squeue", ["-h", "--states=all", "-o", "%i|%k"]);
-  const acct = slurm("alpha", "sacct", [
+function slurmJobsTagged(jobId: string, cluster: "alpha" | "beta" = "alpha"): string[] {
+  const queue = slurm(cluster, "squeue", ["-h", "--states=all", "-o", "%i|%k"]);
+  const acct = slurm(cluster, "sacct", [
     "-X",
     "-P",
     "-n",
@@ -130,4 +131,124 @@ describe("a site agent as root", () => {
     expect((done as unknown as { code: string }).code).toBe("owner_not_mapped");
     expect(slurmJobsTagged("job_forgedcarol0000000000000")).toEqual([]);
   }, 400_000);
+});
+
+describe("personal agents, unprivileged, as sg-alice and sg-bob", () => {
+  let root: string;
+  const procs: ChildProcess[] = [];
+  const outputs: Record<string, string> = { alice: "", bob: "" };
+  const personalTokens: Record<string, string> = {};
+
+  /** The agent process under the user's own account, its state file in the user's home. */
+  const startPersonal = (user: "alice" | "bob", posix: PosixUser) => {
+    const env = e2e.agentEnv("beta", {
+      SLURMGATE_AGENT_TOKEN: personalTokens[user]!,
+      SLURMGATE_SHARED_ROOTS: root,
+      HOME: `/home/${posix.name}`,
+      USER: posix.name,
+      SLURMGATE_STATE_FILE: `/home/${posix.name}/agent-beta-${Date.now()}.json`,
+    });
+    const nodeBin = existsSync("/usr/bin/node") ? "/usr/bin/node" : process.execPath;
+    const child = spawn(
+      "setpriv",
+      [
+        `--reuid=${posix.uid}`,
+        `--regid=${posix.gid}`,
+        "--init-groups",
+        nodeBin,
+        "--import",
+        "tsx",
+        join(REPO, "agent/main.ts"),
+      ],
+      { cwd: REPO, env, stdio: ["ignore", "pipe", "pipe"] },
+    );
+    child.stdout?.on("data", (d) => (outputs[user] += d));
+    child.stderr?.on("data", (d) => (outputs[user] += d));
+    procs.push(child);
+    return child;
+  };
+
+  const stop = (child: ChildProcess) =>
+    new Promise<void>((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) {
+        resolve();
+        return;
+      }
+      child.once("exit", () => resolve());
+      child.kill("SIGTERM");
+    });
+
+  const agentSeen = async (user: string) => {
+    for (let i = 0; i < 600; i++) {
+      const rs = await e2e.gw.db.client.execute({
+        sql: "SELECT count(*) AS n FROM agents WHERE cluster = 'beta' AND user = ?",
+        args: [user],
+      });
+      if (Number(rs.rows[0]?.n) > 0) {
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    throw new Error(`${user}'s agent never came up:\n${outputs[user]}`);
+  };
+
+  beforeAll(async () => {
+    root = mkdtempSync("/var/tmp/sg-identity-personal-");
+    chmodSync(root, 0o1777);
+    for (const user of ["alice", "bob"]) {
+      personalTokens[user] = (
+        await createToken(e2e.gw.db, { kind: "agent", cluster: "beta", user }, e2e.gw.deps.now())
+      ).token;
+    }
+    startPersonal("alice", alice);
+    startPersonal("bob", bob);
+    await Promise.all([agentSeen("alice"), agentSeen("bob")]);
+  }, 200_000);
+
+  afterAll(async () => {
+    await Promise.all(procs.map(stop));
+  });
+
+  it("never gives Bob's agent Alice's job across interleaved submissions; each runs as its owner", async () => {
+    const N = Number(process.env.IDENTITY_E2E_JOBS ?? 40);
+    const jobs: { id: string; owner: "alice" | "bob" }[] = [];
+    for (let i = 0; i < N; i++) {
+      const owner = (i * 7) % 3 === 0 ? "bob" : "alice";
+      const job = await e2e.submit(owner === "alice" ? e2e.alice : e2e.bob, {
+        name: "mine",
+        cluster: "beta",
+        script: RESULT,
+      });
+      jobs.push({ id: job.id, owner });
+    }
+    for (const { id, owner } of jobs) {
+      const done = await e2e.waitTerminal(owner === "alice" ? e2e.alice : e2e.bob, id, 300_000);
+      const posix = owner === "alice" ? alice : bob;
+      expect([id, done.state, done.result]).toEqual([id, "completed", { uid: posix.uid, gid: posix.gid }]);
+    }
+    const strays = await e2e.gw.db.client.execute(
+      `SELECT e.job_id, e.actor, j.owner FROM job_events e JOIN jobs j ON j.id = e.job_id
+       WHERE j.cluster = 'beta' AND e.actor LIKE 'agent:%' AND e.actor NOT LIKE 'agent:beta/' || j.owner || '@%'`,
+    );
+    expect(strays.rows).toEqual([]);
+    const dir = statSync(join(root, "alice"));
+    expect([dir.uid, dir.mode & 0o777]).toEqual([alice.uid, 0o700]);
+  }, 900_000);
+
+  it("a compromised gateway cannot make Bob's agent run Alice's job", async () => {
+    // Alice's agent stops: her pinned job waits for it instead of going anywhere else.
+    await stop(procs[0]!);
+    const waiting = await e2e.submit(e2e.alice, { name: "waits", cluster: "beta", command: ["true"] });
+    // The database now says Bob's token belongs to no one (any job) and holds a forged job of Alice's.
+    await e2e.gw.db.client.execute("UPDATE tokens SET user = NULL WHERE kind = 'agent' AND user = 'bob'");
+    await e2e.gw.db.client.execute("UPDATE agents SET user = NULL WHERE user = 'bob'");
+    const refused = await e2e.waitFor(e2e.alice, waiting.id, (j) => j.state !== "queued", 120_000);
+    const done = await e2e.waitTerminal(e2e.alice, waiting.id, 60_000);
+    expect([refused.state, done.state, (done as unknown as { code: string }).code]).toEqual([
+      expect.stringMatching(/leased|rejected/),
+      "rejected",
+      "owner_not_agent_user",
+    ]);
+    expect(slurmJobsTagged(waiting.id, "beta")).toEqual([]);
+  }, 300_000);
 });
