@@ -12,8 +12,9 @@ import { createLocalExecutor } from "./executor/local.ts";
 import { remoteLoginEnv, sshExecutorFromConfig } from "./executor/ssh.ts";
 import type { Executor } from "./executor/types.ts";
 import { createGatewayApi, type GatewayApi } from "./gateway-api.ts";
-import { verifyAgentToken } from "./identity.ts";
+import { verifyAgentToken } from "./token-check.ts";
 import { AGENT_VERSION, collectInventory } from "./inventory.ts";
+import { identityFromConfig, noFollowReads } from "./identity/from-config.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { resolveRoots } from "./paths.ts";
 import { loadSecretStore } from "./secrets.ts";
@@ -104,10 +105,11 @@ export async function createAgent(
   // Before anything is locked, created or connected: a token of another cluster must not start.
   await verifyAgentToken(api, config.SLURMGATE_CLUSTER, { retry: overrides.waitForGateway ?? false, log });
   const ssh = !overrides.executor && config.SLURMGATE_SSH_HOST ? sshExecutorFromConfig(config, env, log) : null;
-  const executor =
+  const baseExecutor =
     overrides.executor ??
     ssh ??
     createLocalExecutor({ defaultTimeoutMs: config.SLURMGATE_COMMAND_TIMEOUT_SECONDS * 1000 });
+  const executor = config.SLURMGATE_USER_MAP ? noFollowReads(baseExecutor) : baseExecutor;
   const stateFile = config.SLURMGATE_STATE_FILE ?? defaultStateFile(config, env);
   const unlock = lockStateFile(stateFile);
   const state = openStateStore(stateFile);
@@ -120,10 +122,19 @@ export async function createAgent(
   }
   // Over SSH, Slurm's PATH/HOME/USER are the login node's, not this machine's.
   const slurmEnv = ssh ? await remoteLoginEnv(ssh).catch(unlockAndThrow(unlock)) : env;
+  const identity = (() => {
+    try {
+      return identityFromConfig(config, executor, api);
+    } catch (err) {
+      unlock();
+      throw err;
+    }
+  })();
   const ctx: AgentContext = {
     config,
     agentId,
     api,
+    identity,
     slurm: slurmCommandsFor(config, executor, slurmEnv),
     executor,
     roots: await resolveRoots(executor, config.SLURMGATE_SHARED_ROOTS).catch(unlockAndThrow(unlock)),

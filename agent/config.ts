@@ -50,6 +50,15 @@ export const AgentConfig = z.object({
   SLURMGATE_SSH_USER: z.string().optional(),
   SLURMGATE_SSH_KEY: z.string().optional(), // private key file
   SLURMGATE_SSH_HOST_KEY: z.string().optional(), // pinned host key: SHA256:… fingerprint
+  SLURMGATE_USER_MAP: z.string().optional(), // set = a site agent (as root): JSON mapping slurmgate users to POSIX accounts (docs/agent-at-sites.md)
+  SLURMGATE_AGENT_USER: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_-]{0,31}$/)
+    .optional(), // a personal agent's slurmgate user, pinned instead of learnt from the gateway
+  SLURMGATE_OWNER_IS_POSIX_USER: z
+    .enum(["true", "false"])
+    .default("false")
+    .transform((v) => v === "true"), // true = also refuse jobs whose owner is not the name of the account the agent runs as
   SLURMGATE_LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
 });
 export type AgentConfig = z.infer<typeof AgentConfig>;

@@ -5,6 +5,7 @@ import type { PartitionInfo } from "../schemas/agent.ts";
 import type { AgentConfig } from "./config.ts";
 import type { Executor } from "./executor/types.ts";
 import type { GatewayApi } from "./gateway-api.ts";
+import type { IdentityGuard } from "./identity/guard.ts";
 import type { Logger } from "./log.ts";
 import type { Roots } from "./paths.ts";
 import type { SecretStore } from "./secrets.ts";
@@ -25,6 +26,8 @@ export type AgentContext = {
   /** Latest sinfo partitions; leases naming another partition are refused before sbatch. */
   partitions: PartitionInfo[];
   accounting: boolean;
+  /** Whose jobs this agent may run and as which account; absent = every job, as itself. */
+  identity?: IdentityGuard;
   /** Test-only fault injection: SIGKILL the agent at a named step (see crashPoint). */
   crashAt?: string;
 };

@@ -9,7 +9,8 @@ import type { AgentContext } from "./context.ts";
 import type { Lease, Report } from "./gateway-api.ts";
 import { collectLogs, readResult } from "./logs.ts";
 import type { Reporter } from "./reporter.ts";
-import { adoptLease, jobDirName, lookupByTag, submitLease } from "./submit.ts";
+import { jobDirName } from "./paths.ts";
+import { adoptLease, lookupByTag, submitLease } from "./submit.ts";
 import type { TrackedJob } from "./state.ts";
 import { neverRuns, observe, transitions } from "./track.ts";
 
@@ -363,6 +364,12 @@ export async function runCycle(
     cycleMs: 0,
   };
   const holding = ctx.state.all().map((j) => j.jobId);
+  // An agent that does not know yet whose jobs it may run asks for none (max 0 is not allowed: skip).
+  if (ctx.identity && !(await ctx.identity.ready().catch(() => false))) {
+    stats.gatewayReachable = false;
+    stats.errors.push("identity: could not learn from the gateway whose jobs this agent runs");
+    return stats;
+  }
   const response = await ctx.api.lease(
     { agentId: ctx.agentId, max: ctx.config.SLURMGATE_MAX_LEASE, wait: options.wait, holding, ...options.heartbeat },
     options.signal,

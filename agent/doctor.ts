@@ -10,7 +10,7 @@ import { type SshExecutor, remoteLoginEnv, sshExecutorFromConfig } from "./execu
 import type { Executor } from "./executor/types.ts";
 import { policyDisagreements } from "./doctor-policy.ts";
 import { type GatewayApi, createGatewayApi } from "./gateway-api.ts";
-import { tokenMismatch } from "./identity.ts";
+import { tokenMismatch } from "./token-check.ts";
 import { isInside } from "./paths.ts";
 import { slurmCommandsFor } from "./slurm-commands.ts";
 

@@ -19,7 +19,7 @@ export type ApiResult<T> =
   | { ok: false; status?: number; problem?: Problem; message: string; retryable: boolean };
 
 export type GatewayApi = {
-  me(): Promise<ApiResult<{ kind: string; cluster: string | null; serverTime: string }>>;
+  me(): Promise<ApiResult<{ kind: string; cluster: string | null; user: string | null; serverTime: string }>>;
   lease(
     body: { agentId: string; max: number; wait: number; holding: string[] },
     signal?: AbortSignal,

@@ -39,5 +39,6 @@ export async function collectInventory(
     // What this agent enforces, so the gateway refuses the same things at submission.
     sharedRoots: ctx.config.SLURMGATE_SHARED_ROOTS,
     allowedSbatchArgs: ctx.config.SLURMGATE_ALLOWED_SBATCH_ARGS,
+    ...(ctx.identity ? { identity: ctx.identity.published() } : {}),
   };
 }

@@ -114,17 +114,36 @@ async function walkCreate(
 }
 
 /**
- * Creates `<first root>/<owner>/<jobId>` and returns its real path. The owner and job id come from
+ * The job directory's name under `<root>/<owner>/`: attempt 1 keeps `<jobId>`, and each later attempt
+ * gets a directory of its own, `<jobId>.attempt-<n>` (a name no job id can have), so a retry never
+ * writes over the files of the attempt before it, which it can still read to resume.
+ * @example jobDirName("job_01…", 2) === "job_01….attempt-2"
+ */
+export function jobDirName(jobId: string, attempt: number): string {
+  return attempt > 1 ? `${jobId}.attempt-${attempt}` : jobId;
+}
+
+/**
+ * Creates `<first root>/<owner>/<jobDirName(jobId, attempt)>` and returns its real path. The owner and job id come from
  * the gateway, which validates them; the agent checks them again and follows no symlink here.
  */
-export async function prepareJobDir(executor: Executor, roots: Roots, owner: string, jobId: string): Promise<string> {
+export async function prepareJobDir(
+  executor: Executor,
+  roots: Roots,
+  owner: string,
+  jobId: string,
+  attempt = 1,
+): Promise<string> {
   if (!USER_NAME.test(owner)) {
     throw new PathError("owner", `${JSON.stringify(owner)} is not a valid user name`);
   }
   if (!JOB_ID.test(jobId)) {
     throw new PathError("jobId", `${JSON.stringify(jobId)} is not a job id`);
   }
-  return walkCreate(executor, roots, roots.real[0]!, [owner, jobId], "jobDir", false);
+  if (!Number.isSafeInteger(attempt) || attempt < 1) {
+    throw new PathError("attempt", `${attempt} is not an attempt number`);
+  }
+  return walkCreate(executor, roots, roots.real[0]!, [owner, jobDirName(jobId, attempt)], "jobDir", false);
 }
 
 /**

@@ -44,6 +44,7 @@ export function slurmCommandsFor(
     binDir: config.SLURMGATE_SLURM_BIN,
     apptainer: config.SLURMGATE_APPTAINER,
     timeoutMs: config.SLURMGATE_COMMAND_TIMEOUT_SECONDS * 1000,
+    allUsers: Boolean(config.SLURMGATE_USER_MAP),
   });
 }
 
@@ -53,6 +54,8 @@ export function createSlurmCommands(options: {
   binDir: string;
   apptainer: string;
   timeoutMs: number;
+  /** A site agent tracks the jobs it submitted as its users: every user's, not only its own. */
+  allUsers?: boolean;
 }): SlurmCommands {
   const { executor, env, timeoutMs } = options;
   const bin = (name: string) => (options.binDir ? `${options.binDir.replace(/\/$/, "")}/${name}` : name);
@@ -81,12 +84,15 @@ export function createSlurmCommands(options: {
       return { ok: false, ...classifySbatchError(result.stderr, result) };
     },
     async squeue() {
-      const result = await run("squeue", buildSqueueArgs({ me: true })).catch(() => null);
+      const result = await run("squeue", buildSqueueArgs(options.allUsers ? { all: true } : { me: true })).catch(
+        () => null,
+      );
       return result?.code === 0 ? parseSqueue(result.stdout) : null;
     },
     async sacct(query) {
       try {
-        return parseSacct(await run("sacct", buildSacctArgs(query)));
+        const args = buildSacctArgs(query);
+        return parseSacct(await run("sacct", options.allUsers ? [...args, "--allusers"] : args));
       } catch (err) {
         return { ok: false, reason: "error", message: `sacct did not complete: ${(err as Error).message}` };
       }

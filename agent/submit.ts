@@ -12,7 +12,15 @@ import type { RejectCode } from "../schemas/agent.ts";
 import { JobSpec } from "../schemas/job.ts";
 import { type AgentContext, crashPoint } from "./context.ts";
 import type { Lease, Report } from "./gateway-api.ts";
-import { PathError, checkContainerPaths, prepareJobDir, resolveWorkdir } from "./paths.ts";
+import { PathError, checkContainerPaths, jobDirName, prepareJobDir, resolveWorkdir } from "./paths.ts";
+import { IdentityRefusal } from "./identity/guard.ts";
+import {
+  checkPersonalJobDir,
+  checkSiteJobDir,
+  describeRunAs,
+  handOver,
+  sbatchIdentityArgs,
+} from "./identity/hand-over.ts";
 import { JOB_FILES } from "./render/data-files.ts";
 import { slurmgateTag } from "./render/directives.ts";
 import { RenderError } from "./render/errors.ts";
@@ -132,7 +140,10 @@ async function prepare(ctx: AgentContext, lease: Lease) {
   }
   const spec = parsed.data;
   await checkPartition(ctx, spec);
-  const jobDir = await prepareJobDir(ctx.executor, ctx.roots, lease.owner, jobDirName(lease.jobId, lease.attempt));
+  // Whose job this is, before anything is created for it (agent/identity).
+  const runAs = ctx.identity ? await ctx.identity.check(lease.owner) : null;
+  const jobDir = await prepareJobDir(ctx.executor, ctx.roots, lease.owner, lease.jobId, lease.attempt);
+  await guardJobDir(ctx, lease, jobDir);
   const previousJobDir =
     lease.attempt > 1 ? posix.join(posix.dirname(jobDir), jobDirName(lease.jobId, lease.attempt - 1)) : null;
   const workdir = spec.workdir ? await resolveWorkdir(ctx.executor, ctx.roots, spec.workdir) : null;
@@ -157,17 +168,18 @@ async function prepare(ctx: AgentContext, lease: Lease) {
   await ctx.executor.writeFile(scriptPath, rendered.script, 0o700);
   // A leftover exit file from an earlier attempt must not count as this attempt's evidence.
   await ctx.executor.rm(`${jobDir}/exitcode`);
-  return { jobDir, scriptPath, rendered };
+  if (runAs) {
+    await handOver(ctx.executor, jobDir, runAs);
+  }
+  return { jobDir, scriptPath, rendered, runAs };
 }
 
-/**
- * The job directory's name under `<root>/<owner>/`: attempt 1 keeps `<jobId>`, and each later attempt
- * gets a directory of its own, `<jobId>.attempt-<n>` (a name no job id can have), so a retry never
- * writes over the files of the attempt before it, which it can still read to resume.
- * @example jobDirName("job_01…", 2) === "job_01….attempt-2"
- */
-export function jobDirName(jobId: string, attempt: number): string {
-  return attempt > 1 ? `${jobId}.attempt-${attempt}` : jobId;
+async function guardJobDir(ctx: AgentContext, lease: Lease, jobDir: string) {
+  if (ctx.identity?.mode === "site") {
+    await checkSiteJobDir(ctx.executor, ctx.roots, lease.owner, jobDir, jobDirName(lease.jobId, lease.attempt));
+  } else if (ctx.identity?.mode === "personal" && !ctx.config.SLURMGATE_SSH_HOST) {
+    await checkPersonalJobDir(ctx.executor, ctx.roots, lease.owner, jobDir, jobDirName(lease.jobId, lease.attempt));
+  }
 }
 
 function refusedReport(lease: Lease, code: RejectCode, message: string): Report {
@@ -191,7 +203,7 @@ export async function submitLease(ctx: AgentContext, lease: Lease): Promise<Subm
         },
       };
     }
-    if (err instanceof Refusal || err instanceof RenderError) {
+    if (err instanceof Refusal || err instanceof RenderError || err instanceof IdentityRefusal) {
       return { kind: "refused", report: refusedReport(lease, err.code, err.message) };
     }
     if (err instanceof PathError) {
@@ -199,10 +211,10 @@ export async function submitLease(ctx: AgentContext, lease: Lease): Promise<Subm
     }
     throw err;
   }
-  const { jobDir, scriptPath, rendered } = prepared;
+  const { jobDir, scriptPath, rendered, runAs } = prepared;
   ctx.state.put(tracked(lease, jobDir, ctx.now(), null));
   crashPoint(ctx, "before-sbatch");
-  const outcome = await ctx.slurm.sbatch(scriptPath, rendered.sbatchArgs);
+  const outcome = await ctx.slurm.sbatch(scriptPath, [...rendered.sbatchArgs, ...sbatchIdentityArgs(runAs)]);
   crashPoint(ctx, "after-sbatch");
   let slurmJobId: string | null = outcome.ok ? outcome.slurmJobId : null;
   if (!outcome.ok && outcome.code === "transient") {
@@ -244,6 +256,13 @@ export async function submitLease(ctx: AgentContext, lease: Lease): Promise<Subm
       state: "submitted",
       slurmJobId: slurmJobId!,
       script: rendered.script,
+      reason: ctx.identity
+        ? describeRunAs(
+            ctx.agentId,
+            runAs,
+            ctx.config.SLURMGATE_SSH_HOST ? (ctx.config.SLURMGATE_SSH_USER ?? "") : undefined,
+          )
+        : undefined,
       logs: [],
     },
   };

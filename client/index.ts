@@ -12,7 +12,18 @@ import type { RawClient } from "./raw.ts";
 import { type RetryOptions, resolveRetry } from "./retry.ts";
 import { type SweepInput, type SweepOptions, runSweep } from "./sweep.ts";
 import { type FetchLike, createTransport } from "./transport.ts";
-import type { ClusterView, Job, JobEvents, JobPage, JobSpec, JobSpecInput, JobTasks, LogChunk, Me } from "./types.ts";
+import type {
+  ClusterView,
+  CreatedToken,
+  Job,
+  JobEvents,
+  JobPage,
+  JobSpec,
+  JobSpecInput,
+  JobTasks,
+  LogChunk,
+  Me,
+} from "./types.ts";
 import { shapes, unwrap } from "./unwrap.ts";
 import { type EventsOptions, type WaitOptions, fetchEvents, waitForJob } from "./wait.ts";
 
@@ -88,6 +99,11 @@ export type SlurmgateClient = {
   clusters(): Promise<ClusterView[]>;
   /** Who the token belongs to. */
   me(): Promise<Me>;
+  /**
+   * A personal agent token for yourself on one cluster: its agent leases only your jobs.
+   * @example const { token } = await client.createAgentToken({ cluster: "alpha", label: "login1" });
+   */
+  createAgentToken(input: { cluster: string; label?: string; expiresInDays?: number }): Promise<CreatedToken>;
   /** Submits many jobs with a concurrency cap and optionally waits for all. */
   sweep(input: SweepInput, options?: SweepOptions): Promise<Job[]>;
   /** Users, tokens, clusters and grants (admin token). */
@@ -146,6 +162,7 @@ export function createClient(options: ClientOptions): SlurmgateClient {
     logChunk: (id, o) => readLogChunk(raw, id, o),
     clusters: async () => (await unwrap(raw.GET("/v1/clusters"), shapes.items)).items,
     me: () => unwrap(raw.GET("/v1/me"), shapes.me),
+    createAgentToken: (input) => unwrap(raw.POST("/v1/agent-tokens", { body: { label: "", ...input } }), shapes.object),
     sweep: (input, o) => runSweep({ submit, wait }, input, o),
     admin: createAdminApi(raw),
   };

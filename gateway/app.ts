@@ -12,6 +12,7 @@ import { settleUnreadBody } from "./middleware/unread-body.ts";
 import { createErrorHandler, createNotFoundHandler, logServerResponse } from "./problem.ts";
 import { adminRouter } from "./routes/admin.ts";
 import { agentRouter } from "./routes/agent.ts";
+import { agentTokensRouter } from "./routes/agent-tokens.ts";
 import { clustersRouter } from "./routes/clusters.ts";
 import { jobsRouter } from "./routes/jobs.ts";
 
@@ -68,6 +69,7 @@ export function createApp(deps: Deps) {
   app.route("/", jobsRouter(deps));
   app.route("/", clustersRouter(deps));
   app.route("/", agentRouter(deps));
+  app.route("/", agentTokensRouter(deps));
   app.route("/", adminRouter(deps));
   return app;
 }

@@ -22,7 +22,8 @@ export type Deps = {
 
 export type Principal =
   | { kind: "user" | "admin"; user: string; tokenId: string }
-  | { kind: "agent"; cluster: string; tokenId: string };
+  /** `user` is set for a personal agent: it may run only that user's jobs. */
+  | { kind: "agent"; cluster: string; tokenId: string; user: string | null };
 
 export type AppEnv = {
   Variables: {

@@ -21,11 +21,13 @@ export type ClusterCandidate = {
   lastSeenAt: number | null;
   /** Set when no agent is alive because the last one said goodbye (see gateway/agent-liveness.ts). */
   stoppedAt?: number | null;
+  /** false when the cluster has agents but none may run this user's jobs (see routing-view.ts). */
+  runsAs?: string | false;
 };
 
 export type Route = { cluster: string; partition: string | null; spec: JobSpec; reason: string | null };
 
-type Failure = { rank: number; field: string; message: string; offer?: string };
+type Failure = { rank: number; field: string; message: string; offer?: string; noAgentFor?: string; cluster?: string };
 
 /** Merges the cluster's profile under the job's own values (the job's values win). */
 export function applyProfile(spec: JobSpec, config: ClusterConfig): JobSpec | Failure {
@@ -200,8 +202,18 @@ export function checkAgentPolicy(spec: JobSpec, candidate: ClusterCandidate): Fa
   return undefined;
 }
 
+/** The one refusal for a user whom no agent of a cluster may run jobs as. */
+export function noAgentRunsAs(user: string, clusters: string[]): string {
+  return `no agent can run jobs as ${user} on ${clusters.join(", ")}: start a personal agent or ask the site to map you`;
+}
+
 function checkCluster(spec: JobSpec, candidate: ClusterCandidate, grant: Grant): Route | Failure {
   const { config, inventory } = candidate;
+  if (candidate.runsAs === false) {
+    // Ranked above every resource check: the job fits, only the identity is missing.
+    const message = noAgentRunsAs(grant.user, [config.name]);
+    return { rank: 100, field: "cluster", message, noAgentFor: grant.user, cluster: config.name };
+  }
   const resolved = applyProfile(spec, config);
   if (isFailure(resolved)) {
     return resolved;
@@ -310,6 +322,10 @@ function whyDown(candidate: ClusterCandidate): string {
 
 function unsatisfiable(failures: Failure[]): ApiProblem {
   const best = failures.reduce((a, b) => (b.rank > a.rank ? b : a));
+  if (best.noAgentFor !== undefined) {
+    const clusters = failures.filter((f) => f.noAgentFor !== undefined).map((f) => f.cluster ?? "");
+    return new ApiProblem("unsatisfiable", noAgentRunsAs(best.noAgentFor, clusters), { field: "body.cluster" });
+  }
   const offers = failures
     .filter((f) => f.field === best.field && f.offer !== undefined)
     .map((f) => f.offer!)

@@ -27,7 +27,9 @@ export const User = z
 export const CreateToken = z
   .strictObject({
     kind: TokenKind,
-    user: z.string().regex(USER_NAME).optional().openapi({ description: "Required for user and admin tokens." }),
+    user: z.string().regex(USER_NAME).optional().openapi({
+      description: "Required for user and admin tokens; on an agent token, binds it to that user (a personal agent).",
+    }),
     cluster: z
       .string()
       .regex(CLUSTER_NAME)

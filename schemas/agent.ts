@@ -2,6 +2,7 @@
  * The agent's side of the wire: leases it takes, reports it sends, the inventory it publishes.
  */
 import { z } from "@hono/zod-openapi";
+import { AgentIdentity, IDENTITY_REJECT_CODES } from "./identity.ts";
 import { JobId, JobSpec, JobState, JobTask, MAX_REPORTED_TASKS } from "./job.ts";
 import { ABSOLUTE_PATH } from "./patterns.ts";
 import { SBATCH_OPTION } from "./sbatch.ts";
@@ -91,6 +92,7 @@ export const RejectCode = z.enum([
   "slurm_dependency",
   "slurm_rejected",
   "job_vanished",
+  ...IDENTITY_REJECT_CODES,
 ]);
 export type RejectCode = z.infer<typeof RejectCode>;
 
@@ -218,6 +220,9 @@ export const Inventory = z
     allowedSbatchArgs: z.array(z.string().regex(SBATCH_OPTION)).max(64).optional().openapi({
       description:
         "The agent's allow-list for extraSbatchArgs (SLURMGATE_ALLOWED_SBATCH_ARGS); the gateway offers only options on both this and the cluster config's.",
+    }),
+    identity: AgentIdentity.optional().openapi({
+      description: "Whose jobs this agent runs; absent = `self`. A personal agent's user comes from its token.",
     }),
   })
   .openapi("Inventory");

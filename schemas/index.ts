@@ -5,4 +5,5 @@ export * from "./job.ts";
 export * from "./agent.ts";
 export * from "./cluster.ts";
 export * from "./admin.ts";
+export * from "./identity.ts";
 export * from "./problem.ts";

@@ -30,7 +30,7 @@ export interface SqueueRow {
 }
 
 /** Which jobs to list. */
-export type SqueueSelector = { ids: readonly string[] } | { user: string } | { me: true };
+export type SqueueSelector = { ids: readonly string[] } | { user: string } | { me: true } | { all: true };
 
 /**
  * squeue argv listing jobs in every state (recently finished ones too, until MinJobAge).
@@ -53,7 +53,7 @@ export function buildSqueueArgs(selector: SqueueSelector): string[] {
       throw new Error(`not a user name: ${JSON.stringify(selector.user)}`);
     }
     args.push(`--user=${selector.user}`);
-  } else {
+  } else if ("me" in selector) {
     args.push("--me");
   }
   return args;

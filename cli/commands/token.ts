@@ -7,10 +7,12 @@ import { age, printJson, table } from "../output.ts";
 
 export const token: Command = {
   name: "token",
-  summary: "create, list and revoke tokens (admin)",
+  summary: "create, list and revoke tokens (admin; anyone for their own personal agent)",
   help: `
 Usage: slurmgate token create --user NAME [--kind user|admin] [--label TEXT] [--expires-days N]
-       slurmgate token create --cluster NAME [--label TEXT]        (an agent token)
+       slurmgate token create --agent --cluster NAME [--user NAME]  (a personal agent token: your own,
+                                                                   or, as an admin, another user's)
+       slurmgate token create --cluster NAME [--label TEXT]        (a site agent token, admin)
        slurmgate token list [--user NAME] [--json]
        slurmgate token revoke TOKEN_ID
 
@@ -18,7 +20,8 @@ Usage: slurmgate token create --user NAME [--kind user|admin] [--label TEXT] [--
 
 Examples:
   slurmgate token create --user alice --label laptop
-  AGENT_TOKEN=$(slurmgate token create --cluster hpc1)
+  AGENT_TOKEN=$(slurmgate token create --agent --cluster hpc1)   # runs only your jobs, as you
+  AGENT_TOKEN=$(slurmgate token create --cluster hpc1)           # a site agent, with a mapping file
   slurmgate token list --user alice
   slurmgate token revoke tok_01jd7x2k9m4q8r6t5v3w1y0z
 `,
@@ -27,6 +30,7 @@ Examples:
       user: { type: "string", short: "u" },
       cluster: { type: "string", short: "c" },
       kind: { type: "string", short: "k" },
+      agent: { type: "boolean" },
       label: { type: "string" },
       "expires-days": { type: "string" },
     });
@@ -38,24 +42,46 @@ Examples:
     switch (action) {
       case "create": {
         positionals("token", args, []);
+        if (values.agent && !values.cluster) {
+          throw new UsageError("--agent needs --cluster: a personal agent token serves one cluster", "token");
+        }
+        if (values.agent && values.kind && values.kind !== "agent") {
+          throw new UsageError(`--agent makes an agent token; drop --kind ${values.kind}`, "token");
+        }
+        const expiresInDays = values["expires-days"]
+          ? integer("token", "--expires-days", values["expires-days"])
+          : undefined;
+        const personal =
+          values.agent && !values.user
+            ? await clientFor(io).createAgentToken({
+                cluster: values.cluster ?? "",
+                label: values.label ?? "",
+                ...(expiresInDays ? { expiresInDays } : {}),
+              })
+            : undefined;
         const kind = (values.kind ?? (values.cluster ? "agent" : "user")) as TokenInfo["kind"];
         if (!["user", "agent", "admin"].includes(kind)) {
           throw new UsageError(`--kind is user, agent or admin, not ${JSON.stringify(kind)}`, "token");
         }
-        const created = await admin().tokens.create({
-          kind,
-          ...(values.user ? { user: values.user } : {}),
-          ...(values.cluster ? { cluster: values.cluster } : {}),
-          label: values.label ?? "",
-          ...(values["expires-days"]
-            ? { expiresInDays: integer("token", "--expires-days", values["expires-days"]) }
-            : {}),
-        });
+        const created =
+          personal ??
+          (await admin().tokens.create({
+            kind,
+            ...(values.user ? { user: values.user } : {}),
+            ...(values.cluster ? { cluster: values.cluster } : {}),
+            label: values.label ?? "",
+            ...(expiresInDays ? { expiresInDays } : {}),
+          }));
         if (values.json) {
           printJson(io, created);
         } else {
           io.stdout.write(`${created.token}\n`);
-          const owner = created.user ?? `cluster ${created.cluster}`;
+          const owner =
+            created.kind === "agent"
+              ? created.user
+                ? `${created.user}'s personal agent on ${created.cluster}`
+                : `a site agent on ${created.cluster}`
+              : created.user;
           io.stderr.write(`created ${created.kind} token ${created.id} for ${owner}; it is shown only this once\n`);
         }
         return 0;

@@ -253,6 +253,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/agent-tokens": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create a personal agent token for yourself on one cluster (shown once)
+         * @description The agent that uses it leases only your jobs, and must run as your account on the cluster.
+         */
+        post: operations["createPersonalAgentToken"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/admin/users": {
         parameters: {
             query?: never;
@@ -630,6 +650,7 @@ export interface components {
             sharedRoots?: string[];
             /** @description The agent's allow-list for extraSbatchArgs (SLURMGATE_ALLOWED_SBATCH_ARGS); the gateway offers only options on both this and the cluster config's. */
             allowedSbatchArgs?: string[];
+            identity?: components["schemas"]["AgentIdentity"];
         } | null;
         PartitionInfo: {
             name: string;
@@ -646,6 +667,19 @@ export interface components {
                 type: string;
                 count: number;
             }[];
+        };
+        /** @description Whose jobs this agent runs; absent = `self`. A personal agent's user comes from its token. */
+        AgentIdentity: {
+            /** @enum {string} */
+            mode: "self";
+        } | {
+            /** @enum {string} */
+            mode: "personal";
+        } | {
+            /** @enum {string} */
+            mode: "site";
+            /** @description The slurmgate users the agent's mapping file maps; it leases only their jobs. */
+            users: string[];
         };
         AgentStatus: {
             agentId: string;
@@ -745,7 +779,7 @@ export interface components {
             signal?: number;
             reason?: string;
             /** @enum {string} */
-            code?: "policy_rejected" | "invalid_spec" | "path_outside_roots" | "secret_missing" | "slurm_invalid_partition" | "slurm_invalid_account" | "slurm_invalid_qos" | "slurm_qos_limit" | "slurm_assoc_limit" | "slurm_gres_unavailable" | "slurm_time_limit" | "slurm_memory_limit" | "slurm_node_config" | "slurm_dependency" | "slurm_rejected" | "job_vanished";
+            code?: "policy_rejected" | "invalid_spec" | "path_outside_roots" | "secret_missing" | "slurm_invalid_partition" | "slurm_invalid_account" | "slurm_invalid_qos" | "slurm_qos_limit" | "slurm_assoc_limit" | "slurm_gres_unavailable" | "slurm_time_limit" | "slurm_memory_limit" | "slurm_node_config" | "slurm_dependency" | "slurm_rejected" | "job_vanished" | "owner_not_mapped" | "owner_not_agent_user" | "owner_unknown_account" | "owner_privileged_account";
             /** @description The exact rendered batch script, for audit. */
             script?: string;
             /**
@@ -788,12 +822,6 @@ export interface components {
             /** @description The agentId this agent leased with. */
             agentId: string;
         };
-        User: {
-            name: string;
-            /** @default false */
-            admin: boolean;
-            createdAt?: string;
-        };
         CreatedToken: components["schemas"]["TokenInfo"] & {
             /** @description Shown once; only its hash is stored. */
             token: string;
@@ -811,9 +839,21 @@ export interface components {
             revokedAt: string | null;
             lastUsedAt: string | null;
         };
+        CreatePersonalAgentToken: {
+            cluster: string;
+            /** @default  */
+            label: string;
+            expiresInDays?: number;
+        };
+        User: {
+            name: string;
+            /** @default false */
+            admin: boolean;
+            createdAt?: string;
+        };
         CreateToken: {
             kind: components["schemas"]["TokenKind"];
-            /** @description Required for user and admin tokens. */
+            /** @description Required for user and admin tokens; on an agent token, binds it to that user (a personal agent). */
             user?: string;
             /** @description Required for agent tokens: the one cluster it serves. */
             cluster?: string;
@@ -1748,6 +1788,84 @@ export interface operations {
             };
             /** @description Body too large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request is well-formed but invalid; `field` names the culprit */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createPersonalAgentToken: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreatePersonalAgentToken"];
+            };
+        };
+        responses: {
+            /** @description The new token; store it now */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreatedToken"];
+                };
+            };
+            /** @description Malformed request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, revoked or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such object, or not yours */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

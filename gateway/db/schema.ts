@@ -56,6 +56,12 @@ export const agents = sqliteTable(
     mode: text("mode").notNull().default("local"),
     cycleMs: integer("cycle_ms"),
     lastSeenAt: integer("last_seen_at").notNull(),
+    // When the agent said goodbye (SIGTERM); the next lease or inventory clears it.
+    stoppedAt: integer("stopped_at"),
+    // Whose jobs this agent may run: the token's user (a personal agent), else the slurmgate users
+    // a site agent's inventory says it maps (JSON array), else null (an agent that runs all as itself).
+    user: text("user"),
+    serves: text("serves", { mode: "json" }).$type<string[]>(),
   },
   (t) => [primaryKey({ columns: [t.cluster, t.agentId] })],
 );
@@ -102,6 +108,8 @@ export const jobs = sqliteTable(
     index("jobs_claim_queue").on(t.cluster, t.state, t.id),
     // …and its expired leases by expiry time; queued rows have no expiry and are not in the range.
     index("jobs_claim_expired").on(t.cluster, t.leaseExpiresAt),
+    // …and, for an agent that runs only some users' jobs, those users' queued rows (migration 0004).
+    index("jobs_claim_owner").on(t.cluster, t.owner, t.state, t.id),
     index("jobs_lease_owner").on(t.leaseOwner),
     index("jobs_claim_token").on(t.claimToken),
     uniqueIndex("jobs_idempotency").on(t.owner, t.idempotencyKey).where(sql`idempotency_key IS NOT NULL`),

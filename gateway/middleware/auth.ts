@@ -68,7 +68,7 @@ export function authenticate(deps: Deps): MiddlewareHandler<AppEnv> {
     }
     let principal: Principal;
     if (row.kind === "agent") {
-      principal = { kind: "agent", cluster: row.cluster ?? "", tokenId: row.id };
+      principal = { kind: "agent", cluster: row.cluster ?? "", tokenId: row.id, user: row.user };
     } else {
       const user = row.user ? await getUser(deps.db, row.user) : undefined;
       if (!user || (row.kind === "admin" && !user.admin)) {

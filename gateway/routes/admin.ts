@@ -160,7 +160,8 @@ export function adminRouter(deps: Deps) {
       deps.db,
       {
         kind: input.kind,
-        user: input.kind === "agent" ? null : input.user,
+        // An agent token with a user is that user's personal agent; without one, a site agent.
+        user: input.user ?? null,
         cluster: input.kind === "agent" ? input.cluster : null,
         label: input.label,
         expiresAt: input.expiresInDays ? now + input.expiresInDays * 86_400_000 : null,

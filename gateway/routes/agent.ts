@@ -22,6 +22,7 @@ import { invalidateRoutingView } from "../routing-view.ts";
 import { clusterLiveness } from "../agent-liveness.ts";
 import { getCluster, listAgents, markAgentStopped, saveInventory, touchAgent } from "../store/admin.ts";
 import { iso, parseStoredSpec } from "../store/job-row.ts";
+import { type AgentScope, effectiveAgentId, readAgentScope, servesOf } from "../store/agent-scope.ts";
 import { cancelOrders, claimJobs, rejectInvalidClaim, renewLeases } from "../store/leases.ts";
 import { applyReport } from "../store/reports.ts";
 import { resolveDependencies } from "../store/dependencies.ts";
@@ -107,11 +108,16 @@ export const agentClusterRoute = createRoute({
   },
 });
 
-function clusterOf(p: Principal): string {
+function agentOf(p: Principal): Extract<Principal, { kind: "agent" }> {
   if (p.kind !== "agent") {
     throw new ApiProblem("forbidden", "this route needs an agent token");
   }
-  return p.cluster;
+  return p;
+}
+
+/** A personal agent runs its token's user's jobs only; any other agent what its last inventory published. */
+async function scopeFor(deps: Deps, p: Extract<Principal, { kind: "agent" }>, agentId: string): Promise<AgentScope> {
+  return p.user !== null ? { kind: "user", user: p.user } : readAgentScope(deps.db, p.cluster, agentId);
 }
 
 export function agentRouter(deps: Deps) {
@@ -120,14 +126,24 @@ export function agentRouter(deps: Deps) {
   const leaseMs = () => deps.config.SLURMGATE_LEASE_SECONDS * 1000;
 
   app.openapi(leaseRoute, async (c) => {
-    const cluster = clusterOf(c.get("principal"));
-    const body = c.req.valid("json");
+    const principal = agentOf(c.get("principal"));
+    const cluster = principal.cluster;
+    const input = c.req.valid("json");
+    const body = { ...input, agentId: effectiveAgentId(principal.user, input.agentId) };
     const now = deps.now();
     await touchAgent(
       deps.db,
-      { cluster, agentId: body.agentId, version: body.version, mode: body.mode, cycleMs: body.cycleMs },
+      {
+        cluster,
+        agentId: body.agentId,
+        version: body.version,
+        mode: body.mode,
+        cycleMs: body.cycleMs,
+        user: principal.user,
+      },
       now,
     );
+    const scope = await scopeFor(deps, principal, body.agentId);
     const lost = await renewLeases(deps.db, {
       cluster,
       agentId: body.agentId,
@@ -149,6 +165,7 @@ export function agentRouter(deps: Deps) {
             max: body.max,
             now: deps.now(),
             leaseMs: leaseMs(),
+            scope,
           });
           if (rows.length) {
             return rows;
@@ -191,19 +208,21 @@ export function agentRouter(deps: Deps) {
   });
 
   app.openapi(reportRoute, async (c) => {
-    const cluster = clusterOf(c.get("principal"));
+    const principal = agentOf(c.get("principal"));
+    const cluster = principal.cluster;
     const { reports } = c.req.valid("json");
-    const agentId = c.req.valid("json").agentId ?? "unknown";
+    const agentId = effectiveAgentId(principal.user, c.req.valid("json").agentId ?? "unknown");
+    const scope = await scopeFor(deps, principal, agentId);
     const outcomes = [];
     for (const report of reports) {
-      outcomes.push(await applyReport(deps.db, { cluster, agentId, now: deps.now() }, report));
+      outcomes.push(await applyReport(deps.db, { cluster, agentId, now: deps.now(), scope }, report));
       deps.notifier.notify(`job:${report.jobId}`);
     }
     return c.json({ outcomes }, 200);
   });
 
   app.openapi(agentClusterRoute, async (c) => {
-    const cluster = clusterOf(c.get("principal"));
+    const cluster = agentOf(c.get("principal")).cluster;
     const record = await getCluster(deps.db, cluster);
     if (!record) {
       throw new ApiProblem("not_found", `cluster ${cluster} is not registered`);
@@ -213,21 +232,26 @@ export function agentRouter(deps: Deps) {
   });
 
   app.openapi(inventoryRoute, async (c) => {
-    const cluster = clusterOf(c.get("principal"));
+    const principal = agentOf(c.get("principal"));
+    const cluster = principal.cluster;
     const inventory = c.req.valid("json");
     const now = deps.now();
     if (!(await getCluster(deps.db, cluster))) {
       throw new ApiProblem("not_found", `cluster ${cluster} is not registered`);
     }
-    await saveInventory(deps.db, cluster, inventory, now);
+    // The mapped names are the gateway's to route by, not every user's to read on GET /v1/clusters.
+    const { identity: _identity, ...shared } = inventory;
+    await saveInventory(deps.db, cluster, shared, now);
     await touchAgent(
       deps.db,
       {
         cluster,
-        agentId: inventory.agentId,
+        agentId: effectiveAgentId(principal.user, inventory.agentId),
         version: inventory.agentVersion,
         mode: inventory.mode,
         cycleMs: inventory.cycleMs ?? null,
+        user: principal.user,
+        serves: principal.user === null ? servesOf(inventory.identity) : null,
       },
       now,
     );
@@ -236,7 +260,7 @@ export function agentRouter(deps: Deps) {
   });
 
   app.openapi(goodbyeRoute, async (c) => {
-    const cluster = clusterOf(c.get("principal"));
+    const cluster = agentOf(c.get("principal")).cluster;
     const { agentId } = c.req.valid("json");
     const now = deps.now();
     // Leases are deliberately left alone. A job the agent left in `submitting` had an sbatch whose

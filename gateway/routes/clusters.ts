@@ -106,7 +106,7 @@ export function clustersRouter(deps: Deps) {
     return c.json(
       {
         kind: p.kind,
-        user: p.kind === "agent" ? null : p.user,
+        user: p.user,
         cluster: p.kind === "agent" ? p.cluster : null,
         serverTime: iso(deps.now()),
       },

@@ -204,10 +204,24 @@ export async function listGrants(db: Database, user?: string): Promise<Grant[]> 
 
 export async function touchAgent(
   db: Database,
-  input: { cluster: string; agentId: string; version?: string; mode?: string; cycleMs?: number | null },
+  input: {
+    cluster: string;
+    agentId: string;
+    version?: string;
+    mode?: string;
+    cycleMs?: number | null;
+    user?: string | null;
+    serves?: string[] | null;
+  },
   now: number,
 ) {
-  const set: Partial<typeof agents.$inferInsert> = { lastSeenAt: now };
+  const set: Partial<typeof agents.$inferInsert> = { lastSeenAt: now, stoppedAt: null };
+  if (input.user !== undefined) {
+    set.user = input.user;
+  }
+  if (input.serves !== undefined) {
+    set.serves = input.serves;
+  }
   if (input.version !== undefined) {
     set.version = input.version;
   }
@@ -226,16 +240,13 @@ export async function touchAgent(
       version: input.version ?? "",
       mode: input.mode ?? "local",
       cycleMs: input.cycleMs ?? null,
+      user: input.user ?? null,
+      serves: input.serves ?? null,
     })
     .onConflictDoUpdate({ target: [agents.cluster, agents.agentId], set });
 }
 
-/**
- * Agent rows as the rest of the gateway sees them. A goodbye is stored as a negative
- * `last_seen_at` (minus the time of the goodbye): the table has no column for it and this change
- * adds no migration. This is the only place that encodes or decodes it; the next lease or
- * inventory of the same agentId writes a positive time again, so a restarted agent is alive at once.
- */
+/** Agent rows as the rest of the gateway sees them. */
 export type AgentRow = {
   cluster: string;
   agentId: string;
@@ -245,15 +256,12 @@ export type AgentRow = {
   lastSeenAt: number;
   /** When the agent said goodbye; null while it runs. */
   stoppedAt: number | null;
+  user: string | null;
+  serves: string[] | null;
 };
 
 export async function listAgents(db: Database): Promise<AgentRow[]> {
-  const rows = await db.orm.select().from(agents).orderBy(agents.cluster, agents.agentId);
-  return rows.map((r) => ({
-    ...r,
-    lastSeenAt: Math.abs(r.lastSeenAt),
-    stoppedAt: r.lastSeenAt < 0 ? -r.lastSeenAt : null,
-  }));
+  return db.orm.select().from(agents).orderBy(agents.cluster, agents.agentId);
 }
 
 /**
@@ -265,18 +273,12 @@ export async function markAgentStopped(
   input: { cluster: string; agentId: string },
   now: number,
 ): Promise<number | null> {
-  const stopped = await db.client.execute({
-    sql: `UPDATE agents SET last_seen_at = -? WHERE cluster = ? AND agent_id = ? AND last_seen_at >= 0
-          RETURNING last_seen_at`,
-    args: [Math.max(now, 1), input.cluster, input.agentId],
-  });
-  if (stopped.rows[0]) {
-    return -Number(stopped.rows[0].last_seen_at);
-  }
+  // COALESCE keeps the first goodbye's time when one is repeated.
   const rs = await db.client.execute({
-    sql: "SELECT last_seen_at FROM agents WHERE cluster = ? AND agent_id = ?",
-    args: [input.cluster, input.agentId],
+    sql: `UPDATE agents SET stopped_at = coalesce(stopped_at, ?) WHERE cluster = ? AND agent_id = ?
+          RETURNING stopped_at`,
+    args: [now, input.cluster, input.agentId],
   });
   const row = rs.rows[0];
-  return row ? -Number(row.last_seen_at) : null;
+  return row ? Number(row.stopped_at) : null;
 }

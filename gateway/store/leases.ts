@@ -10,6 +10,7 @@
 import type { Row } from "@libsql/client";
 import { newId } from "../ids.ts";
 import type { Database } from "../db/client.ts";
+import { type AgentScope, scopeCondition } from "./agent-scope.ts";
 import { INVALID_SPEC, iso } from "./job-row.ts";
 import { guardedTransition } from "./transition.ts";
 
@@ -28,11 +29,13 @@ export type ClaimedRow = {
 
 export async function claimJobs(
   db: Database,
-  input: { cluster: string; agentId: string; max: number; now: number; leaseMs: number },
+  input: { cluster: string; agentId: string; max: number; now: number; leaseMs: number; scope?: AgentScope },
 ): Promise<ClaimedRow[]> {
   const token = newId("claim");
   const { now } = input;
   const expires = now + input.leaseMs;
+  // Whose jobs this agent may run is part of the one statement: another user's row is never touched.
+  const owner = scopeCondition(input.scope ?? { kind: "any" });
   const [claimed] = await db.write([
     {
       sql: `UPDATE jobs SET prev_state = state,
@@ -41,9 +44,11 @@ export async function claimJobs(
               last_seq = last_seq + 1, updated_at = ?,
               reason = CASE WHEN state = 'queued' THEN NULL ELSE reason END
             WHERE id IN (
-              SELECT id FROM (SELECT id FROM jobs WHERE cluster = ? AND state = 'queued' AND run_after <= ? ORDER BY id LIMIT ?)
+              SELECT id FROM (SELECT id FROM jobs WHERE cluster = ? AND state = 'queued' AND run_after <= ?${owner.sql}
+                              ORDER BY id LIMIT ?)
               UNION ALL
-              SELECT id FROM (SELECT id FROM jobs WHERE cluster = ? AND lease_expires_at < ? AND state IN ${HELD_STATES} ORDER BY id LIMIT ?)
+              SELECT id FROM (SELECT id FROM jobs WHERE cluster = ? AND lease_expires_at < ? AND state IN ${HELD_STATES}${owner.sql}
+                              ORDER BY id LIMIT ?)
               LIMIT ?)
             RETURNING id, epoch, attempt, owner, spec, slurm_job_id, last_seq`,
       args: [
@@ -53,9 +58,11 @@ export async function claimJobs(
         now,
         input.cluster,
         now,
+        ...owner.args,
         input.max,
         input.cluster,
         now,
+        ...owner.args,
         input.max,
         input.max,
       ],

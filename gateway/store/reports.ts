@@ -6,6 +6,7 @@ import type { InStatement, Row } from "@libsql/client";
 import type { JobState, Report } from "../../schemas/index.ts";
 import { isTerminal } from "../../schemas/index.ts";
 import type { Database } from "../db/client.ts";
+import { type AgentScope, scopeAllows } from "./agent-scope.ts";
 import { parseStoredSpec } from "./job-row.ts";
 import { appendLogStatement, base64ToBytes, isArrayTask } from "./logs.ts";
 import { judgeTransition, retryFlag } from "./state-machine.ts";
@@ -18,7 +19,7 @@ const MAX_RESULT_BYTES = 65_536;
 
 async function readForReport(db: Database, id: string): Promise<Row | undefined> {
   const rs = await db.client.execute({
-    sql: "SELECT id, state, cluster, epoch, attempt, last_seq, spec, slurm_job_id, cancel_requested FROM jobs WHERE id = ?",
+    sql: "SELECT id, owner, state, cluster, epoch, attempt, last_seq, spec, slurm_job_id, cancel_requested FROM jobs WHERE id = ?",
     args: [id],
   });
   return rs.rows[0];
@@ -26,13 +27,14 @@ async function readForReport(db: Database, id: string): Promise<Row | undefined>
 
 export async function applyReport(
   db: Database,
-  ctx: { cluster: string; agentId: string; now: number },
+  ctx: { cluster: string; agentId: string; now: number; scope?: AgentScope },
   report: Report,
 ): Promise<ReportOutcome> {
   const actor = `agent:${ctx.cluster}/${ctx.agentId}`;
   for (let tries = 0; tries < 10; tries++) {
     const row = await readForReport(db, report.jobId);
-    if (!row || String(row.cluster) !== ctx.cluster) {
+    // A job of a user this agent may not run is, to it, a job that does not exist.
+    if (!row || String(row.cluster) !== ctx.cluster || (ctx.scope && !scopeAllows(ctx.scope, String(row.owner)))) {
       return { jobId: report.jobId, status: "not_found" };
     }
     const logs = logStatements(row, report);

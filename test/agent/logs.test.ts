@@ -11,7 +11,7 @@ import type { AgentContext } from "../../agent/context.ts";
 import { createLocalExecutor } from "../../agent/executor/local.ts";
 import { collectLogs } from "../../agent/logs.ts";
 import type { TrackedJob } from "../../agent/state.ts";
-import { jobDirName } from "../../agent/submit.ts";
+import { jobDirName } from "../../agent/paths.ts";
 
 let dir = "";
 beforeAll(async () => {

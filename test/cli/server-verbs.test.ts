@@ -77,6 +77,46 @@ describe("user, cluster, token", () => {
     expect(ungrant.stdout).toBe("bob may no longer use hpc2\n");
   });
 
+  it("creates personal agent tokens: a user's own, and another user's only as an admin", async () => {
+    await runCli(["user", "add", "carol"], { env: admin });
+    await runCli(["user", "add", "dave"], { env: admin });
+    await runCli(["cluster", "add", "hpc3", "--root", "/scratch"], { env: admin });
+    await runCli(["cluster", "grant", "carol", "hpc3"], { env: admin });
+    const carol = {
+      ...admin,
+      SLURMGATE_TOKEN: (await runCli(["token", "create", "--user", "carol"], { env: admin })).stdout.trim(),
+    };
+    const dave = {
+      ...admin,
+      SLURMGATE_TOKEN: (await runCli(["token", "create", "--user", "dave"], { env: admin })).stdout.trim(),
+    };
+
+    const own = await runCli(["token", "create", "--agent", "--cluster", "hpc3", "--label", "login1"], { env: carol });
+    expect(own.code).toBe(0);
+    expect(own.stdout).toMatch(/^sga_\S+\n$/);
+    expect(own.stderr).toMatch(
+      /^created agent token \S+ for carol's personal agent on hpc3; it is shown only this once\n$/,
+    );
+    const me = await fetch(`${gw.url}/v1/me`, { headers: { authorization: `Bearer ${own.stdout.trim()}` } });
+    expect(await me.json()).toMatchObject({ kind: "agent", user: "carol", cluster: "hpc3" });
+
+    const forOther = await runCli(["token", "create", "--agent", "--cluster", "hpc3", "--user", "carol"], {
+      env: dave,
+    });
+    expect(forOther.code).toBe(1);
+    expect(forOther.stderr).toMatch(/\(403 forbidden\)\n$/);
+    const notGranted = await runCli(["token", "create", "--agent", "--cluster", "hpc3"], { env: dave });
+    expect(notGranted.code).toBe(1);
+    expect(notGranted.stderr).toMatch(/^slurmgate: .*hpc3.*\(403 forbidden\)\n$/);
+    const byAdmin = await runCli(["token", "create", "--agent", "--cluster", "hpc3", "--user", "dave", "--json"], {
+      env: admin,
+    });
+    expect(JSON.parse(byAdmin.stdout)).toMatchObject({ kind: "agent", user: "dave", cluster: "hpc3" });
+    const noCluster = await runCli(["token", "create", "--agent"], { env: carol });
+    expect(noCluster.code).toBe(2);
+    expect(noCluster.stderr).toContain("--agent needs --cluster");
+  });
+
   it("names the field the gateway refused, and usage errors exit 2", async () => {
     const bad = await runCli(["user", "add", "Not A Name"], { env: admin });
     expect(bad.code).toBe(1);

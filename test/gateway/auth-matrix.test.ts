@@ -50,6 +50,7 @@ const RECIPES: Record<string, Recipe> = {
     }),
   },
   agentCluster: { ok: 200, audience: "agent" },
+  createPersonalAgentToken: { ok: 201, audience: "users", body: () => ({ cluster: "alpha" }) },
   adminUpsertUser: { ok: 200, audience: "admin", body: () => ({ name: "carol" }) },
   adminListUsers: { ok: 200, audience: "admin" },
   adminCreateToken: { ok: 201, audience: "admin", body: () => ({ kind: "user", user: "bob" }) },

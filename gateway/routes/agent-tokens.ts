@@ -1,0 +1,62 @@
+/**
+ * A user creates a personal agent token for themselves: bound to (cluster, that user), so the agent
+ * they run under their own account leases only their jobs. Tokens for others, and site agent tokens,
+ * stay on the admin route.
+ */
+import { createRoute } from "@hono/zod-openapi";
+import { CreatePersonalAgentToken, CreatedToken } from "../../schemas/index.ts";
+import type { Deps } from "../deps.ts";
+import { requireRole } from "../middleware/auth.ts";
+import { ApiProblem } from "../problem.ts";
+import { createToken, getCluster, listGrants } from "../store/admin.ts";
+import { bearer, createRouter, problems } from "./common.ts";
+
+export const createPersonalAgentTokenRoute = createRoute({
+  method: "post",
+  path: "/v1/agent-tokens",
+  operationId: "createPersonalAgentToken",
+  tags: ["agent"],
+  summary: "Create a personal agent token for yourself on one cluster (shown once)",
+  description: "The agent that uses it leases only your jobs, and must run as your account on the cluster.",
+  security: bearer,
+  request: {
+    body: { content: { "application/json": { schema: CreatePersonalAgentToken } }, required: true },
+  },
+  responses: {
+    201: { description: "The new token; store it now", content: { "application/json": { schema: CreatedToken } } },
+    ...problems(400, 401, 403, 404, 422, 429),
+  },
+});
+
+export function agentTokensRouter(deps: Deps) {
+  const app = createRouter();
+  app.use("/v1/agent-tokens", requireRole("user"));
+  app.openapi(createPersonalAgentTokenRoute, async (c) => {
+    const principal = c.get("principal");
+    const user = principal.kind === "agent" ? "" : principal.user;
+    const input = c.req.valid("json");
+    if (!(await getCluster(deps.db, input.cluster))) {
+      throw new ApiProblem("not_found", `cluster ${input.cluster} is not registered`, { field: "body.cluster" });
+    }
+    const granted = (await listGrants(deps.db, user)).some((g) => g.cluster === input.cluster);
+    if (!granted) {
+      throw new ApiProblem("forbidden", `you are not granted cluster ${input.cluster}; ask an admin for a grant`, {
+        field: "body.cluster",
+      });
+    }
+    const now = deps.now();
+    const created = await createToken(
+      deps.db,
+      {
+        kind: "agent",
+        user,
+        cluster: input.cluster,
+        label: input.label,
+        expiresAt: input.expiresInDays ? now + input.expiresInDays * 86_400_000 : null,
+      },
+      now,
+    );
+    return c.json(created, 201);
+  });
+  return app;
+}
