@@ -3,6 +3,7 @@
  * No environment or global reads here: everything comes in through deps.
  */
 import { OpenAPIHono } from "@hono/zod-openapi";
+import { Problem } from "../schemas/index.ts";
 import type { AppEnv, Deps } from "./deps.ts";
 import { renderDocsPage } from "./docs-page.ts";
 import { authenticate } from "./middleware/auth.ts";
@@ -67,7 +68,23 @@ export function createApp(deps: Deps) {
   app.route("/", clustersRouter(deps));
   app.route("/", agentRouter(deps));
   app.route("/", adminRouter(deps));
+  documentMediaTypeRefusals(app);
   return app;
+}
+
+/**
+ * Every route with a body can answer 415: @hono/zod-openapi's media-type gate runs before the
+ * handler. Said here once for all of them, so the document cannot forget a route.
+ */
+function documentMediaTypeRefusals(app: OpenAPIHono<AppEnv>) {
+  for (const definition of app.openAPIRegistry.definitions) {
+    if (definition.type === "route" && definition.route.request?.body && !definition.route.responses[415]) {
+      definition.route.responses[415] = {
+        description: "The body was not sent as application/json; `field` is header.content-type",
+        content: { "application/problem+json": { schema: Problem } },
+      };
+    }
+  }
 }
 
 export function openApiDocument(app: ReturnType<typeof createApp>) {

@@ -878,6 +878,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The body was not sent as application/json; `field` is header.content-type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description The request is well-formed but invalid; `field` names the culprit */
             422: {
                 headers: {
@@ -1272,6 +1281,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The body was not sent as application/json; `field` is header.content-type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description The request is well-formed but invalid; `field` names the culprit */
             422: {
                 headers: {
@@ -1343,6 +1361,15 @@ export interface operations {
             };
             /** @description Body too large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body was not sent as application/json; `field` is header.content-type */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1434,6 +1461,15 @@ export interface operations {
             };
             /** @description Body too large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body was not sent as application/json; `field` is header.content-type */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1541,6 +1577,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The body was not sent as application/json; `field` is header.content-type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description The request is well-formed but invalid; `field` names the culprit */
             422: {
                 headers: {
@@ -1636,6 +1681,15 @@ export interface operations {
             };
             /** @description No such object, or not yours */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body was not sent as application/json; `field` is header.content-type */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1781,6 +1835,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The body was not sent as application/json; `field` is header.content-type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description The request is well-formed but invalid; `field` names the culprit */
             422: {
                 headers: {
@@ -1876,6 +1939,15 @@ export interface operations {
             };
             /** @description No such object, or not yours */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body was not sent as application/json; `field` is header.content-type */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };

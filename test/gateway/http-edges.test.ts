@@ -8,13 +8,22 @@ import openapi from "../../client/openapi.json" with { type: "json" };
 import { Problem } from "../../schemas/index.ts";
 import { createWorld, expectProblemShape, spec } from "./world.ts";
 
-type Operation = { requestBody?: { content: Record<string, unknown> }; security?: unknown[]; tags?: string[] };
+type Operation = {
+  requestBody?: { content: Record<string, unknown> };
+  responses: Record<string, unknown>;
+  tags?: string[];
+};
 
 /** Every operation of the published document that takes a body. */
 const bodyRoutes = Object.entries(openapi.paths as Record<string, Record<string, Operation>>).flatMap(([path, ops]) =>
   Object.entries(ops)
     .filter(([, op]) => op.requestBody)
-    .map(([method, op]) => ({ method: method.toUpperCase(), path, tag: op.tags?.[0] ?? "" })),
+    .map(([method, op]) => ({
+      method: method.toUpperCase(),
+      path,
+      tag: op.tags?.[0] ?? "",
+      documents415: "415" in op.responses,
+    })),
 );
 
 async function asResult(res: Response) {
@@ -38,6 +47,7 @@ describe("unsupported media types", () => {
       undefined,
     ];
     for (const route of bodyRoutes) {
+      expect(route.documents415, `${route.method} ${route.path} documents its 415`).toBe(true);
       const path = route.path.replace(/\{[^}]+\}/g, "x");
       for (const type of contentTypes) {
         const headers: Record<string, string> = { authorization: `Bearer ${tokenFor(route.tag)}` };
