@@ -3,11 +3,12 @@
  * No environment or global reads here: everything comes in through deps.
  */
 import { OpenAPIHono } from "@hono/zod-openapi";
-import { requestId } from "hono/request-id";
+import { Problem } from "../schemas/index.ts";
 import type { AppEnv, Deps } from "./deps.ts";
 import { renderDocsPage } from "./docs-page.ts";
 import { authenticate } from "./middleware/auth.ts";
 import { bodyLimit } from "./middleware/body-limit.ts";
+import { requestIds } from "./middleware/request-id.ts";
 import { settleUnreadBody } from "./middleware/unread-body.ts";
 import { createErrorHandler, createNotFoundHandler, logServerResponse } from "./problem.ts";
 import { adminRouter } from "./routes/admin.ts";
@@ -28,7 +29,6 @@ const OPENAPI_CONFIG = {
   },
 };
 
-const REQUEST_ID_MAX = 128;
 /** How long an early answer waits for the unread rest of a body before it closes the connection instead. */
 const DRAIN_MS = 5_000;
 
@@ -36,9 +36,8 @@ export function createApp(deps: Deps) {
   const app = new OpenAPIHono<AppEnv>();
   app.onError(createErrorHandler(deps.log));
   app.notFound(createNotFoundHandler(() => app.routes));
-  // Outermost: every answer, problem or not, carries the request id its log lines use. An incoming
-  // X-Request-Id is kept when it is short and plain ([A-Za-z0-9_=-]), else replaced.
-  app.use("*", requestId({ limitLength: REQUEST_ID_MAX }));
+  // Outermost: every answer, problem or not, carries the request id its log lines use.
+  app.use("*", requestIds());
   app.use("*", async (c, next) => {
     await next();
     logServerResponse(c, deps.log);
@@ -71,7 +70,23 @@ export function createApp(deps: Deps) {
   app.route("/", agentRouter(deps));
   app.route("/", agentTokensRouter(deps));
   app.route("/", adminRouter(deps));
+  documentMediaTypeRefusals(app);
   return app;
+}
+
+/**
+ * Every route with a body can answer 415: @hono/zod-openapi's media-type gate runs before the
+ * handler. Said here once for all of them, so the document cannot forget a route.
+ */
+function documentMediaTypeRefusals(app: OpenAPIHono<AppEnv>) {
+  for (const definition of app.openAPIRegistry.definitions) {
+    if (definition.type === "route" && definition.route.request?.body && !definition.route.responses[415]) {
+      definition.route.responses[415] = {
+        description: "The body was not sent as application/json; `field` is header.content-type",
+        content: { "application/problem+json": { schema: Problem } },
+      };
+    }
+  }
 }
 
 export function openApiDocument(app: ReturnType<typeof createApp>) {

@@ -7,6 +7,7 @@
 import { createApp } from "./app.ts";
 import { ensureAdmin } from "./bootstrap.ts";
 import type { Deps } from "./deps.ts";
+import { requestIdFor } from "./middleware/request-id.ts";
 import { ApiProblem, problemBody } from "./problem.ts";
 import { expireLeases } from "./store/leases.ts";
 import { createWorkerDeps, type WorkerEnv } from "./worker-deps.ts";
@@ -49,11 +50,12 @@ function getIsolate(env: WorkerEnv): Isolate {
 /** Configuration or database trouble before the app could run: an RFC 9457 problem, logged. */
 function unavailable(request: Request, err: unknown): Response {
   const cause = err instanceof Error && err.cause !== undefined ? String(err.cause) : undefined;
-  console.error(JSON.stringify({ level: "error", msg: "gateway not ready", error: String(err), cause }));
+  const requestId = requestIdFor(request.headers.get("x-request-id"));
+  console.error(JSON.stringify({ level: "error", msg: "gateway not ready", requestId, error: String(err), cause }));
   const problem = new ApiProblem("unavailable", "the gateway is misconfigured or cannot reach its database");
-  return Response.json(problemBody(problem, new URL(request.url).pathname), {
+  return Response.json(problemBody(problem, new URL(request.url).pathname, requestId), {
     status: problem.status,
-    headers: { "content-type": "application/problem+json", "retry-after": "5" },
+    headers: { "content-type": "application/problem+json", "retry-after": "5", "x-request-id": requestId },
   });
 }
 

@@ -31,14 +31,14 @@ export function settleUnreadBody(options: { maxDrainBytes: number; drainMs: numb
   return async (c, next) => {
     await next();
     const incoming = incomingOf(c);
-    if (!incoming || incoming.readableEnded || incoming.destroyed) {
+    // No body (GET, HEAD), or all of it read: nothing stands between this answer and the next request.
+    if (!incoming || c.req.raw.body === null || incoming.readableEnded || incoming.destroyed) {
       return;
     }
     // A declared length over the cap is not worth reading; a chunked body is read up to the cap.
     const declared = incoming.headers["content-length"];
     const body = c.req.raw.body;
-    const drainable =
-      (declared === undefined || Number(declared) <= options.maxDrainBytes) && body !== null && !body.locked;
+    const drainable = (declared === undefined || Number(declared) <= options.maxDrainBytes) && !body.locked;
     if (drainable && (await drain(body, options))) {
       return;
     }

@@ -220,11 +220,36 @@ function hostileTexts(bodyLimit: number): Hostile {
   };
 }
 
+/**
+ * Bodies the test gateways accept (schema-valid is not enough: a random partition is refused), so
+ * the success paths are fuzzed too: idempotent replays, leases, reports, admin writes.
+ */
+const WORKING: Record<string, fc.Arbitrary<unknown>> = {
+  "POST /v1/jobs": fc.record({
+    name: fc.stringMatching(/^[a-z][a-z0-9-]{0,20}$/),
+    command: fc.array(fc.string({ maxLength: 30 }), { minLength: 1, maxLength: 3 }),
+    labels: fc.dictionary(fc.stringMatching(/^[a-z]{1,8}$/), fc.string({ maxLength: 20 }), { maxKeys: 2 }),
+    env: fc.dictionary(fc.stringMatching(/^[A-Z][A-Z0-9_]{0,8}$/), fc.string({ maxLength: 20 }), { maxKeys: 2 }),
+  }),
+  "POST /v1/agent/lease": fc.record({
+    agentId: fc.constantFrom("agent-1", "agent-2"),
+    max: fc.integer({ min: 1, max: 5 }),
+    wait: fc.constant(0),
+  }),
+  "POST /v1/admin/users": fc.record({ name: fc.stringMatching(/^[a-z][a-z0-9]{0,10}$/) }),
+  "POST /v1/admin/grants": fc.record({
+    user: fc.constantFrom("alice", "bob"),
+    cluster: fc.constantFrom("alpha", "beta"),
+  }),
+};
+
 function bodyFor(op: Operation, hostile: Hostile, seed: number): fc.Arbitrary<FuzzRequest["body"]> {
   // A pool of schema-valid bodies drawn once (a JobSpec costs milliseconds to generate), mutated per request.
-  const valid = op.body
+  const pooled = op.body
     ? fc.constantFrom(...fc.sample(schemaValue(op.body), { seed, numRuns: BODY_POOL }))
     : fc.constant({});
+  const working = WORKING[`${op.method} ${op.path}`];
+  const valid = working ? fc.oneof(pooled, working) : pooled;
   const text = (arb: fc.Arbitrary<string>) => arb.map((t) => ({ kind: "text" as const, text: t }));
   return fc.oneof(
     { weight: 10, arbitrary: text(valid.map((v) => JSON.stringify(v))) },
@@ -365,33 +390,39 @@ function queryFor(op: Operation): fc.Arbitrary<string> {
 
 const METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"];
 
-const tokenArb: fc.Arbitrary<FuzzRequest["token"]> = fc.oneof(
-  {
-    weight: 10,
-    arbitrary: fc
-      .constantFrom<TokenName>("user", "otherUser", "admin", "agent", "otherAgent")
-      .map((name) => ({ kind: "token" as const, name })),
-  },
-  {
-    weight: 2,
-    arbitrary: fc
-      .oneof(
-        fc.constantFrom(
-          "Bearer sgu_garbage",
-          "Bearer sga_",
-          `Bearer sgk_${"A".repeat(43)}`,
-          "Bearer",
-          "Bearer  ",
-          "Basic YWxpY2U6c2VjcmV0",
-          "bearer sgu_x y",
-          `Bearer ${"x".repeat(8_000)}`,
-        ),
-        fc.stringMatching(/^[\x21-\x7e]{0,60}$/).map((t) => `Bearer ${t}`),
-      )
-      .map((header) => ({ kind: "raw" as const, header })),
-  },
-  { weight: 1, arbitrary: fc.constant({ kind: "none" as const }) },
-);
+/** Mostly the token the route is for, so requests get past auth; often any other or a broken one. */
+function tokenArb(tag: string): fc.Arbitrary<FuzzRequest["token"]> {
+  const own: TokenName[] =
+    tag === "agent" ? ["agent", "otherAgent"] : tag === "admin" ? ["admin"] : ["user", "otherUser", "admin"];
+  return fc.oneof(
+    { weight: 10, arbitrary: fc.constantFrom(...own).map((name) => ({ kind: "token" as const, name })) },
+    {
+      weight: 3,
+      arbitrary: fc
+        .constantFrom<TokenName>("user", "otherUser", "admin", "agent", "otherAgent")
+        .map((name) => ({ kind: "token" as const, name })),
+    },
+    {
+      weight: 2,
+      arbitrary: fc
+        .oneof(
+          fc.constantFrom(
+            "Bearer sgu_garbage",
+            "Bearer sga_",
+            `Bearer sgk_${"A".repeat(43)}`,
+            "Bearer",
+            "Bearer  ",
+            "Basic YWxpY2U6c2VjcmV0",
+            "bearer sgu_x y",
+            `Bearer ${"x".repeat(8_000)}`,
+          ),
+          fc.stringMatching(/^[\x21-\x7e]{0,60}$/).map((t) => `Bearer ${t}`),
+        )
+        .map((header) => ({ kind: "raw" as const, header })),
+    },
+    { weight: 1, arbitrary: fc.constant({ kind: "none" as const }) },
+  );
+}
 
 const contentTypeArb = fc.oneof(
   { weight: 12, arbitrary: fc.constant("application/json") },
@@ -471,7 +502,7 @@ function operationArb(op: Operation, ids: string[], hostile: Hostile, seed: numb
         },
       ),
       query: queryFor(op),
-      token: tokenArb,
+      token: tokenArb(op.tag),
       contentType: op.body
         ? contentTypeArb
         : fc.oneof({ weight: 5, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: contentTypeArb }),

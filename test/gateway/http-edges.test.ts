@@ -3,18 +3,27 @@
  * carries a request id, and every 5xx is logged with the id its problem body shows.
  */
 import { HTTPException } from "hono/http-exception";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import openapi from "../../client/openapi.json" with { type: "json" };
 import { Problem } from "../../schemas/index.ts";
 import { createWorld, expectProblemShape, spec } from "./world.ts";
 
-type Operation = { requestBody?: { content: Record<string, unknown> }; security?: unknown[]; tags?: string[] };
+type Operation = {
+  requestBody?: { content: Record<string, unknown> };
+  responses: Record<string, unknown>;
+  tags?: string[];
+};
 
 /** Every operation of the published document that takes a body. */
 const bodyRoutes = Object.entries(openapi.paths as Record<string, Record<string, Operation>>).flatMap(([path, ops]) =>
   Object.entries(ops)
     .filter(([, op]) => op.requestBody)
-    .map(([method, op]) => ({ method: method.toUpperCase(), path, tag: op.tags?.[0] ?? "" })),
+    .map(([method, op]) => ({
+      method: method.toUpperCase(),
+      path,
+      tag: op.tags?.[0] ?? "",
+      documents415: "415" in op.responses,
+    })),
 );
 
 async function asResult(res: Response) {
@@ -38,6 +47,7 @@ describe("unsupported media types", () => {
       undefined,
     ];
     for (const route of bodyRoutes) {
+      expect(route.documents415, `${route.method} ${route.path} documents its 415`).toBe(true);
       const path = route.path.replace(/\{[^}]+\}/g, "x");
       for (const type of contentTypes) {
         const headers: Record<string, string> = { authorization: `Bearer ${tokenFor(route.tag)}` };
@@ -174,5 +184,34 @@ describe("5xx answers are logged with their request id", () => {
     // 4xx are the caller's business, not the operator's: no error lines for them.
     await w.app.request("/v1/me");
     expect(w.logs.filter((l) => l.level === "error")).toHaveLength(2);
+  });
+});
+
+describe("the Worker's own answer before the app runs", () => {
+  it("a misconfigured Worker's 503 carries a request id too, in header, body and log line", async () => {
+    const { default: worker } = await import("../../gateway/worker.ts");
+    const lines: string[] = [];
+    const spy = vi.spyOn(console, "error").mockImplementation((line: string) => void lines.push(line));
+    try {
+      const res = await worker.fetch(
+        new Request("http://gateway.test/v1/me", { headers: { "x-request-id": "edge-7" } }),
+        {},
+        { waitUntil: () => {} },
+      );
+      const body = await asResult(res);
+      expect(expectProblemShape(body, 503)).toMatchObject({ code: "unavailable", requestId: "edge-7" });
+      expect(res.headers.get("x-request-id")).toBe("edge-7");
+      expect(lines.map((l) => JSON.parse(l))).toMatchObject([{ level: "error", requestId: "edge-7" }]);
+      const fresh = await worker.fetch(
+        new Request("http://gateway.test/healthz", { headers: { "x-request-id": "not ok!" } }),
+        {},
+        { waitUntil: () => {} },
+      );
+      const id = fresh.headers.get("x-request-id");
+      expect(id).toMatch(/^[0-9a-f-]{36}$/);
+      expect((await fresh.json()).requestId).toBe(id);
+    } finally {
+      spy.mockRestore();
+    }
   });
 });

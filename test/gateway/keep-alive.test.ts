@@ -92,6 +92,9 @@ describe("keep-alive after early answers (real gateway process)", () => {
         // its word, and the same connection carried the next request.
         expect(first.headers.connection).not.toBe("close");
         expect(second.socket).toBe(first.socket);
+        // And a request without a body never costs its connection.
+        expect(second.headers.connection).not.toBe("close");
+        expect((await send(gw.url, agent, "GET", "/healthz")).socket).toBe(second.socket);
       }
       // An admin's 415 whose body was barely looked at, then a real request with the same pool.
       const typed = await send(gw.url, agent, "POST", "/v1/admin/users", {
