@@ -4,7 +4,7 @@
 import { z } from "@hono/zod-openapi";
 import { AgentIdentity, IDENTITY_REJECT_CODES } from "./identity.ts";
 import { JobId, JobSpec, JobState, JobTask, MAX_REPORTED_TASKS } from "./job.ts";
-import { ABSOLUTE_PATH } from "./patterns.ts";
+import { ABSOLUTE_PATH, SLURM_NAME } from "./patterns.ts";
 import { SBATCH_OPTION } from "./sbatch.ts";
 
 export const LeaseRequest = z
@@ -184,19 +184,23 @@ export const GoodbyeResponse = z
   })
   .openapi("GoodbyeResponse");
 
-export const GresCount = z.strictObject({ type: z.string(), count: z.number().int() });
+export const GresCount = z.strictObject({
+  type: z.string().regex(SLURM_NAME, "a GRES type name"),
+  count: z.number().int().min(0),
+});
 
+/** What sinfo says of one partition. The agent parses it; the gateway echoes names back in 422s, so they are names. */
 export const PartitionInfo = z
   .strictObject({
-    name: z.string(),
+    name: z.string().regex(SLURM_NAME, "a Slurm partition name"),
     default: z.boolean(),
-    state: z.string(),
-    nodes: z.number().int(),
-    maxTimeSeconds: z.number().int().nullable().openapi({ description: "null = unlimited" }),
-    maxCpusPerNode: z.number().int(),
-    maxMemMBPerNode: z.number().int(),
-    maxNodes: z.number().int().nullable(),
-    gpus: z.array(GresCount).openapi({ description: "GPU types and the largest count on one node." }),
+    state: z.string().regex(/^[A-Za-z_+*~#$@!%-]{1,32}$/, "a Slurm partition state such as up or drain"),
+    nodes: z.number().int().min(0),
+    maxTimeSeconds: z.number().int().min(0).nullable().openapi({ description: "null = unlimited" }),
+    maxCpusPerNode: z.number().int().min(0),
+    maxMemMBPerNode: z.number().int().min(0),
+    maxNodes: z.number().int().min(0).nullable(),
+    gpus: z.array(GresCount).max(64).openapi({ description: "GPU types and the largest count on one node." }),
   })
   .openapi("PartitionInfo");
 export type PartitionInfo = z.infer<typeof PartitionInfo>;
@@ -206,7 +210,7 @@ export const Inventory = z
     slurmVersion: z.string(),
     apptainerVersion: z.string().nullable(),
     accounting: z.boolean(),
-    partitions: z.array(PartitionInfo),
+    partitions: z.array(PartitionInfo).max(256),
     agentVersion: z.string(),
     agentId: z.string(),
     hostname: z.string().optional(),

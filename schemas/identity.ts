@@ -11,13 +11,13 @@ export const MAX_MAPPED_USERS = 100_000;
 
 export const AgentIdentity = z
   .discriminatedUnion("mode", [
-    z.object({ mode: z.literal("self") }).openapi({
+    z.strictObject({ mode: z.literal("self") }).openapi({
       description: "Runs every job of its cluster as the account running the agent (a single-tenant setup).",
     }),
-    z.object({ mode: z.literal("personal") }).openapi({
+    z.strictObject({ mode: z.literal("personal") }).openapi({
       description: "Runs only its token's user's jobs, unprivileged, as that user.",
     }),
-    z.object({
+    z.strictObject({
       mode: z.literal("site"),
       users: z.array(z.string().regex(USER_NAME)).max(MAX_MAPPED_USERS).openapi({
         description: "The slurmgate users the agent's mapping file maps; it leases only their jobs.",

@@ -256,7 +256,7 @@ export type Job = z.infer<typeof Job>;
 export const MAX_REPORTED_TASKS = 1_001;
 
 export const JobTask = z
-  .object({
+  .strictObject({
     task: z.number().int().min(0).max(9_999_999).openapi({ description: "The array index ($SLURM_ARRAY_TASK_ID)." }),
     state: JobState,
     exitCode: z.number().int().nullable(),

@@ -15,7 +15,7 @@ export const createPersonalAgentTokenRoute = createRoute({
   method: "post",
   path: "/v1/agent-tokens",
   operationId: "createPersonalAgentToken",
-  tags: ["agent"],
+  tags: ["tokens"],
   summary: "Create a personal agent token for yourself on one cluster (shown once)",
   description: "The agent that uses it leases only your jobs, and must run as your account on the cluster.",
   security: bearer,

@@ -273,11 +273,12 @@ export async function markAgentStopped(
   input: { cluster: string; agentId: string },
   now: number,
 ): Promise<number | null> {
-  // COALESCE keeps the first goodbye's time when one is repeated.
+  // A repeated goodbye keeps the first one's time (and the last-seen time it set).
   const rs = await db.client.execute({
-    sql: `UPDATE agents SET stopped_at = coalesce(stopped_at, ?) WHERE cluster = ? AND agent_id = ?
-          RETURNING stopped_at`,
-    args: [now, input.cluster, input.agentId],
+    sql: `UPDATE agents SET last_seen_at = CASE WHEN stopped_at IS NULL THEN ? ELSE last_seen_at END,
+            stopped_at = coalesce(stopped_at, ?)
+          WHERE cluster = ? AND agent_id = ? RETURNING stopped_at`,
+    args: [now, now, input.cluster, input.agentId],
   });
   const row = rs.rows[0];
   return row ? Number(row.stopped_at) : null;

@@ -172,9 +172,11 @@ describe(`HTTP fuzz (seed ${SEED})`, () => {
     // Still alive and still doing real work (the agents publish their real inventories again: the
     // run sent them hostile ones, which the gateway may rightly hold).
     expect((await w.app.request("/healthz")).status).toBe(200);
+    // The run also drove the admin routes (grants, clusters), so the check pins its own ground.
     await w.inventory("alpha", sampleInventory("a100"));
     await w.inventory("beta", sampleInventory("h100"));
-    const job = await w.submit(w.tokens.admin, { name: "after-fuzz" });
+    await w.grant("root", "alpha");
+    const job = await w.submit(w.tokens.admin, { name: "after-fuzz", cluster: "alpha", partition: "cpu" });
     expect((await w.call("GET", `/v1/jobs/${job.id}`, w.tokens.admin)).status).toBe(200);
   });
 
