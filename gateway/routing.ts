@@ -43,10 +43,17 @@ export function applyProfile(spec: JobSpec, config: ClusterConfig): JobSpec | Fa
       offer: Object.keys(config.profiles).join(", ") || "none",
     };
   }
+  const defaults = { ...profile.resources };
+  // The job's own memory request replaces the profile's whichever form each uses: merging a
+  // profile's memPerNode with a job's memPerCpu would store a spec the schema (and Slurm) refuses.
+  if (spec.resources.memPerNode !== undefined || spec.resources.memPerCpu !== undefined) {
+    delete defaults.memPerNode;
+    delete defaults.memPerCpu;
+  }
   return {
     ...spec,
     partition: spec.partition ?? profile.partition,
-    resources: { ...profile.resources, ...spec.resources },
+    resources: { ...defaults, ...spec.resources },
   };
 }
 

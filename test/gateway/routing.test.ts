@@ -137,6 +137,16 @@ describe("routeJob", () => {
     ]);
   });
 
+  it("lets a job's own memory request replace a profile's, whichever form each uses", () => {
+    const map = clusters(
+      candidate("alpha", "a100", true, { profiles: { fat: { resources: { memPerNode: "8G", time: "1h" } } } }),
+    );
+    const route = routeJob(job({ profile: "fat", resources: { memPerCpu: "1G" } }), [grant("alpha")], map, NOW);
+    expect(route.spec.resources).toEqual({ memPerCpu: "1G", time: "1h" });
+    // What is stored must still be a valid spec: the agent re-validates it before sbatch.
+    expect(JobSpec.safeParse(route.spec).success).toBe(true);
+  });
+
   it("refuses extra sbatch arguments the cluster does not allow", () => {
     const map = clusters(candidate("alpha", "a100", true, { allowedSbatchArgs: ["--constraint"] }));
     const ok = routeJob(job({ extraSbatchArgs: ["--constraint=ib"] }), [grant("alpha")], map, NOW);
