@@ -43,6 +43,8 @@ export const grants = sqliteTable(
     user: text("user").notNull(),
     cluster: text("cluster").notNull(),
     partitions: text("partitions", { mode: "json" }).$type<string[]>().notNull(),
+    // null: the grant names no accounts and Slurm alone decides what the user may charge.
+    accounts: text("accounts", { mode: "json" }).$type<{ accounts: string[]; defaultAccount?: string }>(),
   },
   (t) => [primaryKey({ columns: [t.user, t.cluster] })],
 );

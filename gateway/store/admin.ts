@@ -180,10 +180,19 @@ export async function saveInventory(db: Database, cluster: string, inventory: In
 }
 
 export async function upsertGrant(db: Database, grant: Grant) {
+  const row = {
+    user: grant.user,
+    cluster: grant.cluster,
+    partitions: grant.partitions,
+    accounts: grant.accounts ? { accounts: grant.accounts, defaultAccount: grant.defaultAccount } : null,
+  };
   await db.orm
     .insert(grants)
-    .values(grant)
-    .onConflictDoUpdate({ target: [grants.user, grants.cluster], set: { partitions: grant.partitions } });
+    .values(row)
+    .onConflictDoUpdate({
+      target: [grants.user, grants.cluster],
+      set: { partitions: row.partitions, accounts: row.accounts },
+    });
 }
 
 export async function deleteGrant(db: Database, user: string, cluster: string): Promise<boolean> {
@@ -195,11 +204,18 @@ export async function deleteGrant(db: Database, user: string, cluster: string): 
 }
 
 export async function listGrants(db: Database, user?: string): Promise<Grant[]> {
-  return db.orm
+  const rows = await db.orm
     .select()
     .from(grants)
     .where(user ? eq(grants.user, user) : undefined)
     .orderBy(grants.user, grants.cluster);
+  return rows.map(({ accounts, ...g }) => {
+    if (!accounts) {
+      return g;
+    }
+    const { accounts: names, defaultAccount } = accounts;
+    return defaultAccount === undefined ? { ...g, accounts: names } : { ...g, accounts: names, defaultAccount };
+  });
 }
 
 export async function touchAgent(
