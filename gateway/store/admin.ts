@@ -2,7 +2,7 @@
  * Users, tokens, clusters, grants and agents: the small, rarely written tables.
  */
 import { and, eq, isNull } from "drizzle-orm";
-import type { ClusterConfig, Grant, Inventory, TokenKind } from "../../schemas/index.ts";
+import { type ClusterConfig, Grant, type Inventory, type TokenKind } from "../../schemas/index.ts";
 import type { Database } from "../db/client.ts";
 import { agents, clusters, grants, tokens, users } from "../db/schema.ts";
 import { newId } from "../ids.ts";
@@ -184,7 +184,9 @@ export async function upsertGrant(db: Database, grant: Grant) {
     user: grant.user,
     cluster: grant.cluster,
     partitions: grant.partitions,
-    accounts: grant.accounts ? { accounts: grant.accounts, defaultAccount: grant.defaultAccount } : null,
+    accounts: grant.accounts
+      ? JSON.stringify({ accounts: grant.accounts, defaultAccount: grant.defaultAccount })
+      : null,
   };
   await db.orm
     .insert(grants)
@@ -209,13 +211,22 @@ export async function listGrants(db: Database, user?: string): Promise<Grant[]> 
     .from(grants)
     .where(user ? eq(grants.user, user) : undefined)
     .orderBy(grants.user, grants.cluster);
-  return rows.map(({ accounts, ...g }) => {
-    if (!accounts) {
-      return g;
-    }
-    const { accounts: names, defaultAccount } = accounts;
-    return defaultAccount === undefined ? { ...g, accounts: names } : { ...g, accounts: names, defaultAccount };
+  return rows.flatMap(({ accounts, ...g }) => {
+    const grant = accounts === null ? Grant.safeParse(g) : Grant.safeParse({ ...g, ...parseJson(accounts) });
+    // A row whose accounts do not parse grants nothing: charging an account it never offered is worse.
+    return grant.success ? [grant.data] : [];
   });
+}
+
+function parseJson(text: string): Record<string, unknown> {
+  try {
+    const value: unknown = JSON.parse(text);
+    return typeof value === "object" && value !== null && !Array.isArray(value)
+      ? (value as Record<string, unknown>)
+      : { accounts: null };
+  } catch {
+    return { accounts: null };
+  }
 }
 
 export async function touchAgent(

@@ -3,6 +3,7 @@
  * refuses other accounts naming what is on offer, and a job without an account gets the default.
  */
 import { describe, expect, it } from "vitest";
+import { invalidateRoutingView } from "../../gateway/routing-view.ts";
 import { createWorld, expectProblemShape, spec } from "./world.ts";
 
 type GrantBody = { user: string; cluster: string; partitions: string[]; accounts?: string[]; defaultAccount?: string };
@@ -116,5 +117,30 @@ describe("grant accounts", () => {
     await w.call("POST", "/v1/admin/grants", w.tokens.admin, { user: "alice", cluster: "alpha", accounts: ["lab-a"] });
     const job = await w.submit(w.tokens.alice, { cluster: "alpha" });
     expect(await leasedAccount(w, job.id)).toBeUndefined();
+  });
+
+  it("a grant row whose accounts were corrupted in the database grants nothing, and never answers 500", async () => {
+    for (const value of [
+      "{accounts: [",
+      "null-ish",
+      '"lab-a"',
+      "[1,2]",
+      '{"accounts":["lab;rm -rf /"]}',
+      '{"accounts":[]}',
+      '{"accounts":["lab-a"],"defaultAccount":"lab-z"}',
+      '{"accounts":["lab-a"],"extra":1}',
+    ]) {
+      const w = await withAccounts();
+      await w.db.client.execute({
+        sql: "UPDATE grants SET accounts = ? WHERE user = 'alice' AND cluster = 'alpha'",
+        args: [value],
+      });
+      invalidateRoutingView(w.deps);
+      const listed = await w.call<{ items: GrantBody[] }>("GET", "/v1/admin/grants?user=alice", w.tokens.admin);
+      expect(listed.status, value).toBe(200);
+      expect(listed.body.items, value).toEqual([]);
+      const res = await w.call("POST", "/v1/jobs", w.tokens.alice, spec({ account: "lab-a" }));
+      expect(expectProblemShape(res, 403).field, value).toBe("cluster");
+    }
   });
 });
