@@ -8,6 +8,7 @@ import type { AgentConfig } from "./config.ts";
 import { buildSlurmEnv } from "./slurm/env.ts";
 import type { ExecResult, Executor } from "./executor/types.ts";
 import { type SacctResult, buildSacctArgs, parseSacct } from "./slurm/sacct.ts";
+import { type AssocResult, buildSacctmgrAssocArgs, parseSacctmgrAssoc } from "./slurm/sacctmgr.ts";
 import { buildSbatchArgs, classifySbatchError, parseSbatchOutput, type SbatchFailure } from "./slurm/sbatch.ts";
 import { buildScancelArgs, parseScancelStderr } from "./slurm/scancel.ts";
 import { type ScontrolJob, buildScontrolShowJobArgs, parseScontrolShowJob } from "./slurm/scontrol.ts";
@@ -23,6 +24,8 @@ export type SlurmCommands = {
   squeue(): Promise<SqueueRow[] | null>;
   sacct(query: { since: Date; ids?: string[] }): Promise<SacctResult>;
   scontrolAll(): Promise<ScontrolJob[] | null>;
+  /** The accounts `user` may charge on `cluster` (one sacctmgr). */
+  accountsOf(user: string, cluster: string): Promise<AssocResult>;
   scancel(ids: string[]): Promise<{ ok: boolean; message: string }>;
   sinfo(): Promise<PartitionInfo[]>;
   slurmVersion(): Promise<string>;
@@ -100,6 +103,13 @@ export function createSlurmCommands(options: {
     async scontrolAll() {
       const result = await run("scontrol", buildScontrolShowJobArgs());
       return result.code === 0 ? parseScontrolShowJob(result.stdout) : null;
+    },
+    async accountsOf(user, cluster) {
+      try {
+        return parseSacctmgrAssoc(await run("sacctmgr", buildSacctmgrAssocArgs(user, cluster)));
+      } catch (err) {
+        return { ok: false, message: `sacctmgr did not complete: ${(err as Error).message}` };
+      }
     },
     async scancel(ids) {
       const result = await run("scancel", buildScancelArgs(ids));

@@ -7,13 +7,14 @@
  * crash, an sbatch that timed out), the tag `slurmgate:<job id>:<attempt>` is looked up in squeue and
  * sacct first; the lookup for all such leases of one cycle costs one squeue and one sacct.
  */
+import { userInfo } from "node:os";
 import { posix } from "node:path";
 import type { RejectCode } from "../schemas/agent.ts";
 import { JobSpec } from "../schemas/job.ts";
 import { type AgentContext, crashPoint } from "./context.ts";
 import type { Lease, Report } from "./gateway-api.ts";
 import { PathError, checkContainerPaths, jobDirName, prepareJobDir, resolveWorkdir } from "./paths.ts";
-import { IdentityRefusal } from "./identity/guard.ts";
+import { IdentityRefusal, type RunAs } from "./identity/guard.ts";
 import {
   checkPersonalJobDir,
   checkSiteJobDir,
@@ -132,6 +133,30 @@ async function checkPartition(ctx: AgentContext, spec: JobSpec): Promise<void> {
   }
 }
 
+/**
+ * Where accounting is on, the account a job charges must be one the POSIX user it runs as is
+ * associated with (sacctmgr), whatever the gateway's grant allowed: Slurm enforces this only with
+ * AccountingStorageEnforce=associations. When sacctmgr cannot say, the lease goes back: no guess.
+ */
+async function checkAccount(ctx: AgentContext, spec: JobSpec, runAs: RunAs | null): Promise<void> {
+  if (!ctx.accounting || spec.account === undefined) {
+    return;
+  }
+  const sshUser = ctx.config.SLURMGATE_SSH_HOST ? ctx.config.SLURMGATE_SSH_USER : undefined;
+  const user = runAs?.name ?? sshUser ?? userInfo().username;
+  const cluster = ctx.config.SLURMGATE_CLUSTER;
+  const assoc = await ctx.slurm.accountsOf(user, cluster);
+  if (!assoc.ok) {
+    throw new NotNow(`cannot check ${user}'s Slurm accounts on ${cluster}: ${assoc.message}`);
+  }
+  if (!assoc.accounts.includes(spec.account.toLowerCase())) {
+    throw new Refusal(
+      "account_not_associated",
+      `${user} may not charge account '${spec.account}' on ${cluster}; on offer: ${assoc.accounts.join(", ") || "none"}`,
+    );
+  }
+}
+
 async function prepare(ctx: AgentContext, lease: Lease) {
   const parsed = JobSpec.safeParse(lease.spec);
   if (!parsed.success) {
@@ -142,6 +167,7 @@ async function prepare(ctx: AgentContext, lease: Lease) {
   await checkPartition(ctx, spec);
   // Whose job this is, before anything is created for it (agent/identity).
   const runAs = ctx.identity ? await ctx.identity.check(lease.owner) : null;
+  await checkAccount(ctx, spec, runAs);
   const jobDir = await prepareJobDir(ctx.executor, ctx.roots, lease.owner, lease.jobId, lease.attempt);
   await guardJobDir(ctx, lease, jobDir);
   const previousJobDir =

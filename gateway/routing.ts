@@ -214,6 +214,29 @@ export function noAgentRunsAs(user: string, clusters: string[]): string {
   return `no agent can run jobs as ${user} on ${clusters.join(", ")}: start a personal agent or ask the site to map you`;
 }
 
+/**
+ * The account a job charges under a grant that names accounts: the job's own when on offer, else
+ * the grant's default. A grant without accounts leaves the choice to Slurm, as before.
+ */
+export function chargedAccount(spec: JobSpec, grant: Grant): JobSpec | Failure {
+  const accounts = grant.accounts;
+  if (!accounts) {
+    return spec;
+  }
+  if (spec.account === undefined) {
+    return grant.defaultAccount === undefined ? spec : { ...spec, account: grant.defaultAccount };
+  }
+  if (!accounts.includes(spec.account)) {
+    return {
+      rank: 1,
+      field: "account",
+      message: `you may not charge account '${spec.account}' on ${grant.cluster}`,
+      offer: accounts.join(", "),
+    };
+  }
+  return spec;
+}
+
 function checkCluster(spec: JobSpec, candidate: ClusterCandidate, grant: Grant): Route | Failure {
   const { config, inventory } = candidate;
   if (candidate.runsAs === false) {
@@ -221,7 +244,11 @@ function checkCluster(spec: JobSpec, candidate: ClusterCandidate, grant: Grant):
     const message = noAgentRunsAs(grant.user, [config.name]);
     return { rank: 100, field: "cluster", message, noAgentFor: grant.user, cluster: config.name };
   }
-  const resolved = applyProfile(spec, config);
+  const profiled = applyProfile(spec, config);
+  if (isFailure(profiled)) {
+    return profiled;
+  }
+  const resolved = chargedAccount(profiled, grant);
   if (isFailure(resolved)) {
     return resolved;
   }

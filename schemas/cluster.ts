@@ -41,6 +41,9 @@ export const ClusterPolicy = z
   .openapi("ClusterPolicy");
 export type ClusterPolicy = z.infer<typeof ClusterPolicy>;
 
+/** The most Slurm accounts one grant may name (a user rarely charges more than a handful). */
+export const MAX_GRANT_ACCOUNTS = 64;
+
 export const Grant = z
   .strictObject({
     user: z.string().regex(USER_NAME),
@@ -50,6 +53,26 @@ export const Grant = z
       .min(1)
       .default(["*"])
       .openapi({ description: "Partitions the user may route to; '*' for all." }),
+    accounts: z
+      .array(z.string().regex(SLURM_NAME, "a Slurm account name: letters, digits, '.', '_' or '-' (max 64)"))
+      .min(1)
+      .max(MAX_GRANT_ACCOUNTS)
+      .optional()
+      .openapi({ description: "Slurm accounts the user may charge on this cluster; absent: any (Slurm decides)." }),
+    defaultAccount: z
+      .string()
+      .regex(SLURM_NAME)
+      .optional()
+      .openapi({ description: "Charged when a job names no account; one of `accounts`." }),
+  })
+  .superRefine((g, ctx) => {
+    if (g.defaultAccount !== undefined && !g.accounts?.includes(g.defaultAccount)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["defaultAccount"],
+        message: `must be one of accounts (${g.accounts?.join(", ") || "none given"})`,
+      });
+    }
   })
   .openapi("Grant");
 export type Grant = z.infer<typeof Grant>;

@@ -43,4 +43,5 @@ export const IDENTITY_REJECT_CODES = [
   "owner_not_agent_user",
   "owner_unknown_account",
   "owner_privileged_account",
+  "account_not_associated",
 ] as const;

@@ -14,12 +14,14 @@ Usage: slurmgate cluster add NAME --root PATH... [--description TEXT] [--allow-s
        slurmgate cluster add -f cluster.yaml
        slurmgate cluster list [--json]
        slurmgate cluster grant USER CLUSTER [--partition NAME]...   (default: all partitions)
+                [--account NAME]... [--default-account NAME]    (default: any account Slurm allows)
        slurmgate cluster ungrant USER CLUSTER
 
 Examples:
   slurmgate cluster add hpc1 --root /scratch --root /projects --description "main HPC"
   slurmgate cluster add hpc1 --root /scratch --allow-sbatch-arg --constraint
   slurmgate cluster grant alice hpc1 --partition gpu --partition cpu
+  slurmgate cluster grant alice hpc1 --account lab-a --account lab-b --default-account lab-a
   AGENT_TOKEN=$(slurmgate token create --cluster hpc1)
 `,
   async run(argv, io) {
@@ -28,6 +30,8 @@ Examples:
       description: { type: "string" },
       "allow-sbatch-arg": { type: "string", multiple: true },
       partition: { type: "string", multiple: true },
+      account: { type: "string", multiple: true },
+      "default-account": { type: "string" },
       file: { type: "string", short: "f" },
     });
     if (helped(io, cluster, values)) {
@@ -85,8 +89,16 @@ Examples:
           user: userName,
           cluster: clusterName,
           ...(values.partition ? { partitions: values.partition } : {}),
+          ...(values.account ? { accounts: values.account } : {}),
+          ...(values["default-account"] ? { defaultAccount: values["default-account"] } : {}),
         });
-        return done(grant, `${grant.user} may use ${grant.cluster} (partitions: ${grant.partitions.join(", ")})`);
+        const charges = grant.accounts
+          ? `; accounts: ${grant.accounts.join(", ")}${grant.defaultAccount ? `, default ${grant.defaultAccount}` : ""}`
+          : "";
+        return done(
+          grant,
+          `${grant.user} may use ${grant.cluster} (partitions: ${grant.partitions.join(", ")}${charges})`,
+        );
       }
       case "ungrant": {
         const [userName = "", clusterName = ""] = positionals("cluster", args, ["USER", "CLUSTER"]);

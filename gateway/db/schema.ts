@@ -43,6 +43,9 @@ export const grants = sqliteTable(
     user: text("user").notNull(),
     cluster: text("cluster").notNull(),
     partitions: text("partitions", { mode: "json" }).$type<string[]>().notNull(),
+    // JSON {accounts, defaultAccount?}; null: the grant names no accounts and Slurm alone decides.
+    // Plain text, parsed in the store, so a corrupt row fails closed instead of failing the read.
+    accounts: text("accounts"),
   },
   (t) => [primaryKey({ columns: [t.user, t.cluster] })],
 );

@@ -2,7 +2,7 @@
  * Users, tokens, clusters, grants and agents: the small, rarely written tables.
  */
 import { and, eq, isNull } from "drizzle-orm";
-import type { ClusterConfig, Grant, Inventory, TokenKind } from "../../schemas/index.ts";
+import { type ClusterConfig, Grant, type Inventory, type TokenKind } from "../../schemas/index.ts";
 import type { Database } from "../db/client.ts";
 import { agents, clusters, grants, tokens, users } from "../db/schema.ts";
 import { newId } from "../ids.ts";
@@ -180,10 +180,21 @@ export async function saveInventory(db: Database, cluster: string, inventory: In
 }
 
 export async function upsertGrant(db: Database, grant: Grant) {
+  const row = {
+    user: grant.user,
+    cluster: grant.cluster,
+    partitions: grant.partitions,
+    accounts: grant.accounts
+      ? JSON.stringify({ accounts: grant.accounts, defaultAccount: grant.defaultAccount })
+      : null,
+  };
   await db.orm
     .insert(grants)
-    .values(grant)
-    .onConflictDoUpdate({ target: [grants.user, grants.cluster], set: { partitions: grant.partitions } });
+    .values(row)
+    .onConflictDoUpdate({
+      target: [grants.user, grants.cluster],
+      set: { partitions: row.partitions, accounts: row.accounts },
+    });
 }
 
 export async function deleteGrant(db: Database, user: string, cluster: string): Promise<boolean> {
@@ -195,11 +206,27 @@ export async function deleteGrant(db: Database, user: string, cluster: string): 
 }
 
 export async function listGrants(db: Database, user?: string): Promise<Grant[]> {
-  return db.orm
+  const rows = await db.orm
     .select()
     .from(grants)
     .where(user ? eq(grants.user, user) : undefined)
     .orderBy(grants.user, grants.cluster);
+  return rows.flatMap(({ accounts, ...g }) => {
+    const grant = accounts === null ? Grant.safeParse(g) : Grant.safeParse({ ...g, ...parseJson(accounts) });
+    // A row whose accounts do not parse grants nothing: charging an account it never offered is worse.
+    return grant.success ? [grant.data] : [];
+  });
+}
+
+function parseJson(text: string): Record<string, unknown> {
+  try {
+    const value: unknown = JSON.parse(text);
+    return typeof value === "object" && value !== null && !Array.isArray(value)
+      ? (value as Record<string, unknown>)
+      : { accounts: null };
+  } catch {
+    return { accounts: null };
+  }
 }
 
 export async function touchAgent(

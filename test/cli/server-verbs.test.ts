@@ -77,6 +77,26 @@ describe("user, cluster, token", () => {
     expect(ungrant.stdout).toBe("bob may no longer use hpc2\n");
   });
 
+  it("grants Slurm accounts with a default, and refuses a default not among them in one line", async () => {
+    await runCli(["user", "add", "dora"], { env: admin });
+    await runCli(["cluster", "add", "hpc4", "--root", "/scratch"], { env: admin });
+    const args = ["cluster", "grant", "dora", "hpc4", "--account", "lab-a", "--account", "lab-b"];
+    const granted = await runCli([...args, "--default-account", "lab-b"], { env: admin });
+    expect(granted.code).toBe(0);
+    expect(granted.stdout).toBe("dora may use hpc4 (partitions: *; accounts: lab-a, lab-b, default lab-b)\n");
+    const json = await runCli([...args, "--json"], { env: admin });
+    expect(JSON.parse(json.stdout)).toEqual({
+      user: "dora",
+      cluster: "hpc4",
+      partitions: ["*"],
+      accounts: ["lab-a", "lab-b"],
+    });
+    const bad = await runCli([...args, "--default-account", "lab-z"], { env: admin });
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/^slurmgate: .*defaultAccount.*\n$/);
+    expect(bad.stderr.split("\n").filter(Boolean)).toHaveLength(1);
+  });
+
   it("creates personal agent tokens: a user's own, and another user's only as an admin", async () => {
     await runCli(["user", "add", "carol"], { env: admin });
     await runCli(["user", "add", "dave"], { env: admin });
