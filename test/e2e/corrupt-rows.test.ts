@@ -116,8 +116,14 @@ describe("the agent re-validates every lease before sbatch (real Slurm, in-proce
 
   beforeAll(async () => {
     const env = e2e.agentEnv("alpha");
-    // The gateway is never called: the leases are handed to the submit step directly.
-    const api = {} as GatewayApi;
+    // The gateway is only asked whom the token belongs to (at start): the leases are handed to the
+    // submit step directly.
+    const api = {
+      me: async () => ({
+        ok: true as const,
+        value: { kind: "agent", cluster: "alpha", user: null, serverTime: new Date().toISOString() },
+      }),
+    } as unknown as GatewayApi;
     agent = await createAgent(parseAgentConfig(env), env, { api, log: () => {} });
     // Watch the real sbatch: which scripts it was asked to submit (Slurm may refuse some itself).
     const real = agent.ctx.slurm;

@@ -85,8 +85,10 @@ describe("a site agent as root", () => {
     const info = statSync(aDir);
     expect([info.uid, info.gid, info.mode & 0o777]).toEqual([alice.uid, alice.gid, 0o700]);
     expect(statSync(join(root, "alice")).uid).toBe(0);
-    const user = slurm("alpha", "sacct", ["-j", aDone.slurmJobId!, "-X", "-n", "-P", "-o", "User"]).trim();
-    expect(user).toBe("sg-alice");
+    // Accounting settles after the job ends (seen: "root" for a moment, then the job's own user).
+    const accountedUser = () =>
+      slurm("alpha", "sacct", ["-j", aDone.slurmJobId!, "-X", "-n", "-P", "-o", "User,UID"]).trim();
+    await expect.poll(accountedUser, { timeout: 30_000, interval: 1_000 }).toBe(`sg-alice|${alice.uid}`);
     const events = (await stateOf(a.id)).events.map((e) => e.detail ?? "").join("\n");
     expect(events).toContain(`as sg-alice (uid ${alice.uid}, gid ${alice.gid})`);
 
