@@ -208,6 +208,11 @@ async function guardJobDir(ctx: AgentContext, lease: Lease, jobDir: string) {
   }
 }
 
+/** Gives the job back to the gateway's queue for now: nothing was submitted. */
+function requeueReport(lease: Lease, reason: string, retryAfterSeconds: number): Report {
+  return { jobId: lease.jobId, epoch: lease.epoch, logs: [], requeue: { reason, retryAfterSeconds } };
+}
+
 function refusedReport(lease: Lease, code: RejectCode, message: string): Report {
   return { jobId: lease.jobId, epoch: lease.epoch, state: "rejected", code, reason: message, logs: [] };
 }
@@ -219,15 +224,7 @@ export async function submitLease(ctx: AgentContext, lease: Lease): Promise<Subm
     prepared = await prepare(ctx, lease);
   } catch (err) {
     if (err instanceof NotNow) {
-      return {
-        kind: "requeue",
-        report: {
-          jobId: lease.jobId,
-          epoch: lease.epoch,
-          logs: [],
-          requeue: { reason: err.message, retryAfterSeconds: 30 },
-        },
-      };
+      return { kind: "requeue", report: requeueReport(lease, err.message, 30) };
     }
     if (err instanceof Refusal || err instanceof RenderError || err instanceof IdentityRefusal) {
       return { kind: "refused", report: refusedReport(lease, err.code, err.message) };
@@ -254,15 +251,7 @@ export async function submitLease(ctx: AgentContext, lease: Lease): Promise<Subm
   if (!slurmJobId && !outcome.ok) {
     ctx.state.remove(lease.jobId);
     if (outcome.code === "backpressure") {
-      return {
-        kind: "requeue",
-        report: {
-          jobId: lease.jobId,
-          epoch: lease.epoch,
-          logs: [],
-          requeue: { reason: outcome.message, retryAfterSeconds: 60 },
-        },
-      };
+      return { kind: "requeue", report: requeueReport(lease, outcome.message, 60) };
     }
     if (outcome.code === "transient") {
       return { kind: "retry", message: outcome.message };
