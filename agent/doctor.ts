@@ -3,6 +3,7 @@
  * what is wrong and how to fix it; non-zero exit when any check fails. `--smoke` then submits one
  * tiny job through the real path (sbatch → squeue → exit file) and waits for it.
  */
+import { isInsideRoot } from "../schemas/roots.ts";
 import { statSync } from "node:fs";
 import { type AgentConfig, parseAgentConfig } from "./config.ts";
 import { createLocalExecutor } from "./executor/local.ts";
@@ -11,7 +12,6 @@ import type { Executor } from "./executor/types.ts";
 import { policyDisagreements } from "./doctor-policy.ts";
 import { type GatewayApi, createGatewayApi } from "./gateway-api.ts";
 import { tokenMismatch } from "./token-check.ts";
-import { isInside } from "./paths.ts";
 import { slurmCommandsFor } from "./slurm-commands.ts";
 
 type Check = { name: string; ok: boolean; detail: string; fix?: string };
@@ -217,7 +217,7 @@ async function smokeTest(
 ): Promise<Check> {
   const slurm = slurmCommandsFor(config, executor, env);
   const dir = `${config.SLURMGATE_SHARED_ROOTS[0]}/.slurmgate-smoke-${Date.now()}`;
-  if (!isInside(dir, config.SLURMGATE_SHARED_ROOTS[0]!)) {
+  if (!isInsideRoot(dir, config.SLURMGATE_SHARED_ROOTS[0]!)) {
     return { name: "smoke job", ok: false, detail: "bad shared root" };
   }
   await executor.mkdir(dir, 0o700);

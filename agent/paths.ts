@@ -7,6 +7,7 @@
  */
 import { posix } from "node:path";
 import { RELATIVE_PATH, USER_NAME } from "../schemas/patterns.ts";
+import { isInsideRoot } from "../schemas/roots.ts";
 import type { Executor } from "./executor/types.ts";
 
 export class PathError extends Error {
@@ -16,12 +17,6 @@ export class PathError extends Error {
     this.name = "PathError";
     this.field = field;
   }
-}
-
-/** True when `path` is `root` or below it, by whole components. Both must be normalised absolute paths. */
-export function isInside(path: string, root: string): boolean {
-  const r = root.endsWith("/") && root !== "/" ? root.slice(0, -1) : root;
-  return path === r || path.startsWith(r === "/" ? "/" : `${r}/`);
 }
 
 export type Roots = { declared: string[]; real: string[] };
@@ -44,7 +39,7 @@ async function confine(executor: Executor, roots: Roots, path: string, field: st
   if (!real) {
     throw new PathError(field, `${path} does not exist`);
   }
-  if (!roots.real.some((root) => isInside(real, root))) {
+  if (!roots.real.some((root) => isInsideRoot(real, root))) {
     throw new PathError(field, `${path} resolves to ${real}, outside the allowed roots`);
   }
   return real;
@@ -95,7 +90,7 @@ async function walkCreate(
       if (!real) {
         throw new PathError(field, `${next} is a dangling symlink`);
       }
-      if (!followInside || !roots.real.some((root) => isInside(real, root))) {
+      if (!followInside || !roots.real.some((root) => isInsideRoot(real, root))) {
         throw new PathError(field, `${next} is a symlink to ${real}; refusing to create anything through it`);
       }
       if (!(await executor.stat(real))?.isDirectory) {
