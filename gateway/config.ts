@@ -3,6 +3,22 @@
  * their environment here; nothing else reads process.env.
  */
 import { z } from "zod";
+import { OidcIssuers } from "./auth/oidc-config.ts";
+
+/** A variable holding JSON, checked against `schema`; a parse error names the JSON fault. */
+function jsonOf<T extends z.ZodType>(schema: T) {
+  return z
+    .string()
+    .transform((text, ctx) => {
+      try {
+        return JSON.parse(text) as unknown;
+      } catch (error) {
+        ctx.addIssue({ code: "custom", message: `not JSON: ${(error as Error).message}` });
+        return z.NEVER;
+      }
+    })
+    .pipe(schema);
+}
 
 const intFrom = (fallback: number, min: number, max: number) =>
   z.coerce.number().int().min(min).max(max).default(fallback);
@@ -27,6 +43,16 @@ export const GatewayConfig = z.object({
   SLURMGATE_RATE_LIMIT_BURST: intFrom(200, 1, 1_000_000), // per-token bucket size
   SLURMGATE_MAX_QUEUED_PER_USER: intFrom(10_000, 1, 10_000_000), // live jobs one user may hold
   SLURMGATE_LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
+  SLURMGATE_OIDC_ISSUERS: jsonOf(OidcIssuers).default([]), // trusted OpenID issuers (gateway/auth/oidc-config.ts)
+  SLURMGATE_CORS_ORIGINS: z
+    .string()
+    .default("")
+    .transform((s) =>
+      s
+        .split(",")
+        .map((o) => o.trim())
+        .filter((o) => o !== ""),
+    ), // browser origins allowed to call the API; "*" for any (never with credentials)
 });
 export type GatewayConfig = z.infer<typeof GatewayConfig>;
 

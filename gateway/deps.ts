@@ -2,6 +2,7 @@
  * Everything the app needs from its host. The Node and Workers entries build this; tests build it
  * with an in-memory database.
  */
+import type { WorkloadScope } from "./auth/oidc-config.ts";
 import type { GatewayConfig } from "./config.ts";
 import type { Database } from "./db/client.ts";
 import type { Notifier } from "./notifier.ts";
@@ -20,8 +21,23 @@ export type Deps = {
   recheckMs: number;
 };
 
+/** Where a caller's identity came from: a slurmgate token, or a verified OIDC token (person or workload). */
+export type Via =
+  | { kind: "token" }
+  | { kind: "oidc"; issuer: string; subject: string }
+  | { kind: "workload"; issuer: string; subject: string; policy: number };
+
 export type Principal =
-  | { kind: "user" | "admin"; user: string; tokenId: string }
+  | {
+      kind: "user" | "admin";
+      user: string;
+      /** The token row's id, or `oidc:<sha-256 of iss and sub>` for a JWT (rate limits and the auth cache key on it). */
+      tokenId: string;
+      /** Absent means a slurmgate token. */
+      via?: Via;
+      /** A workload admitted by a trust policy: narrower than its user's grants (gateway/auth/oidc-config.ts). */
+      scope?: WorkloadScope & { labels?: Record<string, string> };
+    }
   /** `user` is set for a personal agent: it may run only that user's jobs. */
   | { kind: "agent"; cluster: string; tokenId: string; user: string | null };
 
