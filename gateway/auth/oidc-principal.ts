@@ -23,7 +23,7 @@ export async function principalFromClaims(deps: Deps, issuer: OidcIssuer, claims
     throw new ApiProblem("forbidden", `no slurmgate user '${name}'`, { field: FIELD });
   }
   return {
-    kind: user.admin ? "admin" : "user",
+    kind: "user", // admin routes keep needing an sgk_ token: an IdP account alone never administers the gateway
     user: user.name,
     tokenId: `oidc:${issuer.issuer}#${claims.sub ?? ""}`,
     via: { kind: "oidc", issuer: issuer.issuer, subject: String(claims.sub ?? "") },
