@@ -15,6 +15,9 @@ npx biome ci .
 step "generated files are up to date (OpenAPI document, client types)"
 npm run --silent gen:check
 
+step "system tools (sudo, chromium)"
+bash test/system-tools.sh
+
 step "local Slurm clusters (alpha, beta)"
 bash test/slurm/cluster.sh up
 
