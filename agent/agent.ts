@@ -3,6 +3,7 @@
  * and the cycle; then runs it as a daemon (a loop that never dies on a gateway or Slurm failure) or
  * once (for cron / scrontab).
  */
+import { sleep } from "./sleep.ts";
 import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
@@ -30,19 +31,6 @@ export type AgentHandle = {
   stop(): void;
   status(): Record<string, unknown>;
 };
-
-const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    if (signal?.aborted) {
-      resolve(); // an abort that came first fires no event: the stop would wait out the whole backoff
-      return;
-    }
-    const timer = setTimeout(resolve, ms);
-    signal?.addEventListener("abort", () => {
-      clearTimeout(timer);
-      resolve();
-    });
-  });
 
 export function defaultStateFile(config: AgentConfig, env: Record<string, string | undefined>): string {
   const base = env.XDG_STATE_HOME || join(env.HOME || "/tmp", ".local", "state");

@@ -1,9 +1,12 @@
 /**
  * The agent's view of the gateway, through the typed client generated from the OpenAPI document.
  * Every call returns a value, never throws: `{ ok: true, value }` or `{ ok: false, retryable, … }`.
- * Network failures have no status and are retryable; 4xx other than 408/429 are not.
+ * Network failures have no status and are retryable; statuses follow the client's one rule
+ * (`isRetryableStatus`: 408, 429, 502, 503, 504). A 500 is a gateway fault that repeating the same
+ * request does not cure; the agent's cycle asks again next time anyway.
  */
 import createFetchClient from "openapi-fetch";
+import { isRetryableStatus } from "../client/errors.ts";
 import type { components, paths } from "../client/generated/api.ts";
 
 export type Lease = components["schemas"]["Lease"];
@@ -44,7 +47,7 @@ async function call<T>(run: () => Promise<{ data?: T; error?: unknown; response:
       status,
       problem,
       message: problem?.detail ?? problem?.title ?? `HTTP ${status}`,
-      retryable: status === 408 || status === 429 || status >= 500,
+      retryable: isRetryableStatus(status),
     };
   } catch (err) {
     return { ok: false, message: `network: ${(err as Error).message}`, retryable: true };

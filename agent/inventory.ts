@@ -4,9 +4,10 @@
  * roots and sbatch allow-list this agent enforces.
  */
 import type { AgentContext } from "./context.ts";
+import { VERSION } from "../schemas/version.ts";
 import type { Inventory } from "./gateway-api.ts";
 
-export const AGENT_VERSION = "0.1.0";
+export const AGENT_VERSION = VERSION;
 
 export async function probeAccounting(ctx: Pick<AgentContext, "slurm" | "now">): Promise<boolean> {
   const result = await ctx.slurm.sacct({ since: new Date(ctx.now() - 60_000) });

@@ -2,6 +2,7 @@
  * `slurmgate`: the command line for people. Dispatches to one verb, turns every failure into one
  * line on stderr and an exit code that means something (see EXIT).
  */
+import { VERSION } from "../schemas/version.ts";
 import type { Command } from "./command.ts";
 import { agent } from "./commands/agent.ts";
 import { cancel } from "./commands/cancel.ts";
@@ -71,7 +72,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
       return verb === undefined ? EXIT.usage : EXIT.ok;
     }
     if (verb === "--version" || verb === "-V") {
-      io.stdout.write("slurmgate 0.1.0\n");
+      io.stdout.write(`slurmgate ${VERSION}\n`);
       return EXIT.ok;
     }
     const command = VERBS.get(verb);

@@ -4,6 +4,7 @@
  */
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { Problem } from "../schemas/index.ts";
+import { VERSION } from "../schemas/version.ts";
 import type { AppEnv, Deps } from "./deps.ts";
 import { renderDocsPage } from "./docs-page.ts";
 import { authenticate } from "./middleware/auth.ts";
@@ -17,7 +18,7 @@ import { agentTokensRouter } from "./routes/agent-tokens.ts";
 import { clustersRouter } from "./routes/clusters.ts";
 import { jobsRouter } from "./routes/jobs.ts";
 
-export const API_VERSION = "0.1.0";
+export const API_VERSION = VERSION;
 
 const OPENAPI_CONFIG = {
   openapi: "3.1.0",

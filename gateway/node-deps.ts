@@ -8,20 +8,10 @@ import { createClient } from "@libsql/client";
 import type { GatewayConfig } from "./config.ts";
 import { openDatabase } from "./db/client.ts";
 import { migrateDatabase } from "./db/migrate.ts";
-import type { Deps, Logger } from "./deps.ts";
+import type { Deps } from "./deps.ts";
+import { jsonLogger } from "./logger.ts";
 import { createRateLimiter } from "./middleware/rate-limit.ts";
 import { createNotifier } from "./notifier.ts";
-
-const LEVELS = { debug: 10, info: 20, warn: 30, error: 40 } as const;
-
-export function jsonLogger(level: GatewayConfig["SLURMGATE_LOG_LEVEL"]): Logger {
-  return (entry) => {
-    const entryLevel = (entry.level as keyof typeof LEVELS) ?? "info";
-    if (LEVELS[entryLevel] >= LEVELS[level]) {
-      process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level: entryLevel, ...entry })}\n`);
-    }
-  };
-}
 
 export async function createNodeDeps(config: GatewayConfig, overrides: Partial<Deps> = {}): Promise<Deps> {
   const url = config.SLURMGATE_DB_URL;
@@ -50,7 +40,7 @@ export async function createNodeDeps(config: GatewayConfig, overrides: Partial<D
     now,
     notifier: createNotifier(),
     rateLimiter: createRateLimiter(config.SLURMGATE_RATE_LIMIT_PER_SECOND, config.SLURMGATE_RATE_LIMIT_BURST, now),
-    log: jsonLogger(config.SLURMGATE_LOG_LEVEL),
+    log: jsonLogger(config.SLURMGATE_LOG_LEVEL, (line) => process.stderr.write(`${line}\n`)),
     recheckMs: url.startsWith("file:") ? 2_000 : 1_000,
     ...overrides,
   };

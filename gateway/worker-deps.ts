@@ -6,7 +6,8 @@
 import { createClient } from "@libsql/client/web";
 import { parseGatewayConfig } from "./config.ts";
 import { openDatabase } from "./db/client.ts";
-import type { Deps, Logger } from "./deps.ts";
+import type { Deps } from "./deps.ts";
+import { jsonLogger } from "./logger.ts";
 import { createRateLimiter } from "./middleware/rate-limit.ts";
 import { createNotifier } from "./notifier.ts";
 
@@ -17,17 +18,6 @@ export type WorkerEnv = {
   SLURMGATE_BOOTSTRAP_TOKEN?: string; // secret: becomes the first admin's token while no admin exists
   [name: string]: unknown; // the SLURMGATE_* vars of gateway/config.ts
 };
-
-const LEVELS = { debug: 10, info: 20, warn: 30, error: 40 } as const;
-
-function consoleLogger(level: keyof typeof LEVELS): Logger {
-  return (entry) => {
-    const entryLevel = (entry.level as keyof typeof LEVELS) ?? "info";
-    if (LEVELS[entryLevel] >= LEVELS[level]) {
-      console.log(JSON.stringify({ time: new Date().toISOString(), level: entryLevel, ...entry }));
-    }
-  };
-}
 
 /**
  * Reads the bindings once. Throws a readable error (one line per bad variable) when the
@@ -60,7 +50,7 @@ export function createWorkerDeps(env: WorkerEnv): Deps {
     now,
     notifier: createNotifier(),
     rateLimiter: createRateLimiter(config.SLURMGATE_RATE_LIMIT_PER_SECOND, config.SLURMGATE_RATE_LIMIT_BURST, now),
-    log: consoleLogger(config.SLURMGATE_LOG_LEVEL),
+    log: jsonLogger(config.SLURMGATE_LOG_LEVEL, (line) => console.log(line)),
     // Other isolates' submits only show up in the database, so waiters look again every second.
     recheckMs: 1_000,
   };
