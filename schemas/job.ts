@@ -130,8 +130,23 @@ export const Retries = z
     onTimeout: z.boolean().default(false),
     onPreemption: z.boolean().default(true),
     onNodeFail: z.boolean().default(true),
+    backoffSeconds: z.number().int().min(0).max(3_600).default(10).openapi({
+      description:
+        "Wait before retry n: backoffSeconds × 2^(n−1), at most an hour, so a failing node or a preempting partition is not hit again at once. 0 retries at once.",
+    }),
   })
   .openapi("Retries");
+
+const MAX_RETRY_DELAY_MS = 3_600_000;
+
+/**
+ * How long a job waits in the queue before attempt `nextAttempt` (2 for the first retry).
+ * @example retryDelayMs({ backoffSeconds: 10 }, 3) === 20_000
+ */
+export function retryDelayMs(retries: { backoffSeconds?: number }, nextAttempt: number): number {
+  const base = (retries.backoffSeconds ?? 10) * 1_000;
+  return Math.min(MAX_RETRY_DELAY_MS, base * 2 ** Math.max(0, nextAttempt - 2));
+}
 
 /**
  * Strict, like every request body: an unknown key is refused, not dropped. The gateway's lease and
@@ -185,7 +200,7 @@ export const JobSpec = z
       })
       .optional(),
     dependsOn: z.array(Dependency).max(64).default([]),
-    retries: Retries.default({ max: 0, onTimeout: false, onPreemption: true, onNodeFail: true }),
+    retries: Retries.default({ max: 0, onTimeout: false, onPreemption: true, onNodeFail: true, backoffSeconds: 10 }),
     labels: z
       .record(z.string().regex(LABEL_KEY, "label keys are [A-Za-z0-9][A-Za-z0-9_./-]*"), z.string().max(128))
       .refine((l) => Object.keys(l).length <= 32, { message: "at most 32 labels", ...withOtherIssues })

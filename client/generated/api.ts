@@ -520,7 +520,8 @@ export interface components {
          *       "max": 0,
          *       "onTimeout": false,
          *       "onPreemption": true,
-         *       "onNodeFail": true
+         *       "onNodeFail": true,
+         *       "backoffSeconds": 10
          *     }
          */
         Retries: {
@@ -532,6 +533,11 @@ export interface components {
             onPreemption: boolean;
             /** @default true */
             onNodeFail: boolean;
+            /**
+             * @description Wait before retry n: backoffSeconds × 2^(n−1), at most an hour, so a failing node or a preempting partition is not hit again at once. 0 retries at once.
+             * @default 10
+             */
+            backoffSeconds: number;
         };
         JobEvent: {
             /** @description Increases by one per job, starting at 1. */

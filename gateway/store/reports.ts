@@ -4,7 +4,7 @@
  */
 import type { InStatement, Row } from "@libsql/client";
 import type { JobState, Report } from "../../schemas/index.ts";
-import { isTerminal } from "../../schemas/index.ts";
+import { isTerminal, retryDelayMs } from "../../schemas/index.ts";
 import type { Database } from "../db/client.ts";
 import { type AgentScope, scopeAllows } from "./agent-scope.ts";
 import { parseStoredSpec } from "./job-row.ts";
@@ -244,7 +244,9 @@ function retryPlan(
   }
   // Each attempt's Slurm job and ending stay in the history: the row's slurm_job_id is cleared below.
   const slurmJob = slurmJobId === null ? "" : ` (slurm job ${slurmJobId})`;
-  const reason = `attempt ${attempt}${slurmJob} ended ${to}; retrying as attempt ${attempt + 1} of ${(spec.retries.max ?? 0) + 1}`;
+  const delayMs = retryDelayMs(spec.retries, attempt + 1);
+  const after = delayMs > 0 ? ` in ${Math.round(delayMs / 1_000)} s` : "";
+  const reason = `attempt ${attempt}${slurmJob} ended ${to}; retrying as attempt ${attempt + 1} of ${(spec.retries.max ?? 0) + 1}${after}`;
   return guardedTransition(
     String(row.id),
     seq,
@@ -259,7 +261,7 @@ function retryPlan(
       code: null,
       lease_owner: null,
       lease_expires_at: null,
-      run_after: now,
+      run_after: now + delayMs,
     },
     { actor, type: "state", state: "queued", detail: reason },
     now,

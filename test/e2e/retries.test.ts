@@ -62,7 +62,7 @@ describe("retries on real Slurm", () => {
       name: "resumable",
       cluster: "alpha",
       resources: { time: "1" },
-      retries: { max: 1, onTimeout: true, onPreemption: false, onNodeFail: false },
+      retries: { max: 1, onTimeout: true, onPreemption: false, onNodeFail: false, backoffSeconds: 2 },
       script: payload,
     });
     const done = await client.wait(submitted.id, { timeout: 400_000 });

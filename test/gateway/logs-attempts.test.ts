@@ -20,7 +20,7 @@ const read = (w: World, id: string, query = "") => w.call<Chunk>("GET", `/v1/job
 describe("logs per attempt", () => {
   it("keeps attempt 1's and attempt 2's logs whole, each under its own attempt", async () => {
     const w = await createWorld();
-    const { id, epoch } = await leased(w, { retries: { max: 1, onTimeout: true } });
+    const { id, epoch } = await leased(w, { retries: { max: 1, onTimeout: true, backoffSeconds: 0 } });
     await w.report(w.tokens.alphaAgent, [
       {
         jobId: id,
@@ -75,7 +75,7 @@ describe("logs per attempt", () => {
 
   it("calls an earlier attempt's log complete only once the next attempt reached Slurm", async () => {
     const w = await createWorld();
-    const { id, epoch } = await leased(w, { retries: { max: 2, onTimeout: true } });
+    const { id, epoch } = await leased(w, { retries: { max: 2, onTimeout: true, backoffSeconds: 0 } });
     await w.report(w.tokens.alphaAgent, [
       {
         jobId: id,
@@ -96,7 +96,7 @@ describe("logs per attempt", () => {
 
   it("refuses an attempt the job has not had, and drops bytes claimed for one", async () => {
     const w = await createWorld();
-    const { id, epoch } = await leased(w, { retries: { max: 1, onTimeout: true } });
+    const { id, epoch } = await leased(w, { retries: { max: 1, onTimeout: true, backoffSeconds: 0 } });
     const res = await w.report(w.tokens.alphaAgent, [
       {
         jobId: id,

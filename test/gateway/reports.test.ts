@@ -91,7 +91,8 @@ describe("reports", () => {
   });
 
   it("retries a timeout as a new attempt while retries.max allows, then stays timed out", async () => {
-    const w = await createWorld();
+    const clock = testClock();
+    const w = await createWorld({}, clock);
     const { id, epoch } = await leased(w, { retries: { max: 1, onTimeout: true } });
     await w.report(w.tokens.alphaAgent, [
       { jobId: id, epoch, state: "running", slurmJobId: "7" },
@@ -99,9 +100,13 @@ describe("reports", () => {
     ]);
     let job = await w.job(id);
     expect(job).toMatchObject({ state: "queued", attempt: 2, slurmJobId: null });
-    expect(job.reason).toMatch(/attempt 1 \(slurm job 7\) ended timeout; retrying as attempt 2 of 2/);
+    expect(job.reason).toMatch(/attempt 1 \(slurm job 7\) ended timeout; retrying as attempt 2 of 2 in 10 s/);
     expect(job.events.slice(-2).map((e) => e.state)).toEqual(["timeout", "queued"]);
     expectFold(job);
+    // The default backoff holds the retry 10 s: not leased before, leased after.
+    clock.advance(9_000);
+    expect((await w.lease(w.tokens.alphaAgent)).body.leases).toEqual([]);
+    clock.advance(1_000);
 
     const second = (await w.lease(w.tokens.alphaAgent)).body.leases[0]!;
     expect(second).toMatchObject({ jobId: id, attempt: 2, slurmJobId: null, epoch: epoch + 1 });
@@ -112,6 +117,32 @@ describe("reports", () => {
     job = await w.job(id);
     expect(job).toMatchObject({ state: "timeout", attempt: 2, slurmJobId: "8" });
     expectFold(job);
+  });
+
+  it("doubles the wait with each attempt (backoffSeconds × 2^(n−1)); 0 retries at once", async () => {
+    const clock = testClock();
+    const w = await createWorld({}, clock);
+    const first = await leased(w, { retries: { max: 3, onNodeFail: true, backoffSeconds: 4 } });
+    const id = first.id;
+    let epoch = first.epoch;
+    const waits: number[] = [];
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      await w.report(w.tokens.alphaAgent, [{ jobId: id, epoch, state: "node_fail", slurmJobId: String(attempt) }]);
+      const started = clock.now();
+      let lease = (await w.lease(w.tokens.alphaAgent)).body.leases[0];
+      while (!lease) {
+        clock.advance(1_000);
+        lease = (await w.lease(w.tokens.alphaAgent)).body.leases[0];
+      }
+      waits.push(clock.now() - started);
+      epoch = lease.epoch;
+    }
+    expect(waits).toEqual([4_000, 8_000, 16_000]);
+
+    const now = await leased(w, { retries: { max: 1, onNodeFail: true, backoffSeconds: 0 } });
+    await w.report(w.tokens.alphaAgent, [{ jobId: now.id, epoch: now.epoch, state: "node_fail" }]);
+    expect((await w.job(now.id)).reason).toMatch(/retrying as attempt 2 of 2$/);
+    expect((await w.lease(w.tokens.alphaAgent)).body.leases.map((l) => l.jobId)).toEqual([now.id]);
   });
 
   it("does not retry a timeout when the policy does not cover it", async () => {
