@@ -10,6 +10,8 @@
 export interface ExecResult {
   code: number | null;
   stdout: string;
+  /** stdout's bytes as they came, when the executor has them (local): for reading binary files. */
+  stdoutBytes?: Buffer;
   stderr: string;
   /** True when the command was killed because it exceeded `timeoutMs`. */
   timedOut: boolean;
@@ -18,7 +20,7 @@ export interface ExecResult {
 /** Options for {@link Executor.run}. */
 export interface RunOptions {
   /** Bytes written to the command's stdin, then stdin is closed. */
-  input?: string;
+  input?: string | Uint8Array;
   /**
    * The COMPLETE environment of the command (not merged with the agent's own): Slurm commands
    * read SBATCH_* / SLURM_* variables, so callers pass a scrubbed environment on purpose.
