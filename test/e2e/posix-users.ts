@@ -1,10 +1,13 @@
 /**
  * POSIX accounts for the identity tests, created idempotently (the clusters' daemons need no
- * restart: slurmd looks users up when a job starts). Each gets a home, as sites do.
+ * restart: slurmd looks users up when a job starts). Each gets a home, as sites do. `sg-svc` is the
+ * service account a sudo-mode site agent runs as; `sg-carol` exists but is in no sudo Runas list.
  */
 import { execFileSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { SUDO_RUNAS_GROUP, sudoersLines } from "../../agent/identity/sudo.ts";
 
-export const POSIX_USERS = ["sg-alice", "sg-bob"] as const;
+export const POSIX_USERS = ["sg-alice", "sg-bob", "sg-carol", "sg-svc"] as const;
 
 export type PosixUser = { name: string; uid: number; gid: number };
 
@@ -28,4 +31,21 @@ export function ensurePosixUser(name: string): PosixUser {
   }
   const [, , uid, gid] = lookup().split(":");
   return { name, uid: Number(uid), gid: Number(gid) };
+}
+
+export const SUDOERS_DROP_IN = "/etc/sudoers.d/slurmgate-test";
+
+/**
+ * The documented sudoers rule for `account`, acting as the members of the Runas group (created with
+ * `members` in it): written to a temporary file, checked with `visudo -cf`, then moved into place.
+ */
+export function ensureSudoRule(account: string, members: readonly string[]): void {
+  execFileSync("groupadd", ["-f", SUDO_RUNAS_GROUP], { stdio: "pipe" });
+  for (const member of members) {
+    execFileSync("gpasswd", ["-a", member, SUDO_RUNAS_GROUP], { stdio: "pipe" });
+  }
+  const tmp = `${SUDOERS_DROP_IN}.${process.pid}.tmp`;
+  writeFileSync(tmp, `${sudoersLines(account).join("\n")}\n`, { mode: 0o440 });
+  execFileSync("visudo", ["-cf", tmp], { stdio: "pipe" });
+  execFileSync("mv", ["-f", tmp, SUDOERS_DROP_IN]);
 }
