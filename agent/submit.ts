@@ -19,6 +19,7 @@ import { IdentityRefusal, type RunAs } from "./identity/guard.ts";
 import {
   checkOwnedJobDir,
   checkPersonalJobDir,
+  checkUserDirBefore,
   checkSiteJobDir,
   describeRunAs,
   handOver,
@@ -187,6 +188,9 @@ async function prepare(ctx: AgentContext, lease: Lease) {
   await checkAccount(ctx, spec, runAs);
   const acting = actingFor(ctx, lease.owner, runAs);
   const executor = acting.executor;
+  if (acting.sudo) {
+    await checkUserDirBefore(executor, ctx.roots, lease.owner, runAs!.uid);
+  }
   const jobDir = await prepareJobDir(executor, ctx.roots, lease.owner, lease.jobId, lease.attempt);
   await guardJobDir(ctx, lease, jobDir, acting.sudo ? { executor, uid: runAs!.uid } : null);
   const previousJobDir =

@@ -28,6 +28,17 @@ async function must(executor: Executor, cmd: string, args: string[]): Promise<vo
   }
 }
 
+/** `<root>/<owner>` must belong to `uid`, or another account could rename or replace what is in it. */
+async function mustOwn(executor: Executor, userDir: string, uid: number) {
+  const actual = await ownerUid(executor, userDir);
+  if (actual !== uid) {
+    throw new IdentityRefusal(
+      "policy_rejected",
+      `${userDir} belongs to uid ${actual}, not to the account the job runs as (uid ${uid}); remove it or fix its owner`,
+    );
+  }
+}
+
 /** The job directory must be exactly `<root>/<owner>/<job id>`: no symlink anywhere on the way. */
 async function exactPath(executor: Executor, roots: Roots, owner: string, jobDir: string, jobId: string) {
   const expected = posix.join(roots.real[0]!, owner, jobId);
@@ -55,13 +66,20 @@ export async function checkOwnedJobDir(
 ) {
   await exactPath(executor, roots, owner, jobDir, jobId);
   const userDir = posix.join(roots.real[0]!, owner);
-  const actual = await ownerUid(executor, userDir);
-  if (actual !== uid) {
-    throw new IdentityRefusal(
-      "policy_rejected",
-      `${userDir} belongs to uid ${actual}, not to the account the job runs as (uid ${uid}); remove it or fix its owner`,
-    );
+  await mustOwn(executor, userDir, uid);
+}
+
+/**
+ * Sudo mode, before anything is created: an existing `<root>/<owner>` must already be the job
+ * account's. In a world-writable shared root another user could have made it first, and a job
+ * directory created inside theirs could be renamed or replaced by them.
+ */
+export async function checkUserDirBefore(executor: Executor, roots: Roots, owner: string, uid: number) {
+  const userDir = posix.join(roots.real[0]!, owner);
+  if (!(await executor.stat(userDir))) {
+    return;
   }
+  await mustOwn(executor, userDir, uid);
 }
 
 /** A personal agent: `<root>/<owner>` must be its own. */
