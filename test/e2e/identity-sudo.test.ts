@@ -4,20 +4,19 @@
  * the mapping names but the sudo Runas list lacks is refused with `sudo_refused` before anything
  * exists; a directory another user made first is refused; cancels reach every user's jobs.
  */
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { chmodSync, existsSync, lstatSync, mkdtempSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type E2E, REPO, slurm, startE2E } from "./harness.ts";
-import { type PosixUser, ensurePosixUser, ensureSudoRule } from "./posix-users.ts";
+import { type E2E, slurm, startE2E } from "./harness.ts";
+import { type PosixUser, type UserAgent, ensurePosixUser, ensureSudoRule, spawnAgentAs } from "./posix-users.ts";
 
 let e2e: E2E;
 let alice: PosixUser;
 let bob: PosixUser;
 let svc: PosixUser;
 let root: string;
-let agent: ChildProcess;
-let output = "";
+let agent: UserAgent;
 const tokens: Record<string, string> = {};
 
 /** Slurm jobs carrying this job's tag, whoever they belong to. */
@@ -74,42 +73,25 @@ beforeAll(async () => {
     JSON.stringify({ users: { alice: "sg-alice", bob: "sg-bob", carol: "sg-carol", dave: "sg-bob" } }),
     { mode: 0o644 },
   );
-  const env = e2e.agentEnv("alpha", {
-    SLURMGATE_USER_MAP: map,
-    SLURMGATE_RUN_AS: "sudo",
-    SLURMGATE_SHARED_ROOTS: root,
-    SLURMGATE_SECRET_API_KEY: "s3cr3t-value",
-    HOME: `/home/${svc.name}`,
-    USER: svc.name,
-    SLURMGATE_STATE_FILE: `/home/${svc.name}/agent-alpha-${Date.now()}.json`,
-  });
-  const nodeBin = existsSync("/usr/bin/node") ? "/usr/bin/node" : process.execPath;
-  agent = spawn(
-    "setpriv",
-    [
-      `--reuid=${svc.uid}`,
-      `--regid=${svc.gid}`,
-      "--init-groups",
-      nodeBin,
-      "--import",
-      "tsx",
-      join(REPO, "agent/main.ts"),
-    ],
-    { cwd: REPO, env, stdio: ["ignore", "pipe", "pipe"] },
+  agent = spawnAgentAs(
+    svc,
+    e2e.agentEnv("alpha", {
+      SLURMGATE_USER_MAP: map,
+      SLURMGATE_RUN_AS: "sudo",
+      SLURMGATE_SHARED_ROOTS: root,
+      SLURMGATE_SECRET_API_KEY: "s3cr3t-value",
+      HOME: `/home/${svc.name}`,
+      USER: svc.name,
+      SLURMGATE_STATE_FILE: `/home/${svc.name}/agent-alpha-${Date.now()}.json`,
+    }),
   );
-  agent.stdout?.on("data", (d) => (output += d));
-  agent.stderr?.on("data", (d) => (output += d));
   await e2e.waitClustersAlive(120_000, ["alpha"]).catch((err: Error) => {
-    throw new Error(`${err.message}\nagent output:\n${output}`);
+    throw new Error(`${err.message}\nagent output:\n${agent.logs()}`);
   });
 }, 200_000);
 
 afterAll(async () => {
-  if (agent && agent.exitCode === null && agent.signalCode === null) {
-    const exited = new Promise((resolve) => agent.once("exit", resolve));
-    agent.kill("SIGTERM");
-    await exited;
-  }
+  await agent?.stop();
   await e2e?.close();
 });
 
