@@ -179,15 +179,27 @@ export function sudoReads(base: Executor, root: string, accountOf: (owner: strin
     }
     return accountOf(rel.split("/")[0]!);
   };
+  // A user sudo no longer acts as (taken out of the Runas list): their files read as absent, so
+  // tracking goes on from squeue and sacct alone instead of failing every cycle.
+  const absentIfRefused = (err: unknown) => {
+    if (err instanceof IdentityRefusal) {
+      return null;
+    }
+    throw err;
+  };
   return {
     ...base,
     async readFile(path, range) {
       const as = route(path);
-      return as === undefined ? base.readFile(path, range) : as ? as.readFile(path, range) : null;
+      return as === undefined
+        ? base.readFile(path, range)
+        : as
+          ? as.readFile(path, range).catch(absentIfRefused)
+          : null;
     },
     async stat(path) {
       const as = route(path);
-      return as === undefined ? base.stat(path) : as ? as.stat(path) : null;
+      return as === undefined ? base.stat(path) : as ? as.stat(path).catch(absentIfRefused) : null;
     },
   };
 }

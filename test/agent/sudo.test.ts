@@ -196,5 +196,9 @@ describe("an executor acting as a user through sudo", () => {
     expect(await reads.readFile(join(root, "alice", "..", "carol", "stdout"))).toBeNull();
     expect((await reads.readFile(join(outside, "plain")))?.toString()).toBe("mine");
     expect(calls).toHaveLength(1);
+    // An owner sudo refuses (out of the Runas list) reads as absent rather than failing the cycle.
+    const refusing = sudoReads(local, root, () => sudoExecutor(local, "sg-nobody-here", { account: "sg-svc" }));
+    expect(await refusing.readFile(join(aliceDir, "stdout"))).toBeNull();
+    expect(await refusing.stat(join(aliceDir, "stdout"))).toBeNull();
   });
 });
