@@ -22,6 +22,7 @@ import { siteModeOf } from "../../agent/identity/from-config.ts";
 import { IdentityRefusal } from "../../agent/identity/guard.ts";
 import { isSudoRefusal, parseStat, sudoExecutor, sudoReads, sudoersLines } from "../../agent/identity/sudo.ts";
 import { prepareJobDir } from "../../agent/paths.ts";
+import { createSlurmCommands } from "../../agent/slurm-commands.ts";
 import { ensurePosixUser } from "../e2e/posix-users.ts";
 
 const local = createLocalExecutor();
@@ -200,5 +201,27 @@ describe("an executor acting as a user through sudo", () => {
     const refusing = sudoReads(local, root, () => sudoExecutor(local, "sg-nobody-here", { account: "sg-svc" }));
     expect(await refusing.readFile(join(aliceDir, "stdout"))).toBeNull();
     expect(await refusing.stat(join(aliceDir, "stdout"))).toBeNull();
+  });
+});
+
+describe("Slurm commands through sudo", () => {
+  const refused = createSlurmCommands({
+    executor: sudoExecutor(local, "sg-nobody-here", { account: "sg-svc" }),
+    env: { PATH: "/usr/bin:/bin" },
+    binDir: "",
+    apptainer: "apptainer",
+    timeoutMs: 10_000,
+  });
+
+  it("an sbatch sudo refuses is a permanent sudo_refused, never an unknown outcome to look up and retry", async () => {
+    const outcome = await refused.sbatch("/var/tmp/none/job.sbatch", ["--export=NONE"]);
+    expect(outcome).toMatchObject({ ok: false, code: "sudo_refused" });
+    expect(outcome.ok ? "" : outcome.message).toContain("NOPASSWD: /usr/bin/sbatch, /usr/bin/scancel");
+  });
+
+  it("an scancel sudo refuses reports failure with the sentence instead of throwing", async () => {
+    const result = await refused.scancel(["12345"]);
+    expect(result.ok).toBe(false);
+    expect(result.message).toContain("sudo refused to run scancel as sg-nobody-here");
   });
 });
