@@ -144,7 +144,7 @@ function runLocal(cmd: string, args: readonly string[], opts: RunOptions): Promi
       resolve({
         code: timedOut ? null : code,
         stdout: stdoutBytes.toString("utf8"),
-        stdoutBytes,
+        ...(opts.binary ? { stdoutBytes } : {}),
         stderr: Buffer.concat(err).toString("utf8"),
         timedOut,
       });

@@ -10,7 +10,7 @@
 export interface ExecResult {
   code: number | null;
   stdout: string;
-  /** stdout's bytes as they came, when the executor has them (local): for reading binary files. */
+  /** stdout's bytes as they came, when asked for with `binary` (local executor only). */
   stdoutBytes?: Buffer;
   stderr: string;
   /** True when the command was killed because it exceeded `timeoutMs`. */
@@ -29,6 +29,8 @@ export interface RunOptions {
   /** Kill the command after this many milliseconds (SIGTERM, then SIGKILL). */
   timeoutMs?: number;
   cwd?: string;
+  /** Also return stdout's raw bytes in `stdoutBytes` (for reading binary files through a command). */
+  binary?: boolean;
 }
 
 /** What {@link Executor.stat} reports; null from stat means "does not exist". */

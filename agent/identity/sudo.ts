@@ -85,7 +85,7 @@ export function sudoExecutor(base: Executor, user: string, options: SudoOptions)
     return result;
   };
   const tool = (name: FileTool, args: readonly string[], input?: string | Uint8Array) =>
-    sudo(`${FILE_TOOL_DIR}/${name}`, args, { env: TOOL_ENV, input });
+    sudo(`${FILE_TOOL_DIR}/${name}`, args, { env: TOOL_ENV, input, binary: name === "dd" });
   const fail = (name: string, path: string, result: ExecResult) =>
     Object.assign(new Error(`${name} ${path} as ${user}: ${result.stderr.trim() || `exit ${result.code}`}`), {
       code: /File exists/.test(result.stderr) ? "EEXIST" : /Too many levels/.test(result.stderr) ? "ELOOP" : "EIO",
@@ -113,7 +113,10 @@ export function sudoExecutor(base: Executor, user: string, options: SudoOptions)
       if (result.code !== 0) {
         return null; // missing, a symlink, a directory: "not there", as for the local executor
       }
-      return result.stdoutBytes ?? Buffer.from(result.stdout, "utf8");
+      if (!result.stdoutBytes) {
+        throw new Error(`dd ${path} as ${user}: this executor cannot return binary output`);
+      }
+      return result.stdoutBytes;
     },
     async stat(path) {
       const result = await tool("stat", ["-c", "%F|%s|%a|%Y", "--", path]);
