@@ -5,7 +5,7 @@
  */
 import { sleep } from "./sleep.ts";
 import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs";
-import { hostname } from "node:os";
+import { hostname, userInfo } from "node:os";
 import { join } from "node:path";
 import type { AgentConfig } from "./config.ts";
 import type { AgentContext } from "./context.ts";
@@ -15,11 +15,13 @@ import type { Executor } from "./executor/types.ts";
 import { createGatewayApi, type GatewayApi } from "./gateway-api.ts";
 import { verifyAgentToken } from "./token-check.ts";
 import { AGENT_VERSION, collectInventory } from "./inventory.ts";
-import { identityFromConfig, noFollowReads } from "./identity/from-config.ts";
+import { identityFromConfig, noFollowReads, siteModeOf } from "./identity/from-config.ts";
+import type { IdentityGuard } from "./identity/guard.ts";
+import { sudoExecutor, sudoReads } from "./identity/sudo.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { resolveRoots } from "./paths.ts";
 import { loadSecretStore } from "./secrets.ts";
-import { slurmCommandsFor } from "./slurm-commands.ts";
+import { type SlurmCommands, slurmCommandsFor } from "./slurm-commands.ts";
 import { openStateStore } from "./state.ts";
 import { type CycleStats, createPacer, runCycle } from "./cycle.ts";
 import { createReporter } from "./reporter.ts";
@@ -69,6 +71,34 @@ function lockStateFile(path: string): () => void {
   throw new Error(`cannot lock ${path}`);
 }
 
+/** A sudo-mode site agent's way to act as each mapped account (files, sbatch, scancel). */
+function sudoFor(
+  config: AgentConfig,
+  identity: IdentityGuard,
+  base: Executor,
+  slurmEnv: Record<string, string | undefined>,
+): NonNullable<AgentContext["sudo"]> {
+  // Files a user's tools create through sudo get the union of this umask and sudoers' own: 0600.
+  process.umask(0o077);
+  const options = { account: userInfo().username, slurmBin: config.SLURMGATE_SLURM_BIN };
+  const cache = new Map<string, { executor: Executor; slurm: SlurmCommands }>();
+  return {
+    as(owner) {
+      const account = identity.account?.(owner);
+      if (account === undefined) {
+        return null;
+      }
+      let as = cache.get(account);
+      if (!as) {
+        const executor = sudoExecutor(base, account, options);
+        as = { executor, slurm: slurmCommandsFor(config, executor, slurmEnv) };
+        cache.set(account, as);
+      }
+      return as;
+    },
+  };
+}
+
 const unlockAndThrow =
   (unlock: () => void) =>
   (err: unknown): never => {
@@ -97,7 +127,7 @@ export async function createAgent(
     overrides.executor ??
     ssh ??
     createLocalExecutor({ defaultTimeoutMs: config.SLURMGATE_COMMAND_TIMEOUT_SECONDS * 1000 });
-  const executor = config.SLURMGATE_USER_MAP ? noFollowReads(baseExecutor) : baseExecutor;
+  const ownExecutor = config.SLURMGATE_USER_MAP ? noFollowReads(baseExecutor) : baseExecutor;
   const stateFile = config.SLURMGATE_STATE_FILE ?? defaultStateFile(config, env);
   const unlock = lockStateFile(stateFile);
   const state = openStateStore(stateFile);
@@ -110,22 +140,31 @@ export async function createAgent(
   }
   // Over SSH, Slurm's PATH/HOME/USER are the login node's, not this machine's.
   const slurmEnv = ssh ? await remoteLoginEnv(ssh).catch(unlockAndThrow(unlock)) : env;
-  const identity = (() => {
+  const { identity, siteMode } = (() => {
     try {
-      return identityFromConfig(config, executor, api);
+      return {
+        identity: identityFromConfig(config, ownExecutor, api),
+        siteMode: siteModeOf(config, process.getuid?.() ?? -1),
+      };
     } catch (err) {
       unlock();
       throw err;
     }
   })();
+  const roots = await resolveRoots(ownExecutor, config.SLURMGATE_SHARED_ROOTS).catch(unlockAndThrow(unlock));
+  const sudo = siteMode === "sudo" ? sudoFor(config, identity, baseExecutor, slurmEnv) : undefined;
+  const executor = sudo
+    ? sudoReads(ownExecutor, roots.real[0]!, (owner) => sudo.as(owner)?.executor ?? null)
+    : ownExecutor;
   const ctx: AgentContext = {
     config,
     agentId,
     api,
     identity,
+    sudo,
     slurm: slurmCommandsFor(config, executor, slurmEnv),
     executor,
-    roots: await resolveRoots(executor, config.SLURMGATE_SHARED_ROOTS).catch(unlockAndThrow(unlock)),
+    roots,
     secrets: loadSecretStore(config.SLURMGATE_SECRETS_FILE, env),
     state,
     log,

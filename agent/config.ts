@@ -50,7 +50,8 @@ export const AgentConfig = z.object({
   SLURMGATE_SSH_USER: z.string().optional(),
   SLURMGATE_SSH_KEY: z.string().optional(), // private key file
   SLURMGATE_SSH_HOST_KEY: z.string().optional(), // pinned host key: SHA256:… fingerprint
-  SLURMGATE_USER_MAP: z.string().optional(), // set = a site agent (as root): JSON mapping slurmgate users to POSIX accounts (docs/agent-at-sites.md)
+  SLURMGATE_USER_MAP: z.string().optional(), // set = a site agent: JSON mapping slurmgate users to POSIX accounts (docs/agent-at-sites.md)
+  SLURMGATE_RUN_AS: z.enum(["root", "sudo"]).optional(), // a site agent's way to act as its users: root (default) or sudo (a service account with a sudoers rule)
   SLURMGATE_AGENT_USER: z
     .string()
     .regex(/^[a-z_][a-z0-9_-]{0,31}$/)

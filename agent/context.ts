@@ -28,6 +28,11 @@ export type AgentContext = {
   accounting: boolean;
   /** Whose jobs this agent may run and as which account; absent = every job, as itself. */
   identity?: IdentityGuard;
+  /**
+   * A site agent run as a service account (SLURMGATE_RUN_AS=sudo): files and Slurm commands acting
+   * as the account a job's owner maps to, through sudo; null for an owner the mapping lacks.
+   */
+  sudo?: { as(owner: string): { executor: Executor; slurm: SlurmCommands } | null };
   /** Test-only fault injection: SIGKILL the agent at a named step (see crashPoint). */
   crashAt?: string;
 };

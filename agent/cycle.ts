@@ -5,6 +5,7 @@
  */
 import { posix } from "node:path";
 import { isTerminal } from "../schemas/job.ts";
+import { type CancelTarget, cancelJobs } from "./cancel.ts";
 import type { AgentContext } from "./context.ts";
 import type { Lease, Report } from "./gateway-api.ts";
 import { collectLogs, readResult } from "./logs.ts";
@@ -101,12 +102,12 @@ async function handleCancels(
   leasedNow: Set<string>,
 ) {
   const reports: Report[] = [];
-  const toKill: string[] = [];
+  const toKill: CancelTarget[] = [];
   for (const order of orders) {
     const job = ctx.state.get(order.jobId);
     const slurmJobId = job?.slurmJobId ?? order.slurmJobId;
     if (slurmJobId) {
-      toKill.push(slurmJobId);
+      toKill.push({ slurmJobId, owner: job?.owner });
       if (job && !job.cancelRequested) {
         ctx.state.put({ ...job, cancelRequested: true });
       }
@@ -127,7 +128,7 @@ async function handleCancels(
     ctx.state.remove(order.jobId);
   }
   if (toKill.length) {
-    const result = await ctx.slurm.scancel(toKill);
+    const result = await cancelJobs(ctx, toKill);
     if (!result.ok) {
       ctx.log("warn", "scancel reported errors", { message: result.message });
     }
@@ -282,8 +283,8 @@ async function track(ctx: AgentContext, reporter: Reporter, pacer: Pacer, stats:
   const seen = await observe(ctx, live);
   const doomed = neverRuns(seen);
   if (doomed.size > 0) {
-    const ids = live.filter((j) => doomed.has(j.jobId)).map((j) => j.slurmJobId!);
-    await ctx.slurm.scancel(ids);
+    const targets = live.filter((j) => doomed.has(j.jobId)).map((j) => ({ slurmJobId: j.slurmJobId!, owner: j.owner }));
+    await cancelJobs(ctx, targets);
     for (const [jobId, obs] of doomed) {
       seen.set(jobId, obs);
     }

@@ -9,6 +9,7 @@ import { posix } from "node:path";
 import { RELATIVE_PATH, USER_NAME } from "../schemas/patterns.ts";
 import { isInsideRoot } from "../schemas/roots.ts";
 import type { Executor } from "./executor/types.ts";
+import { IdentityRefusal } from "./identity/guard.ts";
 
 export class PathError extends Error {
   readonly field: string;
@@ -75,6 +76,9 @@ async function walkCreate(
     let st = await executor.stat(next);
     if (!st) {
       const created = await executor.mkdirNoFollow(next, 0o700).catch((err: { code?: string; message?: string }) => {
+        if (err instanceof IdentityRefusal) {
+          throw err; // sudo refused to act as the job's account: not a path problem
+        }
         throw new PathError(field, `${next} cannot be created safely: ${err.message ?? err.code}`);
       });
       st = await executor.stat(next);

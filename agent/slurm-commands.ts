@@ -5,6 +5,7 @@
  */
 import type { PartitionInfo } from "../schemas/agent.ts";
 import type { AgentConfig } from "./config.ts";
+import { IdentityRefusal } from "./identity/guard.ts";
 import { buildSlurmEnv } from "./slurm/env.ts";
 import type { ExecResult, Executor } from "./executor/types.ts";
 import { type SacctResult, buildSacctArgs, parseSacct } from "./slurm/sacct.ts";
@@ -71,6 +72,10 @@ export function createSlurmCommands(options: {
       try {
         result = await run("sbatch", argv);
       } catch (err) {
+        if (err instanceof IdentityRefusal) {
+          // sudo refused before sbatch ever ran: nothing was submitted, and it will refuse again.
+          return { ok: false, code: err.code, message: err.message };
+        }
         // sbatch may have reached slurmctld before the failure (an SSH connection that dropped
         // mid-command): the outcome is unknown, so the caller must look the tag up, never resubmit.
         return { ok: false, code: "transient", message: `sbatch did not complete: ${(err as Error).message}` };
@@ -112,7 +117,12 @@ export function createSlurmCommands(options: {
       }
     },
     async scancel(ids) {
-      const result = await run("scancel", buildScancelArgs(ids));
+      let result: ExecResult;
+      try {
+        result = await run("scancel", buildScancelArgs(ids));
+      } catch (err) {
+        return { ok: false, message: (err as Error).message };
+      }
       const { other } = parseScancelStderr(result.stderr);
       return { ok: result.code === 0 || other.length === 0, message: other.join("; ") };
     },

@@ -12,11 +12,14 @@ import { posix } from "node:path";
 import type { RejectCode } from "../schemas/agent.ts";
 import { JobSpec } from "../schemas/job.ts";
 import { type AgentContext, crashPoint } from "./context.ts";
+import type { Executor } from "./executor/types.ts";
 import type { Lease, Report } from "./gateway-api.ts";
 import { PathError, checkContainerPaths, jobDirName, prepareJobDir, resolveWorkdir } from "./paths.ts";
 import { IdentityRefusal, type RunAs } from "./identity/guard.ts";
 import {
+  checkOwnedJobDir,
   checkPersonalJobDir,
+  checkUserDirBefore,
   checkSiteJobDir,
   describeRunAs,
   handOver,
@@ -157,6 +160,21 @@ async function checkAccount(ctx: AgentContext, spec: JobSpec, runAs: RunAs | nul
   }
 }
 
+/**
+ * Where a job's files are made and which Slurm commands submit it: the agent's own, or in sudo mode
+ * the job account's, so that nothing in a user's directories is created by the service account.
+ */
+function actingFor(ctx: AgentContext, owner: string, runAs: RunAs | null) {
+  if (!ctx.sudo || !runAs) {
+    return { executor: ctx.executor, slurm: ctx.slurm, sudo: false };
+  }
+  const as = ctx.sudo.as(owner);
+  if (!as) {
+    throw new IdentityRefusal("owner_not_mapped", `${owner} is not in this site's user mapping`);
+  }
+  return { ...as, sudo: true };
+}
+
 async function prepare(ctx: AgentContext, lease: Lease) {
   const parsed = JobSpec.safeParse(lease.spec);
   if (!parsed.success) {
@@ -168,13 +186,18 @@ async function prepare(ctx: AgentContext, lease: Lease) {
   // Whose job this is, before anything is created for it (agent/identity).
   const runAs = ctx.identity ? await ctx.identity.check(lease.owner) : null;
   await checkAccount(ctx, spec, runAs);
-  const jobDir = await prepareJobDir(ctx.executor, ctx.roots, lease.owner, lease.jobId, lease.attempt);
-  await guardJobDir(ctx, lease, jobDir);
+  const acting = actingFor(ctx, lease.owner, runAs);
+  const executor = acting.executor;
+  if (acting.sudo) {
+    await checkUserDirBefore(executor, ctx.roots, lease.owner, runAs!.uid);
+  }
+  const jobDir = await prepareJobDir(executor, ctx.roots, lease.owner, lease.jobId, lease.attempt);
+  await guardJobDir(ctx, lease, jobDir, acting.sudo ? { executor, uid: runAs!.uid } : null);
   const previousJobDir =
     lease.attempt > 1 ? posix.join(posix.dirname(jobDir), jobDirName(lease.jobId, lease.attempt - 1)) : null;
-  const workdir = spec.workdir ? await resolveWorkdir(ctx.executor, ctx.roots, spec.workdir) : null;
-  await checkContainerPaths(ctx.executor, ctx.roots, spec.container);
-  const secrets = await writeJobSecrets(ctx.executor, ctx.secrets, jobDir, spec.secrets);
+  const workdir = spec.workdir ? await resolveWorkdir(executor, ctx.roots, spec.workdir) : null;
+  await checkContainerPaths(executor, ctx.roots, spec.container);
+  const secrets = await writeJobSecrets(executor, ctx.secrets, jobDir, spec.secrets);
   if (secrets.missing.length) {
     throw new Refusal("secret_missing", `secrets not in this cluster's store: ${secrets.missing.join(", ")}`);
   }
@@ -188,20 +211,28 @@ async function prepare(ctx: AgentContext, lease: Lease) {
     allowedSbatchArgs: ctx.config.SLURMGATE_ALLOWED_SBATCH_ARGS,
   });
   for (const file of rendered.files) {
-    await ctx.executor.writeFile(`${jobDir}/${file.name}`, file.data, file.mode);
+    await executor.writeFile(`${jobDir}/${file.name}`, file.data, file.mode);
   }
   const scriptPath = `${jobDir}/${JOB_FILES.script}`;
-  await ctx.executor.writeFile(scriptPath, rendered.script, 0o700);
+  await executor.writeFile(scriptPath, rendered.script, 0o700);
   // A leftover exit file from an earlier attempt must not count as this attempt's evidence.
-  await ctx.executor.rm(`${jobDir}/exitcode`);
-  if (runAs) {
+  await executor.rm(`${jobDir}/exitcode`);
+  if (runAs && !acting.sudo) {
     await handOver(ctx.executor, jobDir, runAs);
   }
-  return { jobDir, scriptPath, rendered, runAs };
+  return { jobDir, scriptPath, rendered, runAs, slurm: acting.slurm, sudo: acting.sudo };
 }
 
-async function guardJobDir(ctx: AgentContext, lease: Lease, jobDir: string) {
-  if (ctx.identity?.mode === "site") {
+async function guardJobDir(
+  ctx: AgentContext,
+  lease: Lease,
+  jobDir: string,
+  sudo: { executor: Executor; uid: number } | null,
+) {
+  if (sudo) {
+    const name = jobDirName(lease.jobId, lease.attempt);
+    await checkOwnedJobDir(sudo.executor, ctx.roots, lease.owner, jobDir, name, sudo.uid);
+  } else if (ctx.identity?.mode === "site") {
     await checkSiteJobDir(ctx.executor, ctx.roots, lease.owner, jobDir, jobDirName(lease.jobId, lease.attempt));
   } else if (ctx.identity?.mode === "personal" && !ctx.config.SLURMGATE_SSH_HOST) {
     await checkPersonalJobDir(ctx.executor, ctx.roots, lease.owner, jobDir, jobDirName(lease.jobId, lease.attempt));
@@ -234,10 +265,11 @@ export async function submitLease(ctx: AgentContext, lease: Lease): Promise<Subm
     }
     throw err;
   }
-  const { jobDir, scriptPath, rendered, runAs } = prepared;
+  const { jobDir, scriptPath, rendered, runAs, slurm, sudo } = prepared;
   ctx.state.put(tracked(lease, jobDir, ctx.now(), null));
   crashPoint(ctx, "before-sbatch");
-  const outcome = await ctx.slurm.sbatch(scriptPath, [...rendered.sbatchArgs, ...sbatchIdentityArgs(runAs)]);
+  // Through sudo, sbatch already runs as the job's account: --uid/--gid are root's way.
+  const outcome = await slurm.sbatch(scriptPath, [...rendered.sbatchArgs, ...sbatchIdentityArgs(sudo ? null : runAs)]);
   crashPoint(ctx, "after-sbatch");
   let slurmJobId: string | null = outcome.ok ? outcome.slurmJobId : null;
   if (!outcome.ok && outcome.code === "transient") {

@@ -44,4 +44,5 @@ export const IDENTITY_REJECT_CODES = [
   "owner_unknown_account",
   "owner_privileged_account",
   "account_not_associated",
+  "sudo_refused",
 ] as const;

@@ -140,9 +140,11 @@ function runLocal(cmd: string, args: readonly string[], opts: RunOptions): Promi
     child.on("close", (code) => {
       clearTimeout(timer);
       clearTimeout(killTimer);
+      const stdoutBytes = Buffer.concat(out);
       resolve({
         code: timedOut ? null : code,
-        stdout: Buffer.concat(out).toString("utf8"),
+        stdout: stdoutBytes.toString("utf8"),
+        ...(opts.binary ? { stdoutBytes } : {}),
         stderr: Buffer.concat(err).toString("utf8"),
         timedOut,
       });

@@ -10,6 +10,8 @@
 export interface ExecResult {
   code: number | null;
   stdout: string;
+  /** stdout's bytes as they came, when asked for with `binary` (local executor only). */
+  stdoutBytes?: Buffer;
   stderr: string;
   /** True when the command was killed because it exceeded `timeoutMs`. */
   timedOut: boolean;
@@ -18,7 +20,7 @@ export interface ExecResult {
 /** Options for {@link Executor.run}. */
 export interface RunOptions {
   /** Bytes written to the command's stdin, then stdin is closed. */
-  input?: string;
+  input?: string | Uint8Array;
   /**
    * The COMPLETE environment of the command (not merged with the agent's own): Slurm commands
    * read SBATCH_* / SLURM_* variables, so callers pass a scrubbed environment on purpose.
@@ -27,6 +29,8 @@ export interface RunOptions {
   /** Kill the command after this many milliseconds (SIGTERM, then SIGKILL). */
   timeoutMs?: number;
   cwd?: string;
+  /** Also return stdout's raw bytes in `stdoutBytes` (for reading binary files through a command). */
+  binary?: boolean;
 }
 
 /** What {@link Executor.stat} reports; null from stat means "does not exist". */

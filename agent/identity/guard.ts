@@ -30,6 +30,8 @@ export type IdentityGuard = {
   ready(): Promise<boolean>;
   /** The account to submit as (null: the agent's own), or throws IdentityRefusal. */
   check(owner: string): Promise<RunAs | null>;
+  /** A site agent: the POSIX name `owner` maps to (no lookup, no checks); undefined when unmapped. */
+  account?(owner: string): string | undefined;
 };
 
 /** Parses one `getent passwd` line: name:x:uid:gid:gecos:home:shell. */
@@ -95,6 +97,7 @@ export function siteGuard(mapping: UserMapping, executor: Executor): IdentityGua
     mode: "site",
     published: () => ({ mode: "site", users: names }),
     ready: async () => true,
+    account: (owner) => (Object.hasOwn(mapping.users, owner) ? mapping.users[owner] : undefined),
     async check(owner) {
       const posix = Object.hasOwn(mapping.users, owner) ? mapping.users[owner] : undefined;
       if (posix === undefined) {

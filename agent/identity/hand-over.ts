@@ -5,6 +5,8 @@
  * Site layout: `<root>/<owner>` belongs to root, mode 0711 (others may pass, not list or create), and
  * `<root>/<owner>/<job id>` belongs to the job's account, mode 0700, with everything in it.
  * Personal layout: `<root>/<owner>` must belong to the agent's own account.
+ * Sudo layout: `<root>/<owner>` and everything under it belong to the job's account from birth
+ * (created through sudo as that account); `<root>/<owner>` must belong to it.
  */
 import { userInfo } from "node:os";
 import { posix } from "node:path";
@@ -26,6 +28,17 @@ async function must(executor: Executor, cmd: string, args: string[]): Promise<vo
   }
 }
 
+/** `<root>/<owner>` must belong to `uid`, or another account could rename or replace what is in it. */
+async function mustOwn(executor: Executor, userDir: string, uid: number) {
+  const actual = await ownerUid(executor, userDir);
+  if (actual !== uid) {
+    throw new IdentityRefusal(
+      "policy_rejected",
+      `${userDir} belongs to uid ${actual}, not to the account the job runs as (uid ${uid}); remove it or fix its owner`,
+    );
+  }
+}
+
 /** The job directory must be exactly `<root>/<owner>/<job id>`: no symlink anywhere on the way. */
 async function exactPath(executor: Executor, roots: Roots, owner: string, jobDir: string, jobId: string) {
   const expected = posix.join(roots.real[0]!, owner, jobId);
@@ -39,7 +52,37 @@ async function exactPath(executor: Executor, roots: Roots, owner: string, jobDir
   }
 }
 
-/** A personal agent: `<root>/<owner>` must be its own, so no other user can read or swap its jobs. */
+/**
+ * `<root>/<owner>` must belong to `uid`: the personal agent's own account, or in sudo mode the job's
+ * account, so no other user can read or swap the job directories in it.
+ */
+export async function checkOwnedJobDir(
+  executor: Executor,
+  roots: Roots,
+  owner: string,
+  jobDir: string,
+  jobId: string,
+  uid: number,
+) {
+  await exactPath(executor, roots, owner, jobDir, jobId);
+  const userDir = posix.join(roots.real[0]!, owner);
+  await mustOwn(executor, userDir, uid);
+}
+
+/**
+ * Sudo mode, before anything is created: an existing `<root>/<owner>` must already be the job
+ * account's. In a world-writable shared root another user could have made it first, and a job
+ * directory created inside theirs could be renamed or replaced by them.
+ */
+export async function checkUserDirBefore(executor: Executor, roots: Roots, owner: string, uid: number) {
+  const userDir = posix.join(roots.real[0]!, owner);
+  if (!(await executor.stat(userDir))) {
+    return;
+  }
+  await mustOwn(executor, userDir, uid);
+}
+
+/** A personal agent: `<root>/<owner>` must be its own. */
 export async function checkPersonalJobDir(
   executor: Executor,
   roots: Roots,
@@ -47,16 +90,7 @@ export async function checkPersonalJobDir(
   jobDir: string,
   jobId: string,
 ) {
-  await exactPath(executor, roots, owner, jobDir, jobId);
-  const userDir = posix.join(roots.real[0]!, owner);
-  const uid = await ownerUid(executor, userDir);
-  const me = process.getuid?.() ?? -1;
-  if (uid !== me) {
-    throw new IdentityRefusal(
-      "policy_rejected",
-      `${userDir} belongs to uid ${uid}, not to this agent's account (uid ${me}); remove it or fix its owner`,
-    );
-  }
+  await checkOwnedJobDir(executor, roots, owner, jobDir, jobId, process.getuid?.() ?? -1);
 }
 
 /** A site agent, before writing anything into the job directory: the path is what it seems. */

@@ -785,7 +785,7 @@ export interface components {
             signal?: number;
             reason?: string;
             /** @enum {string} */
-            code?: "policy_rejected" | "invalid_spec" | "path_outside_roots" | "secret_missing" | "slurm_invalid_partition" | "slurm_invalid_account" | "slurm_invalid_qos" | "slurm_qos_limit" | "slurm_assoc_limit" | "slurm_gres_unavailable" | "slurm_time_limit" | "slurm_memory_limit" | "slurm_node_config" | "slurm_dependency" | "slurm_rejected" | "job_vanished" | "owner_not_mapped" | "owner_not_agent_user" | "owner_unknown_account" | "owner_privileged_account" | "account_not_associated";
+            code?: "policy_rejected" | "invalid_spec" | "path_outside_roots" | "secret_missing" | "slurm_invalid_partition" | "slurm_invalid_account" | "slurm_invalid_qos" | "slurm_qos_limit" | "slurm_assoc_limit" | "slurm_gres_unavailable" | "slurm_time_limit" | "slurm_memory_limit" | "slurm_node_config" | "slurm_dependency" | "slurm_rejected" | "job_vanished" | "owner_not_mapped" | "owner_not_agent_user" | "owner_unknown_account" | "owner_privileged_account" | "account_not_associated" | "sudo_refused";
             /** @description The exact rendered batch script, for audit. */
             script?: string;
             /**

@@ -212,6 +212,8 @@ describe("personal agents, unprivileged, as sg-alice and sg-bob", () => {
   });
 
   it("never gives Bob's agent Alice's job across interleaved submissions; each runs as its owner", async () => {
+    // The 200 pass (IDENTITY_E2E_JOBS=200) but took 247 s here (2026-11-30, beta's one node
+    // runs 2 jobs at a time, load ~15 from parallel suites); 40 took 56 s, so the default stays 40.
     const N = Number(process.env.IDENTITY_E2E_JOBS ?? 40);
     const jobs: { id: string; owner: "alice" | "bob" }[] = [];
     for (let i = 0; i < N; i++) {
