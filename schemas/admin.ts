@@ -20,6 +20,10 @@ export const User = z
   .strictObject({
     name: z.string().regex(USER_NAME, "lowercase POSIX-style name: [a-z_][a-z0-9_-]*, max 32"),
     admin: z.boolean().default(false),
+    disabled: z.boolean().optional().openapi({
+      description:
+        "A disabled user's tokens and OIDC sign-ins are refused (403). Omitted on update: left as it is. Always present in answers.",
+    }),
     createdAt: z.string().optional(),
   })
   .openapi("User");

@@ -283,7 +283,7 @@ export interface paths {
         /** List users */
         get: operations["adminListUsers"];
         put?: never;
-        /** Create or update a user */
+        /** Create or update a user; `disabled: true` refuses all their tokens and sign-ins */
         post: operations["adminUpsertUser"];
         delete?: never;
         options?: never;
@@ -849,6 +849,8 @@ export interface components {
             name: string;
             /** @default false */
             admin: boolean;
+            /** @description A disabled user's tokens and OIDC sign-ins are refused (403). Omitted on update: left as it is. Always present in answers. */
+            disabled?: boolean;
             createdAt?: string;
         };
         CreateToken: {

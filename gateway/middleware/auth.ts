@@ -7,6 +7,7 @@ import { aToken } from "../../schemas/index.ts";
 import type { AppEnv, Deps, Principal } from "../deps.ts";
 import { ApiProblem } from "../problem.ts";
 import { findToken, getUser, touchToken } from "../store/admin.ts";
+import { refuseDisabled } from "../auth/user-state.ts";
 
 const TOUCH_EVERY_MS = 60_000;
 const FIELD = "header.authorization";
@@ -68,6 +69,10 @@ export function authenticate(deps: Deps): MiddlewareHandler<AppEnv> {
     }
     let principal: Principal;
     if (row.kind === "agent") {
+      const owner = row.user ? await getUser(deps.db, row.user) : undefined;
+      if (owner) {
+        refuseDisabled(owner);
+      }
       principal = { kind: "agent", cluster: row.cluster ?? "", tokenId: row.id, user: row.user };
     } else {
       const user = row.user ? await getUser(deps.db, row.user) : undefined;
@@ -76,6 +81,7 @@ export function authenticate(deps: Deps): MiddlewareHandler<AppEnv> {
           field: FIELD,
         });
       }
+      refuseDisabled(user);
       principal = { kind: row.kind, user: user.name, tokenId: row.id };
     }
     if (cache.size > 10_000) {
