@@ -10,7 +10,7 @@ import { listAgents, listClusters, listGrants } from "../store/admin.ts";
 import { iso } from "../store/job-row.ts";
 import { bearer, createRouter, problems } from "./common.ts";
 
-const clustersRoute = createRoute({
+export const clustersRoute = createRoute({
   method: "get",
   path: "/v1/clusters",
   operationId: "listClusters",
@@ -27,7 +27,7 @@ const clustersRoute = createRoute({
   },
 });
 
-const meRoute = createRoute({
+export const meRoute = createRoute({
   method: "get",
   path: "/v1/me",
   operationId: "whoAmI",
