@@ -1,27 +1,23 @@
 /**
- * How a configured claim value is compared with a token's: the one rule behind trust policies'
- * `match` and an issuer's `requiredClaims`. Only string claims match: a number, a boolean or a
- * list in the token never equals a configured string, so a type confusion fails closed.
- */
-
-/** A configured value: a string or a list of them (any one will do); a trailing `*` makes it a prefix. */
-export type ClaimExpectation = string | readonly string[];
-
-/**
+ * The one claim-matching rule of gateway/auth/oidc-config.ts (`requiredClaims`, trust policy `match`):
+ * the token's claim must equal the expected value or one of the expected values; an expected value
+ * ending in `*` matches by prefix. A claim that is a list matches if any of its strings does. Only
+ * strings match: a number or a boolean never equals a configured string, so a type confusion fails closed.
+ *
  * @example claimMatches("refs/heads/main", "refs/heads/main") // true
  * @example claimMatches("refs/heads/main-x", "refs/heads/main") // false
  * @example claimMatches("refs/tags/v1.2", ["refs/heads/main", "refs/tags/v*"]) // true
  */
-export function claimMatches(actual: unknown, expected: ClaimExpectation): boolean {
-  if (typeof actual !== "string") {
-    return false;
-  }
-  const options = typeof expected === "string" ? [expected] : expected;
-  return options.some((option) => (option.endsWith("*") ? actual.startsWith(option.slice(0, -1)) : actual === option));
+export function claimMatches(actual: unknown, expected: string | string[]): boolean {
+  const wanted = Array.isArray(expected) ? expected : [expected];
+  const values = Array.isArray(actual) ? actual : [actual];
+  return values.some(
+    (v) => typeof v === "string" && wanted.some((w) => (w.endsWith("*") ? v.startsWith(w.slice(0, -1)) : v === w)),
+  );
 }
 
 /** True when every listed claim matches. */
-export function claimsMatch(claims: Record<string, unknown>, expected: Record<string, ClaimExpectation>): boolean {
+export function claimsMatch(claims: Record<string, unknown>, expected: Record<string, string | string[]>): boolean {
   return Object.entries(expected).every(([name, value]) => claimMatches(claims[name], value));
 }
 
