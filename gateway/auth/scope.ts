@@ -8,7 +8,7 @@ import type { MiddlewareHandler } from "hono";
 import { JobSpec } from "../../schemas/index.ts";
 import type { AppEnv, Principal } from "../deps.ts";
 import { ApiProblem } from "../problem.ts";
-import { clustersRoute, meRoute } from "../routes/clusters.ts";
+import { clustersRoute, meRoute } from "../routes/clusters.routes.ts";
 import * as jobs from "../routes/jobs.routes.ts";
 import type { RoutingView } from "../routing-view.ts";
 
@@ -105,8 +105,13 @@ export function scopeSpec(principal: Principal, spec: JobSpec): JobSpec {
   return { ...spec, labels: merged };
 }
 
+/** A scoped workload's grants: only those on the scope's clusters. */
+export function scopeGrants<G extends { cluster: string }>(principal: Principal, grants: G[]): G[] {
+  const clusters = scopedOf(principal)?.scope.clusters;
+  return clusters ? grants.filter((g) => clusters.includes(g.cluster)) : grants;
+}
+
 /** Routing sees only the grants on the scope's clusters, so an unpinned job lands on one of them. */
 export function scopeView(principal: Principal, view: RoutingView): RoutingView {
-  const clusters = scopedOf(principal)?.scope.clusters;
-  return clusters ? { ...view, grants: view.grants.filter((g) => clusters.includes(g.cluster)) } : view;
+  return { ...view, grants: scopeGrants(principal, view.grants) };
 }

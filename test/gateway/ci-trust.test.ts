@@ -142,6 +142,26 @@ describe("a GitHub Actions trust policy", () => {
     expect(refused(await w.call("GET", "/v1/me", noRef), noRef).detail).toContain("ref=(missing)");
   });
 
+  it("shows hostile claim values quoted and cut short, never raw", async () => {
+    const w = await world();
+    const repository = `org/${"x".repeat(5000)}\n\u001b[31mred\r`;
+    const token = await gh.github({ repository, ref: "refs/heads/main\u0000" });
+    const problem = refused(await w.call("GET", "/v1/me", token), token);
+    expect(problem.detail.length).toBeLessThan(400);
+    expect([...problem.detail].some((ch) => ch.charCodeAt(0) < 0x20)).toBe(false);
+    expect(problem.detail).toContain('ref="refs/heads/main\\u0000"');
+    expect(problem.detail).toContain(`repository="org/${"x".repeat(60)}`);
+  });
+
+  it("acts by the first policy that matches when several do", async () => {
+    const config = issuers() as { trust?: unknown[] }[];
+    config[0]!.trust = [{ match: { repository: "org/*" }, actAs: "ci-tools" }, ...(config[0]!.trust ?? [])];
+    const w = await createWorld({ SLURMGATE_OIDC_ISSUERS: JSON.stringify(config) });
+    await w.user("ci-tools");
+    const token = await gh.github({ repository: "org/vision", ref: "refs/heads/main" });
+    expect((await w.call("GET", "/v1/me", token)).body).toMatchObject({ user: "ci-tools" });
+  });
+
   it("refuses a matching token whose forced label needs a claim it lacks", async () => {
     const w = await world();
     const token = await gh.github({ repository: "org/vision", ref: "refs/heads/main", sha: undefined });
@@ -271,6 +291,11 @@ describe("a workload's scope", () => {
     expect((await w.db.client.execute("SELECT DISTINCT cluster FROM jobs WHERE owner = 'ci-vision'")).rows).toEqual([
       expect.objectContaining({ cluster: "alpha" }),
     ]);
+    // What it is shown is what it may use; its user, signing in otherwise, still sees both.
+    const listed = await w.call<{ items: { name: string }[] }>("GET", "/v1/clusters", token);
+    expect(listed.body.items.map((c) => c.name)).toEqual(["alpha"]);
+    const own = await w.call<{ items: { name: string }[] }>("GET", "/v1/clusters", await w.user("ci-vision"));
+    expect(own.body.items.map((c) => c.name)).toEqual(["alpha", "beta"]);
   });
 
   it("refuses a caller label that contradicts a forced one, and accepts the same value", async () => {
