@@ -53,7 +53,9 @@ export async function startOidcProvider(options: { idTokenTtlSeconds?: number } 
   let provider: Provider | undefined;
   let handler: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
 
+  const requests: string[] = [];
   const server = createServer((req, res) => {
+    requests.push(`${req.method} ${req.url?.split("?")[0]}`);
     if (!handler) {
       res.writeHead(503).end();
       return;
@@ -122,6 +124,8 @@ export async function startOidcProvider(options: { idTokenTtlSeconds?: number } 
     issuer,
     port,
     clientId: OIDC_CLIENT_ID,
+    /** Every request the provider received, as "METHOD /path" (e.g. to count JWKS fetches). */
+    requests,
     /** Discovery document URL and JWKS URL, for configuring the gateway. */
     discoveryUrl: `${issuer}/.well-known/openid-configuration`,
     jwksUri: `${issuer}/jwks`,
