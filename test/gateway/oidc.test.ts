@@ -156,13 +156,17 @@ async function forgeIssuer() {
     async sign(claims: JWTPayload, opts: { key?: JWK; alg?: string; kid?: string; now: number }) {
       const k = opts.key ?? key;
       const t = Math.floor(opts.now / 1000);
-      return new SignJWT({ preferred_username: "alice", ...claims })
+      // Claims go in as given (hostile types too); only missing ones get defaults.
+      return new SignJWT({
+        preferred_username: "alice",
+        iss: issuer,
+        sub: "alice",
+        aud: "slurmgate",
+        iat: t,
+        exp: t + 300,
+        ...claims,
+      })
         .setProtectedHeader({ alg: opts.alg ?? "RS256", kid: opts.kid ?? k.kid })
-        .setIssuer(claims.iss ?? issuer)
-        .setSubject(claims.sub ?? "alice")
-        .setAudience(claims.aud ?? "slurmgate")
-        .setIssuedAt(claims.iat ?? t)
-        .setExpirationTime(claims.exp ?? t + 300)
         .sign(await importJWK(k, opts.alg ?? "RS256"));
     },
     close() {
@@ -210,6 +214,11 @@ describe("every way a token can be wrong is a 401 that does not echo it", () => 
       [{ nbf: s(90_000) }, /not yet valid/],
       [{ aud: "someone-else" }, /audience/],
       [{ email_verified: "false" }, /claim 'email_verified'/],
+      // Hostile claim types: a time that is not a number, an issuer that is not a string.
+      [{ exp: "never" as unknown as number }, /claim 'exp'/],
+      [{ nbf: "soon" as unknown as number }, /claim 'nbf'/],
+      [{ iss: { url: "x" } as unknown as string }, /names no issuer/],
+      [{ aud: ["someone-else", "another"] }, /audience/],
     ];
     for (const [claims, reason] of cases) {
       const token = await sign(claims);
@@ -289,6 +298,28 @@ describe("every way a token can be wrong is a 401 that does not echo it", () => 
     expect((await call(gw, "/v1/jobs", token)).status).toBe(200);
     clock.advance(1_500); // within the auth cache's lifetime, past exp + 60 s
     expectRefused(await call(gw, "/v1/jobs", token), token, /expired/);
+  });
+});
+
+describe("failed JWTs count against the caller's address", () => {
+  it("like unknown opaque tokens: past the burst they are answered 429", async () => {
+    const idp = await forgeIssuer();
+    try {
+      const gw = await createTestGateway({
+        SLURMGATE_OIDC_ISSUERS: JSON.stringify([{ issuer: idp.issuer, audience: "slurmgate", user: {} }]),
+        SLURMGATE_RATE_LIMIT_PER_SECOND: "1",
+        SLURMGATE_RATE_LIMIT_BURST: "3",
+      });
+      const wrongAud = await idp.sign({ aud: "nope" }, { now: Date.now() });
+      const statuses: number[] = [];
+      for (let i = 0; i < 5; i++) {
+        statuses.push((await call(gw, "/v1/jobs", wrongAud)).status);
+      }
+      expect(statuses.slice(0, 3)).toEqual([401, 401, 401]);
+      expect(statuses.slice(3)).toEqual([429, 429]);
+    } finally {
+      await idp.close();
+    }
   });
 });
 
