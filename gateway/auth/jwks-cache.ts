@@ -10,7 +10,7 @@ import type { JWK } from "jose";
 import type { Deps } from "../deps.ts";
 import type { OidcIssuer } from "./oidc-config.ts";
 
-/** A fetch (discovery or JWKS) gives up after this long, body included. */
+/** Fetching an issuer's keys (discovery and JWKS together, bodies included) gives up after this long. */
 export const JWKS_FETCH_TIMEOUT_MS = 5_000;
 /** Discovery documents and key sets larger than this are refused (real ones are a few KiB). */
 export const JWKS_MAX_BYTES = 256 * 1024;
@@ -89,10 +89,13 @@ async function refresh(deps: Deps, issuer: OidcIssuer, state: IssuerKeys): Promi
   }
   state.attemptedAt = deps.now();
   state.inflight = (async () => {
+    const signal = AbortSignal.timeout(JWKS_FETCH_TIMEOUT_MS);
     try {
-      const jwksUri = issuer.jwksUri ?? state.jwksUri ?? (await discoverJwksUri(issuer.issuer));
+      const jwksUri = issuer.jwksUri ?? state.jwksUri ?? (await discoverJwksUri(issuer.issuer, signal));
+      // Discovered again after a failure, in case the IdP moved its keys.
+      state.jwksUri = undefined;
+      const keys = parseJwks(await fetchJson(jwksUri, signal));
       state.jwksUri = jwksUri;
-      const keys = parseJwks(await fetchJson(jwksUri));
       state.keys = keys;
       state.fetchedAt = deps.now();
       state.lastError = undefined;
@@ -111,8 +114,8 @@ async function refresh(deps: Deps, issuer: OidcIssuer, state: IssuerKeys): Promi
   return state.inflight;
 }
 
-async function discoverJwksUri(issuer: string): Promise<string> {
-  const doc = await fetchJson(`${issuer.replace(/\/+$/, "")}/.well-known/openid-configuration`);
+async function discoverJwksUri(issuer: string, signal: AbortSignal): Promise<string> {
+  const doc = await fetchJson(`${issuer.replace(/\/+$/, "")}/.well-known/openid-configuration`, signal);
   if (typeof doc !== "object" || doc === null) {
     throw new Error("discovery document is not a JSON object");
   }
@@ -151,9 +154,8 @@ function parseJwks(body: unknown): JWK[] {
   return out;
 }
 
-/** GET a JSON document with a deadline covering the body, reading at most JWKS_MAX_BYTES. */
-async function fetchJson(url: string): Promise<unknown> {
-  const signal = AbortSignal.timeout(JWKS_FETCH_TIMEOUT_MS);
+/** GET a JSON document before `signal` fires (body included), reading at most JWKS_MAX_BYTES. */
+async function fetchJson(url: string, signal: AbortSignal): Promise<unknown> {
   const work = (async () => {
     const res = await fetch(url, { signal, headers: { accept: "application/json" }, redirect: "follow" });
     if (!res.ok) {
@@ -169,7 +171,11 @@ async function fetchJson(url: string): Promise<unknown> {
   })();
   // A body that trickles in must not outlive the deadline, whatever the runtime does with the signal.
   const deadline = new Promise<never>((_, reject) => {
-    signal.addEventListener("abort", () => reject(new Error(`${new URL(url).pathname} timed out`)), { once: true });
+    const fail = () => reject(new Error(`${new URL(url).pathname} timed out`));
+    if (signal.aborted) {
+      fail();
+    }
+    signal.addEventListener("abort", fail, { once: true });
   });
   work.catch(() => {});
   return Promise.race([work, deadline]);

@@ -109,7 +109,7 @@ async function forgeIssuer() {
   };
   const state = {
     keys: [key],
-    mode: "ok" as "ok" | "huge" | "slow" | "error" | "wrong-issuer",
+    mode: "ok" as "ok" | "huge" | "slow" | "error" | "wrong-issuer" | "slow-discovery",
     hits: [] as string[],
   };
   const open = new Set<ServerResponse>();
@@ -117,6 +117,11 @@ async function forgeIssuer() {
     state.hits.push(req.url ?? "");
     open.add(res);
     res.on("close", () => open.delete(res));
+    if (req.url === "/.well-known/openid-configuration" && state.mode === "slow-discovery") {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.write("{");
+      return; // and never finishes
+    }
     if (req.url === "/.well-known/openid-configuration") {
       res.setHeader("content-type", "application/json");
       res.end(
@@ -346,8 +351,8 @@ describe("an IdP that misbehaves does not take the gateway down", () => {
     expect((await call(gw, "/v1/jobs", after)).status).toBe(200);
   });
 
-  for (const mode of ["huge", "slow", "error", "wrong-issuer"] as const) {
-    it(`fails closed within the timeout when the JWKS is ${mode}, and still answers other requests`, async () => {
+  for (const mode of ["huge", "slow", "slow-discovery", "error", "wrong-issuer"] as const) {
+    it(`fails closed within the timeout when the IdP's keys are ${mode}, and still answers other requests`, async () => {
       const idp = await forgeIssuer();
       idp.state.mode = mode;
       try {
