@@ -3,7 +3,7 @@
  * gateway/auth/scope.ts can name them without importing the handlers).
  */
 import { createRoute, z } from "@hono/zod-openapi";
-import { ClusterView, TokenKind } from "../../schemas/index.ts";
+import { ClusterView, TokenKind, Via } from "../../schemas/index.ts";
 import { bearer, problems } from "./common.ts";
 
 export const clustersRoute = createRoute({
@@ -40,6 +40,7 @@ export const meRoute = createRoute({
               kind: TokenKind,
               user: z.string().nullable(),
               cluster: z.string().nullable(),
+              via: Via,
               serverTime: z.string(),
             })
             .openapi("Me"),

@@ -64,6 +64,7 @@ export function clustersRouter(deps: Deps) {
         kind: p.kind,
         user: p.user,
         cluster: p.kind === "agent" ? p.cluster : null,
+        via: (p.kind !== "agent" && p.via) || { kind: "token" as const },
         serverTime: iso(deps.now()),
       },
       200,
