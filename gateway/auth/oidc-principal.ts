@@ -28,7 +28,7 @@ export async function principalFromClaims(deps: Deps, issuer: OidcIssuer, claims
     const index = issuer.trust.findIndex((policy) => claimsMatch(claims, policy.match));
     const policy = issuer.trust[index];
     if (policy) {
-      const scope = { ...policy.scope, submitOnly: policy.scope?.submitOnly ?? false };
+      // Resolved before the user is read: a token its policy cannot label is refused whoever it acts as.
       const labels = policy.scope?.labels ? resolveLabels(issuer, index, policy, claims) : undefined;
       await existingUser(deps, policy.actAs, `trust policy ${index} of ${issuer.issuer} acts as`);
       return {
@@ -36,7 +36,7 @@ export async function principalFromClaims(deps: Deps, issuer: OidcIssuer, claims
         user: policy.actAs,
         tokenId,
         via: { kind: "workload", issuer: issuer.issuer, subject, policy: index },
-        scope: labels ? { ...scope, labels } : scope,
+        ...(policy.scope ? { scope: { ...policy.scope, labels } } : {}),
       };
     }
     if (!issuer.user) {
