@@ -22,12 +22,14 @@ const MAX_KEYS = 100;
 
 type IssuerKeys = {
   keys: JWK[];
-  /** When `keys` were last fetched successfully (0: never). */
+  /** When `keys` were last fetched successfully. */
   fetchedAt: number;
   /** When a fetch was last started, successful or not. */
   attemptedAt: number;
   /** When an unknown `kid` last caused a fetch. */
   unknownKidAt: number;
+  /** Counts successful fetches, so a caller can tell whether keys were re-read while it waited. */
+  generation: number;
   jwksUri?: string;
   inflight?: Promise<void>;
   lastError?: string;
@@ -45,7 +47,13 @@ function stateOf(deps: Deps, issuer: string): IssuerKeys {
   }
   let state = cache.get(issuer);
   if (!state) {
-    state = { keys: [], fetchedAt: 0, attemptedAt: Number.NEGATIVE_INFINITY, unknownKidAt: Number.NEGATIVE_INFINITY };
+    state = {
+      keys: [],
+      fetchedAt: 0,
+      attemptedAt: Number.NEGATIVE_INFINITY,
+      unknownKidAt: Number.NEGATIVE_INFINITY,
+      generation: 0,
+    };
     cache.set(issuer, state);
   }
   return state;
@@ -54,12 +62,12 @@ function stateOf(deps: Deps, issuer: string): IssuerKeys {
 /** The issuer's known keys; fetched first when none are known yet or they are old (rate-limited). */
 export async function issuerKeys(deps: Deps, issuer: OidcIssuer): Promise<JWK[]> {
   const state = stateOf(deps, issuer.issuer);
-  const due = state.fetchedAt === 0 || deps.now() - state.fetchedAt > JWKS_MAX_AGE_MS;
+  const due = state.generation === 0 || deps.now() - state.fetchedAt > JWKS_MAX_AGE_MS;
   // Failed fetches are retried at most this often, so an IdP that is down is not hammered.
   if (due && deps.now() - state.attemptedAt >= JWKS_REFETCH_MIN_MS) {
     await refresh(deps, issuer, state);
   }
-  if (state.fetchedAt === 0) {
+  if (state.generation === 0) {
     throw new JwksUnavailable(state.lastError ?? "the issuer's keys could not be fetched");
   }
   return state.keys;
@@ -77,9 +85,9 @@ export async function refreshForUnknownKey(deps: Deps, issuer: OidcIssuer): Prom
   if (!state.inflight) {
     state.unknownKidAt = deps.now();
   }
-  const before = state.fetchedAt;
+  const before = state.generation;
   await refresh(deps, issuer, state);
-  return state.fetchedAt !== before;
+  return state.generation !== before;
 }
 
 /** One fetch at a time per issuer: concurrent callers share it. */
@@ -98,6 +106,7 @@ async function refresh(deps: Deps, issuer: OidcIssuer, state: IssuerKeys): Promi
       state.jwksUri = jwksUri;
       state.keys = keys;
       state.fetchedAt = deps.now();
+      state.generation++;
       state.lastError = undefined;
     } catch (e) {
       state.lastError = e instanceof Error ? e.message : String(e);
