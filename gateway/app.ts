@@ -7,6 +7,7 @@ import { Problem } from "../schemas/index.ts";
 import { VERSION } from "../schemas/version.ts";
 import type { AppEnv, Deps } from "./deps.ts";
 import { renderDocsPage } from "./docs-page.ts";
+import { enforceScope } from "./auth/scope.ts";
 import { authenticate } from "./middleware/auth.ts";
 import { bodyLimit } from "./middleware/body-limit.ts";
 import { requestIds } from "./middleware/request-id.ts";
@@ -65,6 +66,7 @@ export function createApp(deps: Deps) {
   app.use("/v1/jobs", bodyLimit(deps.config.SLURMGATE_BODY_LIMIT_BYTES));
   app.use("/v1/admin/*", bodyLimit(deps.config.SLURMGATE_BODY_LIMIT_BYTES));
   app.use("/v1/*", authenticate(deps));
+  app.use("/v1/*", enforceScope());
 
   app.route("/", jobsRouter(deps));
   app.route("/", clustersRouter(deps));

@@ -283,7 +283,7 @@ export interface paths {
         /** List users */
         get: operations["adminListUsers"];
         put?: never;
-        /** Create or update a user */
+        /** Create or update a user; `disabled: true` refuses all their tokens and sign-ins */
         post: operations["adminUpsertUser"];
         delete?: never;
         options?: never;
@@ -700,10 +700,27 @@ export interface components {
             kind: components["schemas"]["TokenKind"];
             user: string | null;
             cluster: string | null;
+            via: components["schemas"]["Via"];
             serverTime: string;
         };
         /** @enum {string} */
         TokenKind: "user" | "agent" | "admin";
+        Via: {
+            /** @enum {string} */
+            kind: "token";
+        } | {
+            /** @enum {string} */
+            kind: "oidc";
+            issuer: string;
+            subject: string;
+        } | {
+            /** @enum {string} */
+            kind: "workload";
+            issuer: string;
+            subject: string;
+            /** @description Index of the issuer's trust policy that admitted it. */
+            policy: number;
+        };
         LeaseResponse: {
             leases: components["schemas"]["Lease"][];
             cancels: components["schemas"]["CancelOrder"][];
@@ -855,6 +872,8 @@ export interface components {
             name: string;
             /** @default false */
             admin: boolean;
+            /** @description A disabled user's tokens and OIDC sign-ins are refused (403). Omitted on update: left as it is. Always present in answers. */
+            disabled?: boolean;
             createdAt?: string;
         };
         CreateToken: {

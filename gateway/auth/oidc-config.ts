@@ -27,13 +27,22 @@ export const OIDC_ALGORITHMS = [
   "EdDSA",
 ] as const;
 
+function compiles(pattern: string): boolean {
+  try {
+    new RegExp(pattern);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 const ClaimValue = z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]);
 
 /** A person's token: `claim` (after an optional `pattern` check) is the slurmgate user name. */
 export const OidcUserRule = z.strictObject({
   claim: z.string().min(1).default("preferred_username"),
-  /** The claim must match this (anchored) regular expression, or the token is refused. */
-  pattern: z.string().min(1).optional(),
+  /** The claim must match this regular expression as a whole (it is anchored), or the token is refused. */
+  pattern: z.string().min(1).refine(compiles, "not a valid JavaScript regular expression").optional(),
   /** Create the user on first sight; grants come from `grantsFromClaim` values listed in `grants`. */
   create: z
     .strictObject({

@@ -9,6 +9,8 @@ export const users = sqliteTable("users", {
   name: text("name").primaryKey(),
   admin: integer("admin", { mode: "boolean" }).notNull().default(false),
   createdAt: integer("created_at").notNull(),
+  // When an admin disabled the user; null while enabled. Every token and JWT of a disabled user is refused.
+  disabledAt: integer("disabled_at"),
 });
 
 export const tokens = sqliteTable(

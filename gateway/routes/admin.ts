@@ -35,7 +35,7 @@ const putUser = createRoute({
   method: "post",
   path: "/v1/admin/users",
   operationId: "adminUpsertUser",
-  summary: "Create or update a user",
+  summary: "Create or update a user; `disabled: true` refuses all their tokens and sign-ins",
   request: { body: body(User) },
   responses: { 200: json(User, "The user"), ...problems(401, 403, 422) },
 });
@@ -138,7 +138,14 @@ export function adminRouter(deps: Deps) {
 
   app.openapi(putUser, async (c) => {
     const user = c.req.valid("json");
-    const saved = await upsertUser(deps.db, user.name, user.admin, deps.now());
+    const principal = c.get("principal");
+    if (user.disabled && principal.kind === "admin" && principal.user === user.name) {
+      // Locking out the caller could leave a gateway with no working admin token at all.
+      throw new ApiProblem("validation_failed", "you cannot disable yourself; ask another admin", {
+        field: "body.disabled",
+      });
+    }
+    const saved = await upsertUser(deps.db, user.name, user.admin, deps.now(), user.disabled);
     invalidateAuthCache(deps);
     return c.json(saved, 200);
   });

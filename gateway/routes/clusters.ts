@@ -1,58 +1,14 @@
 /**
  * What users see of clusters, and who the caller is.
  */
-import { createRoute, z } from "@hono/zod-openapi";
-import { ClusterView, TokenKind } from "../../schemas/index.ts";
 import { clusterLiveness } from "../agent-liveness.ts";
+import { scopeGrants } from "../auth/scope.ts";
 import type { Deps } from "../deps.ts";
 import { requireRole } from "../middleware/auth.ts";
 import { listAgents, listClusters, listGrants } from "../store/admin.ts";
 import { iso } from "../store/job-row.ts";
-import { bearer, createRouter, problems } from "./common.ts";
-
-const clustersRoute = createRoute({
-  method: "get",
-  path: "/v1/clusters",
-  operationId: "listClusters",
-  tags: ["clusters"],
-  summary: "Clusters you may use: what they offer and whether their agent is alive",
-  security: bearer,
-  request: { query: z.strictObject({}) },
-  responses: {
-    200: {
-      description: "Clusters",
-      content: { "application/json": { schema: z.object({ items: z.array(ClusterView) }) } },
-    },
-    ...problems(401, 403, 429),
-  },
-});
-
-const meRoute = createRoute({
-  method: "get",
-  path: "/v1/me",
-  operationId: "whoAmI",
-  tags: ["clusters"],
-  summary: "Who this token belongs to, and the gateway's clock",
-  security: bearer,
-  responses: {
-    200: {
-      description: "The caller",
-      content: {
-        "application/json": {
-          schema: z
-            .object({
-              kind: TokenKind,
-              user: z.string().nullable(),
-              cluster: z.string().nullable(),
-              serverTime: z.string(),
-            })
-            .openapi("Me"),
-        },
-      },
-    },
-    ...problems(401, 429),
-  },
-});
+import { clustersRoute, meRoute } from "./clusters.routes.ts";
+import { createRouter } from "./common.ts";
 
 export function clustersRouter(deps: Deps) {
   const app = createRouter();
@@ -65,7 +21,7 @@ export function clustersRouter(deps: Deps) {
     const [clusters, agents, grants] = await Promise.all([
       listClusters(deps.db),
       listAgents(deps.db),
-      listGrants(deps.db, user),
+      listGrants(deps.db, user).then((grants) => scopeGrants(principal, grants)),
     ]);
     const now = deps.now();
     const livenessMs = deps.config.SLURMGATE_AGENT_LIVENESS_SECONDS * 1000;
@@ -108,6 +64,7 @@ export function clustersRouter(deps: Deps) {
         kind: p.kind,
         user: p.user,
         cluster: p.kind === "agent" ? p.cluster : null,
+        via: (p.kind !== "agent" && p.via) || { kind: "token" as const },
         serverTime: iso(deps.now()),
       },
       200,

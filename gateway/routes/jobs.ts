@@ -3,6 +3,7 @@
  */
 import type { Job, JobSpec } from "../../schemas/index.ts";
 import { isTerminal } from "../../schemas/index.ts";
+import { scopeSpec, scopeView } from "../auth/scope.ts";
 import type { Deps, Principal } from "../deps.ts";
 import { newId } from "../ids.ts";
 import { requireRole } from "../middleware/auth.ts";
@@ -118,8 +119,9 @@ export function jobsRouter(deps: Deps) {
   app.use("/v1/jobs/*", requireRole("user"));
 
   app.openapi(routes.submitJob, async (c) => {
-    const owner = userOf(c.get("principal"));
-    const spec = c.req.valid("json");
+    const principal = c.get("principal");
+    const owner = userOf(principal);
+    const spec = scopeSpec(principal, c.req.valid("json"));
     const key = c.req.valid("header")["idempotency-key"] ?? null;
     const specHash = key ? await hashJson(spec) : null;
     if (key) {
@@ -135,7 +137,7 @@ export function jobsRouter(deps: Deps) {
     }
     await admitToQueue(deps, owner);
     const now = deps.now();
-    const view = await routingView(deps, owner);
+    const view = scopeView(principal, await routingView(deps, owner));
     const route = routeJob(await pinToDependencies(deps, owner, spec), view.grants, view.clusters, now);
     const id = newId("job", now);
     try {

@@ -1,7 +1,7 @@
 /**
  * Users, tokens, clusters, grants and agents: the small, rarely written tables.
  */
-import { and, eq, isNull } from "drizzle-orm";
+import { and, eq, isNull, sql } from "drizzle-orm";
 import { type ClusterConfig, Grant, type Inventory, type TokenKind } from "../../schemas/index.ts";
 import type { Database } from "../db/client.ts";
 import { agents, clusters, grants, tokens, users } from "../db/schema.ts";
@@ -9,25 +9,52 @@ import { newId } from "../ids.ts";
 import { generateToken, hashToken } from "../tokens.ts";
 import { iso } from "./job-row.ts";
 
-export async function upsertUser(db: Database, name: string, admin: boolean, now: number) {
-  await db.orm
+const nullableNumber = (v: unknown) => (v === null || v === undefined ? null : Number(v));
+
+/**
+ * Creates or updates a user. `disabled` left undefined keeps the current state, so re-saving a
+ * user (say, to make them an admin) never re-enables one an admin disabled; disabling twice keeps
+ * the first time.
+ */
+export async function upsertUser(db: Database, name: string, admin: boolean, now: number, disabled?: boolean) {
+  const set =
+    disabled === undefined
+      ? { admin }
+      : { admin, disabledAt: disabled ? sql`coalesce(${users.disabledAt}, ${now})` : null };
+  const [row] = await db.orm
     .insert(users)
-    .values({ name, admin, createdAt: now })
-    .onConflictDoUpdate({ target: users.name, set: { admin } });
-  return { name, admin };
+    .values({ name, admin, createdAt: now, disabledAt: disabled ? now : null })
+    .onConflictDoUpdate({ target: users.name, set })
+    .returning();
+  return { name, admin, disabled: row?.disabledAt != null };
 }
 
-export async function getUser(db: Database, name: string) {
-  const rs = await db.client.execute({ sql: "SELECT name, admin, created_at FROM users WHERE name = ?", args: [name] });
+export type UserRow = { name: string; admin: boolean; createdAt: number; disabledAt: number | null };
+
+export async function getUser(db: Database, name: string): Promise<UserRow | undefined> {
+  const rs = await db.client.execute({
+    sql: "SELECT name, admin, created_at, disabled_at FROM users WHERE name = ?",
+    args: [name],
+  });
   const row = rs.rows[0];
   return row
-    ? { name: String(row.name), admin: Boolean(Number(row.admin)), createdAt: Number(row.created_at) }
+    ? {
+        name: String(row.name),
+        admin: Boolean(Number(row.admin)),
+        createdAt: Number(row.created_at),
+        disabledAt: nullableNumber(row.disabled_at),
+      }
     : undefined;
 }
 
 export async function listUsers(db: Database) {
   const rows = await db.orm.select().from(users).orderBy(users.name);
-  return rows.map((u) => ({ name: u.name, admin: u.admin, createdAt: iso(u.createdAt) }));
+  return rows.map((u) => ({
+    name: u.name,
+    admin: u.admin,
+    disabled: u.disabledAt !== null,
+    createdAt: iso(u.createdAt),
+  }));
 }
 
 export async function hasAdmin(db: Database): Promise<boolean> {
@@ -82,8 +109,6 @@ export async function createToken(
   await db.orm.insert(tokens).values(row);
   return { ...tokenInfo(row), token: secret };
 }
-
-const nullableNumber = (v: unknown) => (v === null || v === undefined ? null : Number(v));
 
 /** On every request: plain SQL, since building drizzle's relational query cost ~10× the lookup itself. */
 export async function findToken(db: Database, secret: string): Promise<TokenRow | undefined> {

@@ -65,6 +65,7 @@ describe("endpoints", () => {
     expect((await w.call("POST", "/v1/admin/users", t, { name: "carol" })).body).toEqual({
       name: "carol",
       admin: false,
+      disabled: false,
     });
     const users = await w.call<{ items: { name: string }[] }>("GET", "/v1/admin/users", t);
     expect(users.body.items.map((u) => u.name)).toEqual(["alice", "bob", "carol", "root"]);
