@@ -52,6 +52,26 @@ describe("OIDC bearer tokens at the Worker in workerd", () => {
     expect(res.text).not.toContain(token.split(".")[2]);
   });
 
+  // Before the unknown-kid test below, which spends the issuer's refetch allowance for 30 s.
+  it("fetches a rotated key once for concurrent requests, and still admits the old key's tokens", async () => {
+    const old = await op.issueIdToken({ preferred_username: "alice", sub: "alice-old" });
+    const unseen = await op.issueIdToken({ preferred_username: "alice", sub: "alice-old-2" });
+    expect((await me(old)).status).toBe(200);
+    const before = op.requests.filter((r) => r === "GET /jwks").length;
+    await op.rotateKeys();
+    const fresh = await Promise.all(
+      [1, 2, 3].map((i) => op.issueIdToken({ preferred_username: "alice", sub: `alice-${i}` })),
+    );
+    const answers = await Promise.all(fresh.map(me));
+    expect(
+      answers.map((a) => a.status),
+      answers.map((a) => a.text).join("\n"),
+    ).toEqual([200, 200, 200]);
+    expect(op.requests.filter((r) => r === "GET /jwks").length).toBe(before + 1);
+    // Not seen before (so not in the auth cache): verified with the old key, which is still cached.
+    expect((await me(unseen)).status).toBe(200);
+  });
+
   it("refuses a token signed with a key the provider does not publish", async () => {
     const stranger = await newSigningKey();
     const token = await new SignJWT({ preferred_username: "alice" })
