@@ -1,0 +1,129 @@
+/**
+ * CORS, so a page on an allowed origin (SLURMGATE_CORS_ORIGINS) can call the API with its bearer
+ * token. Mounted before authentication: a browser's preflight never carries the token, so it is
+ * answered here (204, or a 403 problem for an origin not on the list) and never reaches a route.
+ *
+ * hono/cors is not used: it answers every OPTIONS as a preflight (the API answers a plain OPTIONS
+ * 405), and gives a refused origin's preflight a 204 with the allowed methods and headers.
+ */
+import type { Context, MiddlewareHandler } from "hono";
+import type { AppEnv } from "../deps.ts";
+import { ApiProblem, problemResponse } from "../problem.ts";
+
+/** Request headers a page may send beyond the CORS-safelisted ones: those the client sends and the routes read. */
+export const CORS_ALLOW_HEADERS = [
+  "authorization",
+  "content-type",
+  "idempotency-key",
+  "if-none-match",
+  "x-request-id",
+  "accept",
+] as const;
+
+/** Response headers a page's script may read (a browser hides all but the safelisted ones). */
+export const CORS_EXPOSE_HEADERS = [
+  "x-request-id",
+  "retry-after",
+  "location",
+  "etag",
+  "allow",
+  "accept-post",
+  "www-authenticate",
+] as const;
+
+/**
+ * How long a browser may reuse a preflight answer. Chromium caps it at 2 hours. Safe to keep long:
+ * an origin later removed from the list still gets no Access-Control-Allow-Origin on its requests.
+ */
+export const CORS_MAX_AGE_SECONDS = 7_200;
+
+export type CorsOptions = {
+  /** Exact origins (`https://app.example.org`) and/or `*`, as parsed by gateway/config.ts. */
+  origins: readonly string[];
+  /** The app's routes, read on the first preflight (they are all registered by then). */
+  routes: () => { method: string; path: string }[];
+};
+
+type Allowed = { origin: string; credentials: boolean };
+
+/**
+ * @example app.use("*", cors({ origins: ["https://app.example.org"], routes: () => app.routes }));
+ */
+export function cors(options: CorsOptions): MiddlewareHandler<AppEnv> {
+  const exact = new Set(options.origins.filter((o) => o !== "*"));
+  const anyOrigin = options.origins.includes("*");
+  let methods: string | undefined;
+
+  // A listed origin is echoed and may send credentials; `*` is sent as `*`, which browsers never
+  // combine with credentials, so a wildcard deployment cannot be called with cookies or HTTP auth.
+  const allowFor = (origin: string | undefined): Allowed | undefined => {
+    if (origin === undefined) {
+      return undefined;
+    }
+    if (exact.has(origin)) {
+      return { origin, credentials: true };
+    }
+    return anyOrigin ? { origin: "*", credentials: false } : undefined;
+  };
+
+  return async (c, next) => {
+    const origin = c.req.header("origin");
+    const allowed = allowFor(origin);
+    const isPreflight =
+      c.req.method === "OPTIONS" && origin !== undefined && c.req.header("access-control-request-method") !== undefined;
+    if (isPreflight) {
+      if (!allowed) {
+        return problemResponse(
+          c,
+          new ApiProblem(
+            "forbidden",
+            `origin '${origin.slice(0, 200)}' may not call this API from a browser; the gateway's SLURMGATE_CORS_ORIGINS lists the origins that may`,
+            { field: "header.origin", headers: { vary: "Origin" } },
+          ),
+        );
+      }
+      methods ??= routeMethods(options.routes());
+      return c.body(null, 204, {
+        ...originHeaders(allowed),
+        "access-control-allow-methods": methods,
+        "access-control-allow-headers": CORS_ALLOW_HEADERS.join(", "),
+        "access-control-max-age": String(CORS_MAX_AGE_SECONDS),
+        vary: "Origin",
+      });
+    }
+    await next();
+    // Whether the answer allows the caller depends on Origin, so shared caches must key on it.
+    addVaryOrigin(c);
+    if (allowed) {
+      for (const [name, value] of Object.entries(originHeaders(allowed))) {
+        c.header(name, value);
+      }
+      c.header("access-control-expose-headers", CORS_EXPOSE_HEADERS.join(", "));
+    }
+  };
+}
+
+function originHeaders(allowed: Allowed): Record<string, string> {
+  return {
+    "access-control-allow-origin": allowed.origin,
+    ...(allowed.credentials ? { "access-control-allow-credentials": "true" } : {}),
+  };
+}
+
+/** Every method some route serves: the API's, not a fixed list, so a new verb cannot be forgotten. */
+function routeMethods(routes: { method: string }[]): string {
+  const served = new Set(routes.map((r) => r.method.toUpperCase()).filter((m) => m !== "ALL"));
+  if (served.has("GET")) {
+    served.add("HEAD");
+  }
+  return [...served].sort().join(", ");
+}
+
+function addVaryOrigin(c: Context<AppEnv>) {
+  const vary = c.res.headers.get("vary");
+  if (vary === null) {
+    c.header("vary", "Origin");
+  } else if (!vary.split(",").some((v) => ["origin", "*"].includes(v.trim().toLowerCase()))) {
+    c.header("vary", `${vary}, Origin`);
+  }
+}
