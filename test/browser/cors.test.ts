@@ -92,7 +92,7 @@ describe("the client in chromium, across origins", () => {
       executablePath: CHROMIUM,
       args: process.getuid?.() === 0 ? ["--no-sandbox"] : [],
     });
-  }, 90_000);
+  }, 120_000);
 
   afterAll(async () => {
     await browser?.close();
