@@ -86,22 +86,23 @@ export function cors(options: CorsOptions): MiddlewareHandler<AppEnv> {
       return c.body(null, 204, {
         ...originHeaders(allowed),
         "access-control-allow-methods": methods,
-        "access-control-allow-headers": CORS_ALLOW_HEADERS.join(", "),
+        "access-control-allow-headers": ALLOW_HEADERS,
         "access-control-max-age": String(CORS_MAX_AGE_SECONDS),
         vary: "Origin",
       });
     }
     await next();
     // Whether the answer allows the caller depends on Origin, so shared caches must key on it.
-    addVaryOrigin(c);
+    const headers: Record<string, string> = { vary: withOrigin(c.res.headers.get("vary")) };
     if (allowed) {
-      for (const [name, value] of Object.entries(originHeaders(allowed))) {
-        c.header(name, value);
-      }
-      c.header("access-control-expose-headers", CORS_EXPOSE_HEADERS.join(", "));
+      Object.assign(headers, originHeaders(allowed), { "access-control-expose-headers": EXPOSE });
     }
+    setAll(c, headers);
   };
 }
+
+const ALLOW_HEADERS = CORS_ALLOW_HEADERS.join(", ");
+const EXPOSE = CORS_EXPOSE_HEADERS.join(", ");
 
 function originHeaders(allowed: Allowed): Record<string, string> {
   return {
@@ -119,11 +120,29 @@ function routeMethods(routes: { method: string }[]): string {
   return [...served].sort().join(", ");
 }
 
-function addVaryOrigin(c: Context<AppEnv>) {
-  const vary = c.res.headers.get("vary");
-  if (vary === null) {
-    c.header("vary", "Origin");
-  } else if (!vary.split(",").some((v) => ["origin", "*"].includes(v.trim().toLowerCase()))) {
-    c.header("vary", `${vary}, Origin`);
+/** `Vary` with Origin added, unless it is already there (or the answer varies on everything). */
+function withOrigin(vary: string | null): string {
+  if (vary === null || vary.trim() === "") {
+    return "Origin";
+  }
+  const listed = vary.split(",").map((v) => v.trim().toLowerCase());
+  return listed.includes("origin") || listed.includes("*") ? vary : `${vary}, Origin`;
+}
+
+/**
+ * Sets the headers on the answer in place: every answer goes through here, and c.header() would
+ * copy a finalized Response once per header. A Response whose headers are immutable (one passed
+ * through from fetch) is copied once.
+ */
+function setAll(c: Context<AppEnv>, headers: Record<string, string>) {
+  let target = c.res.headers;
+  try {
+    target.set("vary", headers.vary ?? "Origin");
+  } catch {
+    c.res = new Response(c.res.body, c.res);
+    target = c.res.headers;
+  }
+  for (const [name, value] of Object.entries(headers)) {
+    target.set(name, value);
   }
 }

@@ -3,10 +3,11 @@
  * (refusals included) carry the headers a browser needs to show them to the page, and every other
  * origin gets nothing a browser would accept.
  */
+import { Hono } from "hono";
 import { describe, expect, it } from "vitest";
 import openapi from "../../client/openapi.json" with { type: "json" };
 import { parseGatewayConfig } from "../../gateway/config.ts";
-import { CORS_MAX_AGE_SECONDS } from "../../gateway/middleware/cors.ts";
+import { CORS_MAX_AGE_SECONDS, cors } from "../../gateway/middleware/cors.ts";
 import { createWorld, expectProblemShape, spec } from "./world.ts";
 
 const APP = "https://app.example.org";
@@ -234,6 +235,19 @@ describe("CORS on actual requests", () => {
     expectProblemShape(res, 500);
     expect(res.headers.get("access-control-allow-origin")).toBe(APP);
     expect(res.headers.get("x-request-id")).toBeTruthy();
+  });
+});
+
+describe("CORS on answers it did not build", () => {
+  it("still adds its headers to a Response whose headers are immutable (a redirect, a fetched answer)", async () => {
+    const app = new Hono();
+    app.use("*", cors({ origins: [APP], routes: () => app.routes }));
+    app.get("/moved", () => Response.redirect("https://elsewhere.example/", 302));
+    const res = await app.request("/moved", { headers: { origin: APP } });
+    expect(res.status).toBe(302);
+    expect(res.headers.get("location")).toBe("https://elsewhere.example/");
+    expect(res.headers.get("access-control-allow-origin")).toBe(APP);
+    expect(res.headers.get("vary")).toBe("Origin");
   });
 });
 
