@@ -10,6 +10,7 @@ import { build } from "esbuild";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort, type GatewayProcess, ROOT, startGatewayProcess } from "../helpers/gateway-process.ts";
+import { type OidcTestProvider, startOidcProvider } from "../helpers/oidc-provider.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 
@@ -65,6 +66,7 @@ describe("the client in chromium, across origins", () => {
   let gateway: GatewayProcess;
   let wildcard: GatewayProcess;
   let token: string;
+  let op: OidcTestProvider;
   const consoleLines: string[] = [];
 
   beforeAll(async () => {
@@ -82,8 +84,13 @@ describe("the client in chromium, across origins", () => {
     const clientJs = bundle.outputFiles[0]?.text ?? "";
     allowed = await startSite(clientJs);
     other = await startSite(clientJs);
+    op = await startOidcProvider();
+    const issuers = [{ issuer: op.issuer, audience: "slurmgate", user: { claim: "preferred_username" } }];
     [gateway, wildcard] = await Promise.all([
-      startGatewayProcess({ SLURMGATE_CORS_ORIGINS: allowed.origin }),
+      startGatewayProcess({
+        SLURMGATE_CORS_ORIGINS: allowed.origin,
+        SLURMGATE_OIDC_ISSUERS: JSON.stringify(issuers),
+      }),
       startGatewayProcess({ SLURMGATE_CORS_ORIGINS: "*" }),
     ]);
     // Seeded from Node (same origin as nothing): a user with a token on each gateway.
@@ -96,7 +103,7 @@ describe("the client in chromium, across origins", () => {
 
   afterAll(async () => {
     await browser?.close();
-    await Promise.all([gateway?.stop(), wildcard?.stop()]);
+    await Promise.all([gateway?.stop(), wildcard?.stop(), op?.close()]);
     for (const site of [allowed, other]) {
       site?.server.close();
     }
@@ -151,6 +158,26 @@ describe("the client in chromium, across origins", () => {
       code: "validation_failed",
       field: "body.walltime",
     });
+    await page.close();
+  });
+
+  it("a listed origin calls with an ID token from the identity provider, and reads a refused one", async () => {
+    const page = await open(allowed);
+    const idToken = await op.issueIdToken({ preferred_username: "alice" });
+    const me = await inPage(page, "return await createClient({ baseUrl: gateway, token }).me();", gateway.url, idToken);
+    expect(me, consoleLines.join("\n")).toMatchObject({
+      ok: true,
+      value: { user: "alice", via: { kind: "oidc", issuer: op.issuer } },
+    });
+
+    const forged = `${idToken.slice(0, idToken.lastIndexOf(".") + 1)}AAAA`;
+    const refused = await inPage(
+      page,
+      "return await createClient({ baseUrl: gateway, token, retry: { attempts: 1 } }).me();",
+      gateway.url,
+      forged,
+    );
+    expect(refused.error).toMatchObject({ name: "SlurmgateError", status: 401, code: "unauthorized" });
     await page.close();
   });
 
