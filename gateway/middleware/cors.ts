@@ -31,6 +31,9 @@ export const CORS_EXPOSE_HEADERS = [
   "www-authenticate",
 ] as const;
 
+const ALLOW_HEADERS = CORS_ALLOW_HEADERS.join(", ");
+const EXPOSE = CORS_EXPOSE_HEADERS.join(", ");
+
 /**
  * How long a browser may reuse a preflight answer. Chromium caps it at 2 hours. Safe to keep long:
  * an origin later removed from the list still gets no Access-Control-Allow-Origin on its requests.
@@ -47,31 +50,50 @@ export type CorsOptions = {
 type Allowed = { origin: string; credentials: boolean };
 
 /**
+ * A listed origin is echoed and may send credentials; `*` is sent as `*`, which browsers never
+ * combine with credentials, so a wildcard deployment cannot be called with cookies or HTTP auth.
+ */
+function allowFor(origins: readonly string[], origin: string | null | undefined): Allowed | undefined {
+  if (origin === undefined || origin === null) {
+    return undefined;
+  }
+  if (origin !== "*" && origins.includes(origin)) {
+    return { origin, credentials: true };
+  }
+  return origins.includes("*") ? { origin: "*", credentials: false } : undefined;
+}
+
+/**
+ * The CORS headers of an actual (not preflight) answer to a request from `origin`, given the
+ * answer's own `Vary`. Also for answers made outside the app (the Worker's "not ready" problem).
+ * @example corsAnswerHeaders(["https://app.example.org"], "https://evil.example", null) // { vary: "Origin" }
+ */
+export function corsAnswerHeaders(
+  origins: readonly string[],
+  origin: string | null | undefined,
+  vary: string | null,
+): Record<string, string> {
+  // Whether the answer allows the caller depends on Origin, so shared caches must key on it.
+  const headers: Record<string, string> = { vary: withOrigin(vary) };
+  const allowed = allowFor(origins, origin);
+  if (allowed) {
+    Object.assign(headers, originHeaders(allowed), { "access-control-expose-headers": EXPOSE });
+  }
+  return headers;
+}
+
+/**
  * @example app.use("*", cors({ origins: ["https://app.example.org"], routes: () => app.routes }));
  */
 export function cors(options: CorsOptions): MiddlewareHandler<AppEnv> {
-  const exact = new Set(options.origins.filter((o) => o !== "*"));
-  const anyOrigin = options.origins.includes("*");
   let methods: string | undefined;
-
-  // A listed origin is echoed and may send credentials; `*` is sent as `*`, which browsers never
-  // combine with credentials, so a wildcard deployment cannot be called with cookies or HTTP auth.
-  const allowFor = (origin: string | undefined): Allowed | undefined => {
-    if (origin === undefined) {
-      return undefined;
-    }
-    if (exact.has(origin)) {
-      return { origin, credentials: true };
-    }
-    return anyOrigin ? { origin: "*", credentials: false } : undefined;
-  };
 
   return async (c, next) => {
     const origin = c.req.header("origin");
-    const allowed = allowFor(origin);
     const isPreflight =
       c.req.method === "OPTIONS" && origin !== undefined && c.req.header("access-control-request-method") !== undefined;
     if (isPreflight) {
+      const allowed = allowFor(options.origins, origin);
       if (!allowed) {
         return problemResponse(
           c,
@@ -92,17 +114,9 @@ export function cors(options: CorsOptions): MiddlewareHandler<AppEnv> {
       });
     }
     await next();
-    // Whether the answer allows the caller depends on Origin, so shared caches must key on it.
-    const headers: Record<string, string> = { vary: withOrigin(c.res.headers.get("vary")) };
-    if (allowed) {
-      Object.assign(headers, originHeaders(allowed), { "access-control-expose-headers": EXPOSE });
-    }
-    setAll(c, headers);
+    setAll(c, corsAnswerHeaders(options.origins, origin, c.res.headers.get("vary")));
   };
 }
-
-const ALLOW_HEADERS = CORS_ALLOW_HEADERS.join(", ");
-const EXPOSE = CORS_EXPOSE_HEADERS.join(", ");
 
 function originHeaders(allowed: Allowed): Record<string, string> {
   return {

@@ -1,10 +1,13 @@
 /**
  * CORS on the Worker in real workerd answers exactly as on Node: the same requests, compared
- * header by header with the in-process Node app under the same SLURMGATE_CORS_ORIGINS.
+ * header by header with the in-process Node app under the same SLURMGATE_CORS_ORIGINS. And the
+ * entry's own "not ready" problem (run in Node) is readable by a listed origin's page.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import worker from "../../gateway/worker.ts";
+import { generateToken } from "../../gateway/tokens.ts";
 import { createTestGateway, type TestGateway } from "../helpers/gateway.ts";
-import { startWorkerTarget, type WorkerTarget } from "../helpers/worker-target.ts";
+import { freePort, startWorkerTarget, type WorkerTarget } from "../helpers/worker-target.ts";
 
 const APP = "https://app.example.org";
 
@@ -86,6 +89,38 @@ describe("CORS on the Worker in workerd", () => {
         ...(probe.auth ? { token: nodeAdmin } : {}),
       });
       expect(shape(worker), label).toEqual(shape(onNode));
+    }
+  });
+});
+
+describe("the Worker entry's own problems", () => {
+  it("lets a listed origin read the 503 while the database is unreachable, and no other origin", async () => {
+    const env = {
+      LIBSQL_URL: `http://127.0.0.1:${await freePort()}`, // nothing listens there
+      LIBSQL_AUTH_TOKEN: "secret",
+      SLURMGATE_BOOTSTRAP_TOKEN: generateToken("admin"),
+      SLURMGATE_CORS_ORIGINS: APP,
+      SLURMGATE_LOG_LEVEL: "error",
+    };
+    const ctx = { waitUntil: () => {} };
+    const errors = console.error;
+    console.error = () => {}; // the entry logs each failed bootstrap; expected here
+    try {
+      for (const [origin, allowed] of [
+        [APP, true],
+        ["https://evil.example", false],
+      ] as const) {
+        const res = await worker.fetch(new Request("http://gateway.test/v1/me", { headers: { origin } }), env, ctx);
+        expect(res.status).toBe(503);
+        expect(await res.json()).toMatchObject({ code: "unavailable" });
+        expect(res.headers.get("access-control-allow-origin")).toBe(allowed ? APP : null);
+        expect(res.headers.get("vary")).toBe("Origin");
+        if (allowed) {
+          expect(res.headers.get("access-control-expose-headers")).toContain("retry-after");
+        }
+      }
+    } finally {
+      console.error = errors;
     }
   });
 });
