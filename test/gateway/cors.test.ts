@@ -7,7 +7,7 @@ import { Hono } from "hono";
 import { describe, expect, it } from "vitest";
 import openapi from "../../client/openapi.json" with { type: "json" };
 import { parseGatewayConfig } from "../../gateway/config.ts";
-import { CORS_MAX_AGE_SECONDS, cors } from "../../gateway/middleware/cors.ts";
+import { CORS_ALLOW_HEADERS, CORS_MAX_AGE_SECONDS, cors } from "../../gateway/middleware/cors.ts";
 import { createWorld, expectProblemShape, spec } from "./world.ts";
 
 const APP = "https://app.example.org";
@@ -64,6 +64,17 @@ describe("CORS preflight", () => {
       );
       expect(res.headers.get("access-control-max-age")).toBe(String(CORS_MAX_AGE_SECONDS));
       expect(listOf(res.headers.get("vary"))).toContain("origin");
+    }
+  });
+
+  it("allows every request header the OpenAPI document declares, so a new one cannot be forgotten", () => {
+    type Operation = { parameters?: { in: string; name: string }[] };
+    const declared = Object.values(openapi.paths as Record<string, Record<string, Operation>>).flatMap((ops) =>
+      Object.values(ops).flatMap((op) => (op.parameters ?? []).filter((p) => p.in === "header").map((p) => p.name)),
+    );
+    expect(declared.length).toBeGreaterThan(0);
+    for (const name of declared) {
+      expect(CORS_ALLOW_HEADERS as readonly string[]).toContain(name.toLowerCase());
     }
   });
 
