@@ -10,6 +10,7 @@ import { renderDocsPage } from "./docs-page.ts";
 import { enforceScope } from "./auth/scope.ts";
 import { authenticate } from "./middleware/auth.ts";
 import { bodyLimit } from "./middleware/body-limit.ts";
+import { cors } from "./middleware/cors.ts";
 import { requestIds } from "./middleware/request-id.ts";
 import { settleUnreadBody } from "./middleware/unread-body.ts";
 import { createErrorHandler, createNotFoundHandler, logServerResponse } from "./problem.ts";
@@ -44,6 +45,9 @@ export function createApp(deps: Deps) {
     await next();
     logServerResponse(c, deps.log);
   });
+  // Before the body limits and authentication: a preflight has neither body nor token, and a
+  // refusal from either must still reach the page (a browser hides an answer without CORS headers).
+  app.use("*", cors({ origins: deps.config.SLURMGATE_CORS_ORIGINS, routes: () => app.routes }));
   app.use(
     "*",
     settleUnreadBody({

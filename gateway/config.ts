@@ -23,6 +23,23 @@ function jsonOf<T extends z.ZodType>(schema: T) {
 const intFrom = (fallback: number, min: number, max: number) =>
   z.coerce.number().int().min(min).max(max).default(fallback);
 
+/** Why `entry` is not `*` or an origin as a browser sends it (`https://app.example.org:8443`), or undefined. */
+function originFault(entry: string): string | undefined {
+  if (entry === "*") {
+    return undefined;
+  }
+  let url: URL;
+  try {
+    url = new URL(entry);
+  } catch {
+    return `'${entry}' is not an origin like https://app.example.org (or *)`;
+  }
+  if (url.protocol !== "https:" && url.protocol !== "http:") {
+    return `'${entry}' is not an http(s) origin`;
+  }
+  return url.origin === entry ? undefined : `'${entry}' is not an origin as browsers send it; write ${url.origin}`;
+}
+
 export const GatewayConfig = z.object({
   PORT: intFrom(8080, 1, 65_535), // HTTP port of the Node gateway
   SLURMGATE_HOST: z.string().default("127.0.0.1"), // listen address; 0.0.0.0 to serve other machines
@@ -52,7 +69,17 @@ export const GatewayConfig = z.object({
         .split(",")
         .map((o) => o.trim())
         .filter((o) => o !== ""),
-    ), // browser origins allowed to call the API; "*" for any (never with credentials)
+    )
+    .superRefine((origins, ctx) => {
+      // Browsers send Origin serialized (lower case, no path, no trailing slash, default port left
+      // out) and it is matched exactly, so anything else here would silently never match.
+      for (const origin of origins) {
+        const fault = originFault(origin);
+        if (fault) {
+          ctx.addIssue({ code: "custom", message: fault });
+        }
+      }
+    }), // browser origins allowed to call the API; "*" for any (never with credentials)
 });
 export type GatewayConfig = z.infer<typeof GatewayConfig>;
 

@@ -7,6 +7,7 @@
 import { createApp } from "./app.ts";
 import { ensureAdmin } from "./bootstrap.ts";
 import type { Deps } from "./deps.ts";
+import { corsAnswerHeaders } from "./middleware/cors.ts";
 import { requestIdFor } from "./middleware/request-id.ts";
 import { ApiProblem, problemBody } from "./problem.ts";
 import { expireLeases } from "./store/leases.ts";
@@ -47,26 +48,34 @@ function getIsolate(env: WorkerEnv): Isolate {
   return isolate;
 }
 
-/** Configuration or database trouble before the app could run: an RFC 9457 problem, logged. */
-function unavailable(request: Request, err: unknown): Response {
+/**
+ * Configuration or database trouble before the app could run: an RFC 9457 problem, logged. With
+ * the configuration read (the database is what failed), a listed origin's page can read it too.
+ */
+function unavailable(request: Request, err: unknown, corsOrigins: readonly string[]): Response {
   const cause = err instanceof Error && err.cause !== undefined ? String(err.cause) : undefined;
   const requestId = requestIdFor(request.headers.get("x-request-id"));
   console.error(JSON.stringify({ level: "error", msg: "gateway not ready", requestId, error: String(err), cause }));
   const problem = new ApiProblem("unavailable", "the gateway is misconfigured or cannot reach its database");
   return Response.json(problemBody(problem, new URL(request.url).pathname, requestId), {
     status: problem.status,
-    headers: { "content-type": "application/problem+json", "retry-after": "5", "x-request-id": requestId },
+    headers: {
+      "content-type": "application/problem+json",
+      "retry-after": "5",
+      "x-request-id": requestId,
+      ...corsAnswerHeaders(corsOrigins, request.headers.get("origin"), null),
+    },
   });
 }
 
 export default {
   async fetch(request: Request, env: WorkerEnv, ctx: Context): Promise<Response> {
-    let current: Isolate;
+    let current: Isolate | undefined;
     try {
       current = getIsolate(env);
       await current.ready;
     } catch (err) {
-      return unavailable(request, err);
+      return unavailable(request, err, current?.deps.config.SLURMGATE_CORS_ORIGINS ?? []);
     }
     return current.app.fetch(request, env, ctx as never);
   },
