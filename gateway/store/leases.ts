@@ -10,11 +10,13 @@
 import type { Row } from "@libsql/client";
 import { newId } from "../ids.ts";
 import type { Database } from "../db/client.ts";
+import { HELD_STATES_SQL } from "../db/state-sql.ts";
 import { type AgentScope, scopeCondition } from "./agent-scope.ts";
 import { INVALID_SPEC, iso } from "./job-row.ts";
 import { guardedTransition } from "./transition.ts";
 
-const HELD_STATES = "('leased','submitted','pending','running')";
+// Written exactly as the WHERE of the partial indexes jobs_held_expiry and jobs_cancel_orders.
+const HELD_STATES = HELD_STATES_SQL;
 
 export type ClaimedRow = {
   jobId: string;
