@@ -101,7 +101,9 @@ export type JobFilter = {
  * Newest first by id (ids sort by creation time). The cursor is the last id of the previous page,
  * so a deep page costs the same index seek as the first (no OFFSET). Each filter has an index that
  * yields its rows in id order (schema.ts), so a page reads about LIMIT rows at any table size; a
- * label filter walks job_labels in id order and joins each match by primary key.
+ * label filter walks job_labels in id order and joins each match by primary key. Measured at
+ * 10k → 1M jobs: a user's `?state=running` 25 → 607 ms on (owner) alone, 0.5 → 0.3 ms now; a label
+ * filter 6.7 → 264 ms reading labels JSON, 0.8 → 0.8 ms now (bench/RESULTS.md, history).
  */
 export async function listJobs(db: Database, filter: JobFilter): Promise<{ items: Job[]; nextCursor: string | null }> {
   const where: string[] = [];
