@@ -10,7 +10,10 @@ import { createClient } from "@libsql/client";
 import { migrate } from "drizzle-orm/libsql/migrator";
 import { afterEach, describe, expect, it } from "vitest";
 import { openDatabase } from "../../gateway/db/client.ts";
-import { MIGRATIONS_FOLDER } from "../../gateway/db/migrate.ts";
+import { MIGRATIONS_FOLDER, migrateDatabase } from "../../gateway/db/migrate.ts";
+import { newId } from "../../gateway/ids.ts";
+import { insertJob, listJobs } from "../../gateway/store/jobs.ts";
+import { JobSpec } from "../../schemas/index.ts";
 import { createTestGateway } from "../helpers/gateway.ts";
 import { createWorld } from "./world.ts";
 
@@ -121,5 +124,50 @@ describe("label filters", () => {
     expect(await list(w.tokens.alice, q("a.b", "x' OR '1'='"))).toEqual([near.id]);
     expect(await list(w.tokens.alice, q("u", "%"))).toEqual([]);
     expect(await list(w.tokens.bob, q("u", "ünïcødé"))).toEqual([]);
+  });
+
+  it("are written in the job's own transaction: a burst through the group-commit queue, one insert refused", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "slurmgate-labels-"));
+    dirs.push(dir);
+    const db = openDatabase(createClient({ url: `file:${join(dir, "gw.db")}` }), { batchWrites: true });
+    await migrateDatabase(db);
+    const now = Date.now();
+    const submit = (i: number, labels: Record<string, string>, key: string | null) => {
+      const id = newId("job", now + i);
+      return insertJob(db, {
+        id,
+        owner: "alice",
+        spec: JobSpec.parse({ name: "burst", command: ["true"], labels }),
+        cluster: "alpha",
+        partition: null,
+        reason: null,
+        idempotencyKey: key,
+        specHash: null,
+        now: now + i,
+      }).then(
+        () => ({ id, ok: true }),
+        () => ({ id, ok: false }),
+      );
+    };
+    // Same event-loop turn: one group. Mixed label counts defeat the merged INSERT; the duplicate
+    // key fails the group, which is then retried writer by writer.
+    const results = await Promise.all(
+      Array.from({ length: 40 }, (_, i) =>
+        submit(
+          i,
+          i % 3 === 0 ? {} : i % 3 === 1 ? { run: "r1" } : { run: "r1", part: `p${i}` },
+          i === 7 ? "dup" : i === 8 ? "dup" : null,
+        ),
+      ),
+    );
+    expect(results.filter((r) => !r.ok).map((r) => r.id)).toEqual([results[8]!.id]);
+    const stored = results.filter((r, i) => r.ok && i % 3 !== 0).map((r) => r.id);
+    const page = await listJobs(db, { owner: "alice", label: { key: "run", value: "r1" }, limit: 500 });
+    expect(page.items.map((j) => j.id)).toEqual([...stored].reverse());
+    const orphans = await db.client.execute(
+      "SELECT count(*) AS n FROM job_labels WHERE job_id NOT IN (SELECT id FROM jobs)",
+    );
+    expect(Number(orphans.rows[0]?.n)).toBe(0);
+    db.client.close();
   });
 });
