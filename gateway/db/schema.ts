@@ -3,6 +3,7 @@
  * leases never depend on an agent's clock). JSON columns hold validated schema values.
  */
 import { sql } from "drizzle-orm";
+import { HELD_STATES_SQL } from "./state-sql.ts";
 import { index, integer, primaryKey, sqliteTable, text, uniqueIndex, blob } from "drizzle-orm/sqlite-core";
 
 export const users = sqliteTable("users", {
@@ -106,18 +107,50 @@ export const jobs = sqliteTable(
     updatedAt: integer("updated_at").notNull(),
   },
   (t) => [
+    // GET /v1/jobs reads one of these in page order (newest id first) for each filter it is given,
+    // so a page costs a seek and LIMIT rows however much history the table holds (bench: history).
     index("jobs_owner_id").on(t.owner, t.id),
-    // Counting a user's live jobs for the per-user cap reads only those rows.
-    index("jobs_owner_state").on(t.owner, t.state),
+    // A user's jobs in one state, any state; also the per-user cap's count of live jobs.
+    index("jobs_owner_state_id").on(t.owner, t.state, t.id),
+    index("jobs_owner_cluster_id").on(t.owner, t.cluster, t.id),
+    // An admin's list filtered by state or by cluster alone; the lease-expiry sweep's `state = 'leased'`.
+    index("jobs_state_id").on(t.state, t.id),
+    index("jobs_cluster_id").on(t.cluster, t.id),
     // Claims read one cluster's queued rows in id (queue) order straight off this index…
     index("jobs_claim_queue").on(t.cluster, t.state, t.id),
-    // …and its expired leases by expiry time; queued rows have no expiry and are not in the range.
-    index("jobs_claim_expired").on(t.cluster, t.leaseExpiresAt),
+    // …and its expired leases by expiry time. Partial: only held rows, ~1% of the table; the claim's
+    // `state IN (…)` term is written exactly as here, which is what lets SQLite use it.
+    index("jobs_held_expiry")
+      .on(t.cluster, t.leaseExpiresAt)
+      .where(sql.raw(`state IN ${HELD_STATES_SQL}`)),
     // …and, for an agent that runs only some users' jobs, those users' queued rows (migration 0004).
     index("jobs_claim_owner").on(t.cluster, t.owner, t.state, t.id),
+    // Cancel orders: only the held jobs whose cancel is pending, so a lease call reads none when there are none.
+    index("jobs_cancel_orders")
+      .on(t.cluster, t.leaseOwner)
+      .where(sql.raw(`cancel_requested = 1 AND state IN ${HELD_STATES_SQL}`)),
     index("jobs_lease_owner").on(t.leaseOwner),
     index("jobs_claim_token").on(t.claimToken),
     uniqueIndex("jobs_idempotency").on(t.owner, t.idempotencyKey).where(sql`idempotency_key IS NOT NULL`),
+  ],
+);
+
+/**
+ * A job's labels, one row each, written with the job: a label filter seeks (owner, key, value) in
+ * id order instead of reading the labels JSON of every job the user ever ran. Labels never change.
+ */
+export const jobLabels = sqliteTable(
+  "job_labels",
+  {
+    jobId: text("job_id").notNull(),
+    owner: text("owner").notNull(),
+    key: text("key").notNull(),
+    value: text("value").notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.owner, t.key, t.value, t.jobId] }),
+    // An admin's label filter, across owners.
+    index("job_labels_key_value").on(t.key, t.value, t.jobId),
   ],
 );
 

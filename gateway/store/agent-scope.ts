@@ -10,9 +10,11 @@ import type { Database } from "../db/client.ts";
 export type AgentScope = { kind: "any" } | { kind: "user"; user: string } | { kind: "users"; users: string[] };
 
 /**
- * The SQL condition for a scope and its argument. `owner = ?` and `owner IN (json_each(?))` both
- * read jobs_claim_owner (cluster, owner, state, id), so a personal agent's claim reads only its
- * user's rows, in queue order, however long other users' queues are.
+ * The SQL condition for a scope and its argument. `owner = ?` reads jobs_claim_owner (cluster,
+ * owner, state, id), so a personal agent's claim reads only its user's rows, in queue order, however
+ * long other users' queues are. `owner IN (json_each(?))` is planned on jobs_claim_queue (the
+ * cluster's queued rows in queue order, filtered by owner): bounded by the live queue, never by
+ * history (test/gateway/query-plans.test.ts).
  */
 export function scopeCondition(scope: AgentScope): { sql: string; args: string[] } {
   switch (scope.kind) {

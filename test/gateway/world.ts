@@ -13,8 +13,8 @@ export const spec = (extra: Partial<JobSpecInput> = {}): JobSpecInput => ({
   ...extra,
 });
 
-export async function createWorld(env: Record<string, string> = {}, clock?: TestClock) {
-  const gw = await createTestGateway(env, clock ? { clock } : {});
+export async function createWorld(env: Record<string, string> = {}, clock?: TestClock, url?: string) {
+  const gw = await createTestGateway(env, { ...(clock ? { clock } : {}), ...(url ? { url } : {}) });
   const admin = await gw.user("root", true);
   const alice = await gw.user("alice");
   const bob = await gw.user("bob");
