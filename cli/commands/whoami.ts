@@ -1,13 +1,18 @@
 import { parse, positionals } from "../args.ts";
 import { type Command, helped } from "../command.ts";
-import { clientFor } from "../config.ts";
+import { clientFor, readConfig } from "../config.ts";
+import type { Io } from "../io.ts";
 import { printJson } from "../output.ts";
 
 export const whoami: Command = {
   name: "whoami",
-  summary: "show who the configured token belongs to",
+  summary: "show who you are to the gateway, and where that identity comes from",
   help: `
 Usage: slurmgate whoami [--json]
+
+Asks the gateway (GET /v1/me) who the configured credentials belong to, and says where they come
+from: a slurmgate token (its first characters, from SLURMGATE_TOKEN or the login file), or an
+OIDC sign-in (issuer, subject, and until when its ID token is good; it is refreshed by itself).
 
 Examples:
   slurmgate whoami
@@ -21,11 +26,37 @@ Examples:
     positionals("whoami", rest, []);
     const client = clientFor(io);
     const me = await client.me();
+    // Read after the call: it may just have refreshed the sign-in.
+    const credentials = credentialsOf(io);
     if (values.json) {
-      printJson(io, { ...me, url: client.baseUrl });
-    } else {
-      io.stdout.write(`${me.user ?? `agent of ${me.cluster}`} (${me.kind}) at ${client.baseUrl}\n`);
+      printJson(io, { ...me, url: client.baseUrl, credentials });
+      return 0;
     }
+    const who = `${me.user ?? `agent of ${me.cluster}`} (${me.kind}) at ${client.baseUrl}`;
+    const from =
+      credentials.kind === "token"
+        ? `token ${credentials.prefix}… from ${credentials.from === "env" ? "SLURMGATE_TOKEN" : "the login file"}`
+        : `signed in at ${credentials.issuer} as ${credentials.subject}, ID token good until ${credentials.expiresAt}${credentials.refreshable ? " (refreshed by itself)" : " (no refresh token)"}`;
+    io.stdout.write(`${who}\n  ${from}\n`);
     return 0;
   },
 };
+
+type Credentials =
+  | { kind: "token"; prefix: string; from: "env" | "config" }
+  | { kind: "oidc"; issuer: string; subject: string; expiresAt: string; refreshable: boolean };
+
+/** Where the credentials `clientFor` used came from, in the same order it looks. */
+function credentialsOf(io: Io): Credentials {
+  // A token's kind and a few characters identify it in a list of tokens without giving it away.
+  const prefix = (token: string) => token.slice(0, 8);
+  if (io.env.SLURMGATE_TOKEN) {
+    return { kind: "token", prefix: prefix(io.env.SLURMGATE_TOKEN), from: "env" };
+  }
+  const stored = readConfig(io.env);
+  if (stored.token || !stored.oidc) {
+    return { kind: "token", prefix: prefix(stored.token ?? ""), from: "config" };
+  }
+  const { issuer, subject, expiresAt, refreshToken } = stored.oidc;
+  return { kind: "oidc", issuer, subject, expiresAt, refreshable: refreshToken !== undefined };
+}
