@@ -46,7 +46,7 @@ export async function newSigningKey(alg: "RS256" | "ES256" = "RS256"): Promise<J
   return { ...jwk, alg, use: "sig", kid: `k-${crypto.randomUUID().slice(0, 8)}` };
 }
 
-export async function startOidcProvider(options: { idTokenTtlSeconds?: number } = {}) {
+export async function startOidcProvider(options: { idTokenTtlSeconds?: number; deviceCodeTtlSeconds?: number } = {}) {
   const accounts = new Map<string, AccountClaims>();
   // The signing key is first; older keys follow, still published so tokens they signed verify.
   let keys: JWK[] = [await newSigningKey()];
@@ -91,7 +91,7 @@ export async function startOidcProvider(options: { idTokenTtlSeconds?: number } 
         IdToken: options.idTokenTtlSeconds ?? 3600,
         AccessToken: 3600,
         RefreshToken: 86_400,
-        DeviceCode: 600,
+        DeviceCode: options.deviceCodeTtlSeconds ?? 600,
         Session: 86_400,
         Interaction: 600,
         Grant: 86_400,
