@@ -61,6 +61,8 @@ function signInFailure(err: OidcError): CliError {
   switch (err.code) {
     case "access_denied":
       return new CliError(`sign-in refused at ${err.issuer} (${err.message})`);
+    case "untrusted_discovery":
+      return new CliError(err.message);
     case "expired_token":
       return new CliError(`the sign-in code expired before it was confirmed; run slurmgate login --oidc again`);
     default:

@@ -62,7 +62,8 @@ export function untrustedUrl(url: URL): string | undefined {
  */
 export async function discover(issuerUrl: string, fetchImpl: FetchLike = defaultFetch): Promise<OidcEndpoints> {
   const wanted = issuerUrl.replace(/\/+$/, "");
-  const untrusted = (why: string) => new OidcError(wanted, "untrusted_discovery", `refusing ${wanted}: ${why}`);
+  const untrusted = (why: string) =>
+    new OidcError(wanted, "untrusted_discovery", `refusing to sign in at ${wanted}: ${why}`);
   let base: URL;
   try {
     base = new URL(wanted);

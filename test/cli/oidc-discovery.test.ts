@@ -71,7 +71,9 @@ const good = (origin: string) => ({
 describe("login --oidc refuses a provider it should not trust", () => {
   it("a plain-http issuer on another machine, before any request", async () => {
     const line = await loginAgainst("http://idp.example.org/realms/hpc");
-    expect(line).toMatch(/refusing http:\/\/idp\.example\.org\/realms\/hpc: the issuer URL is not https/);
+    expect(line).toMatch(
+      /^slurmgate: refusing to sign in at http:\/\/idp\.example\.org\/realms\/hpc: the issuer URL is not https/,
+    );
   });
 
   it("a plain-http token endpoint on a non-loopback host", async () => {
