@@ -5,6 +5,8 @@
 import type { MiddlewareHandler } from "hono";
 import { aToken } from "../../schemas/index.ts";
 import type { AppEnv, Deps, Principal } from "../deps.ts";
+import { principalFromClaims } from "../auth/oidc-principal.ts";
+import { looksLikeJwt, verifyOidcToken } from "../auth/oidc-verify.ts";
 import { ApiProblem } from "../problem.ts";
 import { findToken, getUser, touchToken } from "../store/admin.ts";
 
@@ -50,17 +52,26 @@ export function authenticate(deps: Deps): MiddlewareHandler<AppEnv> {
     if (hit && hit.until > now) {
       return admit(c, next, hit.principal, hit.tokenId, now);
     }
+    if (looksLikeJwt(match[1])) {
+      let principal: Principal;
+      let exp: number;
+      try {
+        const verified = await verifyOidcToken(deps, match[1]);
+        exp = verified.claims.exp * 1000;
+        principal = await principalFromClaims(deps, verified.issuer, verified.claims);
+      } catch (e) {
+        if (e instanceof ApiProblem && e.code === "unauthorized") {
+          countFailure(c);
+        }
+        throw e;
+      }
+      remember(cache, match[1], principal, Math.min(now + CACHE_MS, exp));
+      return admit(c, next, principal, principal.tokenId, now);
+    }
     const row = await findToken(deps.db, match[1]);
     const invalid = !row || row.revokedAt !== null || (row.expiresAt !== null && row.expiresAt <= now);
     if (invalid) {
-      const address = c.req.header("x-forwarded-for") ?? c.req.header("cf-connecting-ip") ?? "local";
-      const limited = deps.rateLimiter.take(`fail:${address}`);
-      if (!limited.ok) {
-        throw new ApiProblem("rate_limited", "too many failed authentications", {
-          field: FIELD,
-          headers: { "retry-after": String(limited.retryAfterSeconds) },
-        });
-      }
+      countFailure(c);
       throw new ApiProblem("unauthorized", row ? "token revoked or expired" : "unknown token", {
         field: FIELD,
         headers: { "www-authenticate": 'Bearer realm="slurmgate", error="invalid_token"' },
@@ -78,16 +89,28 @@ export function authenticate(deps: Deps): MiddlewareHandler<AppEnv> {
       }
       principal = { kind: row.kind, user: user.name, tokenId: row.id };
     }
+    remember(cache, match[1], principal, Math.min(now + CACHE_MS, row.expiresAt ?? Number.POSITIVE_INFINITY));
+    return admit(c, next, principal, row.id, now);
+  };
+
+  function remember(cache: Map<string, Cached>, token: string, principal: Principal, until: number) {
     if (cache.size > 10_000) {
       cache.clear();
     }
-    cache.set(match[1], {
-      principal,
-      tokenId: row.id,
-      until: Math.min(now + CACHE_MS, row.expiresAt ?? Number.POSITIVE_INFINITY),
-    });
-    return admit(c, next, principal, row.id, now);
-  };
+    cache.set(token, { principal, tokenId: principal.tokenId, until });
+  }
+
+  /** Failed attempts count against the caller's address; past the limit they are refused unread. */
+  function countFailure(c: Parameters<MiddlewareHandler<AppEnv>>[0]) {
+    const address = c.req.header("x-forwarded-for") ?? c.req.header("cf-connecting-ip") ?? "local";
+    const limited = deps.rateLimiter.take(`fail:${address}`);
+    if (!limited.ok) {
+      throw new ApiProblem("rate_limited", "too many failed authentications", {
+        field: FIELD,
+        headers: { "retry-after": String(limited.retryAfterSeconds) },
+      });
+    }
+  }
 
   async function admit(
     c: Parameters<MiddlewareHandler<AppEnv>>[0],
@@ -103,7 +126,9 @@ export function authenticate(deps: Deps): MiddlewareHandler<AppEnv> {
         headers: { "retry-after": String(limited.retryAfterSeconds) },
       });
     }
-    if (now - (lastTouched.get(tokenId) ?? 0) > TOUCH_EVERY_MS) {
+    // A JWT has no token row to touch.
+    const fromJwt = principal.kind !== "agent" && principal.via !== undefined && principal.via.kind !== "token";
+    if (!fromJwt && now - (lastTouched.get(tokenId) ?? 0) > TOUCH_EVERY_MS) {
       lastTouched.set(tokenId, now);
       await touchToken(deps.db, tokenId, now);
     }

@@ -1,0 +1,196 @@
+/**
+ * Each trusted issuer's public signing keys, fetched from discovery (or the configured `jwksUri`)
+ * and kept per Deps. Web APIs only (fetch, streams), so the same code runs on Node and Workers.
+ *
+ * An IdP is a remote party the gateway does not control: every fetch has a deadline and a byte cap,
+ * fetches per issuer are rate-limited (a token with a made-up `kid` must not make the gateway hammer
+ * the IdP), and a failed fetch keeps the keys already known, so an IdP outage only refuses new keys.
+ */
+import type { JWK } from "jose";
+import type { Deps } from "../deps.ts";
+import type { OidcIssuer } from "./oidc-config.ts";
+
+/** A fetch (discovery or JWKS) gives up after this long, body included. */
+export const JWKS_FETCH_TIMEOUT_MS = 5_000;
+/** Discovery documents and key sets larger than this are refused (real ones are a few KiB). */
+export const JWKS_MAX_BYTES = 256 * 1024;
+/** At most one fetch per issuer this often, however many unknown `kid`s arrive. */
+export const JWKS_REFETCH_MIN_MS = 30_000;
+/** Known keys are re-read this often, so a key the IdP withdrew stops verifying. */
+export const JWKS_MAX_AGE_MS = 10 * 60_000;
+const MAX_KEYS = 100;
+
+type IssuerKeys = {
+  keys: JWK[];
+  /** When `keys` were last fetched successfully (0: never). */
+  fetchedAt: number;
+  /** When a fetch was last started, successful or not. */
+  attemptedAt: number;
+  jwksUri?: string;
+  inflight?: Promise<void>;
+  lastError?: string;
+};
+
+const caches = new WeakMap<Deps, Map<string, IssuerKeys>>();
+
+export class JwksUnavailable extends Error {}
+
+function stateOf(deps: Deps, issuer: string): IssuerKeys {
+  let cache = caches.get(deps);
+  if (!cache) {
+    cache = new Map();
+    caches.set(deps, cache);
+  }
+  let state = cache.get(issuer);
+  if (!state) {
+    state = { keys: [], fetchedAt: 0, attemptedAt: Number.NEGATIVE_INFINITY };
+    cache.set(issuer, state);
+  }
+  return state;
+}
+
+/** The issuer's known keys; fetched first when none are known yet or they are old (rate-limited). */
+export async function issuerKeys(deps: Deps, issuer: OidcIssuer): Promise<JWK[]> {
+  const state = stateOf(deps, issuer.issuer);
+  if (state.fetchedAt === 0 || deps.now() - state.fetchedAt > JWKS_MAX_AGE_MS) {
+    await refresh(deps, issuer, state);
+  }
+  if (state.fetchedAt === 0) {
+    throw new JwksUnavailable(state.lastError ?? "the issuer's keys could not be fetched");
+  }
+  return state.keys;
+}
+
+/**
+ * Re-reads the issuer's keys because a token names a key not among them. Resolves true if a fetch
+ * happened (so looking again may help), false when the rate limit held it back.
+ */
+export async function refreshForUnknownKey(deps: Deps, issuer: OidcIssuer): Promise<boolean> {
+  const state = stateOf(deps, issuer.issuer);
+  const before = state.fetchedAt;
+  await refresh(deps, issuer, state);
+  return state.fetchedAt !== before;
+}
+
+async function refresh(deps: Deps, issuer: OidcIssuer, state: IssuerKeys): Promise<void> {
+  if (state.inflight) {
+    return state.inflight;
+  }
+  if (deps.now() - state.attemptedAt < JWKS_REFETCH_MIN_MS) {
+    return;
+  }
+  state.attemptedAt = deps.now();
+  state.inflight = (async () => {
+    try {
+      const jwksUri = issuer.jwksUri ?? state.jwksUri ?? (await discoverJwksUri(issuer.issuer));
+      state.jwksUri = jwksUri;
+      const keys = parseJwks(await fetchJson(jwksUri));
+      state.keys = keys;
+      state.fetchedAt = deps.now();
+      state.lastError = undefined;
+    } catch (e) {
+      state.lastError = e instanceof Error ? e.message : String(e);
+      deps.log({
+        level: "warn",
+        msg: "oidc: fetching signing keys failed",
+        issuer: issuer.issuer,
+        error: state.lastError,
+      });
+    } finally {
+      state.inflight = undefined;
+    }
+  })();
+  return state.inflight;
+}
+
+async function discoverJwksUri(issuer: string): Promise<string> {
+  const doc = await fetchJson(`${issuer.replace(/\/+$/, "")}/.well-known/openid-configuration`);
+  if (typeof doc !== "object" || doc === null) {
+    throw new Error("discovery document is not a JSON object");
+  }
+  const { issuer: iss, jwks_uri } = doc as Record<string, unknown>;
+  // OpenID Connect Discovery 1.0 §4.3: the document must name the issuer it was fetched for.
+  if (iss !== issuer) {
+    throw new Error("discovery document names a different issuer");
+  }
+  if (typeof jwks_uri !== "string" || !URL.canParse(jwks_uri)) {
+    throw new Error("discovery document has no valid jwks_uri");
+  }
+  return jwks_uri;
+}
+
+/** Public signing keys only: private parts are dropped, symmetric keys never become verification keys. */
+function parseJwks(body: unknown): JWK[] {
+  const keys = (body as { keys?: unknown } | null)?.keys;
+  if (!Array.isArray(keys)) {
+    throw new Error("key set has no 'keys' array");
+  }
+  const out: JWK[] = [];
+  for (const k of keys.slice(0, MAX_KEYS)) {
+    if (typeof k !== "object" || k === null) {
+      continue;
+    }
+    const jwk = k as JWK;
+    if (jwk.kty !== "RSA" && jwk.kty !== "EC" && jwk.kty !== "OKP") {
+      continue;
+    }
+    if (jwk.use !== undefined && jwk.use !== "sig") {
+      continue;
+    }
+    const { d: _d, p: _p, q: _q, dp: _dp, dq: _dq, qi: _qi, oth: _oth, ...pub } = jwk;
+    out.push(pub);
+  }
+  return out;
+}
+
+/** GET a JSON document with a deadline covering the body, reading at most JWKS_MAX_BYTES. */
+async function fetchJson(url: string): Promise<unknown> {
+  const signal = AbortSignal.timeout(JWKS_FETCH_TIMEOUT_MS);
+  const work = (async () => {
+    const res = await fetch(url, { signal, headers: { accept: "application/json" }, redirect: "follow" });
+    if (!res.ok) {
+      await res.body?.cancel();
+      throw new Error(`${new URL(url).pathname} answered HTTP ${res.status}`);
+    }
+    const text = await readCapped(res, JWKS_MAX_BYTES);
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      throw new Error(`${new URL(url).pathname} is not JSON`);
+    }
+  })();
+  // A body that trickles in must not outlive the deadline, whatever the runtime does with the signal.
+  const deadline = new Promise<never>((_, reject) => {
+    signal.addEventListener("abort", () => reject(new Error(`${new URL(url).pathname} timed out`)), { once: true });
+  });
+  work.catch(() => {});
+  return Promise.race([work, deadline]);
+}
+
+async function readCapped(res: Response, max: number): Promise<string> {
+  if (!res.body) {
+    return "";
+  }
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) {
+      break;
+    }
+    size += value.byteLength;
+    if (size > max) {
+      await reader.cancel();
+      throw new Error(`response larger than ${max} bytes`);
+    }
+    chunks.push(value);
+  }
+  const all = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) {
+    all.set(c, at);
+    at += c.byteLength;
+  }
+  return new TextDecoder().decode(all);
+}
