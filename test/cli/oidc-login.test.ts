@@ -5,9 +5,9 @@
  * (several CLI processes at once), and the worst cases: denied, expired code, provider down during a
  * refresh, a refresh token that is no longer good.
  */
-import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, statSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { seedWorld } from "../client/support/world.ts";
@@ -88,6 +88,12 @@ async function login(provider: OidcTestProvider, env: Record<string, string>) {
   expect(run.stderr.trimEnd().split("\n")).toHaveLength(1); // only the prompt
   expect(run.code).toBe(0);
   return run;
+}
+
+/** A pid no process has: one that just exited. */
+function deadPid(): number {
+  const child = spawnSync(process.execPath, ["-e", "process.stdout.write(String(process.pid))"]);
+  return Number(child.stdout.toString());
 }
 
 const stored = (path: string) => JSON.parse(readFileSync(path, "utf8"));
@@ -181,8 +187,13 @@ describe("login --oidc (device flow) and the commands after it", () => {
     } finally {
       await shortOp.start();
     }
-    const again = await runCli(["ls"], { env });
+    // A lock left behind by a CLI killed mid-refresh (its pid is gone) does not block the next one.
+    writeFileSync(`${env.path}.lock`, `${hostname()} ${deadPid()}\n`);
+    const again = await runCli(["ls", "--json"], { env });
+    expect(again.stderr).toBe("");
     expect(again.code).toBe(0);
+    expect(existsSync(`${env.path}.lock`)).toBe(false);
+    expect(stored(env.path).oidc.idToken).not.toBe(JSON.parse(before).oidc.idToken);
   }, 120_000);
 
   it("a refresh token that is no longer good: one line saying to sign in again", async () => {
@@ -203,6 +214,15 @@ describe("login --oidc (device flow) and the commands after it", () => {
     expect(line).not.toContain(refreshToken);
     expect(readFileSync(env.path, "utf8")).toBe(before);
   }, 120_000);
+
+  it("a damaged sign-in in the login file: one line, no stack", async () => {
+    const env = home();
+    mkdirSync(join(env.path, ".."), { recursive: true });
+    writeFileSync(env.path, JSON.stringify({ url: gw.url, oidc: { issuer: op.issuer, idToken: 7 } }), { mode: 0o600 });
+    expect(oneLine(await runCli(["ls"], { env }))).toBe(
+      `slurmgate: the sign-in stored in ${env.path} is damaged; run slurmgate login --oidc again`,
+    );
+  });
 
   it("the person denies: exit 1, one line, nothing stored", async () => {
     const env = home();
