@@ -38,8 +38,9 @@ ${list(USER_VERBS)}
 For operators:
 ${list(SERVER_VERBS)}
 
-Configuration: slurmgate login stores the gateway URL and token in
-$XDG_CONFIG_HOME/slurmgate/config.json (mode 0600); SLURMGATE_URL and SLURMGATE_TOKEN override it.
+Configuration: slurmgate login stores the gateway URL and token (or, with --oidc, your identity
+provider's sign-in, refreshed by itself) in $XDG_CONFIG_HOME/slurmgate/config.json (mode 0600);
+SLURMGATE_URL and SLURMGATE_TOKEN override it.
 
 Exit codes: 0 ok · 1 API, network or configuration error · 2 bad usage ·
             3 job did not complete · 4 wait timed out · 130 interrupted
@@ -51,6 +52,7 @@ kind is usage, api, network, malformed_response, timeout, interrupted or error.
 
 Examples:
   slurmgate login --url http://127.0.0.1:8080 --token sgu_…
+  slurmgate login --url https://slurmgate.example.org --oidc https://idp.example.org/realms/hpc
   slurmgate submit --gpus a100:1 --time 1h --partition gpu --follow -- python train.py
   slurmgate ls --state running
   slurmgate wait job_01jd7x2k9m4q8r6t5v3w1y0z && slurmgate logs job_01jd7x2k9m4q8r6t5v3w1y0z
