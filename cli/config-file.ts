@@ -5,25 +5,54 @@
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
-import { z } from "zod";
 import { CliError } from "./errors.ts";
 import type { Io } from "./io.ts";
 
 /** What `slurmgate login --oidc` keeps: enough to refresh without discovery, and to say who you are. */
-export const OidcCredentials = z.object({
-  issuer: z.string().min(1),
-  clientId: z.string().min(1),
-  tokenEndpoint: z.string().url(),
-  revocationEndpoint: z.string().url().optional(),
+export type OidcCredentials = {
+  issuer: string;
+  clientId: string;
+  tokenEndpoint: string;
+  revocationEndpoint?: string;
   /** Spent on every refresh: the provider rotates it. */
-  refreshToken: z.string().min(1).optional(),
+  refreshToken?: string;
   /** The bearer sent to the gateway (its audience is the client id). */
-  idToken: z.string().min(1),
-  expiresAt: z.iso.datetime(),
-  subject: z.string(),
-  username: z.string().optional(),
-});
-export type OidcCredentials = z.infer<typeof OidcCredentials>;
+  idToken: string;
+  /** ISO time: the ID token's `exp`. */
+  expiresAt: string;
+  subject: string;
+  username?: string;
+};
+
+const REQUIRED = ["issuer", "clientId", "tokenEndpoint", "idToken", "expiresAt", "subject"] as const;
+const OPTIONAL = ["revocationEndpoint", "refreshToken", "username"] as const;
+
+/**
+ * The stored sign-in, or undefined when any field is missing or of the wrong type. Checked by hand:
+ * zod would add its import time to every CLI start.
+ */
+function oidcCredentials(value: unknown): OidcCredentials | undefined {
+  if (typeof value !== "object" || value === null) {
+    return undefined;
+  }
+  const v = value as Record<string, unknown>;
+  const out: Record<string, string> = {};
+  for (const key of REQUIRED) {
+    if (typeof v[key] !== "string" || (key !== "subject" && v[key] === "")) {
+      return undefined;
+    }
+    out[key] = v[key] as string;
+  }
+  for (const key of OPTIONAL) {
+    if (v[key] !== undefined && typeof v[key] !== "string") {
+      return undefined;
+    }
+    if (v[key] !== undefined) {
+      out[key] = v[key] as string;
+    }
+  }
+  return Number.isNaN(Date.parse(out.expiresAt ?? "")) ? undefined : (out as OidcCredentials);
+}
 
 export type StoredConfig = { url?: string; token?: string; oidc?: OidcCredentials };
 
@@ -49,11 +78,11 @@ export function readConfig(env: Io["env"]): StoredConfig {
   const str = (v: unknown) => (typeof v === "string" ? v : undefined);
   const config: StoredConfig = { url: str(parsed?.url), token: str(parsed?.token) };
   if (parsed?.oidc !== undefined) {
-    const oidc = OidcCredentials.safeParse(parsed.oidc);
-    if (!oidc.success) {
+    const oidc = oidcCredentials(parsed.oidc);
+    if (!oidc) {
       throw new CliError(`the sign-in stored in ${path} is damaged; run slurmgate login --oidc again`);
     }
-    config.oidc = oidc.data;
+    config.oidc = oidc;
   }
   return config;
 }
