@@ -33,14 +33,32 @@ Examples:
       return 0;
     }
     const who = `${me.user ?? `agent of ${me.cluster}`} (${me.kind}) at ${client.baseUrl}`;
-    const from =
-      credentials.kind === "token"
-        ? `token ${credentials.prefix}… from ${credentials.from === "env" ? "SLURMGATE_TOKEN" : "the login file"}`
-        : `signed in at ${credentials.issuer} as ${credentials.subject}, ID token good until ${credentials.expiresAt}${credentials.refreshable ? " (refreshed by itself)" : " (no refresh token)"}`;
-    io.stdout.write(`${who}\n  ${from}\n`);
+    io.stdout.write(`${who}\n  ${describe(credentials, viaOf(me))}\n`);
     return 0;
   },
 };
+
+type Via = { kind: string; issuer?: string; subject?: string };
+
+/** Where the gateway says the identity came from (`GET /v1/me` → `via`), when it says. */
+function viaOf(me: object): Via | undefined {
+  const via = (me as { via?: unknown }).via;
+  return typeof via === "object" && via !== null && typeof (via as Via).kind === "string" ? (via as Via) : undefined;
+}
+
+/** The gateway's word on issuer and subject when it gives one; the local file adds the expiry. */
+function describe(credentials: Credentials, via: Via | undefined): string {
+  if (credentials.kind === "token" && (via === undefined || via.kind === "token")) {
+    return `token ${credentials.prefix}… from ${credentials.from === "env" ? "SLURMGATE_TOKEN" : "the login file"}`;
+  }
+  const issuer = via?.issuer ?? (credentials.kind === "oidc" ? credentials.issuer : "?");
+  const subject = via?.subject ?? (credentials.kind === "oidc" ? credentials.subject : "?");
+  const local =
+    credentials.kind === "oidc" && credentials.issuer === issuer
+      ? `, ID token good until ${credentials.expiresAt}${credentials.refreshable ? " (refreshed by itself)" : " (no refresh token)"}`
+      : "";
+  return `${via?.kind === "workload" ? "workload" : "signed in"} at ${issuer} as ${subject}${local}`;
+}
 
 type Credentials =
   | { kind: "token"; prefix: string; from: "env" | "config" }

@@ -16,6 +16,7 @@ import { type OidcTestProvider, startOidcProvider } from "../helpers/oidc-provid
 import { BIN, type Run, runCli } from "./support.ts";
 
 let gw: GatewayProcess;
+let userToken: string;
 /** ID tokens good for an hour: commands use the stored one as is. */
 let op: OidcTestProvider;
 /** ID tokens good for 20 s, inside the CLI's 60 s margin: every command refreshes first. */
@@ -35,7 +36,7 @@ beforeAll(async () => {
     user: { claim: "preferred_username" },
   }));
   gw = await startGatewayProcess({ SLURMGATE_OIDC_ISSUERS: JSON.stringify(issuers) });
-  await seedWorld(gw.url, gw.adminToken, "alice");
+  userToken = (await seedWorld(gw.url, gw.adminToken, "alice")).userToken;
 });
 afterAll(async () => {
   await gw?.stop();
@@ -132,6 +133,11 @@ describe("login --oidc (device flow) and the commands after it", () => {
       kind: "user",
       credentials: { kind: "oidc", issuer: op.issuer, subject: "alice", refreshable: true },
     });
+
+    // SLURMGATE_TOKEN still wins over the stored sign-in; whoami names it by its first characters only.
+    const byToken = await runCli(["whoami"], { env: { ...env, SLURMGATE_TOKEN: userToken } });
+    expect(byToken.stdout).toContain(`\n  token ${userToken.slice(0, 8)}… from SLURMGATE_TOKEN\n`);
+    expect(byToken.stdout).not.toContain(userToken);
 
     const ls = await runCli(["ls", "--json"], { env });
     expect(ls.code).toBe(0);
