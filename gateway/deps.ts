@@ -21,11 +21,9 @@ export type Deps = {
   recheckMs: number;
 };
 
-/** Where a caller's identity came from: a slurmgate token, or a verified OIDC token (person or workload). */
-export type Via =
-  | { kind: "token" }
-  | { kind: "oidc"; issuer: string; subject: string }
-  | { kind: "workload"; issuer: string; subject: string; policy: number };
+import type { Via } from "../schemas/admin.ts";
+
+export type { Via };
 
 export type Principal =
   | {

@@ -8,6 +8,29 @@ import { withOtherIssues } from "./strict.ts";
 export const TokenKind = z.enum(["user", "agent", "admin"]).openapi("TokenKind");
 export type TokenKind = z.infer<typeof TokenKind>;
 
+/** Where a caller's identity came from: a slurmgate token, or a verified OIDC token (a person or a workload). */
+export const Via = z
+  .discriminatedUnion("kind", [
+    z.object({ kind: z.literal("token") }).openapi({ description: "A slurmgate token (sgu_, sga_ or sgk_)." }),
+    z
+      .object({ kind: z.literal("oidc"), issuer: z.string(), subject: z.string() })
+      .openapi({ description: "A person's OpenID Connect token from this issuer." }),
+    z
+      .object({
+        kind: z.literal("workload"),
+        issuer: z.string(),
+        subject: z.string(),
+        policy: z
+          .number()
+          .int()
+          .min(0)
+          .openapi({ description: "Index of the issuer's trust policy that admitted it." }),
+      })
+      .openapi({ description: "A workload's (CI) OpenID Connect token, admitted by a trust policy." }),
+  ])
+  .openapi("Via");
+export type Via = z.infer<typeof Via>;
+
 /**
  * "a user token", "an admin token", "an agent token": every message naming a kind of token says it
  * through here, so none reads "a admin token".

@@ -694,10 +694,27 @@ export interface components {
             kind: components["schemas"]["TokenKind"];
             user: string | null;
             cluster: string | null;
+            via: components["schemas"]["Via"];
             serverTime: string;
         };
         /** @enum {string} */
         TokenKind: "user" | "agent" | "admin";
+        Via: {
+            /** @enum {string} */
+            kind: "token";
+        } | {
+            /** @enum {string} */
+            kind: "oidc";
+            issuer: string;
+            subject: string;
+        } | {
+            /** @enum {string} */
+            kind: "workload";
+            issuer: string;
+            subject: string;
+            /** @description Index of the issuer's trust policy that admitted it. */
+            policy: number;
+        };
         LeaseResponse: {
             leases: components["schemas"]["Lease"][];
             cancels: components["schemas"]["CancelOrder"][];

@@ -26,6 +26,8 @@ type IssuerKeys = {
   fetchedAt: number;
   /** When a fetch was last started, successful or not. */
   attemptedAt: number;
+  /** When an unknown `kid` last caused a fetch. */
+  unknownKidAt: number;
   jwksUri?: string;
   inflight?: Promise<void>;
   lastError?: string;
@@ -43,7 +45,7 @@ function stateOf(deps: Deps, issuer: string): IssuerKeys {
   }
   let state = cache.get(issuer);
   if (!state) {
-    state = { keys: [], fetchedAt: 0, attemptedAt: Number.NEGATIVE_INFINITY };
+    state = { keys: [], fetchedAt: 0, attemptedAt: Number.NEGATIVE_INFINITY, unknownKidAt: Number.NEGATIVE_INFINITY };
     cache.set(issuer, state);
   }
   return state;
@@ -52,7 +54,9 @@ function stateOf(deps: Deps, issuer: string): IssuerKeys {
 /** The issuer's known keys; fetched first when none are known yet or they are old (rate-limited). */
 export async function issuerKeys(deps: Deps, issuer: OidcIssuer): Promise<JWK[]> {
   const state = stateOf(deps, issuer.issuer);
-  if (state.fetchedAt === 0 || deps.now() - state.fetchedAt > JWKS_MAX_AGE_MS) {
+  const due = state.fetchedAt === 0 || deps.now() - state.fetchedAt > JWKS_MAX_AGE_MS;
+  // Failed fetches are retried at most this often, so an IdP that is down is not hammered.
+  if (due && deps.now() - state.attemptedAt >= JWKS_REFETCH_MIN_MS) {
     await refresh(deps, issuer, state);
   }
   if (state.fetchedAt === 0) {
@@ -67,17 +71,21 @@ export async function issuerKeys(deps: Deps, issuer: OidcIssuer): Promise<JWK[]>
  */
 export async function refreshForUnknownKey(deps: Deps, issuer: OidcIssuer): Promise<boolean> {
   const state = stateOf(deps, issuer.issuer);
+  if (!state.inflight && deps.now() - state.unknownKidAt < JWKS_REFETCH_MIN_MS) {
+    return false;
+  }
+  if (!state.inflight) {
+    state.unknownKidAt = deps.now();
+  }
   const before = state.fetchedAt;
   await refresh(deps, issuer, state);
   return state.fetchedAt !== before;
 }
 
+/** One fetch at a time per issuer: concurrent callers share it. */
 async function refresh(deps: Deps, issuer: OidcIssuer, state: IssuerKeys): Promise<void> {
   if (state.inflight) {
     return state.inflight;
-  }
-  if (deps.now() - state.attemptedAt < JWKS_REFETCH_MIN_MS) {
-    return;
   }
   state.attemptedAt = deps.now();
   state.inflight = (async () => {

@@ -2,7 +2,7 @@
  * What users see of clusters, and who the caller is.
  */
 import { createRoute, z } from "@hono/zod-openapi";
-import { ClusterView, TokenKind } from "../../schemas/index.ts";
+import { ClusterView, TokenKind, Via } from "../../schemas/index.ts";
 import { clusterLiveness } from "../agent-liveness.ts";
 import type { Deps } from "../deps.ts";
 import { requireRole } from "../middleware/auth.ts";
@@ -44,6 +44,7 @@ const meRoute = createRoute({
               kind: TokenKind,
               user: z.string().nullable(),
               cluster: z.string().nullable(),
+              via: Via,
               serverTime: z.string(),
             })
             .openapi("Me"),
@@ -108,6 +109,7 @@ export function clustersRouter(deps: Deps) {
         kind: p.kind,
         user: p.user,
         cluster: p.kind === "agent" ? p.cluster : null,
+        via: (p.kind !== "agent" && p.via) || { kind: "token" as const },
         serverTime: iso(deps.now()),
       },
       200,

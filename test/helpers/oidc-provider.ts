@@ -24,7 +24,7 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { exportJWK, generateKeyPair, type JWK } from "jose";
+import { exportJWK, generateKeyPair, importJWK, type JWK, type JWTPayload, SignJWT } from "jose";
 import Provider from "oidc-provider";
 
 export const OIDC_CLIENT_ID = "slurmgate";
@@ -53,7 +53,9 @@ export async function startOidcProvider(options: { idTokenTtlSeconds?: number; d
   let provider: Provider | undefined;
   let handler: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
 
+  const requests: string[] = [];
   const server = createServer((req, res) => {
+    requests.push(`${req.method} ${req.url?.split("?")[0]}`);
     if (!handler) {
       res.writeHead(503).end();
       return;
@@ -122,6 +124,8 @@ export async function startOidcProvider(options: { idTokenTtlSeconds?: number; d
     issuer,
     port,
     clientId: OIDC_CLIENT_ID,
+    /** Every request the provider received, as "METHOD /path" (e.g. to count JWKS fetches). */
+    requests,
     /** Discovery document URL and JWKS URL, for configuring the gateway. */
     discoveryUrl: `${issuer}/.well-known/openid-configuration`,
     jwksUri: `${issuer}/jwks`,
@@ -162,6 +166,20 @@ export async function startOidcProvider(options: { idTokenTtlSeconds?: number; d
         use: "idtoken",
         ...(opts.expiresIn !== undefined ? { expiresAt: now + opts.expiresIn } : {}),
       }) as Promise<string>;
+    },
+    /**
+     * A JWT signed with the provider's current key but claims of the test's choosing (a wrong `aud`,
+     * odd times, extra claims): what the provider would never issue, verifiable like what it does.
+     * `iss`, `aud` (`slurmgate`), `iat` and `exp` (+5 min) default sensibly; `null` leaves a claim out.
+     */
+    async sign(claims: Record<string, unknown>, header: { alg?: string; kid?: string } = {}): Promise<string> {
+      const key = keys[0] as JWK;
+      const now = Math.floor(Date.now() / 1000);
+      const all: Record<string, unknown> = { iss: issuer, aud: OIDC_CLIENT_ID, iat: now, exp: now + 300, ...claims };
+      const payload = Object.fromEntries(Object.entries(all).filter(([, v]) => v !== null)) as JWTPayload;
+      return new SignJWT(payload)
+        .setProtectedHeader({ alg: header.alg ?? "RS256", kid: header.kid ?? (key.kid as string) })
+        .sign(await importJWK(key, "RS256"));
     },
     /** Starts signing with a new key on the same port; the old public key stays in the JWKS unless dropped. */
     async rotateKeys(opts: { dropOld?: boolean } = {}): Promise<string> {
