@@ -1,3 +1,4 @@
+import type { Me } from "../../client/index.ts";
 import { parse, positionals } from "../args.ts";
 import { type Command, helped } from "../command.ts";
 import { clientFor, readConfig } from "../config.ts";
@@ -33,23 +34,17 @@ Examples:
       return 0;
     }
     const who = `${me.user ?? `agent of ${me.cluster}`} (${me.kind}) at ${client.baseUrl}`;
-    io.stdout.write(`${who}\n  ${describe(credentials, viaOf(me))}\n`);
+    io.stdout.write(`${who}\n  ${describe(credentials, me.via)}\n`);
     return 0;
   },
 };
 
-type Via = { kind: string; issuer?: string; subject?: string };
-
-/** Where the gateway says the identity came from (`GET /v1/me` → `via`), when it says. */
-function viaOf(me: object): Via | undefined {
-  const via = (me as { via?: unknown }).via;
-  return typeof via === "object" && via !== null && typeof (via as Via).kind === "string" ? (via as Via) : undefined;
-}
-
 /** The gateway's word on issuer and subject when it gives one; the local file adds the expiry. */
-function describe(credentials: Credentials, via: Via | undefined): string {
-  if (credentials.kind === "token" && (via === undefined || via.kind === "token")) {
-    return `token ${credentials.prefix}… from ${credentials.from === "env" ? "SLURMGATE_TOKEN" : "the login file"}`;
+function describe(credentials: Credentials, via: Me["via"] | undefined): string {
+  if (via?.kind === "token" || (via === undefined && credentials.kind === "token")) {
+    return credentials.kind === "token"
+      ? `token ${credentials.prefix}… from ${credentials.from === "env" ? "SLURMGATE_TOKEN" : "the login file"}`
+      : "a slurmgate token";
   }
   const issuer = via?.issuer ?? (credentials.kind === "oidc" ? credentials.issuer : "?");
   const subject = via?.subject ?? (credentials.kind === "oidc" ? credentials.subject : "?");

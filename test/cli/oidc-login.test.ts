@@ -131,6 +131,7 @@ describe("login --oidc (device flow) and the commands after it", () => {
     expect(JSON.parse(whoJson.stdout)).toMatchObject({
       user: "alice",
       kind: "user",
+      via: { kind: "oidc", issuer: op.issuer, subject: "alice" },
       credentials: { kind: "oidc", issuer: op.issuer, subject: "alice", refreshable: true },
     });
 
