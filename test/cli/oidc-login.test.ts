@@ -82,8 +82,8 @@ function startLogin(issuer: string, env: Record<string, string>, extra: string[]
 }
 
 /** Signs alice in at `provider` through the CLI, playing her browser. */
-async function login(provider: OidcTestProvider, env: Record<string, string>) {
-  const { prompt, done } = startLogin(provider.issuer, env);
+async function login(provider: OidcTestProvider, env: Record<string, string>, extra: string[] = []) {
+  const { prompt, done } = startLogin(provider.issuer, env, extra);
   await provider.playBrowser(await prompt, "alice");
   const run = await done;
   expect(run.stderr.trimEnd().split("\n")).toHaveLength(1); // only the prompt
@@ -156,7 +156,15 @@ describe("login --oidc (device flow) and the commands after it", () => {
 
   it("refreshes an expiring ID token before a command, storing the rotated refresh token; CLIs at once do not collide", async () => {
     const env = home();
-    await login(shortOp, env);
+    // --json: the result on stdout as one object, the prompt still on stderr.
+    const run = await login(shortOp, env, ["--json"]);
+    expect(JSON.parse(run.stdout)).toEqual({
+      url: gw.url,
+      user: "alice",
+      kind: "user",
+      issuer: shortOp.issuer,
+      path: env.path,
+    });
     const first = stored(env.path).oidc;
 
     const ls = await runCli(["ls"], { env });
