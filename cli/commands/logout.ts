@@ -1,7 +1,7 @@
 import { revokeToken } from "../../client/oidc.ts";
 import { parse, positionals } from "../args.ts";
 import { type Command, helped } from "../command.ts";
-import { configPath, readConfig, writeConfig } from "../config.ts";
+import { configPath, readConfig, type StoredConfig, writeConfig } from "../config.ts";
 import { printJson } from "../output.ts";
 
 export const logout: Command = {
@@ -23,7 +23,15 @@ Examples:
       return 0;
     }
     positionals("logout", rest, []);
-    const stored = readConfig(io.env);
+    let stored: StoredConfig;
+    let damaged = false;
+    try {
+      stored = readConfig(io.env);
+    } catch {
+      // A damaged file is exactly what a logout should be able to clear.
+      stored = {};
+      damaged = true;
+    }
     const oidc = stored.oidc;
     let revoked = false;
     if (oidc?.revocationEndpoint && oidc.refreshToken) {
@@ -33,7 +41,7 @@ Examples:
         refreshToken: oidc.refreshToken,
       });
     }
-    const had = stored.token !== undefined || oidc !== undefined;
+    const had = damaged || stored.token !== undefined || oidc !== undefined;
     if (had) {
       writeConfig(io.env, stored.url ? { url: stored.url } : {});
     }
@@ -44,7 +52,9 @@ Examples:
       io.stdout.write(`not logged in; nothing stored in ${path}\n`);
     } else {
       const what = oidc ? `the sign-in at ${oidc.issuer}${revoked ? " (revoked there too)" : ""}` : "the token";
-      io.stdout.write(`forgot ${what}; ${path} keeps only the gateway URL\n`);
+      io.stdout.write(
+        damaged ? `cleared the damaged ${path}\n` : `forgot ${what}; ${path} keeps only the gateway URL\n`,
+      );
     }
     return 0;
   },

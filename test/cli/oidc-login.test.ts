@@ -237,6 +237,9 @@ describe("login --oidc (device flow) and the commands after it", () => {
     expect(oneLine(await runCli(["ls"], { env }))).toBe(
       `slurmgate: the sign-in stored in ${env.path} is damaged; run slurmgate login --oidc again`,
     );
+    const out = await runCli(["logout"], { env });
+    expect(out.code).toBe(0);
+    expect(stored(env.path)).toEqual({});
   });
 
   it("the person denies: exit 1, one line, nothing stored", async () => {
