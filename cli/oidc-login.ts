@@ -3,9 +3,16 @@
  * gateway is asked who the ID token is (it must accept it before anything is stored), then the
  * sign-in is written to the login file.
  */
-import { createClient, discover, OidcError, pollDeviceToken, startDeviceAuthorization } from "../client/index.ts";
+import {
+  createClient,
+  discover,
+  isAbortError,
+  OidcError,
+  pollDeviceToken,
+  startDeviceAuthorization,
+} from "../client/index.ts";
 import { writeConfig } from "./config-file.ts";
-import { CliError } from "./errors.ts";
+import { CliError, Interrupted } from "./errors.ts";
 import type { Io } from "./io.ts";
 import { printJson } from "./output.ts";
 
@@ -28,6 +35,9 @@ export async function loginWithOidc(
     );
     tokens = await pollDeviceToken(endpoints, auth, { clientId, signal: io.signal });
   } catch (err) {
+    if (isAbortError(err)) {
+      throw new Interrupted("sign-in interrupted; nothing was stored");
+    }
     throw err instanceof OidcError ? signInFailure(err) : err;
   }
   const me = await createClient({ baseUrl: input.url, token: tokens.idToken }).me();

@@ -78,7 +78,7 @@ function startLogin(issuer: string, env: Record<string, string>, extra: string[]
     });
     child.on("close", () => reject(new Error(`login exited before prompting: ${stderr}`)));
   });
-  return { prompt, done };
+  return { prompt, done, child };
 }
 
 /** Signs alice in at `provider` through the CLI, playing her browser. */
@@ -268,6 +268,17 @@ describe("login --oidc (device flow) and the commands after it", () => {
     expect(lines[1]).toBe(`slurmgate: sign-in refused at ${op.issuer} (access_denied: End-User aborted interaction)`);
     expect(() => statSync(env.path)).toThrow();
   }, 120_000);
+
+  it("Ctrl-C while waiting for the person: exit 130, one line, nothing stored", async () => {
+    const env = home();
+    const { prompt, done, child } = startLogin(op.issuer, env);
+    await prompt;
+    child.kill("SIGINT");
+    const run = await done;
+    expect(run.code).toBe(130);
+    expect(run.stderr.trimEnd().split("\n")[1]).toBe("slurmgate: sign-in interrupted; nothing was stored");
+    expect(() => statSync(env.path)).toThrow();
+  }, 60_000);
 
   it("the device code expires before anyone confirms: exit 1, one line", async () => {
     const env = home();
