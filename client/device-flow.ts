@@ -4,7 +4,8 @@
  * provider sets. Web APIs only.
  */
 import { OidcError } from "./errors.ts";
-import { clip, type OidcEndpoints, type OidcTokens, postForm, tokenRequest, untrustedUrl } from "./oidc.ts";
+import { type OidcEndpoints, type OidcTokens, tokenRequest, untrustedUrl } from "./oidc.ts";
+import { clip, postForm } from "./oidc-http.ts";
 import { sleep as abortableSleep } from "./retry.ts";
 import type { FetchLike } from "./transport.ts";
 
