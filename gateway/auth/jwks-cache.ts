@@ -10,7 +10,7 @@ import type { JWK } from "jose";
 import type { Deps } from "../deps.ts";
 import type { OidcIssuer } from "./oidc-config.ts";
 
-/** A fetch (discovery or JWKS) gives up after this long, body included. */
+/** Fetching an issuer's keys (discovery and JWKS together, bodies included) gives up after this long. */
 export const JWKS_FETCH_TIMEOUT_MS = 5_000;
 /** Discovery documents and key sets larger than this are refused (real ones are a few KiB). */
 export const JWKS_MAX_BYTES = 256 * 1024;
@@ -22,12 +22,14 @@ const MAX_KEYS = 100;
 
 type IssuerKeys = {
   keys: JWK[];
-  /** When `keys` were last fetched successfully (0: never). */
+  /** When `keys` were last fetched successfully. */
   fetchedAt: number;
   /** When a fetch was last started, successful or not. */
   attemptedAt: number;
   /** When an unknown `kid` last caused a fetch. */
   unknownKidAt: number;
+  /** Counts successful fetches, so a caller can tell whether keys were re-read while it waited. */
+  generation: number;
   jwksUri?: string;
   inflight?: Promise<void>;
   lastError?: string;
@@ -45,7 +47,13 @@ function stateOf(deps: Deps, issuer: string): IssuerKeys {
   }
   let state = cache.get(issuer);
   if (!state) {
-    state = { keys: [], fetchedAt: 0, attemptedAt: Number.NEGATIVE_INFINITY, unknownKidAt: Number.NEGATIVE_INFINITY };
+    state = {
+      keys: [],
+      fetchedAt: 0,
+      attemptedAt: Number.NEGATIVE_INFINITY,
+      unknownKidAt: Number.NEGATIVE_INFINITY,
+      generation: 0,
+    };
     cache.set(issuer, state);
   }
   return state;
@@ -54,12 +62,12 @@ function stateOf(deps: Deps, issuer: string): IssuerKeys {
 /** The issuer's known keys; fetched first when none are known yet or they are old (rate-limited). */
 export async function issuerKeys(deps: Deps, issuer: OidcIssuer): Promise<JWK[]> {
   const state = stateOf(deps, issuer.issuer);
-  const due = state.fetchedAt === 0 || deps.now() - state.fetchedAt > JWKS_MAX_AGE_MS;
+  const due = state.generation === 0 || deps.now() - state.fetchedAt > JWKS_MAX_AGE_MS;
   // Failed fetches are retried at most this often, so an IdP that is down is not hammered.
   if (due && deps.now() - state.attemptedAt >= JWKS_REFETCH_MIN_MS) {
     await refresh(deps, issuer, state);
   }
-  if (state.fetchedAt === 0) {
+  if (state.generation === 0) {
     throw new JwksUnavailable(state.lastError ?? "the issuer's keys could not be fetched");
   }
   return state.keys;
@@ -77,9 +85,9 @@ export async function refreshForUnknownKey(deps: Deps, issuer: OidcIssuer): Prom
   if (!state.inflight) {
     state.unknownKidAt = deps.now();
   }
-  const before = state.fetchedAt;
+  const before = state.generation;
   await refresh(deps, issuer, state);
-  return state.fetchedAt !== before;
+  return state.generation !== before;
 }
 
 /** One fetch at a time per issuer: concurrent callers share it. */
@@ -89,12 +97,16 @@ async function refresh(deps: Deps, issuer: OidcIssuer, state: IssuerKeys): Promi
   }
   state.attemptedAt = deps.now();
   state.inflight = (async () => {
+    const signal = AbortSignal.timeout(JWKS_FETCH_TIMEOUT_MS);
     try {
-      const jwksUri = issuer.jwksUri ?? state.jwksUri ?? (await discoverJwksUri(issuer.issuer));
+      const jwksUri = issuer.jwksUri ?? state.jwksUri ?? (await discoverJwksUri(issuer.issuer, signal));
+      // Discovered again after a failure, in case the IdP moved its keys.
+      state.jwksUri = undefined;
+      const keys = parseJwks(await fetchJson(jwksUri, signal));
       state.jwksUri = jwksUri;
-      const keys = parseJwks(await fetchJson(jwksUri));
       state.keys = keys;
       state.fetchedAt = deps.now();
+      state.generation++;
       state.lastError = undefined;
     } catch (e) {
       state.lastError = e instanceof Error ? e.message : String(e);
@@ -111,8 +123,8 @@ async function refresh(deps: Deps, issuer: OidcIssuer, state: IssuerKeys): Promi
   return state.inflight;
 }
 
-async function discoverJwksUri(issuer: string): Promise<string> {
-  const doc = await fetchJson(`${issuer.replace(/\/+$/, "")}/.well-known/openid-configuration`);
+async function discoverJwksUri(issuer: string, signal: AbortSignal): Promise<string> {
+  const doc = await fetchJson(`${issuer.replace(/\/+$/, "")}/.well-known/openid-configuration`, signal);
   if (typeof doc !== "object" || doc === null) {
     throw new Error("discovery document is not a JSON object");
   }
@@ -151,9 +163,8 @@ function parseJwks(body: unknown): JWK[] {
   return out;
 }
 
-/** GET a JSON document with a deadline covering the body, reading at most JWKS_MAX_BYTES. */
-async function fetchJson(url: string): Promise<unknown> {
-  const signal = AbortSignal.timeout(JWKS_FETCH_TIMEOUT_MS);
+/** GET a JSON document before `signal` fires (body included), reading at most JWKS_MAX_BYTES. */
+async function fetchJson(url: string, signal: AbortSignal): Promise<unknown> {
   const work = (async () => {
     const res = await fetch(url, { signal, headers: { accept: "application/json" }, redirect: "follow" });
     if (!res.ok) {
@@ -169,7 +180,11 @@ async function fetchJson(url: string): Promise<unknown> {
   })();
   // A body that trickles in must not outlive the deadline, whatever the runtime does with the signal.
   const deadline = new Promise<never>((_, reject) => {
-    signal.addEventListener("abort", () => reject(new Error(`${new URL(url).pathname} timed out`)), { once: true });
+    const fail = () => reject(new Error(`${new URL(url).pathname} timed out`));
+    if (signal.aborted) {
+      fail();
+    }
+    signal.addEventListener("abort", fail, { once: true });
   });
   work.catch(() => {});
   return Promise.race([work, deadline]);

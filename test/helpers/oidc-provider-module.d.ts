@@ -16,3 +16,8 @@ declare module "oidc-provider" {
     callback(): (req: IncomingMessage, res: ServerResponse) => void;
   }
 }
+
+declare module "oidc-provider/lib/adapters/memory_adapter.js" {
+  /** The provider's own in-memory store, created once so several Provider instances can share it. */
+  export function createMemoryAdapter(clockTolerance?: number): unknown;
+}

@@ -26,6 +26,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import type { AddressInfo } from "node:net";
 import { exportJWK, generateKeyPair, importJWK, type JWK, type JWTPayload, SignJWT } from "jose";
 import Provider from "oidc-provider";
+import { createMemoryAdapter } from "oidc-provider/lib/adapters/memory_adapter.js";
 
 export const OIDC_CLIENT_ID = "slurmgate";
 export const DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code";
@@ -51,6 +52,8 @@ export async function startOidcProvider(options: { idTokenTtlSeconds?: number; d
   // The signing key is first; older keys follow, still published so tokens they signed verify.
   let keys: JWK[] = [await newSigningKey()];
   let provider: Provider | undefined;
+  // One store for every provider this helper starts, so sign-ins and refresh tokens survive rotateKeys().
+  const adapter = createMemoryAdapter();
   let handler: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
 
   const requests: string[] = [];
@@ -77,6 +80,7 @@ export async function startOidcProvider(options: { idTokenTtlSeconds?: number; d
           redirect_uris: [],
         },
       ],
+      adapter,
       jwks: { keys: keys as never },
       cookies: { keys: ["slurmgate-test-cookie-key"] },
       features: { devInteractions: { enabled: true }, deviceFlow: { enabled: true } },

@@ -66,4 +66,16 @@ describe("OIDC bearer tokens at the Worker in workerd", () => {
     expect(res.status).toBe(401);
     expect(JSON.parse(res.text).detail).toMatch(/unknown kid/);
   });
+
+  it("keeps admitting tokens of cached keys while the provider is down", async () => {
+    expect((await me(await op.issueIdToken({ preferred_username: "alice" }))).status).toBe(200);
+    const another = await op.sign({ sub: "alice-laptop", preferred_username: "alice" });
+    await op.stop();
+    try {
+      const res = await me(another);
+      expect(res.status, res.text).toBe(200);
+    } finally {
+      await op.start();
+    }
+  });
 });
