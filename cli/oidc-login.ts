@@ -74,7 +74,12 @@ function signInFailure(err: OidcError): CliError {
     case "untrusted_discovery":
       return new CliError(err.message);
     case "expired_token":
-      return new CliError(`the sign-in code expired before it was confirmed; run slurmgate login --oidc again`);
+      return new CliError("the sign-in code expired before it was confirmed; run slurmgate login --oidc again");
+    case "invalid_grant":
+      // Some providers forget an expired device code and answer this instead of expired_token.
+      return new CliError(
+        `the sign-in code is no longer valid at ${err.issuer} (${err.message}); run slurmgate login --oidc again`,
+      );
     default:
       return new CliError(`sign-in at ${err.issuer} failed: ${err.message}`);
   }

@@ -27,6 +27,12 @@ async function serve(
       res.end(raw ?? JSON.stringify(discovery(origin)));
       return;
     }
+    if (req.url === "/token") {
+      // A provider that has forgotten the device code (as some do once it expires).
+      res.writeHead(400, { "content-type": "application/json" });
+      res.end(JSON.stringify({ error: "invalid_grant", error_description: "device code not found" }));
+      return;
+    }
     res.writeHead(200, { "content-type": "application/json" });
     res.end(JSON.stringify({ device_code: "dc", user_code: "ABCD", verification_uri: `${origin}/device` }));
   });
@@ -49,17 +55,18 @@ afterAll(() => {
   }
 });
 
-async function loginAgainst(issuer: string) {
+/** Runs login --oidc against `issuer`; resolves with its last stderr line, after `lines` lines in all. */
+async function loginAgainst(issuer: string, lines = 1) {
   const home = mkdtempSync(join(tmpdir(), "slurmgate-oidc-hostile-"));
   const run = await runCli(["login", "--url", "http://127.0.0.1:9", "--oidc", issuer], {
     env: { XDG_CONFIG_HOME: home, HOME: home },
   });
   expect(run.code).toBe(1);
   expect(run.stdout).toBe("");
-  const lines = run.stderr.trimEnd().split("\n");
-  expect(lines).toHaveLength(1);
+  const printed = run.stderr.trimEnd().split("\n");
+  expect(printed).toHaveLength(lines);
   expect(existsSync(join(home, "slurmgate", "config.json"))).toBe(false);
-  return lines[0] as string;
+  return printed[lines - 1] as string;
 }
 
 const good = (origin: string) => ({
@@ -115,6 +122,20 @@ describe("login --oidc refuses a provider it should not trust", () => {
     expect(await loginAgainst(none.origin)).toContain("does not offer the device flow");
     expect(await loginAgainst(html.origin)).toContain("without a JSON object");
     expect(await loginAgainst(huge.origin)).toContain("larger than 262144 bytes");
+  });
+
+  it("a provider that forgets the device code while the CLI polls: one line saying to start again", async () => {
+    const s = await serve(good);
+    servers.push(s.server);
+    const line = await loginAgainst(s.origin, 2);
+    expect(line).toBe(
+      `slurmgate: the sign-in code is no longer valid at ${s.origin} (invalid_grant: device code not found); run slurmgate login --oidc again`,
+    );
+    expect(s.hits.map((h) => `${h.method} ${h.url}`)).toEqual([
+      "GET /.well-known/openid-configuration",
+      "POST /device/auth",
+      "POST /token",
+    ]);
   });
 
   it("a control character in a hostile endpoint never reaches the terminal", async () => {

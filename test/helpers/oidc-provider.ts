@@ -53,7 +53,9 @@ export async function startOidcProvider(options: { idTokenTtlSeconds?: number; d
   let keys: JWK[] = [await newSigningKey()];
   let provider: Provider | undefined;
   // One store for every provider this helper starts, so sign-ins and refresh tokens survive rotateKeys().
-  const adapter = createMemoryAdapter();
+  // Entries outlive their expiry by the provider's default clock tolerance (15 s), as with its own
+  // default adapter: an expired device code is then answered `expired_token`, not `invalid_grant`.
+  const adapter = createMemoryAdapter(15);
   let handler: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
 
   const requests: string[] = [];
