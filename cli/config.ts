@@ -1,58 +1,27 @@
 /**
- * Where `slurmgate login` keeps the gateway URL and token, and how the other verbs find them:
- * SLURMGATE_URL / SLURMGATE_TOKEN override the file, which lives at
- * `$XDG_CONFIG_HOME/slurmgate/config.json` (or `~/.config/slurmgate/config.json`), mode 0600.
+ * How the verbs find their gateway and credentials: SLURMGATE_URL / SLURMGATE_TOKEN override the
+ * login file (`cli/config-file.ts`), whose token may be a slurmgate token or an OIDC sign-in that is
+ * refreshed as it nears expiry (`cli/oidc-session.ts`).
  */
-import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
-import { homedir } from "node:os";
-import { dirname, join } from "node:path";
 import { createClient, type SlurmgateClient } from "../client/index.ts";
 import { gatewayUrl } from "./args.ts";
+import { configPath, readConfig } from "./config-file.ts";
 import { CliError } from "./errors.ts";
 import { type Io, interactive } from "./io.ts";
+import { oidcTokenProvider } from "./oidc-session.ts";
 
-export type StoredConfig = { url: string; token: string };
+export { configPath, type OidcCredentials, readConfig, type StoredConfig, writeConfig } from "./config-file.ts";
 
-export function configPath(env: Io["env"]): string {
-  const base = env.XDG_CONFIG_HOME || join(env.HOME || homedir(), ".config");
-  return join(base, "slurmgate", "config.json");
-}
+export type Connection = { url: string; token: string | (() => Promise<string>) };
 
-export function readConfig(env: Io["env"]): Partial<StoredConfig> {
-  const path = configPath(env);
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch {
-    return {};
-  }
-  try {
-    const parsed = JSON.parse(text) as Partial<StoredConfig>;
-    return { url: parsed.url, token: parsed.token };
-  } catch {
-    throw new CliError(`${path} is not valid JSON; run slurmgate login again`);
-  }
-}
-
-/** Writes the file readable by its owner only (0600, directory 0700), atomically. */
-export function writeConfig(env: Io["env"], config: StoredConfig): string {
-  const path = configPath(env);
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 });
-  chmodSync(tmp, 0o600);
-  renameSync(tmp, path);
-  return path;
-}
-
-/** The gateway and token to use: environment first, then the login file. */
-export function connection(env: Io["env"]): StoredConfig {
+/** The gateway and token to use: environment first, then the login file (a token, or an OIDC sign-in). */
+export function connection(env: Io["env"]): Connection {
   const stored = readConfig(env);
   const url = env.SLURMGATE_URL || stored.url;
-  const token = env.SLURMGATE_TOKEN || stored.token;
+  const token = env.SLURMGATE_TOKEN || stored.token || (stored.oidc && oidcTokenProvider(env, stored.oidc));
   if (!url || !token) {
     throw new CliError(
-      "not logged in: run `slurmgate login --url URL --token TOKEN` or set SLURMGATE_URL and SLURMGATE_TOKEN",
+      "not logged in: run `slurmgate login --url URL --token TOKEN` (or --oidc ISSUER) or set SLURMGATE_URL and SLURMGATE_TOKEN",
     );
   }
   return { url: gatewayUrl(env.SLURMGATE_URL ? "SLURMGATE_URL" : `the URL in ${configPath(env)}`, url), token };

@@ -39,6 +39,11 @@ export class CliError extends Error {
   override readonly name = "CliError";
 }
 
+/** Ctrl-C (exit 130) with words of its own, where "the job keeps running" is not what happened. */
+export class Interrupted extends Error {
+  override readonly name = "AbortError";
+}
+
 /** Maps an error to its exit code. */
 export function exitCodeOf(err: unknown): number {
   if (err instanceof UsageError) {
@@ -90,7 +95,7 @@ export function formatError(err: unknown): string {
   } else if (err instanceof UsageError) {
     line = `${err.message} (see: slurmgate ${err.verb ? `${err.verb} ` : ""}--help)`;
   } else if (isAbortError(err)) {
-    line = "interrupted (the job keeps running)";
+    line = err instanceof Interrupted ? err.message : "interrupted (the job keeps running)";
   } else if (
     err instanceof NetworkError ||
     err instanceof MalformedResponseError ||

@@ -10,6 +10,7 @@ import { cluster } from "./commands/cluster.ts";
 import { clusters } from "./commands/clusters.ts";
 import { gateway } from "./commands/gateway.ts";
 import { login } from "./commands/login.ts";
+import { logout } from "./commands/logout.ts";
 import { logs } from "./commands/logs.ts";
 import { ls } from "./commands/ls.ts";
 import { show } from "./commands/show.ts";
@@ -21,7 +22,7 @@ import { whoami } from "./commands/whoami.ts";
 import { EXIT, errorJson, exitCodeOf, formatError, UsageError } from "./errors.ts";
 import type { Io } from "./io.ts";
 
-const USER_VERBS = [login, submit, ls, show, logs, cancel, wait, clusters, whoami];
+const USER_VERBS = [login, logout, submit, ls, show, logs, cancel, wait, clusters, whoami];
 const SERVER_VERBS = [gateway, agent, token, user, cluster];
 const VERBS = new Map<string, Command>([...USER_VERBS, ...SERVER_VERBS].map((c) => [c.name, c]));
 
@@ -38,8 +39,9 @@ ${list(USER_VERBS)}
 For operators:
 ${list(SERVER_VERBS)}
 
-Configuration: slurmgate login stores the gateway URL and token in
-$XDG_CONFIG_HOME/slurmgate/config.json (mode 0600); SLURMGATE_URL and SLURMGATE_TOKEN override it.
+Configuration: slurmgate login stores the gateway URL and token (or, with --oidc, your identity
+provider's sign-in, refreshed by itself) in $XDG_CONFIG_HOME/slurmgate/config.json (mode 0600);
+SLURMGATE_URL and SLURMGATE_TOKEN override it.
 
 Exit codes: 0 ok · 1 API, network or configuration error · 2 bad usage ·
             3 job did not complete · 4 wait timed out · 130 interrupted
@@ -51,6 +53,7 @@ kind is usage, api, network, malformed_response, timeout, interrupted or error.
 
 Examples:
   slurmgate login --url http://127.0.0.1:8080 --token sgu_…
+  slurmgate login --url https://slurmgate.example.org --oidc https://idp.example.org/realms/hpc
   slurmgate submit --gpus a100:1 --time 1h --partition gpu --follow -- python train.py
   slurmgate ls --state running
   slurmgate wait job_01jd7x2k9m4q8r6t5v3w1y0z && slurmgate logs job_01jd7x2k9m4q8r6t5v3w1y0z

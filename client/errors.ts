@@ -200,3 +200,27 @@ function causeMessage(err: Error): string | undefined {
   }
   return undefined;
 }
+
+/**
+ * Signing in with an OpenID Provider failed: the provider refused (`access_denied`, `expired_token`,
+ * `invalid_grant` for a revoked refresh token, …, as the provider's OAuth error code), could not be
+ * reached (`unreachable`), or said something the client must not trust (`untrusted_discovery`,
+ * `invalid_response`).
+ * @example catch (err) { if (err instanceof OidcError && err.code === "invalid_grant") console.error("sign in again"); }
+ */
+export class OidcError extends Error {
+  override readonly name = "OidcError";
+  /** The provider's OAuth error code, or `unreachable`, `untrusted_discovery`, `invalid_response`. */
+  readonly code: string;
+  /** The issuer the client was talking to. */
+  readonly issuer: string;
+  /** True when the same call may succeed later (the provider was unreachable or busy). */
+  readonly retryable: boolean;
+
+  constructor(issuer: string, code: string, message: string, options: { retryable?: boolean; cause?: unknown } = {}) {
+    super(message, { cause: options.cause });
+    this.issuer = issuer;
+    this.code = code;
+    this.retryable = options.retryable ?? false;
+  }
+}

@@ -37,6 +37,8 @@ export type { OutageInfo, RetryInfo, RetryOptions } from "./retry.ts";
 export { expandSweep } from "./sweep.ts";
 export type { SweepInput, SweepOptions, SweepParams } from "./sweep.ts";
 export type { FetchLike } from "./transport.ts";
+export { type DeviceAuthorization, pollDeviceToken, startDeviceAuthorization } from "./device-flow.ts";
+export { discover, type OidcEndpoints, type OidcTokens, refreshTokens } from "./oidc.ts";
 export type { EventsOptions, WaitOptions } from "./wait.ts";
 
 /**
@@ -46,8 +48,12 @@ export type { EventsOptions, WaitOptions } from "./wait.ts";
 export type ClientOptions = {
   /** The gateway's URL, e.g. `https://slurmgate.example.org`. */
   baseUrl: string;
-  /** A bearer token (`sgu_…` user, `sgk_…` admin, `sga_…` agent). */
-  token?: string;
+  /**
+   * A bearer token (`sgu_…` user, `sgk_…` admin, `sga_…` agent, or an OIDC ID token), or a function
+   * called before every request that returns the token to send: the place to refresh one that is
+   * about to expire (see `refreshTokens` in `client/oidc.ts`).
+   */
+  token?: string | (() => Promise<string>);
   /** A fetch to use instead of the global one (called with a Request). */
   fetch?: FetchLike;
   /** How network errors, 429 and 503 are retried (`{ attempts: 1 }` turns that off), and how long waits ride out an outage. */
@@ -123,12 +129,20 @@ export function createClient(options: ClientOptions): SlurmgateClient {
   const baseUrl = options.baseUrl.replace(/\/+$/, "");
   const fetchImpl: FetchLike = options.fetch ?? ((request) => globalThis.fetch(request));
   const policy = resolveRetry(options.retry);
+  const transport = createTransport(fetchImpl, policy);
+  const { token } = options;
   const raw = createFetchClient<paths>({
     baseUrl,
-    fetch: createTransport(fetchImpl, policy),
+    fetch:
+      typeof token === "function"
+        ? async (request) => {
+            request.headers.set("authorization", `Bearer ${await token()}`);
+            return transport(request);
+          }
+        : transport,
     headers: {
       accept: "application/json, application/problem+json",
-      ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
+      ...(token && typeof token === "string" ? { authorization: `Bearer ${token}` } : {}),
       ...options.headers,
     },
   });

@@ -47,13 +47,15 @@ export async function newSigningKey(alg: "RS256" | "ES256" = "RS256"): Promise<J
   return { ...jwk, alg, use: "sig", kid: `k-${crypto.randomUUID().slice(0, 8)}` };
 }
 
-export async function startOidcProvider(options: { idTokenTtlSeconds?: number } = {}) {
+export async function startOidcProvider(options: { idTokenTtlSeconds?: number; deviceCodeTtlSeconds?: number } = {}) {
   const accounts = new Map<string, AccountClaims>();
   // The signing key is first; older keys follow, still published so tokens they signed verify.
   let keys: JWK[] = [await newSigningKey()];
   let provider: Provider | undefined;
   // One store for every provider this helper starts, so sign-ins and refresh tokens survive rotateKeys().
-  const adapter = createMemoryAdapter();
+  // Entries outlive their expiry by the provider's default clock tolerance (15 s), as with its own
+  // default adapter: an expired device code is then answered `expired_token`, not `invalid_grant`.
+  const adapter = createMemoryAdapter(15);
   let handler: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
 
   const requests: string[] = [];
@@ -97,7 +99,7 @@ export async function startOidcProvider(options: { idTokenTtlSeconds?: number } 
         IdToken: options.idTokenTtlSeconds ?? 3600,
         AccessToken: 3600,
         RefreshToken: 86_400,
-        DeviceCode: 600,
+        DeviceCode: options.deviceCodeTtlSeconds ?? 600,
         Session: 86_400,
         Interaction: 600,
         Grant: 86_400,
