@@ -10,17 +10,12 @@ import { countLiveJobs } from "./store/jobs.ts";
 
 const REFRESH_MS = 1_000;
 
-type Entry = { count: number; at: number };
-const caches = new WeakMap<Deps, Map<string, Entry>>();
+export type QueueCount = { count: number; at: number };
 
 /** Throws a 429 when `owner` already has the maximum number of live jobs; counts this one otherwise. */
 export async function admitToQueue(deps: Deps, owner: string): Promise<void> {
   const cap = deps.config.SLURMGATE_MAX_QUEUED_PER_USER;
-  let cache = caches.get(deps);
-  if (!cache) {
-    cache = new Map();
-    caches.set(deps, cache);
-  }
+  const cache = deps.db.caches.queue;
   const now = deps.now();
   let entry = cache.get(owner);
   if (!entry || now - entry.at > REFRESH_MS) {

@@ -1,7 +1,7 @@
 /**
  * What routing needs to know (clusters, their liveness, the user's grants), read once per second
- * at most. Admin writes in this process invalidate it at once; other processes see them within
- * the TTL. A cache only: the database stays the truth.
+ * at most. The store's writes to clusters, grants and agents clear it at once (db/caches.ts); other
+ * processes see them within the TTL. A cache only: the database stays the truth.
  */
 import type { Grant } from "../schemas/index.ts";
 import { isAgentAlive, livenessByCluster } from "./agent-liveness.ts";
@@ -15,20 +15,14 @@ const TTL_MS = 1_000;
 export type RoutingView = { clusters: Map<string, ClusterCandidate>; grants: Grant[] };
 
 type AgentSeen = { scope: AgentScope; alive: boolean };
-type Snapshot = {
+export type RoutingSnapshot = {
   at: number;
   clusters: Map<string, ClusterCandidate>;
   grants: Grant[];
   agents: Map<string, AgentSeen[]>;
 };
 
-const cache = new WeakMap<Deps, Snapshot>();
-
-export function invalidateRoutingView(deps: Deps) {
-  cache.delete(deps);
-}
-
-async function load(deps: Deps): Promise<Snapshot> {
+async function load(deps: Deps): Promise<RoutingSnapshot> {
   const now = deps.now();
   const [records, agents, grants] = await Promise.all([
     listClusters(deps.db),
@@ -53,7 +47,7 @@ async function load(deps: Deps): Promise<Snapshot> {
  * The clusters as one user sees them: alive only if a live agent may run this user's jobs, and
  * `runsAs` false where agents are known but none of them may (no personal agent, not mapped).
  */
-function forUser(snapshot: Snapshot, user: string): Map<string, ClusterCandidate> {
+function forUser(snapshot: RoutingSnapshot, user: string): Map<string, ClusterCandidate> {
   const out = new Map<string, ClusterCandidate>();
   for (const [name, candidate] of snapshot.clusters) {
     const agents = snapshot.agents.get(name) ?? [];
@@ -69,10 +63,11 @@ function forUser(snapshot: Snapshot, user: string): Map<string, ClusterCandidate
 }
 
 export async function routingView(deps: Deps, user: string): Promise<RoutingView> {
-  let snapshot = cache.get(deps);
+  const cache = deps.db.caches.routing;
+  let snapshot = cache.snapshot;
   if (!snapshot || deps.now() - snapshot.at > TTL_MS) {
     snapshot = await load(deps);
-    cache.set(deps, snapshot);
+    cache.snapshot = snapshot;
   }
   return { clusters: forUser(snapshot, user), grants: snapshot.grants.filter((g) => g.user === user) };
 }

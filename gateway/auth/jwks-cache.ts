@@ -1,6 +1,6 @@
 /**
  * Each trusted issuer's public signing keys, fetched from discovery (or the configured `jwksUri`)
- * and kept per Deps. Web APIs only (fetch, streams), so the same code runs on Node and Workers.
+ * and kept in `deps.db.caches` (one per process). Web APIs only (fetch, streams), so the same code runs on Node and Workers.
  *
  * An IdP is a remote party the gateway does not control: every fetch has a deadline and a byte cap,
  * fetches per issuer are rate-limited (a token with a made-up `kid` must not make the gateway hammer
@@ -20,7 +20,7 @@ export const JWKS_REFETCH_MIN_MS = 30_000;
 export const JWKS_MAX_AGE_MS = 10 * 60_000;
 const MAX_KEYS = 100;
 
-type IssuerKeys = {
+export type IssuerKeys = {
   keys: JWK[];
   /** When `keys` were last fetched successfully. */
   fetchedAt: number;
@@ -35,16 +35,10 @@ type IssuerKeys = {
   lastError?: string;
 };
 
-const caches = new WeakMap<Deps, Map<string, IssuerKeys>>();
-
 export class JwksUnavailable extends Error {}
 
 function stateOf(deps: Deps, issuer: string): IssuerKeys {
-  let cache = caches.get(deps);
-  if (!cache) {
-    cache = new Map();
-    caches.set(deps, cache);
-  }
+  const cache = deps.db.caches.jwks;
   let state = cache.get(issuer);
   if (!state) {
     state = {

@@ -3,6 +3,7 @@
  */
 import type { Client, InStatement, ResultSet } from "@libsql/client";
 import { drizzle, type LibSQLDatabase } from "drizzle-orm/libsql";
+import { type Caches, createCaches } from "./caches.ts";
 import * as schema from "./schema.ts";
 import { createWriteQueue, type WriteQueue } from "./write-queue.ts";
 
@@ -12,6 +13,8 @@ export type Database = {
   /** Runs statements atomically, grouped with other writes of the same tick when batching is on. */
   write: (statements: InStatement[]) => Promise<ResultSet[]>;
   writes: WriteQueue | undefined;
+  /** What this process remembers of the database; store writes clear what they change (caches.ts). */
+  caches: Caches;
 };
 
 /**
@@ -25,5 +28,6 @@ export function openDatabase(client: Client, options: { batchWrites?: boolean } 
     orm: drizzle(client, { schema }),
     write: writes ? (statements) => writes.run(statements) : (statements) => client.batch(statements, "write"),
     writes,
+    caches: createCaches(),
   };
 }

@@ -15,26 +15,12 @@ const TOUCH_EVERY_MS = 60_000;
 const FIELD = "header.authorization";
 /**
  * Valid tokens are remembered this long, so a busy client costs no token and user reads per
- * request (two of the five statements of a submit). Revocations and role changes made through
- * this process clear the cache at once; other processes and isolates see them within this window.
+ * request (two of the five statements of a submit). The store's writes to users and tokens clear
+ * the cache at once (db/caches.ts); other processes and isolates see them within this window.
  */
 const CACHE_MS = 2_000;
 
-type Cached = { principal: Principal; tokenId: string; until: number };
-const caches = new WeakMap<Deps, Map<string, Cached>>();
-
-export function invalidateAuthCache(deps: Deps) {
-  caches.get(deps)?.clear();
-}
-
-function cacheOf(deps: Deps): Map<string, Cached> {
-  let cache = caches.get(deps);
-  if (!cache) {
-    cache = new Map();
-    caches.set(deps, cache);
-  }
-  return cache;
-}
+export type CachedPrincipal = { principal: Principal; tokenId: string; until: number };
 
 export function authenticate(deps: Deps): MiddlewareHandler<AppEnv> {
   const lastTouched = new Map<string, number>();
@@ -48,7 +34,7 @@ export function authenticate(deps: Deps): MiddlewareHandler<AppEnv> {
       });
     }
     const now = deps.now();
-    const cache = cacheOf(deps);
+    const cache = deps.db.caches.auth;
     const hit = cache.get(match[1]);
     if (hit && hit.until > now) {
       return admit(c, next, hit.principal, hit.tokenId, now);
@@ -99,7 +85,7 @@ export function authenticate(deps: Deps): MiddlewareHandler<AppEnv> {
     return admit(c, next, principal, row.id, now);
   };
 
-  function remember(cache: Map<string, Cached>, token: string, principal: Principal, until: number) {
+  function remember(cache: Map<string, CachedPrincipal>, token: string, principal: Principal, until: number) {
     if (cache.size > 10_000) {
       cache.clear();
     }

@@ -4,9 +4,8 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { ClusterConfig, CreateToken, CreatedToken, Grant, TokenInfo, User } from "../../schemas/index.ts";
 import type { Deps } from "../deps.ts";
-import { invalidateAuthCache, requireRole } from "../middleware/auth.ts";
+import { requireRole } from "../middleware/auth.ts";
 import { ApiProblem } from "../problem.ts";
-import { invalidateRoutingView } from "../routing-view.ts";
 import {
   createToken,
   deleteGrant,
@@ -146,7 +145,6 @@ export function adminRouter(deps: Deps) {
       });
     }
     const saved = await upsertUser(deps.db, user.name, user.admin, deps.now(), user.disabled);
-    invalidateAuthCache(deps);
     return c.json(saved, 200);
   });
   app.openapi(getUsers, async (c) => c.json({ items: await listUsers(deps.db) }, 200));
@@ -182,14 +180,12 @@ export function adminRouter(deps: Deps) {
     if (!(await revokeToken(deps.db, c.req.valid("param").id, deps.now()))) {
       throw new ApiProblem("not_found", "no such token", { field: "path.id" });
     }
-    invalidateAuthCache(deps);
     return c.body(null, 204);
   });
 
   app.openapi(putCluster, async (c) => {
     const config = c.req.valid("json");
     await upsertCluster(deps.db, config, deps.now());
-    invalidateRoutingView(deps);
     return c.json(config, 200);
   });
   app.openapi(getClusters, async (c) => {
@@ -206,7 +202,6 @@ export function adminRouter(deps: Deps) {
       throw new ApiProblem("not_found", `cluster ${grant.cluster} is not registered`, { field: "body.cluster" });
     }
     await upsertGrant(deps.db, grant);
-    invalidateRoutingView(deps);
     return c.json(grant, 200);
   });
   app.openapi(getGrants, async (c) => c.json({ items: await listGrants(deps.db, c.req.valid("query").user) }, 200));
@@ -215,7 +210,6 @@ export function adminRouter(deps: Deps) {
     if (!(await deleteGrant(deps.db, user, cluster))) {
       throw new ApiProblem("not_found", "no such grant");
     }
-    invalidateRoutingView(deps);
     return c.body(null, 204);
   });
 

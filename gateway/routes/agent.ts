@@ -18,7 +18,6 @@ import type { Deps, Principal } from "../deps.ts";
 import { requireRole } from "../middleware/auth.ts";
 import { longPoll } from "../notifier.ts";
 import { ApiProblem } from "../problem.ts";
-import { invalidateRoutingView } from "../routing-view.ts";
 import { clusterLiveness } from "../agent-liveness.ts";
 import { getCluster, listAgents, markAgentStopped, saveInventory, touchAgent } from "../store/admin.ts";
 import { iso, parseStoredSpec } from "../store/job-row.ts";
@@ -255,7 +254,6 @@ export function agentRouter(deps: Deps) {
       },
       now,
     );
-    invalidateRoutingView(deps);
     return c.json({ ok: true as const, serverTime: iso(now) }, 200);
   });
 
@@ -268,7 +266,6 @@ export function agentRouter(deps: Deps) {
     // next holder's tag lookup could run before the controller settles and submit a second time.
     // Expiry gives it the lease's length to settle, and a restarted agent renews its leases at once.
     const stoppedAt = await markAgentStopped(deps.db, { cluster, agentId }, now);
-    invalidateRoutingView(deps);
     const own = (await listAgents(deps.db)).filter((a) => a.cluster === cluster);
     const { alive } = clusterLiveness(own, now, deps.config.SLURMGATE_AGENT_LIVENESS_SECONDS * 1000);
     return c.json({ agentId, stoppedAt: stoppedAt === null ? null : iso(stoppedAt), clusterAlive: alive }, 200);

@@ -3,6 +3,7 @@
  */
 import { and, eq, isNull, sql } from "drizzle-orm";
 import { type ClusterConfig, Grant, type Inventory, type TokenKind } from "../../schemas/index.ts";
+import { forgetPrincipals, forgetRouting } from "../db/caches.ts";
 import type { Database } from "../db/client.ts";
 import { agents, clusters, grants, tokens, users } from "../db/schema.ts";
 import { newId } from "../ids.ts";
@@ -26,6 +27,8 @@ export async function upsertUser(db: Database, name: string, admin: boolean, now
     .values({ name, admin, createdAt: now, disabledAt: disabled ? now : null })
     .onConflictDoUpdate({ target: users.name, set })
     .returning();
+  // Role and disabled state are part of every cached principal of this user.
+  forgetPrincipals(db.caches);
   return { name, admin, disabled: row?.disabledAt != null };
 }
 
@@ -155,6 +158,7 @@ export async function revokeToken(db: Database, id: string, now: number): Promis
     .update(tokens)
     .set({ revokedAt: now })
     .where(and(eq(tokens.id, id), isNull(tokens.revokedAt)));
+  forgetPrincipals(db.caches);
   return true;
 }
 
@@ -173,6 +177,7 @@ export async function upsertCluster(db: Database, config: ClusterConfig, now: nu
     .insert(clusters)
     .values({ name: config.name, config, createdAt: now })
     .onConflictDoUpdate({ target: clusters.name, set: { config } });
+  forgetRouting(db.caches);
 }
 
 export async function listClusters(db: Database): Promise<Map<string, ClusterRecord>> {
@@ -202,6 +207,7 @@ export async function getCluster(db: Database, name: string): Promise<ClusterRec
 
 export async function saveInventory(db: Database, cluster: string, inventory: Inventory, now: number) {
   await db.orm.update(clusters).set({ inventory, inventoryAt: now }).where(eq(clusters.name, cluster));
+  forgetRouting(db.caches);
 }
 
 export async function upsertGrant(db: Database, grant: Grant) {
@@ -220,6 +226,7 @@ export async function upsertGrant(db: Database, grant: Grant) {
       target: [grants.user, grants.cluster],
       set: { partitions: row.partitions, accounts: row.accounts },
     });
+  forgetRouting(db.caches);
 }
 
 export async function deleteGrant(db: Database, user: string, cluster: string): Promise<boolean> {
@@ -227,6 +234,7 @@ export async function deleteGrant(db: Database, user: string, cluster: string): 
     .delete(grants)
     .where(and(eq(grants.user, user), eq(grants.cluster, cluster)))
     .returning();
+  forgetRouting(db.caches);
   return rs.length > 0;
 }
 
@@ -296,6 +304,11 @@ export async function touchAgent(
       serves: input.serves ?? null,
     })
     .onConflictDoUpdate({ target: [agents.cluster, agents.agentId], set });
+  // Whom an agent serves (published with its inventory) changes what routing offers at once; a lease
+  // call's heartbeat is seen within the routing view's TTL, so a busy agent does not empty the cache.
+  if (input.serves !== undefined) {
+    forgetRouting(db.caches);
+  }
 }
 
 /** Agent rows as the rest of the gateway sees them. */
@@ -332,6 +345,7 @@ export async function markAgentStopped(
           WHERE cluster = ? AND agent_id = ? RETURNING stopped_at`,
     args: [now, now, input.cluster, input.agentId],
   });
+  forgetRouting(db.caches);
   const row = rs.rows[0];
   return row ? Number(row.stopped_at) : null;
 }

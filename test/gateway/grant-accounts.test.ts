@@ -3,7 +3,7 @@
  * refuses other accounts naming what is on offer, and a job without an account gets the default.
  */
 import { describe, expect, it } from "vitest";
-import { invalidateRoutingView } from "../../gateway/routing-view.ts";
+import { forgetRouting } from "../../gateway/db/caches.ts";
 import { createWorld, expectProblemShape, spec } from "./world.ts";
 
 type GrantBody = { user: string; cluster: string; partitions: string[]; accounts?: string[]; defaultAccount?: string };
@@ -135,7 +135,8 @@ describe("grant accounts", () => {
         sql: "UPDATE grants SET accounts = ? WHERE user = 'alice' AND cluster = 'alpha'",
         args: [value],
       });
-      invalidateRoutingView(w.deps);
+      // Written past the store, so the routing cache is told here.
+      forgetRouting(w.db.caches);
       const listed = await w.call<{ items: GrantBody[] }>("GET", "/v1/admin/grants?user=alice", w.tokens.admin);
       expect(listed.status, value).toBe(200);
       expect(listed.body.items, value).toEqual([]);

@@ -2,7 +2,6 @@
  * An in-process gateway for tests: in-memory libSQL with the real migrations, the real app, and
  * helpers to seed users, clusters, grants and tokens. Requests go through app.request() — no port.
  */
-import { invalidateRoutingView } from "../../gateway/routing-view.ts";
 import { createClient } from "@libsql/client";
 import type { Inventory } from "../../schemas/index.ts";
 import { createApp } from "../../gateway/app.ts";
@@ -86,19 +85,15 @@ export async function createTestGateway(
         { name, description: "", sharedRoots: ["/shared"], allowedSbatchArgs: [], profiles: {}, ...extra },
         now(),
       );
-      invalidateRoutingView(deps);
       return (await createToken(db, { kind: "agent", cluster: name }, now())).token;
     },
     async grant(user: string, cluster: string, partitions: string[] = ["*"]) {
       await upsertGrant(db, { user, cluster, partitions });
-      invalidateRoutingView(deps);
     },
     /** Publishes an inventory and marks the cluster's agent as just seen. */
     async inventory(cluster: string, inventory: Inventory, agentId = "agent-1") {
       await saveInventory(db, cluster, inventory, now());
       await touchAgent(db, { cluster, agentId }, now());
-      // Written past the API, so the routing cache is told here, as the API's own writes tell it.
-      invalidateRoutingView(deps);
     },
   };
 }
