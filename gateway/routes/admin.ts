@@ -27,7 +27,7 @@ const json = <T extends z.ZodType>(schema: T, description: string) => ({
   content: { "application/json": { schema } },
 });
 const body = <T extends z.ZodType>(schema: T) => ({ content: { "application/json": { schema } }, required: true });
-const adminRoute = { tags: ["admin"], security: bearer };
+const adminRoute = { tags: ["admin"], security: bearer, middleware: requireRole("admin") };
 
 const putUser = createRoute({
   ...adminRoute,
@@ -133,7 +133,6 @@ const removeGrant = createRoute({
 
 export function adminRouter(deps: Deps) {
   const app = createRouter();
-  app.use("/v1/admin/*", requireRole("admin"));
 
   app.openapi(putUser, async (c) => {
     const user = c.req.valid("json");

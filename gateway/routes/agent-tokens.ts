@@ -19,6 +19,7 @@ export const createPersonalAgentTokenRoute = createRoute({
   summary: "Create a personal agent token for yourself on one cluster (shown once)",
   description: "The agent that uses it leases only your jobs, and must run as your account on the cluster.",
   security: bearer,
+  middleware: requireRole("user"),
   request: {
     body: { content: { "application/json": { schema: CreatePersonalAgentToken } }, required: true },
   },
@@ -30,7 +31,6 @@ export const createPersonalAgentTokenRoute = createRoute({
 
 export function agentTokensRouter(deps: Deps) {
   const app = createRouter();
-  app.use("/v1/agent-tokens", requireRole("user"));
   app.openapi(createPersonalAgentTokenRoute, async (c) => {
     const principal = c.get("principal");
     const user = principal.kind === "agent" ? "" : principal.user;

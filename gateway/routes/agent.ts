@@ -34,6 +34,7 @@ export const leaseRoute = createRoute({
   tags: ["agent"],
   summary: "Lease queued jobs (long-poll), renew held leases, receive cancel orders",
   security: bearer,
+  middleware: requireRole("agent"),
   request: { body: { content: { "application/json": { schema: LeaseRequest } }, required: true } },
   responses: {
     200: { description: "Leases and orders", content: { "application/json": { schema: LeaseResponse } } },
@@ -50,6 +51,7 @@ export const reportRoute = createRoute({
   description:
     "Each report is fenced by its epoch; outcomes say applied / duplicate / stale / illegal / not_found per job.",
   security: bearer,
+  middleware: requireRole("agent"),
   request: { body: { content: { "application/json": { schema: ReportBatch } }, required: true } },
   responses: {
     200: { description: "One outcome per report", content: { "application/json": { schema: ReportResponse } } },
@@ -64,6 +66,7 @@ export const inventoryRoute = createRoute({
   tags: ["agent"],
   summary: "Publish what the cluster offers",
   security: bearer,
+  middleware: requireRole("agent"),
   request: { body: { content: { "application/json": { schema: Inventory } }, required: true } },
   responses: {
     200: {
@@ -86,6 +89,7 @@ export const goodbyeRoute = createRoute({
     "renews them and another agent of the cluster takes them over after expiry; nothing is resubmitted. " +
     "The next lease or inventory from the same agentId makes it alive again.",
   security: bearer,
+  middleware: requireRole("agent"),
   request: { body: { content: { "application/json": { schema: Goodbye } }, required: true } },
   responses: {
     200: { description: "Recorded", content: { "application/json": { schema: GoodbyeResponse } } },
@@ -101,6 +105,7 @@ export const agentClusterRoute = createRoute({
   summary: "The admin's roots and sbatch allow-list for this agent's cluster",
   description: "For `slurmgate agent doctor`, which reports where the agent's own settings differ.",
   security: bearer,
+  middleware: requireRole("agent"),
   responses: {
     200: { description: "The cluster's policy", content: { "application/json": { schema: ClusterPolicy } } },
     ...problems(401, 403, 404, 429),
@@ -121,7 +126,6 @@ async function scopeFor(deps: Deps, p: Extract<Principal, { kind: "agent" }>, ag
 
 export function agentRouter(deps: Deps) {
   const app = createRouter();
-  app.use("/v1/agent/*", requireRole("agent"));
   const leaseMs = () => deps.config.SLURMGATE_LEASE_SECONDS * 1000;
 
   app.openapi(leaseRoute, async (c) => {

@@ -4,6 +4,7 @@
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import { ClusterView, TokenKind, Via } from "../../schemas/index.ts";
+import { requireRole } from "../middleware/auth.ts";
 import { bearer, problems } from "./common.ts";
 
 export const clustersRoute = createRoute({
@@ -13,6 +14,7 @@ export const clustersRoute = createRoute({
   tags: ["clusters"],
   summary: "Clusters you may use: what they offer and whether their agent is alive",
   security: bearer,
+  middleware: requireRole("user"),
   request: { query: z.strictObject({}) },
   responses: {
     200: {

@@ -1,6 +1,7 @@
 /**
  * The user API's contracts: submit, list, get, events, cancel, logs.
  */
+import { requireRole } from "../middleware/auth.ts";
 import { createRoute, z } from "@hono/zod-openapi";
 import { Job, JobEvents, JobPage, JobSpec, JobState, JobTasks, LogChunk, LogStream } from "../../schemas/index.ts";
 import { IdParam, bearer, problems } from "./common.ts";
@@ -14,6 +15,7 @@ export const submitJob = createRoute({
   description:
     "Validates, routes to a cluster by partition / GPU type / limits, and queues the job. With an `Idempotency-Key`, a retry with the same body returns the same job (200); the same key with a different body is a 409.",
   security: bearer,
+  middleware: requireRole("user"),
   request: {
     headers: z.object({
       "idempotency-key": z
@@ -43,6 +45,7 @@ export const listJobs = createRoute({
   tags: ["jobs"],
   summary: "List your jobs, newest first",
   security: bearer,
+  middleware: requireRole("user"),
   request: {
     query: z.strictObject({
       state: JobState.optional(),
@@ -70,6 +73,7 @@ export const getJob = createRoute({
   summary: "A job with its event history",
   description: "Sends an ETag; poll with If-None-Match to get a cheap 304 while nothing changed.",
   security: bearer,
+  middleware: requireRole("user"),
   request: { params: IdParam },
   responses: {
     200: { description: "The job", content: { "application/json": { schema: Job } } },
@@ -87,6 +91,7 @@ export const jobEvents = createRoute({
   description:
     "Returns the events after `after` at once if there are any; otherwise holds the request up to `wait` seconds and returns as soon as one happens. Loop with `after = lastSeq` to follow a job.",
   security: bearer,
+  middleware: requireRole("user"),
   request: {
     params: IdParam,
     query: z.strictObject({
@@ -112,6 +117,7 @@ export const cancelJob = createRoute({
   description:
     "A queued job is cancelled at once; a live one is marked cancel-requested and its agent runs scancel. Cancelling a finished job changes nothing.",
   security: bearer,
+  middleware: requireRole("user"),
   request: { params: IdParam },
   responses: {
     202: {
@@ -131,6 +137,7 @@ export const jobLogs = createRoute({
   description:
     "Each attempt (`attempt`, default the latest) and each array task (`task`) has its own log. With `wait`, holds the request until new bytes arrive or that attempt ends.",
   security: bearer,
+  middleware: requireRole("user"),
   request: {
     params: IdParam,
     query: z.strictObject({
@@ -161,6 +168,7 @@ export const jobTasks = createRoute({
   description:
     "As the cluster's agent last reported them, with counts per state. Empty for a plain job and for an array whose tasks have not been seen in Slurm yet.",
   security: bearer,
+  middleware: requireRole("user"),
   request: { params: IdParam },
   responses: {
     200: { description: "The tasks", content: { "application/json": { schema: JobTasks } } },

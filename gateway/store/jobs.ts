@@ -6,7 +6,7 @@ import type { Job, JobEvent, JobSpec, JobState } from "../../schemas/index.ts";
 import { isTerminal } from "../../schemas/index.ts";
 import type { Database } from "../db/client.ts";
 import { LIVE_STATES_SQL } from "../db/state-sql.ts";
-import { JOB_COLUMNS, rowToEvent, rowToJob } from "./job-row.ts";
+import { JOB_COLUMNS, iso, rowToEvent, rowToJob } from "./job-row.ts";
 import { guardedTransition } from "./transition.ts";
 
 export type NewJob = {
@@ -21,11 +21,37 @@ export type NewJob = {
   now: number;
 };
 
-/** Stores a queued job, its labels and its first event in one transaction. */
-export async function insertJob(db: Database, job: NewJob): Promise<void> {
+/** The job exactly as `insertJob` stores it: its defaults are written once, here. */
+function queuedJob(job: NewJob): Job {
+  return {
+    id: job.id,
+    owner: job.owner,
+    name: job.spec.name,
+    state: "queued",
+    reason: job.reason,
+    code: null,
+    cluster: job.cluster,
+    partition: job.partition,
+    attempt: 1,
+    slurmJobId: null,
+    exitCode: null,
+    signal: null,
+    cancelRequested: false,
+    labels: job.spec.labels ?? {},
+    spec: job.spec,
+    result: null,
+    lastSeq: 1,
+    createdAt: iso(job.now),
+    updatedAt: iso(job.now),
+  };
+}
+
+/** Stores a queued job, its labels and its first event in one transaction; returns it as users see it. */
+export async function insertJob(db: Database, input: NewJob): Promise<Job> {
+  const job = queuedJob(input);
   // One single-row INSERT per label: a burst of submits with the same label keys still merges into
   // one multi-row INSERT per statement in the write queue.
-  const labels = Object.entries(job.spec.labels ?? {}).map(([key, value]) => ({
+  const labels = Object.entries(job.labels).map(([key, value]) => ({
     sql: "INSERT INTO job_labels (job_id, owner, key, value) VALUES (?, ?, ?, ?)",
     args: [job.id, job.owner, key, value],
   }));
@@ -33,28 +59,33 @@ export async function insertJob(db: Database, job: NewJob): Promise<void> {
     {
       sql: `INSERT INTO jobs (id, owner, name, state, reason, cluster, partition, attempt, epoch, run_after, cancel_requested,
               spec, labels, idempotency_key, spec_hash, last_seq, created_at, updated_at)
-            VALUES (?, ?, ?, 'queued', ?, ?, ?, 1, 0, 0, 0, ?, ?, ?, ?, 1, ?, ?)`,
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?, ?, ?, ?, ?, ?, ?)`,
       args: [
         job.id,
         job.owner,
-        job.spec.name,
+        job.name,
+        job.state,
         job.reason,
         job.cluster,
         job.partition,
-        JSON.stringify(job.spec),
-        JSON.stringify(job.spec.labels ?? {}),
-        job.idempotencyKey,
-        job.specHash,
-        job.now,
-        job.now,
+        job.attempt,
+        Number(job.cancelRequested),
+        JSON.stringify(input.spec),
+        JSON.stringify(job.labels),
+        input.idempotencyKey,
+        input.specHash,
+        job.lastSeq,
+        input.now,
+        input.now,
       ],
     },
     {
-      sql: "INSERT INTO job_events (job_id, seq, at, actor, type, state, detail) VALUES (?, 1, ?, ?, 'state', 'queued', ?)",
-      args: [job.id, job.now, `user:${job.owner}`, job.reason ?? `routed to ${job.cluster}`],
+      sql: "INSERT INTO job_events (job_id, seq, at, actor, type, state, detail) VALUES (?, ?, ?, ?, 'state', ?, ?)",
+      args: [job.id, job.lastSeq, input.now, `user:${job.owner}`, job.state, job.reason ?? `routed to ${job.cluster}`],
     },
     ...labels,
   ]);
+  return job;
 }
 
 export async function findByIdempotencyKey(

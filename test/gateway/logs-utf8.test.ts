@@ -3,7 +3,7 @@
  * next read from nextOffset returns it whole.
  */
 import { describe, expect, it } from "vitest";
-import { utf8SafeLength } from "../../gateway/routes/jobs.ts";
+import { utf8SafeLength } from "../../gateway/services/job-logs.ts";
 import { createWorld } from "./world.ts";
 
 const b64 = (bytes: number[]) => Buffer.from(bytes).toString("base64");

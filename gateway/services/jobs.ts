@@ -1,0 +1,151 @@
+/**
+ * The user's use cases on jobs: submit, see, list, cancel. Handlers (routes/jobs.ts) parse and
+ * shape the answer; the rules are here, routing.ts and store/.
+ */
+import type { Job, JobSpec } from "../../schemas/index.ts";
+import { isTerminal } from "../../schemas/index.ts";
+import { scopeSpec, scopeView } from "../auth/scope.ts";
+import type { Deps, Principal } from "../deps.ts";
+import { newId } from "../ids.ts";
+import { ApiProblem } from "../problem.ts";
+import { admitToQueue } from "../queue-cap.ts";
+import { routeJob } from "../routing.ts";
+import { routingView } from "../routing-view.ts";
+import {
+  cancelJob as cancelStored,
+  findByIdempotencyKey,
+  getJob,
+  insertJob,
+  type JobFilter,
+  listJobs,
+} from "../store/jobs.ts";
+import { hashJson } from "../tokens.ts";
+
+export function userOf(p: Principal): string {
+  if (p.kind === "agent") {
+    throw new ApiProblem("forbidden", "agents cannot use the user API");
+  }
+  return p.user;
+}
+
+/** Owners see their jobs; admins see all. Foreign and missing jobs look the same (404). */
+export async function visibleJob(deps: Deps, principal: Principal, id: string): Promise<Job> {
+  const job = /^job_[0-9a-z]{20,40}$/.test(id) ? await getJob(deps.db, id) : undefined;
+  if (!job || (principal.kind !== "admin" && job.owner !== userOf(principal))) {
+    throw new ApiProblem("not_found", `job ${id} not found`, { field: "path.id" });
+  }
+  return job;
+}
+
+/** A job runs on the cluster of the jobs it depends on: Slurm dependencies do not cross clusters. */
+async function pinToDependencies(deps: Deps, owner: string, spec: JobSpec): Promise<JobSpec> {
+  let cluster = spec.cluster;
+  for (const [index, dep] of spec.dependsOn.entries()) {
+    const field = `body.dependsOn.${index}.job`;
+    const other = await getJob(deps.db, dep.job);
+    if (!other || other.owner !== owner) {
+      throw new ApiProblem("validation_failed", `${field}: job ${dep.job} not found`, { field });
+    }
+    if (cluster && cluster !== other.cluster) {
+      throw new ApiProblem("validation_failed", `${field}: job ${dep.job} runs on ${other.cluster}, not ${cluster}`, {
+        field,
+      });
+    }
+    cluster = other.cluster;
+  }
+  return cluster === spec.cluster ? spec : { ...spec, cluster };
+}
+
+type Replay = { key: string; specHash: string };
+
+/**
+ * The earlier job of this Idempotency-Key, or undefined when there is none. The one place a key is
+ * checked: before routing (a replay answers even when the queue is full) and after an insert lost
+ * a race to the same key.
+ */
+async function replayOf(deps: Deps, owner: string, replay: Replay | undefined): Promise<Job | undefined> {
+  if (!replay) {
+    return undefined;
+  }
+  const earlier = await findByIdempotencyKey(deps.db, owner, replay.key);
+  if (earlier && earlier.specHash !== replay.specHash) {
+    throw new ApiProblem("idempotency_conflict", "this Idempotency-Key was used with a different body", {
+      field: "header.idempotency-key",
+    });
+  }
+  return earlier?.job;
+}
+
+export type Submitted = { job: Job; created: boolean };
+
+/**
+ * Routes and queues a job, or answers the earlier job of the same Idempotency-Key. Only a job that
+ * routing accepted counts against the owner's queue cap: a refused one takes no slot.
+ */
+export async function submitJob(
+  deps: Deps,
+  principal: Principal,
+  input: { spec: JobSpec; idempotencyKey: string | undefined },
+): Promise<Submitted> {
+  const owner = userOf(principal);
+  const spec = scopeSpec(principal, input.spec);
+  const replay = input.idempotencyKey ? { key: input.idempotencyKey, specHash: await hashJson(spec) } : undefined;
+  const earlier = await replayOf(deps, owner, replay);
+  if (earlier) {
+    return { job: earlier, created: false };
+  }
+  const now = deps.now();
+  const view = scopeView(principal, await routingView(deps, owner));
+  const route = routeJob(await pinToDependencies(deps, owner, spec), view.grants, view.clusters, now);
+  await admitToQueue(deps, owner);
+  let job: Job;
+  try {
+    job = await insertJob(deps.db, {
+      id: newId("job", now),
+      owner,
+      spec: route.spec,
+      cluster: route.cluster,
+      partition: route.partition,
+      reason: route.reason,
+      idempotencyKey: replay?.key ?? null,
+      specHash: replay?.specHash ?? null,
+      now,
+    });
+  } catch (err) {
+    // Two submissions with one key raced; the loser answers like a replay.
+    const winner = await replayOf(deps, owner, replay);
+    if (!winner) {
+      throw err;
+    }
+    return { job: winner, created: false };
+  }
+  deps.notifier.notify(`cluster:${job.cluster}`);
+  return { job, created: true };
+}
+
+/** Admins list everyone's jobs; anyone else their own. */
+export function listVisibleJobs(
+  deps: Deps,
+  principal: Principal,
+  query: Omit<JobFilter, "owner" | "label"> & { label?: string },
+) {
+  const [key, ...rest] = (query.label ?? "").split("=");
+  return listJobs(deps.db, {
+    ...query,
+    owner: principal.kind === "admin" ? undefined : userOf(principal),
+    label: query.label && key ? { key, value: rest.join("=") } : undefined,
+  });
+}
+
+/** Cancels a queued job at once, or asks the agent of a live one; answers the job as it is now. */
+export async function cancelJob(deps: Deps, principal: Principal, id: string): Promise<Job> {
+  await visibleJob(deps, principal, id);
+  const actor = principal.kind === "agent" ? "agent" : `user:${principal.user}`;
+  await cancelStored(deps.db, id, actor, deps.now());
+  deps.notifier.notify(`job:${id}`);
+  const job = await visibleJob(deps, principal, id);
+  if (!isTerminal(job.state)) {
+    deps.notifier.notify(`cluster:${job.cluster}`);
+  }
+  return job;
+}
