@@ -3,7 +3,7 @@
  * and goodbye (an agent that stops says so, and its cluster shows down at once).
  * An agent token is bound to one cluster; everything here is scoped to it.
  */
-import { createRoute, z } from "@hono/zod-openapi";
+import { type RouteHandler, createRoute, z } from "@hono/zod-openapi";
 import {
   ClusterPolicy,
   Goodbye,
@@ -14,17 +14,16 @@ import {
   ReportBatch,
   ReportResponse,
 } from "../../schemas/index.ts";
-import type { Deps, Principal } from "../deps.ts";
+import type { Deps } from "../deps.ts";
 import { requireRole } from "../middleware/auth.ts";
-import { longPoll } from "../notifier.ts";
-import { ApiProblem } from "../problem.ts";
-import { clusterLiveness } from "../agent-liveness.ts";
-import { getCluster, listAgents, markAgentStopped, saveInventory, touchAgent } from "../store/admin.ts";
-import { iso, parseStoredSpec } from "../store/job-row.ts";
-import { type AgentScope, effectiveAgentId, readAgentScope, servesOf } from "../store/agent-scope.ts";
-import { cancelOrders, claimJobs, rejectInvalidClaim, renewLeases } from "../store/leases.ts";
-import { applyReport } from "../store/reports.ts";
-import { resolveDependencies } from "../store/dependencies.ts";
+import {
+  agentOf,
+  applyReports,
+  clusterPolicy,
+  leaseForAgent,
+  publishInventory,
+  sayGoodbye,
+} from "../services/agent.ts";
 import { bearer, createRouter, problems } from "./common.ts";
 
 export const leaseRoute = createRoute({
@@ -112,168 +111,24 @@ export const agentClusterRoute = createRoute({
   },
 });
 
-function agentOf(p: Principal): Extract<Principal, { kind: "agent" }> {
-  if (p.kind !== "agent") {
-    throw new ApiProblem("forbidden", "this route needs an agent token");
-  }
-  return p;
-}
-
-/** A personal agent runs its token's user's jobs only; any other agent what its last inventory published. */
-async function scopeFor(deps: Deps, p: Extract<Principal, { kind: "agent" }>, agentId: string): Promise<AgentScope> {
-  return p.user !== null ? { kind: "user", user: p.user } : readAgentScope(deps.db, p.cluster, agentId);
-}
-
 export function agentRouter(deps: Deps) {
-  const app = createRouter();
-  const leaseMs = () => deps.config.SLURMGATE_LEASE_SECONDS * 1000;
-
-  app.openapi(leaseRoute, async (c) => {
+  const lease: RouteHandler<typeof leaseRoute> = async (c) => {
     const principal = agentOf(c.get("principal"));
-    const cluster = principal.cluster;
-    const input = c.req.valid("json");
-    const body = { ...input, agentId: effectiveAgentId(principal.user, input.agentId) };
-    const now = deps.now();
-    await touchAgent(
-      deps.db,
-      {
-        cluster,
-        agentId: body.agentId,
-        version: body.version,
-        mode: body.mode,
-        cycleMs: body.cycleMs,
-        user: principal.user,
-      },
-      now,
-    );
-    const scope = await scopeFor(deps, principal, body.agentId);
-    const lost = await renewLeases(deps.db, {
-      cluster,
-      agentId: body.agentId,
-      holding: body.holding,
-      now,
-      leaseMs: leaseMs(),
-    });
-    const pendingCancels = await cancelOrders(deps.db, cluster, body.agentId);
-    const wait = pendingCancels.length > 0 || lost.length > 0 ? 0 : body.wait;
-    const claimed =
-      (await longPoll(
-        deps.notifier,
-        `cluster:${cluster}`,
-        wait,
-        async () => {
-          const rows = await claimJobs(deps.db, {
-            cluster,
-            agentId: body.agentId,
-            max: body.max,
-            now: deps.now(),
-            leaseMs: leaseMs(),
-            scope,
-          });
-          if (rows.length) {
-            return rows;
-          }
-          // A cancel for a job this agent holds ends the wait too.
-          return (await cancelOrders(deps.db, cluster, body.agentId)).length ? [] : undefined;
-        },
-        { recheckMs: deps.recheckMs, now: deps.now, signal: c.req.raw.signal },
-      )) ?? [];
-    const leases = [];
-    for (const claim of claimed) {
-      const stored = parseStoredSpec(claim.spec);
-      if (!stored.ok) {
-        // One unreadable row ends here, in this call; the rest of the batch is still served.
-        await rejectInvalidClaim(deps.db, claim, { reason: stored.reason, now: deps.now() });
-        deps.notifier.notify(`job:${claim.jobId}`);
-        continue;
-      }
-      const resolution = await resolveDependencies(deps.db, claim.jobId, stored.spec, deps.now());
-      if (resolution.status === "ready") {
-        const { jobId, epoch, attempt, owner, slurmJobId, expiresAt } = claim;
-        leases.push({
-          jobId,
-          epoch,
-          attempt,
-          owner,
-          expiresAt,
-          spec: stored.spec,
-          slurmJobId,
-          dependsOnSlurmIds: resolution.slurmIds,
-        });
-      }
-      deps.notifier.notify(`job:${claim.jobId}`);
-    }
-    const cancels = await cancelOrders(deps.db, cluster, body.agentId);
-    return c.json(
-      { leases, cancels, lost, leaseSeconds: deps.config.SLURMGATE_LEASE_SECONDS, serverTime: iso(deps.now()) },
-      200,
-    );
-  });
+    return c.json(await leaseForAgent(deps, principal, c.req.valid("json"), c.req.raw.signal), 200);
+  };
+  const reports: RouteHandler<typeof reportRoute> = async (c) =>
+    c.json(await applyReports(deps, agentOf(c.get("principal")), c.req.valid("json")), 200);
+  const cluster: RouteHandler<typeof agentClusterRoute> = async (c) =>
+    c.json(await clusterPolicy(deps, agentOf(c.get("principal"))), 200);
+  const inventory: RouteHandler<typeof inventoryRoute> = async (c) =>
+    c.json(await publishInventory(deps, agentOf(c.get("principal")), c.req.valid("json")), 200);
+  const goodbye: RouteHandler<typeof goodbyeRoute> = async (c) =>
+    c.json(await sayGoodbye(deps, agentOf(c.get("principal")), c.req.valid("json")), 200);
 
-  app.openapi(reportRoute, async (c) => {
-    const principal = agentOf(c.get("principal"));
-    const cluster = principal.cluster;
-    const { reports } = c.req.valid("json");
-    const agentId = effectiveAgentId(principal.user, c.req.valid("json").agentId ?? "unknown");
-    const scope = await scopeFor(deps, principal, agentId);
-    const outcomes = [];
-    for (const report of reports) {
-      outcomes.push(await applyReport(deps.db, { cluster, agentId, now: deps.now(), scope }, report));
-      deps.notifier.notify(`job:${report.jobId}`);
-    }
-    return c.json({ outcomes }, 200);
-  });
-
-  app.openapi(agentClusterRoute, async (c) => {
-    const cluster = agentOf(c.get("principal")).cluster;
-    const record = await getCluster(deps.db, cluster);
-    if (!record) {
-      throw new ApiProblem("not_found", `cluster ${cluster} is not registered`);
-    }
-    const { name, sharedRoots, allowedSbatchArgs } = record.config;
-    return c.json({ name, sharedRoots, allowedSbatchArgs }, 200);
-  });
-
-  app.openapi(inventoryRoute, async (c) => {
-    const principal = agentOf(c.get("principal"));
-    const cluster = principal.cluster;
-    const inventory = c.req.valid("json");
-    const now = deps.now();
-    if (!(await getCluster(deps.db, cluster))) {
-      throw new ApiProblem("not_found", `cluster ${cluster} is not registered`);
-    }
-    // The mapped names are the gateway's to route by, not every user's to read on GET /v1/clusters.
-    const { identity: _identity, ...shared } = inventory;
-    await saveInventory(deps.db, cluster, shared, now);
-    await touchAgent(
-      deps.db,
-      {
-        cluster,
-        agentId: effectiveAgentId(principal.user, inventory.agentId),
-        version: inventory.agentVersion,
-        mode: inventory.mode,
-        cycleMs: inventory.cycleMs ?? null,
-        user: principal.user,
-        serves: principal.user === null ? servesOf(inventory.identity) : null,
-      },
-      now,
-    );
-    return c.json({ ok: true as const, serverTime: iso(now) }, 200);
-  });
-
-  app.openapi(goodbyeRoute, async (c) => {
-    const cluster = agentOf(c.get("principal")).cluster;
-    const { agentId } = c.req.valid("json");
-    const now = deps.now();
-    // Leases are deliberately left alone. A job the agent left in `submitting` had an sbatch whose
-    // outcome is unknown (it timed out; the controller may still queue it): handed over now, the
-    // next holder's tag lookup could run before the controller settles and submit a second time.
-    // Expiry gives it the lease's length to settle, and a restarted agent renews its leases at once.
-    const stoppedAt = await markAgentStopped(deps.db, { cluster, agentId }, now);
-    const own = (await listAgents(deps.db)).filter((a) => a.cluster === cluster);
-    const { alive } = clusterLiveness(own, now, deps.config.SLURMGATE_AGENT_LIVENESS_SECONDS * 1000);
-    return c.json({ agentId, stoppedAt: stoppedAt === null ? null : iso(stoppedAt), clusterAlive: alive }, 200);
-  });
-
-  return app;
+  return createRouter()
+    .openapi(leaseRoute, lease)
+    .openapi(reportRoute, reports)
+    .openapi(agentClusterRoute, cluster)
+    .openapi(inventoryRoute, inventory)
+    .openapi(goodbyeRoute, goodbye);
 }

@@ -67,7 +67,7 @@ function stateOf(raw: unknown): { state: JobState; known: boolean } {
 /**
  * A job as users see it. A row whose spec no longer parses shows `spec: null` in its stored state
  * (reads never rewrite a job; the lease call that meets such a row ends it as `rejected`, with an
- * event, see routes/agent.ts); while it is live, code `invalid_spec` and the reason say why.
+ * event, see services/agent.ts); while it is live, code `invalid_spec` and the reason say why.
  */
 export function rowToJob(row: Row): Job {
   const stored = parseStoredSpec(row.spec);
