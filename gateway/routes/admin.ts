@@ -6,19 +6,15 @@ import { ClusterConfig, CreateToken, CreatedToken, Grant, TokenInfo, User } from
 import type { Deps } from "../deps.ts";
 import { requireRole } from "../middleware/auth.ts";
 import { ApiProblem } from "../problem.ts";
+import { issueToken, saveGrant, saveUser } from "../services/admin.ts";
 import {
-  createToken,
   deleteGrant,
-  getCluster,
-  getUser,
   listClusters,
   listGrants,
   listTokens,
   listUsers,
   revokeToken,
   upsertCluster,
-  upsertGrant,
-  upsertUser,
 } from "../store/admin.ts";
 import { IdParam, bearer, createRouter, problems } from "./common.ts";
 
@@ -134,46 +130,10 @@ const removeGrant = createRoute({
 export function adminRouter(deps: Deps) {
   const app = createRouter();
 
-  app.openapi(putUser, async (c) => {
-    const user = c.req.valid("json");
-    const principal = c.get("principal");
-    if (user.disabled && principal.kind === "admin" && principal.user === user.name) {
-      // Locking out the caller could leave a gateway with no working admin token at all.
-      throw new ApiProblem("validation_failed", "you cannot disable yourself; ask another admin", {
-        field: "body.disabled",
-      });
-    }
-    const saved = await upsertUser(deps.db, user.name, user.admin, deps.now(), user.disabled);
-    return c.json(saved, 200);
-  });
+  app.openapi(putUser, async (c) => c.json(await saveUser(deps, c.get("principal"), c.req.valid("json")), 200));
   app.openapi(getUsers, async (c) => c.json({ items: await listUsers(deps.db) }, 200));
 
-  app.openapi(postToken, async (c) => {
-    const input = c.req.valid("json");
-    if (input.user && !(await getUser(deps.db, input.user))) {
-      throw new ApiProblem("not_found", `user ${input.user} does not exist`, { field: "body.user" });
-    }
-    if (input.kind === "admin" && !(await getUser(deps.db, input.user!))?.admin) {
-      throw new ApiProblem("validation_failed", `user ${input.user} is not an admin`, { field: "body.user" });
-    }
-    if (input.cluster && !(await getCluster(deps.db, input.cluster))) {
-      throw new ApiProblem("not_found", `cluster ${input.cluster} is not registered`, { field: "body.cluster" });
-    }
-    const now = deps.now();
-    const created = await createToken(
-      deps.db,
-      {
-        kind: input.kind,
-        // An agent token with a user is that user's personal agent; without one, a site agent.
-        user: input.user ?? null,
-        cluster: input.kind === "agent" ? input.cluster : null,
-        label: input.label,
-        expiresAt: input.expiresInDays ? now + input.expiresInDays * 86_400_000 : null,
-      },
-      now,
-    );
-    return c.json(created, 201);
-  });
+  app.openapi(postToken, async (c) => c.json(await issueToken(deps, c.req.valid("json")), 201));
   app.openapi(getTokens, async (c) => c.json({ items: await listTokens(deps.db, c.req.valid("query").user) }, 200));
   app.openapi(deleteToken, async (c) => {
     if (!(await revokeToken(deps.db, c.req.valid("param").id, deps.now()))) {
@@ -192,17 +152,7 @@ export function adminRouter(deps: Deps) {
     return c.json({ items: [...clusters.values()].map((r) => r.config) }, 200);
   });
 
-  app.openapi(putGrant, async (c) => {
-    const grant = c.req.valid("json");
-    if (!(await getUser(deps.db, grant.user))) {
-      throw new ApiProblem("not_found", `user ${grant.user} does not exist`, { field: "body.user" });
-    }
-    if (!(await getCluster(deps.db, grant.cluster))) {
-      throw new ApiProblem("not_found", `cluster ${grant.cluster} is not registered`, { field: "body.cluster" });
-    }
-    await upsertGrant(deps.db, grant);
-    return c.json(grant, 200);
-  });
+  app.openapi(putGrant, async (c) => c.json(await saveGrant(deps, c.req.valid("json")), 200));
   app.openapi(getGrants, async (c) => c.json({ items: await listGrants(deps.db, c.req.valid("query").user) }, 200));
   app.openapi(removeGrant, async (c) => {
     const { user, cluster } = c.req.valid("param");

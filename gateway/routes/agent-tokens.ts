@@ -7,8 +7,7 @@ import { createRoute } from "@hono/zod-openapi";
 import { CreatePersonalAgentToken, CreatedToken } from "../../schemas/index.ts";
 import type { Deps } from "../deps.ts";
 import { requireRole } from "../middleware/auth.ts";
-import { ApiProblem } from "../problem.ts";
-import { createToken, getCluster, listGrants } from "../store/admin.ts";
+import { issuePersonalAgentToken } from "../services/admin.ts";
 import { bearer, createRouter, problems } from "./common.ts";
 
 export const createPersonalAgentTokenRoute = createRoute({
@@ -34,29 +33,7 @@ export function agentTokensRouter(deps: Deps) {
   app.openapi(createPersonalAgentTokenRoute, async (c) => {
     const principal = c.get("principal");
     const user = principal.kind === "agent" ? "" : principal.user;
-    const input = c.req.valid("json");
-    if (!(await getCluster(deps.db, input.cluster))) {
-      throw new ApiProblem("not_found", `cluster ${input.cluster} is not registered`, { field: "body.cluster" });
-    }
-    const granted = (await listGrants(deps.db, user)).some((g) => g.cluster === input.cluster);
-    if (!granted) {
-      throw new ApiProblem("forbidden", `you are not granted cluster ${input.cluster}; ask an admin for a grant`, {
-        field: "body.cluster",
-      });
-    }
-    const now = deps.now();
-    const created = await createToken(
-      deps.db,
-      {
-        kind: "agent",
-        user,
-        cluster: input.cluster,
-        label: input.label,
-        expiresAt: input.expiresInDays ? now + input.expiresInDays * 86_400_000 : null,
-      },
-      now,
-    );
-    return c.json(created, 201);
+    return c.json(await issuePersonalAgentToken(deps, user, c.req.valid("json")), 201);
   });
   return app;
 }
