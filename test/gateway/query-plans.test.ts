@@ -5,8 +5,7 @@
  * never runs it) SQLite plans from the schema alone, so an in-memory database shows the plans a
  * database with millions of jobs gets. The measured effect is `npm run bench` (history section).
  */
-import type { Client, InArgs, InStatement } from "@libsql/client";
-import type { Database } from "../../gateway/db/client.ts";
+import type { Client } from "@libsql/client";
 import { afterAll, describe, expect, it } from "vitest";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -14,46 +13,9 @@ import { join } from "node:path";
 import { createClient } from "@libsql/client";
 import { createToken } from "../../gateway/store/admin.ts";
 import { expireLeases } from "../../gateway/store/leases.ts";
+import { type Captured, captureStatements } from "../helpers/capture-sql.ts";
 import { sampleInventory } from "../helpers/gateway.ts";
 import { createWorld } from "./world.ts";
-
-type Captured = { sql: string; args: InArgs };
-
-/**
- * Records every statement the store sends while `run` runs: reads through `db.client`, writes
- * through `db.write` (the same objects the app's handlers hold), nothing changed underneath.
- */
-async function captureStatements(db: Database, run: () => Promise<unknown>): Promise<Captured[]> {
-  const seen: Captured[] = [];
-  const record = (stmt: InStatement | string, args?: InArgs) =>
-    seen.push(typeof stmt === "string" ? { sql: stmt, args: args ?? [] } : { sql: stmt.sql, args: stmt.args ?? [] });
-  const { client, write } = db;
-  db.client = new Proxy(client, {
-    get(target, key) {
-      if (key === "execute") {
-        return (stmt: InStatement | string, args?: InArgs) => {
-          record(stmt, args);
-          return typeof stmt === "string" ? target.execute(stmt, args) : target.execute(stmt);
-        };
-      }
-      const value = Reflect.get(target, key, target);
-      return typeof value === "function" ? value.bind(target) : value;
-    },
-  });
-  db.write = (statements) => {
-    for (const stmt of statements) {
-      record(stmt);
-    }
-    return write(statements);
-  };
-  try {
-    await run();
-  } finally {
-    db.client = client;
-    db.write = write;
-  }
-  return seen;
-}
 
 const HISTORY_TABLES = /\b(jobs|job_labels)\b/;
 
