@@ -23,7 +23,9 @@ export function createTransport(fetchImpl: FetchLike, policy: RetryPolicy): Fetc
       const last = !retryable || attempt >= policy.attempts;
       let response: Response;
       try {
-        response = await fetchImpl(last ? request : request.clone());
+        // Not request.clone(): undici lets a clone's link to the caller's AbortSignal be garbage collected
+        // (nodejs/undici#4068), and an abort then never reaches a long-poll in flight. The constructor keeps it.
+        response = await fetchImpl(last ? request : new Request(request.clone(), { signal: request.signal }));
       } catch (err) {
         if (request.signal.aborted || isAbort(err)) {
           throw err;

@@ -124,7 +124,8 @@ describe("a gateway restart during wait and logs -f", () => {
     expect((await waiting).state).toBe("completed");
     expect(await following).toBe("before\nafter\n");
     expect(outages[0]).toBe(0);
-    expect(outages.at(-1)).toBeGreaterThan(60_000);
+    // The last failed try falls within one maximum backoff (10 s) of the gateway's return after 65 s.
+    expect(outages.at(-1)).toBeGreaterThan(50_000);
     const waited = await cliWait;
     expect(waited.code, waited.stderr).toBe(0);
     expect(waited.stdout).toContain(`${job.id} completed`);
