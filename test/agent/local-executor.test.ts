@@ -39,8 +39,8 @@ describe("createLocalExecutor().run", () => {
   it("keeps exactly maxOutputBytes of each stream, however the pipe chunks it", async () => {
     const capped = createLocalExecutor({ maxOutputBytes: 100_001 });
     const r = await capped.run("sh", ["-c", "yes abc | head -c 1000000; yes e | head -c 1000000 >&2"]);
-    expect(r.stdout).toBe("abc\n".repeat(25_000) + "a");
-    expect(r.stderr).toBe("e\n".repeat(50_000) + "e");
+    expect(r.stdout).toBe(`${"abc\n".repeat(25_000)}a`);
+    expect(r.stderr).toBe(`${"e\n".repeat(50_000)}e`);
     expect(r.code).toBe(0);
   });
   it("rejects when the program does not exist", async () => {
