@@ -200,8 +200,8 @@ describe("commands over SSH", () => {
     const maxOutputBytes = 1_000;
     const local = createLocalExecutor({ maxOutputBytes });
     const remote = connect({ maxOutputBytes });
-    // 300 kB in chunks of many sizes, a multi-byte character straddling the cut on stdout.
-    const script = "printf '%999s\\303\\251' '' ; yes 0123456789 | head -c 300000; yes err | head -c 300000 >&2";
+    // 100 kB in chunks of many sizes, a multi-byte character straddling the cut on stdout.
+    const script = "printf '%999s\\303\\251' '' ; yes 0123456789 | head -c 100000; yes err | head -c 100000 >&2";
     const [l, r] = [await local.run("sh", ["-c", script]), await remote.run("sh", ["-c", script])];
     expect(r).toEqual(l);
     expect(Buffer.byteLength(r.stdout)).toBeLessThanOrEqual(maxOutputBytes + 2); // 999 spaces + U+FFFD
