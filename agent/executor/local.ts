@@ -8,17 +8,15 @@ import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import * as fs from "node:fs/promises";
 import * as path from "node:path";
+import { DEFAULT_TIMEOUT_MS, KILL_GRACE_MS, MAX_OUTPUT_BYTES, outputCap } from "./limits.ts";
 import type { ExecResult, Executor, FileStat, RunOptions } from "./types.ts";
-
-/** Cap on captured output per stream; Slurm listings for thousands of jobs stay far below it. */
-const MAX_OUTPUT_BYTES = 64 * 1024 * 1024;
-/** Time between SIGTERM and SIGKILL once a command timed out. */
-const KILL_GRACE_MS = 2_000;
 
 /** Options for {@link createLocalExecutor}. */
 export interface LocalExecutorOptions {
   /** Default timeout for `run` when the call gives none (ms). Default 60 s. */
   defaultTimeoutMs?: number;
+  /** Bytes kept per output stream; the rest is dropped. Default {@link MAX_OUTPUT_BYTES}. */
+  maxOutputBytes?: number;
 }
 
 /**
@@ -28,9 +26,10 @@ export interface LocalExecutorOptions {
  * const { code, stdout } = await exec.run("squeue", ["-h", "-o", "%i|%T"], { env: slurmEnv });
  */
 export function createLocalExecutor(options: LocalExecutorOptions = {}): Executor {
-  const defaultTimeoutMs = options.defaultTimeoutMs ?? 60_000;
+  const defaultTimeoutMs = options.defaultTimeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const maxOutputBytes = options.maxOutputBytes ?? MAX_OUTPUT_BYTES;
   return {
-    run: (cmd, args, opts = {}) => runLocal(cmd, args, { timeoutMs: defaultTimeoutMs, ...opts }),
+    run: (cmd, args, opts = {}) => runLocal(cmd, args, { timeoutMs: defaultTimeoutMs, ...opts }, maxOutputBytes),
     writeFile: writeFileAtomic,
     readFile: readRange,
     stat: statOrNull,
@@ -96,7 +95,7 @@ async function mkdirNoFollow(p: string, mode = 0o700): Promise<boolean> {
   }
 }
 
-function runLocal(cmd: string, args: readonly string[], opts: RunOptions): Promise<ExecResult> {
+function runLocal(cmd: string, args: readonly string[], opts: RunOptions, maxOutputBytes: number): Promise<ExecResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, [...args], {
       shell: false,
@@ -106,10 +105,8 @@ function runLocal(cmd: string, args: readonly string[], opts: RunOptions): Promi
       // (it believes sshd started it), and libuv pipes are socketpairs.
       stdio: [opts.input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
     });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    let outBytes = 0;
-    let errBytes = 0;
+    const out = outputCap(maxOutputBytes);
+    const err = outputCap(maxOutputBytes);
     let timedOut = false;
     let killTimer: NodeJS.Timeout | undefined;
     const timer =
@@ -120,18 +117,8 @@ function runLocal(cmd: string, args: readonly string[], opts: RunOptions): Promi
             child.kill("SIGTERM");
             killTimer = setTimeout(() => child.kill("SIGKILL"), KILL_GRACE_MS);
           }, opts.timeoutMs);
-    child.stdout?.on("data", (chunk: Buffer) => {
-      if (outBytes < MAX_OUTPUT_BYTES) {
-        out.push(chunk);
-        outBytes += chunk.length;
-      }
-    });
-    child.stderr?.on("data", (chunk: Buffer) => {
-      if (errBytes < MAX_OUTPUT_BYTES) {
-        err.push(chunk);
-        errBytes += chunk.length;
-      }
-    });
+    child.stdout?.on("data", out.push);
+    child.stderr?.on("data", err.push);
     child.on("error", (e) => {
       clearTimeout(timer);
       clearTimeout(killTimer);
@@ -140,12 +127,12 @@ function runLocal(cmd: string, args: readonly string[], opts: RunOptions): Promi
     child.on("close", (code) => {
       clearTimeout(timer);
       clearTimeout(killTimer);
-      const stdoutBytes = Buffer.concat(out);
+      const stdoutBytes = out.bytes();
       resolve({
         code: timedOut ? null : code,
         stdout: stdoutBytes.toString("utf8"),
         ...(opts.binary ? { stdoutBytes } : {}),
-        stderr: Buffer.concat(err).toString("utf8"),
+        stderr: err.bytes().toString("utf8"),
         timedOut,
       });
     });

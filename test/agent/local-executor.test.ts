@@ -36,6 +36,13 @@ describe("createLocalExecutor().run", () => {
     expect(r.code).toBeNull();
     expect(Date.now() - started).toBeLessThan(3_000);
   });
+  it("keeps exactly maxOutputBytes of each stream, however the pipe chunks it", async () => {
+    const capped = createLocalExecutor({ maxOutputBytes: 100_001 });
+    const r = await capped.run("sh", ["-c", "yes abc | head -c 1000000; yes e | head -c 1000000 >&2"]);
+    expect(r.stdout).toBe(`${"abc\n".repeat(25_000)}a`);
+    expect(r.stderr).toBe(`${"e\n".repeat(50_000)}e`);
+    expect(r.code).toBe(0);
+  });
   it("rejects when the program does not exist", async () => {
     await expect(exec.run("/no/such/program", [])).rejects.toThrow();
   });

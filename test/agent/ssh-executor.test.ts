@@ -196,6 +196,36 @@ describe("commands over SSH", () => {
     expect(await gone([Number(readFileSync(pidFile, "utf8"))])).toEqual([]);
   });
 
+  it("cuts output beyond the cap exactly as the local executor does, on both streams", async () => {
+    const maxOutputBytes = 1_000;
+    const local = createLocalExecutor({ maxOutputBytes });
+    const remote = connect({ maxOutputBytes });
+    // 100 kB in chunks of many sizes, a multi-byte character straddling the cut on stdout.
+    const script = "printf '%999s\\303\\251' '' ; yes 0123456789 | head -c 100000; yes err | head -c 100000 >&2";
+    const [l, r] = [await local.run("sh", ["-c", script]), await remote.run("sh", ["-c", script])];
+    expect(r).toEqual(l);
+    expect(Buffer.byteLength(r.stdout)).toBeLessThanOrEqual(maxOutputBytes + 2); // 999 spaces + U+FFFD
+    expect(r.stdout).toBe(`${" ".repeat(999)}\uFFFD`);
+    expect(r.stderr).toBe("err\n".repeat(250));
+    expect(r.code).toBe(0);
+  });
+
+  it("still kills a timed-out command whose stderr is over a tiny cap, and never shows the pid line", async () => {
+    const pidFile = join(dir, "capped-pid");
+    const tiny = connect({ maxOutputBytes: 3 });
+    const r = await tiny.run(
+      "bash",
+      ["-c", `echo $$ > ${pidFile}; head -c 100000 /dev/zero | tr '\\0' e >&2; sleep 30`],
+      {
+        timeoutMs: 500,
+      },
+    );
+    expect(r).toEqual({ code: null, stdout: "", stderr: "eee", timedOut: true });
+    expect(await gone([Number(readFileSync(pidFile, "utf8"))])).toEqual([]);
+    // A command that prints nothing keeps nothing of the announcement either.
+    expect(await tiny.run("true", [])).toEqual({ code: 0, stdout: "", stderr: "", timedOut: false });
+  });
+
   it("runs commands concurrently on one connection", async () => {
     const results = await Promise.all(
       Array.from({ length: 20 }, (_, i) => ssh.run("sh", ["-c", `sleep 0.1; echo ${i}`])),
