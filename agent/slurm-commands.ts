@@ -13,7 +13,6 @@ import {
   type SacctCode,
   type SacctmgrCode,
   type SbatchCode,
-  type SlurmFailure,
   type SlurmResult,
   failed,
   succeeded,
@@ -85,10 +84,7 @@ export function createSlurmCommands(options: {
    * Builds the argv and runs it: a builder's refusal or an executor's throw become a failure here,
    * so no command below can throw. A timed-out result is returned as is: sbatch reads its stdout first.
    */
-  const exec = async (
-    name: string,
-    build: () => string[],
-  ): Promise<{ ok: true; value: ExecResult } | SlurmFailure<CommonCode>> => {
+  const exec = async (name: string, build: () => string[]): Promise<SlurmResult<ExecResult, CommonCode>> => {
     let args: string[];
     try {
       args = build();
@@ -101,7 +97,7 @@ export function createSlurmCommands(options: {
       return thrownFailure(name, err);
     }
   };
-  /** The usual reading: a timeout, a non-zero exit (with stderr's first line), or parse stdout. */
+  /** The usual reading: a timeout, a non-zero exit (with its stderr), or parse stdout. */
   const simple = async <T>(name: string, build: () => string[], parse: (stdout: string) => T) => {
     const ran = await exec(name, build);
     if (!ran.ok) {
