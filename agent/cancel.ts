@@ -11,7 +11,8 @@ export async function cancelJobs(
   targets: CancelTarget[],
 ): Promise<{ ok: boolean; message: string }> {
   if (!ctx.sudo) {
-    return ctx.slurm.scancel(targets.map((t) => t.slurmJobId));
+    const result = await ctx.slurm.scancel(targets.map((t) => t.slurmJobId));
+    return result.ok ? { ok: true, message: "" } : { ok: false, message: result.message };
   }
   const byOwner = new Map<string, string[]>();
   const problems: string[] = [];
@@ -25,7 +26,9 @@ export async function cancelJobs(
   }
   for (const [owner, ids] of byOwner) {
     const as = ctx.sudo.as(owner);
-    const result = as ? await as.slurm.scancel(ids) : { ok: false, message: `${owner} is not in the user mapping` };
+    const result = as
+      ? await as.slurm.scancel(ids)
+      : { ok: false as const, message: `${owner} is not in the user mapping` };
     if (!result.ok) {
       problems.push(result.message);
     }

@@ -99,10 +99,11 @@ export async function doctorChecks(
           },
     );
   }
-  try {
-    const version = await slurm.slurmVersion();
-    const partitions = await slurm.sinfo();
-    checks.push({ name: "slurm commands", ok: version !== "unknown", detail: `Slurm ${version}` });
+  const version = await slurm.slurmVersion();
+  const sinfo = version.ok ? await slurm.sinfo() : version;
+  if (version.ok && sinfo.ok) {
+    const partitions = sinfo.value;
+    checks.push({ name: "slurm commands", ok: version.value !== "unknown", detail: `Slurm ${version.value}` });
     checks.push({
       name: "partitions",
       ok: partitions.length > 0,
@@ -114,17 +115,15 @@ export async function doctorChecks(
         .join(", "),
       fix: partitions.length ? undefined : "sinfo shows no partitions: check SLURM_CONF and slurmctld",
     });
-  } catch (err) {
+  } else if (!sinfo.ok) {
     checks.push({
       name: "slurm commands",
       ok: false,
-      detail: (err as Error).message,
+      detail: sinfo.message,
       fix: "install Slurm's client commands or set SLURMGATE_SLURM_BIN",
     });
   }
-  const acct = await slurm
-    .sacct({ since: new Date(Date.now() - 60_000) })
-    .catch((err: Error) => ({ ok: false as const, reason: "error" as const, message: err.message }));
+  const acct = await slurm.sacct({ since: new Date(Date.now() - 60_000) });
   checks.push({
     name: "accounting",
     ok: true,
@@ -235,14 +234,14 @@ async function smokeTest(
     const exit = await executor.readFile(`${dir}/exitcode`);
     if (exit?.toString().trim() === "0") {
       await executor.rm(dir, { recursive: true });
-      return { name: "smoke job", ok: true, detail: `Slurm job ${submitted.slurmJobId} ran and exited 0` };
+      return { name: "smoke job", ok: true, detail: `Slurm job ${submitted.value.slurmJobId} ran and exited 0` };
     }
     await new Promise((r) => setTimeout(r, 1_000));
   }
   return {
     name: "smoke job",
     ok: false,
-    detail: `Slurm job ${submitted.slurmJobId} did not finish within 2 minutes`,
+    detail: `Slurm job ${submitted.value.slurmJobId} did not finish within 2 minutes`,
     fix: "check squeue for its reason",
   };
 }

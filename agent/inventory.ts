@@ -11,19 +11,26 @@ export const AGENT_VERSION = VERSION;
 
 export async function probeAccounting(ctx: Pick<AgentContext, "slurm" | "now">): Promise<boolean> {
   const result = await ctx.slurm.sacct({ since: new Date(ctx.now() - 60_000) });
-  return result.ok || result.reason !== "unavailable";
+  return result.ok || result.code !== "unavailable";
 }
 
 export async function collectInventory(
   ctx: AgentContext,
   extra: { cycleMs?: number; hostname: string; mode: "local" | "ssh" },
 ): Promise<Inventory> {
-  const [partitions, slurmVersion, apptainerVersion, accounting] = await Promise.all([
+  const [sinfo, version, apptainerVersion, accounting] = await Promise.all([
     ctx.slurm.sinfo(),
     ctx.slurm.slurmVersion(),
     ctx.slurm.apptainerVersion(),
     probeAccounting(ctx),
   ]);
+  // Half an inventory would tell the gateway the cluster has no partitions: publish none this time.
+  if (!sinfo.ok) {
+    throw new Error(sinfo.message);
+  }
+  const partitions = sinfo.value;
+  // sinfo answered, so the cluster is there: a version that did not come is only unknown.
+  const slurmVersion = version.ok ? version.value : "unknown";
   ctx.partitions = partitions;
   ctx.accounting = accounting;
   return {

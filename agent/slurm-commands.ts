@@ -5,31 +5,47 @@
  */
 import type { PartitionInfo } from "../schemas/agent.ts";
 import type { AgentConfig } from "./config.ts";
-import { IdentityRefusal } from "./identity/guard.ts";
 import { buildSlurmEnv } from "./slurm/env.ts";
 import type { ExecResult, Executor } from "./executor/types.ts";
-import { type SacctResult, buildSacctArgs, parseSacct } from "./slurm/sacct.ts";
-import { type AssocResult, buildSacctmgrAssocArgs, parseSacctmgrAssoc } from "./slurm/sacctmgr.ts";
-import { buildSbatchArgs, classifySbatchError, parseSbatchOutput, type SbatchFailure } from "./slurm/sbatch.ts";
+import {
+  type CommonCode,
+  type FailedCode,
+  type SacctCode,
+  type SacctmgrCode,
+  type SbatchCode,
+  type SlurmResult,
+  failed,
+  succeeded,
+  thrownFailure,
+  timedOutFailure,
+} from "./slurm/result.ts";
+import { type SacctRow, buildSacctArgs, parseSacct } from "./slurm/sacct.ts";
+import { buildSacctmgrAssocArgs, parseSacctmgrAssoc } from "./slurm/sacctmgr.ts";
+import { buildSbatchArgs, classifySbatchError, parseSbatchOutput } from "./slurm/sbatch.ts";
 import { buildScancelArgs, parseScancelStderr } from "./slurm/scancel.ts";
 import { type ScontrolJob, buildScontrolShowJobArgs, parseScontrolShowJob } from "./slurm/scontrol.ts";
 import { buildSinfoArgs, parseSinfo } from "./slurm/sinfo.ts";
 import { type SqueueRow, buildSqueueArgs, parseSqueue } from "./slurm/squeue.ts";
 import { parseApptainerVersion, parseSlurmVersion } from "./slurm/versions.ts";
 
-export type SubmitOutcome = { ok: true; slurmJobId: string; warning?: string } | ({ ok: false } & SbatchFailure);
+/** A job sbatch queued; `warning` is its stderr when it also exited non-zero. */
+export type Submitted = { slurmJobId: string; warning?: string };
 
+/** Every method returns a {@link SlurmResult} and never throws, whatever the executor does. */
 export type SlurmCommands = {
-  sbatch(scriptPath: string, args: string[]): Promise<SubmitOutcome>;
-  /** All of this user's jobs Slurm still holds in memory (one squeue). Null when squeue failed. */
-  squeue(): Promise<SqueueRow[] | null>;
-  sacct(query: { since: Date; ids?: string[] }): Promise<SacctResult>;
-  scontrolAll(): Promise<ScontrolJob[] | null>;
-  /** The accounts `user` may charge on `cluster` (one sacctmgr). */
-  accountsOf(user: string, cluster: string): Promise<AssocResult>;
-  scancel(ids: string[]): Promise<{ ok: boolean; message: string }>;
-  sinfo(): Promise<PartitionInfo[]>;
-  slurmVersion(): Promise<string>;
+  sbatch(scriptPath: string, args: string[]): Promise<SlurmResult<Submitted, SbatchCode>>;
+  /** All of this user's jobs Slurm still holds in memory (one squeue). A failure means "don't know", never "gone". */
+  squeue(): Promise<SlurmResult<SqueueRow[]>>;
+  sacct(query: { since: Date; ids?: string[] }): Promise<SlurmResult<SacctRow[], SacctCode>>;
+  scontrolAll(): Promise<SlurmResult<ScontrolJob[]>>;
+  /** The accounts `user` may charge on `cluster` (one sacctmgr), lower-cased and sorted. */
+  accountsOf(user: string, cluster: string): Promise<SlurmResult<string[], SacctmgrCode>>;
+  /** Ids Slurm no longer knew count as cancelled (idempotent); `gone` lists them. */
+  scancel(ids: string[]): Promise<SlurmResult<{ gone: string[] }>>;
+  sinfo(): Promise<SlurmResult<PartitionInfo[]>>;
+  /** `unknown` when sbatch answers in a format we do not read. */
+  slurmVersion(): Promise<SlurmResult<string>>;
+  /** Not a Slurm command: null when the runtime is absent or does not answer. */
   apptainerVersion(): Promise<string | null>;
 };
 
@@ -64,78 +80,102 @@ export function createSlurmCommands(options: {
   const { executor, env, timeoutMs } = options;
   const bin = (name: string) => (options.binDir ? `${options.binDir.replace(/\/$/, "")}/${name}` : name);
   const run = (name: string, args: string[]): Promise<ExecResult> => executor.run(bin(name), args, { env, timeoutMs });
+  /**
+   * Builds the argv and runs it: a builder's refusal or an executor's throw become a failure here,
+   * so no command below can throw. A timed-out result is returned as is: sbatch reads its stdout first.
+   */
+  const exec = async (name: string, build: () => string[]): Promise<SlurmResult<ExecResult, CommonCode>> => {
+    let args: string[];
+    try {
+      args = build();
+    } catch (err) {
+      return failed("invalid_argument", `${name}: ${(err as Error).message}`, false);
+    }
+    try {
+      return succeeded(await run(name, args));
+    } catch (err) {
+      return thrownFailure(name, err);
+    }
+  };
+  /** The usual reading: a timeout, a non-zero exit (with its stderr), or parse stdout. */
+  const simple = async <T>(name: string, build: () => string[], parse: (stdout: string) => T) => {
+    const ran = await exec(name, build);
+    if (!ran.ok) {
+      return ran;
+    }
+    return readExit(name, ran.value, parse);
+  };
 
   return {
     async sbatch(scriptPath, args) {
-      const argv = buildSbatchArgs(scriptPath, args);
-      let result: ExecResult;
-      try {
-        result = await run("sbatch", argv);
-      } catch (err) {
-        if (err instanceof IdentityRefusal) {
-          // sudo refused before sbatch ever ran: nothing was submitted, and it will refuse again.
-          return { ok: false, code: err.code, message: err.message };
-        }
-        // sbatch may have reached slurmctld before the failure (an SSH connection that dropped
-        // mid-command): the outcome is unknown, so the caller must look the tag up, never resubmit.
-        return { ok: false, code: "transient", message: `sbatch did not complete: ${(err as Error).message}` };
+      const ran = await exec("sbatch", () => buildSbatchArgs(scriptPath, args));
+      if (!ran.ok) {
+        // A lost command may have reached slurmctld first: `unreachable` is an unknown outcome, and
+        // the caller must look the tag up, never resubmit. A sudo refusal ran nothing.
+        return ran;
       }
+      const result = ran.value;
       // A job id on stdout means Slurm queued it, whatever the exit status says.
       const submitted = parseSbatchOutput(result.stdout);
       if (submitted) {
-        return {
-          ok: true,
+        return succeeded({
           slurmJobId: submitted.slurmJobId,
           warning: result.code === 0 ? undefined : result.stderr.trim(),
-        };
+        });
       }
-      return { ok: false, ...classifySbatchError(result.stderr, result) };
+      const { code, message } = classifySbatchError(result.stderr, result);
+      if (result.timedOut) {
+        return failed("timeout", message, true);
+      }
+      return failed(code, message, code === "backpressure" || code === "transient");
     },
-    async squeue() {
-      const result = await run("squeue", buildSqueueArgs(options.allUsers ? { all: true } : { me: true })).catch(
-        () => null,
-      );
-      return result?.code === 0 ? parseSqueue(result.stdout) : null;
+    squeue() {
+      return simple("squeue", () => buildSqueueArgs(options.allUsers ? { all: true } : { me: true }), parseSqueue);
     },
     async sacct(query) {
-      try {
+      const ran = await exec("sacct", () => {
         const args = buildSacctArgs(query);
-        return parseSacct(await run("sacct", options.allUsers ? [...args, "--allusers"] : args));
-      } catch (err) {
-        return { ok: false, reason: "error", message: `sacct did not complete: ${(err as Error).message}` };
+        return options.allUsers ? [...args, "--allusers"] : args;
+      });
+      if (!ran.ok) {
+        return ran;
       }
+      return ran.value.timedOut ? timedOutFailure("sacct", ran.value) : parseSacct(ran.value);
     },
-    async scontrolAll() {
-      const result = await run("scontrol", buildScontrolShowJobArgs());
-      return result.code === 0 ? parseScontrolShowJob(result.stdout) : null;
+    scontrolAll() {
+      return simple("scontrol", () => buildScontrolShowJobArgs(), parseScontrolShowJob);
     },
     async accountsOf(user, cluster) {
-      try {
-        return parseSacctmgrAssoc(await run("sacctmgr", buildSacctmgrAssocArgs(user, cluster)));
-      } catch (err) {
-        return { ok: false, message: `sacctmgr did not complete: ${(err as Error).message}` };
+      const ran = await exec("sacctmgr", () => buildSacctmgrAssocArgs(user, cluster));
+      if (!ran.ok) {
+        return ran;
       }
+      return ran.value.timedOut ? timedOutFailure("sacctmgr", ran.value) : parseSacctmgrAssoc(ran.value);
     },
     async scancel(ids) {
-      let result: ExecResult;
-      try {
-        result = await run("scancel", buildScancelArgs(ids));
-      } catch (err) {
-        return { ok: false, message: (err as Error).message };
+      const ran = await exec("scancel", () => buildScancelArgs(ids));
+      if (!ran.ok) {
+        return ran;
       }
-      const { other } = parseScancelStderr(result.stderr);
-      return { ok: result.code === 0 || other.length === 0, message: other.join("; ") };
+      const result = ran.value;
+      if (result.timedOut) {
+        return timedOutFailure("scancel", result);
+      }
+      const { gone, other } = parseScancelStderr(result.stderr);
+      // A non-zero exit only for ids already gone is success: cancelling is idempotent.
+      return result.code === 0 || other.length === 0 ? succeeded({ gone }) : failed("failed", other.join("; "), true);
     },
-    async sinfo() {
-      const result = await run("sinfo", buildSinfoArgs());
-      if (result.code !== 0) {
-        throw new Error(`sinfo failed: ${result.stderr.trim() || `exit ${result.code}`}`);
-      }
-      return parseSinfo(result.stdout);
+    sinfo() {
+      return simple("sinfo", buildSinfoArgs, parseSinfo);
     },
     async slurmVersion() {
-      const result = await run("sbatch", ["--version"]);
-      return parseSlurmVersion(result.stdout) ?? "unknown";
+      const ran = await exec("sbatch", () => ["--version"]);
+      if (!ran.ok) {
+        return ran;
+      }
+      return ran.value.timedOut
+        ? timedOutFailure("sbatch --version", ran.value)
+        : succeeded(parseSlurmVersion(ran.value.stdout) ?? "unknown");
     },
     async apptainerVersion() {
       try {
@@ -147,4 +187,15 @@ export function createSlurmCommands(options: {
       }
     },
   };
+}
+
+/** A finished command read the usual way: a timeout and a non-zero exit are failures, else parse stdout. */
+function readExit<T>(name: string, result: ExecResult, parse: (stdout: string) => T): SlurmResult<T, FailedCode> {
+  if (result.timedOut) {
+    return timedOutFailure(name, result);
+  }
+  if (result.code !== 0) {
+    return failed("failed", `${name} failed: ${result.stderr.trim() || `exit ${result.code}`}`, true);
+  }
+  return succeeded(parse(result.stdout));
 }

@@ -28,6 +28,7 @@ import {
 import { JOB_FILES } from "./render/data-files.ts";
 import { slurmgateTag } from "./render/directives.ts";
 import { RenderError } from "./render/errors.ts";
+import { isUnknownOutcome } from "./slurm/result.ts";
 import { renderBatchScript } from "./render/render-batch-script.ts";
 import { writeJobSecrets } from "./secrets.ts";
 import type { TrackedJob } from "./state.ts";
@@ -80,18 +81,18 @@ export async function lookupByTag(ctx: AgentContext, leases: { jobId: string; at
   }
   const wanted = new Map(leases.map((l) => [slurmgateTag(l.jobId, l.attempt), l.jobId]));
   const rows = await ctx.slurm.squeue();
-  for (const row of rows ?? []) {
+  for (const row of rows.ok ? rows.value : []) {
     const jobId = row.comment ? wanted.get(row.comment) : undefined;
     if (jobId && !found.has(jobId)) {
       found.set(jobId, row.arrayJobId && row.arrayTaskId ? row.arrayJobId : row.rawJobId);
     }
   }
-  let complete = rows !== null;
+  let complete = rows.ok;
   if (found.size < leases.length && ctx.accounting) {
     const since = new Date(Math.min(...leases.map((l) => l.since)) - 3_600_000);
     const acct = await ctx.slurm.sacct({ since });
     if (acct.ok) {
-      for (const row of acct.rows) {
+      for (const row of acct.value) {
         const jobId = row.comment ? wanted.get(row.comment) : undefined;
         if (jobId && !found.has(jobId)) {
           found.set(jobId, row.slurmJobId.split("_")[0] ?? row.slurmJobId);
@@ -120,11 +121,11 @@ async function checkPartition(ctx: AgentContext, spec: JobSpec): Promise<void> {
   if (ctx.partitions.length > 0 && find()) {
     return;
   }
-  try {
-    ctx.partitions = await ctx.slurm.sinfo();
-  } catch (err) {
-    throw new NotNow(`cannot list this cluster's partitions: ${(err as Error).message}`);
+  const sinfo = await ctx.slurm.sinfo();
+  if (!sinfo.ok) {
+    throw new NotNow(`cannot list this cluster's partitions: ${sinfo.message}`);
   }
+  ctx.partitions = sinfo.value;
   if (ctx.partitions.length === 0) {
     throw new NotNow("sinfo lists no partitions on this cluster");
   }
@@ -152,10 +153,10 @@ async function checkAccount(ctx: AgentContext, spec: JobSpec, runAs: RunAs | nul
   if (!assoc.ok) {
     throw new NotNow(`cannot check ${user}'s Slurm accounts on ${cluster}: ${assoc.message}`);
   }
-  if (!assoc.accounts.includes(spec.account.toLowerCase())) {
+  if (!assoc.value.includes(spec.account.toLowerCase())) {
     throw new Refusal(
       "account_not_associated",
-      `${user} may not charge account '${spec.account}' on ${cluster}; on offer: ${assoc.accounts.join(", ") || "none"}`,
+      `${user} may not charge account '${spec.account}' on ${cluster}; on offer: ${assoc.value.join(", ") || "none"}`,
     );
   }
 }
@@ -271,8 +272,8 @@ export async function submitLease(ctx: AgentContext, lease: Lease): Promise<Subm
   // Through sudo, sbatch already runs as the job's account: --uid/--gid are root's way.
   const outcome = await slurm.sbatch(scriptPath, [...rendered.sbatchArgs, ...sbatchIdentityArgs(sudo ? null : runAs)]);
   crashPoint(ctx, "after-sbatch");
-  let slurmJobId: string | null = outcome.ok ? outcome.slurmJobId : null;
-  if (!outcome.ok && outcome.code === "transient") {
+  let slurmJobId: string | null = outcome.ok ? outcome.value.slurmJobId : null;
+  if (!outcome.ok && isUnknownOutcome(outcome.code)) {
     // The controller may have queued it before the error: only the tag can tell.
     const lookup = await lookupByTag(ctx, [{ jobId: lease.jobId, attempt: lease.attempt, since: ctx.now() }]);
     slurmJobId = lookup.found.get(lease.jobId) ?? null;
@@ -285,12 +286,14 @@ export async function submitLease(ctx: AgentContext, lease: Lease): Promise<Subm
     if (outcome.code === "backpressure") {
       return { kind: "requeue", report: requeueReport(lease, outcome.message, 60) };
     }
-    if (outcome.code === "transient") {
+    if (isUnknownOutcome(outcome.code)) {
       return { kind: "retry", message: outcome.message };
     }
+    // sbatch refused the rendered arguments before running: this spec can never be submitted.
+    const code = outcome.code === "invalid_argument" ? "invalid_spec" : outcome.code;
     return {
       kind: "refused",
-      report: { ...refusedReport(lease, outcome.code, outcome.message), script: rendered.script },
+      report: { ...refusedReport(lease, code, outcome.message), script: rendered.script },
     };
   }
   ctx.state.put(tracked(lease, jobDir, ctx.now(), slurmJobId));

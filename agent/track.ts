@@ -321,7 +321,11 @@ export async function observe(ctx: AgentContext, jobs: TrackedJob[]): Promise<Ma
     return seen;
   }
   const queue = await ctx.slurm.squeue();
-  const queueRows: Row[] = (queue ?? []).map((r) => ({ id: r.slurmJobId, jobState: r.jobState, reason: r.reason }));
+  const queueRows: Row[] = (queue.ok ? queue.value : []).map((r) => ({
+    id: r.slurmJobId,
+    jobState: r.jobState,
+    reason: r.reason,
+  }));
   const needHistory: TrackedJob[] = [];
   for (const job of jobs) {
     if (allLiveInQueue(job, queueRows)) {
@@ -353,7 +357,7 @@ export async function observe(ctx: AgentContext, jobs: TrackedJob[]): Promise<Ma
       }
     }
   }
-  if (queue === null) {
+  if (!queue.ok) {
     // squeue failed: nothing may be concluded from absence this cycle.
     for (const job of jobs) {
       if (!seen.has(job.jobId)) {
@@ -370,7 +374,7 @@ async function historyRows(ctx: AgentContext, jobs: TrackedJob[]): Promise<Row[]
     const since = new Date(Math.min(...jobs.map((j) => j.submittedAt)) - 3_600_000);
     const acct = await ctx.slurm.sacct({ since, ids });
     if (acct.ok) {
-      return acct.rows.map((r) => ({
+      return acct.value.map((r) => ({
         id: r.slurmJobId,
         jobState: r.jobState,
         exitCode: r.exitCode,
@@ -380,8 +384,8 @@ async function historyRows(ctx: AgentContext, jobs: TrackedJob[]): Promise<Row[]
     ctx.log("warn", "sacct failed; falling back to scontrol", { message: acct.message });
   }
   const all = await ctx.slurm.scontrolAll();
-  return all
-    ? all.map((r) => ({
+  return all.ok
+    ? all.value.map((r) => ({
         id: r.slurmJobId,
         jobState: r.jobState,
         exitCode: r.exitCode,

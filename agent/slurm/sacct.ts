@@ -4,6 +4,7 @@
  */
 import type { JobState } from "../../schemas/job.ts";
 import { checkJobIds, lines, nullable, parseExitCode, splitFields } from "./fields.ts";
+import { type SacctCode, type SlurmResult, failed, succeeded } from "./result.ts";
 import { toJobState } from "./states.ts";
 
 /** Columns, comment last (free text, may contain `|`). Needs AccountingStoreFlags=job_comment for Comment. */
@@ -37,9 +38,7 @@ export interface SacctRow {
 }
 
 /** Result of a sacct call: rows, or why there are none that can be trusted. */
-export type SacctResult =
-  | { ok: true; rows: SacctRow[] }
-  | { ok: false; reason: "unavailable" | "error"; message: string };
+export type SacctResult = SlurmResult<SacctRow[], SacctCode>;
 
 /** What to ask sacct for. */
 export interface SacctQuery {
@@ -71,7 +70,7 @@ export function buildSacctArgs(query: SacctQuery): string[] {
  * Parses a finished sacct call.
  * @example
  * parseSacct({ code: 1, stdout: "", stderr: "sacct: error: Slurm accounting storage is disabled\n" })
- * // => { ok: false, reason: "unavailable", message: "Slurm accounting storage is disabled" }
+ * // => { ok: false, retryable: false, code: "unavailable", message: "Slurm accounting storage is disabled" }
  */
 export function parseSacct(result: { code: number | null; stdout: string; stderr: string }): SacctResult {
   if (
@@ -79,12 +78,14 @@ export function parseSacct(result: { code: number | null; stdout: string; stderr
       result.stderr,
     )
   ) {
-    return { ok: false, reason: "unavailable", message: firstError(result.stderr) };
+    // Switched off stays off until an admin turns it on; a database that did not answer may next time.
+    const disabled = /accounting storage is disabled/i.test(result.stderr);
+    return failed("unavailable", firstError(result.stderr), !disabled);
   }
   if (result.code !== 0) {
-    return { ok: false, reason: "error", message: firstError(result.stderr) || `sacct exited ${result.code}` };
+    return failed("failed", firstError(result.stderr) || `sacct exited ${result.code}`, true);
   }
-  return { ok: true, rows: parseSacctRows(result.stdout) };
+  return succeeded(parseSacctRows(result.stdout));
 }
 
 /** Parses `-P -n` rows in {@link SACCT_FIELDS} order; malformed lines are skipped. */

@@ -25,7 +25,7 @@ describe("buildSacctArgs", () => {
 
 describe("parseSacct (real output)", () => {
   const result = parseSacct({ code: 0, stdout: fixture("sacct-mixed.txt"), stderr: "" });
-  const rows = result.ok ? result.rows : [];
+  const rows = result.ok ? result.value : [];
   const byId = (id: string) => rows.find((r) => r.slurmJobId === id);
 
   it("is ok", () => {
@@ -55,7 +55,7 @@ describe("parseSacct (real output)", () => {
   });
   it("returns only the known ids of a list", () => {
     const ids = parseSacct({ code: 0, stdout: fixture("sacct-ids.txt"), stderr: "" });
-    expect(ids.ok && ids.rows.map((r) => r.slurmJobId)).toEqual(["22", "23"]);
+    expect(ids.ok && ids.value.map((r) => r.slurmJobId)).toEqual(["22", "23"]);
   });
   it("reports disabled accounting as unavailable, never as absent", () => {
     expect(
@@ -66,14 +66,16 @@ describe("parseSacct (real output)", () => {
       }),
     ).toEqual({
       ok: false,
-      reason: "unavailable",
+      retryable: false,
+      code: "unavailable",
       message: "Slurm accounting storage is disabled",
     });
   });
   it("reports other failures as errors", () => {
     expect(parseSacct({ code: 1, stdout: "", stderr: "sacct: error: something odd\n" })).toEqual({
       ok: false,
-      reason: "error",
+      retryable: true,
+      code: "failed",
       message: "something odd",
     });
   });

@@ -31,10 +31,10 @@ describe("buildSacctmgrAssocArgs", () => {
 describe("parseSacctmgrAssoc", () => {
   const ok = (stdout: string) => parseSacctmgrAssoc({ code: 0, stdout, stderr: "" });
   it("lists distinct accounts, lower-cased, sorted", () => {
-    expect(ok("default\nLab-A\ndefault\r\nlab-a|\n\n")).toEqual({ ok: true, accounts: ["default", "lab-a"] });
+    expect(ok("default\nLab-A\ndefault\r\nlab-a|\n\n")).toEqual({ ok: true, value: ["default", "lab-a"] });
   });
   it("an unknown user or no association is an empty list, not a failure", () => {
-    expect(ok("")).toEqual({ ok: true, accounts: [] });
+    expect(ok("")).toEqual({ ok: true, value: [] });
   });
   it("a failure or an unexpected line is not an answer", () => {
     const down = parseSacctmgrAssoc({
@@ -42,7 +42,12 @@ describe("parseSacctmgrAssoc", () => {
       stdout: "",
       stderr: "sacctmgr: error: Problem talking to the database: Connection refused\n",
     });
-    expect(down).toEqual({ ok: false, message: expect.stringMatching(/Connection refused/) });
+    expect(down).toEqual({
+      ok: false,
+      retryable: true,
+      code: "failed",
+      message: expect.stringMatching(/Connection refused/),
+    });
     expect(parseSacctmgrAssoc({ code: null, stdout: "default\n", stderr: "" }).ok).toBe(false);
     expect(ok("default\nsacctmgr: warning: something odd\n").ok).toBe(false);
     expect(ok("alpha|default|root\n").ok).toBe(false);

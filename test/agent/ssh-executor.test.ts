@@ -334,7 +334,7 @@ describe("the connection", () => {
     expect((await ex.stat(dir))?.isDirectory).toBe(true);
   });
 
-  it("turns an sbatch whose connection died into 'transient' (look the tag up), not 'not submitted'", async () => {
+  it("turns an sbatch whose connection died into 'unreachable' (look the tag up), not 'not submitted'", async () => {
     const bin = join(dir, "fakebin");
     execFileSync("mkdir", ["-p", bin]);
     // A fake sbatch that kills the SSH session mid-command, as a dropped link would.
@@ -348,7 +348,8 @@ describe("the connection", () => {
       timeoutMs: 10_000,
     });
     const outcome = await slurm.sbatch(join(dir, "job.sbatch"), []);
-    expect(outcome).toMatchObject({ ok: false, code: "transient" });
-    expect(await slurm.squeue()).toBeNull(); // fake bin has no squeue: null, not a throw
+    expect(outcome).toMatchObject({ ok: false, retryable: true, code: "unreachable" });
+    // The fake bin has no squeue: "don't know", not a throw.
+    expect(await slurm.squeue()).toMatchObject({ ok: false, retryable: true });
   });
 });

@@ -215,13 +215,13 @@ describe("Slurm commands through sudo", () => {
 
   it("an sbatch sudo refuses is a permanent sudo_refused, never an unknown outcome to look up and retry", async () => {
     const outcome = await refused.sbatch("/var/tmp/none/job.sbatch", ["--export=NONE"]);
-    expect(outcome).toMatchObject({ ok: false, code: "sudo_refused" });
+    expect(outcome).toMatchObject({ ok: false, retryable: false, code: "sudo_refused" });
     expect(outcome.ok ? "" : outcome.message).toContain("NOPASSWD: /usr/bin/sbatch, /usr/bin/scancel");
   });
 
   it("an scancel sudo refuses reports failure with the sentence instead of throwing", async () => {
     const result = await refused.scancel(["12345"]);
-    expect(result.ok).toBe(false);
-    expect(result.message).toContain("sudo refused to run scancel as sg-nobody-here");
+    expect(result).toMatchObject({ ok: false, retryable: false, code: "sudo_refused" });
+    expect(result.ok ? "" : result.message).toContain("sudo refused to run scancel as sg-nobody-here");
   });
 });

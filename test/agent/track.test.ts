@@ -31,12 +31,15 @@ function ctxFor(world: World): AgentContext {
     log: () => {},
     config: { SLURMGATE_LOST_GRACE_SECONDS: 600 },
     slurm: {
-      squeue: async () => (world.squeue === null ? null : parseSqueue(world.squeue)),
+      squeue: async () =>
+        world.squeue === null
+          ? { ok: false, retryable: true, code: "failed", message: "squeue failed: exit 1" }
+          : { ok: true, value: parseSqueue(world.squeue) },
       sacct: async () =>
         world.sacct === "disabled"
           ? parseSacct({ code: 1, stdout: "", stderr: "sacct: error: Slurm accounting storage is disabled\n" })
           : parseSacct({ code: 0, stdout: world.sacct, stderr: "" }),
-      scontrolAll: async () => [],
+      scontrolAll: async () => ({ ok: true, value: [] }),
     },
     executor: {
       readFile: async (path: string) => {
