@@ -3,6 +3,7 @@
  * a timeout, OAuth error answers turned into OidcErrors carrying the provider's code, and the
  * provider's words made safe to print. Web APIs only.
  */
+import { readCappedText } from "./read-capped.ts";
 import { OidcError } from "./errors.ts";
 import type { FetchLike } from "./transport.ts";
 
@@ -90,31 +91,11 @@ export async function getJson(
 
 /** Reads at most MAX_BODY_BYTES, whatever content-length claims. */
 async function readCapped(response: Response): Promise<string> {
-  const reader = response.body?.getReader();
-  if (!reader) {
-    return "";
+  const text = await readCappedText(response, MAX_BODY_BYTES);
+  if (text === null) {
+    throw new OidcError(originOf(response.url), "invalid_response", `answer larger than ${MAX_BODY_BYTES} bytes`);
   }
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) {
-      break;
-    }
-    size += value.byteLength;
-    if (size > MAX_BODY_BYTES) {
-      await reader.cancel().catch(() => undefined);
-      throw new OidcError(originOf(response.url), "invalid_response", `answer larger than ${MAX_BODY_BYTES} bytes`);
-    }
-    chunks.push(value);
-  }
-  const all = new Uint8Array(size);
-  let at = 0;
-  for (const chunk of chunks) {
-    all.set(chunk, at);
-    at += chunk.byteLength;
-  }
-  return new TextDecoder().decode(all);
+  return text;
 }
 
 export const defaultFetch: FetchLike = (request) => globalThis.fetch(request);

@@ -6,6 +6,7 @@
  * fetches per issuer are rate-limited (a token with a made-up `kid` must not make the gateway hammer
  * the IdP), and a failed fetch keeps the keys already known, so an IdP outage only refuses new keys.
  */
+import { readCappedText } from "../../client/read-capped.ts";
 import type { JWK } from "jose";
 import type { Deps } from "../deps.ts";
 import type { OidcIssuer } from "./oidc-config.ts";
@@ -185,29 +186,9 @@ async function fetchJson(url: string, signal: AbortSignal): Promise<unknown> {
 }
 
 async function readCapped(res: Response, max: number): Promise<string> {
-  if (!res.body) {
-    return "";
+  const text = await readCappedText(res, max);
+  if (text === null) {
+    throw new Error(`response larger than ${max} bytes`);
   }
-  const reader = res.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) {
-      break;
-    }
-    size += value.byteLength;
-    if (size > max) {
-      await reader.cancel();
-      throw new Error(`response larger than ${max} bytes`);
-    }
-    chunks.push(value);
-  }
-  const all = new Uint8Array(size);
-  let at = 0;
-  for (const c of chunks) {
-    all.set(c, at);
-    at += c.byteLength;
-  }
-  return new TextDecoder().decode(all);
+  return text;
 }
