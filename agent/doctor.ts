@@ -16,7 +16,10 @@ import { slurmCommandsFor } from "./slurm-commands.ts";
 
 type Check = { name: string; ok: boolean; detail: string; fix?: string };
 
-async function checkRoots(executor: Executor, config: AgentConfig): Promise<Check[]> {
+export async function checkRoots(
+  executor: Executor,
+  config: Pick<AgentConfig, "SLURMGATE_SHARED_ROOTS">,
+): Promise<Check[]> {
   const checks: Check[] = [];
   for (const root of config.SLURMGATE_SHARED_ROOTS) {
     const st = await executor.stat(root);
@@ -29,15 +32,28 @@ async function checkRoots(executor: Executor, config: AgentConfig): Promise<Chec
       });
       continue;
     }
-    if (st.mode & 0o002) {
-      checks.push({ name: `shared root ${root}`, ok: false, detail: "is world-writable", fix: `chmod o-w ${root}` });
+    // Personal agents and sudo-mode site agents need users to create their own directory here, so a
+    // world-writable root is right when it is sticky (as scratch file systems are): no one can then
+    // rename or remove another user's directory. Without the sticky bit anyone can.
+    if (st.mode & 0o002 && !(st.mode & 0o1000)) {
+      checks.push({
+        name: `shared root ${root}`,
+        ok: false,
+        detail: "is world-writable without the sticky bit: any user can rename or remove another's job directories",
+        fix: `chmod +t ${root} (or chmod o-w ${root} when only root or this agent's account creates directories here)`,
+      });
       continue;
     }
     const probe = `${root}/.slurmgate-doctor-${process.pid}`;
     try {
       await executor.writeFile(probe, "ok", 0o600);
       await executor.rm(probe);
-      checks.push({ name: `shared root ${root}`, ok: true, detail: "exists, writable, not world-writable" });
+      checks.push({
+        name: `shared root ${root}`,
+        ok: true,
+        detail:
+          st.mode & 0o002 ? "exists, writable, world-writable and sticky" : "exists, writable, not world-writable",
+      });
     } catch (err) {
       checks.push({
         name: `shared root ${root}`,
