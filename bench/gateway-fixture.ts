@@ -8,14 +8,11 @@ import { join } from "node:path";
 import { createClient } from "@libsql/client";
 import { type Database, openDatabase } from "../gateway/db/client.ts";
 import { migrateDatabase } from "../gateway/db/migrate.ts";
-import {
-  createToken,
-  saveInventory,
-  touchAgent,
-  upsertCluster,
-  upsertGrant,
-  upsertUser,
-} from "../gateway/store/admin.ts";
+import { touchAgent } from "../gateway/store/agents.ts";
+import { saveInventory, upsertCluster } from "../gateway/store/clusters.ts";
+import { upsertGrant } from "../gateway/store/grants.ts";
+import { createToken } from "../gateway/store/tokens.ts";
+import { upsertUser } from "../gateway/store/users.ts";
 import type { Inventory } from "../schemas/index.ts";
 import { startGatewayProcess as startGatewayOnDb } from "../test/helpers/gateway-process.ts";
 

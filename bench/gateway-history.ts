@@ -9,7 +9,7 @@
  * (checked out with `git archive` into a temp dir), side by side in the same run: before and after.
  */
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, symlinkSync } from "node:fs";
+import { existsSync, mkdtempSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -33,8 +33,26 @@ type Tree = {
   migrateDatabase: (db: Database) => Promise<void>;
   createNotifier: () => Deps["notifier"];
   createRateLimiter: (perSecond: number, burst: number, now: () => number) => Deps["rateLimiter"];
-  admin: typeof import("../gateway/store/admin.ts");
+  /** The store's admin functions: one module before the split by table, five after. */
+  admin: typeof import("../gateway/store/users.ts") &
+    typeof import("../gateway/store/tokens.ts") &
+    typeof import("../gateway/store/clusters.ts") &
+    typeof import("../gateway/store/grants.ts") &
+    typeof import("../gateway/store/agents.ts");
 };
+
+async function loadAdmin(
+  root: string,
+  load: (path: string) => Promise<Record<string, unknown>>,
+): Promise<Tree["admin"]> {
+  if (existsSync(join(root, "gateway/store/admin.ts"))) {
+    return (await load("gateway/store/admin.ts")) as Tree["admin"];
+  }
+  const parts = await Promise.all(
+    ["users", "tokens", "clusters", "grants", "agents"].map((table) => load(`gateway/store/${table}.ts`)),
+  );
+  return Object.assign({}, ...parts) as Tree["admin"];
+}
 
 async function loadTree(root: string, label: string): Promise<Tree> {
   const load = (path: string) => import(pathToFileURL(join(root, path)).href);
@@ -46,7 +64,7 @@ async function loadTree(root: string, label: string): Promise<Tree> {
     migrateDatabase: (await load("gateway/db/migrate.ts")).migrateDatabase,
     createNotifier: (await load("gateway/notifier.ts")).createNotifier,
     createRateLimiter: (await load("gateway/middleware/rate-limit.ts")).createRateLimiter,
-    admin: await load("gateway/store/admin.ts"),
+    admin: await loadAdmin(root, load),
   };
 }
 

@@ -2,7 +2,7 @@
  * Whether a cluster has a live agent: the one rule behind GET /v1/clusters and routing. An agent
  * is alive when it was seen within SLURMGATE_AGENT_LIVENESS_SECONDS and has not said goodbye since.
  */
-import type { AgentRow } from "./store/admin.ts";
+import type { AgentRow } from "./store/agents.ts";
 
 export type ClusterLiveness = {
   alive: boolean;

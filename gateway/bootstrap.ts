@@ -3,7 +3,8 @@
  * the admin's; otherwise a fresh one is generated and returned so the entry can print it once.
  */
 import type { Deps } from "./deps.ts";
-import { createToken, hasAdmin, upsertUser } from "./store/admin.ts";
+import { createToken } from "./store/tokens.ts";
+import { hasAdmin, upsertUser } from "./store/users.ts";
 
 export async function ensureAdmin(deps: Deps, bootstrapToken?: string): Promise<{ created: boolean; token?: string }> {
   if (await hasAdmin(deps.db)) {

@@ -7,7 +7,9 @@ import type { Grant } from "../schemas/index.ts";
 import { isAgentAlive, livenessByCluster } from "./agent-liveness.ts";
 import type { Deps } from "./deps.ts";
 import type { ClusterCandidate } from "./routing.ts";
-import { listAgents, listClusters, listGrants } from "./store/admin.ts";
+import { listAgents } from "./store/agents.ts";
+import { listClusters } from "./store/clusters.ts";
+import { listGrants } from "./store/grants.ts";
 import { type AgentScope, scopeAllows, scopeOf } from "./store/agent-scope.ts";
 
 const TTL_MS = 1_000;

@@ -8,7 +8,7 @@ import type { JWTPayload } from "jose";
 import { JobSpec, USER_NAME } from "../../schemas/index.ts";
 import type { Deps, Principal } from "../deps.ts";
 import { ApiProblem } from "../problem.ts";
-import { getUser } from "../store/admin.ts";
+import { getUser } from "../store/users.ts";
 import { createUserOnFirstSight, type FirstGrants } from "../store/first-sight.ts";
 import { hashToken } from "../tokens.ts";
 import { claimsMatch, describeClaims } from "./claim-match.ts";

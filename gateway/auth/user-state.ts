@@ -3,7 +3,7 @@
  * admin, a personal agent's) and verified OIDC tokens, people and workloads alike.
  */
 import { ApiProblem } from "../problem.ts";
-import type { UserRow } from "../store/admin.ts";
+import type { UserRow } from "../store/users.ts";
 
 /** Refuses a disabled user with a 403 that names the user, never the credential. */
 export function refuseDisabled(user: Pick<UserRow, "name" | "disabledAt">): void {

@@ -8,7 +8,8 @@ import type { AppEnv, Deps, Principal } from "../deps.ts";
 import { principalFromClaims } from "../auth/oidc-principal.ts";
 import { looksLikeJwt, verifyOidcToken } from "../auth/oidc-verify.ts";
 import { ApiProblem } from "../problem.ts";
-import { findToken, getUser, touchToken } from "../store/admin.ts";
+import { findToken, touchToken } from "../store/tokens.ts";
+import { getUser } from "../store/users.ts";
 import { refuseDisabled } from "../auth/user-state.ts";
 
 const TOUCH_EVERY_MS = 60_000;

@@ -7,15 +7,10 @@ import type { Deps } from "../deps.ts";
 import { requireRole } from "../middleware/auth.ts";
 import { ApiProblem } from "../problem.ts";
 import { issueToken, saveGrant, saveUser } from "../services/admin.ts";
-import {
-  deleteGrant,
-  listClusters,
-  listGrants,
-  listTokens,
-  listUsers,
-  revokeToken,
-  upsertCluster,
-} from "../store/admin.ts";
+import { listClusters, upsertCluster } from "../store/clusters.ts";
+import { deleteGrant, listGrants } from "../store/grants.ts";
+import { listTokens, revokeToken } from "../store/tokens.ts";
+import { listUsers } from "../store/users.ts";
 import { IdParam, bearer, createRouter, problems } from "./common.ts";
 
 const json = <T extends z.ZodType>(schema: T, description: string) => ({

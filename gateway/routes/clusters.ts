@@ -4,7 +4,9 @@
 import { clusterLiveness } from "../agent-liveness.ts";
 import { scopeGrants } from "../auth/scope.ts";
 import type { Deps } from "../deps.ts";
-import { listAgents, listClusters, listGrants } from "../store/admin.ts";
+import { listAgents } from "../store/agents.ts";
+import { listClusters } from "../store/clusters.ts";
+import { listGrants } from "../store/grants.ts";
 import { iso } from "../store/job-row.ts";
 import { clustersRoute, meRoute } from "./clusters.routes.ts";
 import { createRouter } from "./common.ts";

@@ -5,7 +5,10 @@
 import type { Grant, TokenKind } from "../../schemas/index.ts";
 import type { Deps, Principal } from "../deps.ts";
 import { ApiProblem } from "../problem.ts";
-import { createToken, getCluster, getUser, listGrants, upsertGrant, upsertUser } from "../store/admin.ts";
+import { getCluster } from "../store/clusters.ts";
+import { listGrants, upsertGrant } from "../store/grants.ts";
+import { createToken } from "../store/tokens.ts";
+import { getUser, upsertUser } from "../store/users.ts";
 
 const DAY_MS = 86_400_000;
 

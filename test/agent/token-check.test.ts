@@ -6,7 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { createGatewayApi } from "../../agent/gateway-api.ts";
 import { TokenMismatchError, verifyAgentToken } from "../../agent/token-check.ts";
-import { createToken, revokeToken } from "../../gateway/store/admin.ts";
+import { createToken, revokeToken } from "../../gateway/store/tokens.ts";
 import { createWorld } from "../gateway/world.ts";
 
 const quiet = () => {};

@@ -8,7 +8,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createToken, revokeToken } from "../../gateway/store/admin.ts";
+import { createToken, revokeToken } from "../../gateway/store/tokens.ts";
 import type { Job } from "../../schemas/index.ts";
 import { type E2E, REPO, slurmJobsTagged, startE2E } from "./harness.ts";
 

@@ -8,7 +8,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { chmodSync, existsSync, mkdtempSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createToken } from "../../gateway/store/admin.ts";
+import { createToken } from "../../gateway/store/tokens.ts";
 import { isTerminal } from "../../schemas/index.ts";
 import { type E2E, REPO, slurm, startE2E } from "./harness.ts";
 import { type PosixUser, ensurePosixUser } from "./posix-users.ts";

@@ -5,7 +5,7 @@
  * rows written straight into the database.
  */
 import { describe, expect, it } from "vitest";
-import { createToken } from "../../gateway/store/admin.ts";
+import { createToken } from "../../gateway/store/tokens.ts";
 import { createTestGateway, sampleInventory, testClock } from "../helpers/gateway.ts";
 import { type LeaseBody, expectProblemShape } from "./world.ts";
 

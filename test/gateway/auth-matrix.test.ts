@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { buildOpenApiDocument } from "../../gateway/openapi.ts";
-import { createToken, revokeToken } from "../../gateway/store/admin.ts";
+import { createToken, revokeToken } from "../../gateway/store/tokens.ts";
 import { type World, createWorld, spec } from "./world.ts";
 
 const ROLES = ["admin", "owner", "other", "agentHere", "agentOther", "none", "revoked"] as const;

@@ -3,7 +3,7 @@
  * only ever sees its own cluster's jobs.
  */
 import { expect, it } from "vitest";
-import { createToken } from "../../gateway/store/admin.ts";
+import { createToken } from "../../gateway/store/tokens.ts";
 import { type LeaseBody, createWorld } from "./world.ts";
 
 it("leases each of 200 jobs exactly once across concurrent agents, never across clusters", async () => {

@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createClient } from "@libsql/client";
-import { createToken } from "../../gateway/store/admin.ts";
+import { createToken } from "../../gateway/store/tokens.ts";
 import { expireLeases } from "../../gateway/store/leases.ts";
 import { type Captured, captureStatements } from "../helpers/capture-sql.ts";
 import { sampleInventory } from "../helpers/gateway.ts";

@@ -4,14 +4,10 @@
  * authentication at once, with no invalidate call anywhere.
  */
 import { describe, expect, it } from "vitest";
-import {
-  deleteGrant,
-  revokeToken,
-  saveInventory,
-  upsertCluster,
-  upsertGrant,
-  upsertUser,
-} from "../../gateway/store/admin.ts";
+import { saveInventory, upsertCluster } from "../../gateway/store/clusters.ts";
+import { deleteGrant, upsertGrant } from "../../gateway/store/grants.ts";
+import { revokeToken } from "../../gateway/store/tokens.ts";
+import { upsertUser } from "../../gateway/store/users.ts";
 import { captureStatements } from "../helpers/capture-sql.ts";
 import { sampleInventory, testClock } from "../helpers/gateway.ts";
 import { createWorld, expectProblemShape, spec } from "./world.ts";

@@ -11,14 +11,11 @@ import { migrateDatabase } from "../../gateway/db/migrate.ts";
 import type { Deps } from "../../gateway/deps.ts";
 import { createRateLimiter } from "../../gateway/middleware/rate-limit.ts";
 import { createNotifier } from "../../gateway/notifier.ts";
-import {
-  createToken,
-  saveInventory,
-  touchAgent,
-  upsertCluster,
-  upsertGrant,
-  upsertUser,
-} from "../../gateway/store/admin.ts";
+import { touchAgent } from "../../gateway/store/agents.ts";
+import { saveInventory, upsertCluster } from "../../gateway/store/clusters.ts";
+import { upsertGrant } from "../../gateway/store/grants.ts";
+import { createToken } from "../../gateway/store/tokens.ts";
+import { upsertUser } from "../../gateway/store/users.ts";
 
 export type TestClock = { now: () => number; advance: (ms: number) => void; set: (ms: number) => void };
 
