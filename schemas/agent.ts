@@ -37,6 +37,16 @@ export const LeaseRequest = z
   .openapi("LeaseRequest");
 export type LeaseRequest = z.infer<typeof LeaseRequest>;
 
+export const LeaseBatch = z
+  .object({
+    id: z.string().regex(/^bat_[0-9a-z]{20,40}$/),
+    index: z.number().int().min(0).openapi({ description: "This element's array index ($SLURM_ARRAY_TASK_ID)." }),
+    size: z.number().int().min(1).openapi({ description: "How many leases the gateway put in this batch." }),
+    maxParallel: z.number().int().min(1).nullable().openapi({ description: "The array's %N throttle." }),
+  })
+  .openapi("LeaseBatch");
+export type LeaseBatch = z.infer<typeof LeaseBatch>;
+
 export const Lease = z
   .object({
     jobId: JobId,
@@ -54,6 +64,10 @@ export const Lease = z
       description: "Set when an earlier holder already submitted this attempt: reconcile, do not resubmit.",
     }),
     dependsOnSlurmIds: z.array(z.object({ slurmJobId: z.string(), condition: z.string() })).default([]),
+    batch: LeaseBatch.nullable().default(null).openapi({
+      description:
+        "Sweep elements claimed together: every lease of this response with the same batch id is one Slurm array (tag `slurmgate:batch:<id>`), this element at array index `index`. Null for a job submitted on its own.",
+    }),
   })
   .openapi("Lease");
 export type Lease = z.infer<typeof Lease>;
@@ -224,6 +238,9 @@ export const Inventory = z
     allowedSbatchArgs: z.array(z.string().regex(SBATCH_OPTION)).max(64).optional().openapi({
       description:
         "The agent's allow-list for extraSbatchArgs (SLURMGATE_ALLOWED_SBATCH_ARGS); the gateway offers only options on both this and the cluster config's.",
+    }),
+    maxArraySize: z.number().int().min(1).max(4_000_001).optional().openapi({
+      description: "Slurm's MaxArraySize (scontrol show config): the gateway makes no sweep batch larger.",
     }),
     identity: AgentIdentity.optional().openapi({
       description: "Whose jobs this agent runs; absent = `self`. A personal agent's user comes from its token.",

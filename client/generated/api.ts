@@ -407,6 +407,11 @@ export interface components {
             spec: components["schemas"]["JobSpec"] | null;
             /** @description The small JSON the job wrote to $SLURMGATE_RESULT. */
             result?: unknown;
+            /** @description The sweep this job is an element of, and its position there; null for a job on its own. */
+            sweep: {
+                id: string;
+                index: number;
+            } | null;
             lastSeq: number;
             createdAt: string;
             updatedAt: string;
@@ -656,6 +661,8 @@ export interface components {
             sharedRoots?: string[];
             /** @description The agent's allow-list for extraSbatchArgs (SLURMGATE_ALLOWED_SBATCH_ARGS); the gateway offers only options on both this and the cluster config's. */
             allowedSbatchArgs?: string[];
+            /** @description Slurm's MaxArraySize (scontrol show config): the gateway makes no sweep batch larger. */
+            maxArraySize?: number;
             identity?: components["schemas"]["AgentIdentity"];
         } | null;
         PartitionInfo: {
@@ -746,6 +753,19 @@ export interface components {
                 slurmJobId: string;
                 condition: string;
             }[];
+            /**
+             * @description Sweep elements claimed together: every lease of this response with the same batch id is one Slurm array (tag `slurmgate:batch:<id>`), this element at array index `index`. Null for a job submitted on its own.
+             * @default null
+             */
+            batch: {
+                id: string;
+                /** @description This element's array index ($SLURM_ARRAY_TASK_ID). */
+                index: number;
+                /** @description How many leases the gateway put in this batch. */
+                size: number;
+                /** @description The array's %N throttle. */
+                maxParallel: number | null;
+            } | null;
         };
         CancelOrder: {
             /** @example job_01jd7x2k9m4q8r6t5v3w1y0z */

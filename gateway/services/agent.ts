@@ -51,7 +51,17 @@ async function toLeases(deps: Deps, claimed: ClaimedRow[]): Promise<LeaseRespons
       const resolution = await resolveDependencies(deps.db, jobId, spec.spec, deps.now());
       if (resolution.status === "ready") {
         const dependsOnSlurmIds = resolution.slurmIds;
-        leases.push({ jobId, epoch, attempt, owner, expiresAt, spec: spec.spec, slurmJobId, dependsOnSlurmIds });
+        leases.push({
+          jobId,
+          epoch,
+          attempt,
+          owner,
+          expiresAt,
+          spec: spec.spec,
+          slurmJobId,
+          dependsOnSlurmIds,
+          batch: null,
+        });
       }
     }
     deps.notifier.notify(`job:${jobId}`);

@@ -96,6 +96,7 @@ export function rowToJob(row: Row): Job {
     labels: labelsOf(row.labels),
     spec: stored.ok ? stored.spec : null,
     result: parseJson<unknown>(row.result, null),
+    sweep: null,
     lastSeq: Number(row.last_seq),
     createdAt: iso(Number(row.created_at)),
     updatedAt: iso(Number(row.updated_at)),

@@ -40,6 +40,7 @@ function queuedJob(job: NewJob): Job {
     labels: job.spec.labels ?? {},
     spec: job.spec,
     result: null,
+    sweep: null,
     lastSeq: 1,
     createdAt: iso(job.now),
     updatedAt: iso(job.now),
