@@ -118,7 +118,7 @@ function expandBase(
           const field = blame(issue.path.map(String), { p, point, grid, base });
           // A refused record key says which pattern it broke, not only that it was refused.
           const inner = issue.code === "invalid_key" ? issue.issues[0]?.message : undefined;
-          const message = inner ? `${issue.path.at(-1)}: ${inner}` : issue.message;
+          const message = inner ? `${String(issue.path.at(-1))}: ${inner}` : issue.message;
           faults.set(`${field}\n${message}`, { field, message });
         }
       } else if (own.command && base.script !== undefined) {
