@@ -77,8 +77,11 @@ async function replayOf(deps: Deps, owner: string, replay: Replay | undefined): 
   return earlier?.job;
 }
 
-/** A spec to admit, and the path its refusals are named under (`body`; `body.specs.3` in a sweep). */
-export type Candidate = { spec: JobSpec; at: string };
+/**
+ * A spec to admit, and the path its refusals are named under (`body`; `body.specs.3` in a sweep).
+ * `shared`: its sharedPart when already known (every element made from one base has the base's).
+ */
+export type Candidate = { spec: JobSpec; at: string; shared?: string };
 
 /** A spec that routing accepted: where it goes, and (for sweep elements) its grouping key. */
 export type Admitted = {
@@ -135,10 +138,11 @@ export async function admitSpecs(
   const routes = new Map<string, { route: Route; group: string | null } | ApiProblem>();
   const refusals = new Map<string, Refusal>();
   const admitted: Admitted[] = [];
-  for (const { spec, at } of candidates) {
+  for (const { spec, at, shared } of candidates) {
     try {
+      // A scope changes only labels (a per-element field) or refuses: the shared part stays.
       const scoped = scopeSpec(principal, spec);
-      const key = sharedPart(scoped);
+      const key = shared ?? sharedPart(scoped);
       let routed = routes.get(key);
       if (routed === undefined) {
         try {

@@ -22,9 +22,13 @@ import {
   type SweepRequest,
 } from "../../schemas/index.ts";
 import type { FieldError } from "../problem.ts";
+import { sharedPart } from "./sweep-group.ts";
 
-/** One element: its spec and the path its routing faults are named under (`body.specs.3`, `body.base`). */
-export type SweepElementSpec = { spec: JobSpec; at: string };
+/**
+ * One element: its spec, the path its routing faults are named under (`body.specs.3`, `body.base`)
+ * and, for an element made from the base, the base's sharedPart (the same for all of them).
+ */
+export type SweepElementSpec = { spec: JobSpec; at: string; shared?: string };
 
 export type Expansion = { ok: true; elements: SweepElementSpec[] } | { ok: false; errors: FieldError[] };
 
@@ -100,6 +104,7 @@ function expandBase(
   grid: Record<string, (string | number | boolean)[]>,
 ): Expansion {
   const combos = combinations(grid);
+  const shared = sharedPart(base);
   const elements: SweepElementSpec[] = [];
   const faults = new Map<string, FieldError>();
   let index = 0;
@@ -129,7 +134,7 @@ function expandBase(
       if (own.command) {
         spec.command = own.command;
       }
-      elements.push({ spec, at: "body.base" });
+      elements.push({ spec, at: "body.base", shared });
       index++;
     }
   }

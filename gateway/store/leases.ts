@@ -155,6 +155,8 @@ function strip(raw: Raw): ClaimedRow {
   return row;
 }
 
+const CAPPED = "waiting for the sweep's array in Slurm to end (the sweep has maxParallel: one array at a time)";
+
 async function maxParallelOf(db: Database, sweepIds: string[]): Promise<Map<string, number | null>> {
   const rs = await db.client.execute({
     sql: "SELECT id, max_parallel FROM sweeps WHERE id IN (SELECT value FROM json_each(?))",
@@ -254,7 +256,7 @@ async function claimBatches(db: Database, input: ClaimInput, claimed: Raw[]): Pr
   const sweepIds = [...new Set(claimed.flatMap((r) => (r.sweepId === null ? [] : [r.sweepId])))];
   const caps = await maxParallelOf(db, sweepIds);
   const extra = overCap(claimed, caps);
-  await release(db, extra, "waiting for the sweep's array in Slurm to end (maxParallel)", input.now);
+  await release(db, extra, CAPPED, input.now);
   const rows = claimed.filter((r) => !extra.includes(r));
   const groups = new Map<string, Raw[]>();
   for (const row of rows) {
@@ -273,10 +275,14 @@ async function claimBatches(db: Database, input: ClaimInput, claimed: Raw[]): Pr
   await extendGroups(db, input, groups, maxArraySize);
   const assign: InStatement[] = [];
   const batched: Raw[] = [];
+  const waiting: Raw[] = [];
   for (const members of groups.values()) {
     // Only valid specs join an array: a corrupt element is rejected on its own by the lease call.
-    const valid = members.filter((m) => m.spec.ok).sort((a, b) => a.sweepIndex - b.sweepIndex);
-    const maxParallel = caps.get(valid[0]?.sweepId ?? "") ?? null;
+    const sorted = members.filter((m) => m.spec.ok).sort((a, b) => a.sweepIndex - b.sweepIndex);
+    const maxParallel = caps.get(sorted[0]?.sweepId ?? "") ?? null;
+    // A capped sweep gets one array now; what does not fit waits for it to end.
+    const valid = maxParallel === null ? sorted : sorted.slice(0, maxArraySize);
+    waiting.push(...sorted.slice(valid.length));
     for (let start = 0; start < valid.length; start += maxArraySize) {
       const chunk = valid.slice(start, start + maxArraySize);
       const id = newId("bat", input.now);
@@ -293,7 +299,8 @@ async function claimBatches(db: Database, input: ClaimInput, claimed: Raw[]): Pr
     batched.push(...members.filter((m) => !m.spec.ok));
   }
   await db.write(assign);
-  const inGroups = new Set(batched);
+  await release(db, waiting, CAPPED, input.now);
+  const inGroups = new Set([...batched, ...waiting]);
   return [...rows.filter((r) => !inGroups.has(r)), ...batched];
 }
 
