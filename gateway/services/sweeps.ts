@@ -178,10 +178,16 @@ export async function submitSweep(
     deps.notifier.notify(`cluster:${cluster}`);
   }
   const sweep: Sweep = {
-    ...(await sweepOf(deps, stored)),
+    id: sweepId,
+    owner,
+    name: stored.name,
+    state: "active",
+    total: jobs.length,
     counts: { queued: jobs.length },
     done: 0,
-    state: "active",
+    maxParallel: stored.maxParallel,
+    createdAt: iso(now),
+    updatedAt: iso(now),
   };
   return { sweep: { ...sweep, jobIds: jobs.map((j) => j.id) }, created: true };
 }

@@ -101,7 +101,7 @@ describe("claiming sweep elements as arrays", () => {
         base({ name: "script", command: undefined, script: "echo hi" }),
         base({ name: "array", array: { indexes: "0-3" } }),
         base({ name: "b1", resources: { cpusPerTask: 2 }, env: { Y: "2" } }),
-        base({ name: "a2", partition: "cpu" }),
+        base({ name: "a2", env: { Z: "3" } }),
       ],
     });
     const leases = await lease(w, { max: 10 });
