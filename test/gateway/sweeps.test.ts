@@ -74,6 +74,16 @@ describe("POST /v1/sweeps: expansion", () => {
       ["b", "queued", { id: res.body.id, index: 1 }, { who: "b" }],
       ["c", "queued", { id: res.body.id, index: 2 }, { who: "c" }],
     ]);
+    const events = (await w.job(res.body.jobIds[2]!)).events;
+    expect(events).toEqual([
+      expect.objectContaining({
+        seq: 1,
+        type: "state",
+        state: "queued",
+        actor: "user:alice",
+        detail: "routed to alpha",
+      }),
+    ]);
     // A job on its own is no element; label filters find elements like any job.
     const plain = await w.submit(w.tokens.alice);
     expect((await w.job(plain.id)) as unknown as StoredJob).toMatchObject({ sweep: null });
