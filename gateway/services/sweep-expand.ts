@@ -151,11 +151,11 @@ function blame(
   const fromPoint = `body.points.${p}.${path.join(".")}`;
   const fromBase = `body.base.${path.join(".")}`;
   if (field === "env" || field === "labels") {
-    if (key !== undefined && key in grid) {
+    if (key !== undefined && Object.hasOwn(grid, key)) {
       return `body.grid.${key}`;
     }
     if (key !== undefined) {
-      return point?.[field] && key in point[field] ? fromPoint : fromBase;
+      return point?.[field] && Object.hasOwn(point[field], key) ? fromPoint : fromBase;
     }
     return point?.[field] ? fromPoint : Object.keys(grid).length ? "body.grid" : fromBase;
   }
