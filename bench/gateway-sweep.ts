@@ -39,6 +39,9 @@ export async function runSweep(opts: BenchOptions): Promise<Row[]> {
   for (let round = 0; round < rounds; round++) {
     const { gateway, userTokens, agentToken } = await fresh();
     try {
+      // A warm process, as in service: one small sweep in and leased before the measured one.
+      await post(`${gateway.baseUrl}/v1/sweeps`, userTokens.u0!, sweepBody(200));
+      await post(`${gateway.baseUrl}/v1/agent/lease`, agentToken, { agentId: "bench-agent", wait: 0 });
       opts.log(`sweep: one POST /v1/sweeps of ${n} elements (round ${round + 1})`);
       const answer = await post(`${gateway.baseUrl}/v1/sweeps`, userTokens.u0!, sweepBody(n));
       if (answer.status !== 201) {
