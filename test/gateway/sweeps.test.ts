@@ -190,6 +190,13 @@ describe("POST /v1/sweeps: expansion", () => {
       ["body.grid.N", "body.grid._LR", "body.points.1.env.SLURM_JOB_ID"].sort(),
     );
     expect(byField["body.grid._LR"]).toMatch(/_LR: label keys/);
+    // A value that makes an argv item too long is the grid's fault, named by the grid.
+    const long = await submitSweep(w, {
+      base: spec({ name: "b", command: ["run", "{V}".repeat(170)] }),
+      grid: { V: ["v".repeat(100)] },
+    });
+    expect(long.status).toBe(422);
+    expect(long.body.errors.map((e) => e.field)).toEqual(["body.grid"]);
     // A fault of the base is listed once, not once per element.
     const fromBase = await submitSweep(w, {
       base: spec({ name: "x", partition: "gpu", resources: { gpus: { count: 9 } } }),
