@@ -50,6 +50,8 @@ const RETURNING =
 
 // A queued element of a capped sweep waits while any element of its sweep is held: so a capped
 // sweep is in Slurm one array at a time, and the array's %N is the real cap (jobs_sweep_state).
+// The check runs per queued element the claim walks past: with 9,000 elements of a capped sweep
+// waiting, a lease call with nothing to claim took ~45 ms on this (loaded) 2-core machine.
 const NOT_CAPPED_AND_BUSY = `(sweep_id IS NULL OR NOT EXISTS (SELECT 1 FROM sweeps s WHERE s.id = jobs.sweep_id
   AND s.max_parallel IS NOT NULL AND EXISTS (SELECT 1 FROM jobs h WHERE h.sweep_id = s.id AND h.state IN ${HELD_STATES})))`;
 
