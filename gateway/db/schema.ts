@@ -149,6 +149,8 @@ export const jobs = sqliteTable(
     index("jobs_sweep_state").on(t.sweepId, t.state, t.updatedAt).where(sql`sweep_id IS NOT NULL`),
     // The claim of one group's queued elements in element order.
     index("jobs_sweep_group").on(t.sweepId, t.batchGroup, t.state, t.sweepIndex).where(sql`batch_group IS NOT NULL`),
+    // The takeover of every expired lease of one array at once.
+    index("jobs_batch").on(t.batchId, t.state).where(sql`batch_id IS NOT NULL`),
   ],
 );
 

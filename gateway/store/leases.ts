@@ -250,6 +250,37 @@ async function extendGroups(db: Database, input: ClaimInput, groups: Map<string,
 }
 
 /**
+ * A taken-over lease of an array brings every other expired lease of the same array along (beyond
+ * `max`, like a fresh array), so the new holder reconciles the whole array with one lookup of its tag.
+ */
+async function takeOverBatches(db: Database, input: ClaimInput, rows: Raw[]): Promise<Raw[]> {
+  const taken = new Set(rows.map((r) => r.jobId));
+  const batchIds = [...new Set(rows.flatMap((r) => (!r.fresh && r.stored ? [r.stored.id] : [])))];
+  if (batchIds.length === 0) {
+    return [];
+  }
+  const token = newId("claim");
+  const expires = input.now + input.leaseMs;
+  const owner = scopeCondition(input.scope ?? { kind: "any" });
+  const statements: InStatement[] = batchIds.map((batchId) => ({
+    sql: `UPDATE jobs SET ${TAKE}
+          WHERE id IN (SELECT id FROM jobs WHERE batch_id = ? AND state IN ${HELD_STATES} AND cluster = ?
+                       AND lease_expires_at < ?${owner.sql})
+          ${RETURNING}`,
+    args: [input.agentId, expires, token, input.now, batchId, input.cluster, input.now, ...owner.args],
+  }));
+  const results = await db.write([
+    ...statements,
+    claimEvents(input.now, `agent:${input.cluster}/${input.agentId}`, token),
+  ]);
+  return results
+    .slice(0, statements.length)
+    .flatMap((result) => result.rows.map((row) => toRaw(row, iso(expires))))
+    .filter((raw) => !taken.has(raw.jobId))
+    .sort((a, b) => a.sweepIndex - b.sweepIndex);
+}
+
+/**
  * Sweep elements: freshly claimed ones with a group key become arrays (a fresh `bat_…` id, indexes
  * 0..k-1 in element order, k ≤ the cluster's MaxArraySize), stored on their rows so a lease taken
  * over later carries the same batch. A taken-over lease answers its stored batch; a plain job none.
@@ -260,6 +291,7 @@ async function claimBatches(db: Database, input: ClaimInput, claimed: Raw[]): Pr
   const extra = overCap(claimed, caps);
   await release(db, extra, CAPPED, input.now);
   const rows = claimed.filter((r) => !extra.includes(r));
+  rows.push(...(await takeOverBatches(db, input, rows)));
   const groups = new Map<string, Raw[]>();
   for (const row of rows) {
     if (row.fresh && row.group !== null && row.spec.ok) {

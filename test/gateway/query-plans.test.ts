@@ -195,6 +195,12 @@ describe("query plans stay flat as history grows", () => {
     });
     await expectNoHistoryScans(w, () => w.lease(w.tokens.alphaAgent, "agent-1", { max: 10 }));
     await expectNoHistoryScans(w, () => w.lease(w.tokens.alphaAgent, "agent-1", { max: 10 }));
+    // An array's leases expire: one taken over brings the rest of its array (jobs_batch).
+    await w.db.client.execute("UPDATE jobs SET lease_expires_at = 1 WHERE batch_id IS NOT NULL");
+    await expectNoHistoryScans(w, async () => {
+      const taken = await w.lease(w.tokens.alphaAgent, "agent-2", { max: 1 });
+      expect(taken.body.leases.length).toBeGreaterThan(1);
+    });
     for (const token of [w.tokens.alice, w.tokens.admin]) {
       for (const path of [
         `/v1/sweeps/${id}`,

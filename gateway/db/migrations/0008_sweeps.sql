@@ -20,4 +20,5 @@ ALTER TABLE `jobs` ADD `batch_index` integer;--> statement-breakpoint
 ALTER TABLE `jobs` ADD `batch_size` integer;--> statement-breakpoint
 CREATE INDEX `jobs_sweep_elements` ON `jobs` (`sweep_id`,`sweep_index`) WHERE sweep_id IS NOT NULL;--> statement-breakpoint
 CREATE INDEX `jobs_sweep_state` ON `jobs` (`sweep_id`,`state`,`updated_at`) WHERE sweep_id IS NOT NULL;--> statement-breakpoint
-CREATE INDEX `jobs_sweep_group` ON `jobs` (`sweep_id`,`batch_group`,`state`,`sweep_index`) WHERE batch_group IS NOT NULL;
+CREATE INDEX `jobs_sweep_group` ON `jobs` (`sweep_id`,`batch_group`,`state`,`sweep_index`) WHERE batch_group IS NOT NULL;--> statement-breakpoint
+CREATE INDEX `jobs_batch` ON `jobs` (`batch_id`,`state`) WHERE batch_id IS NOT NULL;
