@@ -203,7 +203,7 @@ async function release(db: Database, rows: Raw[], reason: string, now: number): 
         guardedTransition(
           row.jobId,
           row.lastSeq,
-          { state: "queued", reason, lease_owner: null, lease_expires_at: null },
+          { state: "queued", reason, lease_owner: null, lease_expires_at: null, batch_id: null },
           { actor: "gateway", type: "state", state: "queued", detail: reason },
           now,
         ),
@@ -415,7 +415,9 @@ export async function cancelOrders(db: Database, cluster: string, agentId: strin
 /**
  * Housekeeping: a `leased` job whose holder vanished before submitting goes back to `queued` for the
  * same cluster, so users see the truth. (Claims would take it over anyway; this keeps the state honest.)
- * Cancel-requested jobs that never reached Slurm end as cancelled.
+ * Cancel-requested jobs that never reached Slurm end as cancelled. Not an element of an array: its
+ * holder may have run sbatch for the whole array and died before reporting, so only a takeover (which
+ * carries the batch, and brings the whole array) lets the next holder find it by its tag.
  */
 export async function expireLeases(db: Database, now: number): Promise<number> {
   const token = newId("sweep");
@@ -426,7 +428,7 @@ export async function expireLeases(db: Database, now: number): Promise<number> {
               lease_owner = NULL, lease_expires_at = NULL, claim_token = ?, last_seq = last_seq + 1, updated_at = ?,
               reason = CASE WHEN cancel_requested = 1 THEN 'cancelled before any Slurm job was submitted'
                             ELSE 'the agent holding it went quiet before submitting; waiting for an agent' END
-            WHERE state = 'leased' AND slurm_job_id IS NULL AND lease_expires_at < ?`,
+            WHERE state = 'leased' AND slurm_job_id IS NULL AND lease_expires_at < ? AND batch_id IS NULL`,
       args: [token, now, now],
     },
     {

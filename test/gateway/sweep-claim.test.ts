@@ -5,6 +5,7 @@
  * an element's own cancel order, and a corrupt element that stalls nobody.
  */
 import { describe, expect, it } from "vitest";
+import { expireLeases } from "../../gateway/store/leases.ts";
 import { testClock } from "../helpers/gateway.ts";
 import { sampleInventory } from "../helpers/gateway.ts";
 import { type World, createWorld, spec } from "./world.ts";
@@ -225,6 +226,9 @@ describe("claiming sweep elements as arrays", () => {
     );
     const retried = await w.job(s.jobIds[1]!);
     expect([retried.state, retried.attempt]).toEqual(["queued", 2]);
+    // The ended attempt's array is not the next attempt's.
+    const stored = await w.db.client.execute({ sql: "SELECT batch_id FROM jobs WHERE id = ?", args: [retried.id] });
+    expect(stored.rows[0]?.batch_id).toBeNull();
     const again = await lease(w, { max: 10 });
     expect(again).toHaveLength(1);
     expect(again[0]).toMatchObject({ jobId: s.jobIds[1], attempt: 2, slurmJobId: null });
@@ -251,6 +255,25 @@ describe("claiming sweep elements as arrays", () => {
     expect(taken.map((l) => l.batch)).toEqual(first.map((l) => l.batch));
     expect(taken.map((l) => l.slurmJobId)).toEqual(["77_0", "77_1", null, null]);
     expect(taken.map((l) => l.epoch)).toEqual(first.map((l) => l.epoch + 1));
+  });
+
+  it("leaves an expired array's leases to a takeover, never back in the queue where it could run twice", async () => {
+    const clock = testClock();
+    const w = await createWorld({ SLURMGATE_LEASE_SECONDS: "30" }, clock);
+    const plain = await w.submit(w.tokens.alice, { cluster: "alpha" });
+    const s = await sweep(w, { base: base(), grid: grid(3) });
+    const first = await lease(w, { max: 10 }, "a1");
+    expect(first).toHaveLength(4);
+    clock.advance(31_000);
+    // The holder may have run sbatch for the array and died before reporting it.
+    expect(await expireLeases(w.db, clock.now())).toBe(1);
+    expect((await w.job(plain.id)).state).toBe("queued");
+    for (const id of s.jobIds) {
+      expect((await w.job(id)).state).toBe("leased");
+    }
+    const taken = await lease(w, { max: 10 }, "a2");
+    const batched = taken.filter((l) => l.batch);
+    expect(batched.map((l) => [l.jobId, l.batch])).toEqual(first.filter((l) => l.batch).map((l) => [l.jobId, l.batch]));
   });
 
   it("orders the cancel of one element of an array with its <array>_<index> Slurm id", async () => {
