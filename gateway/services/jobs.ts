@@ -142,7 +142,8 @@ export async function admitSpecs(
     try {
       // A scope changes only labels (a per-element field) or refuses: the shared part stays.
       const scoped = scopeSpec(principal, spec);
-      const key = shared ?? sharedPart(scoped);
+      // One spec (POST /v1/jobs) has nothing to share a route with: no key to compute.
+      const key = candidates.length === 1 ? "" : (shared ?? sharedPart(scoped));
       let routed = routes.get(key);
       if (routed === undefined) {
         try {
