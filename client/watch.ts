@@ -133,7 +133,7 @@ async function* longPollJob(
       yield { ...event, jobId: id };
     }
     after = Math.max(after, answer.lastSeq);
-    if (answer.events.length === 0 && isTerminal(answer.job.state)) {
+    if (isTerminal(answer.job.state) && after >= answer.job.lastSeq) {
       return answer.job;
     }
   }

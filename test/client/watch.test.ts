@@ -5,7 +5,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type FeedEvent, type WatchedEvent, createClient } from "../../client/index.ts";
 import { type GatewayProcess, freePort, startGatewayProcess } from "../helpers/gateway-process.ts";
 import { seedWorld } from "./support/world.ts";
@@ -70,9 +70,16 @@ describe("client.watch and client.feed", () => {
     expect(new Set(cursors).size).toBe(4);
     expect([...cursors].sort((a, b) => a - b)).toEqual(cursors);
   }, 120_000);
+});
+
+describe("client.watch's fallback and errors", () => {
+  let gw: GatewayProcess;
+  beforeAll(async () => {
+    gw = await startGatewayProcess();
+  });
+  afterAll(async () => gw?.stop());
 
   it("falls back to long-poll when a proxy strips the stream request, and still ends with the job", async () => {
-    gw ??= await startGatewayProcess();
     const world = await seedWorld(gw.url, gw.adminToken, "bob");
     const seen: string[] = [];
     const client = createClient({
@@ -97,7 +104,6 @@ describe("client.watch and client.feed", () => {
   }, 60_000);
 
   it("an abort ends a watch at once with the signal's reason; an unknown job is a typed 404", async () => {
-    gw ??= await startGatewayProcess();
     const world = await seedWorld(gw.url, gw.adminToken, "carol");
     const client = createClient({ baseUrl: gw.url, token: world.userToken });
     const job = await client.submit(SPEC);

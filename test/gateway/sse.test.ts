@@ -87,7 +87,8 @@ describe("server-sent events", () => {
     await world.agent.start(id, "780");
     await world.agent.finish(id, "timeout");
     const states: string[] = [];
-    for (let m = await stream.next(); states.at(-1) !== "queued"; m = await stream.next()) {
+    while (states.length < 6) {
+      const m = await stream.next();
       expect(m.event).not.toBe("end");
       states.push(JSON.parse(m.data).state ?? "");
     }
@@ -100,6 +101,7 @@ describe("server-sent events", () => {
       last.push(JSON.parse(m.data).state ?? "");
     }
     expect(last).toEqual(["leased", "submitted", "running", "completed"]);
+    await stream.close();
   }, 60_000);
 
   it("sends heartbeats on a quiet stream", async () => {
@@ -118,14 +120,18 @@ describe("server-sent events", () => {
     const bob = await seedWorld(gw.url, gw.adminToken, "bob");
     const feed = await open(`${gw.url}/v1/events`, world.userToken);
     const mine = await submit(world);
-    await submit(bob);
+    const theirs = await submit(bob);
     await world.agent.start(mine, "779");
+    // Alice's other jobs may move too (the fake agent leases all that is queued); Bob's never show.
     const got: { jobId: string; state?: string; cursor: string }[] = [];
-    for (let i = 0; i < 4; i++) {
+    while (got.length < 4) {
       const m = await feed.next();
       const event = JSON.parse(m.data);
       expect(m.id).toBe(event.cursor);
-      got.push(event);
+      expect(event.jobId).not.toBe(theirs);
+      if (event.jobId === mine) {
+        got.push(event);
+      }
     }
     expect(got.map((e) => [e.jobId, e.state])).toEqual([
       [mine, "queued"],
@@ -140,7 +146,13 @@ describe("server-sent events", () => {
     // Resumed from the second event: the third and fourth again, then what happened since.
     await world.agent.finish(mine, "completed");
     const resumed = await open(`${gw.url}/v1/events`, world.userToken, { "last-event-id": got[1]!.cursor });
-    const after = [await resumed.next(), await resumed.next(), await resumed.next()].map((m) => JSON.parse(m.data));
+    const after: { jobId: string; state?: string }[] = [];
+    while (after.length < 3) {
+      const event = JSON.parse((await resumed.next()).data);
+      if (event.jobId === mine) {
+        after.push(event);
+      }
+    }
     expect(after.map((e) => e.state)).toEqual(["submitted", "running", "completed"]);
     await resumed.close();
   }, 60_000);
@@ -158,9 +170,10 @@ describe("server-sent events", () => {
   }, 30_000);
 
   it("limits open streams per user (429 naming the limit) and frees a slot when a client leaves", async () => {
-    const streams = await Promise.all([1, 2, 3].map(() => open(`${gw.url}/v1/events`, world.userToken)));
+    const dave = await seedWorld(gw.url, gw.adminToken, "dave");
+    const streams = await Promise.all([1, 2, 3].map(() => open(`${gw.url}/v1/events`, dave.userToken)));
     const res = await fetch(`${gw.url}/v1/events`, {
-      headers: { authorization: `Bearer ${world.userToken}`, accept: "text/event-stream" },
+      headers: { authorization: `Bearer ${dave.userToken}`, accept: "text/event-stream" },
     });
     expect(res.status).toBe(429);
     expect(res.headers.get("content-type")).toContain("application/problem+json");
@@ -168,7 +181,7 @@ describe("server-sent events", () => {
     await streams[0]!.close();
     let reopened: Stream | undefined;
     for (let i = 0; i < 50 && !reopened; i++) {
-      reopened = await open(`${gw.url}/v1/events`, world.userToken).catch(async () => {
+      reopened = await open(`${gw.url}/v1/events`, dave.userToken).catch(async () => {
         await new Promise((r) => setTimeout(r, 100));
         return undefined;
       });
