@@ -12,7 +12,7 @@ import { join, resolve } from "node:path";
 
 export const ROOT = resolve(import.meta.dirname, "../..");
 
-export type GatewayProcess = { url: string; adminToken: string; dir: string; stop(): Promise<void> };
+export type GatewayProcess = { url: string; adminToken: string; dir: string; pid: number; stop(): Promise<void> };
 
 export function freePort(): Promise<number> {
   return new Promise((done, fail) => {
@@ -65,6 +65,7 @@ export async function startGatewayProcess(
     url,
     adminToken,
     dir,
+    pid: child.pid ?? 0,
     stop: async () => {
       await stopChild(child);
       rmSync(dir, { recursive: true, force: true });
