@@ -7,6 +7,7 @@
 import { writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import * as agent from "./agent.ts";
+import * as sweep from "./agent-sweep.ts";
 import * as gateway from "./gateway.ts";
 import { runHistory } from "./gateway-history.ts";
 import * as worker from "./worker.ts";
@@ -32,6 +33,7 @@ const SECTIONS: Section[] = [
   { name: "gateway", run: gateway.run },
   { name: "history", run: runHistory },
   { name: "agent", run: agent.run },
+  { name: "sweep", run: sweep.run },
   { name: "worker", run: simple("worker", worker.run) },
 ];
 

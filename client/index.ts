@@ -23,9 +23,11 @@ import type {
   JobTasks,
   LogChunk,
   Me,
+  FeedEvent,
 } from "./types.ts";
 import { shapes, unwrap } from "./unwrap.ts";
 import { type EventsOptions, type WaitOptions, fetchEvents, waitForJob } from "./wait.ts";
+import { type FeedOptions, type WatchOptions, type WatchedEvent, followFeed, watchJob } from "./watch.ts";
 
 export * from "./errors.ts";
 export * from "./types.ts";
@@ -40,6 +42,8 @@ export type { FetchLike } from "./transport.ts";
 export { type DeviceAuthorization, pollDeviceToken, startDeviceAuthorization } from "./device-flow.ts";
 export { discover, type OidcEndpoints, type OidcTokens, refreshTokens } from "./oidc.ts";
 export type { EventsOptions, WaitOptions } from "./wait.ts";
+export type { FeedOptions, WatchOptions, WatchedEvent } from "./watch.ts";
+export { readEventStream, type SseMessage } from "./sse.ts";
 
 /**
  * Options of {@link createClient}.
@@ -97,6 +101,17 @@ export type SlurmgateClient = {
   events(id: string, options?: EventsOptions): Promise<JobEvents>;
   /** Waits by long-poll until the job is terminal (its final attempt) or reaches one of `until`; rides out gateway restarts. */
   wait(id: string, options?: WaitOptions): Promise<Job>;
+  /**
+   * A job's events as they happen (server-sent events, resumed after drops and gateway restarts);
+   * the loop ends once the job has finished. Falls back to long-poll where no stream is offered.
+   * @example for await (const e of client.watch(id)) console.log(e.seq, e.state);
+   */
+  watch(id: string, options?: WatchOptions): AsyncGenerator<WatchedEvent, Job>;
+  /**
+   * Every event of your jobs as it happens, in order; keep `cursor` to resume later. Never ends by itself.
+   * @example for await (const e of client.feed()) console.log(e.jobId, e.state);
+   */
+  feed(options?: FeedOptions): AsyncGenerator<FeedEvent>;
   /** The job's stdout (or stderr) as text chunks; `follow` keeps reading until the job ends. */
   logs(id: string, options?: LogsOptions): AsyncGenerator<string>;
   /** One read of the logs endpoint. */
@@ -172,6 +187,8 @@ export function createClient(options: ClientOptions): SlurmgateClient {
       unwrap(raw.GET("/v1/jobs/{id}/tasks", { params: { path: { id } }, signal: o.signal }), shapes.tasks),
     events: (id, o) => fetchEvents(raw, id, o),
     wait,
+    watch: (id, o = {}) => watchJob(raw, id, o, policy),
+    feed: (o = {}) => followFeed(raw, o, policy),
     logs: (id, o) => followLogs(raw, id, o, policy),
     logChunk: (id, o) => readLogChunk(raw, id, o),
     clusters: async () => (await unwrap(raw.GET("/v1/clusters"), shapes.items)).items,

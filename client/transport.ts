@@ -61,6 +61,7 @@ async function pause(
   await sleep(delayMs, request.signal);
 }
 
+const EVENT_STREAM = /\btext\/event-stream\b/i;
 const JSON_TYPE = /^application\/([a-z0-9.+-]+\+)?json\b/i;
 
 /** Reads the body once, proves it is what the API promises, and hands back an equivalent Response. */
@@ -69,6 +70,10 @@ async function checked(request: Request, response: Response): Promise<Response> 
     return response;
   }
   const contentType = response.headers.get("content-type") ?? "";
+  // An event stream asked for is handed over unread: it is consumed as it arrives (client/sse.ts).
+  if (response.ok && EVENT_STREAM.test(contentType) && EVENT_STREAM.test(request.headers.get("accept") ?? "")) {
+    return response;
+  }
   const body = await readText(request, response);
   const info = { status: response.status, contentType, body, url: request.url };
   if (!JSON_TYPE.test(contentType)) {

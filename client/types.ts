@@ -52,6 +52,17 @@ export type JobEvent = Schemas["JobEvent"];
  * @example const { job, events, lastSeq }: JobEvents = await client.events(id, { after: 0, wait: 20 });
  */
 export type JobEvents = Schemas["JobEvents"];
+
+/**
+ * One event of the user feed: a job event with its job id and feed position.
+ * @example const e: FeedEvent = { jobId: "job_…", seq: 2, at: "…", actor: "agent", type: "state", state: "leased", cursor: "41" };
+ */
+export type FeedEvent = Schemas["FeedEvent"];
+/**
+ * A long-poll answer of the feed.
+ * @example const { events, cursor }: FeedPage = await (await fetch(url)).json();
+ */
+export type FeedPage = Schemas["FeedPage"];
 /**
  * An array job's tasks, each with its state, exit code and reason, and counts per state.
  * @example const { counts, items }: JobTasks = await client.tasks(id);

@@ -77,6 +77,10 @@ export const shapes = {
     what: "a job's tasks",
     test: (v: unknown) => itemsOf(isObject)(v) && isObject(v) && typeof v.jobId === "string" && isObject(v.counts),
   },
+  feed: {
+    what: "a page of the event feed",
+    test: (v: unknown) => isObject(v) && Array.isArray(v.events) && typeof v.cursor === "string",
+  },
   me: { what: "a token's owner", test: (v: unknown) => isObject(v) && typeof v.kind === "string" },
   object: { what: "an object", test: isObject },
 } satisfies Record<string, Shape>;

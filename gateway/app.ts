@@ -18,6 +18,7 @@ import { adminRouter } from "./routes/admin.ts";
 import { agentRouter } from "./routes/agent.ts";
 import { agentTokensRouter } from "./routes/agent-tokens.ts";
 import { clustersRouter } from "./routes/clusters.ts";
+import { eventsRouter } from "./routes/events.ts";
 import { jobsRouter } from "./routes/jobs.ts";
 import { sweepsRouter } from "./routes/sweeps.ts";
 
@@ -77,6 +78,7 @@ export function createApp(deps: Deps) {
 
   app.route("/", jobsRouter(deps));
   app.route("/", sweepsRouter(deps));
+  app.route("/", eventsRouter(deps));
   app.route("/", clustersRouter(deps));
   app.route("/", agentRouter(deps));
   app.route("/", agentTokensRouter(deps));

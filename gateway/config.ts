@@ -59,6 +59,9 @@ export const GatewayConfig = z.object({
   SLURMGATE_RATE_LIMIT_PER_SECOND: intFrom(50, 0, 1_000_000), // per-token refill rate; 0 disables
   SLURMGATE_RATE_LIMIT_BURST: intFrom(200, 1, 1_000_000), // per-token bucket size
   SLURMGATE_MAX_QUEUED_PER_USER: intFrom(10_000, 1, 10_000_000), // live jobs one user may hold
+  SLURMGATE_SSE_MAX_PER_USER: intFrom(16, 1, 10_000), // event streams one user may hold open (per process)
+  SLURMGATE_SSE_HEARTBEAT_SECONDS: intFrom(15, 1, 300), // comment lines that keep proxies from closing a quiet stream
+  SLURMGATE_SSE_MAX_SECONDS: intFrom(900, 5, 86_400), // a stream ends after this; clients resume with Last-Event-ID
   SLURMGATE_LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
   SLURMGATE_OIDC_ISSUERS: jsonOf(OidcIssuers).default([]), // trusted OpenID issuers (gateway/auth/oidc-config.ts)
   SLURMGATE_CORS_ORIGINS: z

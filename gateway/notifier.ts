@@ -11,6 +11,15 @@ export type Notifier = {
   wait(topic: string, ms: number, signal?: AbortSignal): Promise<void>;
 };
 
+/** The topic every job change is also announced on: the user feed (`GET /v1/events`) waits on it. */
+export const FEED_TOPIC = "events";
+
+/** Wakes whoever follows this job, and the feeds. */
+export function notifyJob(notifier: Notifier, id: string): void {
+  notifier.notify(`job:${id}`);
+  notifier.notify(FEED_TOPIC);
+}
+
 export function createNotifier(): Notifier {
   const waiters = new Map<string, Set<() => void>>();
   return {

@@ -53,8 +53,8 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Wait for a job's next events (long-poll)
-         * @description Returns the events after `after` at once if there are any; otherwise holds the request up to `wait` seconds and returns as soon as one happens. Loop with `after = lastSeq` to follow a job.
+         * Follow a job's events (long-poll, or server-sent events)
+         * @description Returns the events after `after` at once if there are any; otherwise holds the request up to `wait` seconds and returns as soon as one happens. Loop with `after = lastSeq` to follow a job. With `Accept: text/event-stream` the answer is a stream instead: one message per event (`id` = its sequence number, `event` = its type, `data` = the event as JSON with `jobId`), comment lines as heartbeats, and a final `end` message carrying the job once it has finished. A reconnect with `Last-Event-ID` (or `after`) resumes after that event: nothing lost, nothing repeated.
          */
         get: operations["jobEvents"];
         put?: never;
@@ -197,6 +197,26 @@ export interface paths {
          * @description Queued elements are cancelled at once; live ones are marked cancel-requested and their agent runs scancel. Ended elements keep how they ended. To cancel one element, cancel its job.
          */
         post: operations["cancelSweep"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Follow all my jobs (long-poll, or server-sent events)
+         * @description The events of all the caller's jobs in the order they happened (an admin sees every user's). Returns the events after `after` at once if there are any, else waits up to `wait` seconds for one; without `after` it starts from now. Loop with `after = cursor`. With `Accept: text/event-stream` the answer is a stream: one message per event (`id` = its cursor, `event` = its type, `data` = the event as JSON), comment lines as heartbeats; a reconnect with `Last-Event-ID` resumes after that event. Streams per user are limited (SLURMGATE_SSE_MAX_PER_USER) and end after SLURMGATE_SSE_MAX_SECONDS; clients reconnect.
+         */
+        get: operations["feed"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -808,6 +828,17 @@ export interface components {
             exitCode: number | null;
             result?: unknown;
         };
+        FeedPage: {
+            events: components["schemas"]["FeedEvent"][];
+            /** @description Pass as `after` to get what comes next. */
+            cursor: string;
+        };
+        FeedEvent: components["schemas"]["JobEvent"] & {
+            /** @example job_01jd7x2k9m4q8r6t5v3w1y0z */
+            jobId: string;
+            /** @description Position in the feed: resume after it with `after` or, on a stream, Last-Event-ID. */
+            cursor: string;
+        };
         ClusterView: {
             name: string;
             description: string;
@@ -1365,7 +1396,10 @@ export interface operations {
                 after?: number | null;
                 wait?: number | null;
             };
-            header?: never;
+            header?: {
+                /** @description Sent by EventSource when it reconnects: resume after this event. */
+                "last-event-id"?: string;
+            };
             path: {
                 id: string;
             };
@@ -1373,13 +1407,14 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description The job and the events after `after` */
+            /** @description The job and the events after `after`, or with Accept: text/event-stream a stream of them */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["JobEvents"];
+                    "text/event-stream": string;
                 };
             };
             /** @description Missing, unknown, revoked or expired token */
@@ -1895,6 +1930,61 @@ export interface operations {
             };
             /** @description No such object, or not yours */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    feed: {
+        parameters: {
+            query?: {
+                /** @description Resume after this cursor; default: from now. */
+                after?: string;
+                wait?: number | null;
+            };
+            header?: {
+                /** @description Sent by EventSource when it reconnects: resume after this event. */
+                "last-event-id"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The events after `after` and the cursor to continue from, or with Accept: text/event-stream a stream of them */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FeedPage"];
+                    "text/event-stream": string;
+                };
+            };
+            /** @description Missing, unknown, revoked or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request is well-formed but invalid; `field` names the culprit */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -83,18 +83,28 @@ export const getJob = createRoute({
   },
 });
 
+/** Last-Event-ID as EventSource sends it on reconnect: the position of the last message it got. */
+export const LastEventIdHeader = z.object({
+  "last-event-id": z
+    .string()
+    .regex(/^\d{1,15}$/, "the id of the last event received (digits)")
+    .optional()
+    .openapi({ description: "Sent by EventSource when it reconnects: resume after this event." }),
+});
+
 export const jobEvents = createRoute({
   method: "get",
   path: "/v1/jobs/{id}/events",
   operationId: "jobEvents",
   tags: ["jobs"],
-  summary: "Wait for a job's next events (long-poll)",
+  summary: "Follow a job's events (long-poll, or server-sent events)",
   description:
-    "Returns the events after `after` at once if there are any; otherwise holds the request up to `wait` seconds and returns as soon as one happens. Loop with `after = lastSeq` to follow a job.",
+    "Returns the events after `after` at once if there are any; otherwise holds the request up to `wait` seconds and returns as soon as one happens. Loop with `after = lastSeq` to follow a job. With `Accept: text/event-stream` the answer is a stream instead: one message per event (`id` = its sequence number, `event` = its type, `data` = the event as JSON with `jobId`), comment lines as heartbeats, and a final `end` message carrying the job once it has finished. A reconnect with `Last-Event-ID` (or `after`) resumes after that event: nothing lost, nothing repeated.",
   security: bearer,
   middleware: requireRole("user"),
   request: {
     params: IdParam,
+    headers: LastEventIdHeader,
     query: z.strictObject({
       after: z.coerce.number().int().min(0).default(0),
       wait: z.coerce.number().int().min(0).max(25).default(0),
@@ -102,8 +112,11 @@ export const jobEvents = createRoute({
   },
   responses: {
     200: {
-      description: "The job and the events after `after`",
-      content: { "application/json": { schema: JobEvents } },
+      description: "The job and the events after `after`, or with Accept: text/event-stream a stream of them",
+      content: {
+        "application/json": { schema: JobEvents },
+        "text/event-stream": { schema: z.string().openapi({ description: "Server-sent events" }) },
+      },
     },
     ...problems(401, 404, 422, 429),
   },

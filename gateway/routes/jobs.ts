@@ -5,6 +5,8 @@
 import type { RouteHandler } from "@hono/zod-openapi";
 import type { Deps } from "../deps.ts";
 import { longPoll } from "../notifier.ts";
+import { streamJobEvents } from "../services/event-streams.ts";
+import { wantsEventStream } from "../sse.ts";
 import { readJobLog } from "../services/job-logs.ts";
 import { cancelJob, listVisibleJobs, submitJob, visibleJob } from "../services/jobs.ts";
 import { listEvents } from "../store/jobs.ts";
@@ -44,7 +46,12 @@ export function jobsRouter(deps: Deps) {
     const { id } = c.req.valid("param");
     const { after, wait } = c.req.valid("query");
     const principal = c.get("principal");
-    await visibleJob(deps, principal, id);
+    const seen = await visibleJob(deps, principal, id);
+    if (wantsEventStream(c)) {
+      const lastEventId = c.req.valid("header")["last-event-id"];
+      const from = lastEventId === undefined ? after : Number(lastEventId);
+      return streamJobEvents(c, deps, principal, seen, from) as never;
+    }
     const check = async () => {
       const found = await listEvents(deps.db, id, after);
       return found.length ? found : undefined;

@@ -5,7 +5,7 @@
 import type { Inventory, LeaseRequest, LeaseResponse, Report } from "../../schemas/index.ts";
 import { clusterLiveness } from "../agent-liveness.ts";
 import type { Deps, Principal } from "../deps.ts";
-import { longPoll } from "../notifier.ts";
+import { longPoll, notifyJob } from "../notifier.ts";
 import { ApiProblem } from "../problem.ts";
 import { listAgents, markAgentStopped, touchAgent } from "../store/agents.ts";
 import { getCluster, saveInventory } from "../store/clusters.ts";
@@ -64,7 +64,7 @@ async function toLeases(deps: Deps, claimed: ClaimedRow[]): Promise<LeaseRespons
         });
       }
     }
-    deps.notifier.notify(`job:${jobId}`);
+    notifyJob(deps.notifier, jobId);
   }
   return leases;
 }
@@ -115,7 +115,7 @@ export async function applyReports(
   const outcomes: ReportOutcome[] = [];
   for (const report of batch.reports) {
     outcomes.push(await applyReport(deps.db, { cluster, agentId, now: deps.now(), scope }, report));
-    deps.notifier.notify(`job:${report.jobId}`);
+    notifyJob(deps.notifier, report.jobId);
   }
   return { outcomes };
 }

@@ -7,6 +7,7 @@ import { isTerminal } from "../../schemas/index.ts";
 import { scopeSpec, scopeView } from "../auth/scope.ts";
 import type { Deps, Principal } from "../deps.ts";
 import { newId } from "../ids.ts";
+import { notifyJob } from "../notifier.ts";
 import { ApiProblem, listedProblem } from "../problem.ts";
 import { admitToQueue } from "../queue-cap.ts";
 import { type Route, routeJob } from "../routing.ts";
@@ -224,6 +225,7 @@ export async function submitJob(
     return { job: winner, created: false };
   }
   deps.notifier.notify(`cluster:${job.cluster}`);
+  notifyJob(deps.notifier, job.id);
   return { job, created: true };
 }
 
@@ -246,7 +248,7 @@ export async function cancelJob(deps: Deps, principal: Principal, id: string): P
   await visibleJob(deps, principal, id);
   const actor = principal.kind === "agent" ? "agent" : `user:${principal.user}`;
   await cancelStored(deps.db, id, actor, deps.now());
-  deps.notifier.notify(`job:${id}`);
+  notifyJob(deps.notifier, id);
   const job = await visibleJob(deps, principal, id);
   if (!isTerminal(job.state)) {
     deps.notifier.notify(`cluster:${job.cluster}`);

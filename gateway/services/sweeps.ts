@@ -17,6 +17,7 @@ import {
 } from "../../schemas/index.ts";
 import type { Deps, Principal } from "../deps.ts";
 import { newId } from "../ids.ts";
+import { FEED_TOPIC, notifyJob } from "../notifier.ts";
 import { ApiProblem, listedProblem } from "../problem.ts";
 import { admitToQueue } from "../queue-cap.ts";
 import { iso } from "../store/job-row.ts";
@@ -177,6 +178,7 @@ export async function submitSweep(
   for (const cluster of new Set(jobs.map((j) => j.cluster))) {
     deps.notifier.notify(`cluster:${cluster}`);
   }
+  deps.notifier.notify(FEED_TOPIC);
   const sweep: Sweep = {
     id: sweepId,
     owner,
@@ -284,7 +286,7 @@ export async function cancelSweep(deps: Deps, principal: Principal, id: string):
   const now = deps.now();
   const touched = await cancelSweepElements(deps.db, { id: stored.id, actor, now, token: newId("cancel", now) });
   for (const { jobId } of touched) {
-    deps.notifier.notify(`job:${jobId}`);
+    notifyJob(deps.notifier, jobId);
   }
   for (const cluster of new Set(touched.map((t) => t.cluster))) {
     deps.notifier.notify(`cluster:${cluster}`);

@@ -4,14 +4,13 @@
  * each other's jobs; refusals and a compromised gateway (rows written straight into its database)
  * never reach sbatch.
  */
-import { type ChildProcess, spawn } from "node:child_process";
-import { chmodSync, existsSync, mkdtempSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createToken } from "../../gateway/store/tokens.ts";
 import { isTerminal } from "../../schemas/index.ts";
-import { type E2E, REPO, slurm, startE2E } from "./harness.ts";
-import { type PosixUser, ensurePosixUser } from "./posix-users.ts";
+import { type E2E, slurm, startE2E } from "./harness.ts";
+import { type PosixUser, type UserAgent, ensurePosixUser, spawnAgentAs } from "./posix-users.ts";
 
 let e2e: E2E;
 let alice: PosixUser;
@@ -138,48 +137,19 @@ describe("a site agent as root", () => {
 
 describe("personal agents, unprivileged, as sg-alice and sg-bob", () => {
   let root: string;
-  const procs: ChildProcess[] = [];
-  const outputs: Record<string, string> = { alice: "", bob: "" };
+  const agents: { user: string; agent: UserAgent }[] = [];
   const personalTokens: Record<string, string> = {};
+  const outputOf = (user: string) => agents.find((a) => a.user === user)?.agent.logs() ?? "";
 
   /** The agent process under the user's own account, its state file in the user's home. */
   const startPersonal = (user: "alice" | "bob", posix: PosixUser) => {
     const env = e2e.agentEnv("beta", {
       SLURMGATE_AGENT_TOKEN: personalTokens[user]!,
       SLURMGATE_SHARED_ROOTS: root,
-      HOME: `/home/${posix.name}`,
-      USER: posix.name,
       SLURMGATE_STATE_FILE: `/home/${posix.name}/agent-beta-${Date.now()}.json`,
     });
-    const nodeBin = existsSync("/usr/bin/node") ? "/usr/bin/node" : process.execPath;
-    const child = spawn(
-      "setpriv",
-      [
-        `--reuid=${posix.uid}`,
-        `--regid=${posix.gid}`,
-        "--init-groups",
-        nodeBin,
-        "--import",
-        "tsx",
-        join(REPO, "agent/main.ts"),
-      ],
-      { cwd: REPO, env, stdio: ["ignore", "pipe", "pipe"] },
-    );
-    child.stdout?.on("data", (d) => (outputs[user] += d));
-    child.stderr?.on("data", (d) => (outputs[user] += d));
-    procs.push(child);
-    return child;
+    agents.push({ user, agent: spawnAgentAs(posix, env) });
   };
-
-  const stop = (child: ChildProcess) =>
-    new Promise<void>((resolve) => {
-      if (child.exitCode !== null || child.signalCode !== null) {
-        resolve();
-        return;
-      }
-      child.once("exit", () => resolve());
-      child.kill("SIGTERM");
-    });
 
   const agentSeen = async (user: string) => {
     for (let i = 0; i < 600; i++) {
@@ -192,7 +162,7 @@ describe("personal agents, unprivileged, as sg-alice and sg-bob", () => {
       }
       await new Promise((r) => setTimeout(r, 200));
     }
-    throw new Error(`${user}'s agent never came up:\n${outputs[user]}`);
+    throw new Error(`${user}'s agent never came up:\n${outputOf(user)}`);
   };
 
   beforeAll(async () => {
@@ -209,7 +179,7 @@ describe("personal agents, unprivileged, as sg-alice and sg-bob", () => {
   }, 200_000);
 
   afterAll(async () => {
-    await Promise.all(procs.map(stop));
+    await Promise.all(agents.map(({ agent }) => agent.stop()));
   });
 
   it("never gives Bob's agent Alice's job across 200 interleaved submissions; each runs as its owner", async () => {
@@ -276,7 +246,7 @@ describe("personal agents, unprivileged, as sg-alice and sg-bob", () => {
 
   it("a compromised gateway cannot make Bob's agent run Alice's job", async () => {
     // Alice's agent stops: her pinned job waits for it instead of going anywhere else.
-    await stop(procs[0]!);
+    await agents[0]!.agent.stop();
     const waiting = await e2e.submit(e2e.alice, { name: "waits", cluster: "beta", command: ["true"] });
     // The database now says Bob's token belongs to no one (any job) and holds a forged job of Alice's.
     await e2e.gw.db.client.execute("UPDATE tokens SET user = NULL WHERE kind = 'agent' AND user = 'bob'");

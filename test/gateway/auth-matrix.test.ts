@@ -26,6 +26,7 @@ const RECIPES: Record<string, Recipe> = {
   listJobs: { ok: 200, audience: "users" },
   getJob: { ok: 200, audience: "job", params: jobParam },
   jobEvents: { ok: 200, audience: "job", params: jobParam },
+  feed: { ok: 200, audience: "users" },
   cancelJob: { ok: 202, audience: "job", params: jobParam },
   jobLogs: { ok: 200, audience: "job", params: jobParam },
   jobTasks: { ok: 200, audience: "job", params: jobParam },

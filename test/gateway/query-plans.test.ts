@@ -17,7 +17,7 @@ import { type Captured, captureStatements } from "../helpers/capture-sql.ts";
 import { sampleInventory } from "../helpers/gateway.ts";
 import { createWorld } from "./world.ts";
 
-const HISTORY_TABLES = /\b(jobs|job_labels|sweeps)\b/;
+const HISTORY_TABLES = /\b(jobs|job_labels|job_events|sweeps)\b/;
 
 /** Columns a history-sized table is filtered by; each must narrow the index seek, not the rows read. */
 const FILTERS = /(?<![\w.])(?:j\.)?(owner|state|cluster|lease_owner)\s*(?:=|IN\s*\('[^)]*\))/g;
@@ -32,7 +32,7 @@ async function judge(client: Client, stmt: Captured): Promise<string[]> {
   const orderedPage = /\bFROM (jobs|sweeps) ORDER BY id DESC LIMIT \?/.exec(sql)?.[1];
   for (const line of lines) {
     if (
-      /^SCAN (jobs|job_labels|sweeps|j|l|s|h)\b/.test(line) &&
+      /^SCAN (jobs|job_labels|job_events|sweeps|j|l|s|h|e)\b/.test(line) &&
       !(orderedPage && line === `SCAN ${orderedPage} USING INDEX sqlite_autoindex_${orderedPage}_1`)
     ) {
       faults.push(`full scan: ${line}`);
@@ -159,6 +159,26 @@ describe("query plans stay flat as history grows", () => {
       identity: { mode: "site", users: ["alice", "bob"] },
     });
     await expectNoHistoryScans(w, () => w.lease(site, "site-1"));
+  });
+
+  it("a job's events and the user feed (long-poll and the stream's reads) seek only", async () => {
+    const w = await planWorld();
+    const job = await w.submit(w.tokens.alice, { cluster: "alpha" });
+    await w.lease(w.tokens.alphaAgent);
+    for (const token of [w.tokens.alice, w.tokens.admin]) {
+      await expectNoHistoryScans(w, async () => {
+        const res = await w.call("GET", "/v1/events?after=1", token);
+        expect(res.status).toBe(200);
+      });
+      await expectNoHistoryScans(w, async () => {
+        const res = await w.call("GET", "/v1/events", token);
+        expect(res.status).toBe(200);
+      });
+    }
+    await expectNoHistoryScans(w, async () => {
+      const res = await w.call("GET", `/v1/jobs/${job.id}/events?after=1`, w.tokens.alice);
+      expect(res.status).toBe(200);
+    });
   });
 
   it("the lease-expiry housekeeping seeks only", async () => {

@@ -12,7 +12,7 @@ import { join, resolve } from "node:path";
 
 export const ROOT = resolve(import.meta.dirname, "../..");
 
-export type GatewayProcess = { url: string; adminToken: string; dir: string; stop(): Promise<void> };
+export type GatewayProcess = { url: string; adminToken: string; dir: string; pid: number; stop(): Promise<void> };
 
 export function freePort(): Promise<number> {
   return new Promise((done, fail) => {
@@ -65,6 +65,7 @@ export async function startGatewayProcess(
     url,
     adminToken,
     dir,
+    pid: child.pid ?? 0,
     stop: async () => {
       await stopChild(child);
       rmSync(dir, { recursive: true, force: true });
@@ -72,8 +73,9 @@ export async function startGatewayProcess(
   };
 }
 
+/** Generous: tsx compiles the gateway on first start, which takes long on a loaded 2-core machine. */
 async function waitHealthy(url: string, child: ChildProcess, output: () => string): Promise<void> {
-  const deadline = Date.now() + 30_000;
+  const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) {
       throw new Error(`gateway exited with ${child.exitCode}:\n${output()}`);
@@ -89,7 +91,7 @@ async function waitHealthy(url: string, child: ChildProcess, output: () => strin
     await new Promise((r) => setTimeout(r, 100));
   }
   child.kill("SIGKILL");
-  throw new Error(`gateway did not start within 30 s:\n${output()}`);
+  throw new Error(`gateway did not start within 60 s:\n${output()}`);
 }
 
 export function stopChild(child: ChildProcess): Promise<void> {
