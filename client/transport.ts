@@ -62,6 +62,8 @@ async function pause(
 }
 
 const JSON_TYPE = /^application\/([a-z0-9.+-]+\+)?json\b/i;
+/** JSON lines (a sweep's results), when asked for: handed on unread, parsed by the caller as they stream in. */
+const NDJSON_TYPE = /^application\/x-ndjson\b/i;
 
 /** Reads the body once, proves it is what the API promises, and hands back an equivalent Response. */
 async function checked(request: Request, response: Response): Promise<Response> {
@@ -69,6 +71,9 @@ async function checked(request: Request, response: Response): Promise<Response> 
     return response;
   }
   const contentType = response.headers.get("content-type") ?? "";
+  if (response.ok && NDJSON_TYPE.test(contentType) && request.headers.get("accept")?.includes("application/x-ndjson")) {
+    return response;
+  }
   const body = await readText(request, response);
   const info = { status: response.status, contentType, body, url: request.url };
   if (!JSON_TYPE.test(contentType)) {
