@@ -6,14 +6,21 @@
 import { LIVE_STATES, type Sweep } from "../../client/index.ts";
 import { type Io, interactive } from "../io.ts";
 
-export type SweepCounts = { done: number; total: number; running: number; pending: number; failed: number };
+export type SweepCounts = {
+  done: number;
+  total: number;
+  running: number;
+  pending: number;
+  failed: number;
+  cancelled: number;
+};
 
 const WAITING: readonly string[] = LIVE_STATES.filter((s) => s !== "running");
 
 /**
  * Folds a sweep's counts per job state into what the bar shows: `failed` is every element that
- * ended in another way than completed (cancelled included), `pending` every live one not running.
- * @example countsOf(sweep) // { done: 12, total: 24, running: 3, pending: 9, failed: 1 }
+ * ended in another way than completed or cancelled, `pending` every live one not running.
+ * @example countsOf(sweep) // { done: 12, total: 24, running: 3, pending: 9, failed: 1, cancelled: 0 }
  */
 export function countsOf(sweep: Pick<Sweep, "counts" | "done" | "total">): SweepCounts {
   let running = 0;
@@ -25,13 +32,15 @@ export function countsOf(sweep: Pick<Sweep, "counts" | "done" | "total">): Sweep
       pending += n;
     }
   }
-  const failed = sweep.done - (sweep.counts.completed ?? 0);
-  return { done: sweep.done, total: sweep.total, running, pending, failed };
+  const cancelled = sweep.counts.cancelled ?? 0;
+  const failed = sweep.done - (sweep.counts.completed ?? 0) - cancelled;
+  return { done: sweep.done, total: sweep.total, running, pending, failed, cancelled };
 }
 
-/** `12/24 done · 3 running · 9 pending · 1 failed` */
+/** `12/24 done · 3 running · 9 pending · 1 failed` (and `· N cancelled` when some were). */
 export function countsLine(c: SweepCounts): string {
-  return `${c.done}/${c.total} done · ${c.running} running · ${c.pending} pending · ${c.failed} failed`;
+  const cancelled = c.cancelled ? ` · ${c.cancelled} cancelled` : "";
+  return `${c.done}/${c.total} done · ${c.running} running · ${c.pending} pending · ${c.failed} failed${cancelled}`;
 }
 
 const WIDTH = 24;
