@@ -124,7 +124,8 @@ describe("sweep submit", () => {
       env,
     ).finally(() => agent.stop());
     expect(run.code).toBe(0);
-    expect(run.stdout).toMatch(/\r\x1b\[2Kswp_\S+ \[[#.]{24}\] \d\/4 done/);
+    const redraws = run.stdout.split("\r\x1b[2K").slice(1);
+    expect(redraws.some((r) => /^swp_\S+ \[[#.]{24}\] \d\/4 done · /.test(r))).toBe(true);
     expect(run.stdout).toMatch(/swp_\S+ completed: 4\/4 done/);
   }, 60_000);
 });
