@@ -473,7 +473,9 @@ export async function runSweep(deps: SweepDeps, input: SweepInput, options: Swee
     });
   } catch (err) {
     if (deadline?.aborted && !signal?.aborted) {
-      throw new WaitTimeoutError({ id: created.id, state: last.state }, extra.timeout ?? 0);
+      const timedOut = new WaitTimeoutError({ id: created.id, state: last.state }, extra.timeout ?? 0);
+      timedOut.message = `sweep ${created.id} is still ${last.state} after ${Math.round((extra.timeout ?? 0) / 1000)}s (${last.done} of ${last.total} done)`;
+      throw timedOut;
     }
     throw err;
   }

@@ -103,6 +103,16 @@ describe("creating a sweep", () => {
     expect(c.retries.map((r) => r.method)).toEqual(["POST", "POST"]);
   });
 
+  it("never retries a POST /v1/sweeps sent without an Idempotency-Key (raw)", async () => {
+    const seen = sequence("post", "/v1/sweeps", [() => problem(503, "unavailable")]);
+    const { error } = await client().raw.POST("/v1/sweeps", {
+      params: { header: {} },
+      body: { specs: [{ name: "a", command: ["x"] }] } as never,
+    });
+    expect(error).toMatchObject({ status: 503 });
+    expect(seen).toHaveLength(1);
+  });
+
   it("sweep() sends a list as `specs` and { base, params } as `points`, with a random key when none is given", async () => {
     const seen = sequence("post", "/v1/sweeps", [() => problem(422, "validation_failed")]);
     const c = client();

@@ -11,6 +11,7 @@ import {
   type JobSpecInput,
   SlurmgateError,
   type SweepElement,
+  WaitTimeoutError,
 } from "../../client/index.ts";
 import { MAX_SWEEP_ELEMENTS } from "../../schemas/sweep.ts";
 import { type GatewayProcess, startGatewayProcess } from "../helpers/gateway-process.ts";
@@ -101,6 +102,20 @@ describe("sweep()", () => {
     expect(jobs[1]?.exitCode).toBe(1);
     expect([...done].sort()).toEqual([0, 1, 2, 3]);
     expect(requests.filter((r) => r.includes("/events"))).toEqual([]);
+  });
+
+  it("with a wait timeout, gives up with a WaitTimeoutError naming the sweep; the sweep keeps going", async () => {
+    const started = Date.now();
+    const err = await world.user
+      .sweep([spec("slow-0"), spec("slow-1")], { wait: { timeout: 800, pollMs: 100 } })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(WaitTimeoutError);
+    const { job } = err as WaitTimeoutError;
+    expect(job).toMatchObject({ id: expect.stringMatching(/^swp_/), state: "active" });
+    expect((err as Error).message).toMatch(/^sweep swp_\S+ is still active after 1s \(0 of 2 done\)$/);
+    expect(Date.now() - started).toBeLessThan(3_000);
+    expect((await world.user.getSweep(job.id)).state).toBe("active");
+    await world.user.cancelSweep(job.id);
   });
 
   it("replays the same key and body as the same sweep, and refuses the key with another body", async () => {
