@@ -323,7 +323,7 @@ async function* lines(body: ReadableStream<Uint8Array>, url: string, signal?: Ab
   let buffer = "";
   try {
     for (;;) {
-      let chunk: ReadableStreamReadResult<Uint8Array>;
+      let chunk: Awaited<ReturnType<typeof reader.read>>;
       try {
         chunk = await reader.read();
       } catch (err) {
