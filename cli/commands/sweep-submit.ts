@@ -156,7 +156,12 @@ function buildRequest(
     }
     return { ...parsed } as SweepRequestInput;
   }
-  return { base: buildSpec({ ...values, file }, command, stdin) };
+  try {
+    return { base: buildSpec({ ...values, file }, command, stdin) };
+  } catch (err) {
+    // The spec's own usage errors, pointing at this verb's help.
+    throw err instanceof UsageError ? new UsageError(err.message, VERB) : err;
+  }
 }
 
 /** Follows the sweep to its end, with the bar; every element's final state in element order. */
