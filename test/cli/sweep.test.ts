@@ -130,6 +130,51 @@ describe("sweep submit", () => {
   }, 60_000);
 });
 
+describe("show, ls, help", () => {
+  it("show lists the first 50 elements and says how to see all; --all pages through every one; ls lists newest first", async () => {
+    const big = await runCli(
+      [
+        "sweep",
+        "submit",
+        "-q",
+        "--time",
+        "5m",
+        "--grid",
+        `I=${Array.from({ length: 60 }, (_, i) => i).join(",")}`,
+        "--",
+        "true",
+      ],
+      { env },
+    );
+    expect(big.code).toBe(0);
+    const id = big.stdout.trim();
+    expect(id).toMatch(/^swp_/);
+    const first = await runCli(["sweep", "show", id], { env });
+    expect(first.stdout).toContain("(50 of 60 shown; --all for every element)");
+    const all = await runCli(["sweep", "show", id, "--all", "--json"], { env });
+    const detail = JSON.parse(all.stdout);
+    expect(detail.elements.map((e: { index: number }) => e.index)).toEqual(Array.from({ length: 60 }, (_, i) => i));
+    expect(detail.nextCursor).toBeNull();
+    const listed = await runCli(["sweep", "ls", "--limit", "1"], { env });
+    expect(listed.code).toBe(0);
+    expect(listed.stdout.split("\n")[1]).toMatch(new RegExp(`^${id} +active +0/60 `));
+    await world.user.cancelSweep(id);
+  });
+
+  it("sweep --help and sweep submit --help show usage and examples; sweep alone is bad usage", async () => {
+    for (const args of [
+      ["sweep", "--help"],
+      ["sweep", "submit", "--help"],
+    ]) {
+      const run = await runCli(args, { env });
+      expect(run.code).toBe(0);
+      expect(run.stdout).toMatch(/^Usage: slurmgate sweep submit/);
+      expect(run.stdout).toContain("Examples:");
+    }
+    expect((await runCli(["sweep"], { env })).code).toBe(2);
+  });
+});
+
 describe("bad input: one line, non-zero exit", () => {
   const cases: [string, string[], number, RegExp][] = [
     ["--grid without =", ["--grid", "lr"], 2, /--grid wants NAME=VALUE\[,VALUE…\], got "lr"/],
