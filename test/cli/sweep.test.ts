@@ -130,6 +130,35 @@ describe("sweep submit", () => {
   }, 60_000);
 });
 
+describe("sweep submit --wait that does not see the end", () => {
+  it("--timeout exits 4 naming the sweep and its counts; Ctrl-C exits 130 saying the sweep keeps running", async () => {
+    const timedOut = await runCli(
+      ["sweep", "submit", "--wait", "--timeout", "2s", "--time", "5m", "--grid", "T=1,2", "--", "true"],
+      {
+        env,
+      },
+    );
+    expect(timedOut.code).toBe(4);
+    const lines = timedOut.stderr.trimEnd().split("\n");
+    expect(lines.at(-1)).toMatch(
+      /^slurmgate: sweep (swp_\S+) is still active after 2s \(0\/2 done · 0 running · 2 pending · 0 failed\)$/,
+    );
+    const interrupted = await runCli(["sweep", "submit", "--wait", "--time", "5m", "--grid", "T=3,4", "--", "true"], {
+      env,
+      sigintAfterMs: 4_000,
+    });
+    expect(interrupted.code).toBe(130);
+    const last = interrupted.stderr.trimEnd().split("\n").at(-1) ?? "";
+    expect(last).toMatch(
+      /^slurmgate: interrupted \(the sweep keeps running; stop it with: slurmgate sweep cancel swp_\S+\)$/,
+    );
+    const id = /(swp_\S+)\)$/.exec(last)?.[1] ?? "";
+    expect((await world.user.getSweep(id)).state).toBe("active");
+    await world.user.cancelSweep(id);
+    await world.user.cancelSweep(/(swp_\S+)/.exec(lines.at(-1) ?? "")?.[1] ?? "");
+  }, 30_000);
+});
+
 describe("show, ls, help", () => {
   it("show lists the first 50 elements and says how to see all; --all pages through every one; ls lists newest first", async () => {
     const big = await runCli(
