@@ -15,6 +15,7 @@ import { logs } from "./commands/logs.ts";
 import { ls } from "./commands/ls.ts";
 import { show } from "./commands/show.ts";
 import { submit } from "./commands/submit.ts";
+import { sweep } from "./commands/sweep.ts";
 import { token } from "./commands/token.ts";
 import { user } from "./commands/user.ts";
 import { wait } from "./commands/wait.ts";
@@ -22,7 +23,7 @@ import { whoami } from "./commands/whoami.ts";
 import { EXIT, errorJson, exitCodeOf, formatError, UsageError } from "./errors.ts";
 import type { Io } from "./io.ts";
 
-const USER_VERBS = [login, logout, submit, ls, show, logs, cancel, wait, clusters, whoami];
+const USER_VERBS = [login, logout, submit, sweep, ls, show, logs, cancel, wait, clusters, whoami];
 const SERVER_VERBS = [gateway, agent, token, user, cluster];
 const VERBS = new Map<string, Command>([...USER_VERBS, ...SERVER_VERBS].map((c) => [c.name, c]));
 
@@ -55,6 +56,7 @@ Examples:
   slurmgate login --url http://127.0.0.1:8080 --token sgu_…
   slurmgate login --url https://slurmgate.example.org --oidc https://idp.example.org/realms/hpc
   slurmgate submit --gpus a100:1 --time 1h --partition gpu --follow -- python train.py
+  slurmgate sweep submit job.yaml --grid LR=0.1,0.01 --grid SEED=1,2,3 --max-parallel 3 --wait
   slurmgate ls --state running
   slurmgate wait job_01jd7x2k9m4q8r6t5v3w1y0z && slurmgate logs job_01jd7x2k9m4q8r6t5v3w1y0z
 `;

@@ -1,6 +1,6 @@
 /**
  * The slurmgate client: a typed openapi-fetch client plus the helpers people need (submit with a
- * safe retry key, paginate, wait by long-poll, follow logs, sweep). Web APIs only: the same module
+ * safe retry key, paginate, wait by long-poll, follow logs, sweeps and their progress). Web APIs only: the same module
  * runs in Node ≥ 20, Deno and browsers.
  */
 import createFetchClient from "openapi-fetch";
@@ -10,7 +10,26 @@ import { type ListFilter, listJobs, listPage } from "./list.ts";
 import { type LogChunkOptions, type LogsOptions, followLogs, readLogChunk } from "./logs.ts";
 import type { RawClient } from "./raw.ts";
 import { type RetryOptions, resolveRetry } from "./retry.ts";
-import { type SweepInput, type SweepOptions, runSweep } from "./sweep.ts";
+import {
+  type ListSweepsOptions,
+  type Sweep,
+  type SweepCreated,
+  type SweepDetail,
+  type SweepElement,
+  type SweepInput,
+  type SweepOptions,
+  type SweepPageOptions,
+  type SweepProgressOptions,
+  type SweepRequestInput,
+  type SweepResultLine,
+  cancelSweep,
+  createSweep,
+  followSweep,
+  getSweep,
+  listSweeps,
+  runSweep,
+  sweepResults,
+} from "./sweep.ts";
 import { type FetchLike, createTransport } from "./transport.ts";
 import type {
   ClusterView,
@@ -36,8 +55,23 @@ export type { ListFilter } from "./list.ts";
 export type { LogChunkOptions, LogStream, LogsOptions } from "./logs.ts";
 export type { RawClient } from "./raw.ts";
 export type { OutageInfo, RetryInfo, RetryOptions } from "./retry.ts";
-export { expandSweep } from "./sweep.ts";
-export type { SweepInput, SweepOptions, SweepParams } from "./sweep.ts";
+export { toSweepRequest } from "./sweep.ts";
+export type {
+  ListSweepsOptions,
+  Sweep,
+  SweepCreated,
+  SweepDetail,
+  SweepElement,
+  SweepGrid,
+  SweepInput,
+  SweepOptions,
+  SweepPageOptions,
+  SweepParams,
+  SweepProgressOptions,
+  SweepRequestInput,
+  SweepResultLine,
+  SweepState,
+} from "./sweep.ts";
 export type { FetchLike } from "./transport.ts";
 export { type DeviceAuthorization, pollDeviceToken, startDeviceAuthorization } from "./device-flow.ts";
 export { discover, type OidcEndpoints, type OidcTokens, refreshTokens } from "./oidc.ts";
@@ -125,8 +159,27 @@ export type SlurmgateClient = {
    * @example const { token } = await client.createAgentToken({ cluster: "alpha", label: "login1" });
    */
   createAgentToken(input: { cluster: string; label?: string; expiresInDays?: number }): Promise<CreatedToken>;
-  /** Submits many jobs with a concurrency cap and optionally waits for all. */
+  /**
+   * Submits many jobs as one sweep (one request) and returns their jobs in element order; with
+   * `wait`, their final states. `maxParallel` caps how many run at once (enforced by Slurm).
+   */
   sweep(input: SweepInput, options?: SweepOptions): Promise<Job[]>;
+  /** Creates a sweep from a whole request body (`specs`, or `base` with `points`/`grid`); returns its id and job ids. */
+  createSweep(request: SweepRequestInput, options?: SubmitOptions): Promise<SweepCreated>;
+  /** A sweep's counts and state, and one page of its elements. */
+  getSweep(id: string, options?: SweepPageOptions): Promise<SweepDetail>;
+  /**
+   * Each element once as it reaches a final state (those already final first); ends when the sweep
+   * is no longer active. Rides out gateway restarts like `wait`.
+   * @example for await (const done of client.sweepProgress(id)) console.log(done.index, done.state);
+   */
+  sweepProgress(id: string, options?: SweepProgressOptions): AsyncGenerator<SweepElement>;
+  /** Every element's final state, exit code and result, in element order (JSON lines, parsed as they arrive). */
+  sweepResults(id: string, options?: { signal?: AbortSignal }): AsyncGenerator<SweepResultLine>;
+  /** Cancels every live element of a sweep (idempotent); returns the sweep as it is now. */
+  cancelSweep(id: string, options?: { signal?: AbortSignal }): Promise<Sweep>;
+  /** Your sweeps, newest first, across pages. */
+  listSweeps(options?: ListSweepsOptions): AsyncGenerator<Sweep>;
   /** Users, tokens, clusters and grants (admin token). */
   readonly admin: AdminApi;
 };
@@ -194,7 +247,13 @@ export function createClient(options: ClientOptions): SlurmgateClient {
     clusters: async () => (await unwrap(raw.GET("/v1/clusters"), shapes.items)).items,
     me: () => unwrap(raw.GET("/v1/me"), shapes.me),
     createAgentToken: (input) => unwrap(raw.POST("/v1/agent-tokens", { body: { label: "", ...input } }), shapes.object),
-    sweep: (input, o) => runSweep({ submit, wait }, input, o),
+    sweep: (input, o) => runSweep({ raw, policy }, input, o),
+    createSweep: (request, o) => createSweep(raw, request, o),
+    getSweep: (id, o) => getSweep(raw, id, o),
+    sweepProgress: (id, o) => followSweep(raw, id, o, policy),
+    sweepResults: (id, o) => sweepResults(raw, id, o),
+    cancelSweep: (id, o) => cancelSweep(raw, id, o),
+    listSweeps: (o) => listSweeps(raw, o),
     admin: createAdminApi(raw),
   };
 }

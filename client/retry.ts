@@ -12,7 +12,8 @@ import { GatewayUnavailableError, MalformedResponseError, NetworkError, Slurmgat
 
 /**
  * How the client retries. Only requests that are safe to repeat are retried: GET/HEAD/PUT/DELETE,
- * POST /v1/jobs with an Idempotency-Key (submit always sends one) and POST /v1/jobs/{id}/cancel.
+ * POST /v1/jobs and /v1/sweeps with an Idempotency-Key (submit and sweep always send one) and the
+ * cancels of a job or a sweep.
  * @example createClient({ baseUrl, token, retry: { attempts: 6, baseDelayMs: 500 } })
  */
 export type RetryOptions = {
@@ -71,7 +72,8 @@ export function resolveRetry(options: RetryOptions = {}): RetryPolicy {
 }
 
 const IDEMPOTENT_METHODS = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE"]);
-const CANCEL_PATH = /\/v1\/jobs\/[^/]+\/cancel$/;
+const CANCEL_PATH = /\/v1\/(jobs|sweeps)\/[^/]+\/cancel$/;
+const KEYED_PATH = /\/v1\/(jobs|sweeps)$/;
 
 /**
  * True when sending the request twice cannot do anything twice.
@@ -85,7 +87,7 @@ export function isSafeToRetry(request: Request): boolean {
     return false;
   }
   const path = new URL(request.url).pathname;
-  return CANCEL_PATH.test(path) || (path.endsWith("/v1/jobs") && request.headers.has("idempotency-key"));
+  return CANCEL_PATH.test(path) || (KEYED_PATH.test(path) && request.headers.has("idempotency-key"));
 }
 
 /**

@@ -63,6 +63,8 @@ async function pause(
 
 const EVENT_STREAM = /\btext\/event-stream\b/i;
 const JSON_TYPE = /^application\/([a-z0-9.+-]+\+)?json\b/i;
+/** JSON lines (a sweep's results), when asked for: handed on unread, parsed by the caller as they stream in. */
+const NDJSON_TYPE = /\bapplication\/x-ndjson\b/i;
 
 /** Reads the body once, proves it is what the API promises, and hands back an equivalent Response. */
 async function checked(request: Request, response: Response): Promise<Response> {
@@ -70,8 +72,12 @@ async function checked(request: Request, response: Response): Promise<Response> 
     return response;
   }
   const contentType = response.headers.get("content-type") ?? "";
-  // An event stream asked for is handed over unread: it is consumed as it arrives (client/sse.ts).
-  if (response.ok && EVENT_STREAM.test(contentType) && EVENT_STREAM.test(request.headers.get("accept") ?? "")) {
+  // A stream asked for (events, JSON lines) is handed over unread: it is consumed as it arrives.
+  const accept = request.headers.get("accept") ?? "";
+  const streamed =
+    (EVENT_STREAM.test(contentType) && EVENT_STREAM.test(accept)) ||
+    (NDJSON_TYPE.test(contentType) && NDJSON_TYPE.test(accept));
+  if (response.ok && streamed) {
     return response;
   }
   const body = await readText(request, response);

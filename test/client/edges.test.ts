@@ -350,40 +350,6 @@ describe("wait and logs at the edges", () => {
   });
 });
 
-describe("sweep", () => {
-  it("keeps at most `concurrency` submissions in flight and keeps input order", async () => {
-    let inFlight = 0;
-    let peak = 0;
-    let n = 0;
-    server.use(
-      http.post(`${BASE}/v1/jobs`, async ({ request }) => {
-        peak = Math.max(peak, ++inFlight);
-        const body = (await request.json()) as { name: string };
-        await delay(20 + (n++ % 3) * 15);
-        inFlight--;
-        return HttpResponse.json({ ...JOB, id: `job_${body.name.padEnd(24, "0")}`, name: body.name }, { status: 201 });
-      }),
-    );
-    const specs = Array.from({ length: 9 }, (_, i) => ({ name: `s${i}`, command: ["x"] }));
-    const jobs = await client().sweep(specs, { concurrency: 3 });
-    expect(peak).toBe(3);
-    expect(jobs.map((j) => j.name)).toEqual(specs.map((s) => s.name));
-  });
-
-  it("stops launching after the first error and throws it", async () => {
-    const seen = sequence("post", "/v1/jobs", [
-      () => HttpResponse.json(JOB, { status: 201 }),
-      () => problem(422, "validation_failed"),
-    ]);
-    const specs = Array.from({ length: 10 }, (_, i) => ({ name: `s${i}`, command: ["x"] }));
-    await expect(client().sweep(specs, { concurrency: 1, idempotencyKey: "k" })).rejects.toMatchObject({
-      code: "validation_failed",
-    });
-    expect(seen).toHaveLength(2);
-    expect(seen.map((r) => r.headers.get("idempotency-key"))).toEqual(["k-0", "k-1"]);
-  });
-});
-
 /** What undici throws for a refused connection: TypeError("fetch failed") with the reason in `cause`. */
 function fetchRefused(): Promise<Response> {
   const cause = Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:9"), { code: "ECONNREFUSED" });
