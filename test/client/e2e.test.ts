@@ -230,7 +230,7 @@ describe("logs", () => {
 });
 
 describe("sweep", () => {
-  it("submits a base × params sweep with a concurrency cap, waits for all, and is re-runnable", async () => {
+  it("submits a base × params sweep in one request, waits for all, and is re-runnable", async () => {
     const tag = `sweep-${Date.now()}`;
     const input = {
       base: spec("lr", { labels: { sweep: tag }, env: { EPOCHS: "3" } }),
@@ -240,7 +240,7 @@ describe("sweep", () => {
     const running = autoAgent(world.agent);
     const submitted: number[] = [];
     const jobs = await client.sweep(input, {
-      concurrency: 2,
+      concurrency: 2, // bounds only the reads of the jobs back
       wait: { timeout: 30_000 },
       idempotencyKey: tag,
       onSubmit: (_job, i) => {
