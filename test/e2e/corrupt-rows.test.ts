@@ -112,6 +112,7 @@ describe("the agent re-validates every lease before sbatch (real Slurm, in-proce
     spec: specValue as Lease["spec"],
     slurmJobId: null,
     dependsOnSlurmIds: [],
+    batch: null,
   });
 
   beforeAll(async () => {
