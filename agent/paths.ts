@@ -145,6 +145,22 @@ export async function prepareJobDir(
   return walkCreate(executor, roots, roots.real[0]!, [owner, jobDirName(jobId, attempt)], "jobDir", false);
 }
 
+const BATCH_ID = /^bat_[0-9a-z]{20,40}$/;
+
+/**
+ * Creates `<first root>/<owner>/<batch id>`, a sweep batch's directory (its array script and the
+ * per-index element files), exactly like a job directory, and returns its real path.
+ */
+export async function prepareBatchDir(executor: Executor, roots: Roots, owner: string, batchId: string) {
+  if (!USER_NAME.test(owner)) {
+    throw new PathError("owner", `${JSON.stringify(owner)} is not a valid user name`);
+  }
+  if (!BATCH_ID.test(batchId)) {
+    throw new PathError("batch.id", `${JSON.stringify(batchId)} is not a batch id`);
+  }
+  return walkCreate(executor, roots, roots.real[0]!, [owner, batchId], "batchDir", false);
+}
+
 /**
  * `spec.workdir` (relative) under the first root; what is missing is created, one level at a time.
  * An existing symlink on the way is followed only when it stays inside the roots.

@@ -259,12 +259,9 @@ export const Job = z
       description: "null when the stored spec no longer matches the schema (code invalid_spec while the job is live).",
     }),
     result: z.unknown().nullable().openapi({ description: "The small JSON the job wrote to $SLURMGATE_RESULT." }),
-    sweep: z
-      .object({ id: z.string(), index: z.number().int() })
-      .nullable()
-      .openapi({
-        description: "The sweep this job is an element of, and its position there; null for a job on its own.",
-      }),
+    sweep: z.object({ id: z.string(), index: z.number().int() }).nullable().openapi({
+      description: "The sweep this job is an element of, and its position there; null for a job on its own.",
+    }),
     lastSeq: z.number().int(),
     createdAt: z.string(),
     updatedAt: z.string(),
