@@ -1,0 +1,290 @@
+/**
+ * Sweeps on real Slurm: a sweep's elements that share a spec become ONE array per batch (at most
+ * MaxArraySize elements), `maxParallel` is Slurm's own throttle, every element is a job of its own
+ * (state, exit code, logs, result, retry, cancel), and an agent SIGKILLed while submitting a batch
+ * still puts each element into Slurm exactly once.
+ */
+import { readFileSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Job, SweepCreated, SweepDetail, SweepResultLine } from "../../schemas/index.ts";
+import { type E2E, slurm, slurmClusters, startE2E } from "./harness.ts";
+
+const shared = slurmClusters().alpha.sharedRoot;
+let e2e: E2E;
+
+beforeAll(async () => {
+  e2e = await startE2E({ SLURMGATE_LEASE_SECONDS: "10" }, { alpha: { allowedSbatchArgs: ["--begin"] } });
+});
+
+afterAll(async () => {
+  await e2e?.close();
+});
+
+const agentEnv = { SLURMGATE_ALLOWED_SBATCH_ARGS: "--begin", SLURMGATE_TRACK_MAX_SECONDS: "2" };
+
+async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const res = await fetch(e2e.url + path, {
+    method,
+    headers: { authorization: `Bearer ${e2e.alice}`, ...(body ? { "content-type": "application/json" } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await res.text();
+  if (!res.ok) {
+    throw new Error(`${method} ${path} → ${res.status}: ${text}`);
+  }
+  return (
+    res.headers.get("content-type")?.includes("ndjson")
+      ? text
+          .split("\n")
+          .filter(Boolean)
+          .map((l) => JSON.parse(l))
+      : JSON.parse(text)
+  ) as T;
+}
+
+async function elements(id: string): Promise<SweepDetail["elements"]> {
+  const out: SweepDetail["elements"] = [];
+  for (let cursor: string | null = ""; cursor !== null; ) {
+    const page: SweepDetail = await call("GET", `/v1/sweeps/${id}?limit=500${cursor ? `&cursor=${cursor}` : ""}`);
+    out.push(...page.elements);
+    cursor = page.nextCursor;
+  }
+  return out;
+}
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) {
+      return value;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out waiting for ${what}`);
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+const sweepIs = (id: string, done: (s: SweepDetail) => boolean, timeoutMs: number) =>
+  until(
+    `sweep ${id}`,
+    async () => {
+      const s: SweepDetail = await call("GET", `/v1/sweeps/${id}?limit=1`);
+      return done(s) ? s : undefined;
+    },
+    timeoutMs,
+  );
+
+/** Slurm's records (squeue and sacct) of one array, as `<array>_<task>` ids, one per task. */
+function tasksOf(arrayJobId: string): string[] {
+  const queue = slurm("alpha", "squeue", ["-h", "--states=all", "-r", "-o", "%i", "-j", arrayJobId]).split("\n");
+  const acct = slurm("alpha", "sacct", ["-X", "-P", "-n", "-o", "JobID", "-j", arrayJobId]).split("\n");
+  const ids = new Set<string>();
+  for (const id of [...queue, ...acct].map((l) => l.trim()).filter(Boolean)) {
+    const m = /^(\d+)_\[?([\d,-]+)(?:%\d+)?\]?$/.exec(id);
+    for (const part of m?.[2]?.split(",") ?? []) {
+      const [from, to = from] = part.split("-").map(Number);
+      for (let t = from!; t <= to!; t++) {
+        ids.add(`${m![1]}_${t}`);
+      }
+    }
+  }
+  return [...ids].sort();
+}
+
+/** The batch directories alice's elements were submitted from: batch id → job ids by array index. */
+function batchesOf(jobIds: string[]): Map<string, Map<number, string>> {
+  const wanted = new Set(jobIds);
+  const out = new Map<string, Map<number, string>>();
+  for (const dir of readdirSync(join(shared, "alice")).filter((d) => d.startsWith("bat_"))) {
+    for (const file of readdirSync(join(shared, "alice", dir)).filter((f) => /^element\.\d+\.nul$/.test(f))) {
+      const jobId = readFileSync(join(shared, "alice", dir, file), "utf8").split("\0")[0]!;
+      if (wanted.has(jobId)) {
+        const index = Number(file.split(".")[1]);
+        out.set(dir, (out.get(dir) ?? new Map()).set(index, jobId));
+      }
+    }
+  }
+  return out;
+}
+
+/** Every Slurm job (array) carrying one batch's tag, from squeue and sacct. */
+function arraysTagged(batchId: string): string[] {
+  const queue = slurm("alpha", "squeue", ["-h", "--states=all", "-o", "%F|%k"]);
+  const acct = slurm("alpha", "sacct", ["-X", "-P", "-n", "-o", "JobID,Comment", "--starttime=now-1hours"]);
+  return [
+    ...new Set(
+      `${queue}\n${acct}`
+        .split("\n")
+        .filter((line) => line.endsWith(`|slurmgate:batch:${batchId}`))
+        .map((line) => line.split("|")[0]!.replace(/_.*/, "")),
+    ),
+  ];
+}
+
+describe("a grid sweep of 24 elements with maxParallel 3", () => {
+  it("is one throttled array; each element ends its own way with its own logs and result, in element order; a retry resubmits only the element that timed out", async () => {
+    const agent = e2e.startAgent("alpha", agentEnv);
+    const payload = [
+      'echo "seed=$SEED lr=$LR"',
+      'if [ "$SEED.$LR" = 2.0.01 ]; then',
+      // Attempt 1 outlives its time limit (a covered ending: retried); attempt 2 fails on its own.
+      '  if [ "$SLURMGATE_ATTEMPT" = 1 ]; then sleep 300; fi',
+      '  echo "element failing on attempt $SLURMGATE_ATTEMPT" >&2; exit 3',
+      "fi",
+      'printf \'{"seed":%s,"lr":"%s"}\' "$SEED" "$LR" > "$SLURMGATE_RESULT"',
+      "sleep 1",
+    ].join("\n");
+    const created: SweepCreated = await call("POST", "/v1/sweeps", {
+      base: {
+        name: "grid",
+        cluster: "alpha",
+        command: ["bash", "-c", payload],
+        resources: { time: "1m" },
+        retries: { max: 1, onTimeout: true, backoffSeconds: 0 },
+      },
+      grid: { LR: ["0.1", "0.01", "0.001", "0.0001"], SEED: [0, 1, 2, 3, 4, 5] },
+      maxParallel: 3,
+    });
+    expect(created.jobIds).toHaveLength(24);
+    let maxRunning = 0;
+    const arrays = new Set<string>();
+    const sampler = setInterval(() => {
+      for (const id of arrays) {
+        const running = slurm("alpha", "squeue", ["-h", "-r", "-t", "RUNNING", "-o", "%i", "-j", id]);
+        maxRunning = Math.max(maxRunning, running.split("\n").filter(Boolean).length);
+      }
+    }, 400);
+    try {
+      const first = await until(
+        "the array",
+        async () => {
+          const els = await elements(created.id);
+          return els.every((e) => e.slurmJobId) ? els : undefined;
+        },
+        60_000,
+      );
+      for (const e of first) {
+        arrays.add(e.slurmJobId!.split("_")[0]!);
+      }
+      expect(arrays.size).toBe(1);
+      const [arrayId] = [...arrays];
+      expect(first.map((e) => e.slurmJobId)).toEqual(first.map((_, i) => `${arrayId}_${i}`));
+      expect(slurm("alpha", "scontrol", ["show", "job", arrayId!])).toMatch(/ArrayTaskThrottle=3\b/);
+      const done = await sweepIs(created.id, (s) => s.state !== "active", 170_000);
+      expect(done).toMatchObject({ state: "failed", total: 24, done: 24, counts: { completed: 23, failed: 1 } });
+    } finally {
+      clearInterval(sampler);
+    }
+    expect(maxRunning).toBeGreaterThan(0);
+    expect(maxRunning).toBeLessThanOrEqual(3);
+
+    const results: SweepResultLine[] = await call("GET", `/v1/sweeps/${created.id}/results`);
+    expect(results.map((r) => r.index)).toEqual([...Array(24).keys()]);
+    expect(results.map((r) => r.jobId)).toEqual(created.jobIds);
+    const failedIndex = results.findIndex((r) => r.state === "failed");
+    const failed: Job = await call("GET", `/v1/jobs/${created.jobIds[failedIndex]}`);
+    expect(failed.spec?.env).toMatchObject({ SEED: "2", LR: "0.01" });
+    expect(failed).toMatchObject({ state: "failed", exitCode: 3, attempt: 2, reason: "exited 3" });
+    expect(await e2e.logs(e2e.alice, failed.id, "stderr")).toBe("element failing on attempt 2\n");
+    for (const [i, line] of results.entries()) {
+      if (i === failedIndex) {
+        expect(line).toMatchObject({ state: "failed", exitCode: 3, result: null });
+        continue;
+      }
+      const job: Job = await call("GET", `/v1/jobs/${line.jobId}`);
+      expect(line).toMatchObject({ state: "completed", exitCode: 0 });
+      expect(line.result).toEqual({ seed: Number(job.spec?.env.SEED), lr: job.spec?.env.LR });
+      expect(await e2e.logs(e2e.alice, line.jobId)).toBe(`seed=${job.spec?.env.SEED} lr=${job.spec?.env.LR}\n`);
+    }
+    // The retry was a new array of one task: the element alone, never the 23 that completed.
+    const retryArray = failed.slurmJobId!.split("_")[0]!;
+    expect(retryArray).not.toBe([...arrays][0]);
+    expect(tasksOf(retryArray)).toEqual([failed.slurmJobId]);
+    const pairs = new Set(results.map((r) => (r.result ? JSON.stringify(r.result) : "x")));
+    expect(pairs.size).toBe(24);
+    await agent.stop();
+  }, 200_000);
+});
+
+describe("a sweep larger than MaxArraySize, and cancelling", () => {
+  it("puts 3,000 elements into Slurm as 3 arrays (1001, 1001, 998); cancels one element, then the whole sweep", async () => {
+    expect(slurm("alpha", "scontrol", ["show", "config"])).toMatch(/^MaxArraySize\s*=\s*1001$/m);
+    const agent = e2e.startAgent("alpha", agentEnv);
+    const created: SweepCreated = await call("POST", "/v1/sweeps", {
+      base: { name: "big", cluster: "alpha", command: ["true"], extraSbatchArgs: ["--begin=now+1hour"] },
+      grid: { I: [...Array(3_000).keys()] },
+    });
+    expect(created.jobIds).toHaveLength(3_000);
+    await sweepIs(created.id, (s) => (s.counts.pending ?? 0) === 3_000, 90_000);
+    const els = await elements(created.id);
+    const sizes = new Map<string, number>();
+    for (const e of els) {
+      const base = e.slurmJobId!.split("_")[0]!;
+      sizes.set(base, (sizes.get(base) ?? 0) + 1);
+    }
+    expect([...sizes.values()]).toEqual([1001, 1001, 998]);
+    expect(new Set(els.map((e) => e.slurmJobId)).size).toBe(3_000);
+
+    // One element: scancel <array>_<index>; the others stay pending.
+    const one = els[5]!;
+    await call("POST", `/v1/jobs/${one.jobId}/cancel`);
+    const cancelled = await e2e.waitTerminal(e2e.alice, one.jobId, 30_000);
+    expect(cancelled).toMatchObject({ state: "cancelled", slurmJobId: one.slurmJobId });
+    const [firstArray] = [...sizes.keys()];
+    const left = slurm("alpha", "squeue", ["-h", "-r", "-o", "%i", "-j", firstArray!]).split("\n").filter(Boolean);
+    expect(left).toHaveLength(1000);
+    expect(left).not.toContain(one.slurmJobId);
+    expect((await call<SweepDetail>("GET", `/v1/sweeps/${created.id}?limit=1`)).counts).toMatchObject({
+      cancelled: 1,
+      pending: 2_999,
+    });
+
+    // The whole sweep.
+    await call("POST", `/v1/sweeps/${created.id}/cancel`);
+    const gone = await sweepIs(created.id, (s) => s.state !== "active", 60_000);
+    expect(gone).toMatchObject({ state: "cancelled", done: 3_000, counts: { cancelled: 3_000 } });
+    for (const array of sizes.keys()) {
+      expect(slurm("alpha", "squeue", ["-h", "-r", "-t", "PENDING,RUNNING", "-o", "%i", "-j", array])).toBe("");
+    }
+    await agent.stop();
+  }, 150_000);
+});
+
+const exitOf = (child: import("node:child_process").ChildProcess) =>
+  new Promise<string | null>((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      resolve(child.signalCode);
+      return;
+    }
+    child.once("exit", (_code, signal) => resolve(signal));
+  });
+
+describe.each(["before-sbatch", "after-sbatch", "before-report"])("agent SIGKILLed %s a sweep batch", (step) => {
+  it("restarted on the same state file: every element in Slurm exactly once, all complete", async () => {
+    const created: SweepCreated = await call("POST", "/v1/sweeps", {
+      base: { name: `crash-${step}`, cluster: "alpha", command: ["bash", "-c", 'echo "element $N"'] },
+      grid: { N: [0, 1, 2, 3] },
+    });
+    const first = e2e.startAgent("alpha", { ...agentEnv, SLURMGATE_TEST_CRASH_AT: step });
+    expect(await exitOf(first.child)).toBe("SIGKILL");
+    const second = e2e.startAgent("alpha", { ...agentEnv, SLURMGATE_STATE_FILE: first.stateFile });
+    const done = await sweepIs(created.id, (s) => s.state !== "active", 90_000);
+    await second.stop();
+    expect(done).toMatchObject({ state: "completed", counts: { completed: 4 } });
+    const els = await elements(created.id);
+    for (const [i, e] of els.entries()) {
+      expect(await e2e.logs(e2e.alice, e.jobId)).toBe(`element ${i}\n`);
+    }
+    // One batch, one array with its tag, each element one task of it (no second array, no duplicate).
+    const batches = batchesOf(created.jobIds);
+    expect(batches.size).toBe(1);
+    const [batchId, members] = [...batches][0]!;
+    const arrays = arraysTagged(batchId);
+    expect(arrays).toHaveLength(1);
+    expect(tasksOf(arrays[0]!)).toEqual([...members.keys()].sort().map((i) => `${arrays[0]}_${i}`));
+    expect(els.map((e) => e.slurmJobId).sort()).toEqual(tasksOf(arrays[0]!));
+  }, 120_000);
+});
