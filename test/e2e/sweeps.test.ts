@@ -4,9 +4,15 @@
  * (state, exit code, logs, result, retry, cancel), and an agent SIGKILLed while submitting a batch
  * still puts each element into Slurm exactly once.
  */
-import { readFileSync, readdirSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type AgentHandle, createAgent } from "../../agent/agent.ts";
+import { parseAgentConfig } from "../../agent/config.ts";
+import type { GatewayApi, Lease } from "../../agent/gateway-api.ts";
+import { submitBatch } from "../../agent/submit-batch.ts";
+import { JobSpec } from "../../schemas/index.ts";
 import type { Job, SweepCreated, SweepDetail, SweepResultLine } from "../../schemas/index.ts";
 import { type E2E, slurm, slurmClusters, startE2E } from "./harness.ts";
 
@@ -287,4 +293,100 @@ describe.each(["before-sbatch", "after-sbatch", "before-report"])("agent SIGKILL
     expect(tasksOf(arrays[0]!)).toEqual([...members.keys()].sort().map((i) => `${arrays[0]}_${i}`));
     expect(els.map((e) => e.slurmJobId).sort()).toEqual(tasksOf(arrays[0]!));
   }, 120_000);
+});
+
+describe("submitting a batch (the agent's submit step on real Slurm, leases handed to it directly)", () => {
+  let agent: AgentHandle;
+  let sbatchCalls = 0;
+  let lose = false;
+  beforeAll(async () => {
+    const env = e2e.agentEnv("alpha", agentEnv);
+    const api = {
+      me: async () => ({
+        ok: true as const,
+        value: { kind: "agent", cluster: "alpha", user: null, serverTime: new Date().toISOString() },
+      }),
+    } as unknown as GatewayApi;
+    agent = await createAgent(parseAgentConfig(env), env, { api, log: () => {} });
+    const real = agent.ctx.slurm;
+    agent.ctx.slurm = {
+      ...real,
+      // Slurm queues the array, but the answer is lost on the way back (a timeout, as sbatch can).
+      sbatch: async (script, args) => {
+        sbatchCalls++;
+        const result = await real.sbatch(script, args);
+        return lose && result.ok
+          ? { ok: false, retryable: true, code: "timeout", message: "sbatch timed out" }
+          : result;
+      },
+    };
+  });
+
+  const batchOf = (n: number, spec: Record<string, unknown> = {}) => {
+    const batch = `bat_${randomBytes(12).toString("hex")}`;
+    return Array.from(
+      { length: n },
+      (_, i): Lease => ({
+        jobId: `job_${randomBytes(13).toString("hex")}`,
+        epoch: 1,
+        attempt: 1,
+        owner: "alice",
+        expiresAt: new Date(Date.now() + 60_000).toISOString(),
+        spec: JobSpec.parse({
+          name: `direct-${i}`,
+          command: ["true"],
+          env: { I: String(i) },
+          extraSbatchArgs: ["--begin=now+1hour"],
+          ...spec,
+        }),
+        slurmJobId: null,
+        dependsOnSlurmIds: [],
+        batch: { id: batch, index: i, size: n, maxParallel: 2 },
+      }),
+    );
+  };
+
+  it("finds every member by the batch tag when sbatch's answer is lost: one array, no second sbatch", async () => {
+    const leases = batchOf(3);
+    lose = true;
+    sbatchCalls = 0;
+    const results = await submitBatch(agent.ctx, leases).finally(() => {
+      lose = false;
+    });
+    expect(sbatchCalls).toBe(1);
+    expect(results.map((r) => r.kind)).toEqual(["submitted", "submitted", "submitted"]);
+    const ids = results.map((r) => (r.kind === "submitted" ? r.report.slurmJobId : ""));
+    const array = ids[0]!.split("_")[0]!;
+    expect(ids).toEqual([0, 1, 2].map((i) => `${array}_${i}`));
+    expect(arraysTagged(leases[0]!.batch!.id)).toEqual([array]);
+    expect(leases.map((l) => agent.ctx.state.get(l.jobId)?.slurmJobId)).toEqual(ids);
+    slurm("alpha", "scancel", [array]);
+  });
+
+  it("gives every member Slurm's refusal of the whole array, and keeps none of them", async () => {
+    const leases = batchOf(2, { qos: "nosuchqos" });
+    const results = await submitBatch(agent.ctx, leases);
+    expect(results.map((r) => (r.kind === "refused" ? r.report.code : r.kind))).toEqual([
+      "slurm_invalid_qos",
+      "slurm_invalid_qos",
+    ]);
+    expect(arraysTagged(leases[0]!.batch!.id)).toEqual([]);
+    expect(leases.map((l) => agent.ctx.state.get(l.jobId))).toEqual([undefined, undefined]);
+  });
+
+  it("refuses only the member it cannot prepare (a job id that is not one) and submits the others as one array", async () => {
+    const leases = batchOf(3);
+    const results = await submitBatch(agent.ctx, [
+      leases[0]!,
+      { ...leases[1]!, jobId: "job_..", batch: leases[1]!.batch } as Lease,
+      leases[2]!,
+    ]);
+    expect(results.map((r) => r.kind)).toEqual(["submitted", "refused", "submitted"]);
+    const ids = results.flatMap((r) => (r.kind === "submitted" ? [r.report.slurmJobId] : []));
+    const array = ids[0]!.split("_")[0]!;
+    expect(ids).toEqual([`${array}_0`, `${array}_2`]);
+    expect(tasksOf(array)).toEqual([`${array}_0`, `${array}_2`]);
+    expect(existsSync(join(shared, "alice", "job_.."))).toBe(false);
+    slurm("alpha", "scancel", [array]);
+  });
 });
