@@ -259,6 +259,15 @@ export function foldJob(
   const isArray = Boolean(job.arrayIndexes);
   const q = byTask(job.slurmJobId!, isArray, queue);
   const h = byTask(job.slurmJobId!, isArray, history ?? []);
+  const element = isArray ? undefined : elementOf(job.slurmJobId!);
+  if (element && !q.has(PLAIN) && rowsOf(queue, element.base).length > 0) {
+    // squeue lists the element's array but not the element: the controller no longer has it, so a
+    // live record in sacct (a pending range slurmdbd has not updated yet) is stale, not evidence.
+    const lagging = h.get(PLAIN)?.jobState;
+    if (lagging && !isTerminal(lagging)) {
+      h.delete(PLAIN);
+    }
+  }
   const expected = expectedTasks(job);
   const settled: { task: number; s: Settled | undefined }[] = expected.map((task) => ({
     task,

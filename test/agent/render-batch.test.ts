@@ -143,7 +143,6 @@ describe("each task is its element", () => {
     const probe = JSON.parse(ran.stdout ?? "") as ProbeOutput;
     expect(probe.argv).toEqual([
       "exec",
-      "--no-home",
       "--bind",
       batch.jobDirs[1],
       "--pwd",

@@ -151,7 +151,7 @@ describe("finding an earlier submission of a sweep element", () => {
       { id: "90_5", comment: `slurmgate:batch:${BAT}` },
       { id: "91_0", comment: `slurmgate:batch:${BAT}x` },
       { id: "92_1", comment: `slurmgate:batch:${OTHER}` },
-      { id: "93_[2", comment: `slurmgate:batch:${BAT}` },
+      { id: "93_x2", comment: `slurmgate:batch:${BAT}` },
       { id: "94_3", comment: null },
     ];
     expect(matchTagged(rows, lookups).size).toBe(0);

@@ -405,6 +405,18 @@ describe("a sweep element is a plain job whose record is one task of its batch's
     expect(obs).toEqual({ state: "cancelled", reason: "cancelled by user before it started" });
   });
 
+  it("is cancelled even while sacct still shows it in the array's pending range, once squeue lists the array without it", async () => {
+    const squeue = lines(
+      squeueLine("5_0", "6", "PENDING", "BeginTime"),
+      squeueLine("5_2", "8", "PENDING", "BeginTime"),
+    );
+    const sacct = lines(`5_[0-2]|5|PENDING|0:0|${T}|Unknown|Unknown|cpu|x`);
+    const obs = await observeOne({ squeue, sacct }, element("5_1", { cancelRequested: true }));
+    expect(obs).toMatchObject({ state: "cancelled" });
+    // While squeue does not know the array at all, sacct's range is still evidence.
+    expect(await observeOne({ squeue: "", sacct }, element("5_1"))).toMatchObject({ state: "pending" });
+  });
+
   it("stays unknown when absent without a cancel, or when squeue or the history could not answer", async () => {
     expect(await observeOne({ squeue: "", sacct: "" }, element("5_1"))).toBeUndefined();
     const failedSqueue = await observeOne({ squeue: null, sacct: "" }, element("5_1", { cancelRequested: true }));
