@@ -364,13 +364,15 @@ describe("submitting a batch (the agent's submit step on real Slurm, leases hand
   });
 
   it("gives every member Slurm's refusal of the whole array, and keeps none of them", async () => {
-    const leases = batchOf(2, { qos: "nosuchqos" });
+    const leases = batchOf(2, { resources: { gpus: { count: 1, type: "nosuchgpu" } } });
     const results = await submitBatch(agent.ctx, leases);
     expect(results.map((r) => (r.kind === "refused" ? r.report.code : r.kind))).toEqual([
-      "slurm_invalid_qos",
-      "slurm_invalid_qos",
+      "slurm_node_config",
+      "slurm_node_config",
     ]);
-    expect(arraysTagged(leases[0]!.batch!.id)).toEqual([]);
+    // Slurm keeps a FAILED record of the refused array; nothing of it waits or runs.
+    const live = slurm("alpha", "squeue", ["-h", "-t", "PENDING,RUNNING", "-o", "%k"]);
+    expect(live).not.toContain(leases[0]!.batch!.id);
     expect(leases.map((l) => agent.ctx.state.get(l.jobId))).toEqual([undefined, undefined]);
   });
 
