@@ -295,6 +295,25 @@ describe.each(["before-sbatch", "after-sbatch", "before-report"])("agent SIGKILL
   }, 120_000);
 });
 
+describe("agent SIGKILLed after sbatch queued a batch, before it wrote the ids down", () => {
+  it("another agent takes the expired leases over and adopts the array by its batch tag: no second array", async () => {
+    const created: SweepCreated = await call("POST", "/v1/sweeps", {
+      base: { name: "takeover", cluster: "alpha", command: ["bash", "-c", 'echo "element $N"'] },
+      grid: { N: [0, 1, 2] },
+    });
+    const first = e2e.startAgent("alpha", { ...agentEnv, SLURMGATE_TEST_CRASH_AT: "after-sbatch" });
+    expect(await exitOf(first.child)).toBe("SIGKILL");
+    const other = e2e.startAgent("alpha", agentEnv);
+    const done = await sweepIs(created.id, (s) => s.state !== "active", 90_000);
+    await other.stop();
+    expect(done).toMatchObject({ state: "completed", counts: { completed: 3 } });
+    const [batchId] = [...batchesOf(created.jobIds).keys()];
+    const arrays = arraysTagged(batchId!);
+    expect(arrays).toHaveLength(1);
+    expect((await elements(created.id)).map((e) => e.slurmJobId)).toEqual([0, 1, 2].map((i) => `${arrays[0]}_${i}`));
+  }, 120_000);
+});
+
 describe("submitting a batch (the agent's submit step on real Slurm, leases handed to it directly)", () => {
   let agent: AgentHandle;
   let sbatchCalls = 0;
