@@ -224,11 +224,11 @@ describe("a sweep larger than MaxArraySize, and cancelling", () => {
       grid: { I: [...Array(3_000).keys()] },
     });
     expect(created.jobIds).toHaveLength(3_000);
+    await sweepIs(created.id, (s) => (s.counts.pending ?? 0) === 3_000, 90_000);
     const clusters = (await (
       await fetch(`${e2e.url}/v1/clusters`, { headers: { authorization: `Bearer ${e2e.admin}` } })
     ).json()) as { items: { name: string; inventory: { maxArraySize?: number } | null }[] };
     expect(clusters.items.find((c) => c.name === "alpha")?.inventory?.maxArraySize).toBe(1001);
-    await sweepIs(created.id, (s) => (s.counts.pending ?? 0) === 3_000, 90_000);
     const els = await elements(created.id);
     const sizes = new Map<string, number>();
     for (const e of els) {
