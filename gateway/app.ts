@@ -19,6 +19,7 @@ import { agentRouter } from "./routes/agent.ts";
 import { agentTokensRouter } from "./routes/agent-tokens.ts";
 import { clustersRouter } from "./routes/clusters.ts";
 import { jobsRouter } from "./routes/jobs.ts";
+import { sweepsRouter } from "./routes/sweeps.ts";
 
 export const API_VERSION = VERSION;
 
@@ -68,11 +69,14 @@ export function createApp(deps: Deps) {
   app.use("/v1/agent/*", bodyLimit(deps.config.SLURMGATE_AGENT_BODY_LIMIT_BYTES));
   app.use("/v1/jobs/*", bodyLimit(deps.config.SLURMGATE_BODY_LIMIT_BYTES));
   app.use("/v1/jobs", bodyLimit(deps.config.SLURMGATE_BODY_LIMIT_BYTES));
+  app.use("/v1/sweeps/*", bodyLimit(deps.config.SLURMGATE_BODY_LIMIT_BYTES));
+  app.use("/v1/sweeps", bodyLimit(deps.config.SLURMGATE_BODY_LIMIT_BYTES));
   app.use("/v1/admin/*", bodyLimit(deps.config.SLURMGATE_BODY_LIMIT_BYTES));
   app.use("/v1/*", authenticate(deps));
   app.use("/v1/*", enforceScope());
 
   app.route("/", jobsRouter(deps));
+  app.route("/", sweepsRouter(deps));
   app.route("/", clustersRouter(deps));
   app.route("/", agentRouter(deps));
   app.route("/", agentTokensRouter(deps));

@@ -293,6 +293,15 @@ export function zodFieldErrors(
  */
 export function validationProblem(error: z.ZodError, target: string, schema?: unknown): ApiProblem {
   const { errors, total } = zodFieldErrors(error, target, schema, MAX_FIELD_ERRORS);
+  return listedProblem("validation_failed", errors, total);
+}
+
+/**
+ * One problem listing field errors (at most MAX_FIELD_ERRORS of `total`), its `field` the first's.
+ * Also how a sweep names every element's refusal at once.
+ */
+export function listedProblem(code: ProblemCode, all: FieldError[], total = all.length): ApiProblem {
+  const errors = all.slice(0, MAX_FIELD_ERRORS);
   const lines = errors.map((e) => (e.message.startsWith("unknown ") ? e.message : `${e.field}: ${e.message}`));
   const more = total > errors.length ? `; and ${total - errors.length} more not listed` : "";
   const detail =
@@ -301,5 +310,5 @@ export function validationProblem(error: z.ZodError, target: string, schema?: un
       : lines.length === 1
         ? (lines[0] ?? "")
         : `${total} problems: ${lines.map((line, i) => `(${i + 1}) ${line}`).join(" ")}${more}`;
-  return new ApiProblem("validation_failed", detail, { field: errors[0]?.field, errors });
+  return new ApiProblem(code, detail, { field: errors[0]?.field, errors });
 }

@@ -12,8 +12,11 @@ const REFRESH_MS = 1_000;
 
 export type QueueCount = { count: number; at: number };
 
-/** Throws a 429 when `owner` already has the maximum number of live jobs; counts this one otherwise. */
-export async function admitToQueue(deps: Deps, owner: string): Promise<void> {
+/**
+ * Throws a 429 when `count` more live jobs (a sweep's elements; 1 for a job) would take `owner` over
+ * the cap; counts them otherwise.
+ */
+export async function admitToQueue(deps: Deps, owner: string, count = 1): Promise<void> {
   const cap = deps.config.SLURMGATE_MAX_QUEUED_PER_USER;
   const cache = deps.db.caches.queue;
   const now = deps.now();
@@ -22,15 +25,20 @@ export async function admitToQueue(deps: Deps, owner: string): Promise<void> {
     entry = { count: await countLiveJobs(deps.db, owner, cap), at: now };
     cache.set(owner, entry);
   }
-  if (entry.count >= cap) {
+  if (count > cap) {
+    // Waiting would never help: say so instead of asking to retry.
     throw new ApiProblem(
-      "rate_limited",
-      `you have ${cap} live jobs, the most one user may have; wait for some to end`,
-      {
-        field: "body",
-        headers: { "retry-after": "30" },
-      },
+      "validation_failed",
+      `${count} jobs at once is more than the ${cap} live jobs one user may have`,
+      { field: "body" },
     );
   }
-  entry.count++;
+  if (entry.count + count > cap) {
+    const detail =
+      count === 1
+        ? `you have ${cap} live jobs, the most one user may have; wait for some to end`
+        : `you have ${entry.count} live jobs and these ${count} would take you over ${cap}, the most one user may have; wait for some to end`;
+    throw new ApiProblem("rate_limited", detail, { field: "body", headers: { "retry-after": "30" } });
+  }
+  entry.count += count;
 }

@@ -110,6 +110,11 @@ export const Sweep = z
   .openapi("Sweep");
 export type Sweep = z.infer<typeof Sweep>;
 
+export const SweepPage = z
+  .object({ items: z.array(Sweep), nextCursor: z.string().nullable() })
+  .openapi("SweepPage", { description: "A page of your sweeps, newest first." });
+export type SweepPage = z.infer<typeof SweepPage>;
+
 export const SweepCreated = Sweep.extend({
   jobIds: z.array(JobId).openapi({ description: "Every element's job id, in element order." }),
 }).openapi("SweepCreated");

@@ -125,6 +125,84 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/sweeps": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List your sweeps, newest first */
+        get: operations["listSweeps"];
+        put?: never;
+        /**
+         * Submit many jobs in one request
+         * @description Expands `specs`, or `base` × `points` × `grid`, into elements; validates and routes each exactly like POST /v1/jobs (every refusal at once, each named by its element's path, e.g. `body.specs.3.resources.gpus`, `body.points.2.env.X`, `body.grid.LR`), and stores the sweep and every element in one transaction. Each element is a job with its own id. Elements that differ only in name, env, command and labels are submitted to Slurm as one array. With an `Idempotency-Key`, a retry with the same body returns the same sweep (200); the same key with a different body is a 409.
+         */
+        post: operations["submitSweep"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/sweeps/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A sweep: counts per state, progress, and a page of its elements in element order */
+        get: operations["getSweep"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/sweeps/{id}/results": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Every element's state, exit code and result, one JSON line each, in element order
+         * @description Streamed as `application/x-ndjson`; a live element's line says so (state, `result` null).
+         */
+        get: operations["sweepResults"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/sweeps/{id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Cancel every live element of a sweep (idempotent)
+         * @description Queued elements are cancelled at once; live ones are marked cancel-requested and their agent runs scancel. Ended elements keep how they ended. To cancel one element, cancel its job.
+         */
+        post: operations["cancelSweep"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/clusters": {
         parameters: {
             query?: never;
@@ -627,6 +705,108 @@ export interface components {
             nextOffset: number;
             /** @description True once this attempt has ended and every byte has been shipped: the job is terminal, or (for an earlier attempt) the next attempt has reached Slurm. */
             complete: boolean;
+        };
+        SweepCreated: components["schemas"]["Sweep"] & {
+            /** @description Every element's job id, in element order. */
+            jobIds: string[];
+        };
+        /** @enum {string} */
+        SweepState: "active" | "completed" | "failed" | "cancelled";
+        Sweep: {
+            /** @example swp_01jd7x2k9m4q8r6t5v3w1y0z */
+            id: string;
+            owner: string;
+            name: string;
+            state: components["schemas"]["SweepState"];
+            total: number;
+            /**
+             * @description Elements per job state.
+             * @example {
+             *       "completed": 20,
+             *       "running": 3,
+             *       "failed": 1
+             *     }
+             */
+            counts: {
+                [key: string]: number;
+            };
+            /** @description Elements in a terminal state. */
+            done: number;
+            maxParallel: number | null;
+            createdAt: string;
+            updatedAt: string;
+        };
+        SweepRequest: {
+            /** @description Shown in lists; default the base's name. */
+            name?: string;
+            /** @description The elements as whole specs. Give either `specs`, or `base` with `points` and/or `grid`. */
+            specs?: components["schemas"]["JobSpec"][];
+            base?: components["schemas"]["JobSpec"];
+            points?: components["schemas"]["SweepPoint"][];
+            /**
+             * @description Every combination of these values is one element (crossed with `points` when both are given, points outer). Each name is set as an env variable and a label of the element, and `{name}` in the base's command argv is replaced by the value.
+             * @example {
+             *       "LR": [
+             *         0.1,
+             *         0.01
+             *       ],
+             *       "SEED": [
+             *         1,
+             *         2,
+             *         3
+             *       ]
+             *     }
+             */
+            grid?: {
+                [key: string]: (string | number | boolean)[];
+            };
+            /** @description Most elements running at once, enforced by Slurm (the array's %N throttle); elements of a capped sweep are in Slurm one array at a time. */
+            maxParallel?: number;
+        };
+        SweepPoint: {
+            name?: string;
+            env?: {
+                [key: string]: string;
+            };
+            command?: string[];
+            labels?: {
+                [key: string]: string;
+            };
+        };
+        /** @description A page of your sweeps, newest first. */
+        SweepPage: {
+            items: components["schemas"]["Sweep"][];
+            nextCursor: string | null;
+        };
+        SweepDetail: components["schemas"]["Sweep"] & {
+            /** @description A page of elements in element order. */
+            elements: components["schemas"]["SweepElement"][];
+            nextCursor: string | null;
+        };
+        SweepElement: {
+            /** @description Position in the request (after grid expansion). */
+            index: number;
+            /** @example job_01jd7x2k9m4q8r6t5v3w1y0z */
+            jobId: string;
+            name: string;
+            state: components["schemas"]["JobState"];
+            reason: string | null;
+            code: string | null;
+            attempt: number;
+            /** @example 4242_17 */
+            slurmJobId: string | null;
+            exitCode: number | null;
+            labels: {
+                [key: string]: string;
+            };
+        };
+        SweepResultLine: {
+            index: number;
+            /** @example job_01jd7x2k9m4q8r6t5v3w1y0z */
+            jobId: string;
+            state: components["schemas"]["JobState"];
+            exitCode: number | null;
+            result?: unknown;
         };
         ClusterView: {
             name: string;
@@ -1387,6 +1567,334 @@ export interface operations {
             };
             /** @description The request is well-formed but invalid; `field` names the culprit */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listSweeps: {
+        parameters: {
+            query?: {
+                /** @description nextCursor from the previous page. */
+                cursor?: string;
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of sweeps */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SweepPage"];
+                };
+            };
+            /** @description Missing, unknown, revoked or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request is well-formed but invalid; `field` names the culprit */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    submitSweep: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes retries safe: the same key and body return the same job. */
+                "idempotency-key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SweepRequest"];
+            };
+        };
+        responses: {
+            /** @description Replay of an earlier submission with the same Idempotency-Key */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SweepCreated"];
+                };
+            };
+            /** @description Queued: the sweep and every element's job id */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SweepCreated"];
+                };
+            };
+            /** @description Malformed request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, revoked or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body was not sent as application/json; `field` is header.content-type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request is well-formed but invalid; `field` names the culprit */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getSweep: {
+        parameters: {
+            query?: {
+                /** @description nextCursor from the previous page. */
+                cursor?: string;
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The sweep */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SweepDetail"];
+                };
+            };
+            /** @description Missing, unknown, revoked or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such object, or not yours */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request is well-formed but invalid; `field` names the culprit */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    sweepResults: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One SweepResultLine per element */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/x-ndjson": components["schemas"]["SweepResultLine"];
+                };
+            };
+            /** @description Missing, unknown, revoked or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such object, or not yours */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    cancelSweep: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Cancel requested or done; the sweep as it is now */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Sweep"];
+                };
+            };
+            /** @description Missing, unknown, revoked or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such object, or not yours */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -102,6 +102,15 @@ export const jobs = sqliteTable(
     script: text("script"),
     idempotencyKey: text("idempotency_key"),
     specHash: text("spec_hash"),
+    // A sweep element: its sweep and position there (null for a job on its own).
+    sweepId: text("sweep_id"),
+    sweepIndex: integer("sweep_index"),
+    // Elements with the same key may share one Slurm array (services/sweep-group.ts); null: a plain job.
+    batchGroup: text("batch_group"),
+    // The array the claim put this attempt in, its index there and the array's size (leases.ts).
+    batchId: text("batch_id"),
+    batchIndex: integer("batch_index"),
+    batchSize: integer("batch_size"),
     lastSeq: integer("last_seq").notNull().default(1),
     createdAt: integer("created_at").notNull(),
     updatedAt: integer("updated_at").notNull(),
@@ -132,6 +141,41 @@ export const jobs = sqliteTable(
     index("jobs_lease_owner").on(t.leaseOwner),
     index("jobs_claim_token").on(t.claimToken),
     uniqueIndex("jobs_idempotency").on(t.owner, t.idempotencyKey).where(sql`idempotency_key IS NOT NULL`),
+    // Sweeps (migration 0008). Partial: only elements, so plain jobs pay nothing. A sweep's page of
+    // elements in element order; the results stream reads it too.
+    index("jobs_sweep_elements").on(t.sweepId, t.sweepIndex).where(sql`sweep_id IS NOT NULL`),
+    // Counts per state of one sweep (covering, with the newest change), its cancel, and the capped
+    // sweep's "is any element held?" check of every claim.
+    index("jobs_sweep_state").on(t.sweepId, t.state, t.updatedAt).where(sql`sweep_id IS NOT NULL`),
+    // The claim of one group's queued elements in element order.
+    index("jobs_sweep_group").on(t.sweepId, t.batchGroup, t.state, t.sweepIndex).where(sql`batch_group IS NOT NULL`),
+    // The takeover of every expired lease of one array at once.
+    index("jobs_batch").on(t.batchId, t.state).where(sql`batch_id IS NOT NULL`),
+  ],
+);
+
+/**
+ * Sweeps: many jobs submitted in one request. Each element is an ordinary `jobs` row pointing
+ * here; counts and state are folded from the elements when read, never stored twice.
+ */
+export const sweeps = sqliteTable(
+  "sweeps",
+  {
+    id: text("id").primaryKey(),
+    owner: text("owner").notNull(),
+    name: text("name").notNull(),
+    // The array throttle (%N); a capped sweep is in Slurm one array at a time.
+    maxParallel: integer("max_parallel"),
+    total: integer("total").notNull(),
+    idempotencyKey: text("idempotency_key"),
+    specHash: text("spec_hash"),
+    createdAt: integer("created_at").notNull(),
+    updatedAt: integer("updated_at").notNull(),
+  },
+  (t) => [
+    // GET /v1/sweeps: a user's sweeps, newest first.
+    index("sweeps_owner_id").on(t.owner, t.id),
+    uniqueIndex("sweeps_idempotency").on(t.owner, t.idempotencyKey).where(sql`idempotency_key IS NOT NULL`),
   ],
 );
 

@@ -6,6 +6,15 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { Job, JobEvents, JobPage, JobSpec, JobState, JobTasks, LogChunk, LogStream } from "../../schemas/index.ts";
 import { IdParam, bearer, problems } from "./common.ts";
 
+/** Makes a submission safe to retry: the same key and body answer the same job (or sweep). */
+export const IdempotencyKey = z
+  .string()
+  .min(1)
+  .max(200)
+  .regex(/^[\x21-\x7e]+$/, "printable ASCII without spaces")
+  .optional()
+  .openapi({ description: "Makes retries safe: the same key and body return the same job." });
+
 export const submitJob = createRoute({
   method: "post",
   path: "/v1/jobs",
@@ -17,15 +26,7 @@ export const submitJob = createRoute({
   security: bearer,
   middleware: requireRole("user"),
   request: {
-    headers: z.object({
-      "idempotency-key": z
-        .string()
-        .min(1)
-        .max(200)
-        .regex(/^[\x21-\x7e]+$/, "printable ASCII without spaces")
-        .optional()
-        .openapi({ description: "Makes retries safe: the same key and body return the same job." }),
-    }),
+    headers: z.object({ "idempotency-key": IdempotencyKey }),
     body: { content: { "application/json": { schema: JobSpec } }, required: true },
   },
   responses: {

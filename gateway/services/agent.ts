@@ -44,7 +44,7 @@ async function scopeFor(deps: Deps, p: AgentPrincipal, agentId: string): Promise
 async function toLeases(deps: Deps, claimed: ClaimedRow[]): Promise<LeaseResponse["leases"]> {
   const leases: LeaseResponse["leases"] = [];
   for (const claim of claimed) {
-    const { jobId, epoch, attempt, owner, slurmJobId, expiresAt, spec } = claim;
+    const { jobId, epoch, attempt, owner, slurmJobId, expiresAt, spec, batch } = claim;
     if (!spec.ok) {
       await rejectInvalidClaim(deps.db, claim, { reason: spec.reason, now: deps.now() });
     } else {
@@ -60,7 +60,7 @@ async function toLeases(deps: Deps, claimed: ClaimedRow[]): Promise<LeaseRespons
           spec: spec.spec,
           slurmJobId,
           dependsOnSlurmIds,
-          batch: null,
+          batch,
         });
       }
     }

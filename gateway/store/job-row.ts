@@ -59,7 +59,7 @@ function labelsOf(raw: unknown): Record<string, string> {
 }
 
 /** A stored state outside JobState reads as `rejected`: no agent can act on it. */
-function stateOf(raw: unknown): { state: JobState; known: boolean } {
+export function stateOf(raw: unknown): { state: JobState; known: boolean } {
   const parsed = JobState.safeParse(raw);
   return parsed.success ? { state: parsed.data, known: true } : { state: "rejected", known: false };
 }
@@ -96,7 +96,10 @@ export function rowToJob(row: Row): Job {
     labels: labelsOf(row.labels),
     spec: stored.ok ? stored.spec : null,
     result: parseJson<unknown>(row.result, null),
-    sweep: null,
+    sweep:
+      row.sweep_id === null || row.sweep_id === undefined
+        ? null
+        : { id: String(row.sweep_id), index: Number(row.sweep_index) },
     lastSeq: Number(row.last_seq),
     createdAt: iso(Number(row.created_at)),
     updatedAt: iso(Number(row.updated_at)),
@@ -119,4 +122,4 @@ export function rowToEvent(row: Row): JobEvent {
 
 /** Columns the API needs; leaves out the rendered script and lease internals. */
 export const JOB_COLUMNS =
-  "id, owner, name, state, reason, code, cluster, partition, attempt, slurm_job_id, exit_code, signal, cancel_requested, labels, spec, result, last_seq, created_at, updated_at";
+  "id, owner, name, state, reason, code, cluster, partition, attempt, slurm_job_id, exit_code, signal, cancel_requested, labels, spec, result, sweep_id, sweep_index, last_seq, created_at, updated_at";

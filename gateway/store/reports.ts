@@ -257,6 +257,10 @@ function retryPlan(
       exit_code: null,
       signal: null,
       tasks: null,
+      // An array belongs to one attempt: the next one is claimed into an array of its own.
+      batch_id: null,
+      batch_index: null,
+      batch_size: null,
       reason,
       code: null,
       lease_owner: null,

@@ -281,6 +281,39 @@ export function defineApiSuite(label: string, createTarget: () => Promise<ApiTar
       expect((await call("POST", `/v1/jobs/${held.id}/cancel`, tokens.bob)).status).toBe(404);
     });
 
+    it("takes a sweep in one request, leases its elements as one array, streams results, cancels the rest", async () => {
+      const body = { base: { name: "sw", command: ["run", "{I}"], cluster }, grid: { I: [0, 1, 2] }, maxParallel: 2 };
+      const sweep = await ok(call<{ id: string; jobIds: string[] }>("POST", "/v1/sweeps", tokens.alice, body), 201);
+      expect(sweep.jobIds).toHaveLength(3);
+      type Batched = Lease & { batch: { id: string; index: number; size: number; maxParallel: number } | null };
+      const leases = (await lease("sweep-agent", { max: 1 })).leases as Batched[];
+      const mine = leases.filter((l) => sweep.jobIds.includes(l.jobId));
+      expect(mine.map((l) => [l.jobId, l.batch?.index, l.batch?.size, l.batch?.maxParallel])).toEqual(
+        sweep.jobIds.map((id, i) => [id, i, 3, 2]),
+      );
+      const first = mine[0]!;
+      await report([{ jobId: first.jobId, epoch: first.epoch, state: "completed", exitCode: 0, result: { ok: 1 } }]);
+      const res = await fetch(`${target.baseUrl}/v1/sweeps/${sweep.id}/results`, {
+        headers: { authorization: `Bearer ${tokens.alice}` },
+      });
+      expect(res.headers.get("content-type")).toMatch(/^application\/x-ndjson/);
+      const lines = (await res.text())
+        .trim()
+        .split("\n")
+        .map((line) => JSON.parse(line) as { index: number; state: string; result: unknown });
+      expect(lines.map((l) => [l.index, l.state, l.result])).toEqual([
+        [0, "completed", { ok: 1 }],
+        [1, "leased", null],
+        [2, "leased", null],
+      ]);
+      const cancelled = await ok(
+        call<{ state: string; counts: Record<string, number> }>("POST", `/v1/sweeps/${sweep.id}/cancel`, tokens.alice),
+        202,
+      );
+      expect(cancelled).toMatchObject({ state: "active", counts: { completed: 1, leased: 2 } });
+      expect((await call("GET", `/v1/sweeps/${sweep.id}`, tokens.bob)).status).toBe(404);
+    });
+
     it("shows the cluster, its partitions and a live agent", async () => {
       const list = await ok(
         call<{ items: { name: string; alive: boolean; partitions: string[] }[] }>("GET", "/v1/clusters", tokens.bob),

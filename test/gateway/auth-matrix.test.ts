@@ -10,7 +10,7 @@ import { type World, createWorld, spec } from "./world.ts";
 const ROLES = ["admin", "owner", "other", "agentHere", "agentOther", "none", "revoked"] as const;
 type Role = (typeof ROLES)[number];
 
-type Ctx = { jobId: string; tokenId: string };
+type Ctx = { jobId: string; tokenId: string; sweepId: string };
 type Recipe = {
   ok: number;
   /** user: job-scoped user route (owner and admin only); users: any user; agent; admin; anyone. */
@@ -20,6 +20,7 @@ type Recipe = {
 };
 
 const jobParam = (ctx: Ctx) => ({ id: ctx.jobId });
+const sweepParam = (ctx: Ctx) => ({ id: ctx.sweepId });
 const RECIPES: Record<string, Recipe> = {
   submitJob: { ok: 201, audience: "users", body: () => spec() },
   listJobs: { ok: 200, audience: "users" },
@@ -28,6 +29,11 @@ const RECIPES: Record<string, Recipe> = {
   cancelJob: { ok: 202, audience: "job", params: jobParam },
   jobLogs: { ok: 200, audience: "job", params: jobParam },
   jobTasks: { ok: 200, audience: "job", params: jobParam },
+  submitSweep: { ok: 201, audience: "users", body: () => ({ specs: [spec()] }) },
+  listSweeps: { ok: 200, audience: "users" },
+  getSweep: { ok: 200, audience: "job", params: sweepParam },
+  sweepResults: { ok: 200, audience: "job", params: sweepParam },
+  cancelSweep: { ok: 202, audience: "job", params: sweepParam },
   listClusters: { ok: 200, audience: "users" },
   whoAmI: { ok: 200, audience: "anyone" },
   agentLease: { ok: 200, audience: "agent", body: () => ({ agentId: "matrix", wait: 0 }) },
@@ -140,7 +146,8 @@ describe("authorisation matrix", () => {
       const w = await createWorld();
       const job = await w.submit(w.tokens.alice, {}, {});
       const extra = await createToken(w.db, { kind: "user", user: "bob", label: "spare" }, w.deps.now());
-      const ctx: Ctx = { jobId: job.id, tokenId: extra.id };
+      const sweep = await w.call<{ id: string }>("POST", "/v1/sweeps", w.tokens.alice, { specs: [spec()] });
+      const ctx: Ctx = { jobId: job.id, tokenId: extra.id, sweepId: sweep.body.id };
       const params = recipe!.params?.(ctx) ?? {};
       const path = op.path.replace(/\{(\w+)\}/g, (_, name: string) => encodeURIComponent(params[name] ?? ""));
       const res = await w.call(op.method, path, await tokenFor(w, role), recipe!.body?.(ctx));

@@ -17,7 +17,7 @@ import { type Captured, captureStatements } from "../helpers/capture-sql.ts";
 import { sampleInventory } from "../helpers/gateway.ts";
 import { createWorld } from "./world.ts";
 
-const HISTORY_TABLES = /\b(jobs|job_labels)\b/;
+const HISTORY_TABLES = /\b(jobs|job_labels|sweeps)\b/;
 
 /** Columns a history-sized table is filtered by; each must narrow the index seek, not the rows read. */
 const FILTERS = /(?<![\w.])(?:j\.)?(owner|state|cluster|lease_owner)\s*(?:=|IN\s*\('[^)]*\))/g;
@@ -29,11 +29,11 @@ async function judge(client: Client, stmt: Captured): Promise<string[]> {
   const sql = stmt.sql.replace(/\s+/g, " ");
   const faults: string[] = [];
   // An unfiltered page in id order reads LIMIT rows off the primary key and stops: the one scan allowed.
-  const orderedPage = /\bFROM jobs ORDER BY id DESC LIMIT \?/.test(sql);
+  const orderedPage = /\bFROM (jobs|sweeps) ORDER BY id DESC LIMIT \?/.exec(sql)?.[1];
   for (const line of lines) {
     if (
-      /^SCAN (jobs|job_labels|j|l)\b/.test(line) &&
-      !(orderedPage && line === "SCAN jobs USING INDEX sqlite_autoindex_jobs_1")
+      /^SCAN (jobs|job_labels|sweeps|j|l|s|h)\b/.test(line) &&
+      !(orderedPage && line === `SCAN ${orderedPage} USING INDEX sqlite_autoindex_${orderedPage}_1`)
     ) {
       faults.push(`full scan: ${line}`);
     }
@@ -47,7 +47,7 @@ async function judge(client: Client, stmt: Captured): Promise<string[]> {
   // must hold only live rows (a partial index on state), or the seek must be by id.
   const where = sql.slice(sql.indexOf(" WHERE "));
   const filtered = new Set([...where.matchAll(FILTERS)].map((m) => m[1]!));
-  const seeks = lines.filter((l) => /^SEARCH (jobs|j)\b/.test(l));
+  const seeks = lines.filter((l) => /^SEARCH (jobs|j|sweeps)\b/.test(l));
   const constrained = new Set(seeks.flatMap((l) => [...l.matchAll(/\b(\w+)(?:=|<|>)/g)].map((m) => m[1]!)));
   const partial = seeks.some((l) => /USING (COVERING )?INDEX (jobs_held_expiry|jobs_cancel_orders)\b/.test(l));
   const byLabel = lines.some((l) => /^SEARCH (job_labels|l)\b/.test(l));
@@ -166,6 +166,61 @@ describe("query plans stay flat as history grows", () => {
     await w.submit(w.tokens.alice, { cluster: "alpha" });
     await w.lease(w.tokens.alphaAgent);
     await expectNoHistoryScans(w, () => expireLeases(w.db, w.deps.now() + 3_600_000));
+  });
+
+  it("sweeps: submit, read, page, results, list, cancel, and the claim of groups (capped and not) seek only", async () => {
+    const w = await planWorld({ SLURMGATE_MAX_QUEUED_PER_USER: "1000" });
+    const body = {
+      base: { name: "g", cluster: "alpha", command: ["run", "{I}"], labels: { project: "vision" } },
+      grid: { I: [1, 2, 3] },
+    };
+    let id = "";
+    await expectNoHistoryScans(w, async () => {
+      const res = await w.call<{ id: string }>("POST", "/v1/sweeps", w.tokens.alice, { ...body, maxParallel: 2 });
+      expect(res.status).toBe(201);
+      id = res.body.id;
+    });
+    await expectNoHistoryScans(w, () =>
+      w.call("POST", "/v1/sweeps", w.tokens.alice, body, { "idempotency-key": "plans" }),
+    );
+    // The first claim picks one element; its group comes along (the extension and the batch assignment).
+    await expectNoHistoryScans(w, async () => {
+      const leased = await w.lease(w.tokens.alphaAgent, "agent-1", { max: 1 });
+      expect(leased.body.leases.length).toBe(3);
+    });
+    // A capped sweep's queued elements are checked for held siblings (jobs_sweep_state) in the claim itself.
+    await w.call("POST", "/v1/sweeps", w.tokens.alice, {
+      specs: [body.base, { ...body.base, resources: { cpusPerTask: 2 } }],
+      maxParallel: 1,
+    });
+    await expectNoHistoryScans(w, () => w.lease(w.tokens.alphaAgent, "agent-1", { max: 10 }));
+    await expectNoHistoryScans(w, () => w.lease(w.tokens.alphaAgent, "agent-1", { max: 10 }));
+    // An array's leases expire: one taken over brings the rest of its array (jobs_batch).
+    await w.db.client.execute("UPDATE jobs SET lease_expires_at = 1 WHERE batch_id IS NOT NULL");
+    await expectNoHistoryScans(w, async () => {
+      const taken = await w.lease(w.tokens.alphaAgent, "agent-2", { max: 1 });
+      expect(taken.body.leases.length).toBeGreaterThan(1);
+    });
+    for (const token of [w.tokens.alice, w.tokens.admin]) {
+      for (const path of [
+        `/v1/sweeps/${id}`,
+        `/v1/sweeps/${id}?cursor=1&limit=1`,
+        "/v1/sweeps",
+        "/v1/sweeps?cursor=swp_1",
+      ]) {
+        await expectNoHistoryScans(w, async () => {
+          expect((await w.call("GET", path, token)).status).toBe(200);
+        });
+      }
+    }
+    await expectNoHistoryScans(w, async () => {
+      expect(await (await w.request("GET", `/v1/sweeps/${id}/results`, { token: w.tokens.alice })).text()).toMatch(
+        /"index":2/,
+      );
+    });
+    await expectNoHistoryScans(w, async () => {
+      expect((await w.call("POST", `/v1/sweeps/${id}/cancel`, w.tokens.alice)).status).toBe(202);
+    });
   });
 
   it("the judge itself fails a full scan and a sorted page (so a pass above means something)", async () => {
