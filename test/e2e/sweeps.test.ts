@@ -14,7 +14,7 @@ import type { GatewayApi, Lease } from "../../agent/gateway-api.ts";
 import { submitBatch } from "../../agent/submit-batch.ts";
 import { JobSpec } from "../../schemas/index.ts";
 import type { Job, SweepCreated, SweepDetail, SweepResultLine } from "../../schemas/index.ts";
-import { type E2E, slurm, slurmClusters, startE2E } from "./harness.ts";
+import { type AgentProcess, type E2E, slurm, slurmClusters, startE2E } from "./harness.ts";
 
 const shared = slurmClusters().alpha.sharedRoot;
 let e2e: E2E;
@@ -130,19 +130,30 @@ function arraysTagged(batchId: string): string[] {
   ];
 }
 
-describe("a grid sweep of 24 elements with maxParallel 3", () => {
-  it("is one throttled array; each element ends its own way with its own logs and result, in element order; a retry resubmits only the element that timed out", async () => {
-    const agent = e2e.startAgent("alpha", agentEnv);
+// The two sweeps run side by side on one agent (the big one waits on a far --begin, so it takes no
+// CPU from the grid): the file stays near three minutes, most of it the grid element's time limit.
+describe.concurrent("sweeps served by one agent", () => {
+  let agent: AgentProcess;
+  beforeAll(() => {
+    agent = e2e.startAgent("alpha", agentEnv);
+  });
+  afterAll(async () => {
+    await agent?.stop();
+  });
+
+  it("a grid of 24 with maxParallel 3 is one throttled array; each element ends its own way with its own logs and result, in element order; a retry resubmits only the element that timed out", async ({
+    expect,
+  }) => {
     const payload = [
       'echo "seed=$SEED lr=$LR"',
-      'if [ "$SEED.$LR" = 2.0.01 ]; then',
+      'if [ "$SEED.$LR" = 2.0.01 ]; then :',
       // Attempt 1 outlives its time limit (a covered ending: retried); attempt 2 fails on its own.
       '  if [ "$SLURMGATE_ATTEMPT" = 1 ]; then sleep 300; fi',
       '  echo "element failing on attempt $SLURMGATE_ATTEMPT" >&2; exit 3',
       "fi",
       'printf \'{"seed":%s,"lr":"%s"}\' "$SEED" "$LR" > "$SLURMGATE_RESULT"',
       "sleep 1",
-    ].join("\n");
+    ].join("; ");
     const created: SweepCreated = await call("POST", "/v1/sweeps", {
       base: {
         name: "grid",
@@ -211,14 +222,12 @@ describe("a grid sweep of 24 elements with maxParallel 3", () => {
     expect(tasksOf(retryArray)).toEqual([failed.slurmJobId]);
     const pairs = new Set(results.map((r) => (r.result ? JSON.stringify(r.result) : "x")));
     expect(pairs.size).toBe(24);
-    await agent.stop();
   }, 200_000);
-});
 
-describe("a sweep larger than MaxArraySize, and cancelling", () => {
-  it("puts 3,000 elements into Slurm as 3 arrays (1001, 1001, 998); cancels one element, then the whole sweep", async () => {
+  it("3,000 elements go into Slurm as 3 arrays (1001, 1001, 998); cancelling one element, then the whole sweep", async ({
+    expect,
+  }) => {
     expect(slurm("alpha", "scontrol", ["show", "config"])).toMatch(/^MaxArraySize\s*=\s*1001$/m);
-    const agent = e2e.startAgent("alpha", agentEnv);
     const created: SweepCreated = await call("POST", "/v1/sweeps", {
       base: { name: "big", cluster: "alpha", command: ["true"], extraSbatchArgs: ["--begin=now+1hour"] },
       grid: { I: [...Array(3_000).keys()] },
@@ -259,7 +268,6 @@ describe("a sweep larger than MaxArraySize, and cancelling", () => {
     for (const array of sizes.keys()) {
       expect(slurm("alpha", "squeue", ["-h", "-r", "-t", "PENDING,RUNNING", "-o", "%i", "-j", array])).toBe("");
     }
-    await agent.stop();
   }, 150_000);
 });
 
@@ -272,7 +280,8 @@ const exitOf = (child: import("node:child_process").ChildProcess) =>
     child.once("exit", (_code, signal) => resolve(signal));
   });
 
-describe.each(["before-sbatch", "after-sbatch", "before-report"])("agent SIGKILLed %s a sweep batch", (step) => {
+// before-report leaves the ids in the state file: the restart adopts them as for a plain job.
+describe.each(["before-sbatch", "after-sbatch"])("agent SIGKILLed %s a sweep batch", (step) => {
   it("restarted on the same state file: every element in Slurm exactly once, all complete", async () => {
     const created: SweepCreated = await call("POST", "/v1/sweeps", {
       base: { name: `crash-${step}`, cluster: "alpha", command: ["bash", "-c", 'echo "element $N"'] },
