@@ -13,6 +13,7 @@
  * batch tag (the array must contain the member's index) and the member's own job tag.
  */
 import { posix } from "node:path";
+import { LeaseBatch } from "../schemas/agent.ts";
 import { type JobSpec, JobSpec as JobSpecSchema } from "../schemas/job.ts";
 import { DEFAULT_MAX_ARRAY_SIZE, PER_ELEMENT_FIELDS } from "../schemas/sweep.ts";
 import { crashPoint, type AgentContext } from "./context.ts";
@@ -66,6 +67,14 @@ export function batchProblem(leases: readonly Lease[], maxArraySize: number): st
   const first = leases[0];
   if (!first?.batch) {
     return "not a batch";
+  }
+  // The lease is the gateway's JSON, not re-parsed: a malformed batch is not one array's worth.
+  if (!LeaseBatch.shape.id.safeParse(first.batch.id).success) {
+    return `batch id ${JSON.stringify(first.batch.id)} is not one`;
+  }
+  const max = first.batch.maxParallel;
+  if (max !== null && !(Number.isSafeInteger(max) && max >= 1 && max <= 100_000)) {
+    return `maxParallel ${JSON.stringify(max)} is not a throttle`;
   }
   const indexes = new Set<number>();
   let common: string | undefined;

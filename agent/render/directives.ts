@@ -5,6 +5,7 @@
  * quotes or a newline, so every value here matches a strict pattern (the same ones the gateway
  * applies; validate twice). Anything else throws a RenderError.
  */
+import { LeaseBatch } from "../../schemas/agent.ts";
 import { DependencyCondition, type JobSpec } from "../../schemas/job.ts";
 import {
   ABSOLUTE_PATH,
@@ -19,7 +20,6 @@ import { ownedReason, sbatchOptionName } from "../../schemas/sbatch.ts";
 import { RenderError, requireMatch } from "./errors.ts";
 
 const JOB_ID = /^job_[0-9a-z]{20,40}$/;
-const BATCH_ID = /^bat_[0-9a-z]{20,40}$/;
 const SLURM_JOB_ID = /^\d{1,12}(_\d{1,7})?$/;
 
 /** Inputs the directive block needs beyond the spec. */
@@ -133,7 +133,10 @@ export function slurmgateTag(jobId: string, attempt: number): string {
 
 /** The tag of a sweep batch's array: `slurmgate:batch:<batch id>`; each task is one element. */
 export function batchTag(batchId: string): string {
-  return `slurmgate:batch:${requireMatch(batchId, BATCH_ID, "batch.id")}`;
+  if (!LeaseBatch.shape.id.safeParse(batchId).success) {
+    throw new RenderError("invalid_spec", `batch.id: ${JSON.stringify(batchId)} is not a batch id`, "batch.id");
+  }
+  return `slurmgate:batch:${batchId}`;
 }
 
 /**

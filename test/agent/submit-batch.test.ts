@@ -75,6 +75,15 @@ describe("grouping leases into arrays", () => {
     ["an array spec", () => [lease(0), lease(1, {}, { array: { indexes: "0-3" } })]],
     ["a dependency", () => [lease(0), lease(1, { dependsOnSlurmIds: [{ slurmJobId: "12", condition: "afterok" }] })]],
     ["a spec that does not parse", () => [lease(0), { ...lease(1), spec: { name: 3 } as unknown as Lease["spec"] }]],
+    [
+      "a hostile batch id",
+      () => [0, 1].map((i) => lease(i, { batch: { id: "bat_../../etc", index: i, size: 2, maxParallel: 2 } })),
+    ],
+    [
+      "an index that is text",
+      () => [lease(0), lease(1, { batch: { id: BAT, index: "1;id" as unknown as number, size: 2, maxParallel: 2 } })],
+    ],
+    ["a throttle of 0", () => [0, 1].map((i) => lease(i, { batch: { id: BAT, index: i, size: 2, maxParallel: 0 } }))],
   ])("submits the elements one by one when one has %s", (_what, make) => {
     const leases = make();
     expect(kinds(leases)).toEqual(leases.map((l) => l.jobId));
