@@ -26,6 +26,8 @@ export type AgentContext = {
   /** Latest sinfo partitions; leases naming another partition are refused before sbatch. */
   partitions: PartitionInfo[];
   accounting: boolean;
+  /** Slurm's MaxArraySize from the last inventory; a sweep batch with a higher index is submitted job by job. */
+  maxArraySize?: number;
   /** Whose jobs this agent may run and as which account; absent = every job, as itself. */
   identity?: IdentityGuard;
   /**

@@ -12,6 +12,7 @@ import { collectLogs, readResult } from "./logs.ts";
 import type { Reporter } from "./reporter.ts";
 import { jobDirName } from "./paths.ts";
 import { adoptLease, lookupByTag, submitLease } from "./submit.ts";
+import { planSubmissions, submitBatch } from "./submit-batch.ts";
 import type { TrackedJob } from "./state.ts";
 import { neverRuns, observe, transitions } from "./track.ts";
 
@@ -163,6 +164,7 @@ async function handleLeases(ctx: AgentContext, reporter: Reporter, pacer: Pacer,
         jobId: l.jobId,
         attempt: l.attempt,
         since: ctx.state.get(l.jobId)?.submittedAt ?? ctx.now() - 86_400_000,
+        batch: l.batch,
       })),
     );
     for (const lease of unsure) {
@@ -187,23 +189,29 @@ async function handleLeases(ctx: AgentContext, reporter: Reporter, pacer: Pacer,
     }
   }
   const outbox = createOutbox(ctx, reporter);
-  const queue = [...fresh];
+  // Sweep elements of one batch go as one array. Unsure ones that the lookup did not find go so
+  // too: each element is in at most one array of its batch tag, so a later lookup still finds it.
+  const queue = planSubmissions(ctx, fresh);
   let unreachable: string | undefined;
   // Up to SLURMGATE_SUBMIT_CONCURRENCY submissions at once; each is still exactly-once on its own.
   const worker = async () => {
-    for (let lease = queue.shift(); lease && !unreachable; lease = queue.shift()) {
+    for (let next = queue.shift(); next && !unreachable; next = queue.shift()) {
       await pacer.beforeSubmit();
-      const result = await submitLease(ctx, lease);
-      if (result.kind === "retry") {
-        stats.errors.push(`sbatch for ${lease.jobId}: ${result.message}`);
-        unreachable = result.message;
-        continue;
+      const results =
+        next.kind === "batch" ? await submitBatch(ctx, next.leases) : [await submitLease(ctx, next.lease)];
+      for (const [i, result] of results.entries()) {
+        if (result.kind === "retry") {
+          const lease = next.kind === "batch" ? next.leases[i] : next.lease;
+          stats.errors.push(`sbatch for ${lease?.jobId}: ${result.message}`);
+          unreachable = result.message;
+          continue;
+        }
+        if (result.kind === "submitted") {
+          stats.submitted++;
+          pacer.submittedNow(ctx.now());
+        }
+        outbox.push(result.report);
       }
-      if (result.kind === "submitted") {
-        stats.submitted++;
-        pacer.submittedNow(ctx.now());
-      }
-      outbox.push(result.report);
     }
   };
   try {
@@ -211,7 +219,7 @@ async function handleLeases(ctx: AgentContext, reporter: Reporter, pacer: Pacer,
     if (unreachable && queue.length) {
       // The controller did not answer: give the rest back rather than wait a timeout on each.
       const reason = `Slurm did not answer sbatch (${unreachable}); will retry`;
-      for (const lease of queue.splice(0)) {
+      for (const lease of queue.splice(0).flatMap((s) => (s.kind === "batch" ? s.leases : [s.lease]))) {
         outbox.push({ jobId: lease.jobId, epoch: lease.epoch, logs: [], requeue: { reason, retryAfterSeconds: 30 } });
       }
     }

@@ -1,7 +1,8 @@
 /**
  * What the cluster offers, published to the gateway on start and every few minutes: partitions with
- * their limits and GPUs (sinfo), Slurm and Apptainer versions, whether accounting answers, and the
- * roots and sbatch allow-list this agent enforces.
+ * their limits and GPUs (sinfo), Slurm and Apptainer versions, whether accounting answers, Slurm's
+ * MaxArraySize (the largest sweep batch the gateway may claim), and the roots and sbatch allow-list
+ * this agent enforces.
  */
 import type { AgentContext } from "./context.ts";
 import { VERSION } from "../schemas/version.ts";
@@ -18,11 +19,12 @@ export async function collectInventory(
   ctx: AgentContext,
   extra: { cycleMs?: number; hostname: string; mode: "local" | "ssh" },
 ): Promise<Inventory> {
-  const [sinfo, version, apptainerVersion, accounting] = await Promise.all([
+  const [sinfo, version, apptainerVersion, accounting, maxArray] = await Promise.all([
     ctx.slurm.sinfo(),
     ctx.slurm.slurmVersion(),
     ctx.slurm.apptainerVersion(),
     probeAccounting(ctx),
+    ctx.slurm.maxArraySize?.(),
   ]);
   // Half an inventory would tell the gateway the cluster has no partitions: publish none this time.
   if (!sinfo.ok) {
@@ -33,6 +35,9 @@ export async function collectInventory(
   const slurmVersion = version.ok ? version.value : "unknown";
   ctx.partitions = partitions;
   ctx.accounting = accounting;
+  // Unknown (scontrol did not answer) publishes nothing: the gateway then assumes Slurm's default.
+  const maxArraySize = maxArray?.ok ? (maxArray.value ?? undefined) : undefined;
+  ctx.maxArraySize = maxArraySize ?? ctx.maxArraySize;
   return {
     slurmVersion,
     apptainerVersion,
@@ -47,6 +52,7 @@ export async function collectInventory(
     // What this agent enforces, so the gateway refuses the same things at submission.
     sharedRoots: ctx.config.SLURMGATE_SHARED_ROOTS,
     allowedSbatchArgs: ctx.config.SLURMGATE_ALLOWED_SBATCH_ARGS,
+    ...(maxArraySize ? { maxArraySize } : {}),
     ...(ctx.identity ? { identity: ctx.identity.published() } : {}),
   };
 }

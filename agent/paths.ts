@@ -6,6 +6,7 @@
  * admits `/data/safe-but-unsafe`.
  */
 import { posix } from "node:path";
+import { LeaseBatch } from "../schemas/agent.ts";
 import { RELATIVE_PATH, USER_NAME } from "../schemas/patterns.ts";
 import { isInsideRoot } from "../schemas/roots.ts";
 import type { Executor } from "./executor/types.ts";
@@ -143,6 +144,20 @@ export async function prepareJobDir(
     throw new PathError("attempt", `${attempt} is not an attempt number`);
   }
   return walkCreate(executor, roots, roots.real[0]!, [owner, jobDirName(jobId, attempt)], "jobDir", false);
+}
+
+/**
+ * Creates `<first root>/<owner>/<batch id>`, a sweep batch's directory (its array script and the
+ * per-index element files), exactly like a job directory, and returns its real path.
+ */
+export async function prepareBatchDir(executor: Executor, roots: Roots, owner: string, batchId: string) {
+  if (!USER_NAME.test(owner)) {
+    throw new PathError("owner", `${JSON.stringify(owner)} is not a valid user name`);
+  }
+  if (!LeaseBatch.shape.id.safeParse(batchId).success) {
+    throw new PathError("batch.id", `${JSON.stringify(batchId)} is not a batch id`);
+  }
+  return walkCreate(executor, roots, roots.real[0]!, [owner, batchId], "batchDir", false);
 }
 
 /**

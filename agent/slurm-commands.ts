@@ -23,7 +23,13 @@ import { type SacctRow, buildSacctArgs, parseSacct } from "./slurm/sacct.ts";
 import { buildSacctmgrAssocArgs, parseSacctmgrAssoc } from "./slurm/sacctmgr.ts";
 import { buildSbatchArgs, classifySbatchError, parseSbatchOutput } from "./slurm/sbatch.ts";
 import { buildScancelArgs, parseScancelStderr } from "./slurm/scancel.ts";
-import { type ScontrolJob, buildScontrolShowJobArgs, parseScontrolShowJob } from "./slurm/scontrol.ts";
+import {
+  type ScontrolJob,
+  buildScontrolShowConfigArgs,
+  buildScontrolShowJobArgs,
+  parseMaxArraySize,
+  parseScontrolShowJob,
+} from "./slurm/scontrol.ts";
 import { buildSinfoArgs, parseSinfo } from "./slurm/sinfo.ts";
 import { type SqueueRow, buildSqueueArgs, parseSqueue } from "./slurm/squeue.ts";
 import { parseApptainerVersion, parseSlurmVersion } from "./slurm/versions.ts";
@@ -43,6 +49,8 @@ export type SlurmCommands = {
   /** Ids Slurm no longer knew count as cancelled (idempotent); `gone` lists them. */
   scancel(ids: string[]): Promise<SlurmResult<{ gone: string[] }>>;
   sinfo(): Promise<SlurmResult<PartitionInfo[]>>;
+  /** Slurm's MaxArraySize (`scontrol show config`); null when it does not say. Optional for other backends. */
+  maxArraySize?(): Promise<SlurmResult<number | null>>;
   /** `unknown` when sbatch answers in a format we do not read. */
   slurmVersion(): Promise<SlurmResult<string>>;
   /** Not a Slurm command: null when the runtime is absent or does not answer. */
@@ -167,6 +175,9 @@ export function createSlurmCommands(options: {
     },
     sinfo() {
       return simple("sinfo", buildSinfoArgs, parseSinfo);
+    },
+    maxArraySize() {
+      return simple("scontrol", buildScontrolShowConfigArgs, parseMaxArraySize);
     },
     async slurmVersion() {
       const ran = await exec("sbatch", () => ["--version"]);

@@ -26,14 +26,15 @@ import {
   sbatchIdentityArgs,
 } from "./identity/hand-over.ts";
 import { JOB_FILES } from "./render/data-files.ts";
-import { slurmgateTag } from "./render/directives.ts";
+import { batchTag, slurmgateTag } from "./render/directives.ts";
 import { RenderError } from "./render/errors.ts";
 import { isUnknownOutcome } from "./slurm/result.ts";
 import { renderBatchScript } from "./render/render-batch-script.ts";
 import { writeJobSecrets } from "./secrets.ts";
 import type { TrackedJob } from "./state.ts";
+import { parseDisplayId } from "./track.ts";
 
-class Refusal extends Error {
+export class Refusal extends Error {
   readonly code: RejectCode;
   constructor(code: RejectCode, message: string) {
     super(message);
@@ -48,7 +49,7 @@ export type SubmitResult =
   /** sbatch's outcome is unknown and the tag was not found: keep the lease, retry next cycle. */
   | { kind: "retry"; message: string };
 
-function tracked(lease: Lease, jobDir: string, now: number, slurmJobId: string | null): TrackedJob {
+export function tracked(lease: Lease, jobDir: string, now: number, slurmJobId: string | null): TrackedJob {
   return {
     jobId: lease.jobId,
     epoch: lease.epoch,
@@ -70,33 +71,75 @@ function tracked(lease: Lease, jobDir: string, now: number, slurmJobId: string |
   };
 }
 
+/** A submission whose outcome is unknown: its job tag, and for a sweep element its batch tag and index. */
+export type TagLookup = { jobId: string; attempt: number; since: number; batch?: { id: string; index: number } | null };
+
 /**
- * Finds earlier submissions by tag. Returns jobId → Slurm job id for the leases found.
- * One squeue for all, and one sacct (when accounting is on) for the ones squeue did not show.
+ * Which of `rows` (squeue or sacct, by display id and comment) are the submissions looked for: a
+ * row with the job tag `slurmgate:<job id>:<attempt>` is that job (a plain job or the job's own
+ * array); a row with the batch tag `slurmgate:batch:<batch id>` is the element whose index the row
+ * names (`123_4`, or a pending range `123_[0-9%3]` that includes it), as `<array job id>_<index>`.
+ * Returns jobId → Slurm job id for those found, the first row winning.
  */
-export async function lookupByTag(ctx: AgentContext, leases: { jobId: string; attempt: number; since: number }[]) {
+export function matchTagged(rows: readonly { id: string; comment: string | null }[], lookups: readonly TagLookup[]) {
+  const byJobTag = new Map(lookups.map((l) => [slurmgateTag(l.jobId, l.attempt), l.jobId]));
+  const byBatchTag = new Map<string, Map<number, string>>();
+  for (const l of lookups) {
+    if (l.batch) {
+      const tag = batchTag(l.batch.id);
+      byBatchTag.set(tag, (byBatchTag.get(tag) ?? new Map()).set(l.batch.index, l.jobId));
+    }
+  }
+  const found = new Map<string, string>();
+  for (const row of rows) {
+    const parsed = row.comment ? parseDisplayId(row.id) : undefined;
+    if (!parsed || !row.comment) {
+      continue;
+    }
+    const jobId = byJobTag.get(row.comment);
+    if (jobId && !found.has(jobId)) {
+      found.set(jobId, parsed.base);
+    }
+    const members = byBatchTag.get(row.comment);
+    for (const task of members ? (parsed.tasks ?? []) : []) {
+      const member = members?.get(task);
+      if (member && !found.has(member)) {
+        found.set(member, `${parsed.base}_${task}`);
+      }
+    }
+  }
+  return found;
+}
+
+/**
+ * Finds earlier submissions by tag (job tag, and batch tag for sweep elements; see matchTagged).
+ * Returns jobId → Slurm job id for those found; `complete` is false when squeue or sacct could not
+ * answer, so absence proves nothing. One squeue for all, and one sacct (when accounting is on) when
+ * squeue did not show them all.
+ */
+export async function lookupByTag(ctx: AgentContext, leases: TagLookup[]) {
   const found = new Map<string, string>();
   if (leases.length === 0) {
     return { found, complete: true };
   }
-  const wanted = new Map(leases.map((l) => [slurmgateTag(l.jobId, l.attempt), l.jobId]));
   const rows = await ctx.slurm.squeue();
-  for (const row of rows.ok ? rows.value : []) {
-    const jobId = row.comment ? wanted.get(row.comment) : undefined;
-    if (jobId && !found.has(jobId)) {
-      found.set(jobId, row.arrayJobId && row.arrayTaskId ? row.arrayJobId : row.rawJobId);
-    }
+  for (const [jobId, slurmJobId] of matchTagged(
+    (rows.ok ? rows.value : []).map((r) => ({ id: r.slurmJobId, comment: r.comment })),
+    leases,
+  )) {
+    found.set(jobId, slurmJobId);
   }
   let complete = rows.ok;
   if (found.size < leases.length && ctx.accounting) {
     const since = new Date(Math.min(...leases.map((l) => l.since)) - 3_600_000);
     const acct = await ctx.slurm.sacct({ since });
     if (acct.ok) {
-      for (const row of acct.value) {
-        const jobId = row.comment ? wanted.get(row.comment) : undefined;
-        if (jobId && !found.has(jobId)) {
-          found.set(jobId, row.slurmJobId.split("_")[0] ?? row.slurmJobId);
-        }
+      const rest = leases.filter((l) => !found.has(l.jobId));
+      for (const [jobId, slurmJobId] of matchTagged(
+        acct.value.map((r) => ({ id: r.slurmJobId, comment: r.comment })),
+        rest,
+      )) {
+        found.set(jobId, slurmJobId);
       }
     } else {
       complete = false;
@@ -106,14 +149,14 @@ export async function lookupByTag(ctx: AgentContext, leases: { jobId: string; at
 }
 
 /** The lease cannot be judged now (the partition list is unknown): give it back, do not guess. */
-class NotNow extends Error {}
+export class NotNow extends Error {}
 
 /**
  * The partition must be one this cluster has, by the agent's own sinfo, before sbatch is ever
  * called. The list is refreshed once when it is empty or lacks the name (a partition added since
  * the last inventory); when sinfo cannot say, the lease goes back to the queue.
  */
-async function checkPartition(ctx: AgentContext, spec: JobSpec): Promise<void> {
+export async function checkPartition(ctx: AgentContext, spec: JobSpec): Promise<void> {
   const find = () => {
     const name = spec.partition ?? ctx.partitions.find((p) => p.default)?.name;
     return name !== undefined && ctx.partitions.some((p) => p.name === name);
@@ -142,7 +185,7 @@ async function checkPartition(ctx: AgentContext, spec: JobSpec): Promise<void> {
  * associated with (sacctmgr), whatever the gateway's grant allowed: Slurm enforces this only with
  * AccountingStorageEnforce=associations. When sacctmgr cannot say, the lease goes back: no guess.
  */
-async function checkAccount(ctx: AgentContext, spec: JobSpec, runAs: RunAs | null): Promise<void> {
+export async function checkAccount(ctx: AgentContext, spec: JobSpec, runAs: RunAs | null): Promise<void> {
   if (!ctx.accounting || spec.account === undefined) {
     return;
   }
@@ -165,7 +208,7 @@ async function checkAccount(ctx: AgentContext, spec: JobSpec, runAs: RunAs | nul
  * Where a job's files are made and which Slurm commands submit it: the agent's own, or in sudo mode
  * the job account's, so that nothing in a user's directories is created by the service account.
  */
-function actingFor(ctx: AgentContext, owner: string, runAs: RunAs | null) {
+export function actingFor(ctx: AgentContext, owner: string, runAs: RunAs | null) {
   if (!ctx.sudo || !runAs) {
     return { executor: ctx.executor, slurm: ctx.slurm, sudo: false };
   }
@@ -193,7 +236,8 @@ async function prepare(ctx: AgentContext, lease: Lease) {
     await checkUserDirBefore(executor, ctx.roots, lease.owner, runAs!.uid);
   }
   const jobDir = await prepareJobDir(executor, ctx.roots, lease.owner, lease.jobId, lease.attempt);
-  await guardJobDir(ctx, lease, jobDir, acting.sudo ? { executor, uid: runAs!.uid } : null);
+  const guardAs = acting.sudo ? { executor, uid: runAs!.uid } : null;
+  await guardDir(ctx, lease.owner, jobDir, jobDirName(lease.jobId, lease.attempt), guardAs);
   const previousJobDir =
     lease.attempt > 1 ? posix.join(posix.dirname(jobDir), jobDirName(lease.jobId, lease.attempt - 1)) : null;
   const workdir = spec.workdir ? await resolveWorkdir(executor, ctx.roots, spec.workdir) : null;
@@ -224,28 +268,29 @@ async function prepare(ctx: AgentContext, lease: Lease) {
   return { jobDir, scriptPath, rendered, runAs, slurm: acting.slurm, sudo: acting.sudo };
 }
 
-async function guardJobDir(
+/** The identity checks of a directory the agent made for a job (or a sweep batch) named `name` under `<root>/<owner>`. */
+export async function guardDir(
   ctx: AgentContext,
-  lease: Lease,
-  jobDir: string,
+  owner: string,
+  dir: string,
+  name: string,
   sudo: { executor: Executor; uid: number } | null,
 ) {
   if (sudo) {
-    const name = jobDirName(lease.jobId, lease.attempt);
-    await checkOwnedJobDir(sudo.executor, ctx.roots, lease.owner, jobDir, name, sudo.uid);
+    await checkOwnedJobDir(sudo.executor, ctx.roots, owner, dir, name, sudo.uid);
   } else if (ctx.identity?.mode === "site") {
-    await checkSiteJobDir(ctx.executor, ctx.roots, lease.owner, jobDir, jobDirName(lease.jobId, lease.attempt));
+    await checkSiteJobDir(ctx.executor, ctx.roots, owner, dir, name);
   } else if (ctx.identity?.mode === "personal" && !ctx.config.SLURMGATE_SSH_HOST) {
-    await checkPersonalJobDir(ctx.executor, ctx.roots, lease.owner, jobDir, jobDirName(lease.jobId, lease.attempt));
+    await checkPersonalJobDir(ctx.executor, ctx.roots, owner, dir, name);
   }
 }
 
 /** Gives the job back to the gateway's queue for now: nothing was submitted. */
-function requeueReport(lease: Lease, reason: string, retryAfterSeconds: number): Report {
+export function requeueReport(lease: Lease, reason: string, retryAfterSeconds: number): Report {
   return { jobId: lease.jobId, epoch: lease.epoch, logs: [], requeue: { reason, retryAfterSeconds } };
 }
 
-function refusedReport(lease: Lease, code: RejectCode, message: string): Report {
+export function refusedReport(lease: Lease, code: RejectCode, message: string): Report {
   return { jobId: lease.jobId, epoch: lease.epoch, state: "rejected", code, reason: message, logs: [] };
 }
 

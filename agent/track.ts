@@ -82,12 +82,48 @@ export function parseDisplayId(id: string): { base: string; tasks: number[] | nu
   return { base, tasks: range === undefined ? null : expandArrayIndexes(range, MAX_EXPECTED_TASKS) };
 }
 
+type ParsedRow = { row: Row; base: string; tasks: number[] | null };
+const rowIndexes = new WeakMap<readonly Row[], Map<string, ParsedRow[]>>();
+
+/**
+ * The rows of one cycle by the job (or array) id they speak for, parsed once: every tracked job
+ * looks up only its own rows, so a cycle costs O(jobs + rows), not O(jobs × rows).
+ */
+function rowsOf(rows: readonly Row[], base: string): ParsedRow[] {
+  let index = rowIndexes.get(rows);
+  if (!index) {
+    index = new Map();
+    for (const row of rows) {
+      const parsed = parseDisplayId(row.id);
+      if (parsed && row.jobState !== null) {
+        index.set(parsed.base, [...(index.get(parsed.base) ?? []), { row, ...parsed }]);
+      }
+    }
+    rowIndexes.set(rows, index);
+  }
+  return index.get(base) ?? [];
+}
+
+/**
+ * A sweep element's Slurm id `<array job id>_<index>`: the element is a plain job whose one
+ * record is task `index` of that array (its own row, or a pending range that names it).
+ */
+function elementOf(slurmJobId: string): { base: string; index: number } | undefined {
+  const m = /^(\d+)_(\d+)$/.exec(slurmJobId);
+  return m ? { base: m[1]!, index: Number(m[2]) } : undefined;
+}
+
 /** Rows of one job, by task (PLAIN for a plain job's own row). Rows of other jobs are ignored. */
 function byTask(slurmJobId: string, isArray: boolean, rows: readonly Row[]): Map<number, Row> {
   const out = new Map<number, Row>();
-  for (const row of rows) {
-    const parsed = parseDisplayId(row.id);
-    if (!parsed || parsed.base !== slurmJobId || row.jobState === null) {
+  const element = isArray ? undefined : elementOf(slurmJobId);
+  for (const parsed of rowsOf(rows, element?.base ?? slurmJobId)) {
+    const row = parsed.row;
+    if (element) {
+      // Its own row is better evidence than a pending range that also names it.
+      if (parsed.tasks?.includes(element.index) && (!out.has(PLAIN) || parsed.tasks.length === 1)) {
+        out.set(PLAIN, row);
+      }
       continue;
     }
     if (!isArray) {
@@ -223,6 +259,15 @@ export function foldJob(
   const isArray = Boolean(job.arrayIndexes);
   const q = byTask(job.slurmJobId!, isArray, queue);
   const h = byTask(job.slurmJobId!, isArray, history ?? []);
+  const element = isArray ? undefined : elementOf(job.slurmJobId!);
+  if (element && !q.has(PLAIN) && rowsOf(queue, element.base).length > 0) {
+    // squeue lists the element's array but not the element: the controller no longer has it, so a
+    // live record in sacct (a pending range slurmdbd has not updated yet) is stale, not evidence.
+    const lagging = h.get(PLAIN)?.jobState;
+    if (lagging && !isTerminal(lagging)) {
+      h.delete(PLAIN);
+    }
+  }
   const expected = expectedTasks(job);
   const settled: { task: number; s: Settled | undefined }[] = expected.map((task) => ({
     task,
@@ -352,6 +397,7 @@ export async function observe(ctx: AgentContext, jobs: TrackedJob[]): Promise<Ma
         const { setup } = await readJobFiles(ctx, job, [], failed);
         folded = foldJob(job, queueRows, history, { exit: files.exit, setup });
       }
+      folded ??= queue.ok && history !== null ? cancelledWhilePending(job) : undefined;
       if (folded) {
         seen.set(job.jobId, folded);
       }
@@ -368,8 +414,22 @@ export async function observe(ctx: AgentContext, jobs: TrackedJob[]): Promise<Ma
   return seen;
 }
 
+/**
+ * Slurm (22.05) drops a pending array task that is cancelled on its own (`scancel 123_4`) without
+ * a trace: no squeue row, no sacct record, no exit file. A sweep element whose cancel this agent
+ * sent and that is absent from every source, while squeue and the history both answered, was
+ * cancelled before it started; anything else absent stays unknown (and becomes `lost` only later).
+ */
+function cancelledWhilePending(job: TrackedJob): Observation | undefined {
+  if (!job.cancelRequested || job.isArray || !elementOf(job.slurmJobId ?? "")) {
+    return undefined;
+  }
+  return { state: "cancelled", reason: `${ending(job, { state: "cancelled" }, undefined)} before it started` };
+}
+
 async function historyRows(ctx: AgentContext, jobs: TrackedJob[]): Promise<Row[] | null> {
-  const ids = jobs.map((j) => j.slurmJobId!);
+  // A sweep element is asked for by its array's id: one id brings every element of the array.
+  const ids = [...new Set(jobs.map((j) => elementOf(j.slurmJobId!)?.base ?? j.slurmJobId!))];
   if (ctx.accounting) {
     const since = new Date(Math.min(...jobs.map((j) => j.submittedAt)) - 3_600_000);
     const acct = await ctx.slurm.sacct({ since, ids });

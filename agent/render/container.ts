@@ -29,7 +29,13 @@ const PROGRAM_NAME = /^[A-Za-z0-9_.+-]{1,64}$/;
  */
 export function planContainer(
   spec: JobSpec,
-  where: { apptainerBin: string; jobDir: string; workdir: string },
+  where: {
+    apptainerBin: string;
+    jobDir: string;
+    workdir: string;
+    /** A sweep batch: the wrapper adds each element's own job directory, workdir and --pwd itself. */
+    perElement?: boolean;
+  },
 ): ContainerPlan | null {
   const c = spec.container;
   if (c === undefined) {
@@ -50,12 +56,14 @@ export function planContainer(
     const dst = requireMatch(bind.dst ?? bind.src, ABSOLUTE_PATH, `container.binds.${i}.dst`);
     argv.push("--bind", `${src}:${dst}${bind.readonly ? ":ro" : ""}`);
   });
-  // The job directory holds payload.sh, result.json and the secrets file: always visible inside.
-  argv.push("--bind", where.jobDir);
-  if (!isWithin(where.workdir, where.jobDir)) {
-    argv.push("--bind", where.workdir);
+  if (!where.perElement) {
+    // The job directory holds payload.sh, result.json and the secrets file: always visible inside.
+    argv.push("--bind", where.jobDir);
+    if (!isWithin(where.workdir, where.jobDir)) {
+      argv.push("--bind", where.workdir);
+    }
+    argv.push("--pwd", where.workdir);
   }
-  argv.push("--pwd", where.workdir);
 
   const image = (value: string | undefined, field: string) =>
     value === undefined ? null : requireMatch(value, IMAGE_REF, field);

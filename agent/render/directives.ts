@@ -5,6 +5,7 @@
  * quotes or a newline, so every value here matches a strict pattern (the same ones the gateway
  * applies; validate twice). Anything else throws a RenderError.
  */
+import { LeaseBatch } from "../../schemas/agent.ts";
 import { DependencyCondition, type JobSpec } from "../../schemas/job.ts";
 import {
   ABSOLUTE_PATH,
@@ -31,6 +32,12 @@ export interface DirectiveInput {
   dependsOnSlurmIds: readonly { slurmJobId: string; condition: string }[];
   /** Option names (`--constraint`) this cluster lets users pass through `extraSbatchArgs`. */
   allowedSbatchArgs: readonly string[];
+  /**
+   * A sweep batch: one array whose task `i` is the element at batch index `i`. `jobDir` is then the
+   * batch directory (Slurm's own output per task goes there; the wrapper moves the element's logs
+   * to its own job directory), and the tag is the batch's.
+   */
+  batch?: { id: string; indexes: readonly number[]; maxParallel: number | null };
 }
 
 /**
@@ -44,15 +51,19 @@ export function buildDirectives(input: DirectiveInput): string[] {
   const opts: string[] = [];
   const add = (option: string, value: string | number) => opts.push(`${option}=${value}`);
 
+  const { batch } = input;
+  if (batch && (spec.array !== undefined || input.dependsOnSlurmIds.length > 0)) {
+    throw new RenderError("invalid_spec", "a sweep batch element cannot be an array or depend on jobs", "array");
+  }
   add("--job-name", requireMatch(spec.name, JOB_NAME, "name"));
-  add("--comment", slurmgateTag(input.jobId, input.attempt));
+  add("--comment", batch ? batchTag(batch.id) : slurmgateTag(input.jobId, input.attempt));
   // Nothing from the submitting process (the agent, its token) may reach the job; see README in render.ts.
   add("--export", "NONE");
   // Retries are the gateway's business (a new attempt, a new tag); Slurm must not rerun a job itself.
   opts.push("--no-requeue");
   add("--chdir", requireMatch(input.workdir, ABSOLUTE_PATH, "workdir", "path_outside_roots"));
   const jobDir = requireMatch(input.jobDir, ABSOLUTE_PATH, "jobDir", "path_outside_roots");
-  const suffix = spec.array ? ".%a" : "";
+  const suffix = spec.array || batch ? ".%a" : "";
   add("--output", `${jobDir}/stdout${suffix}`);
   add("--error", `${jobDir}/stderr${suffix}`);
 
@@ -99,6 +110,10 @@ export function buildDirectives(input: DirectiveInput): string[] {
       spec.array.maxParallel === undefined ? "" : `%${positiveInt(spec.array.maxParallel, "array.maxParallel")}`;
     add("--array", `${indexes}${max}`);
   }
+  if (batch) {
+    const max = batch.maxParallel === null ? "" : `%${positiveInt(batch.maxParallel, "batch.maxParallel")}`;
+    add("--array", `${formatIndexes(batch.indexes)}${max}`);
+  }
   const dependency = dependencyValue(input.dependsOnSlurmIds);
   if (dependency !== undefined) {
     add("--dependency", dependency);
@@ -114,6 +129,35 @@ export function buildDirectives(input: DirectiveInput): string[] {
 export function slurmgateTag(jobId: string, attempt: number): string {
   requireMatch(jobId, JOB_ID, "jobId");
   return `slurmgate:${jobId}:${positiveInt(attempt, "attempt", 0)}`;
+}
+
+/** The tag of a sweep batch's array: `slurmgate:batch:<batch id>`; each task is one element. */
+export function batchTag(batchId: string): string {
+  if (!LeaseBatch.shape.id.safeParse(batchId).success) {
+    throw new RenderError("invalid_spec", `batch.id: ${JSON.stringify(batchId)} is not a batch id`, "batch.id");
+  }
+  return `slurmgate:batch:${batchId}`;
+}
+
+/**
+ * Distinct array indexes as Slurm's `--array` list, runs folded into ranges.
+ * @example formatIndexes([0, 1, 2, 5, 7, 8]) // => "0-2,5,7-8"
+ */
+export function formatIndexes(indexes: readonly number[]): string {
+  const sorted = [...new Set(indexes)].sort((a, b) => a - b);
+  if (sorted.length === 0 || !sorted.every((i) => Number.isSafeInteger(i) && i >= 0 && i <= 9_999_999)) {
+    throw new RenderError("invalid_spec", "batch indexes: a non-empty list of integers 0..9999999", "batch.index");
+  }
+  const parts: string[] = [];
+  let start = sorted[0]!;
+  for (let k = 1; k <= sorted.length; k++) {
+    const prev = sorted[k - 1]!;
+    if (k === sorted.length || sorted[k] !== prev + 1) {
+      parts.push(start === prev ? `${start}` : `${start}-${prev}`);
+      start = sorted[k]!;
+    }
+  }
+  return parts.join(",");
 }
 
 /** Converts a spec duration to whole minutes for `--time`, rounded up, at least 1. */

@@ -79,15 +79,8 @@ export function renderBatchScript(input: RenderInput): RenderedJob {
   const jobDir = requireMatch(input.jobDir, ABSOLUTE_PATH, "jobDir", "path_outside_roots");
   const workdir = resolveWorkdir(spec, input.workdir ?? null, jobDir);
   const secretsFile = checkSecrets(spec, input.secretsFile);
-  checkUserText(spec);
-  checkEnvMap(spec.env, "env");
-  checkEnvMap(spec.container?.env ?? {}, "container.env");
-
+  checkPayload(spec);
   const command = spec.command;
-  if (command !== undefined && spec.container === undefined && (command[0] ?? "").includes("=")) {
-    // /usr/bin/env would take it for an assignment rather than the program to run.
-    throw new RenderError("invalid_spec", "command.0: the program name must not contain '='", "command.0");
-  }
   const container = planContainer(spec, { apptainerBin: input.apptainerBin, jobDir, workdir });
 
   const directives = buildDirectives({
@@ -99,13 +92,7 @@ export function renderBatchScript(input: RenderInput): RenderedJob {
     dependsOnSlurmIds: input.lease.dependsOnSlurmIds ?? [],
     allowedSbatchArgs: input.allowedSbatchArgs ?? [],
   });
-  const header = [
-    "#!/bin/bash",
-    ...directives,
-    `# slurmgate batch script, template v${TEMPLATE_VERSION}. Generated; do not edit.`,
-    "# Every value below matched a strict pattern and is single-quoted. User strings (argv, env",
-    "# values, setup lines, script body) are read from NUL-delimited files in the job directory.",
-  ];
+  const header = scriptHeader(directives);
   const previousJobDir =
     input.previousJobDir == null
       ? null
@@ -121,18 +108,42 @@ export function renderBatchScript(input: RenderInput): RenderedJob {
     runtimeArgv: container?.runtimeArgv ?? [],
     images: container?.images ?? { x86_64: null, aarch64: null },
   });
+  return { script: `${header.join("\n")}\n${wrapper}`, sbatchArgs: ["--export=NONE"], files: jobDataFiles(spec) };
+}
+
+/** The `#!/bin/bash` line, the directives and the header comment every rendered script starts with. */
+export function scriptHeader(directives: readonly string[]): string[] {
+  return [
+    "#!/bin/bash",
+    ...directives,
+    `# slurmgate batch script, template v${TEMPLATE_VERSION}. Generated; do not edit.`,
+    "# Every value below matched a strict pattern and is single-quoted. User strings (argv, env",
+    "# values, setup lines, script body) are read from NUL-delimited files in the job directory.",
+  ];
+}
+
+/** The data files the wrapper reads from a job's directory (all of them, empty when unused). */
+export function jobDataFiles(spec: JobSpec): RenderedFile[] {
   const file = (name: string, data: Buffer): RenderedFile => ({ name, data, mode: 0o600 });
-  return {
-    script: `${header.join("\n")}\n${wrapper}`,
-    sbatchArgs: ["--export=NONE"],
-    files: [
-      file(JOB_FILES.argv, encodeNulList(command ?? [])),
-      file(JOB_FILES.env, encodeEnvEntries(spec.env)),
-      file(JOB_FILES.containerEnv, encodeEnvEntries(spec.container?.env ?? {})),
-      file(JOB_FILES.setup, encodeNulList(spec.setup)),
-      file(JOB_FILES.payload, Buffer.from(spec.script ?? "", "utf8")),
-    ],
-  };
+  return [
+    file(JOB_FILES.argv, encodeNulList(spec.command ?? [])),
+    file(JOB_FILES.env, encodeEnvEntries(spec.env)),
+    file(JOB_FILES.containerEnv, encodeEnvEntries(spec.container?.env ?? {})),
+    file(JOB_FILES.setup, encodeNulList(spec.setup)),
+    file(JOB_FILES.payload, Buffer.from(spec.script ?? "", "utf8")),
+  ];
+}
+
+/** What the wrapper will hand to the payload (argv, env, setup, script) must be deliverable exactly. */
+export function checkPayload(spec: JobSpec): void {
+  checkUserText(spec);
+  checkEnvMap(spec.env, "env");
+  checkEnvMap(spec.container?.env ?? {}, "container.env");
+  const command = spec.command;
+  if (command !== undefined && spec.container === undefined && (command[0] ?? "").includes("=")) {
+    // /usr/bin/env would take it for an assignment rather than the program to run.
+    throw new RenderError("invalid_spec", "command.0: the program name must not contain '='", "command.0");
+  }
 }
 
 function resolveWorkdir(spec: JobSpec, workdir: string | null, jobDir: string): string {
@@ -142,7 +153,7 @@ function resolveWorkdir(spec: JobSpec, workdir: string | null, jobDir: string): 
   return requireMatch(workdir ?? jobDir, ABSOLUTE_PATH, "workdir", "path_outside_roots");
 }
 
-function checkSecrets(spec: JobSpec, secretsFile: string | null): string | null {
+export function checkSecrets(spec: JobSpec, secretsFile: string | null): string | null {
   checkSecretNames(spec.secrets, spec.env);
   if (spec.secrets.length > 0 && secretsFile === null) {
     throw new RenderError("secret_missing", "secrets were requested but no secrets file was written", "secrets");

@@ -14,13 +14,18 @@
  *     nothing else) to `<jobDir>/setup-status[.<task>]` so the agent can say which line failed;
  *  5. launches `/usr/bin/env [-u …] -- NAME=value… <payload argv>` in the background and waits,
  *     so the payload gets the requested env byte-exact and signals can be forwarded.
+ * A sweep batch (one array, one element per task) renders the same wrapper with `sg_batch_dir` set:
+ * before step 3 the task reads which element it is (job id, attempt, job directory, workdir,
+ * secrets file) from `<batch dir>/element.<task>.nul`, checks each field's shape, moves its stdout
+ * and stderr to the element's own job directory and from then on is that element, a plain job in
+ * its own directory (files without a task suffix).
  * Portable to bash 4.2 (no `mapfile -d`, no `${a[@]}` under `set -u`).
  */
 import { shellQuote } from "../executor/quote.ts";
 import { noEarlyExportCasePattern } from "./env-policy.ts";
 
 /** Bumped whenever the wrapper's behaviour changes; shown in the script header. */
-export const TEMPLATE_VERSION = 2;
+export const TEMPLATE_VERSION = 3;
 
 /** Values substituted into the parameter block (all validated by the caller). */
 export interface TemplateParams {
@@ -34,6 +39,11 @@ export interface TemplateParams {
   mode: "command" | "script";
   runtimeArgv: readonly string[];
   images: { x86_64: string | null; aarch64: string | null };
+  /**
+   * A sweep batch's directory: the element's identity comes from its per-index file there, and
+   * `jobDir` (where an early failure's exit file goes) is this directory too.
+   */
+  batchDir?: string | null;
 }
 
 /** Renders the parameter block plus the fixed body. */
@@ -49,6 +59,7 @@ export function renderWrapper(p: TemplateParams): string {
     `sg_runtime=(${p.runtimeArgv.map(shellQuote).join(" ")})`,
     `sg_image_x86_64=${shellQuote(p.images.x86_64 ?? "")}`,
     `sg_image_aarch64=${shellQuote(p.images.aarch64 ?? "")}`,
+    `sg_batch_dir=${shellQuote(p.batchDir ?? "")}`,
   ];
   return `${params.join("\n")}\n${BODY.replaceAll("@NO_EARLY_EXPORT@", noEarlyExportCasePattern())}`;
 }
@@ -107,6 +118,27 @@ sg_check_env() {
     [[ $sg_kv == *=* && ${"$"}{sg_kv%%=*} =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || sg_fail "malformed entry in $1"
   done
 }
+
+if [[ -n $sg_batch_dir ]]; then
+  # A sweep element: which job this task is comes from its per-index file, never from shell text.
+  [[ $sg_task =~ ^[0-9]{1,7}$ ]] || sg_fail "not a task of a sweep batch array"
+  sg_read "$sg_batch_dir/element.$sg_task.nul"
+  if ((${"$"}{#sg_items[@]} != 6)) || [[ ! ${"$"}{sg_items[0]} =~ ^job_[0-9a-z]{20,40}$ ||
+    ! ${"$"}{sg_items[1]} =~ ^[1-9][0-9]{0,5}$ || ${"$"}{sg_items[2]} != /?* || ${"$"}{sg_items[4]} != /?* ||
+    -n ${"$"}{sg_items[3]} && ${"$"}{sg_items[3]} != /?* || -n ${"$"}{sg_items[5]} && ${"$"}{sg_items[5]} != /?* ]]; then
+    sg_fail "malformed $sg_batch_dir/element.$sg_task.nul"
+  fi
+  sg_job_id=${"$"}{sg_items[0]} sg_attempt=${"$"}{sg_items[1]} sg_dir=${"$"}{sg_items[2]}
+  sg_previous_dir=${"$"}{sg_items[3]} sg_workdir=${"$"}{sg_items[4]} sg_secrets=${"$"}{sg_items[5]}
+  # From here on the task is a plain job in the element's own directory: no task suffix on its files.
+  sg_task= sg_sfx=
+  exec >"$sg_dir/stdout" 2>"$sg_dir/stderr" || sg_fail "cannot write logs in $sg_dir"
+  if ((${"$"}{#sg_runtime[@]})); then
+    sg_runtime+=(--bind "$sg_dir")
+    [[ $sg_workdir == "$sg_dir" || $sg_workdir == "$sg_dir"/* ]] || sg_runtime+=(--bind "$sg_workdir")
+    sg_runtime+=(--pwd "$sg_workdir")
+  fi
+fi
 
 sg_read "$sg_dir/env.nul" && sg_check_env "$sg_dir/env.nul"
 sg_env=("${"$"}{sg_items[@]}")

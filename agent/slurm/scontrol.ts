@@ -73,6 +73,22 @@ export function parseScontrolShowJob(stdout: string): ScontrolJob[] {
   return jobs;
 }
 
+/** argv for `scontrol show config`: the controller's configuration, one `Key = value` per line. */
+export function buildScontrolShowConfigArgs(): string[] {
+  return ["show", "config"];
+}
+
+/**
+ * Slurm's MaxArraySize from `scontrol show config` (array indexes must be below it); null when
+ * the line is missing or not a number in Slurm's range.
+ * @example parseMaxArraySize("MaxArraySize            = 1001\n") // => 1001
+ */
+export function parseMaxArraySize(stdout: string): number | null {
+  const m = /^MaxArraySize\s*=\s*(\d{1,8})\s*$/m.exec(stdout);
+  const value = m ? Number(m[1]) : Number.NaN;
+  return Number.isSafeInteger(value) && value >= 1 && value <= 4_000_001 ? value : null;
+}
+
 /** scontrol's answer for an id it no longer knows. */
 export function isUnknownJobError(stderr: string): boolean {
   return /Invalid job id specified/i.test(stderr);

@@ -21,6 +21,7 @@ import {
   runBatchScript,
   writeJob,
 } from "./helpers/run-rendered.ts";
+import { elementJobId, runTask, writeBatch } from "./helpers/run-batch.ts";
 
 const NUM_RUNS = Number(process.env.FC_NUM_RUNS ?? 150);
 const TIMEOUT_MS = Math.max(60_000, NUM_RUNS * 1_000);
@@ -104,7 +105,7 @@ function probeSafe(env: Record<string, string>): Record<string, string> {
 let root = "";
 let n = 0;
 /** How many generated cases were actually run (not refused): the property must not pass vacuously. */
-const ran = { argv: 0, container: 0 };
+const ran = { argv: 0, container: 0, batch: 0 };
 beforeAll(async () => {
   root = await mkdtemp(join(tmpdir(), "sg-prop-"));
 });
@@ -258,6 +259,59 @@ describe("rendered scripts deliver user strings exactly or refuse them", () => {
         { numRuns: Math.ceil(NUM_RUNS / 2) },
       );
       expect(ran.container).toBeGreaterThan(NUM_RUNS * 0.1);
+    },
+    TIMEOUT_MS,
+  );
+
+  it(
+    "sweep elements of one array: each task gets exactly its own element's argv and env from the per-index data",
+    async () => {
+      await fc.assert(
+        fc.asyncProperty(
+          fc.array(fc.tuple(fc.array(nasty(), { maxLength: 4 }), fc.dictionary(envName, nasty(), { maxKeys: 4 })), {
+            minLength: 2,
+            maxLength: 3,
+          }),
+          async (elements) => {
+            const specs = elements.map(([args, rawEnv], i) => ({
+              name: `e-${i}`,
+              command: [NODE, PROBE, ...args],
+              env: probeSafe(rawEnv),
+            }));
+            if (!specs.every((spec) => JobSpec.safeParse(spec).success)) {
+              return;
+            }
+            let batch: Awaited<ReturnType<typeof writeBatch>>;
+            try {
+              batch = await writeBatch(join(root, `batch${n++}`), specs);
+            } catch (err) {
+              if (err instanceof RenderError) {
+                return;
+              }
+              throw err;
+            }
+            ran.batch++;
+            await bashSyntaxCheck(batch.script);
+            for (const [i, spec] of specs.entries()) {
+              const jobDir = batch.jobDirs[i]!;
+              const task = await runTask(batch, i, jobDir);
+              expect(task.code, `${task.early}${task.stderr}`).toBe(0);
+              const probe = JSON.parse(task.stdout ?? "") as ProbeOutput;
+              expect(probe.argv).toEqual(spec.command.slice(2));
+              expect(probe.cwd).toBe(jobDir);
+              expect(probe.env.SLURMGATE_JOB_ID).toBe(elementJobId(i));
+              for (const [k, v] of Object.entries(spec.env)) {
+                expect(probe.env[k]).toBe(v);
+              }
+              for (const k of Object.keys(probe.env)) {
+                expect(Object.hasOwn(spec.env, k) || isBaselineEnv(k), `unexpected variable ${k}`).toBe(true);
+              }
+            }
+          },
+        ),
+        { numRuns: Math.ceil(NUM_RUNS / 3) },
+      );
+      expect(ran.batch).toBeGreaterThan(NUM_RUNS * 0.05);
     },
     TIMEOUT_MS,
   );

@@ -1,5 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { buildScontrolShowJobArgs, isUnknownJobError, parseScontrolShowJob } from "../../agent/slurm/scontrol.ts";
+import {
+  buildScontrolShowConfigArgs,
+  buildScontrolShowJobArgs,
+  isUnknownJobError,
+  parseMaxArraySize,
+  parseScontrolShowJob,
+} from "../../agent/slurm/scontrol.ts";
 import { buildScancelArgs, parseScancelStderr } from "../../agent/slurm/scancel.ts";
 import { fixture } from "./helpers/fixtures.ts";
 
@@ -57,5 +63,19 @@ describe("scancel", () => {
       gone: ["99"],
       other: [],
     });
+  });
+});
+
+describe("scontrol show config (real output)", () => {
+  it("reads MaxArraySize, the largest sweep batch the gateway may claim", () => {
+    expect(buildScontrolShowConfigArgs()).toEqual(["show", "config"]);
+    expect(parseMaxArraySize(fixture("scontrol-show-config.txt"))).toBe(1001);
+  });
+  it("says nothing rather than guess when the line is missing, not a number or out of Slurm's range", () => {
+    expect(parseMaxArraySize("MaxJobCount = 30000\n")).toBeNull();
+    expect(parseMaxArraySize("MaxArraySize = lots\n")).toBeNull();
+    expect(parseMaxArraySize("MaxArraySize = 0\n")).toBeNull();
+    expect(parseMaxArraySize("MaxArraySize = 99999999\n")).toBeNull();
+    expect(parseMaxArraySize("XMaxArraySize = 5\n")).toBeNull();
   });
 });

@@ -282,6 +282,36 @@ describe("callers keep their meaning of a failure", () => {
     expect(await probeAccounting(ctxOver(off, true))).toBe(false);
   });
 
+  it("publishes Slurm's MaxArraySize from scontrol show config, and nothing when scontrol cannot say", async () => {
+    const answers = {
+      sinfo: { stdout: fixture("sinfo-alpha.txt") },
+      sbatch: { stdout: fixture("sbatch-version.txt") },
+      sacct: { stdout: "" },
+      apptainer: { code: 127 },
+    };
+    const withConfig = ctxOver(
+      commands(replay({ ...answers, scontrol: { stdout: fixture("scontrol-show-config.txt") } })),
+      true,
+    );
+    const inventoryCtx = {
+      ...withConfig,
+      state: { all: () => [] },
+      config: { SLURMGATE_SHARED_ROOTS: ["/s"] },
+    } as unknown as AgentContext;
+    expect(await collectInventory(inventoryCtx, { hostname: "h", mode: "local" })).toMatchObject({
+      maxArraySize: 1001,
+    });
+    expect(inventoryCtx.maxArraySize).toBe(1001);
+    const without = {
+      ...inventoryCtx,
+      maxArraySize: undefined,
+      slurm: commands(replay({ ...answers, scontrol: { code: 1, stderr: "scontrol: error: down\n" } })),
+    } as AgentContext;
+    const published = await collectInventory(without, { hostname: "h", mode: "local" });
+    expect(published).not.toHaveProperty("maxArraySize");
+    expect(without.maxArraySize).toBeUndefined();
+  });
+
   it("an inventory whose sinfo failed is not published as a cluster without partitions", async () => {
     const ctx = ctxOver(commands(replay({ sinfo: { code: 1, stderr: "sinfo: error: down\n" } })), true);
     await expect(collectInventory(ctx, { hostname: "h", mode: "local" })).rejects.toThrow(

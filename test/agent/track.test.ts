@@ -346,3 +346,84 @@ describe("wording", () => {
     expect(parseDisplayId("123_;id")).toBeUndefined();
   });
 });
+
+describe("a sweep element is a plain job whose record is one task of its batch's array", () => {
+  const element = (id: string, over: Partial<TrackedJob> = {}) =>
+    tracked({ slurmJobId: id, isArray: false, arrayIndexes: null, reported: "submitted", ...over });
+
+  it("takes its state from its own task row, not from its neighbours'", async () => {
+    const squeue = lines(
+      squeueLine("5_0", "6", "RUNNING"),
+      squeueLine("5_1", "7", "PENDING", "JobArrayTaskLimit"),
+      squeueLine("5_2", "5", "RUNNING"),
+    );
+    expect(await observeOne({ squeue, sacct: "" }, element("5_1"))).toEqual({
+      state: "pending",
+      reason: "JobArrayTaskLimit",
+    });
+    expect(await observeOne({ squeue, sacct: "" }, element("5_2"))).toEqual({ state: "running", reason: undefined });
+  });
+
+  it("reads a pending range `5_[3-9%3]` as pending for every element it names, and for no other", async () => {
+    const squeue = lines(squeueLine("5_0", "6", "RUNNING"), `5_[3-9%3]|5|5|3-9%3|PENDING|JobArrayTaskLimit|cpu|${T}|x`);
+    expect(await observeOne({ squeue, sacct: "" }, element("5_7"))).toMatchObject({ state: "pending" });
+    const ctx = ctxFor({ squeue, sacct: "" });
+    // Element 1 is in no row: absent (and never completed), not pending.
+    expect((await observe(ctx, [element("5_1")])).get(tracked().jobId)).toBeUndefined();
+  });
+
+  it("ends failed with its own exit code and reason when its task failed while the others completed", async () => {
+    const sacct = lines(
+      sacctLine("5_0", "6", "COMPLETED", "0:0"),
+      sacctLine("5_1", "7", "FAILED", "3:0"),
+      sacctLine("5_2", "5", "COMPLETED", "0:0"),
+    );
+    expect(await observeOne({ squeue: "", sacct }, element("5_1"))).toMatchObject({
+      state: "failed",
+      exitCode: 3,
+      reason: "exited 3",
+    });
+    expect(await observeOne({ squeue: "", sacct }, element("5_2"))).toMatchObject({ state: "completed", exitCode: 0 });
+  });
+
+  it("asks sacct for the array once, by its id, however many elements are tracked", async () => {
+    const asked: string[][] = [];
+    const ctx = ctxFor({ squeue: "", sacct: lines(sacctLine("5_0", "6", "COMPLETED", "0:0")) });
+    const sacct = ctx.slurm.sacct;
+    ctx.slurm.sacct = async (q) => {
+      asked.push([...(q.ids ?? [])]);
+      return sacct(q);
+    };
+    const jobs = [0, 1, 2].map((i) => element(`5_${i}`, { jobId: `job_${i}1m8n8e6fbvrd68ry4y7s69d8b` }));
+    await observe(ctx, [...jobs, element("12", { jobId: "job_91m8n8e6fbvrd68ry4y7s69d8b" })]);
+    expect(asked).toEqual([["5", "12"]]);
+  });
+
+  it("is cancelled when its cancel was sent and Slurm then dropped it without a trace (a pending task cancelled alone)", async () => {
+    const squeue = lines(squeueLine("5_0", "6", "PENDING", "BeginTime"));
+    const obs = await observeOne({ squeue, sacct: "" }, element("5_1", { cancelRequested: true }));
+    expect(obs).toEqual({ state: "cancelled", reason: "cancelled by user before it started" });
+  });
+
+  it("is cancelled even while sacct still shows it in the array's pending range, once squeue lists the array without it", async () => {
+    const squeue = lines(
+      squeueLine("5_0", "6", "PENDING", "BeginTime"),
+      squeueLine("5_2", "8", "PENDING", "BeginTime"),
+    );
+    const sacct = lines(`5_[0-2]|5|PENDING|0:0|${T}|Unknown|Unknown|cpu|x`);
+    const obs = await observeOne({ squeue, sacct }, element("5_1", { cancelRequested: true }));
+    expect(obs).toMatchObject({ state: "cancelled" });
+    // While squeue does not know the array at all, sacct's range is still evidence.
+    expect(await observeOne({ squeue: "", sacct }, element("5_1"))).toMatchObject({ state: "pending" });
+  });
+
+  it("stays unknown when absent without a cancel, or when squeue or the history could not answer", async () => {
+    expect(await observeOne({ squeue: "", sacct: "" }, element("5_1"))).toBeUndefined();
+    const failedSqueue = await observeOne({ squeue: null, sacct: "" }, element("5_1", { cancelRequested: true }));
+    expect(failedSqueue?.state).toBe("submitted");
+    const ctx = ctxFor({ squeue: "", sacct: "disabled" });
+    ctx.slurm.scontrolAll = async () => ({ ok: false, retryable: true, code: "failed", message: "down" });
+    const seen = await observe(ctx, [element("5_1", { cancelRequested: true })]);
+    expect(seen.get(tracked().jobId)).toBeUndefined();
+  });
+});

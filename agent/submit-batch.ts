@@ -1,0 +1,366 @@
+/**
+ * Sweep batches: the leases of one lease response that share a `batch.id` become ONE
+ * `sbatch --array=<their indexes>[%maxParallel]` tagged `slurmgate:batch:<batch id>`; element `i`
+ * is array task `i`, Slurm id `<array job id>_<i>`, and from then on a plain job to every other
+ * part of the agent (tracked, cancelled, its logs and result shipped from its own job directory).
+ *
+ * The gateway's grouping is not trusted: the agent re-checks that the members can share one array
+ * (same owner, equal specs but for name/env/command/labels, a command, no array or dependency,
+ * distinct indexes below this cluster's MaxArraySize) and submits them one by one otherwise.
+ *
+ * Exactly-once as for plain jobs: every member is recorded "submitting" (one journal append) before
+ * sbatch, and `<array>_<index>` right after it; an unknown outcome is resolved by looking up the
+ * batch tag (the array must contain the member's index) and the member's own job tag.
+ */
+import { posix } from "node:path";
+import { LeaseBatch } from "../schemas/agent.ts";
+import { type JobSpec, JobSpec as JobSpecSchema } from "../schemas/job.ts";
+import { DEFAULT_MAX_ARRAY_SIZE, PER_ELEMENT_FIELDS } from "../schemas/sweep.ts";
+import { crashPoint, type AgentContext } from "./context.ts";
+import type { Lease, Report } from "./gateway-api.ts";
+import { IdentityRefusal } from "./identity/guard.ts";
+import { checkUserDirBefore, describeRunAs, handOver, sbatchIdentityArgs } from "./identity/hand-over.ts";
+import { PathError, checkContainerPaths, jobDirName, prepareBatchDir, prepareJobDir, resolveWorkdir } from "./paths.ts";
+import { JOB_FILES } from "./render/data-files.ts";
+import { RenderError } from "./render/errors.ts";
+import { renderArrayElement, renderArrayScript } from "./render/render-batch-array.ts";
+import { writeJobSecrets } from "./secrets.ts";
+import { isUnknownOutcome } from "./slurm/result.ts";
+import {
+  NotNow,
+  Refusal,
+  type SubmitResult,
+  actingFor,
+  checkAccount,
+  checkPartition,
+  guardDir,
+  lookupByTag,
+  refusedReport,
+  requeueReport,
+  tracked,
+} from "./submit.ts";
+
+/** What one sbatch call submits: a sweep batch as one array, or one lease on its own. */
+export type Submission = { kind: "batch"; leases: Lease[] } | { kind: "single"; lease: Lease };
+
+/** The spec without the fields elements may differ in, as canonical JSON (keys sorted at every level). */
+export function commonPart(spec: JobSpec): string {
+  const rest: Record<string, unknown> = { ...spec };
+  for (const field of PER_ELEMENT_FIELDS) {
+    delete rest[field];
+  }
+  const canonical = (value: unknown): unknown =>
+    Array.isArray(value)
+      ? value.map(canonical)
+      : value !== null && typeof value === "object"
+        ? Object.fromEntries(
+            Object.keys(value)
+              .sort()
+              .map((k) => [k, canonical((value as Record<string, unknown>)[k])]),
+          )
+        : value;
+  return JSON.stringify(canonical(rest));
+}
+
+/** Why these leases cannot be one array (null: they can). */
+export function batchProblem(leases: readonly Lease[], maxArraySize: number): string | null {
+  const first = leases[0];
+  if (!first?.batch) {
+    return "not a batch";
+  }
+  // The lease is the gateway's JSON, not re-parsed: a malformed batch is not one array's worth.
+  if (!LeaseBatch.shape.id.safeParse(first.batch.id).success) {
+    return `batch id ${JSON.stringify(first.batch.id)} is not one`;
+  }
+  const max = first.batch.maxParallel;
+  if (max !== null && !(Number.isSafeInteger(max) && max >= 1 && max <= 100_000)) {
+    return `maxParallel ${JSON.stringify(max)} is not a throttle`;
+  }
+  const indexes = new Set<number>();
+  let common: string | undefined;
+  for (const lease of leases) {
+    const parsed = JobSpecSchema.safeParse(lease.spec);
+    if (!parsed.success) {
+      return `${lease.jobId}: invalid spec`;
+    }
+    const spec = parsed.data;
+    const batch = lease.batch;
+    if (!batch || batch.id !== first.batch.id || batch.maxParallel !== first.batch.maxParallel) {
+      return `${lease.jobId}: another batch or throttle`;
+    }
+    if (!Number.isSafeInteger(batch.index) || batch.index < 0 || batch.index >= maxArraySize) {
+      return `${lease.jobId}: index ${batch.index} is not below this cluster's MaxArraySize ${maxArraySize}`;
+    }
+    if (indexes.has(batch.index)) {
+      return `${lease.jobId}: index ${batch.index} given twice`;
+    }
+    indexes.add(batch.index);
+    if (lease.owner !== first.owner) {
+      return `${lease.jobId}: another owner`;
+    }
+    if (spec.command === undefined || spec.array !== undefined || spec.dependsOn.length > 0) {
+      return `${lease.jobId}: not a command without array or dependencies`;
+    }
+    if (lease.dependsOnSlurmIds.length > 0 || lease.slurmJobId !== null) {
+      return `${lease.jobId}: has dependencies or a Slurm job already`;
+    }
+    const part = commonPart(spec);
+    if (common !== undefined && part !== common) {
+      return `${lease.jobId}: its spec differs from the others' in more than name, env, command and labels`;
+    }
+    common = part;
+  }
+  return null;
+}
+
+/**
+ * Splits leases to submit into sbatch calls, in lease order: the leases with a batch id become one
+ * array per id when {@link batchProblem} finds nothing wrong, the rest go one by one.
+ */
+export function planSubmissions(ctx: Pick<AgentContext, "log" | "maxArraySize">, leases: Lease[]): Submission[] {
+  const groups = new Map<string, Lease[]>();
+  for (const lease of leases) {
+    if (lease.batch) {
+      groups.set(lease.batch.id, [...(groups.get(lease.batch.id) ?? []), lease]);
+    }
+  }
+  const out: Submission[] = [];
+  const planned = new Set<string>();
+  for (const lease of leases) {
+    const group = lease.batch ? groups.get(lease.batch.id) : undefined;
+    if (!group || !lease.batch) {
+      out.push({ kind: "single", lease });
+      continue;
+    }
+    if (planned.has(lease.batch.id)) {
+      continue;
+    }
+    planned.add(lease.batch.id);
+    const problem = batchProblem(group, ctx.maxArraySize ?? DEFAULT_MAX_ARRAY_SIZE);
+    if (problem) {
+      ctx.log("warn", "sweep batch cannot be one array; submitting its elements one by one", {
+        batch: lease.batch.id,
+        problem,
+      });
+      out.push(...group.map((l) => ({ kind: "single" as const, lease: l })));
+    } else {
+      out.push({ kind: "batch", leases: group });
+    }
+  }
+  return out;
+}
+
+/** The result for a lease that failed before sbatch, by what went wrong (as for a plain job). */
+function failedBefore(lease: Lease, err: unknown): SubmitResult {
+  if (err instanceof NotNow) {
+    return { kind: "requeue", report: requeueReport(lease, err.message, 30) };
+  }
+  if (err instanceof Refusal || err instanceof RenderError || err instanceof IdentityRefusal) {
+    return { kind: "refused", report: refusedReport(lease, err.code, err.message) };
+  }
+  if (err instanceof PathError) {
+    return { kind: "refused", report: refusedReport(lease, "path_outside_roots", `${err.field}: ${err.message}`) };
+  }
+  throw err;
+}
+
+type Member = { lease: Lease; index: number; jobDir: string };
+
+/**
+ * Submits one sweep batch (leases already checked by {@link planSubmissions}) as one array.
+ * Returns one result per lease, in lease order; a member whose sbatch outcome is unknown and not
+ * found by tag gets `retry` and stays "submitting" in the state, to be looked up again.
+ */
+export async function submitBatch(ctx: AgentContext, leases: Lease[]): Promise<SubmitResult[]> {
+  const first = leases[0]!;
+  const batch = first.batch!;
+  const results = new Map<string, SubmitResult>();
+  const resultList = () => leases.map((l) => results.get(l.jobId)!);
+  let common: Awaited<ReturnType<typeof prepareCommon>>;
+  try {
+    common = await prepareCommon(ctx, first);
+  } catch (err) {
+    return leases.map((l) => failedBefore(l, err));
+  }
+  const { spec, runAs, acting, batchDir, workdir } = common;
+  const executor = acting.executor;
+  const members: Member[] = [];
+  for (const lease of leases) {
+    try {
+      members.push(await prepareMember(ctx, common, lease));
+    } catch (err) {
+      results.set(lease.jobId, failedBefore(lease, err));
+    }
+  }
+  if (members.length === 0) {
+    return resultList();
+  }
+  let rendered: ReturnType<typeof renderArrayScript>;
+  try {
+    rendered = renderArrayScript({
+      batch: { id: batch.id, maxParallel: batch.maxParallel },
+      batchDir,
+      spec,
+      indexes: members.map((m) => m.index),
+      workdir,
+      apptainerBin: ctx.config.SLURMGATE_APPTAINER,
+      allowedSbatchArgs: ctx.config.SLURMGATE_ALLOWED_SBATCH_ARGS,
+    });
+    const scriptPath = `${batchDir}/${JOB_FILES.script}`;
+    await executor.writeFile(scriptPath, rendered.script, 0o700);
+    if (runAs && !acting.sudo) {
+      await handOver(ctx.executor, batchDir, runAs);
+    }
+  } catch (err) {
+    for (const m of members) {
+      results.set(m.lease.jobId, failedBefore(m.lease, err));
+    }
+    return resultList();
+  }
+  const now = ctx.now();
+  ctx.state.batch(() => {
+    for (const m of members) {
+      ctx.state.put(tracked(m.lease, m.jobDir, now, null));
+    }
+  });
+  crashPoint(ctx, "before-sbatch");
+  const outcome = await acting.slurm.sbatch(`${batchDir}/${JOB_FILES.script}`, [
+    ...rendered.sbatchArgs,
+    ...sbatchIdentityArgs(acting.sudo ? null : runAs),
+  ]);
+  crashPoint(ctx, "after-sbatch");
+  const ids = new Map<string, string>();
+  if (outcome.ok) {
+    for (const m of members) {
+      ids.set(m.lease.jobId, `${outcome.value.slurmJobId}_${m.index}`);
+    }
+  } else if (isUnknownOutcome(outcome.code)) {
+    // The controller may have queued the array before the error: only the tags can tell.
+    const lookup = await lookupByTag(
+      ctx,
+      members.map((m) => ({ jobId: m.lease.jobId, attempt: m.lease.attempt, since: now, batch: m.lease.batch })),
+    );
+    for (const m of members) {
+      const found = lookup.found.get(m.lease.jobId);
+      if (found) {
+        ids.set(m.lease.jobId, found);
+      } else {
+        results.set(m.lease.jobId, { kind: "retry", message: outcome.message });
+      }
+    }
+  } else {
+    // Slurm refused the whole array: every member gets the refusal (or goes back, for back-pressure).
+    const code = outcome.code;
+    ctx.state.batch(() => {
+      for (const m of members) {
+        ctx.state.remove(m.lease.jobId);
+      }
+    });
+    for (const m of members) {
+      results.set(
+        m.lease.jobId,
+        code === "backpressure"
+          ? { kind: "requeue", report: requeueReport(m.lease, outcome.message, 60) }
+          : {
+              kind: "refused",
+              report: {
+                ...refusedReport(m.lease, code === "invalid_argument" ? "invalid_spec" : code, outcome.message),
+                script: rendered.script,
+              },
+            },
+      );
+    }
+    return resultList();
+  }
+  ctx.state.batch(() => {
+    for (const m of members) {
+      const slurmJobId = ids.get(m.lease.jobId);
+      if (slurmJobId) {
+        ctx.state.put(tracked(m.lease, m.jobDir, now, slurmJobId));
+      }
+    }
+  });
+  crashPoint(ctx, "before-report");
+  const reason = ctx.identity
+    ? describeRunAs(
+        ctx.agentId,
+        runAs,
+        ctx.config.SLURMGATE_SSH_HOST ? (ctx.config.SLURMGATE_SSH_USER ?? "") : undefined,
+      )
+    : undefined;
+  for (const m of members) {
+    const slurmJobId = ids.get(m.lease.jobId);
+    if (slurmJobId) {
+      const report: Report = {
+        jobId: m.lease.jobId,
+        epoch: m.lease.epoch,
+        state: "submitted",
+        slurmJobId,
+        script: rendered.script,
+        reason,
+        logs: [],
+      };
+      results.set(m.lease.jobId, { kind: "submitted", report });
+    }
+  }
+  return resultList();
+}
+
+/** What every member shares: the checks made once per batch, and the batch directory. */
+async function prepareCommon(ctx: AgentContext, first: Lease) {
+  const spec = JobSpecSchema.parse(first.spec);
+  await checkPartition(ctx, spec);
+  const runAs = ctx.identity ? await ctx.identity.check(first.owner) : null;
+  await checkAccount(ctx, spec, runAs);
+  const acting = actingFor(ctx, first.owner, runAs);
+  if (acting.sudo) {
+    await checkUserDirBefore(acting.executor, ctx.roots, first.owner, runAs!.uid);
+  }
+  const guardAs = acting.sudo ? { executor: acting.executor, uid: runAs!.uid } : null;
+  const batchId = first.batch!.id;
+  const batchDir = await prepareBatchDir(acting.executor, ctx.roots, first.owner, batchId);
+  await guardDir(ctx, first.owner, batchDir, batchId, guardAs);
+  const workdir = spec.workdir ? await resolveWorkdir(acting.executor, ctx.roots, spec.workdir) : null;
+  await checkContainerPaths(acting.executor, ctx.roots, spec.container);
+  return { spec, runAs, acting, guardAs, batchDir, workdir };
+}
+
+/** One member's job directory, data files, secrets and per-index file. */
+async function prepareMember(
+  ctx: AgentContext,
+  common: Awaited<ReturnType<typeof prepareCommon>>,
+  lease: Lease,
+): Promise<Member> {
+  const { acting, runAs, guardAs, batchDir, workdir } = common;
+  const executor = acting.executor;
+  const spec = JobSpecSchema.parse(lease.spec);
+  const jobDir = await prepareJobDir(executor, ctx.roots, lease.owner, lease.jobId, lease.attempt);
+  await guardDir(ctx, lease.owner, jobDir, jobDirName(lease.jobId, lease.attempt), guardAs);
+  const previousJobDir =
+    lease.attempt > 1 ? posix.join(posix.dirname(jobDir), jobDirName(lease.jobId, lease.attempt - 1)) : null;
+  const secrets = await writeJobSecrets(executor, ctx.secrets, jobDir, spec.secrets);
+  if (secrets.missing.length) {
+    throw new Refusal("secret_missing", `secrets not in this cluster's store: ${secrets.missing.join(", ")}`);
+  }
+  const index = lease.batch!.index;
+  const element = renderArrayElement({
+    index,
+    jobId: lease.jobId,
+    attempt: lease.attempt,
+    spec,
+    jobDir,
+    previousJobDir,
+    workdir: workdir ?? jobDir,
+    secretsFile: secrets.path,
+  });
+  for (const file of element.files) {
+    await executor.writeFile(`${jobDir}/${file.name}`, file.data, file.mode);
+  }
+  // A leftover exit file or log from an earlier try must not count as this submission's.
+  await executor.rm(`${jobDir}/exitcode`);
+  await executor.writeFile(`${batchDir}/${element.indexFile.name}`, element.indexFile.data, element.indexFile.mode);
+  if (runAs && !acting.sudo) {
+    await handOver(ctx.executor, jobDir, runAs);
+  }
+  return { lease, index, jobDir };
+}
