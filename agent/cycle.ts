@@ -189,9 +189,10 @@ async function handleLeases(ctx: AgentContext, reporter: Reporter, pacer: Pacer,
   const outbox = createOutbox(ctx, reporter);
   const queue = [...fresh];
   let unreachable: string | undefined;
+  let full: string | undefined;
   // Up to SLURMGATE_SUBMIT_CONCURRENCY submissions at once; each is still exactly-once on its own.
   const worker = async () => {
-    for (let lease = queue.shift(); lease && !unreachable; lease = queue.shift()) {
+    for (let lease = queue.shift(); lease && !unreachable && !full; lease = queue.shift()) {
       await pacer.beforeSubmit();
       const result = await submitLease(ctx, lease);
       if (result.kind === "retry") {
@@ -203,16 +204,21 @@ async function handleLeases(ctx: AgentContext, reporter: Reporter, pacer: Pacer,
         stats.submitted++;
         pacer.submittedNow(ctx.now());
       }
+      full ??= result.kind === "requeue" ? result.full : undefined;
       outbox.push(result.report);
     }
   };
   try {
     await Promise.all(Array.from({ length: Math.min(ctx.config.SLURMGATE_SUBMIT_CONCURRENCY, queue.length) }, worker));
-    if (unreachable && queue.length) {
-      // The controller did not answer: give the rest back rather than wait a timeout on each.
-      const reason = `Slurm did not answer sbatch (${unreachable}); will retry`;
+    if ((unreachable || full) && queue.length) {
+      // The controller did not answer, or takes no job now: give the rest back rather than ask for each.
+      const reason = full ?? `Slurm did not answer sbatch (${unreachable}); will retry`;
+      const retryAfterSeconds = full ? 60 : 30;
       for (const lease of queue.splice(0)) {
-        outbox.push({ jobId: lease.jobId, epoch: lease.epoch, logs: [], requeue: { reason, retryAfterSeconds: 30 } });
+        if (full) {
+          ctx.state.remove(lease.jobId); // not submitted: its tag was looked up, or it never ran
+        }
+        outbox.push({ jobId: lease.jobId, epoch: lease.epoch, logs: [], requeue: { reason, retryAfterSeconds } });
       }
     }
   } finally {

@@ -44,7 +44,11 @@ class Refusal extends Error {
 export type SubmitResult =
   | { kind: "submitted"; report: Report }
   | { kind: "refused"; report: Report }
-  | { kind: "requeue"; report: Report }
+  | {
+      kind: "requeue";
+      report: Report /** Slurm takes no job now (a full queue, a submit limit): the reason. */;
+      full?: string;
+    }
   /** sbatch's outcome is unknown and the tag was not found: keep the lease, retry next cycle. */
   | { kind: "retry"; message: string };
 
@@ -284,7 +288,7 @@ export async function submitLease(ctx: AgentContext, lease: Lease): Promise<Subm
   if (!slurmJobId && !outcome.ok) {
     ctx.state.remove(lease.jobId);
     if (outcome.code === "backpressure") {
-      return { kind: "requeue", report: requeueReport(lease, outcome.message, 60) };
+      return { kind: "requeue", report: requeueReport(lease, outcome.message, 60), full: outcome.message };
     }
     if (isUnknownOutcome(outcome.code)) {
       return { kind: "retry", message: outcome.message };

@@ -9,6 +9,7 @@ import { existsSync } from "node:fs";
 import * as fs from "node:fs/promises";
 import * as path from "node:path";
 import { DEFAULT_TIMEOUT_MS, KILL_GRACE_MS, MAX_OUTPUT_BYTES, outputCap } from "./limits.ts";
+import { createSpawnerPool, spawnerCanRun } from "./spawner.ts";
 import type { ExecResult, Executor, FileStat, RunOptions } from "./types.ts";
 
 /** Options for {@link createLocalExecutor}. */
@@ -17,6 +18,11 @@ export interface LocalExecutorOptions {
   defaultTimeoutMs?: number;
   /** Bytes kept per output stream; the rest is dropped. Default {@link MAX_OUTPUT_BYTES}. */
   maxOutputBytes?: number;
+  /**
+   * Commands at once through long-lived bash spawners (agent/executor/spawner.ts), so that starting
+   * one never forks the agent itself; 0 spawns every command directly from Node. Default 4.
+   */
+  spawners?: number;
 }
 
 /**
@@ -28,8 +34,12 @@ export interface LocalExecutorOptions {
 export function createLocalExecutor(options: LocalExecutorOptions = {}): Executor {
   const defaultTimeoutMs = options.defaultTimeoutMs ?? DEFAULT_TIMEOUT_MS;
   const maxOutputBytes = options.maxOutputBytes ?? MAX_OUTPUT_BYTES;
+  const pool = (options.spawners ?? 4) > 0 ? createSpawnerPool(options.spawners ?? 4, maxOutputBytes) : null;
   return {
-    run: (cmd, args, opts = {}) => runLocal(cmd, args, { timeoutMs: defaultTimeoutMs, ...opts }, maxOutputBytes),
+    run(cmd, args, opts = {}) {
+      const full = { timeoutMs: defaultTimeoutMs, ...opts };
+      return pool && spawnerCanRun(args, full) ? pool.run(cmd, args, full) : runLocal(cmd, args, full, maxOutputBytes);
+    },
     writeFile: writeFileAtomic,
     readFile: readRange,
     stat: statOrNull,
@@ -108,17 +118,27 @@ function runLocal(cmd: string, args: readonly string[], opts: RunOptions, maxOut
     const out = outputCap(maxOutputBytes);
     const err = outputCap(maxOutputBytes);
     let timedOut = false;
+    let stopped = false;
     let killTimer: NodeJS.Timeout | undefined;
+    const stop = () => {
+      child.kill("SIGTERM");
+      killTimer ??= setTimeout(() => child.kill("SIGKILL"), KILL_GRACE_MS);
+    };
     const timer =
       opts.timeoutMs === undefined
         ? undefined
         : setTimeout(() => {
             timedOut = true;
-            child.kill("SIGTERM");
-            killTimer = setTimeout(() => child.kill("SIGKILL"), KILL_GRACE_MS);
+            stop();
           }, opts.timeoutMs);
     child.stdout?.on("data", out.push);
-    child.stderr?.on("data", err.push);
+    child.stderr?.on("data", (chunk: Buffer) => {
+      err.push(chunk);
+      if (opts.stopOn && !stopped && opts.stopOn.test(err.bytes().toString("utf8"))) {
+        stopped = true;
+        stop();
+      }
+    });
     child.on("error", (e) => {
       clearTimeout(timer);
       clearTimeout(killTimer);
@@ -134,6 +154,7 @@ function runLocal(cmd: string, args: readonly string[], opts: RunOptions, maxOut
         ...(opts.binary ? { stdoutBytes } : {}),
         stderr: err.bytes().toString("utf8"),
         timedOut,
+        ...(stopped ? { stopped: true as const } : {}),
       });
     });
     if (child.stdin) {
