@@ -11,7 +11,7 @@ import type { Lease, Report } from "./gateway-api.ts";
 import { collectLogs, readResult } from "./logs.ts";
 import type { Reporter } from "./reporter.ts";
 import { jobDirName } from "./paths.ts";
-import { adoptLease, lookupByTag, submitLease } from "./submit.ts";
+import { adoptLease, lookupByTag, prepareLease, sbatchReady } from "./submit.ts";
 import type { TrackedJob } from "./state.ts";
 import { neverRuns, observe, transitions } from "./track.ts";
 
@@ -188,13 +188,33 @@ async function handleLeases(ctx: AgentContext, reporter: Reporter, pacer: Pacer,
   }
   const outbox = createOutbox(ctx, reporter);
   const queue = [...fresh];
+  const concurrency = Math.min(ctx.config.SLURMGATE_SUBMIT_CONCURRENCY, queue.length);
   let unreachable: string | undefined;
   let full: string | undefined;
-  // Up to SLURMGATE_SUBMIT_CONCURRENCY submissions at once; each is still exactly-once on its own.
+  // The next leases' directories and files are made while sbatch runs for the ones before them
+  // (as many ahead as there are sbatch slots); sbatch itself stays at SLURMGATE_SUBMIT_CONCURRENCY.
+  const ahead: { lease: Lease; ready: ReturnType<typeof prepareLease> }[] = [];
+  const fill = () => {
+    while (ahead.length < concurrency && queue.length && !unreachable && !full) {
+      const lease = queue.shift()!;
+      const ready = prepareLease(ctx, lease);
+      ready.catch(() => {}); // awaited in order below; never an unhandled rejection meanwhile
+      ahead.push({ lease, ready });
+    }
+  };
   const worker = async () => {
-    for (let lease = queue.shift(); lease && !unreachable && !full; lease = queue.shift()) {
-      await pacer.beforeSubmit();
-      const result = await submitLease(ctx, lease);
+    for (fill(); ahead.length; fill()) {
+      const { lease, ready: preparing } = ahead.shift()!;
+      fill();
+      const ready = await preparing;
+      if (unreachable || full) {
+        queue.unshift(lease); // prepared, never submitted: given back below
+        continue;
+      }
+      if (ready.kind === "ready") {
+        await pacer.beforeSubmit();
+      }
+      const result = ready.kind === "ready" ? await sbatchReady(ctx, ready) : ready;
       if (result.kind === "retry") {
         stats.errors.push(`sbatch for ${lease.jobId}: ${result.message}`);
         unreachable = result.message;
@@ -209,7 +229,7 @@ async function handleLeases(ctx: AgentContext, reporter: Reporter, pacer: Pacer,
     }
   };
   try {
-    await Promise.all(Array.from({ length: Math.min(ctx.config.SLURMGATE_SUBMIT_CONCURRENCY, queue.length) }, worker));
+    await Promise.all(Array.from({ length: concurrency }, worker));
     if ((unreachable || full) && queue.length) {
       // The controller did not answer, or takes no job now: give the rest back rather than ask for each.
       const reason = full ?? `Slurm did not answer sbatch (${unreachable}); will retry`;

@@ -253,11 +253,16 @@ function refusedReport(lease: Lease, code: RejectCode, message: string): Report 
   return { jobId: lease.jobId, epoch: lease.epoch, state: "rejected", code, reason: message, logs: [] };
 }
 
-/** Submits one lease. The caller has already done the tag lookup when one was needed. */
-export async function submitLease(ctx: AgentContext, lease: Lease): Promise<SubmitResult> {
-  let prepared: Awaited<ReturnType<typeof prepare>>;
+/** A lease whose job directory and files are ready: only sbatch is left. */
+export type ReadyLease = { kind: "ready"; lease: Lease; prepared: Awaited<ReturnType<typeof prepare>> };
+
+/**
+ * Everything before sbatch: checks, the job directory, its files. Touches no state, so the next
+ * lease can be prepared while the sbatch before it runs.
+ */
+export async function prepareLease(ctx: AgentContext, lease: Lease): Promise<ReadyLease | SubmitResult> {
   try {
-    prepared = await prepare(ctx, lease);
+    return { kind: "ready", lease, prepared: await prepare(ctx, lease) };
   } catch (err) {
     if (err instanceof NotNow) {
       return { kind: "requeue", report: requeueReport(lease, err.message, 30) };
@@ -270,6 +275,17 @@ export async function submitLease(ctx: AgentContext, lease: Lease): Promise<Subm
     }
     throw err;
   }
+}
+
+/** Submits one lease. The caller has already done the tag lookup when one was needed. */
+export async function submitLease(ctx: AgentContext, lease: Lease): Promise<SubmitResult> {
+  const ready = await prepareLease(ctx, lease);
+  return ready.kind === "ready" ? sbatchReady(ctx, ready) : ready;
+}
+
+/** "submitting" on disk, sbatch, then the Slurm job id on disk: the exactly-once part. */
+export async function sbatchReady(ctx: AgentContext, ready: ReadyLease): Promise<SubmitResult> {
+  const { lease, prepared } = ready;
   const { jobDir, scriptPath, rendered, runAs, slurm, sudo } = prepared;
   ctx.state.put(tracked(lease, jobDir, ctx.now(), null));
   crashPoint(ctx, "before-sbatch");
