@@ -5,6 +5,7 @@
  * shell. A timeout sends SIGTERM and, if the process is still alive after a grace period, SIGKILL.
  */
 import { spawn } from "node:child_process";
+import * as fsSync from "node:fs";
 import { existsSync } from "node:fs";
 import * as fs from "node:fs/promises";
 import * as path from "node:path";
@@ -40,16 +41,19 @@ export function createLocalExecutor(options: LocalExecutorOptions = {}): Executo
       const full = { timeoutMs: defaultTimeoutMs, ...opts };
       return pool && spawnerCanRun(args, full) ? pool.run(cmd, args, full) : runLocal(cmd, args, full, maxOutputBytes);
     },
-    writeFile: writeFileAtomic,
+    // The job-directory work (stat, realpath, mkdir, small writes) is done with plain syscalls: each
+    // takes microseconds on the login node, less than the thread-pool round trip of its async form,
+    // and there are ~30 of them on the path of every submission (bench/RESULTS-agent.md).
+    writeFile: async (p, data, mode) => writeFileAtomic(p, data, mode),
     readFile: readRange,
-    stat: statOrNull,
+    stat: async (p) => statOrNull(p),
     async mkdir(p, mode = 0o700) {
       await fs.mkdir(p, { recursive: true, mode });
     },
-    mkdirNoFollow,
+    mkdirNoFollow: async (p, mode) => mkdirNoFollow(p, mode),
     async realpath(p) {
       try {
-        return await fs.realpath(p);
+        return fsSync.realpathSync.native(p);
       } catch (err) {
         if (isNotFound(err)) {
           return null;
@@ -58,7 +62,7 @@ export function createLocalExecutor(options: LocalExecutorOptions = {}): Executo
       }
     },
     async rm(p, opts = {}) {
-      await fs.rm(p, { force: true, recursive: opts.recursive ?? false });
+      fsSync.rmSync(p, { force: true, recursive: opts.recursive ?? false });
     },
   };
 }
@@ -73,7 +77,7 @@ const hasProcFd = existsSync(PROC_FD);
  * Swapping any component for a symlink after it was opened changes nothing: the walk holds the
  * directories, not their names. The agent runs on Linux login nodes; without /proc it refuses.
  */
-async function mkdirNoFollow(p: string, mode = 0o700): Promise<boolean> {
+function mkdirNoFollow(p: string, mode = 0o700): boolean {
   if (!hasProcFd) {
     throw Object.assign(new Error(`mkdir ${p}: ${PROC_FD} is not available`), { code: "ENOSYS" });
   }
@@ -82,17 +86,17 @@ async function mkdirNoFollow(p: string, mode = 0o700): Promise<boolean> {
   if (!last) {
     throw Object.assign(new Error(`mkdir ${p}: no directory name`), { code: "EINVAL" });
   }
-  const flags = fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW;
-  let dir = await fs.open("/", fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+  const flags = fsSync.constants.O_RDONLY | fsSync.constants.O_DIRECTORY | fsSync.constants.O_NOFOLLOW;
+  let dir = fsSync.openSync("/", fsSync.constants.O_RDONLY | fsSync.constants.O_DIRECTORY);
   try {
     for (const part of parts) {
       // A symlink fails here (ELOOP), and so does anything that is not a directory (ENOTDIR).
-      const next = await fs.open(`${PROC_FD}/${dir.fd}/${part}`, flags);
-      await dir.close();
+      const next = fsSync.openSync(`${PROC_FD}/${dir}/${part}`, flags);
+      fsSync.closeSync(dir);
       dir = next;
     }
     try {
-      await fs.mkdir(`${PROC_FD}/${dir.fd}/${last}`, { mode });
+      fsSync.mkdirSync(`${PROC_FD}/${dir}/${last}`, { mode });
       return true;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === "EEXIST") {
@@ -101,7 +105,7 @@ async function mkdirNoFollow(p: string, mode = 0o700): Promise<boolean> {
       throw err;
     }
   } finally {
-    await dir.close();
+    fsSync.closeSync(dir);
   }
 }
 
@@ -165,15 +169,20 @@ function runLocal(cmd: string, args: readonly string[], opts: RunOptions, maxOut
   });
 }
 
-async function writeFileAtomic(p: string, data: string | Uint8Array, mode = 0o600): Promise<void> {
+function writeFileAtomic(p: string, data: string | Uint8Array, mode = 0o600): void {
   const tmp = path.join(path.dirname(p), `.${path.basename(p)}.${process.pid}.${Date.now()}.tmp`);
   try {
-    // `wx` refuses to follow a pre-planted symlink at the temp name.
-    await fs.writeFile(tmp, data, { mode, flag: "wx" });
-    await fs.chmod(tmp, mode); // the umask may have narrowed or the mode widened
-    await fs.rename(tmp, p);
+    // O_EXCL refuses to follow a pre-planted symlink at the temp name.
+    const fd = fsSync.openSync(tmp, "wx", mode);
+    try {
+      fsSync.writeFileSync(fd, data);
+      fsSync.fchmodSync(fd, mode); // the umask may have narrowed or the mode widened
+    } finally {
+      fsSync.closeSync(fd);
+    }
+    fsSync.renameSync(tmp, p);
   } catch (err) {
-    await fs.rm(tmp, { force: true });
+    fsSync.rmSync(tmp, { force: true });
     throw err;
   }
 }
@@ -200,9 +209,9 @@ async function readRange(p: string, range: { offset?: number; length?: number } 
   }
 }
 
-async function statOrNull(p: string): Promise<FileStat | null> {
+function statOrNull(p: string): FileStat | null {
   try {
-    const s = await fs.lstat(p);
+    const s = fsSync.lstatSync(p);
     return {
       isFile: s.isFile(),
       isDirectory: s.isDirectory(),

@@ -63,13 +63,14 @@ describe("commands through the spawners", () => {
   });
 
   it("pass NUL bytes and output that imitates an end marker through untouched", async () => {
-    const fake = `\\0${"0".repeat(32)}1\\0\\0deadbeef2\\0`;
+    // A marker's shape (NUL, 32 hex digits, a sequence number, NUL) with digits dash's printf cannot read as octal.
+    const fake = `\\0${"a".repeat(32)}1\\0\\0deadbeef2\\0`;
     const r = await exec.run("sh", ["-c", `printf 'a${fake}b'; printf 'c${fake}d' >&2`], {
       env: { PATH: "/usr/bin:/bin" },
       binary: true,
     });
-    expect(r.stdoutBytes).toEqual(Buffer.from(`a\0${"0".repeat(32)}1\0\0deadbeef2\0b`, "latin1"));
-    expect(r.stderr).toBe(`c\0${"0".repeat(32)}1\0\0deadbeef2\0d`);
+    expect(r.stdoutBytes).toEqual(Buffer.from(`a\0${"a".repeat(32)}1\0\0deadbeef2\0b`, "latin1"));
+    expect(r.stderr).toBe(`c\0${"a".repeat(32)}1\0\0deadbeef2\0d`);
   });
 
   it("kill a command at its timeout, and only it", async () => {
