@@ -8,8 +8,9 @@
  * time); each command still gets argv as an array (never shell text), exactly the environment given,
  * a timeout (TERM, then KILL) and its output capped per stream.
  *
- * Protocol: the agent writes a request file of NUL-terminated fields (no field can hold a NUL, as
- * in argv) and then one newline to bash's stdin (bash reads a pipe a byte at a time, a file in blocks):
+ * Protocol: the agent writes a request file `<dir>/req-<n>.<seq>` of NUL-terminated fields (no field
+ * can hold a NUL, as in argv), then `<seq>` and a newline to bash's stdin (bash reads a pipe a byte
+ * at a time, a file in blocks):
  *   <seq> NUL <cwd> NUL <env count> NUL <NAME=value>… NUL <cmd> NUL <arg>… NUL
  * bash answers on fd 5 with lines `P <seq> <pid>` (started), `X <seq>` (could not start: no such
  * program or cwd) and `D <seq> <wait status>`. The command's stdout and stderr are pipes of their own
@@ -18,7 +19,7 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
@@ -26,8 +27,8 @@ import { KILL_GRACE_MS, outputCap } from "./limits.ts";
 import type { ExecResult, RunOptions } from "./types.ts";
 
 const SERVER = String.raw`
-while IFS= read -r _; do
-  mapfile -d '' -t r <"$REQ"
+while IFS= read -r q; do
+  mapfile -d '' -t r <"$REQ.$q"
   seq=@{r[0]} cwd=@{r[1]} ne=@{r[2]}
   cmd=@{r[3 + ne]}
   (
@@ -91,10 +92,15 @@ type Pending = {
 let spawnerCount = 0;
 let privateDir: string | undefined;
 
-/** One private directory (0700) per agent process for the request files, removed at exit. */
+/** One private directory (0700) per agent process for the request files (in memory where /dev/shm is), removed at exit. */
 function requestDir(): string {
   if (!privateDir) {
-    const dir = mkdtempSync(join(tmpdir(), "slurmgate-spawn-"));
+    let base = tmpdir();
+    try {
+      accessSync("/dev/shm", constants.W_OK | constants.X_OK);
+      base = "/dev/shm";
+    } catch {}
+    const dir = mkdtempSync(join(base, "slurmgate-spawn-"));
     privateDir = dir;
     process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
   }
@@ -166,8 +172,9 @@ class Spawner {
           }, opts.timeoutMs),
         );
       }
-      writeFileSync(this.requestFile, `${fields.join("\0")}\0`, { mode: 0o600 });
-      this.child.stdin!.write("\n");
+      // A new file each time: rewriting one in place makes ext4 flush it on close (auto_da_alloc).
+      writeFileSync(`${this.requestFile}.${seq}`, `${fields.join("\0")}\0`, { mode: 0o600, flag: "wx" });
+      this.child.stdin!.write(`${seq}\n`);
     });
   }
 
@@ -193,6 +200,9 @@ class Spawner {
       const p = this.pending;
       if (!p || Number(seq) !== p.seq) {
         continue;
+      }
+      if (kind === "P" || kind === "X") {
+        rmSync(`${this.requestFile}.${p.seq}`, { force: true }); // read by now
       }
       if (kind === "P") {
         p.pid = Number(value);
