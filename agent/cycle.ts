@@ -278,7 +278,8 @@ function createOutbox(ctx: AgentContext, reporter: Reporter) {
     push(report: Report) {
       queue.push(report);
       if (!flushing) {
-        flushing = flush();
+        // Started on the next turn of the event loop: the next sbatch goes out first, the report after.
+        flushing = new Promise<void>((resolve) => setImmediate(resolve)).then(flush);
         flushing.catch(() => {}); // surfaced by drain(); never an unhandled rejection meanwhile
       }
     },
