@@ -82,14 +82,29 @@ export function parseDisplayId(id: string): { base: string; tasks: number[] | nu
   return { base, tasks: range === undefined ? null : expandArrayIndexes(range, MAX_EXPECTED_TASKS) };
 }
 
+type ParsedRow = { row: Row; parsed: NonNullable<ReturnType<typeof parseDisplayId>> };
+/** Each listing's rows parsed once and grouped by job: one pass per cycle, not one per tracked job. */
+const rowsByJob = new WeakMap<readonly Row[], Map<string, ParsedRow[]>>();
+
+function rowsOf(slurmJobId: string, rows: readonly Row[]): ParsedRow[] {
+  let index = rowsByJob.get(rows);
+  if (!index) {
+    index = new Map();
+    for (const row of rows) {
+      const parsed = parseDisplayId(row.id);
+      if (parsed && row.jobState !== null) {
+        index.get(parsed.base)?.push({ row, parsed }) ?? index.set(parsed.base, [{ row, parsed }]);
+      }
+    }
+    rowsByJob.set(rows, index);
+  }
+  return index.get(slurmJobId) ?? [];
+}
+
 /** Rows of one job, by task (PLAIN for a plain job's own row). Rows of other jobs are ignored. */
 function byTask(slurmJobId: string, isArray: boolean, rows: readonly Row[]): Map<number, Row> {
   const out = new Map<number, Row>();
-  for (const row of rows) {
-    const parsed = parseDisplayId(row.id);
-    if (!parsed || parsed.base !== slurmJobId || row.jobState === null) {
-      continue;
-    }
+  for (const { row, parsed } of rowsOf(slurmJobId, rows)) {
     if (!isArray) {
       if (parsed.tasks === null) {
         out.set(PLAIN, row);
