@@ -17,6 +17,7 @@ const modeFile = join(bin, "mode");
 const callLog = join(bin, "calls");
 
 const WRAPPER = `#!/bin/bash
+[[ $1 == --version ]] && exec /usr/bin/sbatch "$@"
 echo "$$" >> '${callLog}'
 case "$(cat '${modeFile}' 2>/dev/null)" in
   full)
