@@ -19,7 +19,7 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { accessSync, constants, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
@@ -100,11 +100,31 @@ function requestDir(): string {
       accessSync("/dev/shm", constants.W_OK | constants.X_OK);
       base = "/dev/shm";
     } catch {}
-    const dir = mkdtempSync(join(base, "slurmgate-spawn-"));
+    removeDeadSiblings(base);
+    const dir = mkdtempSync(join(base, `slurmgate-spawn-${process.pid}-`));
     privateDir = dir;
     process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
   }
   return privateDir;
+}
+
+/** Directories left by agents that were killed (SIGKILL skips the exit hook), found by their pid. */
+export function removeDeadSiblings(base: string) {
+  try {
+    for (const name of readdirSync(base)) {
+      const pid = Number(/^slurmgate-spawn-(\d+)-/.exec(name)?.[1]);
+      if (!pid || pid === process.pid) {
+        continue;
+      }
+      try {
+        process.kill(pid, 0);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === "ESRCH") {
+          rmSync(join(base, name), { recursive: true, force: true });
+        }
+      }
+    }
+  } catch {}
 }
 
 /** One bash process: one command at a time. */

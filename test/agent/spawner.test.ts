@@ -4,11 +4,13 @@
  * other's output early, and survive the worst: a spawner killed mid-command, output that imitates
  * the end marker, more commands than spawners.
  */
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLocalExecutor } from "../../agent/executor/local.ts";
+import { removeDeadSiblings } from "../../agent/executor/spawner.ts";
 import { SBATCH_RETRYING } from "../../agent/slurm/sbatch.ts";
 
 const exec = createLocalExecutor({ spawners: 2 });
@@ -113,5 +115,19 @@ describe("commands through the spawners", () => {
     process.kill(Number(pid), "SIGKILL");
     await expect(running).rejects.toThrow(/spawner/);
     expect(await sh("echo again")).toMatchObject({ code: 0, stdout: "again\n" });
+  });
+
+  it("clear the request directories of agents that were killed, never a live one's", async () => {
+    const base = await mkdtemp(join(tmpdir(), "sg-shm-"));
+    const dead = join(base, "slurmgate-spawn-2147483646-abc");
+    const alive = join(base, `slurmgate-spawn-${process.pid}-def`);
+    const other = join(base, "unrelated");
+    for (const d of [dead, alive, other]) {
+      await mkdir(d);
+    }
+    await writeFile(join(dead, "req-1.7"), "left by a SIGKILL");
+    removeDeadSiblings(base);
+    expect([existsSync(dead), existsSync(alive), existsSync(other)]).toEqual([false, true, true]);
+    await rm(base, { recursive: true, force: true });
   });
 });
