@@ -170,6 +170,10 @@ class Spawner {
       .map(([k, v]) => `${k}=${v}`);
     const fields = [String(seq), opts.cwd ?? "", String(env.length), ...env, cmd, ...args];
     return new Promise((resolve, reject) => {
+      if (this.dead) {
+        reject(new Error("the command spawner died before the command was sent; nothing ran"));
+        return;
+      }
       const p: Pending = {
         seq,
         timedOut: false,
