@@ -12,8 +12,8 @@
  * can hold a NUL, as in argv), then `<seq>` and a newline to bash's stdin (bash reads a pipe a byte
  * at a time, a file in blocks):
  *   <seq> NUL <cwd> NUL <env count> NUL <NAME=value>… NUL <cmd> NUL <arg>… NUL
- * bash answers on fd 5 with lines `P <seq> <pid>` (started), `X <seq>` (could not start: no such
- * program or cwd) and `D <seq> <wait status>`. The command's stdout and stderr are pipes of their own
+ * bash answers on fd 5 with lines `X <seq>` (could not start: no such program or cwd) and
+ * `D <seq> <wait status>`; SIGUSR1 / SIGUSR2 to bash send TERM / KILL to the running command. The command's stdout and stderr are pipes of their own
  * (fds 3 and 4), each ended per command by a marker that holds a random nonce only this process
  * knows, so a command's output can never end another's early.
  */
@@ -27,6 +27,9 @@ import { KILL_GRACE_MS, outputCap } from "./limits.ts";
 import type { ExecResult, RunOptions } from "./types.ts";
 
 const SERVER = String.raw`
+c=
+trap '[[ -n $c ]] && kill -TERM "$c" 2>/dev/null' USR1
+trap '[[ -n $c ]] && kill -KILL "$c" 2>/dev/null' USR2
 while IFS= read -r q; do
   mapfile -d '' -t r <"$REQ.$q"
   seq=@{r[0]} cwd=@{r[1]} ne=@{r[2]}
@@ -47,9 +50,13 @@ while IFS= read -r q; do
     [[ -n $p ]] || { printf 'X %s\n' "$seq" >&5; exit 127; }
     exec -a "$cmd" -- "$p" "@{r[@]:4 + ne}" 3>&- 4>&- 5>&-
   ) </dev/null >&3 2>&4 &
-  printf 'P %s %s\n' "$seq" "$!" >&5
-  wait "$!"
-  st=$?
+  c=$!
+  while :; do
+    wait "$c"
+    st=$?
+    kill -0 "$c" 2>/dev/null || break # a trap (a kill asked for) interrupted wait: wait again
+  done
+  c=
   printf '\0%s%s\0' "$MARK" "$seq" >&3
   printf '\0%s%s\0' "$MARK" "$seq" >&4
   printf 'D %s %s\n' "$seq" "$st" >&5
@@ -77,7 +84,6 @@ type Pending = {
   timedOut: boolean;
   stopOn?: RegExp;
   stopped?: boolean;
-  pid?: number;
   status?: number;
   startFailed?: boolean;
   ended: { out: boolean; err: boolean };
@@ -207,11 +213,15 @@ class Spawner {
     p.timers.push(setTimeout(() => this.signal(p, "SIGKILL"), KILL_GRACE_MS));
   }
 
-  /** Signals the command, never anything else: only between its start and its end. */
-  private signal(p: Pending, sig: NodeJS.Signals) {
-    if (this.pending === p && p.pid !== undefined && p.status === undefined) {
+  /**
+   * Asks bash to signal the command (USR1: TERM, USR2: KILL), never anything else: bash knows its
+   * child only between its start and its end. Bash sends no "started" message, which saves the
+   * agent a wake-up per command while the command runs.
+   */
+  private signal(p: Pending, sig: "SIGTERM" | "SIGKILL") {
+    if (this.pending === p && p.status === undefined && this.child.pid !== undefined) {
       try {
-        process.kill(p.pid, sig);
+        process.kill(this.child.pid, sig === "SIGTERM" ? "SIGUSR1" : "SIGUSR2");
       } catch {}
     }
   }
@@ -225,15 +235,10 @@ class Spawner {
       if (!p || Number(seq) !== p.seq) {
         continue;
       }
-      if (kind === "P" || kind === "X") {
+      if (kind === "D" || kind === "X") {
         rmSync(`${this.requestFile}.${p.seq}`, { force: true }); // read by now
       }
-      if (kind === "P") {
-        p.pid = Number(value);
-        if (p.timedOut || p.stopped) {
-          this.signal(p, "SIGTERM");
-        }
-      } else if (kind === "X") {
+      if (kind === "X") {
         p.startFailed = true;
       } else if (kind === "D") {
         p.status = Number(value);
