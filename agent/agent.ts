@@ -126,7 +126,11 @@ export async function createAgent(
   const baseExecutor =
     overrides.executor ??
     ssh ??
-    createLocalExecutor({ defaultTimeoutMs: config.SLURMGATE_COMMAND_TIMEOUT_SECONDS * 1000 });
+    createLocalExecutor({
+      defaultTimeoutMs: config.SLURMGATE_COMMAND_TIMEOUT_SECONDS * 1000,
+      // Every sbatch slot, plus room for a tracking or cancel command meanwhile.
+      spawners: config.SLURMGATE_SUBMIT_CONCURRENCY + 2,
+    });
   const ownExecutor = config.SLURMGATE_USER_MAP ? noFollowReads(baseExecutor) : baseExecutor;
   const stateFile = config.SLURMGATE_STATE_FILE ?? defaultStateFile(config, env);
   const unlock = lockStateFile(stateFile);

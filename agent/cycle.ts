@@ -11,8 +11,8 @@ import type { Lease, Report } from "./gateway-api.ts";
 import { collectLogs, readResult } from "./logs.ts";
 import type { Reporter } from "./reporter.ts";
 import { jobDirName } from "./paths.ts";
-import { adoptLease, lookupByTag, submitLease } from "./submit.ts";
-import { planSubmissions, submitBatch } from "./submit-batch.ts";
+import { type SubmitResult, adoptLease, lookupByTag, prepareLease, sbatchReady } from "./submit.ts";
+import { type Submission, planSubmissions, submitBatch } from "./submit-batch.ts";
 import type { TrackedJob } from "./state.ts";
 import { neverRuns, observe, transitions } from "./track.ts";
 
@@ -192,17 +192,49 @@ async function handleLeases(ctx: AgentContext, reporter: Reporter, pacer: Pacer,
   // Sweep elements of one batch go as one array. Unsure ones that the lookup did not find go so
   // too: each element is in at most one array of its batch tag, so a later lookup still finds it.
   const queue = planSubmissions(ctx, fresh);
+  const concurrency = Math.min(ctx.config.SLURMGATE_SUBMIT_CONCURRENCY, queue.length);
   let unreachable: string | undefined;
-  // Up to SLURMGATE_SUBMIT_CONCURRENCY submissions at once; each is still exactly-once on its own.
-  const worker = async () => {
-    for (let next = queue.shift(); next && !unreachable; next = queue.shift()) {
+  let full: string | undefined;
+  // The next leases' directories and files are made while sbatch runs for the ones before them
+  // (as many ahead as there are sbatch slots); sbatch itself stays at SLURMGATE_SUBMIT_CONCURRENCY.
+  // An array prepares its members itself, in submitBatch.
+  const ahead: { submission: Submission; ready?: ReturnType<typeof prepareLease> }[] = [];
+  const fill = () => {
+    while (ahead.length < concurrency && queue.length && !unreachable && !full) {
+      const submission = queue.shift()!;
+      if (submission.kind === "single") {
+        const ready = prepareLease(ctx, submission.lease);
+        ready.catch(() => {}); // awaited in order below; never an unhandled rejection meanwhile
+        ahead.push({ submission, ready });
+      } else {
+        ahead.push({ submission });
+      }
+    }
+  };
+  const submit = async (submission: Submission, ready: Awaited<ReturnType<typeof prepareLease>> | undefined) => {
+    if (submission.kind === "batch") {
       await pacer.beforeSubmit();
-      const results =
-        next.kind === "batch" ? await submitBatch(ctx, next.leases) : [await submitLease(ctx, next.lease)];
-      for (const [i, result] of results.entries()) {
+      return submitBatch(ctx, submission.leases);
+    }
+    if (ready?.kind !== "ready") {
+      return [ready as SubmitResult];
+    }
+    await pacer.beforeSubmit();
+    return [await sbatchReady(ctx, ready)];
+  };
+  const worker = async () => {
+    for (fill(); ahead.length; fill()) {
+      const { submission, ready: preparing } = ahead.shift()!;
+      fill();
+      const ready = await preparing;
+      if (unreachable || full) {
+        queue.unshift(submission); // prepared, never submitted: given back below
+        continue;
+      }
+      const members = membersOf(submission);
+      for (const [i, result] of (await submit(submission, ready)).entries()) {
         if (result.kind === "retry") {
-          const lease = next.kind === "batch" ? next.leases[i] : next.lease;
-          stats.errors.push(`sbatch for ${lease?.jobId}: ${result.message}`);
+          stats.errors.push(`sbatch for ${members[i]?.jobId}: ${result.message}`);
           unreachable = result.message;
           continue;
         }
@@ -210,23 +242,31 @@ async function handleLeases(ctx: AgentContext, reporter: Reporter, pacer: Pacer,
           stats.submitted++;
           pacer.submittedNow(ctx.now());
         }
+        full ??= result.kind === "requeue" ? result.full : undefined;
         outbox.push(result.report);
       }
     }
   };
   try {
-    await Promise.all(Array.from({ length: Math.min(ctx.config.SLURMGATE_SUBMIT_CONCURRENCY, queue.length) }, worker));
-    if (unreachable && queue.length) {
-      // The controller did not answer: give the rest back rather than wait a timeout on each.
-      const reason = `Slurm did not answer sbatch (${unreachable}); will retry`;
-      for (const lease of queue.splice(0).flatMap((s) => (s.kind === "batch" ? s.leases : [s.lease]))) {
-        outbox.push({ jobId: lease.jobId, epoch: lease.epoch, logs: [], requeue: { reason, retryAfterSeconds: 30 } });
+    await Promise.all(Array.from({ length: concurrency }, worker));
+    if ((unreachable || full) && queue.length) {
+      // The controller did not answer, or takes no job now: give the rest back rather than ask for each.
+      const reason = full ?? `Slurm did not answer sbatch (${unreachable}); will retry`;
+      const retryAfterSeconds = full ? 60 : 30;
+      for (const lease of queue.splice(0).flatMap(membersOf)) {
+        if (full) {
+          ctx.state.remove(lease.jobId); // not submitted: its tag was looked up, or it never ran
+        }
+        outbox.push({ jobId: lease.jobId, epoch: lease.epoch, logs: [], requeue: { reason, retryAfterSeconds } });
       }
     }
   } finally {
     await outbox.drain();
   }
 }
+
+const membersOf = (submission: Submission): Lease[] =>
+  submission.kind === "batch" ? submission.leases : [submission.lease];
 
 /**
  * Sends submission reports while the next sbatch runs, instead of waiting for each round trip:
@@ -260,7 +300,8 @@ function createOutbox(ctx: AgentContext, reporter: Reporter) {
     push(report: Report) {
       queue.push(report);
       if (!flushing) {
-        flushing = flush();
+        // Started on the next turn of the event loop: the next sbatch goes out first, the report after.
+        flushing = new Promise<void>((resolve) => setImmediate(resolve)).then(flush);
         flushing.catch(() => {}); // surfaced by drain(); never an unhandled rejection meanwhile
       }
     },

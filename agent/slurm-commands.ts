@@ -21,7 +21,7 @@ import {
 } from "./slurm/result.ts";
 import { type SacctRow, buildSacctArgs, parseSacct } from "./slurm/sacct.ts";
 import { buildSacctmgrAssocArgs, parseSacctmgrAssoc } from "./slurm/sacctmgr.ts";
-import { buildSbatchArgs, classifySbatchError, parseSbatchOutput } from "./slurm/sbatch.ts";
+import { SBATCH_RETRYING, buildSbatchArgs, classifySbatchError, parseSbatchOutput } from "./slurm/sbatch.ts";
 import { buildScancelArgs, parseScancelStderr } from "./slurm/scancel.ts";
 import {
   type ScontrolJob,
@@ -87,12 +87,17 @@ export function createSlurmCommands(options: {
 }): SlurmCommands {
   const { executor, env, timeoutMs } = options;
   const bin = (name: string) => (options.binDir ? `${options.binDir.replace(/\/$/, "")}/${name}` : name);
-  const run = (name: string, args: string[]): Promise<ExecResult> => executor.run(bin(name), args, { env, timeoutMs });
+  const run = (name: string, args: string[], stopOn?: RegExp): Promise<ExecResult> =>
+    executor.run(bin(name), args, { env, timeoutMs, ...(stopOn ? { stopOn } : {}) });
   /**
    * Builds the argv and runs it: a builder's refusal or an executor's throw become a failure here,
    * so no command below can throw. A timed-out result is returned as is: sbatch reads its stdout first.
    */
-  const exec = async (name: string, build: () => string[]): Promise<SlurmResult<ExecResult, CommonCode>> => {
+  const exec = async (
+    name: string,
+    build: () => string[],
+    stopOn?: RegExp,
+  ): Promise<SlurmResult<ExecResult, CommonCode>> => {
     let args: string[];
     try {
       args = build();
@@ -100,7 +105,7 @@ export function createSlurmCommands(options: {
       return failed("invalid_argument", `${name}: ${(err as Error).message}`, false);
     }
     try {
-      return succeeded(await run(name, args));
+      return succeeded(await run(name, args, stopOn));
     } catch (err) {
       return thrownFailure(name, err);
     }
@@ -116,7 +121,8 @@ export function createSlurmCommands(options: {
 
   return {
     async sbatch(scriptPath, args) {
-      const ran = await exec("sbatch", () => buildSbatchArgs(scriptPath, args));
+      // On a full controller sbatch would sleep and retry for two minutes: stop it at its first notice.
+      const ran = await exec("sbatch", () => buildSbatchArgs(scriptPath, args), SBATCH_RETRYING);
       if (!ran.ok) {
         // A lost command may have reached slurmctld first: `unreachable` is an unknown outcome, and
         // the caller must look the tag up, never resubmit. A sudo refusal ran nothing.

@@ -260,7 +260,7 @@ export async function submitBatch(ctx: AgentContext, leases: Lease[]): Promise<S
       results.set(
         m.lease.jobId,
         code === "backpressure"
-          ? { kind: "requeue", report: requeueReport(m.lease, outcome.message, 60) }
+          ? { kind: "requeue", report: requeueReport(m.lease, outcome.message, 60), full: outcome.message }
           : {
               kind: "refused",
               report: {

@@ -45,7 +45,11 @@ export class Refusal extends Error {
 export type SubmitResult =
   | { kind: "submitted"; report: Report }
   | { kind: "refused"; report: Report }
-  | { kind: "requeue"; report: Report }
+  | {
+      kind: "requeue";
+      report: Report /** Slurm takes no job now (a full queue, a submit limit): the reason. */;
+      full?: string;
+    }
   /** sbatch's outcome is unknown and the tag was not found: keep the lease, retry next cycle. */
   | { kind: "retry"; message: string };
 
@@ -294,11 +298,16 @@ export function refusedReport(lease: Lease, code: RejectCode, message: string): 
   return { jobId: lease.jobId, epoch: lease.epoch, state: "rejected", code, reason: message, logs: [] };
 }
 
-/** Submits one lease. The caller has already done the tag lookup when one was needed. */
-export async function submitLease(ctx: AgentContext, lease: Lease): Promise<SubmitResult> {
-  let prepared: Awaited<ReturnType<typeof prepare>>;
+/** A lease whose job directory and files are ready: only sbatch is left. */
+export type ReadyLease = { kind: "ready"; lease: Lease; prepared: Awaited<ReturnType<typeof prepare>> };
+
+/**
+ * Everything before sbatch: checks, the job directory, its files. Touches no state, so the next
+ * lease can be prepared while the sbatch before it runs.
+ */
+export async function prepareLease(ctx: AgentContext, lease: Lease): Promise<ReadyLease | SubmitResult> {
   try {
-    prepared = await prepare(ctx, lease);
+    return { kind: "ready", lease, prepared: await prepare(ctx, lease) };
   } catch (err) {
     if (err instanceof NotNow) {
       return { kind: "requeue", report: requeueReport(lease, err.message, 30) };
@@ -311,6 +320,17 @@ export async function submitLease(ctx: AgentContext, lease: Lease): Promise<Subm
     }
     throw err;
   }
+}
+
+/** Submits one lease. The caller has already done the tag lookup when one was needed. */
+export async function submitLease(ctx: AgentContext, lease: Lease): Promise<SubmitResult> {
+  const ready = await prepareLease(ctx, lease);
+  return ready.kind === "ready" ? sbatchReady(ctx, ready) : ready;
+}
+
+/** "submitting" on disk, sbatch, then the Slurm job id on disk: the exactly-once part. */
+export async function sbatchReady(ctx: AgentContext, ready: ReadyLease): Promise<SubmitResult> {
+  const { lease, prepared } = ready;
   const { jobDir, scriptPath, rendered, runAs, slurm, sudo } = prepared;
   ctx.state.put(tracked(lease, jobDir, ctx.now(), null));
   crashPoint(ctx, "before-sbatch");
@@ -329,7 +349,7 @@ export async function submitLease(ctx: AgentContext, lease: Lease): Promise<Subm
   if (!slurmJobId && !outcome.ok) {
     ctx.state.remove(lease.jobId);
     if (outcome.code === "backpressure") {
-      return { kind: "requeue", report: requeueReport(lease, outcome.message, 60) };
+      return { kind: "requeue", report: requeueReport(lease, outcome.message, 60), full: outcome.message };
     }
     if (isUnknownOutcome(outcome.code)) {
       return { kind: "retry", message: outcome.message };

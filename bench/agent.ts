@@ -170,7 +170,9 @@ class Bench {
   /** Starts the bundled agent on the machine's Node and waits until it has published its inventory. */
   async startAgent(stateFile = this.newStateFile(), extra: Record<string, string> = {}) {
     const node = existsSync("/usr/bin/node") ? "/usr/bin/node" : process.execPath;
-    const child = spawn(node, [this.bundle], {
+    // BENCH_PROF=<dir>: a CPU profile of each agent process, written when it stops.
+    const prof = process.env.BENCH_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROF}`] : [];
+    const child = spawn(node, [...prof, this.bundle], {
       env: this.agentEnv(stateFile, extra),
       stdio: ["ignore", "ignore", "pipe"],
     });

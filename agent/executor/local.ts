@@ -5,10 +5,12 @@
  * shell. A timeout sends SIGTERM and, if the process is still alive after a grace period, SIGKILL.
  */
 import { spawn } from "node:child_process";
+import * as fsSync from "node:fs";
 import { existsSync } from "node:fs";
 import * as fs from "node:fs/promises";
 import * as path from "node:path";
 import { DEFAULT_TIMEOUT_MS, KILL_GRACE_MS, MAX_OUTPUT_BYTES, outputCap } from "./limits.ts";
+import { createSpawnerPool, spawnerCanRun } from "./spawner.ts";
 import type { ExecResult, Executor, FileStat, RunOptions } from "./types.ts";
 
 /** Options for {@link createLocalExecutor}. */
@@ -17,6 +19,11 @@ export interface LocalExecutorOptions {
   defaultTimeoutMs?: number;
   /** Bytes kept per output stream; the rest is dropped. Default {@link MAX_OUTPUT_BYTES}. */
   maxOutputBytes?: number;
+  /**
+   * Commands at once through long-lived bash spawners (agent/executor/spawner.ts), so that starting
+   * one never forks the agent itself; 0 spawns every command directly from Node. Default 4.
+   */
+  spawners?: number;
 }
 
 /**
@@ -28,18 +35,25 @@ export interface LocalExecutorOptions {
 export function createLocalExecutor(options: LocalExecutorOptions = {}): Executor {
   const defaultTimeoutMs = options.defaultTimeoutMs ?? DEFAULT_TIMEOUT_MS;
   const maxOutputBytes = options.maxOutputBytes ?? MAX_OUTPUT_BYTES;
+  const pool = (options.spawners ?? 4) > 0 ? createSpawnerPool(options.spawners ?? 4, maxOutputBytes) : null;
   return {
-    run: (cmd, args, opts = {}) => runLocal(cmd, args, { timeoutMs: defaultTimeoutMs, ...opts }, maxOutputBytes),
-    writeFile: writeFileAtomic,
+    run(cmd, args, opts = {}) {
+      const full = { timeoutMs: defaultTimeoutMs, ...opts };
+      return pool && spawnerCanRun(args, full) ? pool.run(cmd, args, full) : runLocal(cmd, args, full, maxOutputBytes);
+    },
+    // The job-directory work (stat, realpath, mkdir, small writes) is done with plain syscalls: each
+    // takes microseconds on the login node, less than the thread-pool round trip of its async form,
+    // and there are ~30 of them on the path of every submission (bench/RESULTS-agent.md).
+    writeFile: async (p, data, mode) => writeFileAtomic(p, data, mode),
     readFile: readRange,
-    stat: statOrNull,
+    stat: async (p) => statOrNull(p),
     async mkdir(p, mode = 0o700) {
       await fs.mkdir(p, { recursive: true, mode });
     },
-    mkdirNoFollow,
+    mkdirNoFollow: async (p, mode) => mkdirNoFollow(p, mode),
     async realpath(p) {
       try {
-        return await fs.realpath(p);
+        return fsSync.realpathSync.native(p);
       } catch (err) {
         if (isNotFound(err)) {
           return null;
@@ -48,7 +62,7 @@ export function createLocalExecutor(options: LocalExecutorOptions = {}): Executo
       }
     },
     async rm(p, opts = {}) {
-      await fs.rm(p, { force: true, recursive: opts.recursive ?? false });
+      fsSync.rmSync(p, { force: true, recursive: opts.recursive ?? false });
     },
   };
 }
@@ -63,7 +77,7 @@ const hasProcFd = existsSync(PROC_FD);
  * Swapping any component for a symlink after it was opened changes nothing: the walk holds the
  * directories, not their names. The agent runs on Linux login nodes; without /proc it refuses.
  */
-async function mkdirNoFollow(p: string, mode = 0o700): Promise<boolean> {
+function mkdirNoFollow(p: string, mode = 0o700): boolean {
   if (!hasProcFd) {
     throw Object.assign(new Error(`mkdir ${p}: ${PROC_FD} is not available`), { code: "ENOSYS" });
   }
@@ -72,17 +86,17 @@ async function mkdirNoFollow(p: string, mode = 0o700): Promise<boolean> {
   if (!last) {
     throw Object.assign(new Error(`mkdir ${p}: no directory name`), { code: "EINVAL" });
   }
-  const flags = fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW;
-  let dir = await fs.open("/", fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+  const flags = fsSync.constants.O_RDONLY | fsSync.constants.O_DIRECTORY | fsSync.constants.O_NOFOLLOW;
+  let dir = fsSync.openSync("/", fsSync.constants.O_RDONLY | fsSync.constants.O_DIRECTORY);
   try {
     for (const part of parts) {
       // A symlink fails here (ELOOP), and so does anything that is not a directory (ENOTDIR).
-      const next = await fs.open(`${PROC_FD}/${dir.fd}/${part}`, flags);
-      await dir.close();
+      const next = fsSync.openSync(`${PROC_FD}/${dir}/${part}`, flags);
+      fsSync.closeSync(dir);
       dir = next;
     }
     try {
-      await fs.mkdir(`${PROC_FD}/${dir.fd}/${last}`, { mode });
+      fsSync.mkdirSync(`${PROC_FD}/${dir}/${last}`, { mode });
       return true;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === "EEXIST") {
@@ -91,7 +105,7 @@ async function mkdirNoFollow(p: string, mode = 0o700): Promise<boolean> {
       throw err;
     }
   } finally {
-    await dir.close();
+    fsSync.closeSync(dir);
   }
 }
 
@@ -108,17 +122,27 @@ function runLocal(cmd: string, args: readonly string[], opts: RunOptions, maxOut
     const out = outputCap(maxOutputBytes);
     const err = outputCap(maxOutputBytes);
     let timedOut = false;
+    let stopped = false;
     let killTimer: NodeJS.Timeout | undefined;
+    const stop = () => {
+      child.kill("SIGTERM");
+      killTimer ??= setTimeout(() => child.kill("SIGKILL"), KILL_GRACE_MS);
+    };
     const timer =
       opts.timeoutMs === undefined
         ? undefined
         : setTimeout(() => {
             timedOut = true;
-            child.kill("SIGTERM");
-            killTimer = setTimeout(() => child.kill("SIGKILL"), KILL_GRACE_MS);
+            stop();
           }, opts.timeoutMs);
     child.stdout?.on("data", out.push);
-    child.stderr?.on("data", err.push);
+    child.stderr?.on("data", (chunk: Buffer) => {
+      err.push(chunk);
+      if (opts.stopOn && !stopped && opts.stopOn.test(err.bytes().toString("utf8"))) {
+        stopped = true;
+        stop();
+      }
+    });
     child.on("error", (e) => {
       clearTimeout(timer);
       clearTimeout(killTimer);
@@ -134,6 +158,7 @@ function runLocal(cmd: string, args: readonly string[], opts: RunOptions, maxOut
         ...(opts.binary ? { stdoutBytes } : {}),
         stderr: err.bytes().toString("utf8"),
         timedOut,
+        ...(stopped ? { stopped: true as const } : {}),
       });
     });
     if (child.stdin) {
@@ -144,15 +169,20 @@ function runLocal(cmd: string, args: readonly string[], opts: RunOptions, maxOut
   });
 }
 
-async function writeFileAtomic(p: string, data: string | Uint8Array, mode = 0o600): Promise<void> {
+function writeFileAtomic(p: string, data: string | Uint8Array, mode = 0o600): void {
   const tmp = path.join(path.dirname(p), `.${path.basename(p)}.${process.pid}.${Date.now()}.tmp`);
   try {
-    // `wx` refuses to follow a pre-planted symlink at the temp name.
-    await fs.writeFile(tmp, data, { mode, flag: "wx" });
-    await fs.chmod(tmp, mode); // the umask may have narrowed or the mode widened
-    await fs.rename(tmp, p);
+    // O_EXCL refuses to follow a pre-planted symlink at the temp name.
+    const fd = fsSync.openSync(tmp, "wx", mode);
+    try {
+      fsSync.writeFileSync(fd, data);
+      fsSync.fchmodSync(fd, mode); // the umask may have narrowed or the mode widened
+    } finally {
+      fsSync.closeSync(fd);
+    }
+    fsSync.renameSync(tmp, p);
   } catch (err) {
-    await fs.rm(tmp, { force: true });
+    fsSync.rmSync(tmp, { force: true });
     throw err;
   }
 }
@@ -179,9 +209,9 @@ async function readRange(p: string, range: { offset?: number; length?: number } 
   }
 }
 
-async function statOrNull(p: string): Promise<FileStat | null> {
+function statOrNull(p: string): FileStat | null {
   try {
-    const s = await fs.lstat(p);
+    const s = fsSync.lstatSync(p);
     return {
       isFile: s.isFile(),
       isDirectory: s.isDirectory(),

@@ -15,6 +15,8 @@ export interface ExecResult {
   stderr: string;
   /** True when the command was killed because it exceeded `timeoutMs`. */
   timedOut: boolean;
+  /** Present (true) when the command was stopped because its stderr matched `stopOn`. */
+  stopped?: true;
 }
 
 /** Options for {@link Executor.run}. */
@@ -31,6 +33,11 @@ export interface RunOptions {
   cwd?: string;
   /** Also return stdout's raw bytes in `stdoutBytes` (for reading binary files through a command). */
   binary?: boolean;
+  /**
+   * Stop the command (TERM, then KILL) as soon as its stderr so far matches: for a command that
+   * would otherwise sleep and retry on its own (sbatch on a full controller). The result says `stopped`.
+   */
+  stopOn?: RegExp;
 }
 
 /** What {@link Executor.stat} reports; null from stat means "does not exist". */

@@ -76,7 +76,7 @@ const RULES: readonly [RegExp, SbatchFailure["code"]][] = [
     "transient",
   ],
   [
-    /MaxSubmitJob|GrpSubmitJob|SubmitJobsLimit|MaxJobCount|temporarily unable to accept job|Resource temporarily unavailable/i,
+    /MaxSubmitJob|GrpSubmitJob|SubmitJobsLimit|MaxJobCount|job queue full|Unable to create job record|temporarily unable to accept job|Resource temporarily unavailable/i,
     "backpressure",
   ],
   [
@@ -111,13 +111,36 @@ export function classifySbatchError(stderr: string, result?: Pick<ExecResult, "t
   }
   for (const [pattern, code] of RULES) {
     if (pattern.test(stderr)) {
-      return { code, message };
+      return { code, message: code === "backpressure" ? waitingReason(stderr, message) : message };
     }
   }
   // The controller answered with a refusal we do not know: permanent. No answer at all: transient.
   return /Batch job submission failed/i.test(stderr)
     ? { code: "slurm_rejected", message }
     : { code: "transient", message: message || "sbatch failed without a message" };
+}
+
+/**
+ * What sbatch prints, on its first refusal, when the controller cannot take a job now; it then
+ * sleeps and asks again, up to 15 times over two minutes (sbatch.c, MAX_RETRIES). The agent stops
+ * it there and gives the job back instead: the controller said no, so nothing was queued.
+ */
+export const SBATCH_RETRYING = /job queue full, sleeping and retrying|temporarily unable to accept job, sleeping/i;
+
+/**
+ * The reason a job shows while Slurm refuses new jobs for now: which limit, in words, then Slurm's.
+ * @example
+ * waitingReason("sbatch: error: Slurm job queue full, sleeping and retrying", "Slurm job queue full, sleeping and retrying")
+ * // => "Slurm's queue is full (MaxJobCount): waiting (Slurm job queue full, sleeping and retrying)"
+ */
+export function waitingReason(stderr: string, message: string): string {
+  const limit = /\b(?:QOS|Assoc)\w*Submit\w*/.exec(stderr)?.[0];
+  const words = /job queue full|Unable to create job record|MaxJobCount/i.test(stderr)
+    ? "Slurm's queue is full (MaxJobCount)"
+    : /temporarily unable to accept job|Resource temporarily unavailable/i.test(stderr)
+      ? "Slurm is not accepting jobs for the moment"
+      : `Slurm's queue is full for this user (${limit ?? "MaxSubmitJobs of a QOS or association"})`;
+  return `${words}: waiting${message ? ` (${message})` : ""}`.slice(0, 1_000);
 }
 
 /** The most useful line of sbatch's stderr, without the `sbatch: error:` prefix. */

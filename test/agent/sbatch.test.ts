@@ -116,6 +116,32 @@ describe("classifySbatchError", () => {
     expect(classifySbatchError(stderr).code).toBe(code);
   });
 
+  it.each([
+    [
+      // MaxJobCount reached: sbatch's first notice, and its last words after 15 retries (sbatch.c, slurm_errno.c).
+      "sbatch: error: Slurm job queue full, sleeping and retrying",
+      "Slurm's queue is full (MaxJobCount): waiting (Slurm job queue full, sleeping and retrying)",
+    ],
+    [
+      "sbatch: error: Slurm job queue full, sleeping and retrying\nsbatch: error: Batch job submission failed: Unable to create job record, try again",
+      "Slurm's queue is full (MaxJobCount): waiting (Slurm job queue full, sleeping and retrying: Unable to create job record, try again)",
+    ],
+    [
+      "sbatch: error: Batch job submission failed: Job violates accounting/QOS policy (job submit limit, user's size and/or time limits)",
+      "Slurm's queue is full for this user (MaxSubmitJobs of a QOS or association): waiting (Job violates accounting/QOS policy (job submit limit, user's size and/or time limits))",
+    ],
+    [
+      "sbatch: error: QOSMaxSubmitJobPerUserLimit\nsbatch: error: Batch job submission failed: Job violates accounting/QOS policy (job submit limit, user's size and/or time limits)",
+      "Slurm's queue is full for this user (QOSMaxSubmitJobPerUserLimit): waiting (QOSMaxSubmitJobPerUserLimit: Job violates accounting/QOS policy (job submit limit, user's size and/or time limits))",
+    ],
+    [
+      "sbatch: error: Slurm temporarily unable to accept job, sleeping and retrying",
+      "Slurm is not accepting jobs for the moment: waiting (Slurm temporarily unable to accept job, sleeping and retrying)",
+    ],
+  ])("a full controller is back-pressure with a reason that says so: %s", (stderr, message) => {
+    expect(classifySbatchError(stderr)).toEqual({ code: "backpressure", message });
+  });
+
   it("treats a timeout as transient whatever stderr says", () => {
     expect(
       classifySbatchError("sbatch: error: Batch job submission failed: Invalid qos specification", { timedOut: true })

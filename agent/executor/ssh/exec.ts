@@ -123,6 +123,7 @@ interface Watch {
   marker: string;
   timeoutMs: number;
   maxOutputBytes: number;
+  stopOn?: RegExp;
 }
 
 /**
@@ -138,6 +139,7 @@ function watchChannel(stream: ClientChannel, w: Watch): Promise<ExecResult> {
     let pid: number | null = null;
     let exited = false;
     let timedOut = false;
+    let stopped = false;
     let done = false;
     const timers: NodeJS.Timeout[] = [];
     const finish = () => {
@@ -148,7 +150,7 @@ function watchChannel(stream: ClientChannel, w: Watch): Promise<ExecResult> {
       for (const t of timers) {
         clearTimeout(t);
       }
-      if (!exited && !timedOut) {
+      if (!exited && !timedOut && !stopped) {
         reject(new Error(`ssh connection to ${w.where} lost while running ${w.cmd}; its outcome is unknown`));
         return;
       }
@@ -157,6 +159,7 @@ function watchChannel(stream: ClientChannel, w: Watch): Promise<ExecResult> {
         stdout: out.bytes().toString("utf8"),
         stderr: takePidMarker(errs.bytes(), w.marker).rest.subarray(0, w.maxOutputBytes).toString("utf8"),
         timedOut,
+        ...(stopped ? { stopped: true as const } : {}),
       });
     };
     timers.push(
@@ -176,6 +179,10 @@ function watchChannel(stream: ClientChannel, w: Watch): Promise<ExecResult> {
     stream.stderr.on("data", (chunk: Buffer) => {
       errs.push(chunk);
       pid ??= takePidMarker(errs.bytes(), w.marker).pid;
+      if (w.stopOn && !stopped && w.stopOn.test(takePidMarker(errs.bytes(), w.marker).rest.toString("utf8"))) {
+        stopped = true;
+        killRemote(w.c, stream, pid, "TERM");
+      }
     });
     stream.on("exit", (exitCode: number | null) => {
       exited = true;
@@ -215,6 +222,7 @@ export function createRemoteRun(
             marker,
             timeoutMs,
             maxOutputBytes: limits.maxOutputBytes,
+            stopOn: opts.stopOn,
           }).then(resolve, reject);
           stream.end(opts.input);
         }),
