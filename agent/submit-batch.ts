@@ -18,16 +18,14 @@ import { type JobSpec, JobSpec as JobSpecSchema } from "../schemas/job.ts";
 import { DEFAULT_MAX_ARRAY_SIZE, PER_ELEMENT_FIELDS } from "../schemas/sweep.ts";
 import { crashPoint, type AgentContext } from "./context.ts";
 import type { Lease, Report } from "./gateway-api.ts";
-import { IdentityRefusal } from "./identity/guard.ts";
 import { checkUserDirBefore, describeRunAs, handOver, sbatchIdentityArgs } from "./identity/hand-over.ts";
-import { PathError, checkContainerPaths, jobDirName, prepareBatchDir, prepareJobDir, resolveWorkdir } from "./paths.ts";
+import { checkContainerPaths, jobDirName, prepareBatchDir, prepareJobDir, resolveWorkdir } from "./paths.ts";
 import { JOB_FILES } from "./render/data-files.ts";
-import { RenderError } from "./render/errors.ts";
 import { renderArrayElement, renderArrayScript } from "./render/render-batch-array.ts";
 import { writeJobSecrets } from "./secrets.ts";
 import { isUnknownOutcome } from "./slurm/result.ts";
 import {
-  NotNow,
+  failedBefore,
   Refusal,
   type SubmitResult,
   actingFor,
@@ -148,20 +146,6 @@ export function planSubmissions(ctx: Pick<AgentContext, "log" | "maxArraySize">,
     }
   }
   return out;
-}
-
-/** The result for a lease that failed before sbatch, by what went wrong (as for a plain job). */
-function failedBefore(lease: Lease, err: unknown): SubmitResult {
-  if (err instanceof NotNow) {
-    return { kind: "requeue", report: requeueReport(lease, err.message, 30) };
-  }
-  if (err instanceof Refusal || err instanceof RenderError || err instanceof IdentityRefusal) {
-    return { kind: "refused", report: refusedReport(lease, err.code, err.message) };
-  }
-  if (err instanceof PathError) {
-    return { kind: "refused", report: refusedReport(lease, "path_outside_roots", `${err.field}: ${err.message}`) };
-  }
-  throw err;
 }
 
 type Member = { lease: Lease; index: number; jobDir: string };

@@ -309,17 +309,22 @@ export async function prepareLease(ctx: AgentContext, lease: Lease): Promise<Rea
   try {
     return { kind: "ready", lease, prepared: await prepare(ctx, lease) };
   } catch (err) {
-    if (err instanceof NotNow) {
-      return { kind: "requeue", report: requeueReport(lease, err.message, 30) };
-    }
-    if (err instanceof Refusal || err instanceof RenderError || err instanceof IdentityRefusal) {
-      return { kind: "refused", report: refusedReport(lease, err.code, err.message) };
-    }
-    if (err instanceof PathError) {
-      return { kind: "refused", report: refusedReport(lease, "path_outside_roots", `${err.field}: ${err.message}`) };
-    }
-    throw err;
+    return failedBefore(lease, err);
   }
+}
+
+/** The result for a lease that failed before sbatch, by what went wrong; anything else is thrown. */
+export function failedBefore(lease: Lease, err: unknown): SubmitResult {
+  if (err instanceof NotNow) {
+    return { kind: "requeue", report: requeueReport(lease, err.message, 30) };
+  }
+  if (err instanceof Refusal || err instanceof RenderError || err instanceof IdentityRefusal) {
+    return { kind: "refused", report: refusedReport(lease, err.code, err.message) };
+  }
+  if (err instanceof PathError) {
+    return { kind: "refused", report: refusedReport(lease, "path_outside_roots", `${err.field}: ${err.message}`) };
+  }
+  throw err;
 }
 
 /** Submits one lease. The caller has already done the tag lookup when one was needed. */
