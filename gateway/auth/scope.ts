@@ -9,11 +9,19 @@ import { JobSpec } from "../../schemas/index.ts";
 import type { AppEnv, Principal } from "../deps.ts";
 import { ApiProblem } from "../problem.ts";
 import { clustersRoute, meRoute } from "../routes/clusters.routes.ts";
+import { feed } from "../routes/events.routes.ts";
 import * as jobs from "../routes/jobs.routes.ts";
+import * as sweeps from "../routes/sweeps.routes.ts";
 import type { RoutingView } from "../routing-view.ts";
 
-/** The routes a submit-only workload may call: its own jobs, who it is, and what it may run on. */
+/** The routes a submit-only workload may call: its own jobs and sweeps, who it is, and what it may run on. */
 const SUBMIT_ONLY_ROUTES = [
+  sweeps.submitSweep,
+  sweeps.listSweeps,
+  sweeps.getSweep,
+  sweeps.sweepResults,
+  sweeps.cancelSweep,
+  feed,
   jobs.submitJob,
   jobs.listJobs,
   jobs.getJob,
@@ -53,7 +61,7 @@ export function enforceScope(): MiddlewareHandler<AppEnv> {
       if (!allowed.some((a) => a.methods.includes(method) && a.path.test(path))) {
         throw new ApiProblem(
           "forbidden",
-          `${ruleOf(p)} is submit-only: it may submit, read, follow and cancel its own jobs and read /v1/me and /v1/clusters, not ${method} ${path}`,
+          `${ruleOf(p)} is submit-only: it may submit, read, follow and cancel its own jobs and sweeps and read /v1/me and /v1/clusters, not ${method} ${path}`,
           { field: "header.authorization" },
         );
       }

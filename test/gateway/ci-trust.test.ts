@@ -213,6 +213,12 @@ describe("a GitHub Actions trust policy", () => {
 
 describe("a workload's scope", () => {
   const SUBMIT_ONLY = [
+    "submitSweep",
+    "listSweeps",
+    "getSweep",
+    "sweepResults",
+    "cancelSweep",
+    "feed",
     "submitJob",
     "listJobs",
     "getJob",
@@ -246,7 +252,7 @@ describe("a workload's scope", () => {
         } else {
           const problem = expectProblemShape(res, 403) as unknown as Problem;
           expect(problem.detail).toBe(
-            `trust policy 0 of ${GITHUB_ISSUER} is submit-only: it may submit, read, follow and cancel its own jobs and read /v1/me and /v1/clusters, not ${method.toUpperCase()} ${url}`,
+            `trust policy 0 of ${GITHUB_ISSUER} is submit-only: it may submit, read, follow and cancel its own jobs and sweeps and read /v1/me and /v1/clusters, not ${method.toUpperCase()} ${url}`,
           );
         }
       }
@@ -296,6 +302,33 @@ describe("a workload's scope", () => {
     expect(listed.body.items.map((c) => c.name)).toEqual(["alpha"]);
     const own = await w.call<{ items: { name: string }[] }>("GET", "/v1/clusters", await w.user("ci-vision"));
     expect(own.body.items.map((c) => c.name)).toEqual(["alpha", "beta"]);
+  });
+
+  it("a sweep from a workload: every element carries the forced labels and stays on its clusters", async () => {
+    const w = await world();
+    const token = await gh.github({ repository: "org/vision", ref: "refs/heads/main", sha: SHA, run_id: "7" });
+    const sweep = await w.call<{ id: string; jobIds: string[] }>("POST", "/v1/sweeps", token, {
+      base: { name: "grid", command: ["train", "--lr", "{LR}"] },
+      grid: { LR: [0.1, 0.01] },
+    });
+    expect(sweep.status).toBe(201);
+    for (const id of sweep.body.jobIds) {
+      const job = await w.call<{ cluster: string; labels: Record<string, string> }>("GET", `/v1/jobs/${id}`, token);
+      expect(job.body.cluster).toBe("alpha");
+      expect(job.body.labels).toMatchObject({ repo: "org/vision", sha: SHA, run: "org/vision@7" });
+    }
+    expect((await w.call("GET", `/v1/sweeps/${sweep.body.id}`, token)).status).toBe(200);
+    // One element pinned outside the scope: the whole sweep is refused, naming that element.
+    const pinned = await w.call<Problem>("POST", "/v1/sweeps", token, {
+      specs: [
+        { name: "a", command: ["true"] },
+        { name: "b", command: ["true"], cluster: "beta" },
+      ],
+    });
+    expect(pinned.status).toBe(403);
+    expect(JSON.stringify(pinned.body)).toContain("specs.1");
+    expect(JSON.stringify(pinned.body)).toContain("may submit only to alpha");
+    expect((await w.call("POST", `/v1/sweeps/${sweep.body.id}/cancel`, token)).status).toBe(202);
   });
 
   it("refuses a caller label that contradicts a forced one, and accepts the same value", async () => {
