@@ -38,6 +38,7 @@ export const JobState = z.enum([...LIVE_STATES, ...TERMINAL_STATES]).openapi("Jo
     "queued → leased → submitted → pending → running → one terminal state. `lost` means the job vanished from squeue, sacct and its exit file: never reported as completed without evidence.",
 });
 export type JobState = z.infer<typeof JobState>;
+export type LiveState = (typeof LIVE_STATES)[number];
 export type TerminalState = (typeof TERMINAL_STATES)[number];
 
 export function isTerminal(state: JobState): state is TerminalState {

@@ -2,10 +2,11 @@
  * Which state changes an agent may report. Terminal states never change; states never go back
  * except running → pending (Slurm requeue) and leased → queued (back-pressure requeue).
  */
-import type { JobState } from "../../schemas/index.ts";
+import type { JobState, LiveState } from "../../schemas/index.ts";
 import { isTerminal } from "../../schemas/index.ts";
 
-const RANK: Record<string, number> = { queued: 0, leased: 1, submitted: 2, pending: 3, running: 4 };
+/** How far along a live job is; typed over LIVE_STATES, so a new live state does not compile until ranked here. */
+const RANK: Record<LiveState, number> = { queued: 0, leased: 1, submitted: 2, pending: 3, running: 4 };
 
 export type TransitionVerdict = "apply" | "duplicate" | "illegal";
 
@@ -25,7 +26,7 @@ export function judgeTransition(from: JobState, to: JobState): TransitionVerdict
   if (to === "queued" || to === "leased") {
     return "illegal";
   }
-  return (RANK[to] ?? -1) > (RANK[from] ?? 99) ? "apply" : "illegal";
+  return RANK[to as LiveState] > RANK[from as LiveState] ? "apply" : "illegal";
 }
 
 /** Terminal states the job's retry policy may turn into a new attempt. */
