@@ -16,6 +16,7 @@ export const CORS_ALLOW_HEADERS = [
   "content-type",
   "idempotency-key",
   "if-none-match",
+  "last-event-id",
   "x-request-id",
   "accept",
 ] as const;
