@@ -15,7 +15,7 @@ npx biome ci .
 step "generated files are up to date (OpenAPI document, client types)"
 npm run --silent gen:check
 
-step "system tools (sudo, chromium)"
+step "system tools (sudo, chromium, slurmrestd)"
 bash test/system-tools.sh
 
 step "local Slurm clusters (alpha, beta)"
