@@ -36,13 +36,13 @@ export async function followLogs(
   client: SlurmgateClient,
   id: string,
   io: Io,
-  options: { stream?: LogStream; timeout?: number; attempt?: number; task?: number } = {},
+  options: { stream?: LogStream; timeout?: number; attempt?: number; allAttempts?: boolean; task?: number } = {},
 ): Promise<void> {
   const deadline = options.timeout === undefined ? undefined : AbortSignal.timeout(options.timeout);
   const signal = deadline ? AbortSignal.any([io.signal, deadline]) : io.signal;
   try {
-    const { stream, attempt, task } = options;
-    for await (const text of client.logs(id, { follow: true, stream, attempt, task, signal })) {
+    const { stream, attempt, allAttempts, task } = options;
+    for await (const text of client.logs(id, { follow: true, stream, attempt, allAttempts, task, signal })) {
       io.stdout.write(text);
     }
   } catch (err) {

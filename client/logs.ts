@@ -43,6 +43,11 @@ export type LogsOptions = {
    * followed too, from its first byte.
    */
   attempt?: number;
+  /**
+   * Every attempt's log, one after the other, from attempt 1 through the latest (with `follow`, until
+   * the job ends): one continuous log of a job that resumed from its checkpoint. Overrides `attempt`.
+   */
+  allAttempts?: boolean;
   /** An array job's task: that task's own log (`stdout.<task>` on the cluster). */
   task?: number;
   /** Keep reading until the job ends and every byte has been shipped. Default false: what exists now. */
@@ -93,7 +98,8 @@ export async function* followLogs(
   const pollSeconds = Math.min(25, Math.max(1, Math.floor(options.pollSeconds ?? 25)));
   let offset = options.offset ?? 0;
   // Offsets belong to one attempt's file: pin the attempt the first read served.
-  let attempt = options.attempt;
+  let attempt = options.allAttempts ? 1 : options.attempt;
+  const chained = options.allAttempts === true || (follow && options.attempt === undefined);
   for (;;) {
     signal?.throwIfAborted();
     const wait = follow ? pollSeconds : 0;
@@ -107,8 +113,8 @@ export async function* followLogs(
     }
     const advanced = chunk.nextOffset > offset;
     offset = Math.max(offset, chunk.nextOffset);
-    if (chunk.complete && follow && options.attempt === undefined && chunk.attempt < chunk.attempts) {
-      // A retry started a new attempt: follow it from its first byte.
+    if ((chunk.complete || (!follow && !advanced)) && chained && chunk.attempt < chunk.attempts) {
+      // A later attempt exists: go on with it from its first byte.
       attempt = chunk.attempt + 1;
       offset = 0;
       continue;

@@ -29,13 +29,14 @@ export type JobSpec = Schemas["JobSpec"];
  */
 export type JobSpecInput = Omit<
   Defaulted<JobSpec, "env" | "secrets" | "setup" | "labels" | "extraSbatchArgs">,
-  "container" | "dependsOn" | "retries"
+  "container" | "dependsOn" | "retries" | "checkpoint"
 > & {
   container?: Omit<Defaulted<Schemas["Container"], "mountHome">, "binds"> & {
     binds?: Defaulted<Schemas["Bind"], "readonly">[];
   };
   dependsOn?: Defaulted<Schemas["Dependency"], "condition">[];
   retries?: Partial<Schemas["Retries"]>;
+  checkpoint?: Defaulted<Schemas["Checkpoint"], "signal">;
 };
 /**
  * One of the job states.

@@ -138,6 +138,23 @@ export const Retries = z
   })
   .openapi("Retries");
 
+/**
+ * Ask Slurm to signal the job's batch shell `secondsBeforeLimit` before its time limit (`--signal=B:…`);
+ * the wrapper passes the signal on to the payload, which can then write a checkpoint.
+ */
+export const Checkpoint = z
+  .strictObject({
+    signal: z.enum(["USR1", "USR2"]).default("USR1"),
+    secondsBeforeLimit: z.number().int().min(1).max(65_535).openapi({
+      description:
+        "Seconds before the time limit (Slurm may send it up to a minute earlier than asked: it checks once a minute).",
+    }),
+  })
+  .openapi("Checkpoint", {
+    description:
+      "Opt-in signal before the time limit, for a payload that checkpoints into SLURMGATE_CHECKPOINT_DIR and resumes on the next attempt.",
+  });
+
 const MAX_RETRY_DELAY_MS = 3_600_000;
 
 /**
@@ -202,6 +219,7 @@ export const JobSpec = z
       .optional(),
     dependsOn: z.array(Dependency).max(64).default([]),
     retries: Retries.default({ max: 0, onTimeout: false, onPreemption: true, onNodeFail: true, backoffSeconds: 10 }),
+    checkpoint: Checkpoint.optional(),
     labels: z
       .record(z.string().regex(LABEL_KEY, "label keys are [A-Za-z0-9][A-Za-z0-9_./-]*"), z.string().max(128))
       .refine((l) => Object.keys(l).length <= 32, { message: "at most 32 labels", ...withOtherIssues })

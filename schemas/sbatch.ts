@@ -36,13 +36,15 @@ export const SLURMGATE_OWNED_SBATCH_OPTIONS = [
   "--error",
   "--input",
   "--open-mode",
-  // Its life: retries are new attempts, not Slurm requeues; a held job would never start.
+  // Its life: retries are new attempts, not Slurm requeues; a held job would never start; the
+  // signal before the time limit is the spec's `checkpoint`.
   "--requeue",
   "--no-requeue",
   "--hold",
   "--array",
   "--dependency",
   "--kill-on-invalid-dep",
+  "--signal",
   // The submission itself.
   "--parsable",
   "--test-only",

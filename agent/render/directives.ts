@@ -103,6 +103,18 @@ export function buildDirectives(input: DirectiveInput): string[] {
   if (r.time !== undefined) {
     add("--time", timeMinutes(r.time));
   }
+  if (spec.checkpoint !== undefined) {
+    // B: signals the batch shell (the wrapper), which passes it on to the payload; steps are not ours.
+    const { signal, secondsBeforeLimit } = spec.checkpoint;
+    if (signal !== "USR1" && signal !== "USR2") {
+      throw new RenderError("invalid_spec", "checkpoint.signal: USR1 or USR2", "checkpoint.signal");
+    }
+    const seconds = positiveInt(secondsBeforeLimit, "checkpoint.secondsBeforeLimit");
+    if (seconds > 65_535) {
+      throw new RenderError("invalid_spec", "checkpoint.secondsBeforeLimit: at most 65535", "checkpoint.secondsBeforeLimit");
+    }
+    add("--signal", `B:${signal}@${seconds}`);
+  }
 
   if (spec.array !== undefined) {
     const indexes = requireMatch(spec.array.indexes, ARRAY_INDEXES, "array.indexes");

@@ -13,7 +13,12 @@
  *     this shell; the first that fails ends the job, after writing `<line> <status>` (two numbers,
  *     nothing else) to `<jobDir>/setup-status[.<task>]` so the agent can say which line failed;
  *  5. launches `/usr/bin/env [-u …] -- NAME=value… <payload argv>` in the background and waits,
- *     so the payload gets the requested env byte-exact and signals can be forwarded.
+ *     so the payload gets the requested env byte-exact and signals can be forwarded: TERM/INT/HUP
+ *     end the job, USR1/USR2 (the spec's `checkpoint` signal, or anyone's) are passed on and the
+ *     wrapper keeps waiting.
+ * Every attempt sees the same `SLURMGATE_CHECKPOINT_DIR`: `checkpoint[.<task>]` inside the first
+ * attempt's directory, which is `<parent of the job dir>/<job id>` (paths.ts `jobDirName`). The
+ * wrapper creates it as the job's own user, and refuses a symlink there.
  * A sweep batch (one array, one element per task) renders the same wrapper with `sg_batch_dir` set:
  * before step 3 the task reads which element it is (job id, attempt, job directory, workdir,
  * secrets file) from `<batch dir>/element.<task>.nul`, checks each field's shape, moves its stdout
@@ -25,7 +30,7 @@ import { shellQuote } from "../executor/quote.ts";
 import { noEarlyExportCasePattern } from "./env-policy.ts";
 
 /** Bumped whenever the wrapper's behaviour changes; shown in the script header. */
-export const TEMPLATE_VERSION = 3;
+export const TEMPLATE_VERSION = 4;
 
 /** Values substituted into the parameter block (all validated by the caller). */
 export interface TemplateParams {
@@ -89,10 +94,17 @@ sg_signal() {
   fi
   sg_done "$2"
 }
+# A checkpoint signal is for the payload; before it runs (setup lines) there is no one to tell.
+sg_pass_on() {
+  if [[ -n $sg_child ]]; then kill -s "$1" "$sg_child" 2>/dev/null; fi
+  return 0
+}
 trap 'sg_done $?' EXIT
 trap 'sg_signal HUP 129' HUP
 trap 'sg_signal INT 130' INT
 trap 'sg_signal TERM 143' TERM
+trap 'sg_pass_on USR1' USR1
+trap 'sg_pass_on USR2' USR2
 
 # Only Slurm's variables (and the GPU selection it sets) and a login baseline survive from the starting environment.
 while IFS= read -r sg_n; do
@@ -171,6 +183,15 @@ unset -v sg_items
 
 export SLURMGATE_JOB_ID="$sg_job_id" SLURMGATE_JOB_DIR="$sg_dir" SLURMGATE_RESULT="$sg_dir/result$sg_sfx.json"
 export SLURMGATE_ATTEMPT="$sg_attempt"
+sg_checkpoint="${"$"}{sg_dir%/*}/$sg_job_id/checkpoint$sg_sfx"
+[[ ! -L $sg_checkpoint ]] || sg_fail "$sg_checkpoint is a symlink; refusing it as the checkpoint directory"
+mkdir -p -m 0700 -- "$sg_checkpoint" 2>/dev/null
+[[ -d $sg_checkpoint && ! -L $sg_checkpoint ]] || sg_fail "cannot create the checkpoint directory $sg_checkpoint"
+export SLURMGATE_CHECKPOINT_DIR="$sg_checkpoint"
+if ((${"$"}{#sg_runtime[@]})); then
+  sg_runtime+=(--bind "$sg_checkpoint")
+  if [[ -n $sg_previous_dir ]]; then sg_runtime+=(--bind "$sg_previous_dir:$sg_previous_dir:ro"); fi
+fi
 if [[ -n $sg_previous_dir ]]; then export SLURMGATE_PREVIOUS_JOB_DIR="$sg_previous_dir"; fi
 if [[ -n $sg_secrets ]]; then export SLURMGATE_SECRETS_FILE="$sg_secrets"; fi
 # --export=NONE reaches srun steps through SLURM_EXPORT_ENV; steps must see the payload's env.
@@ -191,7 +212,8 @@ for sg_kv in "${"$"}{sg_env[@]}"; do
 done
 unset -v sg_kv sg_n sg_secret_env
 readonly sg_job_id sg_dir sg_workdir sg_secrets sg_mode sg_task sg_sfx sg_image sg_env sg_cenv sg_runtime sg_payload
-readonly -f sg_done sg_fail sg_signal
+readonly sg_checkpoint
+readonly -f sg_done sg_fail sg_signal sg_pass_on
 
 cd -- "$sg_workdir" || sg_fail "cannot enter the working directory"
 if [[ -s $sg_dir/setup.nul ]]; then
@@ -221,6 +243,11 @@ else
   /usr/bin/env -u BASHOPTS -u SHELLOPTS -- "${"$"}{sg_env[@]}" "${"$"}{sg_payload[@]}" &
 fi
 sg_child=$!
-wait "$sg_child"
-sg_done $?
+# A passed-on signal interrupts wait (status > 128) while the payload runs on: wait again.
+while :; do
+  wait "$sg_child"
+  sg_rc=$?
+  ((sg_rc > 128)) && kill -0 "$sg_child" 2>/dev/null || break
+done
+sg_done "$sg_rc"
 `;

@@ -8,13 +8,16 @@ export const logs: Command = {
   name: "logs",
   summary: "print a job's stdout (or stderr); -f follows it",
   help: `
-Usage: slurmgate logs JOB_ID [-f] [--stderr] [--attempt N] [--task N]
+Usage: slurmgate logs JOB_ID [-f] [--stderr] [--attempt N | --all-attempts] [--task N]
 
 Options:
   -f, --follow      keep printing until the job ends and all output has arrived (a retry's next
                     attempt is followed too; a gateway restart is ridden out)
       --stderr      the job's stderr instead of its stdout
       --attempt N   the log of attempt N (1 is the first run; default: the latest)
+      --all-attempts
+                    every attempt's log in order, from the first: one log of a job that
+                    resumed from its checkpoint after a time limit or a preemption
       --task N      an array job's task N: that task's own log
 
 Environment: SLURMGATE_OUTAGE_SECONDS (default 300) is how long -f keeps trying while the
@@ -25,12 +28,14 @@ Examples:
   slurmgate logs -f --stderr job_01jd7x2k9m4q8r6t5v3w1y0z
   slurmgate logs --attempt 1 job_01jd7x2k9m4q8r6t5v3w1y0z
   slurmgate logs --task 3 job_01jd7x2k9m4q8r6t5v3w1y0z
+  slurmgate logs -f --all-attempts job_01jd7x2k9m4q8r6t5v3w1y0z
 `,
   async run(argv, io) {
     const { values, positionals: rest } = parse("logs", argv, {
       follow: { type: "boolean", short: "f" },
       stderr: { type: "boolean" },
       attempt: { type: "string" },
+      "all-attempts": { type: "boolean" },
       task: { type: "string" },
     });
     if (helped(io, logs, values)) {
@@ -41,14 +46,18 @@ Examples:
     if (attempt === 0) {
       throw new UsageError("--attempt counts from 1", "logs");
     }
+    const allAttempts = values["all-attempts"] === true;
+    if (allAttempts && attempt !== undefined) {
+      throw new UsageError("give --attempt N or --all-attempts, not both", "logs");
+    }
     const task = integer("logs", "--task", values.task);
     const client = clientFor(io);
     const stream = values.stderr ? "stderr" : "stdout";
     if (values.follow) {
-      await followLogs(client, id, io, { stream, attempt, task });
+      await followLogs(client, id, io, { stream, attempt, allAttempts, task });
       return 0;
     }
-    for await (const text of client.logs(id, { stream, attempt, task, signal: io.signal })) {
+    for await (const text of client.logs(id, { stream, attempt, allAttempts, task, signal: io.signal })) {
       io.stdout.write(text);
     }
     return 0;

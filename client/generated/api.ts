@@ -561,6 +561,7 @@ export interface components {
             /** @default [] */
             dependsOn: components["schemas"]["Dependency"][];
             retries?: components["schemas"]["Retries"];
+            checkpoint?: components["schemas"]["Checkpoint"];
             /** @default {} */
             labels: {
                 [key: string]: string;
@@ -641,6 +642,16 @@ export interface components {
              * @default 10
              */
             backoffSeconds: number;
+        };
+        /** @description Opt-in signal before the time limit, for a payload that checkpoints into SLURMGATE_CHECKPOINT_DIR and resumes on the next attempt. */
+        Checkpoint: {
+            /**
+             * @default USR1
+             * @enum {string}
+             */
+            signal: "USR1" | "USR2";
+            /** @description Seconds before the time limit (Slurm may send it up to a minute earlier than asked: it checks once a minute). */
+            secondsBeforeLimit: number;
         };
         JobEvent: {
             /** @description Increases by one per job, starting at 1. */

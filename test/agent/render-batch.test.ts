@@ -147,6 +147,8 @@ describe("each task is its element", () => {
       batch.jobDirs[1],
       "--pwd",
       batch.jobDirs[1],
+      "--bind",
+      join(batch.jobDirs[1]!, "checkpoint"),
       "/img/x.sif",
       "prog",
       "1",

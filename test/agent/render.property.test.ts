@@ -235,7 +235,18 @@ describe("rendered scripts deliver user strings exactly or refuse them", () => {
             if (!("refused" in outcome)) {
               ran.container++;
               const { probe, jobDir } = outcome;
-              expect(probe.argv).toEqual(["exec", "--bind", jobDir, "--pwd", jobDir, "/img/x.sif", "prog", ...args]);
+              expect(probe.argv).toEqual([
+                "exec",
+                "--bind",
+                jobDir,
+                "--pwd",
+                jobDir,
+                "--bind",
+                join(root, JOB_ID, "checkpoint"),
+                "/img/x.sif",
+                "prog",
+                ...args,
+              ]);
               for (const [k, v] of Object.entries({ ...env, ...cenv })) {
                 expect(probe.env[k]).toBe(v);
               }

@@ -387,6 +387,125 @@ describe("renderBatchScript: the wrapper, run with bash", () => {
     expect((await readFile(join(jobDir, "exitcode"), "utf8")).trim()).toBe("143");
   });
 
+  it("asks Slurm for the checkpoint signal on the batch shell, and nothing when not asked", () => {
+    const asked = renderBatchScript(input({ checkpoint: { signal: "USR2", secondsBeforeLimit: 90 } }));
+    expect(directives(asked.script)).toContain("#SBATCH --signal=B:USR2@90");
+    expect(directives(renderBatchScript(input({})).script).join("\n")).not.toContain("--signal");
+    // A compromised gateway's values are refused here too.
+    for (const checkpoint of [
+      { signal: "KILL", secondsBeforeLimit: 90 },
+      { signal: "USR1", secondsBeforeLimit: 70_000 },
+      { signal: "USR1", secondsBeforeLimit: 0 },
+    ]) {
+      expect(refusal(() => renderBatchScript(input({ checkpoint } as never))).code).toBe("invalid_spec");
+    }
+  });
+
+  /** Starts the wrapper in the background; `signal` sends a signal to it (what slurmd does with B:). */
+  async function startJob(jobDir: string, spec: Partial<JobSpecInput>, attempt = 1, previousJobDir?: string) {
+    const lease = { jobId: JOB_ID, attempt, spec: { name: "t", ...spec } } as RenderInput["lease"];
+    const script = await writeJob(jobDir, renderBatchScript(input({}, { jobDir, lease, previousJobDir })));
+    const { spawn } = await import("node:child_process");
+    const child = spawn("bash", [script], { env: { PATH: process.env.PATH ?? "/usr/bin:/bin" } });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => {
+      stdout += d.toString();
+    });
+    child.stderr.on("data", (d: Buffer) => {
+      stderr += d.toString();
+    });
+    const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((r) =>
+      child.on("close", (code) => r({ code, stdout, stderr })),
+    );
+    const output = () => stdout;
+    return { child, done, output };
+  }
+
+  async function until(check: () => boolean, ms = 10_000) {
+    const end = Date.now() + ms;
+    while (!check()) {
+      if (Date.now() > end) {
+        throw new Error("timed out");
+      }
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+
+  it("passes USR1 on to the payload and keeps waiting: the payload checkpoints and ends normally", async () => {
+    const jobDir = join(root, JOB_ID);
+    const payload = [
+      'trap \'echo "saved $n" > "$SLURMGATE_CHECKPOINT_DIR/state"; echo checkpointed\' USR1',
+      "echo ready",
+      "for n in $(seq 1 40); do sleep 0.05; done",
+      "echo finished",
+    ].join("\n");
+    const job = await startJob(jobDir, { script: payload });
+    await until(() => job.output().includes("ready"));
+    job.child.kill("SIGUSR1");
+    const result = await job.done;
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toBe("ready\ncheckpointed\nfinished\n");
+    expect((await readFile(join(jobDir, "exitcode"), "utf8")).trim()).toBe("0");
+    expect(await readFile(join(jobDir, "checkpoint", "state"), "utf8")).toMatch(/^saved \d+\n$/);
+  });
+
+  it("gives every attempt the same checkpoint directory, inside the first attempt's", async () => {
+    const first = join(root, JOB_ID);
+    const later = join(root, `${JOB_ID}.attempt-3`);
+    const write = await startJob(first, {
+      script: 'echo "$SLURMGATE_CHECKPOINT_DIR"; echo 41 > "$SLURMGATE_CHECKPOINT_DIR/n"',
+    });
+    const read = await startJob(
+      later,
+      { script: 'echo "$SLURMGATE_CHECKPOINT_DIR"; cat "$SLURMGATE_CHECKPOINT_DIR/n"' },
+      3,
+      first,
+    );
+    const [a, b] = [await write.done, await read.done];
+    expect(a.code, a.stderr).toBe(0);
+    expect(b.code, b.stderr).toBe(0);
+    expect(a.stdout).toBe(`${join(first, "checkpoint")}\n`);
+    expect(b.stdout).toBe(`${join(first, "checkpoint")}\n41\n`);
+    expect(((await stat(join(first, "checkpoint"))).mode & 0o777).toString(8)).toBe("700");
+  });
+
+  it("ignores a checkpoint signal that arrives while setup lines run, instead of dying of it", async () => {
+    const jobDir = join(root, "usr1-setup");
+    const job = await startJob(jobDir, { setup: ["echo setting-up; sleep 0.6"], command: ["echo", "payload ran"] });
+    await until(() => job.output().includes("setting-up"));
+    job.child.kill("SIGUSR2");
+    const result = await job.done;
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toBe("setting-up\npayload ran\n");
+  });
+
+  it("still ends with the payload's own status when a signal kills the payload", async () => {
+    const jobDir = join(root, "usr1-default");
+    // No trap in the payload: USR1's default action ends it, and the job reports that honestly.
+    const job = await startJob(jobDir, { script: "echo up; exec sleep 30" });
+    await until(() => job.output().includes("up"));
+    await new Promise((r) => setTimeout(r, 100));
+    job.child.kill("SIGUSR1");
+    const result = await job.done;
+    expect(result.code).toBe(138);
+    expect((await readFile(join(jobDir, "exitcode"), "utf8")).trim()).toBe("138");
+  });
+
+  it("refuses a symlink planted where the checkpoint directory goes, creating nothing through it", async () => {
+    const { mkdir, symlink, readdir } = await import("node:fs/promises");
+    const elsewhere = join(root, "elsewhere");
+    await mkdir(elsewhere, { recursive: true });
+    const jobDir = join(root, "planted", JOB_ID);
+    await mkdir(jobDir, { recursive: true });
+    await symlink(elsewhere, join(jobDir, "checkpoint"));
+    const job = await startJob(jobDir, { script: 'echo "must not run" > "$SLURMGATE_CHECKPOINT_DIR/x"' });
+    const result = await job.done;
+    expect(result.code).toBe(125);
+    expect(result.stderr).toMatch(/checkpoint is a symlink; refusing it as the checkpoint directory/);
+    expect(await readdir(elsewhere)).toEqual([]);
+  });
+
   it("builds the apptainer command line and picks the image by uname -m", async () => {
     const jobDir = join(root, "container");
     const fake = join(root, "fake-apptainer");
@@ -425,6 +544,8 @@ describe("renderBatchScript: the wrapper, run with bash", () => {
       jobDir,
       "--pwd",
       jobDir,
+      "--bind",
+      join(root, JOB_ID, "checkpoint"),
       image,
       "python3",
       "-c",

@@ -111,6 +111,13 @@ describe("formatting and exit codes", () => {
     const { io, out } = memoryIo();
     expect(await main(["wait"], io)).toBe(EXIT.usage);
     expect(out.stderr).toBe("slurmgate: missing JOB_ID (see: slurmgate wait --help)\n");
+    const both = memoryIo();
+    expect(await main(["logs", "--attempt", "2", "--all-attempts", "job_0123456789abcdefghij"], both.io)).toBe(
+      EXIT.usage,
+    );
+    expect(both.out.stderr).toBe(
+      "slurmgate: give --attempt N or --all-attempts, not both (see: slurmgate logs --help)\n",
+    );
     const dry = memoryIo();
     expect(await main(["submit", "--dry-run", "--", "echo", "hi"], dry.io)).toBe(0);
     expect(JSON.parse(dry.out.stdout)).toEqual({ command: ["echo", "hi"], env: {}, labels: {}, name: "echo" });

@@ -104,6 +104,36 @@ describe("strict request bodies", () => {
     expect(await jobCount(w)).toBe(0);
   });
 
+  it("checks the checkpoint signal's fields all at once, and never lets --signal in through extraSbatchArgs", async () => {
+    const w = await createWorld();
+    const res = await w.call(
+      "POST",
+      "/v1/jobs",
+      w.tokens.alice,
+      spec({
+        checkpoint: { signal: "KILL", secondsBeforeLimit: 70_000, seconds: 5 },
+        extraSbatchArgs: ["--signal=B:USR1@60"],
+      } as never),
+    );
+    const problem = expectProblemShape(res, 422) as unknown as Refusal;
+    expect(problem.errors.map((e) => e.field).sort()).toEqual([
+      "body.checkpoint.seconds",
+      "body.checkpoint.secondsBeforeLimit",
+      "body.checkpoint.signal",
+      "body.extraSbatchArgs.0",
+    ]);
+    expect(problem.errors.find((e) => e.field === "body.extraSbatchArgs.0")?.message).toMatch(
+      /--signal is set by slurmgate itself/,
+    );
+    expect(await jobCount(w)).toBe(0);
+    const ok = await w.call("POST", "/v1/jobs", w.tokens.alice, spec({ checkpoint: { secondsBeforeLimit: 90 } }));
+    expect(ok.status).toBe(201);
+    expect((ok.body as { spec: { checkpoint: unknown } }).spec.checkpoint).toEqual({
+      signal: "USR1",
+      secondsBeforeLimit: 90,
+    });
+  });
+
   it("runs image-vs-images alongside a type error in the same container", async () => {
     const w = await createWorld();
     const res = await w.call(
