@@ -3,6 +3,7 @@
  * for go in (Slurm's state and exit code, the wrapper's setup-status file, the spec's time limit):
  * a terminal reason is never a queue reason such as `Priority`.
  */
+import type { EndingCode } from "../schemas/agent.ts";
 import type { JobState, TerminalState } from "../schemas/job.ts";
 import { durationSeconds } from "../schemas/patterns.ts";
 
@@ -10,8 +11,13 @@ export type Ending = {
   state: JobState;
   exitCode?: number | null;
   signal?: number | null;
-  /** 1-based setup line that failed, with its status, as the wrapper recorded it. */
-  setup?: { line: number; status: number } | null;
+  /**
+   * 1-based setup line that failed, with its status, as the wrapper recorded it, and the last line
+   * it wrote to stderr.
+   */
+  setup?: { line: number; status: number; stderrTail?: string } | null;
+  /** The wrapper's own failure (exit 125 with its failure file): what it could not do. */
+  wrapper?: { code: EndingCode; message: string } | null;
   /** The time limit the job asked for (`10m`, `1:00:00`); the partition's otherwise. */
   timeLimit?: string | null;
   /** slurmgate sent the scancel (the user asked for it). */
@@ -43,7 +49,11 @@ export function formatSeconds(total: number): string {
 /** `exited 3`, `killed by signal 9`, `setup line 2 exited 127`: how the process itself ended. */
 function howItExited(e: Ending): string | undefined {
   if (e.setup) {
-    return `setup line ${e.setup.line} exited ${e.setup.status}`;
+    const tail = e.setup.stderrTail ? `: ${e.setup.stderrTail}` : "";
+    return `setup line ${e.setup.line} exited ${e.setup.status}${tail}`;
+  }
+  if (e.wrapper) {
+    return e.wrapper.message;
   }
   if (e.signal) {
     return `killed by signal ${e.signal}`;
@@ -83,6 +93,39 @@ export function describeEnding(e: Ending): string {
       return "preempted by a higher-priority job";
     default:
       return String(e.state);
+  }
+}
+
+/**
+ * The stable code of an ending that is not a success; undefined for `completed`, and for a failure
+ * with no evidence of how (no exit code).
+ * @example endingCode({ state: "failed", exitCode: 2, setup: { line: 1, status: 2 } }) // => "setup_failed"
+ */
+export function endingCode(e: Ending): EndingCode | undefined {
+  switch (e.state as TerminalState) {
+    case "failed":
+      if (e.setup) {
+        return "setup_failed";
+      }
+      if (e.wrapper) {
+        return e.wrapper.code;
+      }
+      if (e.signal || (e.exitCode != null && e.exitCode > 128 && e.exitCode < 160)) {
+        return "killed_by_signal";
+      }
+      return e.exitCode != null ? "exited_nonzero" : undefined;
+    case "out_of_memory":
+      return "out_of_memory";
+    case "timeout":
+      return "time_limit";
+    case "node_fail":
+      return "node_fail";
+    case "preempted":
+      return "preempted";
+    case "cancelled":
+      return e.cancelledByUser ? "cancelled_by_user" : "cancelled_in_slurm";
+    default:
+      return undefined;
   }
 }
 

@@ -4,11 +4,12 @@
  * a third source. A job absent from all three is unknown until the grace period ends, then `lost`;
  * it is never called completed without evidence.
  */
+import { type EndingCode, WRAPPER_CODES } from "../schemas/agent.ts";
 import type { JobState, JobTask, TerminalState } from "../schemas/job.ts";
 import { MAX_REPORTED_TASKS, isTerminal } from "../schemas/job.ts";
 import { expandArrayIndexes } from "./array-indexes.ts";
 import type { AgentContext } from "./context.ts";
-import { TASK_ENDING_WORDS, describeEnding } from "./endings.ts";
+import { type Ending, TASK_ENDING_WORDS, describeEnding, endingCode } from "./endings.ts";
 import type { Report } from "./gateway-api.ts";
 import type { TrackedJob } from "./state.ts";
 
@@ -17,6 +18,8 @@ export type Observation = {
   exitCode?: number;
   signal?: number;
   reason?: string;
+  /** How a job that ran ended, when it did not complete (its task's, for an array). */
+  code?: EndingCode;
   /** An array job's tasks, every expected index, in index order. */
   tasks?: JobTask[];
 };
@@ -34,8 +37,14 @@ export type Row = {
 /** What the job wrapper left in the job directory, per task (`-1` for a plain job). */
 export type JobFiles = {
   exit: ReadonlyMap<number, number>;
-  setup: ReadonlyMap<number, { line: number; status: number }>;
+  setup: ReadonlyMap<number, SetupFailure>;
+  /** The wrapper's own failure file, read for failed tasks only. */
+  wrapper?: ReadonlyMap<number, WrapperFailure>;
 };
+type SetupFailure = { line: number; status: number; stderrTail?: string };
+type WrapperFailure = { code: EndingCode; message: string };
+/** The status the job wrapper exits with when it fails itself (sg_fail in render/template.ts). */
+const WRAPPER_FAILED_STATUS = 125;
 
 /** The facts about a tracked job the fold needs besides Slurm's rows. */
 export type FoldJob = Pick<TrackedJob, "slurmJobId" | "arrayIndexes" | "cancelRequested"> & {
@@ -198,16 +207,25 @@ export function allLiveInQueue(job: FoldJob, queue: readonly Row[]): boolean {
   });
 }
 
-function ending(job: FoldJob, s: Settled, setup: { line: number; status: number } | undefined): string {
-  return describeEnding({
+function endingOf(job: FoldJob, s: Settled, files: JobFiles, task: number): Ending {
+  const setup = files.setup.get(task);
+  const wrapper = files.wrapper?.get(task);
+  return {
     state: s.state,
     exitCode: s.exitCode,
     signal: s.signal,
-    // The status file is only evidence for the ending it describes (not a stale one).
+    // A status file is only evidence for the ending it describes (not a stale one).
     setup: s.state === "failed" && setup && setup.status === s.exitCode ? setup : null,
+    wrapper: s.state === "failed" && s.exitCode === WRAPPER_FAILED_STATUS && wrapper ? wrapper : null,
     timeLimit: job.timeLimit,
     cancelledByUser: job.cancelRequested,
-  });
+  };
+}
+
+function ending(job: FoldJob, s: Settled, files: JobFiles, task: number): { reason: string; code?: EndingCode } {
+  const facts = endingOf(job, s, files, task);
+  const code = endingCode(facts);
+  return { reason: describeEnding(facts), ...(code ? { code } : {}) };
 }
 
 function taskNote(t: JobTask): string {
@@ -279,7 +297,7 @@ export function foldJob(
       return undefined;
     }
     return isTerminal(s.state)
-      ? { state: s.state, exitCode: s.exitCode, signal: s.signal, reason: ending(job, s, files.setup.get(PLAIN)) }
+      ? { state: s.state, exitCode: s.exitCode, signal: s.signal, ...ending(job, s, files, PLAIN) }
       : { state: s.state, reason: s.queueReason };
   }
   if (settled.every((t) => !t.s)) {
@@ -293,7 +311,7 @@ export function foldJob(
     reason: !s
       ? "no record yet in squeue, sacct or its exit file"
       : isTerminal(s.state)
-        ? ending(job, s, files.setup.get(task))
+        ? ending(job, s, files, task).reason
         : (s.queueReason ?? null),
   }));
   const reported = tasks.slice(0, MAX_REPORTED_TASKS);
@@ -324,11 +342,15 @@ export function foldJob(
   }
   const lead = ARRAY_ENDING_PRECEDENCE.find((state) => tasks.some((t) => t.state === state)) ?? "failed";
   const decisive = tasks.find((t) => t.state === lead && (t.exitCode !== null || t.signal !== null));
+  const leadTask = decisive ?? tasks.find((t) => t.state === lead);
+  const leadSettled = settled.find((t) => t.task === leadTask?.task)?.s;
+  const code = leadTask && leadSettled ? ending(job, leadSettled, files, leadTask.task).code : undefined;
   return {
     state: lead,
     exitCode: decisive?.exitCode ?? undefined,
     signal: decisive?.signal ?? undefined,
     reason: arraySummary(tasks, lead),
+    ...(code ? { code } : {}),
     tasks: reported,
   };
 }
@@ -339,10 +361,45 @@ async function readNumbers(ctx: AgentContext, path: string): Promise<number[] | 
   return /^\d{1,9}( \d{1,9})*$/.test(text) ? text.split(" ").map(Number) : undefined;
 }
 
-/** The wrapper's exit-code and setup-status files for the tasks that need them. */
+const STDERR_TAIL_BYTES = 2_048;
+const STDERR_LINE_CHARS = 300;
+
+/**
+ * The last line a failed setup line wrote to stderr (the wrapper's own note after it skipped), as
+ * one printable line; undefined when there is none. Reads only the file's last 2 KiB.
+ */
+async function stderrTail(ctx: AgentContext, path: string): Promise<string | undefined> {
+  const st = await ctx.executor.stat(path);
+  if (!st?.isFile || st.size === 0) {
+    return undefined;
+  }
+  const offset = Math.max(0, st.size - STDERR_TAIL_BYTES);
+  const data = await ctx.executor.readFile(path, { offset, length: STDERR_TAIL_BYTES });
+  const lines = (data?.toString("utf8") ?? "")
+    .split("\n")
+    .slice(offset > 0 ? 1 : 0) // the first line of a tail may be cut
+    .map((line) => line.replace(/[\u0000-\u001f\u007f]/g, " ").trim())
+    .filter((line) => line !== "" && !line.startsWith("slurmgate: setup line "));
+  const last = lines.at(-1);
+  return last === undefined ? undefined : last.slice(0, STDERR_LINE_CHARS);
+}
+
+/** The wrapper's failure file: `<code> <message>`, one line, a code it may write. */
+async function readWrapperFailure(ctx: AgentContext, path: string): Promise<WrapperFailure | undefined> {
+  const text = (await ctx.executor.readFile(path, { length: 1_024 }))?.toString("utf8") ?? "";
+  const match = /^([a-z_]{1,40}) ([^\n]{1,900})\n?$/.exec(text);
+  const code = match?.[1] as (typeof WRAPPER_CODES)[number] | undefined;
+  if (!match || !code || !WRAPPER_CODES.includes(code)) {
+    return undefined;
+  }
+  return { code, message: match[2]!.replace(/[\u0000-\u001f\u007f]/g, " ").slice(0, STDERR_LINE_CHARS) };
+}
+
+/** The wrapper's exit-code files, and for failed tasks its setup-status and failure files. */
 async function readJobFiles(ctx: AgentContext, job: TrackedJob, tasks: number[], failed: number[]): Promise<JobFiles> {
   const exit = new Map<number, number>();
-  const setup = new Map<number, { line: number; status: number }>();
+  const setup = new Map<number, SetupFailure>();
+  const wrapper = new Map<number, WrapperFailure>();
   const suffix = (task: number) => (task === PLAIN ? "" : `.${task}`);
   for (const task of tasks) {
     const [code] = (await readNumbers(ctx, `${job.jobDir}/exitcode${suffix(task)}`)) ?? [];
@@ -353,10 +410,16 @@ async function readJobFiles(ctx: AgentContext, job: TrackedJob, tasks: number[],
   for (const task of failed) {
     const numbers = await readNumbers(ctx, `${job.jobDir}/setup-status${suffix(task)}`);
     if (numbers?.length === 2) {
-      setup.set(task, { line: numbers[0]!, status: numbers[1]! });
+      const tail = await stderrTail(ctx, `${job.jobDir}/stderr${suffix(task)}`);
+      setup.set(task, { line: numbers[0]!, status: numbers[1]!, ...(tail ? { stderrTail: tail } : {}) });
+      continue;
+    }
+    const failure = await readWrapperFailure(ctx, `${job.jobDir}/failure${suffix(task)}`);
+    if (failure) {
+      wrapper.set(task, failure);
     }
   }
-  return { exit, setup };
+  return { exit, setup, wrapper };
 }
 
 /** Observes every submitted job; returns jobId → observation (absent = no evidence this cycle). */
@@ -394,8 +457,8 @@ export async function observe(ctx: AgentContext, jobs: TrackedJob[]): Promise<Ma
           : [];
       if (failed.length > 0) {
         // Which setup line failed, if that is how it failed: read only for failed tasks.
-        const { setup } = await readJobFiles(ctx, job, [], failed);
-        folded = foldJob(job, queueRows, history, { exit: files.exit, setup });
+        const { setup, wrapper } = await readJobFiles(ctx, job, [], failed);
+        folded = foldJob(job, queueRows, history, { exit: files.exit, setup, wrapper });
       }
       folded ??= queue.ok && history !== null ? cancelledWhilePending(job) : undefined;
       if (folded) {
@@ -424,7 +487,8 @@ function cancelledWhilePending(job: TrackedJob): Observation | undefined {
   if (!job.cancelRequested || job.isArray || !elementOf(job.slurmJobId ?? "")) {
     return undefined;
   }
-  return { state: "cancelled", reason: `${ending(job, { state: "cancelled" }, undefined)} before it started` };
+  const { reason, code } = ending(job, { state: "cancelled" }, { exit: new Map(), setup: new Map() }, PLAIN);
+  return { state: "cancelled", reason: `${reason} before it started`, ...(code ? { code } : {}) };
 }
 
 async function historyRows(ctx: AgentContext, jobs: TrackedJob[]): Promise<Row[] | null> {
@@ -515,7 +579,7 @@ export function transitions(ctx: AgentContext, jobs: TrackedJob[], seen: Map<str
       jobId: job.jobId,
       epoch: job.epoch,
       state: obs.state,
-      ...(obs.state === "rejected" ? { code: "slurm_dependency" as const } : {}),
+      ...(obs.state === "rejected" ? { code: "slurm_dependency" as const } : obs.code ? { code: obs.code } : {}),
       slurmJobId: job.slurmJobId ?? undefined,
       exitCode: obs.exitCode,
       signal: obs.signal,

@@ -110,6 +110,27 @@ export const RejectCode = z.enum([
 ]);
 export type RejectCode = z.infer<typeof RejectCode>;
 
+/**
+ * How a job that ran ended, when it did not complete: a stable code next to the reason's words.
+ * `image_missing` and `wrapper_failed` come from the job wrapper's own failure file (WRAPPER_CODES).
+ */
+export const EndingCode = z.enum([
+  "exited_nonzero",
+  "killed_by_signal",
+  "setup_failed",
+  "image_missing",
+  "wrapper_failed",
+  "out_of_memory",
+  "time_limit",
+  "node_fail",
+  "preempted",
+  "cancelled_by_user",
+  "cancelled_in_slurm",
+]);
+export type EndingCode = z.infer<typeof EndingCode>;
+/** The codes the job wrapper may write into its failure file (agent/render/template.ts). */
+export const WRAPPER_CODES = ["image_missing", "wrapper_failed"] as const satisfies readonly EndingCode[];
+
 /** stdout and stderr of each of the (at most 1,000) array tasks the agent follows, plus the job's own. */
 export const MAX_LOG_CHUNKS_PER_REPORT = 2_002;
 
@@ -142,7 +163,10 @@ export const Report = z
     exitCode: z.number().int().optional(),
     signal: z.number().int().optional(),
     reason: z.string().max(4_096).optional(),
-    code: RejectCode.optional(),
+    code: z
+      .union([RejectCode, EndingCode])
+      .optional()
+      .openapi({ description: "A refusal's code (rejected), or how a job that ran ended when it did not complete." }),
     script: z
       .string()
       .max(1_100_000)

@@ -5,7 +5,9 @@
  * single-quoted. User strings never appear in this text: the wrapper reads them from the NUL
  * data files (data-files.ts). What the wrapper does, in order:
  *  1. traps: on exit or SIGTERM/INT/HUP write `<jobDir>/exitcode[.<task>]` (third source of truth
- *     next to squeue/sacct) and delete the secrets file (not for array tasks: they share it);
+ *     next to squeue/sacct) and delete the secrets file (not for array tasks: they share it); what
+ *     the wrapper itself cannot do (an image missing, a file it cannot read) ends the job with 125
+ *     and `<code> <message>` in `<jobDir>/failure[.<task>]`;
  *  2. scrubs its starting environment down to Slurm's own variables and a login baseline;
  *  3. reads argv, env, container env and secrets; checks every env entry is `IDENT=...`;
  *  4. exports SLURMGATE_*, secrets, then the requested env (skipping bash-special names),
@@ -83,8 +85,11 @@ sg_done() {
   if [[ -n $sg_secrets && -z $sg_task ]]; then rm -f -- "$sg_secrets"; fi
   exit "$1"
 }
+# What the wrapper itself could not do: a line for the job's stderr, and "<code> <message>" in
+# failure[.<task>] for the agent's reason and code (schemas/agent.ts WRAPPER_CODES), exit 125.
 sg_fail() {
   printf 'slurmgate: %s\n' "$1" >&2
+  printf '%s %s\n' "${"$"}{2:-wrapper_failed}" "$1" >"$sg_dir/failure$sg_sfx" 2>/dev/null
   sg_done 125
 }
 sg_signal() {
@@ -163,7 +168,10 @@ if ((${"$"}{#sg_runtime[@]})); then
     x86_64 | amd64) sg_image=$sg_image_x86_64 ;;
     aarch64 | arm64) sg_image=$sg_image_aarch64 ;;
   esac
-  [[ -n $sg_image ]] || sg_fail "the job has no container image for architecture $(uname -m)"
+  [[ -n $sg_image ]] || sg_fail "the job has no container image for architecture $(uname -m)" image_missing
+  if [[ $sg_image == /* && ! ( -f $sg_image && -r $sg_image ) ]]; then
+    sg_fail "container image $sg_image does not exist or cannot be read on $(hostname)" image_missing
+  fi
 fi
 if [[ $sg_mode == command ]]; then
   sg_read "$sg_dir/argv.nul"

@@ -489,7 +489,7 @@ export interface components {
             state: components["schemas"]["JobState"];
             /** @description Why the job waits or how it ended, in words. */
             reason: string | null;
-            /** @description Stable machine code for a refusal or failure (e.g. slurm_invalid_partition). */
+            /** @description Stable machine code for a refusal (slurm_invalid_partition) or for how a job that ran ended when it did not complete (setup_failed, image_missing, exited_nonzero, killed_by_signal, out_of_memory, time_limit, …). */
             code: string | null;
             cluster: string;
             partition: string | null;
@@ -1043,8 +1043,8 @@ export interface components {
             exitCode?: number;
             signal?: number;
             reason?: string;
-            /** @enum {string} */
-            code?: "policy_rejected" | "invalid_spec" | "path_outside_roots" | "secret_missing" | "slurm_invalid_partition" | "slurm_invalid_account" | "slurm_invalid_qos" | "slurm_qos_limit" | "slurm_assoc_limit" | "slurm_gres_unavailable" | "slurm_time_limit" | "slurm_memory_limit" | "slurm_node_config" | "slurm_dependency" | "slurm_rejected" | "job_vanished" | "owner_not_mapped" | "owner_not_agent_user" | "owner_unknown_account" | "owner_privileged_account" | "account_not_associated" | "sudo_refused";
+            /** @description A refusal's code (rejected), or how a job that ran ended when it did not complete. */
+            code?: ("policy_rejected" | "invalid_spec" | "path_outside_roots" | "secret_missing" | "slurm_invalid_partition" | "slurm_invalid_account" | "slurm_invalid_qos" | "slurm_qos_limit" | "slurm_assoc_limit" | "slurm_gres_unavailable" | "slurm_time_limit" | "slurm_memory_limit" | "slurm_node_config" | "slurm_dependency" | "slurm_rejected" | "job_vanished" | "owner_not_mapped" | "owner_not_agent_user" | "owner_unknown_account" | "owner_privileged_account" | "account_not_associated" | "sudo_refused") | ("exited_nonzero" | "killed_by_signal" | "setup_failed" | "image_missing" | "wrapper_failed" | "out_of_memory" | "time_limit" | "node_fail" | "preempted" | "cancelled_by_user" | "cancelled_in_slurm");
             /** @description The exact rendered batch script, for audit. */
             script?: string;
             /**

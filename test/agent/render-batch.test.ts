@@ -126,6 +126,8 @@ describe("each task is its element", () => {
 
   it("binds each element's own job directory into its container and starts there", async () => {
     const dir = await fresh();
+    const image = join(root, "x.sif");
+    await writeFile(image, "");
     const runtime = join(root, "fake-apptainer.cjs");
     await writeFile(
       runtime,
@@ -135,7 +137,7 @@ describe("each task is its element", () => {
     const specs = [0, 1].map((i) => ({
       name: "c",
       command: ["prog", String(i)],
-      container: { image: "/img/x.sif", env: { INSIDE: "yes" } },
+      container: { image, env: { INSIDE: "yes" } },
     }));
     const batch = await writeBatch(dir, specs, { apptainerBin: runtime });
     const ran = await runTask(batch, 1, batch.jobDirs[1]!);
@@ -149,7 +151,7 @@ describe("each task is its element", () => {
       batch.jobDirs[1],
       "--bind",
       join(batch.jobDirs[1]!, "checkpoint"),
-      "/img/x.sif",
+      image,
       "prog",
       "1",
     ]);

@@ -215,6 +215,8 @@ describe("rendered scripts deliver user strings exactly or refuse them", () => {
   it(
     "container env and argv through the runtime; script bodies byte-exact in payload.sh",
     async () => {
+      const image = join(root, "x.sif");
+      await writeFile(image, "");
       const fakeRuntime = join(root, "fake-apptainer.cjs");
       await writeFile(
         fakeRuntime,
@@ -230,7 +232,7 @@ describe("rendered scripts deliver user strings exactly or refuse them", () => {
           async (args, rawEnv, rawCenv, body) => {
             const env = probeSafe(rawEnv);
             const cenv = probeSafe(rawCenv);
-            const spec = { name: "c", command: ["prog", ...args], env, container: { image: "/img/x.sif", env: cenv } };
+            const spec = { name: "c", command: ["prog", ...args], env, container: { image, env: cenv } };
             const outcome = await renderAndRun(spec, undefined, fakeRuntime);
             if (!("refused" in outcome)) {
               ran.container++;
@@ -243,7 +245,7 @@ describe("rendered scripts deliver user strings exactly or refuse them", () => {
                 jobDir,
                 "--bind",
                 join(root, JOB_ID, "checkpoint"),
-                "/img/x.sif",
+                image,
                 "prog",
                 ...args,
               ]);

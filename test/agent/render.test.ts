@@ -508,6 +508,8 @@ describe("renderBatchScript: the wrapper, run with bash", () => {
 
   it("builds the apptainer command line and picks the image by uname -m", async () => {
     const jobDir = join(root, "container");
+    const x86 = join(root, "x86.sif");
+    await writeFile(x86, "");
     const fake = join(root, "fake-apptainer");
     // A stand-in runtime that prints its argv and one env var, NUL-separated.
     await writeFile(fake, "#!/bin/bash\nprintf '%s\\0' \"$@\"\nprintf 'CENV=%s\\0' \"$CENV\"\n", { mode: 0o755 });
@@ -517,7 +519,7 @@ describe("renderBatchScript: the wrapper, run with bash", () => {
           command: ["python3", "-c", "print('$x')"],
           resources: { gpus: { count: 1 } },
           container: {
-            images: { x86_64: "/img/x86.sif", aarch64: "docker://ghcr.io/org/img:1.0" },
+            images: { x86_64: x86, aarch64: "docker://ghcr.io/org/img:1.0" },
             binds: [{ src: "/data/in", dst: "/in", readonly: true }, { src: "/data/out" }],
             mountHome: false,
             env: { CENV: "c 'v' $y" },
@@ -531,7 +533,7 @@ describe("renderBatchScript: the wrapper, run with bash", () => {
     expect(result.code, result.stderr).toBe(0);
     const { execFileSync } = await import("node:child_process");
     const arch = execFileSync("uname", ["-m"], { encoding: "utf8" }).trim();
-    const image = arch === "aarch64" ? "docker://ghcr.io/org/img:1.0" : "/img/x86.sif";
+    const image = arch === "aarch64" ? "docker://ghcr.io/org/img:1.0" : x86;
     expect(result.stdout.split("\0").slice(0, -1)).toEqual([
       "exec",
       "--nv",
@@ -552,6 +554,20 @@ describe("renderBatchScript: the wrapper, run with bash", () => {
       "print('$x')",
       "CENV=c 'v' $y",
     ]);
+  });
+
+  it("ends with 125 and image_missing in its failure file when the image is not on the node", async () => {
+    const { jobDir, result } = await runJob("missing-image", {
+      command: ["true"],
+      container: { image: join(root, "gone.sif") },
+    });
+    expect(result.code).toBe(125);
+    const message = `container image ${join(root, "gone.sif")} does not exist or cannot be read on `;
+    expect(result.stderr).toContain(`slurmgate: ${message}`);
+    expect(await readFile(join(jobDir, "failure"), "utf8")).toMatch(
+      new RegExp(`^image_missing ${message.replaceAll(/[.*+?^${}()|[\]\\/]/g, "\\$&")}\\S+\n$`),
+    );
+    expect((await readFile(join(jobDir, "exitcode"), "utf8")).trim()).toBe("125");
   });
 
   it("fails clearly when no image exists for this architecture", async () => {

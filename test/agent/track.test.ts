@@ -42,10 +42,16 @@ function ctxFor(world: World): AgentContext {
       scontrolAll: async () => ({ ok: true, value: [] }),
     },
     executor: {
-      readFile: async (path: string) => {
-        const name = path.split("/").pop()!;
-        const text = world.files?.[name];
-        return text === undefined ? null : Buffer.from(text);
+      readFile: async (path: string, range: { offset?: number; length?: number } = {}) => {
+        const text = world.files?.[path.split("/").pop()!];
+        const offset = range.offset ?? 0;
+        return text === undefined ? null : Buffer.from(text).subarray(offset, offset + (range.length ?? 1e9));
+      },
+      stat: async (path: string) => {
+        const text = world.files?.[path.split("/").pop()!];
+        return text === undefined
+          ? null
+          : { isFile: true, isDirectory: false, isSymbolicLink: false, size: Buffer.byteLength(text), mode: 0o600 };
       },
     },
   } as unknown as AgentContext;
@@ -312,18 +318,62 @@ describe("a plain job's terminal reason says how it ended", () => {
     });
   });
 
+  it("quotes the failed setup line's last stderr line, cut to one printable line", async () => {
+    const sacct = lines(sacctLine("11", "11", "FAILED", "127:0"));
+    const stderr = `${"x".repeat(5_000)}\nwarming up\nbash: line 1: module: command not found\x1b[31m\nslurmgate: setup line 2 failed with status 127\n`;
+    const obs = await observeOne({ squeue: "", sacct, files: { "setup-status": "2 127\n", stderr } }, plain());
+    expect(obs).toMatchObject({
+      state: "failed",
+      code: "setup_failed",
+      reason: "setup line 2 exited 127: bash: line 1: module: command not found [31m",
+    });
+    const long = await observeOne(
+      { squeue: "", sacct, files: { "setup-status": "2 127\n", stderr: `${"é".repeat(400)}\n` } },
+      plain(),
+    );
+    expect(long?.reason?.length).toBeLessThanOrEqual("setup line 2 exited 127: ".length + 300);
+  });
+
+  it("takes the wrapper's own failure (exit 125) from its failure file, and nothing else from it", async () => {
+    const sacct = (exit: string) => lines(sacctLine("11", "11", "FAILED", exit));
+    const missing = "image_missing container image /shared/img/x.sif does not exist or cannot be read on n1\n";
+    expect(await observeOne({ squeue: "", sacct: sacct("125:0"), files: { failure: missing } }, plain())).toEqual({
+      state: "failed",
+      exitCode: 125,
+      signal: 0,
+      code: "image_missing",
+      reason: "container image /shared/img/x.sif does not exist or cannot be read on n1",
+    });
+    // The payload's own exit 3 is not the wrapper's failure; hostile or unknown contents are ignored.
+    for (const [exit, failure] of [
+      ["3:0", missing],
+      ["125:0", "root_shell gimme\n"],
+      ["125:0", "image_missing two\nlines\n"],
+      ["125:0", "IMAGE missing\n"],
+    ] as const) {
+      const obs = await observeOne({ squeue: "", sacct: sacct(exit), files: { failure } }, plain());
+      expect(obs?.reason, failure).toBe(`exited ${exit.split(":")[0]}`);
+      expect(obs?.code, failure).toBe("exited_nonzero");
+    }
+  });
+
   it.each([
-    ["OUT_OF_MEMORY", "0:125", {}, "killed: out of memory"],
-    ["TIMEOUT", "0:15", { timeLimit: "10" }, "time limit 10m reached"],
-    ["TIMEOUT", "0:15", { timeLimit: "1:30:00" }, "time limit 1h30m reached"],
-    ["TIMEOUT", "0:15", {}, "time limit reached"],
-    ["CANCELLED by 0", "0:15", { cancelRequested: true }, "cancelled by user"],
-    ["NODE_FAIL", "0:0", {}, "a node it ran on failed"],
-    ["COMPLETED", "0:0", {}, "exited 0"],
-    ["FAILED", "0:9", {}, "killed by signal 9"],
-  ])("%s %s → %s", async (state, exit, over, reason) => {
+    ["OUT_OF_MEMORY", "0:125", {}, "killed: out of memory", "out_of_memory"],
+    ["TIMEOUT", "0:15", { timeLimit: "10" }, "time limit 10m reached", "time_limit"],
+    ["TIMEOUT", "0:15", { timeLimit: "1:30:00" }, "time limit 1h30m reached", "time_limit"],
+    ["TIMEOUT", "0:15", {}, "time limit reached", "time_limit"],
+    ["CANCELLED by 0", "0:15", { cancelRequested: true }, "cancelled by user", "cancelled_by_user"],
+    ["CANCELLED by 0", "0:15", {}, "cancelled in Slurm, not through slurmgate", "cancelled_in_slurm"],
+    ["NODE_FAIL", "0:0", {}, "a node it ran on failed", "node_fail"],
+    ["PREEMPTED", "0:0", {}, "preempted by a higher-priority job", "preempted"],
+    ["COMPLETED", "0:0", {}, "exited 0", undefined],
+    ["FAILED", "0:9", {}, "killed by signal 9", "killed_by_signal"],
+    ["FAILED", "137:0", {}, "exited 137 (killed by signal 9)", "killed_by_signal"],
+    ["FAILED", "2:0", {}, "exited 2", "exited_nonzero"],
+  ])("%s %s → %s (%s)", async (state, exit, over, reason, code) => {
     const obs = await observeOne({ squeue: "", sacct: lines(sacctLine("11", "11", state, exit)) }, plain(over));
     expect(obs?.reason).toBe(reason);
+    expect(obs?.code).toBe(code);
   });
 });
 
@@ -402,7 +452,11 @@ describe("a sweep element is a plain job whose record is one task of its batch's
   it("is cancelled when its cancel was sent and Slurm then dropped it without a trace (a pending task cancelled alone)", async () => {
     const squeue = lines(squeueLine("5_0", "6", "PENDING", "BeginTime"));
     const obs = await observeOne({ squeue, sacct: "" }, element("5_1", { cancelRequested: true }));
-    expect(obs).toEqual({ state: "cancelled", reason: "cancelled by user before it started" });
+    expect(obs).toEqual({
+      state: "cancelled",
+      reason: "cancelled by user before it started",
+      code: "cancelled_by_user",
+    });
   });
 
   it("is cancelled even while sacct still shows it in the array's pending range, once squeue lists the array without it", async () => {

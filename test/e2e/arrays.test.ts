@@ -139,7 +139,11 @@ describe("a terminal reason says how the job ended", () => {
       command: ["echo", "never"],
     });
     const done = await e2e.waitTerminal(e2e.alice, job.id, 120_000);
-    expect(done).toMatchObject({ state: "failed", exitCode: 127, reason: "setup line 2 exited 127" });
+    expect(done).toMatchObject({ state: "failed", exitCode: 127, code: "setup_failed" });
+    // The reason quotes what the line said on stderr.
+    expect(done.reason).toMatch(
+      /^setup line 2 exited 127: \S+: line \d+: no-such-command-slurmgate-test: command not found$/,
+    );
     expect(await e2e.logs(e2e.alice, job.id)).toBe("");
   }, 150_000);
 
@@ -151,6 +155,6 @@ describe("a terminal reason says how the job ended", () => {
       command: ["bash", "-c", "exit 3"],
     });
     const done = await e2e.waitTerminal(e2e.alice, job.id, 120_000);
-    expect(done).toMatchObject({ state: "failed", exitCode: 3, reason: "exited 3" });
+    expect(done).toMatchObject({ state: "failed", exitCode: 3, reason: "exited 3", code: "exited_nonzero" });
   }, 150_000);
 });

@@ -4,7 +4,7 @@
  * of jobs no cluster can run.
  */
 import { createHash } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -69,6 +69,26 @@ describe("workloads from the seed tools", () => {
       'echo "offline=$HF_HUB_OFFLINE"',
     ]);
   });
+
+  it("names a container image that vanished before the job ran: image_missing, not 'exited 125'", async () => {
+    mkdirSync(join(shared, "images"), { recursive: true });
+    const image = join(shared, "images", `vanishing-${Date.now()}.sif`);
+    writeFileSync(image, "");
+    const first = await e2e.submit(e2e.alice, { name: "holder", cluster: "alpha", command: ["sleep", "6"] });
+    const job = await e2e.submit(e2e.alice, {
+      name: "vanishing-image",
+      cluster: "alpha",
+      dependsOn: [{ job: first.id, condition: "afterany" }],
+      container: { image },
+      command: ["echo", "never"],
+    });
+    // In Slurm (the agent checked the image then), waiting for the first job: now the image goes.
+    await e2e.waitFor(e2e.alice, job.id, (j) => j.slurmJobId !== null, 60_000);
+    unlinkSync(image);
+    const done = await e2e.waitTerminal(e2e.alice, job.id, 120_000);
+    expect(done).toMatchObject({ state: "failed", exitCode: 125, code: "image_missing" });
+    expect(done.reason).toMatch(new RegExp(`^container image ${image} does not exist or cannot be read on \\S+$`));
+  }, 150_000);
 
   it("hands secrets to the job by name and leaves them nowhere else", async () => {
     const job = await e2e.submit(e2e.alice, {
