@@ -378,7 +378,7 @@ async function stderrTail(ctx: AgentContext, path: string): Promise<string | und
   const lines = (data?.toString("utf8") ?? "")
     .split("\n")
     .slice(offset > 0 ? 1 : 0) // the first line of a tail may be cut
-    .map((line) => line.replace(/[\u0000-\u001f\u007f]/g, " ").trim())
+    .map((line) => line.replace(/\p{Cc}/gu, " ").trim())
     .filter((line) => line !== "" && !line.startsWith("slurmgate: setup line "));
   const last = lines.at(-1);
   return last === undefined ? undefined : last.slice(0, STDERR_LINE_CHARS);
@@ -392,7 +392,7 @@ async function readWrapperFailure(ctx: AgentContext, path: string): Promise<Wrap
   if (!match || !code || !WRAPPER_CODES.includes(code)) {
     return undefined;
   }
-  return { code, message: match[2]!.replace(/[\u0000-\u001f\u007f]/g, " ").slice(0, STDERR_LINE_CHARS) };
+  return { code, message: match[2]!.replace(/\p{Cc}/gu, " ").slice(0, STDERR_LINE_CHARS) };
 }
 
 /** The wrapper's exit-code files, and for failed tasks its setup-status and failure files. */

@@ -111,7 +111,11 @@ export function buildDirectives(input: DirectiveInput): string[] {
     }
     const seconds = positiveInt(secondsBeforeLimit, "checkpoint.secondsBeforeLimit");
     if (seconds > 65_535) {
-      throw new RenderError("invalid_spec", "checkpoint.secondsBeforeLimit: at most 65535", "checkpoint.secondsBeforeLimit");
+      throw new RenderError(
+        "invalid_spec",
+        "checkpoint.secondsBeforeLimit: at most 65535",
+        "checkpoint.secondsBeforeLimit",
+      );
     }
     add("--signal", `B:${signal}@${seconds}`);
   }
