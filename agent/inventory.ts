@@ -1,6 +1,6 @@
 /**
  * What the cluster offers, published to the gateway on start and every few minutes: partitions with
- * their limits and GPUs (sinfo), Slurm and Apptainer versions, whether accounting answers, Slurm's
+ * their limits, idle nodes and GPUs, free and total (two sinfo), Slurm and Apptainer versions, whether accounting answers, Slurm's
  * MaxArraySize (the largest sweep batch the gateway may claim), and the roots and sbatch allow-list
  * this agent enforces.
  */
@@ -19,8 +19,9 @@ export async function collectInventory(
   ctx: AgentContext,
   extra: { cycleMs?: number; hostname: string; mode: "local" | "ssh" },
 ): Promise<Inventory> {
-  const [sinfo, version, apptainerVersion, accounting, maxArray] = await Promise.all([
+  const [sinfo, gpus, version, apptainerVersion, accounting, maxArray] = await Promise.all([
     ctx.slurm.sinfo(),
+    ctx.slurm.gpuAvailability?.(),
     ctx.slurm.slurmVersion(),
     ctx.slurm.apptainerVersion(),
     probeAccounting(ctx),
@@ -30,7 +31,11 @@ export async function collectInventory(
   if (!sinfo.ok) {
     throw new Error(sinfo.message);
   }
-  const partitions = sinfo.value;
+  // Free GPUs are news, not a requirement: without them the partitions are published as they are.
+  const partitions = sinfo.value.map((p) => {
+    const available = gpus?.ok ? gpus.value.get(p.name) : undefined;
+    return available && available.length > 0 ? { ...p, gpuAvailability: available } : p;
+  });
   // sinfo answered, so the cluster is there: a version that did not come is only unknown.
   const slurmVersion = version.ok ? version.value : "unknown";
   ctx.partitions = partitions;

@@ -3,7 +3,7 @@
  * Executor (local or SSH) with a scrubbed environment and a timeout. Each method is one command,
  * so the number of calls per cycle is visible here (DESIGN invariant 3).
  */
-import type { PartitionInfo } from "../schemas/agent.ts";
+import type { GpuAvailability, PartitionInfo } from "../schemas/agent.ts";
 import type { AgentConfig } from "./config.ts";
 import { buildSlurmEnv } from "./slurm/env.ts";
 import type { ExecResult, Executor } from "./executor/types.ts";
@@ -30,7 +30,7 @@ import {
   parseMaxArraySize,
   parseScontrolShowJob,
 } from "./slurm/scontrol.ts";
-import { buildSinfoArgs, parseSinfo } from "./slurm/sinfo.ts";
+import { buildSinfoArgs, buildSinfoGpuArgs, parseSinfo, parseSinfoGpus } from "./slurm/sinfo.ts";
 import { type SqueueRow, buildSqueueArgs, parseSqueue } from "./slurm/squeue.ts";
 import { parseApptainerVersion, parseSlurmVersion } from "./slurm/versions.ts";
 
@@ -49,6 +49,8 @@ export type SlurmCommands = {
   /** Ids Slurm no longer knew count as cancelled (idempotent); `gone` lists them. */
   scancel(ids: string[]): Promise<SlurmResult<{ gone: string[] }>>;
   sinfo(): Promise<SlurmResult<PartitionInfo[]>>;
+  /** Free and total GPUs per partition and type (one sinfo per node). Optional for other backends. */
+  gpuAvailability?(): Promise<SlurmResult<Map<string, GpuAvailability[]>>>;
   /** Slurm's MaxArraySize (`scontrol show config`); null when it does not say. Optional for other backends. */
   maxArraySize?(): Promise<SlurmResult<number | null>>;
   /** `unknown` when sbatch answers in a format we do not read. */
@@ -181,6 +183,9 @@ export function createSlurmCommands(options: {
     },
     sinfo() {
       return simple("sinfo", buildSinfoArgs, parseSinfo);
+    },
+    gpuAvailability() {
+      return simple("sinfo", buildSinfoGpuArgs, parseSinfoGpus);
     },
     maxArraySize() {
       return simple("scontrol", buildScontrolShowConfigArgs, parseMaxArraySize);

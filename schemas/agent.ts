@@ -227,6 +227,15 @@ export const GresCount = z.strictObject({
   count: z.number().int().min(0),
 });
 
+export const GpuAvailability = z
+  .strictObject({
+    type: z.string().regex(SLURM_NAME, "a GRES type name").or(z.literal("")),
+    total: z.number().int().min(0),
+    free: z.number().int().min(0),
+  })
+  .openapi("GpuAvailability");
+export type GpuAvailability = z.infer<typeof GpuAvailability>;
+
 /** What sinfo says of one partition. The agent parses it; the gateway echoes names back in 422s, so they are names. */
 export const PartitionInfo = z
   .strictObject({
@@ -239,6 +248,17 @@ export const PartitionInfo = z
     maxMemMBPerNode: z.number().int().min(0),
     maxNodes: z.number().int().min(0).nullable(),
     gpus: z.array(GresCount).max(64).openapi({ description: "GPU types and the largest count on one node." }),
+    idleNodes: z
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .openapi({ description: "Nodes with nothing running when the agent last looked (sinfo)." }),
+    gpuAvailability: z
+      .array(GpuAvailability)
+      .max(64)
+      .optional()
+      .openapi({ description: "Per GPU type: how many the partition's nodes have, and how many are free now." }),
   })
   .openapi("PartitionInfo");
 export type PartitionInfo = z.infer<typeof PartitionInfo>;

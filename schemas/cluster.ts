@@ -103,6 +103,13 @@ export const ClusterView = z
     inventory: Inventory.nullable(),
     agents: z.array(AgentStatus),
     profiles: z.array(z.string()),
+    profileDetails: z
+      .record(z.string(), Profile)
+      .openapi({ description: "What each profile sets: its partition and resources (the limits a job gets from it)." }),
+    unavailablePartitions: z.array(z.object({ name: z.string(), reason: z.string() })).openapi({
+      description:
+        "Partitions the cluster has that you cannot use now, each with why: not in your grant, or not up in Slurm (jobs sent there wait).",
+    }),
   })
   .openapi("ClusterView");
 export type ClusterView = z.infer<typeof ClusterView>;

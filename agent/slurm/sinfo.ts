@@ -1,15 +1,16 @@
 /**
  * sinfo: partitions for the inventory (schemas `Inventory.partitions`).
  *
- * Format `%P|%a|%D|%l|%c|%m|%G|%s`: partition (`*` marks the default), availability, node count,
- * time limit, CPUs per node, memory per node (MB), GRES, job size in nodes (`1-infinite`).
+ * Format `%P|%a|%D|%l|%c|%m|%G|%s|%F`: partition (`*` marks the default), availability, node
+ * count, time limit, CPUs per node, memory per node (MB), GRES, job size in nodes (`1-infinite`),
+ * nodes allocated/idle/other/total.
  * sinfo prints one line per distinct node configuration, so a partition may span several lines;
  * they are merged (nodes summed, per-node maxima kept).
  */
-import type { PartitionInfo } from "../../schemas/agent.ts";
+import type { GpuAvailability, PartitionInfo } from "../../schemas/agent.ts";
 import { lines, splitFields } from "./fields.ts";
 
-export const SINFO_FORMAT = "%P|%a|%D|%l|%c|%m|%G|%s";
+export const SINFO_FORMAT = "%P|%a|%D|%l|%c|%m|%G|%s|%F";
 
 /** argv for the partition listing. */
 export function buildSinfoArgs(): string[] {
@@ -25,11 +26,13 @@ export function buildSinfoArgs(): string[] {
 export function parseSinfo(stdout: string): PartitionInfo[] {
   const byName = new Map<string, PartitionInfo>();
   for (const line of lines(stdout)) {
-    const f = splitFields(line, 8);
+    // Eight fields from an agent of before %F: the idle count is then unknown.
+    const f = splitFields(line, 9) ?? splitFields(line, 8);
     if (!f) {
       continue;
     }
-    const [rawName = "", avail = "", nodes = "", limit = "", cpus = "", mem = "", gres = "", size = ""] = f;
+    const [rawName = "", avail = "", nodes = "", limit = "", cpus = "", mem = "", gres = "", size = "", counts] = f;
+    const idle = counts === undefined ? undefined : /^\d+\/(\d+)\/\d+\/\d+$/.exec(counts.trim())?.[1];
     const name = rawName.trim().replace(/\*$/, "");
     const next: PartitionInfo = {
       name,
@@ -41,6 +44,7 @@ export function parseSinfo(stdout: string): PartitionInfo[] {
       maxMemMBPerNode: leadingInt(mem) ?? 0,
       maxNodes: parseMaxNodes(size),
       gpus: parseGpuGres(gres),
+      ...(idle === undefined ? {} : { idleNodes: Number(idle) }),
     };
     const prev = byName.get(name);
     byName.set(name, prev === undefined ? next : merge(prev, next));
@@ -127,5 +131,47 @@ function merge(a: PartitionInfo, b: PartitionInfo): PartitionInfo {
     maxCpusPerNode: Math.max(a.maxCpusPerNode, b.maxCpusPerNode),
     maxMemMBPerNode: Math.max(a.maxMemMBPerNode, b.maxMemMBPerNode),
     gpus: [...gpus].map(([type, count]) => ({ type, count })),
+    ...(a.idleNodes === undefined || b.idleNodes === undefined ? {} : { idleNodes: a.idleNodes + b.idleNodes }),
   };
+}
+
+/** Per node and partition: configured GRES, GRES in use, compact state (one slurmctld RPC). */
+export const SINFO_GPU_FORMAT = "NodeHost:|,Partition:|,Gres:|,GresUsed:|,StateCompact:|";
+
+/** argv for the per-node GPU listing. */
+export function buildSinfoGpuArgs(): string[] {
+  return ["-h", "-N", "-O", SINFO_GPU_FORMAT];
+}
+
+/** Node states whose free GPUs a job could get now (a `*` suffix, not responding, is not one). */
+const SCHEDULABLE_STATE = /^(idle|mix|mixed|alloc|allocated|comp|completing)$/;
+
+/**
+ * Free and total GPUs per partition and type, summed over the partition's nodes: a node that is
+ * down, drained, reserved or not responding counts in the total but has none free.
+ * @example
+ * parseSinfoGpus("vm|gpu|gpu:a100:2|gpu:a100:1(IDX:0)|mix|\n").get("gpu")
+ * // => [{ type: "a100", total: 2, free: 1 }]
+ */
+export function parseSinfoGpus(stdout: string): Map<string, GpuAvailability[]> {
+  const byPartition = new Map<string, Map<string, GpuAvailability>>();
+  for (const line of lines(stdout)) {
+    const f = splitFields(line, 6);
+    if (!f) {
+      continue;
+    }
+    const [, rawPartition = "", gres = "", used = "", state = ""] = f;
+    const partition = rawPartition.trim().replace(/\*$/, "");
+    const usable = SCHEDULABLE_STATE.test(state.trim());
+    const inUse = new Map(parseGpuGres(used).map((g) => [g.type, g.count]));
+    const types = byPartition.get(partition) ?? new Map<string, GpuAvailability>();
+    for (const { type, count } of parseGpuGres(gres)) {
+      const entry = types.get(type) ?? { type, total: 0, free: 0 };
+      entry.total += count;
+      entry.free += usable ? Math.max(0, count - (inUse.get(type) ?? 0)) : 0;
+      types.set(type, entry);
+    }
+    byPartition.set(partition, types);
+  }
+  return new Map([...byPartition].map(([name, types]) => [name, [...types.values()]]));
 }

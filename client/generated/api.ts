@@ -863,6 +863,15 @@ export interface components {
             inventory: components["schemas"]["Inventory"];
             agents: components["schemas"]["AgentStatus"][];
             profiles: string[];
+            /** @description What each profile sets: its partition and resources (the limits a job gets from it). */
+            profileDetails: {
+                [key: string]: components["schemas"]["Profile"];
+            };
+            /** @description Partitions the cluster has that you cannot use now, each with why: not in your grant, or not up in Slurm (jobs sent there wait). */
+            unavailablePartitions: {
+                name: string;
+                reason: string;
+            }[];
         };
         Inventory: {
             slurmVersion: string;
@@ -902,6 +911,15 @@ export interface components {
                 type: string;
                 count: number;
             }[];
+            /** @description Nodes with nothing running when the agent last looked (sinfo). */
+            idleNodes?: number;
+            /** @description Per GPU type: how many the partition's nodes have, and how many are free now. */
+            gpuAvailability?: components["schemas"]["GpuAvailability"][];
+        };
+        GpuAvailability: {
+            type: string | "";
+            total: number;
+            free: number;
         };
         /** @description Whose jobs this agent runs; absent = `self`. A personal agent's user comes from its token. */
         AgentIdentity: {
@@ -924,6 +942,10 @@ export interface components {
             stoppedAt: string | null;
             cycleMs: number | null;
             mode: string;
+        };
+        Profile: {
+            partition?: string;
+            resources?: components["schemas"]["Resources"];
         };
         Me: {
             kind: components["schemas"]["TokenKind"];
@@ -1143,10 +1165,6 @@ export interface components {
             profiles: {
                 [key: string]: components["schemas"]["Profile"];
             };
-        };
-        Profile: {
-            partition?: string;
-            resources?: components["schemas"]["Resources"];
         };
         Grant: {
             user: string;

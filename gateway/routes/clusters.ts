@@ -1,6 +1,7 @@
 /**
  * What users see of clusters, and who the caller is.
  */
+import type { PartitionInfo } from "../../schemas/index.ts";
 import { clusterLiveness } from "../agent-liveness.ts";
 import { scopeGrants } from "../auth/scope.ts";
 import type { Deps } from "../deps.ts";
@@ -10,6 +11,20 @@ import { listGrants } from "../store/grants.ts";
 import { iso } from "../store/job-row.ts";
 import { clustersRoute, meRoute } from "./clusters.routes.ts";
 import { createRouter } from "./common.ts";
+
+/** Why each partition the caller cannot use now is not on offer. */
+function unavailable(partitions: readonly PartitionInfo[], allowed: readonly string[]) {
+  return partitions.flatMap((p) => {
+    if (!allowed.includes(p.name)) {
+      const granted = allowed.length > 0 ? allowed.join(", ") : "none";
+      return [{ name: p.name, reason: `not in your grant for this cluster (yours: ${granted})` }];
+    }
+    if (p.state !== "up") {
+      return [{ name: p.name, reason: `${p.state} in Slurm: jobs sent there wait until it is up` }];
+    }
+    return [];
+  });
+}
 
 export function clustersRouter(deps: Deps) {
   const app = createRouter();
@@ -33,7 +48,8 @@ export function clustersRouter(deps: Deps) {
       }
       const own = agents.filter((a) => a.cluster === name);
       const { alive, lastSeenAt, stoppedAt } = clusterLiveness(own, now, livenessMs);
-      const all = record.inventory?.partitions.map((p) => p.name) ?? [];
+      const inventoried = record.inventory?.partitions ?? [];
+      const all = inventoried.map((p) => p.name);
       const allowed = !grant || grant.partitions.includes("*") ? all : all.filter((p) => grant.partitions.includes(p));
       items.push({
         name,
@@ -52,6 +68,8 @@ export function clustersRouter(deps: Deps) {
           mode: a.mode,
         })),
         profiles: Object.keys(record.config.profiles),
+        profileDetails: record.config.profiles,
+        unavailablePartitions: unavailable(inventoried, allowed),
       });
     }
     return c.json({ items }, 200);

@@ -1,12 +1,20 @@
 import { describe, expect, it } from "vitest";
-import { buildSinfoArgs, parseGpuGres, parseSinfo, parseSlurmDuration } from "../../agent/slurm/sinfo.ts";
+import {
+  buildSinfoArgs,
+  buildSinfoGpuArgs,
+  parseGpuGres,
+  parseSinfo,
+  parseSinfoGpus,
+  parseSlurmDuration,
+} from "../../agent/slurm/sinfo.ts";
 import { parseApptainerVersion, parseSlurmVersion } from "../../agent/slurm/versions.ts";
 import { PartitionInfo } from "../../schemas/agent.ts";
 import { fixture } from "./helpers/fixtures.ts";
 
 describe("sinfo (real output)", () => {
   it("builds a header-less listing", () => {
-    expect(buildSinfoArgs()).toEqual(["-h", "-o", "%P|%a|%D|%l|%c|%m|%G|%s"]);
+    expect(buildSinfoArgs()).toEqual(["-h", "-o", "%P|%a|%D|%l|%c|%m|%G|%s|%F"]);
+    expect(buildSinfoGpuArgs()).toEqual(["-h", "-N", "-O", "NodeHost:|,Partition:|,Gres:|,GresUsed:|,StateCompact:|"]);
   });
   it("parses alpha's partitions into schema-valid inventory", () => {
     const parts = parseSinfo(fixture("sinfo-alpha.txt"));
@@ -48,6 +56,47 @@ describe("sinfo (real output)", () => {
     for (const p of parts) {
       expect(PartitionInfo.safeParse(p).success).toBe(true);
     }
+  });
+  it("counts idle nodes from %F, summed over a partition's node configurations", () => {
+    const parts = parseSinfo(fixture("sinfo-alpha-counts.txt"));
+    expect(parts.map((p) => [p.name, p.idleNodes, p.nodes])).toEqual([
+      ["cpu", 0, 1],
+      ["short", 0, 1],
+      ["gpu", 0, 1],
+    ]);
+    const merged = parseSinfo(
+      "big|up|2|infinite|64|256000|(null)|1-4|1/1/0/2\nbig|up|3|infinite|64|256000|(null)|1-4|0/2/1/3\n",
+    );
+    expect(merged[0]).toMatchObject({ nodes: 5, idleNodes: 3 });
+    // A count that is not A/I/O/T leaves it unknown rather than guessed.
+    expect(parseSinfo("p|up|1|1:00|2|4000|(null)|1-infinite|lots\n")[0]?.idleNodes).toBeUndefined();
+    for (const p of parts) {
+      expect(PartitionInfo.safeParse(p).success).toBe(true);
+    }
+  });
+  it("counts free GPUs per partition and type from real output while one of alpha's two A100s is in use", () => {
+    expect(Object.fromEntries(parseSinfoGpus(fixture("sinfo-gpus-alpha-busy.txt")))).toEqual({
+      cpu: [{ type: "a100", total: 2, free: 1 }],
+      short: [{ type: "a100", total: 2, free: 1 }],
+      gpu: [{ type: "a100", total: 2, free: 1 }],
+    });
+  });
+  it("gives no free GPUs on nodes that are down, drained or not responding, and skips garbage", () => {
+    const out = parseSinfoGpus(
+      [
+        "n1|gpu|gpu:h100:8(S:0-1)|gpu:h100:3(IDX:0-2)|mix|",
+        "n2|gpu|gpu:h100:8(S:0-1),gpu:l40s:2|gpu:h100:0(IDX:N/A),gpu:l40s:0(IDX:N/A)|drain|",
+        "n3|gpu|gpu:h100:8|gpu:h100:0(IDX:N/A)|idle*|",
+        "n4|gpu|gpu:h100:8|gpu:h100:0(IDX:N/A)|idle|",
+        "not a line",
+        "n5|cpu|(null)|(null)|idle|",
+      ].join("\n"),
+    );
+    expect(out.get("gpu")).toEqual([
+      { type: "h100", total: 32, free: 13 },
+      { type: "l40s", total: 2, free: 0 },
+    ]);
+    expect(out.get("cpu")).toEqual([]);
   });
   it("parses beta (h100)", () => {
     expect(parseSinfo(fixture("sinfo-beta.txt")).map((p) => [p.name, p.maxTimeSeconds, p.gpus])).toEqual([

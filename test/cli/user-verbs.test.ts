@@ -274,6 +274,20 @@ describe("ls, show, logs, cancel, wait, clusters", () => {
     expect(human.stdout).toMatch(/hpc1\s+up\s+cpu,gpu\s+a100/);
   });
 
+  it("clusters NAME shows its partitions, limits and GPUs; an unknown name is one line and exit 1", async () => {
+    const one = await runCli(["clusters", "hpc1"], { env });
+    expect(one.code, one.stderr).toBe(0);
+    expect(one.stdout).toMatch(/^hpc1: agent up, seen /);
+    expect(one.stdout).toMatch(/PARTITION\s+STATE\s+NODES IDLE\/TOTAL\s+GPUS\s+LIMITS/);
+    expect(one.stdout).toMatch(/cpu\*\s+up\s+\?\/4\s+-\s+≤ 1440m, 64 CPUs and 256000 MB per node/);
+    expect(one.stdout).toMatch(/gpu\s+up\s+\?\/2\s+a100 ×\d+ per node/);
+    const json = await runCli(["clusters", "hpc1", "--json"], { env });
+    expect(JSON.parse(json.stdout)).toMatchObject({ name: "hpc1", unavailablePartitions: [], profileDetails: {} });
+    const missing = await runCli(["clusters", "nope"], { env });
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toBe("slurmgate: no cluster nope that you may use (yours: hpc1)\n");
+  });
+
   it("a missing job and an unreachable gateway are one line and exit 1", async () => {
     const missing = await runCli(["show", "job_00000000000000000000000000"], { env });
     expect(missing.code).toBe(1);

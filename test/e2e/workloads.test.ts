@@ -90,6 +90,22 @@ describe("workloads from the seed tools", () => {
     expect(done.reason).toMatch(new RegExp(`^container image ${image} does not exist or cannot be read on \\S+$`));
   }, 150_000);
 
+  it("publishes each partition's idle nodes and free GPUs from the real sinfo", async () => {
+    const res = await fetch(`${e2e.url}/v1/clusters`, { headers: { authorization: `Bearer ${e2e.alice}` } });
+    type Part = {
+      name: string;
+      nodes: number;
+      idleNodes?: number;
+      gpuAvailability?: { type: string; total: number; free: number }[];
+    };
+    const items = (await res.json()) as { items: { name: string; inventory: { partitions: Part[] } }[] };
+    const gpu = items.items.find((c) => c.name === "alpha")?.inventory.partitions.find((p) => p.name === "gpu");
+    expect(gpu?.idleNodes).toBeGreaterThanOrEqual(0);
+    expect(gpu?.idleNodes).toBeLessThanOrEqual(gpu?.nodes ?? 0);
+    expect(gpu?.gpuAvailability).toEqual([{ type: "a100", total: 2, free: expect.any(Number) }]);
+    expect(gpu?.gpuAvailability?.[0]?.free).toBeLessThanOrEqual(2);
+  });
+
   it("hands secrets to the job by name and leaves them nowhere else", async () => {
     const job = await e2e.submit(e2e.alice, {
       name: "uses-secret",

@@ -43,6 +43,54 @@ describe("endpoints", () => {
     ]);
   });
 
+  it("says what each profile sets, free GPUs and idle nodes, and why a partition is not on offer", async () => {
+    const w = await createWorld();
+    const deltaAgent = await w.cluster("delta", {
+      profiles: { train: { partition: "gpu", resources: { gpus: { count: 1, type: "a100" }, time: "10m" } } },
+    });
+    await w.grant("bob", "delta", ["short", "gpu"]);
+    const base = sampleInventory("a100", "d1");
+    const inventory = {
+      ...base,
+      partitions: base.partitions.map((p) =>
+        p.name === "gpu"
+          ? { ...p, idleNodes: 0, gpuAvailability: [{ type: "a100", total: 2, free: 1 }] }
+          : p.name === "short"
+            ? { ...p, state: "drain", idleNodes: 1 }
+            : p,
+      ),
+    };
+    expect((await w.call("PUT", "/v1/agent/inventory", deltaAgent, inventory)).status).toBe(200);
+    type View = {
+      name: string;
+      partitions: string[];
+      profileDetails: Record<string, unknown>;
+      unavailablePartitions: { name: string; reason: string }[];
+      inventory: { partitions: { name: string; idleNodes?: number; gpuAvailability?: unknown }[] };
+    };
+    const delta = (await w.call<{ items: View[] }>("GET", "/v1/clusters", w.tokens.bob)).body.items.find(
+      (c) => c.name === "delta",
+    )!;
+    expect(delta.partitions).toEqual(["short", "gpu"]);
+    expect(delta.profileDetails).toEqual({
+      train: { partition: "gpu", resources: { gpus: { count: 1, type: "a100" }, time: "10m" } },
+    });
+    expect(delta.unavailablePartitions).toEqual([
+      { name: "cpu", reason: "not in your grant for this cluster (yours: short, gpu)" },
+      { name: "short", reason: "drain in Slurm: jobs sent there wait until it is up" },
+    ]);
+    expect(delta.inventory.partitions.find((p) => p.name === "gpu")).toMatchObject({
+      idleNodes: 0,
+      gpuAvailability: [{ type: "a100", total: 2, free: 1 }],
+    });
+    // A hostile count is refused by the schema.
+    const bad = await w.call("PUT", "/v1/agent/inventory", deltaAgent, {
+      ...inventory,
+      partitions: [{ ...inventory.partitions[2]!, gpuAvailability: [{ type: "a100", total: 2, free: -1 }] }],
+    });
+    expect(expectProblemShape(bad, 422).field).toBe("body.partitions.0.gpuAvailability.0.free");
+  });
+
   it("stores an agent's inventory and routes by it at once", async () => {
     const w = await createWorld();
     const gammaAgent = await w.cluster("gamma");
