@@ -435,6 +435,7 @@ describe("renderBatchScript: the wrapper, run with bash", () => {
   it("passes USR1 on to the payload and keeps waiting: the payload checkpoints and ends normally", async () => {
     const jobDir = join(root, JOB_ID);
     const payload = [
+      "n=0",
       'trap \'echo "saved $n" > "$SLURMGATE_CHECKPOINT_DIR/state"; echo checkpointed\' USR1',
       "echo ready",
       "for n in $(seq 1 40); do sleep 0.05; done",
