@@ -42,6 +42,7 @@ import type {
   JobTasks,
   LogChunk,
   Me,
+  Preflight,
   FeedEvent,
 } from "./types.ts";
 import { shapes, unwrap } from "./unwrap.ts";
@@ -121,6 +122,8 @@ export type SlurmgateClient = {
   readonly raw: RawClient;
   /** Submits a job; retried safely thanks to its Idempotency-Key. */
   submit(spec: JobSpecInput, options?: SubmitOptions): Promise<Job>;
+  /** Where the job would run and why, on every cluster you may use; nothing is stored. */
+  preflight(spec: JobSpecInput, options?: { signal?: AbortSignal }): Promise<Preflight>;
   /** A job with its event history. */
   get(id: string, options?: { signal?: AbortSignal }): Promise<Job>;
   /** Every matching job, newest first, across pages. */
@@ -231,6 +234,11 @@ export function createClient(options: ClientOptions): SlurmgateClient {
     baseUrl,
     raw,
     submit,
+    preflight: (spec, o = {}) =>
+      unwrap(
+        raw.POST("/v1/jobs/preflight", { body: spec as JobSpec, signal: o.signal }),
+        shapes.preflight,
+      ) as Promise<Preflight>,
     get: (id, o = {}) => unwrap(raw.GET("/v1/jobs/{id}", { params: { path: { id } }, signal: o.signal }), shapes.job),
     list: (filter) => listJobs(raw, filter),
     listPage: (filter) => listPage(raw, filter),

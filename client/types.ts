@@ -39,6 +39,11 @@ export type JobSpecInput = Omit<
   checkpoint?: Defaulted<Schemas["Checkpoint"], "signal">;
 };
 /**
+ * Where a job would run and why, on every cluster you may use (nothing stored).
+ * @example const plan: Preflight = await client.preflight(spec); console.log(plan.cluster, plan.candidates[0]?.reason);
+ */
+export type Preflight = Schemas["Preflight"];
+/**
  * One of the job states.
  * @example const s: JobState = "running";
  */

@@ -83,4 +83,9 @@ export const shapes = {
   },
   me: { what: "a token's owner", test: (v: unknown) => isObject(v) && typeof v.kind === "string" },
   object: { what: "an object", test: isObject },
+  preflight: {
+    what: "a preflight",
+    test: (v: unknown) =>
+      isObject(v) && Array.isArray(v.candidates) && (v.cluster === null || typeof v.cluster === "string"),
+  },
 } satisfies Record<string, Shape>;

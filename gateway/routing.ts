@@ -27,7 +27,14 @@ export type ClusterCandidate = {
 
 export type Route = { cluster: string; partition: string | null; spec: JobSpec; reason: string | null };
 
-type Failure = { rank: number; field: string; message: string; offer?: string; noAgentFor?: string; cluster?: string };
+export type Failure = {
+  rank: number;
+  field: string;
+  message: string;
+  offer?: string;
+  noAgentFor?: string;
+  cluster?: string;
+};
 
 /** Merges the cluster's profile under the job's own values (the job's values win). */
 export function applyProfile(spec: JobSpec, config: ClusterConfig): JobSpec | Failure {
@@ -145,7 +152,7 @@ function partitionFor(spec: JobSpec, inventory: Inventory): PartitionInfo | Fail
   return found;
 }
 
-function isFailure(x: unknown): x is Failure {
+export function isFailure(x: unknown): x is Failure {
   return typeof x === "object" && x !== null && "rank" in x && "field" in x;
 }
 
@@ -237,7 +244,7 @@ export function chargedAccount(spec: JobSpec, grant: Grant): JobSpec | Failure {
   return spec;
 }
 
-function checkCluster(spec: JobSpec, candidate: ClusterCandidate, grant: Grant): Route | Failure {
+export function checkCluster(spec: JobSpec, candidate: ClusterCandidate, grant: Grant): Route | Failure {
   const { config, inventory } = candidate;
   if (candidate.runsAs === false) {
     // Ranked above every resource check: the job fits, only the identity is missing.
@@ -344,7 +351,7 @@ export function routeJob(spec: JobSpec, grants: Grant[], clusters: Map<string, C
 }
 
 /** Why a cluster has no live agent, in words: a deliberate stop, or silence. */
-function whyDown(candidate: ClusterCandidate): string {
+export function whyDown(candidate: ClusterCandidate): string {
   const name = candidate.config.name;
   if (candidate.stoppedAt) {
     return `the agent of ${name} stopped at ${new Date(candidate.stoppedAt).toISOString()}; no live agent`;

@@ -40,11 +40,13 @@ Then:
       --follow               stream its stdout until it ends (implies --wait)
       --timeout DURATION     give up waiting after this long (exit 4)
       --idempotency-key KEY  make re-running this command safe (default: random)
-      --dry-run              print the spec that would be sent, and stop
+      --dry-run              ask the gateway where the job would run and why (every cluster
+                             you may use, free GPUs, idle nodes); nothing is submitted
+      --print-spec           print the spec that would be sent, without asking the gateway
   -q, --quiet                print only the job id
       --json                 print the job as JSON
 
-Exit: 0 submitted (or completed with --wait), 1 refused or unreachable, 2 bad usage,
+Exit: 0 submitted (or completed with --wait, or --dry-run found a cluster), 1 refused or unreachable, 2 bad usage,
       3 job did not complete, 4 --timeout, 130 interrupted (the job keeps running).
 
 Examples:
@@ -61,6 +63,7 @@ Examples:
       timeout: { type: "string" },
       "idempotency-key": { type: "string" },
       "dry-run": { type: "boolean" },
+      "print-spec": { type: "boolean" },
       quiet: { type: "boolean", short: "q" },
     });
     if (helped(io, submit, values)) {
@@ -69,11 +72,23 @@ Examples:
     const timeout = duration("submit", "--timeout", values.timeout);
     const needsStdin = values.file === "-" || values.script === "-";
     const spec = buildSpec(values, positionals, needsStdin ? await io.readStdin() : undefined);
-    if (values["dry-run"]) {
+    if (values["print-spec"]) {
       printJson(io, spec);
       return 0;
     }
     const client = clientFor(io);
+    if (values["dry-run"]) {
+      const plan = await client.preflight(spec, { signal: io.signal });
+      if (values.json) {
+        printJson(io, plan);
+      } else {
+        const head = plan.cluster
+          ? `would run on ${plan.cluster}${plan.partition ? `/${plan.partition}` : ""}`
+          : `would be refused: ${plan.refusal ?? "no cluster can run it"}`;
+        io.stdout.write(`${[head, ...plan.candidates.map((c) => `  ${c.cluster}: ${c.reason}`)].join("\n")}\n`);
+      }
+      return plan.cluster ? 0 : 1;
+    }
     const job = await client.submit(spec, { idempotencyKey: values["idempotency-key"], signal: io.signal });
     if (!values.wait && !values.follow) {
       if (values.json) {

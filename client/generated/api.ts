@@ -25,6 +25,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/jobs/preflight": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Where a job would run, and why (nothing is stored)
+         * @description Validates the spec like a submission, then answers where it would be routed and, for every cluster you may use, whether it fits, with the partition's free GPUs and idle nodes as its agent last saw them. A job no cluster can run is a 200 with `cluster: null` and each cluster's reason. A separate operation because a 200 from `POST /v1/jobs` already means a replay.
+         */
+        post: operations["preflightJob"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/jobs/{id}": {
         parameters: {
             query?: never;
@@ -685,6 +705,38 @@ export interface components {
             field: string;
             message: string;
         };
+        Preflight: {
+            /** @description Where it would be routed; null when nowhere now. */
+            cluster: string | null;
+            partition: string | null;
+            /** @description The spec as it would be stored (profile applied). */
+            spec: components["schemas"]["JobSpec"] | null;
+            /** @description What a submission now would be answered, when refused. */
+            refusal: string | null;
+            /** @description Every cluster you may use, best first: the chosen one, others that fit, then those that do not. */
+            candidates: components["schemas"]["PreflightCandidate"][];
+        };
+        PreflightCandidate: {
+            cluster: string;
+            /** @description The partition it would use there, when it fits. */
+            partition: string | null;
+            /** @description The cluster's partitions, limits, grants and policy admit the job. */
+            fits: boolean;
+            /** @description An agent that may run your jobs there was seen recently. */
+            alive: boolean;
+            /** @description Where a submission now would be routed. */
+            chosen: boolean;
+            /** @description Why it was chosen, why not, or why it does not fit, in words. */
+            reason: string;
+            idleNodes: number | null;
+            /** @description GPUs free and total in that partition, per type. */
+            gpus: components["schemas"]["GpuAvailability"][];
+        };
+        GpuAvailability: {
+            type: string | "";
+            total: number;
+            free: number;
+        };
         JobPage: {
             items: components["schemas"]["Job"][];
             nextCursor: string | null;
@@ -915,11 +967,6 @@ export interface components {
             idleNodes?: number;
             /** @description Per GPU type: how many the partition's nodes have, and how many are free now. */
             gpuAvailability?: components["schemas"]["GpuAvailability"][];
-        };
-        GpuAvailability: {
-            type: string | "";
-            total: number;
-            free: number;
         };
         /** @description Whose jobs this agent runs; absent = `self`. A personal agent's user comes from its token. */
         AgentIdentity: {
@@ -1318,6 +1365,93 @@ export interface operations {
             };
             /** @description Conflict with the current state */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body was not sent as application/json; `field` is header.content-type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request is well-formed but invalid; `field` names the culprit */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    preflightJob: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["JobSpec"];
+            };
+        };
+        responses: {
+            /** @description The routing decision with its reasons */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Preflight"];
+                };
+            };
+            /** @description Malformed request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, revoked or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token may not do this */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };

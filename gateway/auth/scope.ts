@@ -23,6 +23,7 @@ const SUBMIT_ONLY_ROUTES = [
   sweeps.cancelSweep,
   feed,
   jobs.submitJob,
+  jobs.preflightJob,
   jobs.listJobs,
   jobs.getJob,
   jobs.jobEvents,

@@ -3,7 +3,17 @@
  */
 import { requireRole } from "../middleware/auth.ts";
 import { createRoute, z } from "@hono/zod-openapi";
-import { Job, JobEvents, JobPage, JobSpec, JobState, JobTasks, LogChunk, LogStream } from "../../schemas/index.ts";
+import {
+  Job,
+  JobEvents,
+  JobPage,
+  JobSpec,
+  JobState,
+  JobTasks,
+  LogChunk,
+  LogStream,
+  Preflight,
+} from "../../schemas/index.ts";
 import { IdParam, bearer, problems } from "./common.ts";
 
 /** Makes a submission safe to retry: the same key and body answer the same job (or sweep). */
@@ -36,6 +46,26 @@ export const submitJob = createRoute({
       content: { "application/json": { schema: Job } },
     },
     ...problems(400, 401, 403, 409, 413, 422, 429),
+  },
+});
+
+export const preflightJob = createRoute({
+  method: "post",
+  path: "/v1/jobs/preflight",
+  operationId: "preflightJob",
+  tags: ["jobs"],
+  summary: "Where a job would run, and why (nothing is stored)",
+  description:
+    "Validates the spec like a submission, then answers where it would be routed and, for every cluster you may use, whether it fits, with the partition's free GPUs and idle nodes as its agent last saw them. A job no cluster can run is a 200 with `cluster: null` and each cluster's reason. A separate operation because a 200 from `POST /v1/jobs` already means a replay.",
+  security: bearer,
+  middleware: requireRole("user"),
+  request: { body: { content: { "application/json": { schema: JobSpec } }, required: true } },
+  responses: {
+    200: {
+      description: "The routing decision with its reasons",
+      content: { "application/json": { schema: Preflight } },
+    },
+    ...problems(400, 401, 403, 413, 422, 429),
   },
 });
 

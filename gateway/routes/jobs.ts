@@ -8,7 +8,7 @@ import { longPoll } from "../notifier.ts";
 import { streamJobEvents } from "../services/event-streams.ts";
 import { wantsEventStream } from "../sse.ts";
 import { readJobLog } from "../services/job-logs.ts";
-import { cancelJob, listVisibleJobs, submitJob, visibleJob } from "../services/jobs.ts";
+import { cancelJob, listVisibleJobs, preflightJob, submitJob, visibleJob } from "../services/jobs.ts";
 import { listEvents } from "../store/jobs.ts";
 import { readJobTasks } from "../store/tasks.ts";
 import { createRouter } from "./common.ts";
@@ -26,6 +26,9 @@ export function jobsRouter(deps: Deps) {
     c.header("location", `/v1/jobs/${job.id}`);
     return c.json(job, 201);
   };
+
+  const preflight: RouteHandler<typeof routes.preflightJob> = async (c) =>
+    c.json(await preflightJob(deps, c.get("principal"), c.req.valid("json")), 200);
 
   const list: RouteHandler<typeof routes.listJobs> = async (c) =>
     c.json(await listVisibleJobs(deps, c.get("principal"), c.req.valid("query")), 200);
@@ -77,6 +80,7 @@ export function jobsRouter(deps: Deps) {
 
   return createRouter()
     .openapi(routes.submitJob, submit)
+    .openapi(routes.preflightJob, preflight)
     .openapi(routes.listJobs, list)
     .openapi(routes.getJob, get)
     .openapi(routes.jobEvents, events)

@@ -2,7 +2,7 @@
  * The user's use cases on jobs: submit, see, list, cancel. Handlers (routes/jobs.ts) parse and
  * shape the answer; the rules are here, routing.ts and store/.
  */
-import type { Job, JobSpec } from "../../schemas/index.ts";
+import type { Job, JobSpec, Preflight } from "../../schemas/index.ts";
 import { isTerminal } from "../../schemas/index.ts";
 import { scopeSpec, scopeView } from "../auth/scope.ts";
 import type { Deps, Principal } from "../deps.ts";
@@ -11,6 +11,7 @@ import { notifyJob } from "../notifier.ts";
 import { ApiProblem, listedProblem } from "../problem.ts";
 import { admitToQueue } from "../queue-cap.ts";
 import { type Route, routeJob } from "../routing.ts";
+import { explainRouting } from "../routing-explain.ts";
 import { routingView } from "../routing-view.ts";
 import {
   cancelJob as cancelStored,
@@ -227,6 +228,18 @@ export async function submitJob(
   deps.notifier.notify(`cluster:${job.cluster}`);
   notifyJob(deps.notifier, job.id);
   return { job, created: true };
+}
+
+/**
+ * Where a job would go and why, on every cluster the caller may use; nothing is stored and no
+ * queue slot is taken. Refusals a submission would get are reported, not thrown (except a spec
+ * the caller's scope or dependencies forbid, which a submission would refuse the same way).
+ */
+export async function preflightJob(deps: Deps, principal: Principal, spec: JobSpec): Promise<Preflight> {
+  const owner = userOf(principal);
+  const view = scopeView(principal, await routingView(deps, owner));
+  const pinned = await pinToDependencies(deps, owner, scopeSpec(principal, spec));
+  return explainRouting(pinned, view.grants, view.clusters, deps.now());
 }
 
 /** Admins list everyone's jobs; anyone else their own. */

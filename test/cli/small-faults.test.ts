@@ -56,7 +56,7 @@ describe("--sbatch-arg with a value that starts with --", () => {
     "takes the help's own form, repeated, and leaves the job's command after -- alone",
     async () => {
       const run = await runCli(
-        ["submit", "--dry-run", "--sbatch-arg", "--constraint=ib", "--sbatch-arg", "--exclusive", "-n", "x"].concat([
+        ["submit", "--print-spec", "--sbatch-arg", "--constraint=ib", "--sbatch-arg", "--exclusive", "-n", "x"].concat([
           "--",
           "echo",
           "--sbatch-arg",
@@ -87,8 +87,8 @@ describe("--sbatch-arg with a value that starts with --", () => {
     "still says a value is missing when there is none, or only the -- separator",
     async () => {
       for (const argv of [
-        ["submit", "--dry-run", "--sbatch-arg"],
-        ["submit", "--dry-run", "--sbatch-arg", "--", "true"],
+        ["submit", "--print-spec", "--sbatch-arg"],
+        ["submit", "--print-spec", "--sbatch-arg", "--", "true"],
       ]) {
         const run = await runCli(argv, { env: user });
         expect(run.code).toBe(2);

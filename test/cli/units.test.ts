@@ -119,7 +119,7 @@ describe("formatting and exit codes", () => {
       "slurmgate: give --attempt N or --all-attempts, not both (see: slurmgate logs --help)\n",
     );
     const dry = memoryIo();
-    expect(await main(["submit", "--dry-run", "--", "echo", "hi"], dry.io)).toBe(0);
+    expect(await main(["submit", "--print-spec", "--", "echo", "hi"], dry.io)).toBe(0);
     expect(JSON.parse(dry.out.stdout)).toEqual({ command: ["echo", "hi"], env: {}, labels: {}, name: "echo" });
   });
 });

@@ -72,6 +72,21 @@ describe("login", () => {
 });
 
 describe("submit", () => {
+  it("--dry-run says where the job would run and why, submits nothing, and exits 1 when nowhere", async () => {
+    const before = (await world.user.listPage({})).items.length;
+    const plan = await runCli(["submit", "--dry-run", "--gpus", "a100:1", "--partition", "gpu", "--", "true"], { env });
+    expect(plan.code, plan.stderr).toBe(0);
+    expect(plan.stdout).toMatch(/^would run on hpc1\/gpu\n {2}hpc1: chosen: hpc1\/gpu can run it\n$/);
+    const json = await runCli(["submit", "--dry-run", "--json", "--gpus", "a100:1", "-p", "gpu", "--", "true"], { env });
+    expect(JSON.parse(json.stdout)).toMatchObject({ cluster: "hpc1", partition: "gpu", refusal: null });
+    const nowhere = await runCli(["submit", "--dry-run", "--gpus", "h100:1", "--", "true"], { env });
+    expect(nowhere.code).toBe(1);
+    expect(nowhere.stdout).toMatch(
+      /^would be refused: resources\.gpus\.type: .*h100.*\n {2}hpc1: resources\.gpus\.type: /,
+    );
+    expect((await world.user.listPage({})).items.length).toBe(before);
+  });
+
   it("maps flags onto the spec and prints the job as JSON", async () => {
     const run = await runCli(
       [

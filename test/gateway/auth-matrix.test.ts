@@ -23,6 +23,7 @@ const jobParam = (ctx: Ctx) => ({ id: ctx.jobId });
 const sweepParam = (ctx: Ctx) => ({ id: ctx.sweepId });
 const RECIPES: Record<string, Recipe> = {
   submitJob: { ok: 201, audience: "users", body: () => spec() },
+  preflightJob: { ok: 200, audience: "users", body: () => spec() },
   listJobs: { ok: 200, audience: "users" },
   getJob: { ok: 200, audience: "job", params: jobParam },
   jobEvents: { ok: 200, audience: "job", params: jobParam },

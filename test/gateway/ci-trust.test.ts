@@ -220,6 +220,7 @@ describe("a workload's scope", () => {
     "cancelSweep",
     "feed",
     "submitJob",
+    "preflightJob",
     "listJobs",
     "getJob",
     "jobEvents",
