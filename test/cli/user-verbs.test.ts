@@ -77,7 +77,9 @@ describe("submit", () => {
     const plan = await runCli(["submit", "--dry-run", "--gpus", "a100:1", "--partition", "gpu", "--", "true"], { env });
     expect(plan.code, plan.stderr).toBe(0);
     expect(plan.stdout).toMatch(/^would run on hpc1\/gpu\n {2}hpc1: chosen: hpc1\/gpu can run it\n$/);
-    const json = await runCli(["submit", "--dry-run", "--json", "--gpus", "a100:1", "-p", "gpu", "--", "true"], { env });
+    const json = await runCli(["submit", "--dry-run", "--json", "--gpus", "a100:1", "-p", "gpu", "--", "true"], {
+      env,
+    });
     expect(JSON.parse(json.stdout)).toMatchObject({ cluster: "hpc1", partition: "gpu", refusal: null });
     const nowhere = await runCli(["submit", "--dry-run", "--gpus", "h100:1", "--", "true"], { env });
     expect(nowhere.code).toBe(1);
