@@ -9,3 +9,4 @@ export * from "./cluster.ts";
 export * from "./admin.ts";
 export * from "./identity.ts";
 export * from "./problem.ts";
+export * from "./webhook.ts";
