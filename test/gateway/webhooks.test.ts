@@ -8,11 +8,13 @@ import { type IncomingHttpHeaders, type Server, createServer } from "node:http";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createClient } from "@libsql/client";
 import { afterEach, describe, expect, it } from "vitest";
 import { verifyWebhook } from "../../client/webhooks.ts";
 import { MAX_WEBHOOKS_PER_USER, WEBHOOK_EVENT_TYPES, WEBHOOK_RETRY } from "../../schemas/index.ts";
 import { runDeliveryPass } from "../../gateway/services/webhook-delivery.ts";
 import { nodeTransport } from "../../gateway/webhook-transport-node.ts";
+import { captureStatements } from "../helpers/capture-sql.ts";
 import { createTestGateway, testClock } from "../helpers/gateway.ts";
 import { type World, createWorld, expectProblemShape } from "./world.ts";
 
@@ -489,5 +491,44 @@ describe("webhook delivery", () => {
     expect(seen.map(Number)).toEqual([...seen.map(Number)].sort((a, b) => b - a));
     const bad = await w.call("GET", `/v1/webhooks/${hook.id}/deliveries?cursor=abc&nope=1`, w.tokens.alice);
     expect(expectProblemShape(bad, 422)).toBeDefined();
+  });
+});
+
+describe("webhook query plans", () => {
+  it("never scans the events, jobs or delivery tables, however long the history", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "slurmgate-wh-plans-"));
+    cleanup.push(async () => rmSync(dir, { recursive: true, force: true }));
+    const url = `file:${join(dir, "db")}`;
+    const w = await createWorld({ SLURMGATE_WEBHOOK_ALLOW_PRIVATE: "1" }, undefined, url);
+    const explain = createClient({ url });
+    cleanup.push(async () => explain.close());
+    const r = await receiver();
+    const hook = await register(w, w.tokens.alice, {
+      url: r.url(),
+      events: ALL,
+      scope: { cluster: "alpha", label: { key: "team", value: "x" } },
+    });
+    const all = await register(w, w.tokens.admin, {
+      url: r.url(),
+      events: ALL,
+      allUsers: true,
+      scope: { sweep: "swp_01jd7x2k9m4q8r6t5v3w1y0z" },
+    });
+    await w.submit(w.tokens.alice, { cluster: "alpha", labels: { team: "x" } });
+    r.set("fail");
+    const statements = await captureStatements(w.db, async () => {
+      await runDeliveryPass(w.deps, nodeTransport());
+      await w.call("GET", `/v1/webhooks/${hook.id}/deliveries?limit=5`, w.tokens.alice);
+      await w.call("GET", `/v1/webhooks/${all.id}/deliveries?limit=5&cursor=99`, w.tokens.admin);
+    });
+    expect(statements.length).toBeGreaterThan(5);
+    for (const stmt of statements) {
+      const rs = await explain.execute({ sql: `EXPLAIN QUERY PLAN ${stmt.sql}`, args: stmt.args });
+      const plan = rs.rows.map((row) => String(row.detail));
+      expect(
+        plan.filter((line) => /^SCAN (job_events|jobs|job_labels|webhook_deliveries|e|j|l)\b/.test(line)),
+        stmt.sql,
+      ).toEqual([]);
+    }
   });
 });
