@@ -8,13 +8,16 @@ import { type IncomingHttpHeaders, type Server, createServer } from "node:http";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createClient } from "@libsql/client";
+import { createClient as createDbClient } from "@libsql/client";
 import { afterEach, describe, expect, it } from "vitest";
+import { createClient } from "../../client/index.ts";
 import { verifyWebhook } from "../../client/webhooks.ts";
 import { MAX_WEBHOOKS_PER_USER, WEBHOOK_EVENT_TYPES, WEBHOOK_RETRY } from "../../schemas/index.ts";
 import { runDeliveryPass } from "../../gateway/services/webhook-delivery.ts";
 import { nodeTransport } from "../../gateway/webhook-transport-node.ts";
+import { CLUSTER, seedWorld } from "../client/support/world.ts";
 import { captureStatements } from "../helpers/capture-sql.ts";
+import { startGatewayProcess } from "../helpers/gateway-process.ts";
 import { createTestGateway, testClock } from "../helpers/gateway.ts";
 import { type World, createWorld, expectProblemShape } from "./world.ts";
 
@@ -500,7 +503,7 @@ describe("webhook query plans", () => {
     cleanup.push(async () => rmSync(dir, { recursive: true, force: true }));
     const url = `file:${join(dir, "db")}`;
     const w = await createWorld({ SLURMGATE_WEBHOOK_ALLOW_PRIVATE: "1" }, undefined, url);
-    const explain = createClient({ url });
+    const explain = createDbClient({ url });
     cleanup.push(async () => explain.close());
     const r = await receiver();
     const hook = await register(w, w.tokens.alice, {
@@ -532,3 +535,64 @@ describe("webhook query plans", () => {
     }
   });
 });
+
+describe("webhooks on a gateway process (the Node delivery loop)", () => {
+  it("delivers as events happen, and a restart mid-outage resumes without loss or repetition", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "slurmgate-wh-proc-"));
+    cleanup.push(async () => rmSync(dir, { recursive: true, force: true }));
+    const dbUrl = `file:${join(dir, "db")}`;
+    const env = {
+      SLURMGATE_WEBHOOK_ALLOW_PRIVATE: "1",
+      SLURMGATE_WEBHOOK_RETRY_BASE_MS: "100",
+      SLURMGATE_WEBHOOK_TIMEOUT_MS: "1000",
+    };
+    const r = await receiver();
+    let gw = await startGatewayProcess(env, { dbUrl });
+    cleanup.push(() => gw.stop());
+    const world = await seedWorld(gw.url, gw.adminToken);
+    const hook = await world.user.createWebhook({ url: r.url(), events: ["job.queued", "job.cancelled"] });
+    expect(hook.secret).toMatch(/^whsec_/);
+    expect(await world.user.getWebhook(hook.id)).not.toHaveProperty("secret");
+    const first = await world.user.submit({ name: "a", command: ["true"], cluster: CLUSTER });
+    await until(() => r.delivered().length === 1);
+    r.set("fail");
+    await world.user.cancel(first.id);
+    const second = await world.user.submit({ name: "b", command: ["true"], cluster: CLUSTER });
+    await until(() => r.hits.filter((h) => h.answered === "fail").length >= 2);
+    await gw.stop();
+    r.set("ok");
+    gw = await startGatewayProcess(env, { dbUrl });
+    await until(() => r.delivered().length === 3);
+    await new Promise((done) => setTimeout(done, 1_500));
+    const delivered = r.delivered();
+    expect(delivered.map((h) => JSON.parse(h.body).type)).toEqual(["job.queued", "job.cancelled", "job.queued"]);
+    expect(delivered.map((h) => JSON.parse(h.body).data.jobId)).toEqual([first.id, first.id, second.id]);
+    expect(new Set(delivered.map((h) => h.headers["webhook-id"])).size).toBe(3);
+    for (const hit of delivered) {
+      expect(await verifyWebhook({ secret: hook.secret, headers: hit.headers as never, body: hit.body })).toMatchObject(
+        {
+          valid: true,
+        },
+      );
+    }
+    const log = [];
+    const client = createClient({ baseUrl: gw.url, token: world.userToken });
+    for await (const d of client.webhookDeliveries(hook.id, { pageSize: 2 })) {
+      log.push(d);
+    }
+    expect(log.map((d) => d.jobId)).toEqual([second.id, first.id, first.id]);
+    expect(log[1]!.attempts).toBeGreaterThanOrEqual(2);
+    await client.deleteWebhook(hook.id);
+    expect(await client.listWebhooks()).toEqual([]);
+  }, 120_000);
+});
+
+async function until(check: () => boolean, ms = 20_000) {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) {
+      throw new Error("timed out waiting");
+    }
+    await new Promise((done) => setTimeout(done, 50));
+  }
+}
