@@ -104,7 +104,7 @@ export async function runDeliveryPass(
     } catch (error) {
       deps.log({ level: "error", msg: "webhook pass failed", webhook: id, error: String(error) });
     } finally {
-      await releaseWebhook(deps.db, id).catch(() => undefined);
+      await releaseWebhook(deps.db, id, deps.now()).catch(() => undefined);
     }
   }
   return delivered;

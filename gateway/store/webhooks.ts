@@ -182,10 +182,18 @@ export async function listDeliveries(
 
 // ---- the delivery pass ----
 
-/** Enabled webhooks whose retry time has come and that no other pass holds, oldest first. */
+/**
+ * Enabled webhooks with work (events past their cursor, or undelivered rows) whose retry time has
+ * come and that no other pass holds; the one whose last pass ended longest ago first, so a few busy
+ * webhooks cannot starve the rest. An idle webhook costs this read, never a write.
+ */
 export async function dueWebhookIds(db: Database, now: number, limit: number): Promise<string[]> {
   const rs = await db.client.execute({
-    sql: `SELECT id FROM webhooks WHERE disabled_at IS NULL AND retry_at <= ? AND lease_until <= ? ORDER BY id LIMIT ?`,
+    sql: `SELECT id FROM webhooks w
+          WHERE disabled_at IS NULL AND retry_at <= ? AND lease_until <= ?
+            AND (cursor < (SELECT coalesce(max(rowid), 0) FROM job_events)
+              OR EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.webhook_id = w.id AND d.delivered_at IS NULL))
+          ORDER BY lease_until, id LIMIT ?`,
     args: [now, now, limit],
   });
   return rs.rows.map((row) => String(row.id));
@@ -208,8 +216,9 @@ export async function claimWebhook(
   return rs?.rows[0] ? rowToWebhook(rs.rows[0]) : undefined;
 }
 
-export async function releaseWebhook(db: Database, id: string): Promise<void> {
-  await db.write([{ sql: "UPDATE webhooks SET lease_until = 0 WHERE id = ?", args: [id] }]);
+/** Ends a pass's hold; the time it ended orders the next passes (dueWebhookIds). */
+export async function releaseWebhook(db: Database, id: string, now: number): Promise<void> {
+  await db.write([{ sql: "UPDATE webhooks SET lease_until = ? WHERE id = ?", args: [now, id] }]);
 }
 
 /** Most feed rows one pass looks at for a webhook: its cost per pass, whatever else happened. */

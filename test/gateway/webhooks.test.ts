@@ -287,8 +287,11 @@ describe("webhook delivery", () => {
     const narrow = r.delivered().filter((h) => h.headers["webhook-id"]?.includes(only.id.slice(3)));
     expect(narrow.map((h) => (JSON.parse(h.body) as { type: string }).type)).toEqual(["job.cancelled"]);
     await expectAllVerified(narrow, only.secret, Math.floor(clock.now() / 1000));
-    // A second pass sends nothing again.
-    expect(await runDeliveryPass(w.deps, nodeTransport())).toBe(0);
+    // A second pass sends nothing again, and an idle pass writes nothing.
+    const idle = await captureStatements(w.db, async () => {
+      expect(await runDeliveryPass(w.deps, nodeTransport())).toBe(0);
+    });
+    expect(idle.map((stmt) => stmt.sql.trim().split(/\s/)[0])).toEqual(["SELECT"]);
     const log = await w.call<{ items: { deliveredAt: string | null; attempts: number }[] }>(
       "GET",
       `/v1/webhooks/${hook.id}/deliveries`,
