@@ -240,12 +240,20 @@ export async function takeEvents(
     args: [hook.id],
   });
   const room = MAX_WEBHOOK_BACKLOG - Number(pendingRs.rows[0]?.n ?? 0);
-  if (room <= 0 || hook.events.length === 0) {
+  if (room <= 0) {
     return 0;
   }
   const endRs = await db.client.execute("SELECT coalesce(max(rowid), 0) AS end FROM job_events");
   const upto = Math.min(Number(endRs.rows[0]?.end ?? 0), hook.cursorValue + SCAN_WINDOW);
   if (upto <= hook.cursorValue) {
+    return 0;
+  }
+  if (hook.events.length === 0) {
+    // Subscribed to nothing (a damaged row): move on, so it is not due again for the same events.
+    await db.write([
+      { sql: "UPDATE webhooks SET cursor = ? WHERE id = ? AND cursor = ?", args: [upto, hook.id, hook.cursorValue] },
+    ]);
+    hook.cursorValue = upto;
     return 0;
   }
   const where: string[] = ["e.rowid > ?", "e.rowid <= ?"];

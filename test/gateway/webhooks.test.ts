@@ -21,7 +21,7 @@ import { startGatewayProcess } from "../helpers/gateway-process.ts";
 import { createTestGateway, testClock } from "../helpers/gateway.ts";
 import { type World, createWorld, expectProblemShape } from "./world.ts";
 
-type Mode = "ok" | "fail" | "hang";
+type Mode = "ok" | "fail" | "hang" | "redirect";
 type Hit = { headers: IncomingHttpHeaders; body: string; answered: Mode };
 
 /** A real receiver; `down()` closes its port (connections refused) and `up()` opens the same port again. */
@@ -40,6 +40,8 @@ async function startReceiver() {
           hits.push({ headers: req.headers, body, answered: mode });
           if (mode === "ok") {
             res.writeHead(204).end();
+          } else if (mode === "redirect") {
+            res.writeHead(307, { location: "/elsewhere" }).end();
           } else if (mode === "fail") {
             res.writeHead(500, { "content-type": "text/plain" }).end("x".repeat(100_000));
           }
@@ -473,6 +475,41 @@ describe("webhook delivery", () => {
     );
     expect(log.body.items.at(-1)?.lastError).toContain("169.254.169.254");
     expect(w.logs.some((l) => String(l.error).includes("resolves to 127.0.0.1"))).toBe(true);
+  });
+
+  it("follows no redirect, and a corrupt webhook row neither breaks reads nor the pass", async () => {
+    const clock = testClock();
+    const w = await createWorld({ SLURMGATE_WEBHOOK_ALLOW_PRIVATE: "1" }, clock);
+    const r = await receiver();
+    const hook = await register(w, w.tokens.alice, { url: r.url(), events: ALL });
+    const broken = await register(w, w.tokens.alice, { url: `${r.url()}?broken`, events: ALL });
+    await w.db.client.execute({
+      sql: "UPDATE webhooks SET events = 'not json', scope = '{\"cluster\": 7' WHERE id = ?",
+      args: [broken.id],
+    });
+    await makeEvents(w, 1);
+    r.set("redirect");
+    expect(await runDeliveryPass(w.deps, nodeTransport())).toBe(0);
+    expect(r.hits.map((h) => h.answered)).toEqual(["redirect"]);
+    const log = await w.call<{ items: { lastStatus: number; lastError: string }[] }>(
+      "GET",
+      `/v1/webhooks/${hook.id}/deliveries`,
+      w.tokens.alice,
+    );
+    expect(log.body.items.at(-1)).toMatchObject({ lastStatus: 307, lastError: expect.stringContaining("redirects") });
+    const read = await w.call("GET", `/v1/webhooks/${broken.id}`, w.tokens.alice);
+    expect(read.status).toBe(200);
+    expect(read.body).toMatchObject({ events: [], scope: null });
+    expect((await w.call("GET", "/v1/webhooks", w.tokens.alice)).status).toBe(200);
+    // The damaged one is not due again for events it already passed over.
+    clock.advance(WEBHOOK_RETRY.capMs + 1);
+    r.set("ok");
+    await runDeliveryPass(w.deps, nodeTransport());
+    const idle = await captureStatements(w.db, () => runDeliveryPass(w.deps, nodeTransport()));
+    expect(idle.map((stmt) => stmt.sql.trim().split(/\s/)[0])).toEqual(["SELECT"]);
+    expect(
+      r.hits.filter((h) => h.answered === "ok").every((h) => !h.headers["webhook-id"]?.includes(broken.id.slice(3))),
+    ).toBe(true);
   });
 
   it("pages the delivery log newest first with a keyset cursor", async () => {
