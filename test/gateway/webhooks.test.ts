@@ -6,7 +6,8 @@
  */
 import { type IncomingHttpHeaders, type Server, createServer } from "node:http";
 import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { lookup } from "node:dns/promises";
+import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { createClient as createDbClient } from "@libsql/client";
 import { afterEach, describe, expect, it } from "vitest";
@@ -14,6 +15,7 @@ import { createClient } from "../../client/index.ts";
 import { verifyWebhook } from "../../client/webhooks.ts";
 import { MAX_WEBHOOKS_PER_USER, WEBHOOK_EVENT_TYPES, WEBHOOK_RETRY } from "../../schemas/index.ts";
 import { runDeliveryPass } from "../../gateway/services/webhook-delivery.ts";
+import { addressFault, urlFault } from "../../gateway/webhook-target.ts";
 import { nodeTransport } from "../../gateway/webhook-transport-node.ts";
 import { CLUSTER, seedWorld } from "../client/support/world.ts";
 import { captureStatements } from "../helpers/capture-sql.ts";
@@ -475,6 +477,22 @@ describe("webhook delivery", () => {
     );
     expect(log.body.items.at(-1)?.lastError).toContain("169.254.169.254");
     expect(w.logs.some((l) => String(l.error).includes("resolves to 127.0.0.1"))).toBe(true);
+    // The system resolver too: this machine's own name resolves to a loopback or private address.
+    const own = hostname();
+    const resolved = await lookup(own).catch(() => undefined);
+    if (resolved && addressFault(resolved.address) && !urlFault(`https://${own}/`, false)) {
+      const local = await register(w, w.tokens.alice, { url: `https://${own}:${port}/hook`, events: ALL });
+      clock.advance(WEBHOOK_RETRY.capMs + 1);
+      await makeEvents(w, 1);
+      await runDeliveryPass(w.deps, nodeTransport());
+      const localLog = await w.call<{ items: { lastError: string }[] }>(
+        "GET",
+        `/v1/webhooks/${local.id}/deliveries`,
+        w.tokens.alice,
+      );
+      expect(localLog.body.items.at(-1)?.lastError).toContain(`${own} resolves to ${resolved.address}`);
+      expect(r.hits).toHaveLength(0);
+    }
   });
 
   it("follows no redirect, and a corrupt webhook row neither breaks reads nor the pass", async () => {
