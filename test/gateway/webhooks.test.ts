@@ -13,8 +13,13 @@ import { createClient as createDbClient } from "@libsql/client";
 import { afterEach, describe, expect, it } from "vitest";
 import { createClient } from "../../client/index.ts";
 import { verifyWebhook } from "../../client/webhooks.ts";
-import { MAX_WEBHOOKS_PER_USER, WEBHOOK_EVENT_TYPES, WEBHOOK_RETRY } from "../../schemas/index.ts";
-import { runDeliveryPass } from "../../gateway/services/webhook-delivery.ts";
+import {
+  MAX_WEBHOOKS_PER_USER,
+  WEBHOOK_EVENT_TYPES,
+  WEBHOOK_LOG_RETENTION,
+  WEBHOOK_RETRY,
+} from "../../schemas/index.ts";
+import { retryDelayMs, runDeliveryPass } from "../../gateway/services/webhook-delivery.ts";
 import { addressFault, urlFault } from "../../gateway/webhook-target.ts";
 import { nodeTransport } from "../../gateway/webhook-transport-node.ts";
 import { CLUSTER, seedWorld } from "../client/support/world.ts";
@@ -528,6 +533,63 @@ describe("webhook delivery", () => {
     expect(
       r.hits.filter((h) => h.answered === "ok").every((h) => !h.headers["webhook-id"]?.includes(broken.id.slice(3))),
     ).toBe(true);
+  });
+
+  it("narrows by scope, and an admin's allUsers webhook sees every user's jobs in it", async () => {
+    const w = await createWorld({ SLURMGATE_WEBHOOK_ALLOW_PRIVATE: "1" });
+    const r = await receiver();
+    const labelled = await register(w, w.tokens.alice, {
+      url: `${r.url()}?label`,
+      events: ["job.queued"],
+      scope: { label: { key: "team", value: "ml" } },
+    });
+    const everyone = await register(w, w.tokens.admin, {
+      url: `${r.url()}?beta`,
+      events: ["job.queued"],
+      allUsers: true,
+      scope: { cluster: "beta" },
+    });
+    const aliceMl = await w.submit(w.tokens.alice, { cluster: "alpha", labels: { team: "ml" } });
+    await w.submit(w.tokens.alice, { cluster: "alpha", labels: { team: "hpc" } });
+    const bobBeta = await w.submit(w.tokens.bob, { cluster: "beta", labels: { team: "ml" } });
+    const aliceBeta = await w.submit(w.tokens.alice, { cluster: "beta" });
+    await runDeliveryPass(w.deps, nodeTransport());
+    const jobsOf = (id: string) =>
+      r
+        .delivered()
+        .filter((h) => h.headers["webhook-id"]?.includes(id.slice(3)))
+        .map((h) => (JSON.parse(h.body) as { data: { jobId: string } }).data.jobId);
+    expect(jobsOf(labelled.id)).toEqual([aliceMl.id]);
+    expect(jobsOf(everyone.id)).toEqual([bobBeta.id, aliceBeta.id]);
+  });
+
+  it("keeps the delivery log bounded: delivered rows older than the retention go", async () => {
+    const clock = testClock();
+    const w = await createWorld({ SLURMGATE_WEBHOOK_ALLOW_PRIVATE: "1" }, clock);
+    const r = await receiver();
+    const hook = await register(w, w.tokens.alice, { url: r.url(), events: ALL });
+    await makeEvents(w, 2);
+    await runDeliveryPass(w.deps, nodeTransport());
+    const before = await w.call<{ items: unknown[] }>("GET", `/v1/webhooks/${hook.id}/deliveries`, w.tokens.alice);
+    expect(before.body.items.length).toBe(3);
+    clock.advance(WEBHOOK_LOG_RETENTION.ms + 1);
+    await makeEvents(w, 1);
+    await runDeliveryPass(w.deps, nodeTransport());
+    const after = await w.call<{ items: { jobId: string }[] }>(
+      "GET",
+      `/v1/webhooks/${hook.id}/deliveries`,
+      w.tokens.alice,
+    );
+    expect(after.body.items).toHaveLength(2);
+  });
+
+  it("backs off exponentially with jitter, capped", () => {
+    const base = WEBHOOK_RETRY.baseMs;
+    expect(retryDelayMs(1, base, () => 0)).toBe(base / 2);
+    expect(retryDelayMs(1, base, () => 1)).toBe(base);
+    expect(retryDelayMs(3, base, () => 1)).toBe(base * 4);
+    expect(retryDelayMs(60, base, () => 1)).toBe(WEBHOOK_RETRY.capMs);
+    expect(retryDelayMs(10_000, base, () => 0.5)).toBeLessThanOrEqual(WEBHOOK_RETRY.capMs);
   });
 
   it("pages the delivery log newest first with a keyset cursor", async () => {
