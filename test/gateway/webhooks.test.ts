@@ -500,6 +500,24 @@ describe("webhook delivery", () => {
     }
   });
 
+  it("connects to the address it checked, not to a second lookup (no DNS rebinding)", async () => {
+    const w = await createWorld({ SLURMGATE_WEBHOOK_ALLOW_PRIVATE: "1" });
+    const r = await receiver();
+    const port = new URL(r.url()).port;
+    // A name nothing else can resolve: the request can only reach the receiver through the checked answer.
+    const hook = await register(w, w.tokens.alice, { url: `http://pinned.invalid:${port}/hook`, events: ALL });
+    await makeEvents(w, 1);
+    let lookups = 0;
+    const once = nodeTransport(async () => {
+      lookups++;
+      return [{ address: "127.0.0.1", family: 4 }];
+    });
+    expect(await runDeliveryPass(w.deps, once)).toBe(2);
+    expect(lookups).toBe(2);
+    expect(r.delivered().map((h) => h.headers.host)).toEqual([`pinned.invalid:${port}`, `pinned.invalid:${port}`]);
+    await expectAllVerified(r.delivered(), hook.secret, Math.floor(Date.now() / 1000));
+  });
+
   it("follows no redirect, and a corrupt webhook row neither breaks reads nor the pass", async () => {
     const clock = testClock();
     const w = await createWorld({ SLURMGATE_WEBHOOK_ALLOW_PRIVATE: "1" }, clock);
