@@ -5,9 +5,15 @@
  */
 import type { Deps } from "./deps.ts";
 import { FEED_TOPIC } from "./notifier.ts";
-import { DEFAULT_PASS, type WebhookTransport, runDeliveryPass } from "./services/webhook-delivery.ts";
+import { DEFAULT_PASS, type PassLimits, type WebhookTransport, runDeliveryPass } from "./services/webhook-delivery.ts";
 
 const IDLE_MS = 1_000;
+
+/**
+ * Shorter passes than the Worker's cron: the loop runs again at once, and a process killed
+ * mid-pass holds its webhook only this long (plus two try timeouts) before another may take it.
+ */
+const LOOP_PASS: PassLimits = { ...DEFAULT_PASS, budgetMs: 10_000 };
 
 export function startWebhookLoop(deps: Deps, transport: WebhookTransport): { stop(): Promise<void> } {
   const stopping = new AbortController();
@@ -16,7 +22,7 @@ export function startWebhookLoop(deps: Deps, transport: WebhookTransport): { sto
       // Listen before the pass, so a change made while it runs wakes the next one at once.
       const woken = deps.notifier.wait(FEED_TOPIC, IDLE_MS, stopping.signal);
       try {
-        await runDeliveryPass(deps, transport, DEFAULT_PASS, stopping.signal);
+        await runDeliveryPass(deps, transport, LOOP_PASS, stopping.signal);
       } catch (error) {
         deps.log({ level: "error", msg: "webhook pass failed", error: String(error) });
       }

@@ -725,6 +725,42 @@ describe("webhooks on a gateway process (the Node delivery loop)", () => {
   }, 120_000);
 });
 
+describe("webhooks when the gateway process is killed mid-delivery", () => {
+  it("another process takes over once the hold expires and sends the event again under the same id", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "slurmgate-wh-kill-"));
+    cleanup.push(async () => rmSync(dir, { recursive: true, force: true }));
+    const dbUrl = `file:${join(dir, "db")}`;
+    const env = { SLURMGATE_WEBHOOK_ALLOW_PRIVATE: "1", SLURMGATE_WEBHOOK_TIMEOUT_MS: "2000" };
+    const r = await receiver();
+    let gw = await startGatewayProcess(env, { dbUrl });
+    cleanup.push(() => gw.stop());
+    const world = await seedWorld(gw.url, gw.adminToken);
+    const hook = await world.user.createWebhook({ url: r.url(), events: ["job.queued"] });
+    r.set("hang");
+    const job = await world.user.submit({ name: "k", command: ["true"], cluster: CLUSTER });
+    await until(() => r.hits.length === 1);
+    process.kill(gw.pid, "SIGKILL");
+    await gw.stop();
+    r.set("ok");
+    const restarted = Date.now();
+    gw = await startGatewayProcess(env, { dbUrl });
+    await until(() => r.delivered().length === 1, 40_000);
+    // Not before the killed pass's hold ran out.
+    expect(Date.now() - restarted).toBeGreaterThan(3_000);
+    await new Promise((done) => setTimeout(done, 1_500));
+    expect(r.delivered()).toHaveLength(1);
+    const [hung, sent] = [r.hits[0]!, r.delivered()[0]!];
+    expect(sent.headers["webhook-id"]).toBe(hung.headers["webhook-id"]);
+    expect(sent.body).toBe(hung.body);
+    expect(JSON.parse(sent.body).data.jobId).toBe(job.id);
+    expect(await verifyWebhook({ secret: hook.secret, headers: sent.headers as never, body: sent.body })).toMatchObject(
+      {
+        valid: true,
+      },
+    );
+  }, 120_000);
+});
+
 async function until(check: () => boolean, ms = 20_000) {
   const deadline = Date.now() + ms;
   while (!check()) {
