@@ -67,6 +67,10 @@ export const GatewayConfig = z.object({
     .enum(["0", "1"])
     .default("0")
     .transform((v) => v === "1"), // 1: every webhook may target private/loopback addresses and plain http
+  SLURMGATE_WEBHOOK_SECRET_KEY: z
+    .string()
+    .regex(/^[A-Za-z0-9+/]{43}=$/, "base64 of 32 random bytes (openssl rand -base64 32)")
+    .optional(), // encrypts webhook secrets at rest (AES-256-GCM); unset: stored as is
   SLURMGATE_WEBHOOK_TIMEOUT_MS: intFrom(10_000, 100, 60_000), // one delivery attempt, connect to answer
   SLURMGATE_WEBHOOK_RETRY_BASE_MS: intFrom(WEBHOOK_RETRY.baseMs, 10, 3_600_000), // first retry's delay (doubles, capped)
   SLURMGATE_LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),

@@ -29,6 +29,7 @@ import {
   releaseWebhook,
   takeEvents,
 } from "../store/webhooks.ts";
+import { openSecret } from "../webhook-secret-box.ts";
 import { urlFault } from "../webhook-target.ts";
 
 /** What one try came to: the receiver's status (2xx is success), or why it never answered. */
@@ -119,6 +120,10 @@ async function deliverWebhook(
   signal: AbortSignal | undefined,
 ): Promise<number> {
   await takeEvents(deps.db, hook, deps.now(), payloadOf);
+  // A secret that cannot be opened fails every try with the reason, like an unreachable receiver.
+  const secret = await openSecret(hook.secret, hook.id, deps.config.SLURMGATE_WEBHOOK_SECRET_KEY).catch(
+    (error: Error) => error,
+  );
   const allowPrivate = hook.allowPrivate || deps.config.SLURMGATE_WEBHOOK_ALLOW_PRIVATE;
   let delivered = 0;
   let failures = hook.consecutiveFailures;
@@ -129,9 +134,9 @@ async function deliverWebhook(
     }
     const id = messageId(hook.id, item.cursor);
     const timestamp = Math.floor(deps.now() / 1000);
-    const fault = urlFault(hook.url, allowPrivate);
+    const fault = secret instanceof Error ? secret.message : urlFault(hook.url, allowPrivate);
     const result: AttemptResult = fault
-      ? { status: null, error: `refused: ${fault}` }
+      ? { status: null, error: secret instanceof Error ? fault : `refused: ${fault}` }
       : await transport(
           { url: hook.url, allowPrivate },
           {
@@ -140,7 +145,7 @@ async function deliverWebhook(
               "user-agent": `slurmgate-webhooks/${VERSION}`,
               "webhook-id": id,
               "webhook-timestamp": String(timestamp),
-              "webhook-signature": await signWebhook(hook.secret, id, timestamp, item.body),
+              "webhook-signature": await signWebhook(secret as string, id, timestamp, item.body),
             },
             body: item.body,
           },

@@ -18,6 +18,7 @@ import {
   listWebhooks,
   publicWebhook,
 } from "../store/webhooks.ts";
+import { sealSecret } from "../webhook-secret-box.ts";
 import { urlFault } from "../webhook-target.ts";
 
 type UserPrincipal = Extract<Principal, { kind: "user" | "admin" }>;
@@ -64,7 +65,7 @@ export async function createWebhook(
       scope: request.scope ?? null,
       allUsers: request.allUsers,
       allowPrivate: request.allowPrivate,
-      secret,
+      secret: await sealSecret(secret, id, deps.config.SLURMGATE_WEBHOOK_SECRET_KEY),
     },
     MAX_WEBHOOKS_PER_USER,
     deps.now(),

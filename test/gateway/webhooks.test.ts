@@ -518,6 +518,39 @@ describe("webhook delivery", () => {
     await expectAllVerified(r.delivered(), hook.secret, Math.floor(Date.now() / 1000));
   });
 
+  it("encrypts secrets at rest with SLURMGATE_WEBHOOK_SECRET_KEY, and says so when it cannot open one", async () => {
+    const key = Buffer.alloc(32, 7).toString("base64");
+    const clock = testClock();
+    const w = await createWorld({ SLURMGATE_WEBHOOK_ALLOW_PRIVATE: "1", SLURMGATE_WEBHOOK_SECRET_KEY: key }, clock);
+    const r = await receiver();
+    const hook = await register(w, w.tokens.alice, { url: r.url(), events: ALL });
+    const other = await register(w, w.tokens.alice, { url: `${r.url()}?other`, events: ["job.queued"] });
+    const rows = await w.db.client.execute("SELECT id, secret FROM webhooks ORDER BY id");
+    for (const row of rows.rows) {
+      expect(String(row.secret)).toMatch(/^aesgcm:/);
+      expect(String(row.secret)).not.toContain(hook.secret.slice(6, 16));
+    }
+    // A sealed secret moved onto another webhook's row does not open there.
+    await w.db.client.execute({
+      sql: "UPDATE webhooks SET secret = (SELECT secret FROM webhooks WHERE id = ?) WHERE id = ?",
+      args: [hook.id, other.id],
+    });
+    await makeEvents(w, 1);
+    await runDeliveryPass(w.deps, nodeTransport());
+    const mine = r.delivered().filter((h) => h.headers["webhook-id"]?.includes(hook.id.slice(3)));
+    expect(mine).toHaveLength(2);
+    await expectAllVerified(mine, hook.secret, Math.floor(clock.now() / 1000));
+    expect(r.hits.filter((h) => h.headers["webhook-id"]?.includes(other.id.slice(3)))).toHaveLength(0);
+    const log = await w.call<{ items: { lastError: string }[] }>(
+      "GET",
+      `/v1/webhooks/${other.id}/deliveries`,
+      w.tokens.alice,
+    );
+    expect(log.body.items.at(-1)?.lastError).toMatch(/does not decrypt/);
+    const bad = await createWorld({ SLURMGATE_WEBHOOK_SECRET_KEY: "short" }).catch((e: Error) => e);
+    expect(String(bad)).toMatch(/SLURMGATE_WEBHOOK_SECRET_KEY: base64 of 32/);
+  });
+
   it("follows no redirect, and a corrupt webhook row neither breaks reads nor the pass", async () => {
     const clock = testClock();
     const w = await createWorld({ SLURMGATE_WEBHOOK_ALLOW_PRIVATE: "1" }, clock);
