@@ -120,11 +120,18 @@ async function deliverWebhook(
   signal: AbortSignal | undefined,
 ): Promise<number> {
   await takeEvents(deps.db, hook, deps.now(), payloadOf);
-  // A secret that cannot be opened fails every try with the reason, like an unreachable receiver.
-  const secret = await openSecret(hook.secret, hook.id, deps.config.SLURMGATE_WEBHOOK_SECRET_KEY).catch(
-    (error: Error) => error,
-  );
   const allowPrivate = hook.allowPrivate || deps.config.SLURMGATE_WEBHOOK_ALLOW_PRIVATE;
+  // A secret that cannot be opened or a URL the rule now refuses (the setting changed) fails every
+  // try with the reason, like an unreachable receiver, so the streak and the log show it.
+  let secret = "";
+  let refusal: string | undefined;
+  try {
+    secret = await openSecret(hook.secret, hook.id, deps.config.SLURMGATE_WEBHOOK_SECRET_KEY);
+    const fault = urlFault(hook.url, allowPrivate);
+    refusal = fault && `refused: ${fault}`;
+  } catch (error) {
+    refusal = (error as Error).message;
+  }
   let delivered = 0;
   let failures = hook.consecutiveFailures;
   let failingSince = hook.failingSince;
@@ -134,9 +141,8 @@ async function deliverWebhook(
     }
     const id = messageId(hook.id, item.cursor);
     const timestamp = Math.floor(deps.now() / 1000);
-    const fault = secret instanceof Error ? secret.message : urlFault(hook.url, allowPrivate);
-    const result: AttemptResult = fault
-      ? { status: null, error: secret instanceof Error ? fault : `refused: ${fault}` }
+    const result: AttemptResult = refusal
+      ? { status: null, error: refusal }
       : await transport(
           { url: hook.url, allowPrivate },
           {
@@ -145,7 +151,7 @@ async function deliverWebhook(
               "user-agent": `slurmgate-webhooks/${VERSION}`,
               "webhook-id": id,
               "webhook-timestamp": String(timestamp),
-              "webhook-signature": await signWebhook(secret as string, id, timestamp, item.body),
+              "webhook-signature": await signWebhook(secret, id, timestamp, item.body),
             },
             body: item.body,
           },
