@@ -19,11 +19,12 @@ import { sweep } from "./commands/sweep.ts";
 import { token } from "./commands/token.ts";
 import { user } from "./commands/user.ts";
 import { wait } from "./commands/wait.ts";
+import { webhook } from "./commands/webhook.ts";
 import { whoami } from "./commands/whoami.ts";
 import { EXIT, errorJson, exitCodeOf, formatError, UsageError } from "./errors.ts";
 import type { Io } from "./io.ts";
 
-const USER_VERBS = [login, logout, submit, sweep, ls, show, logs, cancel, wait, clusters, whoami];
+const USER_VERBS = [login, logout, submit, sweep, ls, show, logs, cancel, wait, clusters, webhook, whoami];
 const SERVER_VERBS = [gateway, agent, token, user, cluster];
 const VERBS = new Map<string, Command>([...USER_VERBS, ...SERVER_VERBS].map((c) => [c.name, c]));
 

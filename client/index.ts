@@ -5,6 +5,7 @@
  */
 import createFetchClient from "openapi-fetch";
 import { type AdminApi, createAdminApi } from "./admin.ts";
+import { type WebhookApi, createWebhookApi } from "./webhook-api.ts";
 import type { paths } from "./generated/api.ts";
 import { type ListFilter, listJobs, listPage } from "./list.ts";
 import { type LogChunkOptions, type LogsOptions, followLogs, readLogChunk } from "./logs.ts";
@@ -79,6 +80,20 @@ export { discover, type OidcEndpoints, type OidcTokens, refreshTokens } from "./
 export type { EventsOptions, WaitOptions } from "./wait.ts";
 export type { FeedOptions, WatchOptions, WatchedEvent } from "./watch.ts";
 export { readEventStream, type SseMessage } from "./sse.ts";
+export type {
+  Webhook,
+  WebhookApi,
+  WebhookCreated,
+  WebhookDelivery,
+  WebhookEventType,
+  WebhookInput,
+} from "./webhook-api.ts";
+export {
+  DEFAULT_TOLERANCE_SECONDS,
+  type WebhookHeaders,
+  type WebhookVerification,
+  verifyWebhook,
+} from "./webhooks.ts";
 
 /**
  * Options of {@link createClient}.
@@ -115,7 +130,7 @@ export type SubmitOptions = {
  * What {@link createClient} returns.
  * @example const job = await client.wait((await client.submit(spec)).id);
  */
-export type SlurmgateClient = {
+export type SlurmgateClient = WebhookApi & {
   /** The gateway URL this client talks to. */
   readonly baseUrl: string;
   /** The typed openapi-fetch client, for `{ data, error, response }` calls (retries and checks included). */
@@ -262,6 +277,7 @@ export function createClient(options: ClientOptions): SlurmgateClient {
     sweepResults: (id, o) => sweepResults(raw, id, o),
     cancelSweep: (id, o) => cancelSweep(raw, id, o),
     listSweeps: (o) => listSweeps(raw, o),
+    ...createWebhookApi(raw),
     admin: createAdminApi(raw),
   };
 }

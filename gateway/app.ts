@@ -21,6 +21,7 @@ import { clustersRouter } from "./routes/clusters.ts";
 import { eventsRouter } from "./routes/events.ts";
 import { jobsRouter } from "./routes/jobs.ts";
 import { sweepsRouter } from "./routes/sweeps.ts";
+import { webhooksRouter } from "./routes/webhooks.ts";
 
 export const API_VERSION = VERSION;
 
@@ -72,6 +73,8 @@ export function createApp(deps: Deps) {
   app.use("/v1/jobs", bodyLimit(deps.config.SLURMGATE_BODY_LIMIT_BYTES));
   app.use("/v1/sweeps/*", bodyLimit(deps.config.SLURMGATE_BODY_LIMIT_BYTES));
   app.use("/v1/sweeps", bodyLimit(deps.config.SLURMGATE_BODY_LIMIT_BYTES));
+  app.use("/v1/webhooks/*", bodyLimit(deps.config.SLURMGATE_BODY_LIMIT_BYTES));
+  app.use("/v1/webhooks", bodyLimit(deps.config.SLURMGATE_BODY_LIMIT_BYTES));
   app.use("/v1/admin/*", bodyLimit(deps.config.SLURMGATE_BODY_LIMIT_BYTES));
   app.use("/v1/*", authenticate(deps));
   app.use("/v1/*", enforceScope());
@@ -79,6 +82,7 @@ export function createApp(deps: Deps) {
   app.route("/", jobsRouter(deps));
   app.route("/", sweepsRouter(deps));
   app.route("/", eventsRouter(deps));
+  app.route("/", webhooksRouter(deps));
   app.route("/", clustersRouter(deps));
   app.route("/", agentRouter(deps));
   app.route("/", agentTokensRouter(deps));

@@ -3,6 +3,7 @@
  * their environment here; nothing else reads process.env.
  */
 import { z } from "zod";
+import { WEBHOOK_RETRY } from "../schemas/webhook.ts";
 import { OidcIssuers } from "./auth/oidc-config.ts";
 
 /** A variable holding JSON, checked against `schema`; a parse error names the JSON fault. */
@@ -62,6 +63,16 @@ export const GatewayConfig = z.object({
   SLURMGATE_SSE_MAX_PER_USER: intFrom(16, 1, 10_000), // event streams one user may hold open (per process)
   SLURMGATE_SSE_HEARTBEAT_SECONDS: intFrom(15, 1, 300), // comment lines that keep proxies from closing a quiet stream
   SLURMGATE_SSE_MAX_SECONDS: intFrom(900, 5, 86_400), // a stream ends after this; clients resume with Last-Event-ID
+  SLURMGATE_WEBHOOK_ALLOW_PRIVATE: z
+    .enum(["0", "1"])
+    .default("0")
+    .transform((v) => v === "1"), // 1: every webhook may target private/loopback addresses and plain http
+  SLURMGATE_WEBHOOK_SECRET_KEY: z
+    .string()
+    .regex(/^[A-Za-z0-9+/]{43}=$/, "base64 of 32 random bytes (openssl rand -base64 32)")
+    .optional(), // encrypts webhook secrets at rest (AES-256-GCM); unset: stored as is
+  SLURMGATE_WEBHOOK_TIMEOUT_MS: intFrom(10_000, 100, 60_000), // one delivery attempt, connect to answer
+  SLURMGATE_WEBHOOK_RETRY_BASE_MS: intFrom(WEBHOOK_RETRY.baseMs, 10, 3_600_000), // first retry's delay (doubles, capped)
   SLURMGATE_LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
   SLURMGATE_OIDC_ISSUERS: jsonOf(OidcIssuers).default([]), // trusted OpenID issuers (gateway/auth/oidc-config.ts)
   SLURMGATE_CORS_ORIGINS: z

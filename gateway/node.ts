@@ -1,6 +1,7 @@
 /**
  * Node entry: `npm start` / `slurmgate gateway`. Parses the environment once, migrates the
- * database, makes sure an admin exists, serves HTTP, and sweeps expired leases in the background.
+ * database, makes sure an admin exists, serves HTTP, and in the background sweeps expired leases and
+ * delivers webhooks.
  */
 import { serve } from "@hono/node-server";
 import { createApp } from "./app.ts";
@@ -8,6 +9,8 @@ import { ensureAdmin } from "./bootstrap.ts";
 import { parseGatewayConfig } from "./config.ts";
 import { createNodeDeps } from "./node-deps.ts";
 import { expireLeases } from "./store/leases.ts";
+import { startWebhookLoop } from "./webhook-loop.ts";
+import { nodeTransport } from "./webhook-transport-node.ts";
 
 const SWEEP_EVERY_MS = 15_000;
 
@@ -28,6 +31,7 @@ export async function startGateway(env: Record<string, string | undefined>) {
     );
   }, SWEEP_EVERY_MS);
   sweep.unref();
+  const webhooks = startWebhookLoop(deps, nodeTransport());
   const server = serve({ fetch: app.fetch, port: config.PORT, hostname: config.SLURMGATE_HOST }, (info) => {
     deps.log({
       level: "info",
@@ -38,12 +42,14 @@ export async function startGateway(env: Record<string, string | undefined>) {
   });
   const stop = () => {
     clearInterval(sweep);
-    server.close(() => process.exit(0));
+    // The loop ends after the try in flight and releases the webhook it held, so a restart resumes at once.
+    const loopDone = webhooks.stop();
+    server.close(() => void loopDone.finally(() => process.exit(0)));
     setTimeout(() => process.exit(0), 3_000).unref();
   };
   process.once("SIGTERM", stop);
   process.once("SIGINT", stop);
-  return { app, deps, server };
+  return { app, deps, server, webhooks };
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

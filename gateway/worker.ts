@@ -1,7 +1,8 @@
 /**
  * Cloudflare Workers entry (wrangler.toml `main`). Same createApp(deps) as Node; only the wiring
  * differs: deps are built from `env` once per isolate, the first admin is ensured once per isolate,
- * and the cron trigger sweeps expired leases (Node does that on a timer, which Workers do not keep).
+ * and the cron trigger sweeps expired leases and runs a bounded webhook delivery pass (Node does both
+ * on timers, which Workers do not keep; docs/deploy-cloudflare.md says what that means for latency).
  * Migrations never run here: `npm run db:migrate -- --url …` applies them before a deploy.
  */
 import { createApp } from "./app.ts";
@@ -10,6 +11,7 @@ import type { Deps } from "./deps.ts";
 import { corsAnswerHeaders } from "./middleware/cors.ts";
 import { requestIdFor } from "./middleware/request-id.ts";
 import { ApiProblem, problemBody } from "./problem.ts";
+import { fetchTransport, runDeliveryPass } from "./services/webhook-delivery.ts";
 import { expireLeases } from "./store/leases.ts";
 import { createWorkerDeps, type WorkerEnv } from "./worker-deps.ts";
 
@@ -83,9 +85,13 @@ export default {
   /** Cron trigger (wrangler.toml `[triggers]`): housekeeping that Node runs on a timer. */
   async scheduled(_controller: unknown, env: WorkerEnv, ctx: Context): Promise<void> {
     const { deps } = getIsolate(env);
-    const work = expireLeases(deps.db, deps.now()).then((swept) => {
+    const leases = expireLeases(deps.db, deps.now()).then((swept) => {
       deps.log({ level: swept > 0 ? "info" : "debug", msg: "lease sweep", swept });
     });
+    const webhooks = runDeliveryPass(deps, fetchTransport).then((delivered) => {
+      deps.log({ level: delivered > 0 ? "info" : "debug", msg: "webhook pass", delivered });
+    });
+    const work = Promise.all([leases, webhooks]);
     ctx.waitUntil(work);
     await work;
   },

@@ -10,3 +10,4 @@ export * from "./admin.ts";
 export * from "./identity.ts";
 export * from "./problem.ts";
 export * from "./preflight.ts";
+export * from "./webhook.ts";

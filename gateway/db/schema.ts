@@ -222,3 +222,64 @@ export const jobLogs = sqliteTable(
   },
   (t) => [primaryKey({ columns: [t.jobId, t.stream, t.offset] })],
 );
+
+/**
+ * Webhooks (schemas/webhook.ts). `cursor` is the feed position (job_events rowid) up to which events
+ * were taken into `webhook_deliveries`; `secret` is the signing key itself, because signing needs it:
+ * the database is as sensitive as the secrets it holds. `lease_until` lets one delivery pass at a time
+ * work on a webhook (several Node processes, or the Worker's cron next to a Node gateway).
+ */
+export const webhooks = sqliteTable(
+  "webhooks",
+  {
+    id: text("id").primaryKey(),
+    owner: text("owner").notNull(),
+    url: text("url").notNull(),
+    events: text("events").notNull(),
+    description: text("description").notNull().default(""),
+    scope: text("scope"),
+    allUsers: integer("all_users", { mode: "boolean" }).notNull().default(false),
+    allowPrivate: integer("allow_private", { mode: "boolean" }).notNull().default(false),
+    secret: text("secret").notNull(),
+    cursor: integer("cursor").notNull().default(0),
+    consecutiveFailures: integer("consecutive_failures").notNull().default(0),
+    failingSince: integer("failing_since"),
+    retryAt: integer("retry_at").notNull().default(0),
+    leaseUntil: integer("lease_until").notNull().default(0),
+    disabledAt: integer("disabled_at"),
+    disabledReason: text("disabled_reason"),
+    createdAt: integer("created_at").notNull(),
+  },
+  (t) => [
+    // GET /v1/webhooks and the per-user count.
+    index("webhooks_owner_id").on(t.owner, t.id),
+    // The delivery pass: enabled webhooks only.
+    index("webhooks_enabled").on(t.id).where(sql`disabled_at IS NULL`),
+  ],
+);
+
+/** One row per event taken for a webhook: the delivery log, and the queue while `delivered_at` is null. */
+export const webhookDeliveries = sqliteTable(
+  "webhook_deliveries",
+  {
+    webhookId: text("webhook_id").notNull(),
+    cursor: integer("cursor").notNull(),
+    jobId: text("job_id").notNull(),
+    seq: integer("seq").notNull(),
+    type: text("type").notNull(),
+    // The JSON body, fixed when the event is taken, so every try sends the same bytes.
+    body: text("body").notNull(),
+    attempts: integer("attempts").notNull().default(0),
+    lastStatus: integer("last_status"),
+    lastError: text("last_error"),
+    nextAt: integer("next_at"),
+    deliveredAt: integer("delivered_at"),
+    createdAt: integer("created_at").notNull(),
+  },
+  (t) => [
+    // The log, newest first, keyset-paged by cursor.
+    primaryKey({ columns: [t.webhookId, t.cursor] }),
+    // The queue: a webhook's undelivered events in feed order.
+    index("webhook_deliveries_pending").on(t.webhookId, t.cursor).where(sql`delivered_at IS NULL`),
+  ],
+);

@@ -53,6 +53,6 @@ it.runIf(existsSync(DENO))("the client passes its tests under Deno, type-checked
   );
   const output = `${run.stdout}\n${run.stderr}`;
   expect(run.status, output).toBe(0);
-  expect(output).toMatch(/ok \| 3 passed \| 0 failed/);
+  expect(output).toMatch(/ok \| 4 passed \| 0 failed/);
   expect(output).toMatch(/Check .*client\.deno\.ts/);
 });

@@ -3,7 +3,14 @@
  * test/client/deno.test.ts, which passes its URL and tokens in SG_* variables). The test plays the
  * agent over HTTP. Web APIs only: no node: imports here or in the client.
  */
-import { createClient, type JobSpecInput, SlurmgateError, WaitTimeoutError } from "../../client/index.ts";
+import {
+  createClient,
+  type JobSpecInput,
+  SlurmgateError,
+  WaitTimeoutError,
+  verifyWebhook,
+} from "../../client/index.ts";
+import { signWebhook } from "../../client/webhooks.ts";
 
 type DenoLike = {
   test(name: string, fn: () => Promise<void>): void;
@@ -144,4 +151,20 @@ deno.test("list, cancel, wait timeout, abort, sweep", async () => {
   for (const j of jobs) {
     assertEquals((await user.cancel(j.id)).state, "cancelled", "cancel");
   }
+});
+
+deno.test("webhooks: register and verify a signature with WebCrypto", async () => {
+  const hook = await user.createWebhook({ url: "https://hooks.example.org/deno", events: ["job.completed"] });
+  assert(hook.secret.startsWith("whsec_"), "the secret is shown on create");
+  assert(!("secret" in (await user.getWebhook(hook.id))), "reads never show the secret");
+  const body = JSON.stringify({ type: "job.completed", data: { jobId: "job_x" } });
+  const timestamp = Math.floor(Date.now() / 1000);
+  const headers = new Headers({
+    "webhook-id": "msg_deno",
+    "webhook-timestamp": String(timestamp),
+    "webhook-signature": await signWebhook(hook.secret, "msg_deno", timestamp, body),
+  });
+  assertEquals((await verifyWebhook({ secret: hook.secret, headers, body })).valid, true, "verifies");
+  assertEquals((await verifyWebhook({ secret: hook.secret, headers, body: `${body} ` })).valid, false, "tampered");
+  await user.deleteWebhook(hook.id);
 });

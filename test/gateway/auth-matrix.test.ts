@@ -10,7 +10,7 @@ import { type World, createWorld, spec } from "./world.ts";
 const ROLES = ["admin", "owner", "other", "agentHere", "agentOther", "none", "revoked"] as const;
 type Role = (typeof ROLES)[number];
 
-type Ctx = { jobId: string; tokenId: string; sweepId: string };
+type Ctx = { jobId: string; tokenId: string; sweepId: string; webhookId: string };
 type Recipe = {
   ok: number;
   /** user: job-scoped user route (owner and admin only); users: any user; agent; admin; anyone. */
@@ -21,6 +21,7 @@ type Recipe = {
 
 const jobParam = (ctx: Ctx) => ({ id: ctx.jobId });
 const sweepParam = (ctx: Ctx) => ({ id: ctx.sweepId });
+const webhookParam = (ctx: Ctx) => ({ id: ctx.webhookId });
 const RECIPES: Record<string, Recipe> = {
   submitJob: { ok: 201, audience: "users", body: () => spec() },
   preflightJob: { ok: 200, audience: "users", body: () => spec() },
@@ -36,6 +37,16 @@ const RECIPES: Record<string, Recipe> = {
   getSweep: { ok: 200, audience: "job", params: sweepParam },
   sweepResults: { ok: 200, audience: "job", params: sweepParam },
   cancelSweep: { ok: 202, audience: "job", params: sweepParam },
+  createWebhook: {
+    ok: 201,
+    audience: "users",
+    body: () => ({ url: "https://hooks.example.org/matrix", events: ["job.completed"] }),
+  },
+  listWebhooks: { ok: 200, audience: "users" },
+  getWebhook: { ok: 200, audience: "job", params: webhookParam },
+  deleteWebhook: { ok: 204, audience: "job", params: webhookParam },
+  enableWebhook: { ok: 200, audience: "job", params: webhookParam },
+  webhookDeliveries: { ok: 200, audience: "job", params: webhookParam },
   listClusters: { ok: 200, audience: "users" },
   whoAmI: { ok: 200, audience: "anyone" },
   agentLease: { ok: 200, audience: "agent", body: () => ({ agentId: "matrix", wait: 0 }) },
@@ -149,7 +160,11 @@ describe("authorisation matrix", () => {
       const job = await w.submit(w.tokens.alice, {}, {});
       const extra = await createToken(w.db, { kind: "user", user: "bob", label: "spare" }, w.deps.now());
       const sweep = await w.call<{ id: string }>("POST", "/v1/sweeps", w.tokens.alice, { specs: [spec()] });
-      const ctx: Ctx = { jobId: job.id, tokenId: extra.id, sweepId: sweep.body.id };
+      const webhook = await w.call<{ id: string }>("POST", "/v1/webhooks", w.tokens.alice, {
+        url: "https://hooks.example.org/a",
+        events: ["job.completed"],
+      });
+      const ctx: Ctx = { jobId: job.id, tokenId: extra.id, sweepId: sweep.body.id, webhookId: webhook.body.id };
       const params = recipe!.params?.(ctx) ?? {};
       const path = op.path.replace(/\{(\w+)\}/g, (_, name: string) => encodeURIComponent(params[name] ?? ""));
       const res = await w.call(op.method, path, await tokenFor(w, role), recipe!.body?.(ctx));
