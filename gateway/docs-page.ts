@@ -8,7 +8,7 @@ import { WEB_ASSETS } from "./web/assets.generated.ts";
 export function renderDocsPage(): string {
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>slurmgate API reference</title>
+<title>slurmgate API reference</title><link rel="icon" href="data:,">
 <link rel="stylesheet" href="/docs/assets/${WEB_ASSETS.swaggerCss.name}">
 <script src="/docs/assets/${WEB_ASSETS.swaggerJs.name}" defer></script>
 <script src="/docs/assets/${WEB_ASSETS.docsInit.name}" defer></script></head>

@@ -26,7 +26,7 @@ const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (ch) => `&#${ch.charCode
 function pageHtml(title: string): string {
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${escapeHtml(title)}</title><link rel="stylesheet" href="/ui/assets/${WEB_ASSETS.appCss.name}">
+<title>${escapeHtml(title)}</title><link rel="icon" href="data:,"><link rel="stylesheet" href="/ui/assets/${WEB_ASSETS.appCss.name}">
 <script type="module" src="/ui/assets/${WEB_ASSETS.app.name}"></script></head>
 <body><div id="app"><p>Loading…</p></div><noscript>This page needs JavaScript; the API is at <a href="/docs">/docs</a>.</noscript></body></html>`;
 }

@@ -187,7 +187,6 @@ describe("the jobs page in chromium", () => {
       jobId: id,
       epoch: lease.epoch,
       state: "running",
-      reason: XSS_LOG,
       logs: [{ stream: "stdout", offset: 0, data: b64(first) }],
     });
     const stdout = page.locator('pre[data-stream="stdout"]');
@@ -200,7 +199,6 @@ describe("the jobs page in chromium", () => {
     });
     await expect.poll(() => stdout.textContent(), { timeout: 15_000 }).toContain("second line");
     expect((await stdout.textContent())?.length).toBeGreaterThan(300_000);
-    expect(await page.locator("dl.facts").textContent()).toContain(XSS_LOG);
     expect(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned)).toBeUndefined();
     expect(await page.locator("main img, main script").count()).toBe(0);
     await shot(page, "job-running");
@@ -212,8 +210,10 @@ describe("the jobs page in chromium", () => {
     await expect.poll(async () => (await world.lease([id])).cancels.map((c) => c.jobId), { timeout: 10_000 }).toEqual([
       id,
     ]);
-    await world.report({ jobId: id, epoch: lease.epoch, state: "cancelled", result: { note: XSS_LOG } });
+    await world.report({ jobId: id, epoch: lease.epoch, state: "cancelled", reason: XSS_LOG, result: { note: XSS_LOG } });
     await expect.poll(() => page.locator("#job-state").textContent(), { timeout: 10_000 }).toBe("cancelled");
+    expect(await page.locator("dl.facts").textContent()).toContain(XSS_LOG);
+    expect(JSON.parse((await page.locator("#job-result").textContent()) ?? "")).toEqual({ note: XSS_LOG });
     await expect.poll(() => page.locator(".timeline").textContent(), { timeout: 10_000 }).toContain("cancel_requested");
     expect(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned)).toBeUndefined();
     await shot(page, "job-cancelled");
@@ -240,7 +240,7 @@ describe("the jobs page in chromium", () => {
     const text = (await page.locator("main").textContent()) ?? "";
     expect(text).toContain("a100 × ");
     expect(text).toContain("web-agent");
-    expect(text).toMatch(/Partitions: \*/);
+    expect(text).toContain("Partitions: cpu, short, gpu");
     await shot(page, "cluster");
     await page.close();
   }, 60_000);
@@ -262,7 +262,7 @@ describe("the jobs page in chromium", () => {
     await admin.getByLabel("New user name").fill("carol");
     await admin.getByRole("button", { name: "Add user" }).click();
     await admin.getByRole("cell", { name: "carol" }).waitFor();
-    await admin.getByRole("link", { name: "Tokens" }).click();
+    await admin.getByRole("link", { name: "Tokens", exact: true }).click();
     await admin.getByRole("cell", { name: "agent" }).first().waitFor();
     await shot(admin, "admin-tokens");
     await admin.getByRole("link", { name: "Grants" }).click();
@@ -284,17 +284,24 @@ describe("the jobs page in chromium", () => {
     const submit = page.locator(".opblock-post", { hasText: "/v1/jobs" }).first();
     await submit.locator(".opblock-summary").click();
     await submit.locator(".opblock-section-request-body").waitFor();
-    await submit.getByRole("button", { name: "Schema" }).first().click();
-    expect(await submit.locator(".opblock-section-request-body").textContent()).toContain("command");
-    const responses = (await submit.locator(".responses-wrapper").textContent()) ?? "";
-    expect(responses).toContain("201");
-    expect(responses).toContain("422");
+    // Request schema: JobSpec's fields, under the request body's "Schema" tab.
+    await submit.locator(".opblock-section-request-body [data-name='model']").first().click();
+    await submit.locator(".opblock-section-request-body .model-box").first().click();
+    await expect
+      .poll(() => submit.locator(".opblock-section-request-body").textContent())
+      .toMatch(/JobSpec.*command/s);
+    // Response schema: the created Job's fields, under the 201 answer's "Schema" tab.
+    const created = submit.locator(".responses-wrapper tr.response[data-code='201']");
+    await created.locator("[data-name='model']").first().click();
+    await created.locator(".model-box").first().click();
+    await expect.poll(() => created.textContent()).toMatch(/Job.*lastSeq/s);
+    expect(await submit.locator(".responses-wrapper tr.response[data-code='422']").count()).toBe(1);
     await shot(page, "docs");
 
     await page.getByRole("button", { name: "Authorize" }).first().click();
     await page.locator(".auth-container input").fill(world.tokens.alice!);
-    await page.locator(".auth-container").getByRole("button", { name: "Authorize" }).click();
-    await page.getByRole("button", { name: "Close" }).click();
+    await page.locator(".auth-container button.authorize").click();
+    await page.locator(".auth-btn-wrapper button.btn-done").click();
     const me = page.locator(".opblock-get", { hasText: "/v1/me" }).first();
     await me.locator(".opblock-summary").click();
     await me.getByRole("button", { name: "Try it out" }).click();
