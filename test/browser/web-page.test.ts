@@ -39,7 +39,11 @@ function caller(gw: GatewayProcess): Call {
 async function seed(gw: GatewayProcess) {
   const call = caller(gw);
   const admin = gw.adminToken;
-  await call("POST", "/v1/admin/clusters", admin, { name: "alpha", description: "test cluster", sharedRoots: ["/shared"] });
+  await call("POST", "/v1/admin/clusters", admin, {
+    name: "alpha",
+    description: "test cluster",
+    sharedRoots: ["/shared"],
+  });
   const tokens: Record<string, string> = {};
   for (const user of ["alice", "bob"]) {
     await call("POST", "/v1/admin/users", admin, { name: user });
@@ -57,7 +61,10 @@ async function seed(gw: GatewayProcess) {
       { agentId: "web-agent", max: 10, wait: 0, holding },
     );
   const report = (r: Record<string, unknown>) =>
-    call<{ outcomes: { status: string }[] }>("POST", "/v1/agent/reports", agent, { agentId: "web-agent", reports: [r] });
+    call<{ outcomes: { status: string }[] }>("POST", "/v1/agent/reports", agent, {
+      agentId: "web-agent",
+      reports: [r],
+    });
   const submit = (token: string, spec: Record<string, unknown>) =>
     call<{ id: string }>("POST", "/v1/jobs", token, { command: ["echo", "hi"], cluster: "alpha", ...spec });
   return { call, tokens, lease, report, submit };
@@ -116,7 +123,8 @@ describe("the jobs page in chromium", () => {
     await page.getByRole("heading", { name: "My jobs" }).waitFor();
   }
 
-  const shot = (page: Page, name: string) => page.screenshot({ path: join(ARTIFACTS, `web-${name}.png`), fullPage: true });
+  const shot = (page: Page, name: string) =>
+    page.screenshot({ path: join(ARTIFACTS, `web-${name}.png`), fullPage: true });
 
   it("serves / as a redirect to /ui/, the page with a strict CSP and no-cache, its assets immutable", async () => {
     const root = await fetch(`${gateway.url}/`, { redirect: "manual" });
@@ -207,10 +215,16 @@ describe("the jobs page in chromium", () => {
     const cancel = page.getByRole("button", { name: "Cancel job" });
     await cancel.focus();
     await page.keyboard.press("Enter");
-    await expect.poll(async () => (await world.lease([id])).cancels.map((c) => c.jobId), { timeout: 10_000 }).toEqual([
-      id,
-    ]);
-    await world.report({ jobId: id, epoch: lease.epoch, state: "cancelled", reason: XSS_LOG, result: { note: XSS_LOG } });
+    await expect
+      .poll(async () => (await world.lease([id])).cancels.map((c) => c.jobId), { timeout: 10_000 })
+      .toEqual([id]);
+    await world.report({
+      jobId: id,
+      epoch: lease.epoch,
+      state: "cancelled",
+      reason: XSS_LOG,
+      result: { note: XSS_LOG },
+    });
     await expect.poll(() => page.locator("#job-state").textContent(), { timeout: 10_000 }).toBe("cancelled");
     expect(await page.locator("dl.facts").textContent()).toContain(XSS_LOG);
     expect(JSON.parse((await page.locator("#job-result").textContent()) ?? "")).toEqual({ note: XSS_LOG });
@@ -287,9 +301,7 @@ describe("the jobs page in chromium", () => {
     // Request schema: JobSpec's fields, under the request body's "Schema" tab.
     await submit.locator(".opblock-section-request-body [data-name='model']").first().click();
     await submit.locator(".opblock-section-request-body .model-box").first().click();
-    await expect
-      .poll(() => submit.locator(".opblock-section-request-body").textContent())
-      .toMatch(/JobSpec.*command/s);
+    await expect.poll(() => submit.locator(".opblock-section-request-body").textContent()).toMatch(/JobSpec.*command/s);
     // Response schema: the created Job's fields, under the 201 answer's "Schema" tab.
     const created = submit.locator(".responses-wrapper tr.response[data-code='201']");
     await created.locator("[data-name='model']").first().click();
@@ -306,7 +318,9 @@ describe("the jobs page in chromium", () => {
     await me.locator(".opblock-summary").click();
     await me.getByRole("button", { name: "Try it out" }).click();
     await me.getByRole("button", { name: "Execute" }).click();
-    await expect.poll(() => me.locator(".live-responses-table").textContent(), { timeout: 10_000 }).toContain('"alice"');
+    await expect
+      .poll(() => me.locator(".live-responses-table").textContent(), { timeout: 10_000 })
+      .toContain('"alice"');
     await shot(page, "docs-try-it");
     await page.close();
   }, 60_000);
@@ -317,4 +331,3 @@ describe("the jobs page in chromium", () => {
     expect(consoleErrors.filter((e) => !/status of 40[13]/.test(e))).toEqual([]);
   });
 });
-

@@ -8,7 +8,7 @@ import { type ApiError, api, session } from "./api.ts";
 import { AdminGrants, AdminTokens, AdminUsers } from "./admin-pages.ts";
 import { ClusterPage, ClustersPage } from "./clusters-page.ts";
 import { JobPage } from "./job-page.ts";
-import { JobsPage } from "./jobs-page.ts";
+import { JobsPage, prefetchFirstPage } from "./jobs-page.ts";
 import { ErrorLine, html, useRoute } from "./ui.ts";
 
 type Me = { kind: string; user: string | null; via?: { kind: string } };
@@ -128,6 +128,9 @@ function App() {
 
 const root = document.getElementById("app");
 if (root) {
+  if (session.token() && /^#?\/?(jobs)?$/.test(location.hash)) {
+    prefetchFirstPage();
+  }
   root.textContent = "";
   render(html`<${App} />`, root);
 }
