@@ -15,8 +15,8 @@ import { type GatewayProcess, ROOT, startGatewayProcess } from "../helpers/gatew
 
 const CHROMIUM = "/usr/bin/chromium";
 const JOBS = 100_000;
-/** Measured at about 0.3 s on this 2-core machine; the bound leaves room for a loaded CI box. */
-const FIRST_RENDER_BOUND_MS = 3_000;
+/** Measured at 0.45–0.66 s on this 2-core machine while other suites ran; generous for a loaded CI box. */
+const FIRST_RENDER_BOUND_MS = 2_000;
 
 describe("the jobs page at 100,000 jobs", () => {
   let dir: string;
@@ -64,7 +64,16 @@ describe("the jobs page at 100,000 jobs", () => {
         calls.push(u.pathname + u.search);
       }
     });
-    await page.addInitScript((t) => sessionStorage.setItem("slurmgate.token", t), token);
+    await page.addInitScript((t) => {
+      sessionStorage.setItem("slurmgate.token", t);
+      // The moment the first row is in the document, by the page's clock (from navigation start).
+      new MutationObserver((_, observer) => {
+        if (document.querySelector("tr[data-job]")) {
+          (window as unknown as { firstRowAt: number }).firstRowAt = performance.now();
+          observer.disconnect();
+        }
+      }).observe(document, { childList: true, subtree: true });
+    }, token);
     // Warm the gateway's first database reads so the number measures the page, not a cold cache.
     await fetch(`${gateway.url}/v1/jobs?limit=50`, { headers: { authorization: `Bearer ${token}` } });
     // Navigation start to the first row on screen, by the browser's own clock; the best of three
@@ -73,7 +82,7 @@ describe("the jobs page at 100,000 jobs", () => {
     for (let i = 0; i < 3; i++) {
       await page.goto(`${gateway.url}/ui/`);
       await page.locator("tr[data-job]").first().waitFor();
-      renders.push(await page.evaluate(() => performance.now()));
+      renders.push(await page.evaluate(() => (window as unknown as { firstRowAt: number }).firstRowAt));
     }
     const timings = await page.evaluate(() =>
       performance
