@@ -152,6 +152,27 @@ describe("the jobs page in chromium", () => {
     expect(missing.headers.get("content-type")).toContain("application/problem+json");
   });
 
+  it("the CSP blocks a script injected into the page, and the violation is seen (the detector works)", async () => {
+    const page = await browser.newPage();
+    const seen: string[] = [];
+    await page.exposeFunction("reportViolation", (d: string) => seen.push(d));
+    await page.addInitScript(() => {
+      document.addEventListener("securitypolicyviolation", (e) =>
+        (window as unknown as { reportViolation(d: string): void }).reportViolation(e.violatedDirective),
+      );
+    });
+    await page.goto(`${gateway.url}/ui/`);
+    await page.getByLabel("API token").waitFor();
+    await page.evaluate(() => {
+      const s = document.createElement("script");
+      s.textContent = "window.__inline = 1";
+      document.body.append(s);
+    });
+    await expect.poll(() => seen).toContain("script-src-elem");
+    expect(await page.evaluate(() => (window as unknown as { __inline?: number }).__inline)).toBeUndefined();
+    await page.close();
+  });
+
   it("a bad token gets a readable error, not a blank page", async () => {
     const page = await newPage();
     await page.goto(`${gateway.url}/`);
