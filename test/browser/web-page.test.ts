@@ -255,6 +255,41 @@ describe("the jobs page in chromium", () => {
     await page.close();
   }, 90_000);
 
+  it("a retried job shows each attempt's logs: the latest by default, an earlier one on choice", async () => {
+    const { id } = await world.submit(world.tokens.alice!, {
+      name: "retried",
+      retries: { max: 1, onTimeout: true, backoffSeconds: 0 },
+    });
+    const first = (await world.lease()).leases.find((l) => l.jobId === id)!;
+    await world.report({
+      jobId: id,
+      epoch: first.epoch,
+      state: "running",
+      slurmJobId: "70",
+      logs: [{ stream: "stdout", offset: 0, data: b64("first try\n"), attempt: 1 }],
+    });
+    await world.report({ jobId: id, epoch: first.epoch, state: "timeout" });
+    const second = (await world.lease()).leases.find((l) => l.jobId === id)!;
+    await world.report({
+      jobId: id,
+      epoch: second.epoch,
+      state: "running",
+      slurmJobId: "71",
+      logs: [{ stream: "stdout", offset: 0, data: b64("second try\n"), attempt: 2 }],
+    });
+    await world.report({ jobId: id, epoch: second.epoch, state: "completed", exitCode: 0 });
+
+    const page = await newPage();
+    await signIn(page, world.tokens.alice!);
+    await page.goto(`${gateway.url}/ui/#/jobs/${id}`);
+    const stdout = page.locator('pre[data-stream="stdout"]');
+    await expect.poll(() => stdout.textContent()).toBe("second try\n");
+    await page.getByLabel("Logs of attempt").selectOption("1");
+    await expect.poll(() => page.locator('pre[data-stream="stdout"]').textContent()).toBe("first try\n");
+    await shot(page, "job-attempts");
+    await page.close();
+  }, 60_000);
+
   it("filters by state and label, and opens a cluster with its partitions, GPUs, agent and my grant", async () => {
     const a = await world.submit(world.tokens.alice!, { name: "labelled", labels: { project: "web" } });
     const b = await world.submit(world.tokens.alice!, { name: "other", labels: { project: "else" } });

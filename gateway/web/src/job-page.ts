@@ -16,7 +16,7 @@ type Tasks = {
   items: { task: number; state: string; exitCode: number | null; reason: string | null }[];
 };
 
-function Logs({ id, stream }: { id: string; stream: "stdout" | "stderr" }) {
+function Logs({ id, stream, attempt }: { id: string; stream: "stdout" | "stderr"; attempt?: number }) {
   const [text, setText] = useState("");
   const [done, setDone] = useState(false);
   const [error, setError] = useState<Error | null>(null);
@@ -27,7 +27,7 @@ function Logs({ id, stream }: { id: string; stream: "stdout" | "stderr" }) {
       while (!stop.signal.aborted) {
         try {
           const chunk = await api<LogChunk>(
-            `/v1/jobs/${id}/logs${query({ stream, offset: String(offset), wait: "20" })}`,
+            `/v1/jobs/${id}/logs${query({ stream, attempt: attempt ? String(attempt) : undefined, offset: String(offset), wait: "20" })}`,
             { signal: stop.signal },
           );
           if (chunk.data) {
@@ -48,7 +48,7 @@ function Logs({ id, stream }: { id: string; stream: "stdout" | "stderr" }) {
       }
     })();
     return () => stop.abort();
-  }, [id, stream]);
+  }, [id, stream, attempt]);
   return html`<section aria-labelledby=${`h-${stream}`}>
     <h2 id=${`h-${stream}`}>${stream} ${done ? html`<small>(complete)</small>` : html`<small>(following)</small>`}</h2>
     <${ErrorLine} error=${error} />
@@ -62,6 +62,8 @@ export function JobPage({ id }: { id: string }) {
   const [tasks, setTasks] = useState<Tasks | null>(null);
   const [error, setError] = useState<Error | null>(null);
   const [news, setNews] = useState("");
+  /** The attempt whose logs are shown; undefined follows the latest. */
+  const [attempt, setAttempt] = useState<number | undefined>(undefined);
 
   const reload = () => api<Job>(`/v1/jobs/${id}`).then(setJob).catch(setError);
 
@@ -142,8 +144,20 @@ export function JobPage({ id }: { id: string }) {
           <tbody>${tasks.items.map((t) => html`<tr><td>${t.task}</td><td>${t.state}</td><td>${t.exitCode ?? ""}</td><td>${t.reason ?? ""}</td></tr>`)}</tbody></table>`
         : null
     }
-    <${Logs} id=${id} stream="stdout" />
-    <${Logs} id=${id} stream="stderr" />
+    ${
+      job.attempt > 1
+        ? html`<p><label for="attempt">Logs of attempt</label>
+          <select id="attempt" value=${attempt ?? ""} onChange=${(e: Event) => {
+            const v = (e.target as HTMLSelectElement).value;
+            setAttempt(v ? Number(v) : undefined);
+          }}>
+            <option value="">latest (${job.attempt})</option>
+            ${Array.from({ length: job.attempt }, (_, i) => html`<option value=${i + 1}>${i + 1}</option>`)}
+          </select></p>`
+        : null
+    }
+    <${Logs} key=${`out-${attempt}`} id=${id} stream="stdout" attempt=${attempt} />
+    <${Logs} key=${`err-${attempt}`} id=${id} stream="stderr" attempt=${attempt} />
     <details><summary>Spec</summary><pre class="json">${JSON.stringify(job.spec, null, 2)}</pre></details>
   </main>`;
 }
