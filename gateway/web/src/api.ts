@@ -6,6 +6,9 @@ import { readEventStream } from "../../../client/sse.ts";
 
 const TOKEN_KEY = "slurmgate.token";
 
+/** Fired on window when the gateway stops accepting the token; `detail` says why. */
+export const SIGNED_OUT = "slurmgate:signed-out";
+
 export const session = {
   token: (): string | null => sessionStorage.getItem(TOKEN_KEY),
   signIn: (token: string) => sessionStorage.setItem(TOKEN_KEY, token),
@@ -61,7 +64,13 @@ export async function api<T>(path: string, init: { method?: string; body?: unkno
     throw new ApiError(0, `the gateway could not be reached (${(err as Error).message})`);
   }
   if (!res.ok) {
-    throw await problemOf(res);
+    const problem = await problemOf(res);
+    if (res.status === 401) {
+      // The token was revoked or expired while the page was open: back to sign-in, saying why.
+      session.signOut();
+      dispatchEvent(new CustomEvent(SIGNED_OUT, { detail: problem.message }));
+    }
+    throw problem;
   }
   return (res.status === 204 ? undefined : await res.json()) as T;
 }

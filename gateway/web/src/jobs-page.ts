@@ -14,16 +14,6 @@ const PAGE = 50;
 
 const NO_FILTERS: Filters = { state: "", cluster: "", label: "", sweep: "" };
 
-/**
- * The unfiltered first page, asked for at script start alongside /v1/me instead of after it: one
- * round trip less before the first rows. Used once; any later load asks again.
- */
-let prefetched: Promise<{ rows: Row[]; next: string | null }> | undefined;
-export function prefetchFirstPage() {
-  prefetched = loadPage(NO_FILTERS, null);
-  prefetched.catch(() => {});
-}
-
 async function loadPage(f: Filters, cursor: string | null) {
   if (f.sweep) {
     const page = await api<{ elements: (Row & { jobId: string })[]; nextCursor: string | null }>(
@@ -57,6 +47,32 @@ function matches(job: Job, f: Filters) {
   );
 }
 
+/**
+ * Where the live feed starts, taken before the first page is read: an event that happens between
+ * the read and the stream's start is then replayed by the stream, not lost (the row is put in
+ * place once either way).
+ */
+type Start = { cursor: Promise<string | undefined>; page: Promise<{ rows: Row[]; next: string | null }> };
+
+function start(filters: Filters): Start {
+  const cursor = api<{ cursor: string }>("/v1/events?wait=0").then(
+    (r) => r.cursor,
+    () => undefined,
+  );
+  const page = cursor.then(() => loadPage(filters, null));
+  page.catch(() => {});
+  return { cursor, page };
+}
+
+/**
+ * The unfiltered first page (and the feed cursor before it), asked for at script start alongside
+ * /v1/me instead of after it: one round trip less before the first rows. Used once.
+ */
+let prefetched: Start | undefined;
+export function prefetchFirstPage() {
+  prefetched = start(NO_FILTERS);
+}
+
 export function JobsPage() {
   const [draft, setDraft] = useState<Filters>(NO_FILTERS);
   const [filters, setFilters] = useState<Filters>(draft);
@@ -68,6 +84,11 @@ export function JobsPage() {
   const [clusters, setClusters] = useState<string[]>([]);
   const filtersRef = useRef(filters);
   filtersRef.current = filters;
+  const startRef = useRef<Start | null>(null);
+  if (!startRef.current) {
+    startRef.current = prefetched ?? start(NO_FILTERS);
+    prefetched = undefined;
+  }
 
   useEffect(() => {
     api<{ items: { name: string }[] }>("/v1/clusters")
@@ -79,8 +100,7 @@ export function JobsPage() {
     let live = true;
     setLoading(true);
     setError(null);
-    const first = filters === NO_FILTERS && prefetched ? prefetched : loadPage(filters, null);
-    prefetched = undefined;
+    const first = filters === NO_FILTERS && startRef.current ? startRef.current.page : loadPage(filters, null);
     first
       .then((p) => {
         if (live) {
@@ -97,19 +117,18 @@ export function JobsPage() {
 
   useEffect(() => {
     const stop = new AbortController();
-    follow(
-      "/v1/events",
-      async (_event, data) => {
-        const jobId = (data as { jobId?: string }).jobId;
-        if (!jobId) {
-          return;
-        }
-        let job: Job;
-        try {
-          job = await api<Job>(`/v1/jobs/${jobId}`, { signal: stop.signal });
-        } catch {
-          return;
-        }
+    // One read per job at a time: events that arrive during it cause one more read after it, so a
+    // burst costs two reads and an older answer never overwrites a newer one.
+    const reading = new Set<string>();
+    const again = new Set<string>();
+    const refresh = async (jobId: string): Promise<void> => {
+      if (reading.has(jobId)) {
+        again.add(jobId);
+        return;
+      }
+      reading.add(jobId);
+      try {
+        const job = await api<Job>(`/v1/jobs/${jobId}`, { signal: stop.signal });
         const fits = matches(job, filtersRef.current);
         setRows((current) => {
           const at = current.findIndex((r) => r.id === job.id);
@@ -123,10 +142,29 @@ export function JobsPage() {
         if (fits) {
           setNews(`${job.name} (${job.id}) is ${job.state}`);
         }
-      },
-      stop.signal,
-      (err) => setError(err),
+      } catch {
+        // gone, not ours, or the page is leaving: nothing to show
+      } finally {
+        reading.delete(jobId);
+      }
+      if (again.delete(jobId) && !stop.signal.aborted) {
+        await refresh(jobId);
+      }
+    };
+    const feed = (startRef.current as Start).cursor.then((cursor) =>
+      follow(
+        `/v1/events${query({ after: cursor })}`,
+        (_event, data) => {
+          const jobId = (data as { jobId?: string }).jobId;
+          if (jobId) {
+            void refresh(jobId);
+          }
+        },
+        stop.signal,
+        (err) => setError(err),
+      ),
     );
+    feed.catch(() => {});
     return () => stop.abort();
   }, []);
 

@@ -4,7 +4,7 @@
  */
 import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
-import { type ApiError, api, session } from "./api.ts";
+import { type ApiError, api, SIGNED_OUT, session } from "./api.ts";
 import { AdminGrants, AdminTokens, AdminUsers } from "./admin-pages.ts";
 import { ClusterPage, ClustersPage } from "./clusters-page.ts";
 import { JobPage } from "./job-page.ts";
@@ -102,6 +102,14 @@ function App() {
   const [me, setMe] = useState<Me | null>(null);
   const [checking, setChecking] = useState(Boolean(session.token()));
   const [error, setError] = useState<Error | null>(null);
+  useEffect(() => {
+    const signedOut = (e: Event) => {
+      setMe(null);
+      setError(new Error(`Signed out: ${(e as CustomEvent<string>).detail}`));
+    };
+    addEventListener(SIGNED_OUT, signedOut);
+    return () => removeEventListener(SIGNED_OUT, signedOut);
+  }, []);
   useEffect(() => {
     if (!session.token()) {
       return;
