@@ -252,6 +252,18 @@ describe("the jobs page in chromium", () => {
     await expect.poll(() => page.locator(".timeline").textContent(), { timeout: 10_000 }).toContain("cancel_requested");
     expect(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned)).toBeUndefined();
     await shot(page, "job-cancelled");
+
+    // "Submit again" makes a new job from the same spec and opens it.
+    await page.getByRole("button", { name: "Submit again" }).click();
+    await page.waitForURL((u) => u.hash.startsWith("#/jobs/") && !u.hash.endsWith(id));
+    const copyId = new URL(page.url()).hash.slice("#/jobs/".length);
+    await page.getByRole("heading", { name: new RegExp(copyId) }).waitFor();
+    const copy = await world.call<{ name: string; labels: Record<string, string>; state: string }>(
+      "GET",
+      `/v1/jobs/${copyId}`,
+      world.tokens.alice!,
+    );
+    expect(copy).toMatchObject({ name: XSS_NAME, labels: { note: XSS_LABEL }, state: "queued" });
     await page.close();
   }, 90_000);
 
@@ -303,6 +315,17 @@ describe("the jobs page in chromium", () => {
       .poll(async () => page.locator("tr[data-job]").evaluateAll((rows) => rows.map((r) => r.getAttribute("data-job"))))
       .toEqual([a.id]);
     await shot(page, "jobs-filtered");
+
+    const sweep = await world.call<{ id: string }>("POST", "/v1/sweeps", world.tokens.alice!, {
+      base: { name: "swept", cluster: "alpha", command: ["run", "{I}"] },
+      grid: { I: [1, 2] },
+    });
+    await page.getByLabel("Label (key=value)").fill("");
+    await page.getByLabel("State").selectOption("");
+    await page.getByLabel("Sweep id").fill(sweep.id);
+    await page.getByRole("button", { name: "Apply filters" }).click();
+    await expect.poll(() => page.locator("tr[data-job]").count()).toBe(2);
+    expect(await page.locator("tbody").textContent()).not.toContain("labelled");
 
     await page.getByRole("link", { name: "Clusters" }).click();
     await page.getByRole("link", { name: "alpha" }).click();
