@@ -1,6 +1,6 @@
 /**
  * `npm run bench`: runs each section, then prints one table of ours / floor / ratio.
- * BENCH_QUICK=1 makes every section short; BENCH_ONLY=gateway,agent picks sections;
+ * BENCH_QUICK=1 makes every section short; BENCH_ONLY=gateway,web,agent picks sections;
  * BENCH_JSON=path also writes the rows as JSON. History: BENCH_HISTORY_1M=1 adds the 1M-job tier,
  * BENCH_HISTORY_BASE=<git rev> measures that revision side by side (bench/gateway-history.ts).
  */
@@ -9,6 +9,7 @@ import { cpus } from "node:os";
 import * as agent from "./agent.ts";
 import * as sweep from "./agent-sweep.ts";
 import * as gateway from "./gateway.ts";
+import * as web from "./web-page.ts";
 import { runHistory } from "./gateway-history.ts";
 import * as worker from "./worker.ts";
 import type { Row, Section } from "./types.ts";
@@ -32,6 +33,7 @@ const simple =
 const SECTIONS: Section[] = [
   { name: "gateway", run: gateway.run },
   { name: "history", run: runHistory },
+  { name: "web", run: web.run },
   { name: "agent", run: agent.run },
   { name: "sweep", run: sweep.run },
   { name: "worker", run: simple("worker", worker.run) },

@@ -6,7 +6,6 @@ import { OpenAPIHono } from "@hono/zod-openapi";
 import { Problem } from "../schemas/index.ts";
 import { VERSION } from "../schemas/version.ts";
 import type { AppEnv, Deps } from "./deps.ts";
-import { renderDocsPage } from "./docs-page.ts";
 import { enforceScope } from "./auth/scope.ts";
 import { authenticate } from "./middleware/auth.ts";
 import { bodyLimit } from "./middleware/body-limit.ts";
@@ -21,6 +20,7 @@ import { clustersRouter } from "./routes/clusters.ts";
 import { eventsRouter } from "./routes/events.ts";
 import { jobsRouter } from "./routes/jobs.ts";
 import { sweepsRouter } from "./routes/sweeps.ts";
+import { webRouter } from "./routes/web.ts";
 import { webhooksRouter } from "./routes/webhooks.ts";
 
 export const API_VERSION = VERSION;
@@ -66,7 +66,7 @@ export function createApp(deps: Deps) {
 
   app.get("/healthz", (c) => c.json({ ok: true, version: API_VERSION }));
   app.doc31("/openapi.json", OPENAPI_CONFIG);
-  app.get("/docs", (c) => c.html(renderDocsPage(app.getOpenAPI31Document(OPENAPI_CONFIG) as never)));
+  app.route("/", webRouter());
 
   app.use("/v1/agent/*", bodyLimit(deps.config.SLURMGATE_AGENT_BODY_LIMIT_BYTES));
   app.use("/v1/jobs/*", bodyLimit(deps.config.SLURMGATE_BODY_LIMIT_BYTES));
