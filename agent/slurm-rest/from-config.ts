@@ -6,7 +6,7 @@ import { userInfo } from "node:os";
 import type { AgentConfig } from "../config.ts";
 import type { SlurmCommands } from "../slurm-commands.ts";
 import { type RestAuth, type RestClient, createRestClient, parseRestTarget } from "./client.ts";
-import { createRestSlurmCommands } from "./commands.ts";
+import { createRestSlurmCommands, pingRest } from "./commands.ts";
 
 /** Why this config cannot use the REST backend; null when it can (or does not ask for it). */
 export function restConfigProblem(config: AgentConfig): string | null {
@@ -53,7 +53,9 @@ function jwtFromFile(path: string, user: string): () => RestAuth | null {
     try {
       const { mtimeMs } = statSync(path);
       if (cached?.mtimeMs !== mtimeMs) {
-        const token = readFileSync(path, "utf8").trim().replace(/^SLURM_JWT=/, "");
+        const token = readFileSync(path, "utf8")
+          .trim()
+          .replace(/^SLURM_JWT=/, "");
         cached = { mtimeMs, token };
       }
       return { user, token: cached.token };
@@ -62,4 +64,30 @@ function jwtFromFile(path: string, user: string): () => RestAuth | null {
       return null;
     }
   };
+}
+
+/** The doctor's lines for the REST backend: none when it is not configured. */
+export async function restBackendChecks(
+  config: AgentConfig,
+): Promise<{ name: string; ok: boolean; detail: string; fix?: string }[]> {
+  if (!config.SLURMGATE_SLURMRESTD) {
+    return [];
+  }
+  const problem = restConfigProblem(config);
+  if (problem) {
+    return [{ name: "slurmrestd", ok: false, detail: problem, fix: "unset SLURMGATE_SLURMRESTD to use the commands" }];
+  }
+  const client = restClientFor(config);
+  const down = await pingRest(client);
+  client.close();
+  return [
+    down === null
+      ? { name: "slurmrestd", ok: true, detail: `${config.SLURMGATE_SLURMRESTD} answers` }
+      : {
+          name: "slurmrestd",
+          ok: false,
+          detail: `${config.SLURMGATE_SLURMRESTD} is not answering: ${down}`,
+          fix: "start slurmrestd on that socket as an unprivileged user (not root, not SlurmUser), or unset SLURMGATE_SLURMRESTD",
+        },
+  ];
 }
