@@ -7,6 +7,7 @@
 import { writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import * as agent from "./agent.ts";
+import * as restd from "./agent-restd.ts";
 import * as sweep from "./agent-sweep.ts";
 import * as gateway from "./gateway.ts";
 import { runHistory } from "./gateway-history.ts";
@@ -34,6 +35,7 @@ const SECTIONS: Section[] = [
   { name: "history", run: runHistory },
   { name: "agent", run: agent.run },
   { name: "sweep", run: sweep.run },
+  { name: "restd", run: restd.run },
   { name: "worker", run: simple("worker", worker.run) },
 ];
 
