@@ -13,7 +13,7 @@ import { parseAgentConfig } from "../../agent/config.ts";
 import { createSlurmCommands } from "../../agent/slurm-commands.ts";
 import { createRestClient, parseRestTarget } from "../../agent/slurm-rest/client.ts";
 import { createRestSlurmCommands } from "../../agent/slurm-rest/commands.ts";
-import { restConfigProblem } from "../../agent/slurm-rest/from-config.ts";
+import { restBackendChecks, restConfigProblem } from "../../agent/slurm-rest/from-config.ts";
 import { buildRestSubmission, minutes, scriptDirectives } from "../../agent/slurm-rest/job-properties.ts";
 import {
   expandTasks,
@@ -356,6 +356,25 @@ describe("the client and the commands against a daemon that misbehaves", () => {
       res.end(JSON.stringify({ errors: [{ error: "Unable to contact slurm controller" }], jobs: [] }));
     });
     expect(await rest().squeue()).toMatchObject({ ok: false, code: "failed" });
+  });
+
+  it("the doctor says clearly when the socket is not answering, and when it is", async () => {
+    const config = parseAgentConfig({
+      SLURMGATE_URL: "http://localhost:8080",
+      SLURMGATE_AGENT_TOKEN: `sga_${"a".repeat(32)}`,
+      SLURMGATE_CLUSTER: "alpha",
+      SLURMGATE_SHARED_ROOTS: "/scratch",
+      SLURMGATE_SLURMRESTD: `unix:${socketPath}`,
+      SLURMGATE_COMMAND_TIMEOUT_SECONDS: "5",
+    });
+    const [down] = await restBackendChecks(config);
+    expect(down).toMatchObject({ name: "slurmrestd", ok: false });
+    expect(down?.detail).toMatch(/is not answering: .*ENOENT/);
+    await serve((_req, res) => res.end(JSON.stringify({ errors: [], pings: [{ ping: "UP" }] })));
+    expect(await restBackendChecks(config)).toEqual([
+      { name: "slurmrestd", ok: true, detail: `unix:${socketPath} answers` },
+    ]);
+    expect(await restBackendChecks({ ...config, SLURMGATE_SLURMRESTD: undefined })).toEqual([]);
   });
 
   it("refuses bad ids before any request", async () => {
