@@ -56,9 +56,10 @@ function jwtFromFile(path: string, user: string): () => RestAuth | null {
         const token = readFileSync(path, "utf8")
           .trim()
           .replace(/^SLURM_JWT=/, "");
-        cached = { mtimeMs, token };
+        // A token is base64url parts and dots; anything else could not be sent as a header.
+        cached = { mtimeMs, token: /^[A-Za-z0-9_.=-]{1,16384}$/.test(token) ? token : "" };
       }
-      return { user, token: cached.token };
+      return cached.token ? { user, token: cached.token } : null;
     } catch {
       // No token: the daemon refuses the request, which reads as a failure, never as an empty queue.
       return null;

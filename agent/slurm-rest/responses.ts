@@ -34,6 +34,14 @@ export function readSubmitResponse(res: RestResponse): SlurmResult<Submitted, Sb
   if (isId(id)) {
     return succeeded({ slurmJobId: String(id), warning: errors.length > 0 ? errors.join("; ") : undefined });
   }
+  if (res.status === 401 || res.status === 403 || res.status === 404) {
+    // The daemon turned the agent away (credentials, or no v0.0.38 plugin) before asking Slurm:
+    // nothing was queued, and the job is not at fault. Give it back and say why.
+    const why =
+      res.status === 404 ? "does not serve this API (load openapi/v0.0.38)" : "refused the agent's credentials";
+    const detail = errors.length > 0 ? `: ${errors.join("; ")}` : "";
+    return failed("backpressure", `slurmrestd ${why} (HTTP ${res.status})${detail}`.slice(0, 1_000), true);
+  }
   if (errors.length === 0) {
     return failed("transient", `slurmrestd answered HTTP ${res.status} without a job id or an error`, true);
   }

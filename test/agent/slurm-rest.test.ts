@@ -13,7 +13,7 @@ import { parseAgentConfig } from "../../agent/config.ts";
 import { createSlurmCommands } from "../../agent/slurm-commands.ts";
 import { createRestClient, parseRestTarget } from "../../agent/slurm-rest/client.ts";
 import { createRestSlurmCommands } from "../../agent/slurm-rest/commands.ts";
-import { restBackendChecks, restConfigProblem } from "../../agent/slurm-rest/from-config.ts";
+import { restBackendChecks, restClientFor, restConfigProblem } from "../../agent/slurm-rest/from-config.ts";
 import { buildRestSubmission, minutes, scriptDirectives } from "../../agent/slurm-rest/job-properties.ts";
 import {
   expandTasks,
@@ -190,6 +190,13 @@ describe("readSubmitResponse (captured answers)", () => {
       code: "invalid_argument",
       retryable: false,
     });
+  });
+
+  it("a daemon that turns the agent away (credentials, no v0.0.38) gives the job back: never a refusal of the job", () => {
+    for (const status of [401, 403, 404]) {
+      const read = readSubmitResponse({ status, body: { errors: [{ error: "Authentication failure" }] } });
+      expect(read).toMatchObject({ ok: false, code: "backpressure", retryable: true });
+    }
   });
 
   it("an answer with neither id nor error, or a corrupt id, is an unknown outcome", () => {
@@ -375,6 +382,42 @@ describe("the client and the commands against a daemon that misbehaves", () => {
       { name: "slurmrestd", ok: true, detail: `unix:${socketPath} answers` },
     ]);
     expect(await restBackendChecks({ ...config, SLURMGATE_SLURMRESTD: undefined })).toEqual([]);
+  });
+
+  it("JWT: sends the token file's token and user, reads it again when it changes, never a malformed one", async () => {
+    const seen: (string | undefined)[][] = [];
+    await serve((req, res) => {
+      seen.push([req.headers["x-slurm-user-name"] as string, req.headers["x-slurm-user-token"] as string]);
+      res.end("{}");
+    });
+    const tokenFile = `${dir}.jwt`;
+    writeFileSync(tokenFile, "SLURM_JWT=eyJhbGciOi.first.sig\n");
+    const client = restClientFor(
+      parseAgentConfig({
+        SLURMGATE_URL: "http://localhost:8080",
+        SLURMGATE_AGENT_TOKEN: `sga_${"a".repeat(32)}`,
+        SLURMGATE_CLUSTER: "alpha",
+        SLURMGATE_SHARED_ROOTS: "/scratch",
+        SLURMGATE_SLURMRESTD: `unix:${socketPath}`,
+        SLURMGATE_SLURMRESTD_USER: "svc",
+        SLURMGATE_SLURMRESTD_TOKEN_FILE: tokenFile,
+      }),
+    );
+    await client.request("GET", "/slurm/v0.0.38/ping");
+    await new Promise((r) => setTimeout(r, 20));
+    writeFileSync(tokenFile, "eyJhbGciOi.second.sig\n");
+    await client.request("GET", "/slurm/v0.0.38/ping");
+    writeFileSync(tokenFile, "eyJ\r\nX-Injected: 1\n.x\n");
+    await new Promise((r) => setTimeout(r, 20));
+    writeFileSync(tokenFile, "eyJ\r\nX-Injected: 1\n.y\n");
+    await client.request("GET", "/slurm/v0.0.38/ping");
+    client.close();
+    rmSync(tokenFile, { force: true });
+    expect(seen).toEqual([
+      ["svc", "eyJhbGciOi.first.sig"],
+      ["svc", "eyJhbGciOi.second.sig"],
+      [undefined, undefined],
+    ]);
   });
 
   it("refuses bad ids before any request", async () => {
