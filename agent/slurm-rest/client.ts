@@ -106,6 +106,13 @@ export function createRestClient(options: {
               if (settled) {
                 return;
               }
+              if (res.statusCode === 304) {
+                // "Not modified" (GET /jobs?update_time=…) has no body by definition.
+                settled = true;
+                clearTimeout(deadline);
+                resolve({ status: 304, body: null });
+                return;
+              }
               const text = Buffer.concat(chunks).toString("utf8");
               let parsed: unknown;
               try {

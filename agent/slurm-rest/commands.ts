@@ -11,10 +11,14 @@ import { type SlurmFailure, failed, succeeded } from "../slurm/result.ts";
 import { buildSbatchArgs } from "../slurm/sbatch.ts";
 import { type RestClient, type RestResponse, RestTransportError } from "./client.ts";
 import { buildRestSubmission } from "./job-properties.ts";
-import { parseRestJobs, readCancelResponse, readSubmitResponse, restErrors } from "./responses.ts";
+import type { SqueueRow } from "../slurm/squeue.ts";
+import { listingTime, parseRestJobs, readCancelResponse, readSubmitResponse, restErrors } from "./responses.ts";
 
 /** The OpenAPI plugin the backend speaks (slurmrestd 22.05 ships v0.0.36–38). */
 export const REST_API = "/slurm/v0.0.38";
+
+/** The queue is listed in full at least this often, whatever `update_time` says. */
+const FULL_LISTING_MS = 60_000;
 
 /** A batch script bigger than this is not one the renderer wrote. */
 const MAX_SCRIPT_BYTES = 4 * 1024 * 1024;
@@ -27,6 +31,8 @@ export function createRestSlurmCommands(options: {
   user: string;
 }): SlurmCommands {
   const { client, cli } = options;
+  /** The last full listing, and the controller time it is valid from (see {@link listingTime}). */
+  let listing: { rows: SqueueRow[]; since: number; at: number } | null = null;
   /** One request; a lost or unreadable answer becomes a failure with the transport's code. */
   const call = async (
     what: string,
@@ -61,16 +67,29 @@ export function createRestSlurmCommands(options: {
       return sent.ok ? readSubmitResponse(sent.value) : sent;
     },
     async squeue() {
-      const got = await call("jobs", "GET", `${REST_API}/jobs`);
+      // slurmrestd renders the whole queue (every user's: v0.0.38 cannot filter) as JSON, seconds of
+      // work for a few thousand jobs; when Slurm changed nothing since the last listing it says 304.
+      const now = Date.now();
+      const reuse = listing && now - listing.at < FULL_LISTING_MS ? listing : null;
+      const query = reuse ? `?update_time=${reuse.since}` : "";
+      const got = await call("jobs", "GET", `${REST_API}/jobs${query}`);
       if (!got.ok) {
         return failed(got.code === "transient" ? "failed" : got.code, got.message, true);
+      }
+      if (got.value.status === 304 && reuse) {
+        return succeeded([...reuse.rows]);
       }
       const errors = restErrors(got.value.body);
       if (got.value.status !== 200 || errors.length > 0) {
         // A partial list would read as "gone" for the jobs it lacks: no list at all instead.
+        listing = null;
         return failed("failed", `jobs: HTTP ${got.value.status} ${errors.join("; ")}`.trim(), true);
       }
-      return succeeded(parseRestJobs(got.value.body, options.user));
+      const rows = parseRestJobs(got.value.body, options.user);
+      const since = listingTime(got.value.body);
+      // One second back: Slurm's clock has whole seconds, and a change in the listing's own second counts.
+      listing = since > 1 ? { rows, since: since - 1, at: now } : null;
+      return succeeded([...rows]);
     },
     async scancel(ids) {
       try {

@@ -153,3 +153,24 @@ function isId(value: unknown): value is number {
 function str(value: unknown): string | null {
   return typeof value === "string" ? value : null;
 }
+
+/**
+ * The latest moment, on slurmctld's clock, that the listing shows an event from: the newest
+ * submission or scheduling pass (never start or end times, which may lie in the future). Slurm
+ * changed nothing since the listing if it changed nothing since this moment, so it is a safe
+ * `update_time` for the next request, whatever the agent's own clock says. 0 when unknown.
+ */
+export function listingTime(body: unknown): number {
+  const jobs = isRecord(body) && Array.isArray(body.jobs) ? body.jobs : [];
+  let latest = 0;
+  for (const job of jobs) {
+    if (isRecord(job)) {
+      for (const t of [job.submit_time, job.last_sched_evaluation]) {
+        if (isId(t) && t > latest) {
+          latest = t;
+        }
+      }
+    }
+  }
+  return latest;
+}

@@ -17,6 +17,7 @@ import { restBackendChecks, restClientFor, restConfigProblem } from "../../agent
 import { buildRestSubmission, minutes, scriptDirectives } from "../../agent/slurm-rest/job-properties.ts";
 import {
   expandTasks,
+  listingTime,
   parseRestJobs,
   readCancelResponse,
   readSubmitResponse,
@@ -418,6 +419,54 @@ describe("the client and the commands against a daemon that misbehaves", () => {
       ["svc", "eyJhbGciOi.second.sig"],
       [undefined, undefined],
     ]);
+  });
+
+  it("asks for the queue only if it changed since the last listing, on slurmctld's clock, and reuses it on 304", async () => {
+    const urls: string[] = [];
+    let answer: "full" | "same" | "changed" = "full";
+    await serve((req, res) => {
+      urls.push(req.url ?? "");
+      if (answer === "same") {
+        res.statusCode = 304;
+        res.end();
+        return;
+      }
+      const job = (id: number, state: string) => ({
+        job_id: id,
+        job_state: state,
+        user_name: "sg-alice",
+        submit_time: 1_796_000_000,
+        last_sched_evaluation: 1_796_000_050,
+        // Future times (an expected start, a --begin) must never become the reference.
+        start_time: 1_899_999_999,
+        eligible_time: 1_899_999_999,
+      });
+      res.end(JSON.stringify({ errors: [], jobs: [job(5, answer === "full" ? "PENDING" : "RUNNING")] }));
+    });
+    const commands = rest();
+    const first = await commands.squeue();
+    answer = "same";
+    const second = await commands.squeue();
+    answer = "changed";
+    const third = await commands.squeue();
+    expect(urls).toEqual([
+      "/slurm/v0.0.38/jobs",
+      "/slurm/v0.0.38/jobs?update_time=1796000049",
+      "/slurm/v0.0.38/jobs?update_time=1796000049",
+    ]);
+    expect(first.ok && second.ok && first.value).toEqual(second.ok && second.value);
+    expect(third.ok && third.value[0]?.state).toBe("RUNNING");
+    expect(
+      listingTime({ jobs: [{ submit_time: 10, start_time: 99, end_time: 99, eligible_time: 99 }, "x", null] }),
+    ).toBe(10);
+  });
+
+  it("a 304 without a listing to reuse is no answer", async () => {
+    await serve((_req, res) => {
+      res.statusCode = 304;
+      res.end();
+    });
+    expect(await rest().squeue()).toMatchObject({ ok: false, code: "failed" });
   });
 
   it("refuses bad ids before any request", async () => {
