@@ -130,6 +130,14 @@ describe("buildRestSubmission", () => {
     expect(() => buildRestSubmission("#!/bin/bash\n#SBATCH --time=forever\ntrue\n", [])).toThrow(/time/);
   });
 
+  it("carries hostile characters as data: JSON-encoded, never reinterpreted", () => {
+    const { job } = buildRestSubmission('#!/bin/bash\n#SBATCH --job-name=a"b\\\ntrue\n', ['--comment=x"},"uid":0']);
+    expect(job.name).toBe('a"b\\');
+    expect(job.comment).toBe('x"},"uid":0');
+    expect(JSON.parse(JSON.stringify(job))).toEqual(job);
+    expect(Object.keys(job).sort()).toEqual(["comment", "environment", "name"]);
+  });
+
   it("reads directives only until the first command, and never a comment hidden later in the script", () => {
     expect(scriptDirectives(SCRIPT)).not.toContain("--comment=not-a-directive-after-the-first-command");
     expect(scriptDirectives("#!/bin/bash\n\n# note\n#SBATCH --job-name=x\n")).toEqual(["--job-name=x"]);
