@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import { AllowedSbatchOption } from "../schemas/sbatch.ts";
+import { parseRestTarget } from "./slurm-rest/client.ts";
 
 const seconds = (fallback: number, min: number, max: number) =>
   z.coerce.number().int().min(min).max(max).default(fallback);
@@ -45,6 +46,21 @@ export const AgentConfig = z.object({
   SLURMGATE_LOG_BYTES_PER_JOB: seconds(262_144, 1_024, 1_048_576), // log bytes shipped per job per cycle
   SLURMGATE_LOG_BYTES_PER_CYCLE: seconds(2_097_152, 4_096, 16_777_216), // log bytes shipped per cycle in total
   SLURMGATE_COMMAND_TIMEOUT_SECONDS: seconds(60, 5, 600), // a Slurm command that takes longer is killed and treated as ambiguous
+  SLURMGATE_SLURMRESTD: z
+    .string()
+    .superRefine((value, ctx) => {
+      try {
+        parseRestTarget(value);
+      } catch (err) {
+        ctx.addIssue({ code: "custom", message: (err as Error).message });
+      }
+    })
+    .optional(), // set = submit, list and cancel through slurmrestd (unix:/path.sock or http://host:port) instead of sbatch/squeue/scancel
+  SLURMGATE_SLURMRESTD_USER: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_.-]{0,31}$/i, "a POSIX user name")
+    .optional(), // the user slurmrestd acts as (local auth: the daemon's own; JWT: the token's); default the agent's user
+  SLURMGATE_SLURMRESTD_TOKEN_FILE: z.string().regex(/^\//, "an absolute path").optional(), // set = rest_auth/jwt: the token (from `scontrol token`), re-read when it changes
   SLURMGATE_SSH_HOST: z.string().optional(), // set = drive the login node over SSH instead of locally
   SLURMGATE_SSH_PORT: seconds(22, 1, 65_535),
   SLURMGATE_SSH_USER: z.string().optional(),

@@ -13,6 +13,7 @@ import { policyDisagreements } from "./doctor-policy.ts";
 import { type GatewayApi, createGatewayApi } from "./gateway-api.ts";
 import { tokenMismatch } from "./token-check.ts";
 import { slurmCommandsFor } from "./slurm-commands.ts";
+import { restBackendChecks, restConfigProblem } from "./slurm-rest/from-config.ts";
 
 type Check = { name: string; ok: boolean; detail: string; fix?: string };
 
@@ -101,7 +102,13 @@ export async function doctorChecks(
   executor: Executor = createLocalExecutor(),
 ) {
   const checks: Check[] = [];
-  const slurm = slurmCommandsFor(config, executor, env);
+  checks.push(...(await restBackendChecks(config)));
+  // A config the REST backend cannot serve is reported above; the CLI checks still run.
+  const slurm = slurmCommandsFor(
+    restConfigProblem(config) ? { ...config, SLURMGATE_SLURMRESTD: undefined } : config,
+    executor,
+    env,
+  );
   if (config.SLURM_CONF) {
     const st = await executor.stat(config.SLURM_CONF);
     checks.push(

@@ -33,6 +33,7 @@ import {
 import { buildSinfoArgs, buildSinfoGpuArgs, parseSinfo, parseSinfoGpus } from "./slurm/sinfo.ts";
 import { type SqueueRow, buildSqueueArgs, parseSqueue } from "./slurm/squeue.ts";
 import { parseApptainerVersion, parseSlurmVersion } from "./slurm/versions.ts";
+import { restSlurmCommands } from "./slurm-rest/from-config.ts";
 
 /** A job sbatch queued; `warning` is its stderr when it also exited non-zero. */
 export type Submitted = { slurmJobId: string; warning?: string };
@@ -68,7 +69,7 @@ export function slurmCommandsFor(
   executor: Executor,
   env: Record<string, string | undefined>,
 ): SlurmCommands {
-  return createSlurmCommands({
+  const cli = createSlurmCommands({
     executor,
     env: buildSlurmEnv(env, config.SLURM_CONF ? { SLURM_CONF: config.SLURM_CONF } : {}),
     binDir: config.SLURMGATE_SLURM_BIN,
@@ -76,6 +77,7 @@ export function slurmCommandsFor(
     timeoutMs: config.SLURMGATE_COMMAND_TIMEOUT_SECONDS * 1000,
     allUsers: Boolean(config.SLURMGATE_USER_MAP),
   });
+  return config.SLURMGATE_SLURMRESTD ? restSlurmCommands(config, cli) : cli;
 }
 
 export function createSlurmCommands(options: {

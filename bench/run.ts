@@ -1,12 +1,13 @@
 /**
  * `npm run bench`: runs each section, then prints one table of ours / floor / ratio.
- * BENCH_QUICK=1 makes every section short; BENCH_ONLY=gateway,web,agent picks sections;
+ * BENCH_QUICK=1 makes every section short; BENCH_ONLY=gateway,web,agent,restd picks sections;
  * BENCH_JSON=path also writes the rows as JSON. History: BENCH_HISTORY_1M=1 adds the 1M-job tier,
  * BENCH_HISTORY_BASE=<git rev> measures that revision side by side (bench/gateway-history.ts).
  */
 import { writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import * as agent from "./agent.ts";
+import * as restd from "./agent-restd.ts";
 import * as sweep from "./agent-sweep.ts";
 import * as gateway from "./gateway.ts";
 import * as web from "./web-page.ts";
@@ -36,6 +37,7 @@ const SECTIONS: Section[] = [
   { name: "web", run: web.run },
   { name: "agent", run: agent.run },
   { name: "sweep", run: sweep.run },
+  { name: "restd", run: restd.run },
   { name: "worker", run: simple("worker", worker.run) },
 ];
 

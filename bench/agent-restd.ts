@@ -1,0 +1,228 @@
+/**
+ * The `restd` section of `npm run bench`: the agent's REST backend next to slurmrestd's own
+ * submission rate, side by side in one run, on the real cluster `alpha`.
+ *
+ * slurmrestd (rest_auth/local, unix socket) runs as the unprivileged sg-alice, and so does the
+ * agent. At concurrency 1 and 4: N intents queued at the gateway, then the agent started with
+ * SLURMGATE_SUBMIT_CONCURRENCY=c (first lease → last Slurm job id recorded, gateway clock); then a
+ * small Node client posting the very scripts the agent rendered straight to the socket, c requests
+ * in flight, keep-alive, with a Content-Length: slurmrestd's own rate, the floor. A bash `sbatch`
+ * loop over the same scripts is there for context. Jobs are held with `--begin=now+7days` and every
+ * id is cancelled at the end.
+ */
+import { chmodSync, mkdtempSync, readFileSync } from "node:fs";
+import { loadavg } from "node:os";
+import { join } from "node:path";
+import { type RestClient, createRestClient } from "../agent/slurm-rest/client.ts";
+import { REST_API } from "../agent/slurm-rest/commands.ts";
+import { buildRestSubmission } from "../agent/slurm-rest/job-properties.ts";
+import { JOB_FILES } from "../agent/render/data-files.ts";
+import { startSlurmrestd } from "../test/helpers/slurmrestd.ts";
+import { type E2E, slurmClusters, startE2E } from "../test/e2e/harness.ts";
+import { ensurePosixUser, spawnAgentAs } from "../test/e2e/posix-users.ts";
+import { cancelIds, rawSbatchLoop, slurmEnv } from "./agent-slurm.ts";
+import type { BenchOptions, Row } from "./types.ts";
+
+const SECTION = "restd";
+const HOLD_ARG = "--begin=now+7days";
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const round = (x: number) => Math.round(x * 100) / 100;
+
+export async function run(opts: BenchOptions): Promise<Row[]> {
+  const n = opts.quick ? 60 : 300;
+  const alpha = slurmClusters().alpha;
+  const env = slurmEnv(alpha.slurmConf);
+  const alice = ensurePosixUser("sg-alice");
+  const root = mkdtempSync("/var/tmp/sg-bench-restd-");
+  chmodSync(root, 0o1777);
+  const daemon = await startSlurmrestd({ slurmConf: alpha.slurmConf, user: alice });
+  const client = createRestClient({ target: { socketPath: daemon.socketPath }, timeoutMs: 60_000 });
+  const e2e = await startE2E({ SLURMGATE_MAX_QUEUED_PER_USER: "1000000", SLURMGATE_LEASE_SECONDS: "900" });
+  const created = new Set<string>();
+  const rows: Row[] = [];
+  const notes: Record<string, unknown>[] = [];
+  try {
+    const token = await e2e.gw.cluster("alpha", { sharedRoots: [root], allowedSbatchArgs: ["--begin"] });
+    let posted = 0;
+    for (const c of [1, 4]) {
+      const load = loadavg()[0] ?? 0;
+      opts.log(`restd: gateway+agent over slurmrestd, ${n} jobs, concurrency ${c}`);
+      const ids = await postMany(e2e, n, posted);
+      posted += n;
+      const agent = spawnAgentAs(alice, {
+        ...e2e.agentEnv("alpha", {
+          SLURMGATE_AGENT_TOKEN: token,
+          SLURMGATE_SHARED_ROOTS: root,
+          SLURMGATE_STATE_FILE: `/home/${alice.name}/bench-restd-${Date.now()}.json`,
+          SLURMGATE_SLURMRESTD: daemon.target,
+          SLURMGATE_SLURMRESTD_USER: alice.name,
+          SLURMGATE_ALLOWED_SBATCH_ARGS: "--begin",
+          SLURMGATE_SUBMIT_CONCURRENCY: String(c),
+          SLURMGATE_SUBMITS_PER_SECOND: "1000",
+          SLURMGATE_MAX_LEASE: "100",
+          SLURMGATE_POLL_WAIT_SECONDS: "20",
+          SLURMGATE_TRACK_MIN_SECONDS: "2",
+          SLURMGATE_TRACK_MAX_SECONDS: "60",
+          SLURMGATE_LOG_LEVEL: "error",
+        }),
+      });
+      try {
+        await waitRecorded(e2e, ids, 600_000, agent.logs);
+      } finally {
+        await agent.stop();
+      }
+      const w = await window(e2e, ids);
+      const agentRate = n / ((w.lastSubmitted - w.firstLease) / 1000);
+      for (const id of await slurmIds(e2e, ids)) {
+        created.add(id);
+      }
+      await cancelIds(env, created);
+
+      const scripts = ids.map((id) => join(root, "alice", id, JOB_FILES.script));
+      opts.log(`restd: slurmrestd alone, ${n} posts, concurrency ${c}`);
+      const raw = await postScripts(client, scripts, c);
+      for (const id of raw.ids) {
+        created.add(id);
+      }
+      await cancelIds(env, created);
+      const rawRate = n / raw.seconds;
+      rows.push({
+        section: SECTION,
+        metric: `submit rate, concurrency ${c} (agent over REST vs slurmrestd alone)`,
+        ours: round(agentRate),
+        floor: round(rawRate),
+        unit: "jobs/s",
+        ratio: round(agentRate / rawRate),
+        n,
+        target: "≥ 0.9",
+      });
+      notes.push({ concurrency: c, agentRate, rawRate, load1: load });
+    }
+    opts.log(`restd: bash sbatch loop, ${n} scripts (context)`);
+    const scripts = (await allIds(e2e)).slice(0, n).map((id) => join(root, "alice", id, JOB_FILES.script));
+    const bash = await rawSbatchLoop(env, scripts);
+    for (const id of bash.ids) {
+      created.add(id);
+    }
+    rows.push({
+      section: SECTION,
+      metric: "bash sbatch loop over the same scripts (context)",
+      ours: round(n / bash.seconds),
+      floor: null,
+      unit: "jobs/s",
+      ratio: null,
+      n,
+    });
+    opts.log(`restd: ${JSON.stringify(notes)} load ${loadavg().map(round).join(" ")}`);
+    return rows;
+  } finally {
+    client.close();
+    await cancelIds(env, [...created, ...(await slurmIds(e2e, await allIds(e2e)))]);
+    await e2e.close();
+    await daemon.stop();
+  }
+}
+
+/** Posts each script as the agent would, `parallel` in flight; wall time of the whole. */
+async function postScripts(
+  client: RestClient,
+  scripts: string[],
+  parallel: number,
+): Promise<{ ids: string[]; seconds: number }> {
+  const bodies = scripts.map((s) => buildRestSubmission(readFileSync(s, "utf8"), ["--export=NONE"]));
+  const ids: string[] = [];
+  let next = 0;
+  const t = performance.now();
+  const worker = async () => {
+    while (next < bodies.length) {
+      const body = bodies[next++]!;
+      const res = await client.request("POST", `${REST_API}/job/submit`, body);
+      const id = (res.body as { job_id?: number }).job_id;
+      if (typeof id !== "number") {
+        throw new Error(`slurmrestd refused a bench job: ${JSON.stringify(res.body).slice(0, 300)}`);
+      }
+      ids.push(String(id));
+    }
+  };
+  await Promise.all(Array.from({ length: parallel }, worker));
+  return { ids, seconds: (performance.now() - t) / 1000 };
+}
+
+async function postMany(e2e: E2E, count: number, from: number): Promise<string[]> {
+  const ids: string[] = [];
+  let next = 0;
+  const worker = async () => {
+    while (next < count) {
+      const i = next++;
+      const res = await fetch(`${e2e.url}/v1/jobs`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${e2e.alice}`, "content-type": "application/json" },
+        body: JSON.stringify({
+          name: `restd-${from + i}`,
+          cluster: "alpha",
+          command: ["true"],
+          extraSbatchArgs: [HOLD_ARG],
+        }),
+      });
+      const body = (await res.json()) as { id?: string };
+      if (res.status !== 201 || !body.id) {
+        throw new Error(`submit → ${res.status} ${JSON.stringify(body)}`);
+      }
+      ids[i] = body.id;
+    }
+  };
+  await Promise.all(Array.from({ length: 8 }, worker));
+  return ids;
+}
+
+async function waitRecorded(e2e: E2E, ids: string[], timeoutMs: number, logs: () => string) {
+  const deadline = Date.now() + timeoutMs;
+  const marks = ids.map(() => "?").join(",");
+  for (;;) {
+    const rs = await e2e.gw.db.client.execute({
+      sql: `SELECT SUM(CASE WHEN slurm_job_id IS NOT NULL THEN 1 ELSE 0 END) AS done,
+                   SUM(CASE WHEN state IN ('rejected','failed','lost','cancelled') THEN 1 ELSE 0 END) AS bad,
+                   MAX(reason) AS reason
+            FROM jobs WHERE id IN (${marks})`,
+      args: ids,
+    });
+    const row = rs.rows[0]!;
+    if (Number(row.bad) > 0) {
+      throw new Error(`${row.bad} bench jobs ended early: ${row.reason}\n${logs()}`);
+    }
+    if (Number(row.done) === ids.length) {
+      return;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`only ${row.done}/${ids.length} jobs reached Slurm\n${logs()}`);
+    }
+    await sleep(20);
+  }
+}
+
+async function window(e2e: E2E, ids: string[]) {
+  const marks = ids.map(() => "?").join(",");
+  const rs = await e2e.gw.db.client.execute({
+    sql: `SELECT MIN(CASE WHEN state = 'leased' THEN at END) AS first_lease,
+                 MAX(CASE WHEN state = 'submitted' THEN at END) AS last_sub
+          FROM job_events WHERE job_id IN (${marks})`,
+    args: ids,
+  });
+  return { firstLease: Number(rs.rows[0]!.first_lease), lastSubmitted: Number(rs.rows[0]!.last_sub) };
+}
+
+async function slurmIds(e2e: E2E, ids: string[]): Promise<string[]> {
+  if (ids.length === 0) {
+    return [];
+  }
+  const rs = await e2e.gw.db.client.execute({
+    sql: `SELECT slurm_job_id FROM jobs WHERE slurm_job_id IS NOT NULL AND id IN (${ids.map(() => "?").join(",")})`,
+    args: ids,
+  });
+  return rs.rows.map((r) => String(r.slurm_job_id));
+}
+
+async function allIds(e2e: E2E): Promise<string[]> {
+  const rs = await e2e.gw.db.client.execute("SELECT id FROM jobs ORDER BY created_at");
+  return rs.rows.map((r) => String(r.id));
+}
