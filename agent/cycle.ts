@@ -11,6 +11,7 @@ import type { Lease, Report } from "./gateway-api.ts";
 import { collectLogs, readResult } from "./logs.ts";
 import type { Reporter } from "./reporter.ts";
 import { jobDirName } from "./paths.ts";
+import { Lane, inLane } from "./executor/lane.ts";
 import { type SubmitResult, adoptLease, lookupByTag, prepareLease, sbatchReady } from "./submit.ts";
 import { type Submission, planSubmissions, submitBatch } from "./submit-batch.ts";
 import type { TrackedJob } from "./state.ts";
@@ -211,41 +212,64 @@ async function handleLeases(ctx: AgentContext, reporter: Reporter, pacer: Pacer,
       }
     }
   };
-  const submit = async (submission: Submission, ready: Awaited<ReturnType<typeof prepareLease>> | undefined) => {
-    if (submission.kind === "batch") {
-      await pacer.beforeSubmit();
-      return submitBatch(ctx, submission.leases);
+  const settle = async (members: Lease[], results: Promise<SubmitResult[]>) => {
+    for (const [i, result] of (await results).entries()) {
+      if (result.kind === "retry") {
+        stats.errors.push(`sbatch for ${members[i]?.jobId}: ${result.message}`);
+        unreachable = result.message;
+        continue;
+      }
+      if (result.kind === "submitted") {
+        stats.submitted++;
+        pacer.submittedNow(ctx.now());
+      }
+      full ??= result.kind === "requeue" ? result.full : undefined;
+      outbox.push(result.report);
     }
-    if (ready?.kind !== "ready") {
-      return [ready as SubmitResult];
-    }
-    await pacer.beforeSubmit();
-    return [await sbatchReady(ctx, ready)];
   };
+  // Each worker is a lane (agent/executor/lane.ts): one sbatch at a time, and the next one, its
+  // "submitting" record written, queued behind it so that it starts the moment the one before ends.
   const worker = async () => {
+    const lane = new Lane();
+    let inFlight: { members: Lease[]; results: Promise<SubmitResult[]>; withdraw(): void } | undefined;
+    const settleInFlight = async () => {
+      const last = inFlight;
+      inFlight = undefined;
+      if (last) {
+        await settle(last.members, last.results);
+      }
+    };
     for (fill(); ahead.length; fill()) {
       const { submission, ready: preparing } = ahead.shift()!;
       fill();
       const ready = await preparing;
+      if (submission.kind === "single" && ready?.kind === "ready" && !unreachable && !full) {
+        await pacer.beforeSubmit();
+        if (!unreachable && !full) {
+          const next = inLane(lane, async () => [await sbatchReady(ctx, ready)]);
+          await next.handedOver;
+          const queued = { members: [submission.lease], results: next.result, withdraw: next.cancel };
+          await settleInFlight();
+          inFlight = queued;
+          if (unreachable) {
+            queued.withdraw(); // not started yet: never will; started: its outcome is read as usual
+          }
+          continue;
+        }
+      }
+      await settleInFlight();
       if (unreachable || full) {
         queue.unshift(submission); // prepared, never submitted: given back below
         continue;
       }
-      const members = membersOf(submission);
-      for (const [i, result] of (await submit(submission, ready)).entries()) {
-        if (result.kind === "retry") {
-          stats.errors.push(`sbatch for ${members[i]?.jobId}: ${result.message}`);
-          unreachable = result.message;
-          continue;
-        }
-        if (result.kind === "submitted") {
-          stats.submitted++;
-          pacer.submittedNow(ctx.now());
-        }
-        full ??= result.kind === "requeue" ? result.full : undefined;
-        outbox.push(result.report);
+      if (submission.kind === "batch") {
+        await pacer.beforeSubmit();
+        await settle(submission.leases, submitBatch(ctx, submission.leases));
+      } else {
+        await settle([submission.lease], Promise.resolve([ready as SubmitResult]));
       }
     }
+    await settleInFlight();
   };
   try {
     await Promise.all(Array.from({ length: concurrency }, worker));
