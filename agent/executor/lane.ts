@@ -1,6 +1,8 @@
 /**
  * A submission lane: commands run inside `inLane(lane, …)` start strictly one after another, in the
- * order they were handed over, so a lane is one sbatch at a time like a bash loop.
+ * order they were handed over, so a lane is one sbatch at a time like a bash loop. Every command of
+ * a call goes to the lane (an sbatch, and a tag lookup after it), so none of them ever overlaps
+ * another of the same lane.
  *
  * Why: an executor that can hold the next command ready behind the running one (the local spawners,
  * agent/executor/spawner.ts) lets the next sbatch start inside bash the moment the one before ends,
@@ -25,7 +27,7 @@ export type LaneCall = {
   handedOver(): void;
   /** Set by the executor while the call's first command is queued: withdraws it if it has not started. */
   cancel?: () => void;
-  /** True once an executor took the call's first command: later commands of the call are plain. */
+  /** True once an executor took the call's first command (later ones go the same way, without hand-over). */
   claimed?: boolean;
 };
 

@@ -456,32 +456,36 @@ export function createSpawnerPool(size: number, maxOutputBytes: number) {
   };
   return {
     async run(cmd: string, args: readonly string[], opts: RunOptions): Promise<ExecResult> {
+      // Every command of a lane call goes to the lane's spawner (so no two of the lane ever run at
+      // once); the first one tells the caller it is queued, and is the one it may withdraw.
       const call = canQueue ? laneCall() : undefined;
-      const lane = call && !call.claimed ? call : undefined;
-      if (lane) {
-        lane.claimed = true;
-        const bound = lane.lane.bound;
+      const first = call && !call.claimed ? call : undefined;
+      if (call) {
+        call.claimed = true;
+        const bound = call.lane.bound;
         if (bound instanceof Spawner && !bound.dead && spawners.includes(bound)) {
           try {
-            return await bound.run(cmd, args, opts, queued(lane));
+            return await bound.run(cmd, args, opts, first ? queued(first) : undefined);
           } finally {
-            lane.cancel = undefined;
+            if (first) {
+              first.cancel = undefined;
+            }
             waiting.shift()?.();
           }
         }
       }
       const spawner = await acquire();
       try {
-        if (lane) {
-          lane.lane.bound = spawner;
+        if (call) {
+          call.lane.bound = spawner;
         }
-        const running = spawner.run(cmd, args, opts, lane ? queued(lane) : undefined);
+        const running = spawner.run(cmd, args, opts, first ? queued(first) : undefined);
         spawner.reserved = false;
         return await running;
       } finally {
         spawner.reserved = false;
-        if (lane) {
-          lane.cancel = undefined;
+        if (first) {
+          first.cancel = undefined;
         }
         waiting.shift()?.();
       }

@@ -175,6 +175,26 @@ describe("a submission lane (the next command queued behind the running one)", (
     expect(await readFile(log, "utf8")).toBe("start-a\nend-a\nstart-b\n");
   });
 
+  it("keeps every command of a call in the lane: a lookup after an sbatch never overlaps the next sbatch", async () => {
+    const log = join(dir, "overlap.log");
+    const step = (name: string) => `echo start-${name} >> ${log}; sleep 0.15; echo end-${name} >> ${log}`;
+    const lane = new Lane();
+    const a = inLane(lane, async () => {
+      await exec.run("sh", ["-c", step("a1")], { env: PATH_ONLY });
+      return exec.run("sh", ["-c", step("a2")], { env: PATH_ONLY }); // e.g. the tag lookup after an unknown outcome
+    });
+    await a.handedOver;
+    const b = laned(lane, step("b"));
+    await b.handedOver;
+    await Promise.all([a.result, b.result]);
+    const lines = (await readFile(log, "utf8")).split("\n").filter(Boolean);
+    for (let i = 0; i < lines.length; i += 2) {
+      expect([lines[i]?.slice(6), lines[i + 1]?.slice(4)]).toEqual([lines[i + 1]?.slice(4), lines[i]?.slice(6)]);
+      expect([lines[i]?.startsWith("start-"), lines[i + 1]?.startsWith("end-")]).toEqual([true, true]);
+    }
+    expect(lines).toHaveLength(6);
+  });
+
   it("never starts a withdrawn queued command, and goes on with the next", async () => {
     const mark = join(dir, "withdrawn");
     const lane = new Lane();
