@@ -11,6 +11,7 @@ import type { Lease, Report } from "./gateway-api.ts";
 import { collectLogs, readResult } from "./logs.ts";
 import type { Reporter } from "./reporter.ts";
 import { jobDirName } from "./paths.ts";
+import { Lane, inLane } from "./executor/lane.ts";
 import { type SubmitResult, adoptLease, lookupByTag, prepareLease, sbatchReady } from "./submit.ts";
 import { type Submission, planSubmissions, submitBatch } from "./submit-batch.ts";
 import type { TrackedJob } from "./state.ts";
@@ -211,41 +212,64 @@ async function handleLeases(ctx: AgentContext, reporter: Reporter, pacer: Pacer,
       }
     }
   };
-  const submit = async (submission: Submission, ready: Awaited<ReturnType<typeof prepareLease>> | undefined) => {
-    if (submission.kind === "batch") {
-      await pacer.beforeSubmit();
-      return submitBatch(ctx, submission.leases);
+  const settle = async (members: Lease[], results: Promise<SubmitResult[]>) => {
+    for (const [i, result] of (await results).entries()) {
+      if (result.kind === "retry") {
+        stats.errors.push(`sbatch for ${members[i]?.jobId}: ${result.message}`);
+        unreachable = result.message;
+        continue;
+      }
+      if (result.kind === "submitted") {
+        stats.submitted++;
+        pacer.submittedNow(ctx.now());
+      }
+      full ??= result.kind === "requeue" ? result.full : undefined;
+      outbox.push(result.report);
     }
-    if (ready?.kind !== "ready") {
-      return [ready as SubmitResult];
-    }
-    await pacer.beforeSubmit();
-    return [await sbatchReady(ctx, ready)];
   };
+  // Each worker is a lane (agent/executor/lane.ts): one sbatch at a time, and the next one, its
+  // "submitting" record written, queued behind it so that it starts the moment the one before ends.
   const worker = async () => {
+    const lane = new Lane();
+    let inFlight: { members: Lease[]; results: Promise<SubmitResult[]>; withdraw(): void } | undefined;
+    const settleInFlight = async () => {
+      const last = inFlight;
+      inFlight = undefined;
+      if (last) {
+        await settle(last.members, last.results);
+      }
+    };
     for (fill(); ahead.length; fill()) {
       const { submission, ready: preparing } = ahead.shift()!;
       fill();
       const ready = await preparing;
+      if (submission.kind === "single" && ready?.kind === "ready" && !unreachable && !full) {
+        await pacer.beforeSubmit();
+        if (!unreachable && !full) {
+          const next = inLane(lane, async () => [await sbatchReady(ctx, ready)]);
+          await next.handedOver;
+          const queued = { members: [submission.lease], results: next.result, withdraw: next.cancel };
+          await settleInFlight();
+          inFlight = queued;
+          if (unreachable) {
+            queued.withdraw(); // not started yet: never will; started: its outcome is read as usual
+          }
+          continue;
+        }
+      }
+      await settleInFlight();
       if (unreachable || full) {
         queue.unshift(submission); // prepared, never submitted: given back below
         continue;
       }
-      const members = membersOf(submission);
-      for (const [i, result] of (await submit(submission, ready)).entries()) {
-        if (result.kind === "retry") {
-          stats.errors.push(`sbatch for ${members[i]?.jobId}: ${result.message}`);
-          unreachable = result.message;
-          continue;
-        }
-        if (result.kind === "submitted") {
-          stats.submitted++;
-          pacer.submittedNow(ctx.now());
-        }
-        full ??= result.kind === "requeue" ? result.full : undefined;
-        outbox.push(result.report);
+      if (submission.kind === "batch") {
+        await pacer.beforeSubmit();
+        await settle(submission.leases, submitBatch(ctx, submission.leases));
+      } else {
+        await settle([submission.lease], Promise.resolve([ready as SubmitResult]));
       }
     }
+    await settleInFlight();
   };
   try {
     await Promise.all(Array.from({ length: concurrency }, worker));
@@ -269,16 +293,43 @@ const membersOf = (submission: Submission): Lease[] =>
   submission.kind === "batch" ? submission.leases : [submission.lease];
 
 /**
+ * How long a submission report waits for others to join it, and how many make a request at once.
+ * Why: one report per request cost the agent (fetch) and the gateway (a request, its transaction)
+ * a few ms of CPU per job, on the same CPUs as sbatch and slurmctld (bench/RESULTS-agent.md). The
+ * last reports of a cycle never wait: the cycle drains the outbox as soon as its sbatch calls end.
+ */
+const OUTBOX_HOLD_MS = 1000;
+const OUTBOX_MAX = 100;
+
+/**
  * Sends submission reports while the next sbatch runs, instead of waiting for each round trip:
- * one request in flight, reports that queue up meanwhile go together. The Slurm job id is already
- * in the state file before its report is queued, so a lost report only means a later re-report.
+ * one request in flight, reports gathered for up to OUTBOX_HOLD_MS go together. The Slurm job id
+ * is already in the state file before its report is queued, so a lost report only means a later
+ * re-report.
  */
 function createOutbox(ctx: AgentContext, reporter: Reporter) {
   let queue: Report[] = [];
   let flushing: Promise<void> | undefined;
+  let draining = false;
+  let wake: (() => void) | undefined;
+  const gather = () =>
+    new Promise<void>((resolve) => {
+      if (draining || queue.length >= OUTBOX_MAX) {
+        resolve();
+        return;
+      }
+      const done = () => {
+        clearTimeout(timer);
+        wake = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, OUTBOX_HOLD_MS);
+      wake = done;
+    });
   const flush = async () => {
     try {
       while (queue.length) {
+        await gather();
         const batch = queue;
         queue = [];
         if (await reporter.send(batch)) {
@@ -299,13 +350,17 @@ function createOutbox(ctx: AgentContext, reporter: Reporter) {
   return {
     push(report: Report) {
       queue.push(report);
+      if (queue.length >= OUTBOX_MAX) {
+        wake?.();
+      }
       if (!flushing) {
-        // Started on the next turn of the event loop: the next sbatch goes out first, the report after.
-        flushing = new Promise<void>((resolve) => setImmediate(resolve)).then(flush);
+        flushing = flush();
         flushing.catch(() => {}); // surfaced by drain(); never an unhandled rejection meanwhile
       }
     },
     async drain() {
+      draining = true;
+      wake?.();
       while (flushing) {
         await flushing;
       }

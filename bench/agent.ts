@@ -74,7 +74,8 @@ export async function run(opts: BenchOptions): Promise<Row[]> {
   const env = slurmEnv(alpha.slurmConf);
   const workDir = mkdtempSync(join(tmpdir(), "slurmgate-bench-agent-"));
   // The agent as it ships: the one-file bundle on the machine's Node 20, not tsx.
-  const bundle = (await buildAgent(join(workDir, "slurmgate-agent.mjs"))).file;
+  // BENCH_AGENT_BUNDLE=<file>: an agent bundle built elsewhere (an older revision), for before/after runs.
+  const bundle = process.env.BENCH_AGENT_BUNDLE ?? (await buildAgent(join(workDir, "slurmgate-agent.mjs"))).file;
   const e2e = await startE2E({ SLURMGATE_MAX_QUEUED_PER_USER: "1000000", SLURMGATE_LEASE_SECONDS: "900" });
   const created = new Set<string>(); // Slurm job ids submitted outside the gateway
   const gatewayJobs = new Set<string>();
@@ -85,8 +86,11 @@ export async function run(opts: BenchOptions): Promise<Row[]> {
     await bench.setup();
     const rows: Row[] = [];
     rows.push(...(await bench.submission(sizes, created, opts.log)));
-    rows.push(...(await bench.tracking(sizes, opts.log, inProcess)));
-    rows.push(...(await bench.latency(sizes, created, opts.log, inProcess)));
+    // BENCH_AGENT_SUBMIT_ONLY=1: the submission rounds alone (quicker before/after comparisons).
+    if (process.env.BENCH_AGENT_SUBMIT_ONLY !== "1") {
+      rows.push(...(await bench.tracking(sizes, opts.log, inProcess)));
+      rows.push(...(await bench.latency(sizes, created, opts.log, inProcess)));
+    }
     if (process.env.BENCH_AGENT_NOTES) {
       // Raw samples and per-type RPC deltas behind the rows, for bench/RESULTS-agent.md.
       writeFileSync(process.env.BENCH_AGENT_NOTES, `${JSON.stringify(bench.notes, null, 2)}\n`);

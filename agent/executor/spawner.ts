@@ -4,36 +4,74 @@
  * Why: Node starts a child with fork(), which copies the page tables of the whole agent and blocks
  * the event loop until the child has exec'd: measured here at 10–40 ms per sbatch under load, more
  * than sbatch itself (bench/RESULTS-agent.md). A 4 MB bash forks in well under a millisecond, and
- * the agent only writes a request to a pipe. The agent keeps a few of them (one command each at a
- * time); each command still gets argv as an array (never shell text), exactly the environment given,
- * a timeout (TERM, then KILL) and its output capped per stream.
+ * the agent only writes a request to a pipe. The agent keeps a few of them; each command still gets
+ * argv as an array (never shell text), exactly the environment given, a timeout (TERM, then KILL)
+ * and its output capped per stream.
+ *
+ * Queueing: a spawner runs one command at a time, but the next may be queued behind it (a submission
+ * lane, agent/executor/lane.ts), so that bash starts the next sbatch the moment the one before ends,
+ * as a bash loop does, instead of after a round trip through the agent. Exactly-once still holds:
+ * - the caller writes a job's "submitting" record before its request is queued, so whatever bash
+ *   does with it later, a restarted agent knows to look the job's tag up before submitting again;
+ * - bash starts a queued command only while the agent that queued it is alive: before each one (and
+ *   again in the child, right before exec) it checks that its parent is still the agent that started
+ *   it. When the agent dies (SIGKILL included), bash is re-parented at once, so no queued command
+ *   starts afterwards; bash exits instead. (Writing the end marker to a pipe nobody reads would
+ *   usually kill bash with SIGPIPE first; the parent check does not depend on that.) What is left is
+ *   the instant between the last check and exec: a command started then is a command that was running
+ *   when the agent died, the case the "submitting" record and the tag lookup were made for;
+ * - a queued command can be withdrawn (its request file removed): bash then answers `C` and never
+ *   starts it. If bash had already read the request, the command runs and its outcome is reported
+ *   as usual: a withdrawal never turns a command that ran into one that did not;
+ * - a bash killed with commands queued fails all of them as "the spawner died": an unknown outcome,
+ *   never a success, for the running one and the queued ones alike.
  *
  * Protocol: the agent writes a request file `<dir>/req-<n>.<seq>` of NUL-terminated fields (no field
  * can hold a NUL, as in argv), then `<seq>` and a newline to bash's stdin (bash reads a pipe a byte
  * at a time, a file in blocks):
  *   <seq> NUL <cwd> NUL <env count> NUL <NAME=value>… NUL <cmd> NUL <arg>… NUL
- * bash answers on fd 5 with lines `X <seq>` (could not start: no such program or cwd) and
- * `D <seq> <wait status>`; SIGUSR1 / SIGUSR2 to bash send TERM / KILL to the running command. The command's stdout and stderr are pipes of their own
- * (fds 3 and 4), each ended per command by a marker that holds a random nonce only this process
- * knows, so a command's output can never end another's early.
+ * bash answers on fd 5 with lines `X <seq>` (could not start: no such program or cwd), `C <seq>`
+ * (withdrawn, never started) and `D <seq> <wait status>`, in request order. SIGUSR1 / SIGUSR2 to
+ * bash send TERM / KILL to the running command if the file `<dir>/req-<n>.k<seq>` names it (so a
+ * signal meant for a command that just ended never reaches the next one). The command's stdout and
+ * stderr are pipes of their own (fds 3 and 4), each ended per request (withdrawn ones too) by a
+ * marker that holds a random nonce only this process knows, so a command's output can never end
+ * another's early.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { accessSync, constants, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { accessSync, constants, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
+import { type LaneCall, laneCall } from "./lane.ts";
 import { KILL_GRACE_MS, outputCap } from "./limits.ts";
 import type { ExecResult, RunOptions } from "./types.ts";
 
 const SERVER = String.raw`
-c=
-trap '[[ -n $c ]] && kill -TERM "$c" 2>/dev/null' USR1
-trap '[[ -n $c ]] && kill -KILL "$c" 2>/dev/null' USR2
+c= cs=
+pp=$PPID
+trap '[[ -n $c && -e $REQ.k$cs ]] && kill -TERM "$c" 2>/dev/null' USR1
+trap '[[ -n $c && -e $REQ.k$cs ]] && kill -KILL "$c" 2>/dev/null' USR2
+alive() { # this bash's parent is still the agent that started it (field 4 of /proc/<pid>/stat)
+  local s
+  read -r s </proc/$$/stat || return 1
+  s=@{s##*) } && s=@{s#* }
+  [[ @{s%% *} == "$pp" ]]
+}
+end() {
+  printf '\0%s%s\0' "$MARK" "$1" >&3
+  printf '\0%s%s\0' "$MARK" "$1" >&4
+}
 while IFS= read -r q; do
-  mapfile -d '' -t r <"$REQ.$q"
+  alive || exit 0 # the agent died: start nothing it queued
+  if ! { mapfile -d '' -t r <"$REQ.$q"; } 2>/dev/null; then
+    end "$q" && printf 'C %s\n' "$q" >&5 # withdrawn before it started
+    continue
+  fi
   seq=@{r[0]} cwd=@{r[1]} ne=@{r[2]}
   cmd=@{r[3 + ne]}
+  cs=$seq
   (
     unset PWD OLDPWD SHLVL MARK REQ
     if [[ -n $cwd ]] && ! cd -- "$cwd" 2>/dev/null; then printf 'X %s\n' "$seq" >&5; exit 127; fi
@@ -48,6 +86,7 @@ while IFS= read -r q; do
       done
     fi
     [[ -n $p ]] || { printf 'X %s\n' "$seq" >&5; exit 127; }
+    alive || exit 125
     exec -a "$cmd" -- "$p" "@{r[@]:4 + ne}" 3>&- 4>&- 5>&-
   ) </dev/null >&3 2>&4 &
   c=$!
@@ -56,12 +95,14 @@ while IFS= read -r q; do
     st=$?
     kill -0 "$c" 2>/dev/null || break # a trap (a kill asked for) interrupted wait: wait again
   done
-  c=
-  printf '\0%s%s\0' "$MARK" "$seq" >&3
-  printf '\0%s%s\0' "$MARK" "$seq" >&4
+  c= cs=
+  end "$seq"
   printf 'D %s %s\n' "$seq" "$st" >&5
 done
 `.replaceAll("@{", "${"); // @{ stands for bash's ${ in this template
+
+/** Queueing needs the parent check, which reads /proc (the agent runs on Linux login nodes). */
+const canQueue = existsSync(`/proc/${process.pid}/stat`);
 
 /** Names bash will not export as given (read-only or not identifiers): such a request starts directly. */
 const BASH_OWN = new Set(["BASHOPTS", "SHELLOPTS", "BASH_VERSINFO", "EUID", "PPID", "UID", "BASH_ARGV0"]);
@@ -81,11 +122,14 @@ export function spawnerCanRun(args: readonly string[], opts: RunOptions): boolea
 
 type Pending = {
   seq: number;
+  timeoutMs?: number;
   timedOut: boolean;
   stopOn?: RegExp;
   stopped?: boolean;
   status?: number;
   startFailed?: boolean;
+  /** Withdrawn, and bash confirmed it never started. */
+  withdrawn?: boolean;
   ended: { out: boolean; err: boolean };
   out: ReturnType<typeof outputCap>;
   err: ReturnType<typeof outputCap>;
@@ -133,11 +177,12 @@ export function removeDeadSiblings(base: string) {
   } catch {}
 }
 
-/** One bash process: one command at a time. */
+/** One bash process: one command at a time, and more queued behind it in order. */
 class Spawner {
   private readonly child: ChildProcess;
   private readonly mark = randomBytes(16).toString("hex");
-  private pending: Pending | undefined;
+  /** In bash's order: the head is running (or about to start), the rest are queued. */
+  private readonly queue: Pending[] = [];
   /** Handed to a caller that has not sent its request yet. */
   reserved = false;
   private seq = 0;
@@ -166,22 +211,27 @@ class Spawner {
   }
 
   get busy(): boolean {
-    return this.reserved || this.pending !== undefined;
+    return this.reserved || this.queue.length > 0;
   }
 
-  run(cmd: string, args: readonly string[], opts: RunOptions): Promise<ExecResult> {
+  /**
+   * Sends a request; it starts when the commands sent before it have ended. `onQueued` gets a
+   * function that withdraws it (see the module comment).
+   */
+  run(cmd: string, args: readonly string[], opts: RunOptions, onQueued?: (withdraw: () => void) => void) {
     const seq = ++this.seq;
     const env = Object.entries(opts.env ?? process.env)
       .filter((e): e is [string, string] => e[1] !== undefined)
       .map(([k, v]) => `${k}=${v}`);
     const fields = [String(seq), opts.cwd ?? "", String(env.length), ...env, cmd, ...args];
-    return new Promise((resolve, reject) => {
+    return new Promise<ExecResult>((resolve, reject) => {
       if (this.dead) {
         reject(new Error("the command spawner died before the command was sent; nothing ran"));
         return;
       }
       const p: Pending = {
         seq,
+        timeoutMs: opts.timeoutMs,
         timedOut: false,
         ended: { out: false, err: false },
         out: outputCap(this.maxOutputBytes),
@@ -192,20 +242,28 @@ class Spawner {
         binary: Boolean(opts.binary),
         stopOn: opts.stopOn,
       };
-      this.pending = p;
-      this.busyRef();
-      if (opts.timeoutMs !== undefined) {
-        p.timers.push(
-          setTimeout(() => {
-            p.timedOut = true;
-            this.stop(p);
-          }, opts.timeoutMs),
-        );
-      }
       // A new file each time: rewriting one in place makes ext4 flush it on close (auto_da_alloc).
       writeFileSync(`${this.requestFile}.${seq}`, `${fields.join("\0")}\0`, { mode: 0o600, flag: "wx" });
+      this.queue.push(p);
+      this.busyRef();
+      if (this.queue.length === 1) {
+        this.begin(p);
+      }
       this.child.stdin!.write(`${seq}\n`);
+      onQueued?.(() => rmSync(`${this.requestFile}.${seq}`, { force: true }));
     });
+  }
+
+  /** The command at the head is running (or bash is about to start it): its timeout starts now. */
+  private begin(p: Pending) {
+    if (p.timeoutMs !== undefined) {
+      p.timers.push(
+        setTimeout(() => {
+          p.timedOut = true;
+          this.stop(p);
+        }, p.timeoutMs),
+      );
+    }
   }
 
   private stop(p: Pending) {
@@ -215,12 +273,13 @@ class Spawner {
 
   /**
    * Asks bash to signal the command (USR1: TERM, USR2: KILL), never anything else: bash knows its
-   * child only between its start and its end. Bash sends no "started" message, which saves the
-   * agent a wake-up per command while the command runs.
+   * child only between its start and its end, and acts only if the kill file names that command.
+   * Bash sends no "started" message, which saves the agent a wake-up per command while it runs.
    */
   private signal(p: Pending, sig: "SIGTERM" | "SIGKILL") {
-    if (this.pending === p && p.status === undefined && this.child.pid !== undefined) {
+    if (this.queue.includes(p) && p.status === undefined && this.child.pid !== undefined) {
       try {
+        writeFileSync(`${this.requestFile}.k${p.seq}`, "", { mode: 0o600 });
         process.kill(this.child.pid, sig === "SIGTERM" ? "SIGUSR1" : "SIGUSR2");
       } catch {}
     }
@@ -231,23 +290,25 @@ class Spawner {
     for (let nl = this.control.indexOf("\n"); nl >= 0; nl = this.control.indexOf("\n")) {
       const [kind, seq, value] = this.control.slice(0, nl).split(" ");
       this.control = this.control.slice(nl + 1);
-      const p = this.pending;
-      if (!p || Number(seq) !== p.seq) {
+      const p = this.queue.find((q) => q.seq === Number(seq));
+      if (!p) {
         continue;
       }
-      if (kind === "D" || kind === "X") {
-        rmSync(`${this.requestFile}.${p.seq}`, { force: true }); // read by now
+      if (kind === "D" || kind === "X" || kind === "C") {
+        rmSync(`${this.requestFile}.${p.seq}`, { force: true }); // read by now, or withdrawn
       }
       if (kind === "X") {
         p.startFailed = true;
       } else if (kind === "D") {
         p.status = Number(value);
+      } else if (kind === "C") {
+        p.withdrawn = true;
       }
       this.settle();
     }
   }
 
-  /** Splits one output pipe at this process's end-of-command markers. */
+  /** Splits one output pipe at the end-of-request markers; bash ends requests in order. */
   private demux(stream: Readable, which: "out" | "err") {
     const marker = (seq: number) => Buffer.from(`\0${this.mark}${seq}\0`, "latin1");
     let carry = Buffer.alloc(0);
@@ -255,9 +316,9 @@ class Spawner {
       let data = carry.length ? Buffer.concat([carry, chunk]) : chunk;
       carry = Buffer.alloc(0);
       while (data.length) {
-        const p = this.pending;
-        if (!p || p.ended[which]) {
-          return; // output after a command's marker: a leftover of a process it left behind
+        const p = this.queue.find((q) => !q.ended[which]);
+        if (!p) {
+          return; // output after every request's marker: a leftover of a process a command left behind
         }
         const m = marker(p.seq);
         const at = data.indexOf(m);
@@ -281,16 +342,32 @@ class Spawner {
     });
   }
 
+  /** Resolves the requests at the head that bash has finished with, in order. */
   private settle() {
-    const p = this.pending;
-    if (!p || p.status === undefined || !p.ended.out || !p.ended.err) {
-      return;
+    for (let p = this.queue[0]; p; p = this.queue[0]) {
+      const answered = p.status !== undefined || p.withdrawn;
+      if (!answered || !p.ended.out || !p.ended.err) {
+        return;
+      }
+      this.queue.shift();
+      this.finish(p);
+      if (this.queue[0]) {
+        this.begin(this.queue[0]);
+      } else {
+        this.idle();
+      }
     }
-    this.pending = undefined;
+  }
+
+  private finish(p: Pending) {
     for (const t of p.timers) {
       clearTimeout(t);
     }
-    this.idle();
+    rmSync(`${this.requestFile}.k${p.seq}`, { force: true });
+    if (p.withdrawn) {
+      p.reject(Object.assign(new Error("withdrawn before it started; it never ran"), { code: "ECANCELED" }));
+      return;
+    }
     if (p.startFailed) {
       p.reject(Object.assign(new Error("spawn: no such program or working directory"), { code: "ENOENT" }));
       return;
@@ -298,7 +375,7 @@ class Spawner {
     const stdoutBytes = p.out.bytes();
     p.resolve({
       // A signal death reads as 128 + n from bash; ours (timeout, stop) is reported as null.
-      code: p.timedOut || p.stopped ? null : p.status,
+      code: p.timedOut || p.stopped ? null : p.status!,
       stdout: stdoutBytes.toString("utf8"),
       ...(p.binary ? { stdoutBytes } : {}),
       stderr: p.err.bytes().toString("utf8"),
@@ -312,19 +389,17 @@ class Spawner {
       return;
     }
     this.dead = true;
-    const p = this.pending;
-    this.pending = undefined;
-    if (p) {
+    for (const p of this.queue.splice(0)) {
       for (const t of p.timers) {
         clearTimeout(t);
       }
-      // The command may have run: the caller's error path treats this as an unknown outcome.
+      // Running or queued, the command may have run: the caller treats this as an unknown outcome.
       p.reject(new Error(`the command spawner died: ${err.message}`));
     }
     this.child.kill("SIGKILL");
   }
 
-  /** An idle spawner must not keep the agent alive; a busy one must, until its command ends. */
+  /** An idle spawner must not keep the agent alive; a busy one must, until its commands end. */
   private idle() {
     this.child.unref();
     for (const s of this.streams()) {
@@ -351,7 +426,8 @@ class Spawner {
 
 /**
  * Up to `size` spawners, started on first use; a request waits for a free one. A spawner that died
- * is replaced on the next request.
+ * is replaced on the next request. The first command of a lane call (agent/executor/lane.ts) goes to
+ * the lane's spawner, queued behind whatever it runs; a lane binds a free spawner on first use.
  */
 export function createSpawnerPool(size: number, maxOutputBytes: number) {
   const spawners: Spawner[] = [];
@@ -374,15 +450,43 @@ export function createSpawnerPool(size: number, maxOutputBytes: number) {
       await new Promise<void>((resolve) => waiting.push(resolve));
     }
   };
+  const queued = (call: LaneCall) => (withdraw: () => void) => {
+    call.cancel = withdraw;
+    call.handedOver();
+  };
   return {
     async run(cmd: string, args: readonly string[], opts: RunOptions): Promise<ExecResult> {
+      // Every command of a lane call goes to the lane's spawner (so no two of the lane ever run at
+      // once); the first one tells the caller it is queued, and is the one it may withdraw.
+      const call = canQueue ? laneCall() : undefined;
+      const first = call && !call.claimed ? call : undefined;
+      if (call) {
+        call.claimed = true;
+        const bound = call.lane.bound;
+        if (bound instanceof Spawner && !bound.dead && spawners.includes(bound)) {
+          try {
+            return await bound.run(cmd, args, opts, first ? queued(first) : undefined);
+          } finally {
+            if (first) {
+              first.cancel = undefined;
+            }
+            waiting.shift()?.();
+          }
+        }
+      }
       const spawner = await acquire();
       try {
-        const running = spawner.run(cmd, args, opts);
+        if (call) {
+          call.lane.bound = spawner;
+        }
+        const running = spawner.run(cmd, args, opts, first ? queued(first) : undefined);
         spawner.reserved = false;
         return await running;
       } finally {
         spawner.reserved = false;
+        if (first) {
+          first.cancel = undefined;
+        }
         waiting.shift()?.();
       }
     },

@@ -4,13 +4,16 @@
  * other's output early, and survive the worst: a spawner killed mid-command, output that imitates
  * the end marker, more commands than spawners.
  */
+import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Lane, inLane } from "../../agent/executor/lane.ts";
 import { createLocalExecutor } from "../../agent/executor/local.ts";
 import { removeDeadSiblings } from "../../agent/executor/spawner.ts";
+import type { RunOptions } from "../../agent/executor/types.ts";
 import { SBATCH_RETRYING } from "../../agent/slurm/sbatch.ts";
 
 const exec = createLocalExecutor({ spawners: 2 });
@@ -130,4 +133,197 @@ describe("commands through the spawners", () => {
     expect([existsSync(dead), existsSync(alive), existsSync(other)]).toEqual([false, true, true]);
     await rm(base, { recursive: true, force: true });
   });
+});
+
+const until = async (check: () => boolean | Promise<boolean>, ms = 5_000) => {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) {
+      throw new Error("timed out waiting");
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+};
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+describe("a submission lane (the next command queued behind the running one)", () => {
+  const PATH_ONLY = { PATH: "/usr/bin:/bin" };
+  const laned = (lane: Lane, script: string, opts: RunOptions = {}) =>
+    inLane(lane, () => exec.run("sh", ["-c", script], { env: PATH_ONLY, ...opts }));
+
+  it("hands the next command over while the one before runs, and runs them in order, one at a time", async () => {
+    const log = join(dir, "order.log");
+    const lane = new Lane();
+    const a = laned(lane, `echo start-a >> ${log}; sleep 0.4; echo end-a >> ${log}; echo A`);
+    let aEnded = false;
+    a.result.then(() => (aEnded = true));
+    await a.handedOver;
+    const b = laned(lane, `echo start-b >> ${log}; echo B; echo b-err >&2; exit 3`);
+    await b.handedOver;
+    // b is queued in bash, not waiting in the agent: handed over while a still runs
+    expect(aEnded).toBe(false);
+    expect(await a.result).toEqual({ code: 0, stdout: "A\n", stderr: "", timedOut: false });
+    expect(await b.result).toEqual({ code: 3, stdout: "B\n", stderr: "b-err\n", timedOut: false });
+    expect(await readFile(log, "utf8")).toBe("start-a\nend-a\nstart-b\n");
+  });
+
+  it("keeps every command of a call in the lane: a lookup after an sbatch never overlaps the next sbatch", async () => {
+    const log = join(dir, "overlap.log");
+    const step = (name: string) => `echo start-${name} >> ${log}; sleep 0.15; echo end-${name} >> ${log}`;
+    const lane = new Lane();
+    const a = inLane(lane, async () => {
+      await exec.run("sh", ["-c", step("a1")], { env: PATH_ONLY });
+      return exec.run("sh", ["-c", step("a2")], { env: PATH_ONLY }); // e.g. the tag lookup after an unknown outcome
+    });
+    await a.handedOver;
+    const b = laned(lane, step("b"));
+    await b.handedOver;
+    await Promise.all([a.result, b.result]);
+    const lines = (await readFile(log, "utf8")).split("\n").filter(Boolean);
+    for (let i = 0; i < lines.length; i += 2) {
+      expect([lines[i]?.slice(6), lines[i + 1]?.slice(4)]).toEqual([lines[i + 1]?.slice(4), lines[i]?.slice(6)]);
+      expect([lines[i]?.startsWith("start-"), lines[i + 1]?.startsWith("end-")]).toEqual([true, true]);
+    }
+    expect(lines).toHaveLength(6);
+  });
+
+  it("never starts a withdrawn queued command, and goes on with the next", async () => {
+    const mark = join(dir, "withdrawn");
+    const lane = new Lane();
+    const a = laned(lane, "sleep 0.3; echo a");
+    await a.handedOver;
+    const b = laned(lane, `touch ${mark}`);
+    await b.handedOver;
+    b.cancel();
+    await expect(b.result).rejects.toMatchObject({ code: "ECANCELED" });
+    expect((await a.result).stdout).toBe("a\n");
+    const c = laned(lane, "echo c");
+    expect((await c.result).stdout).toBe("c\n");
+    expect(existsSync(mark)).toBe(false);
+  });
+
+  it("a withdrawal that comes too late never hides that the command ran", async () => {
+    const lane = new Lane();
+    const a = laned(lane, "echo ran");
+    await a.handedOver;
+    await new Promise((r) => setTimeout(r, 200)); // a started (and ended) long ago
+    a.cancel();
+    expect(await a.result).toMatchObject({ code: 0, stdout: "ran\n" });
+  });
+
+  it("times a queued command from its start, and a timeout kills only the command it was for", async () => {
+    const lane = new Lane();
+    const slow = inLane(lane, () => exec.run("sleep", ["10"], { timeoutMs: 300, env: PATH_ONLY }));
+    await slow.handedOver;
+    // queued behind 300 ms of sleep: a 500 ms timeout counted from queueing would fire mid-run
+    const next = laned(lane, "sleep 0.35; echo done", { timeoutMs: 500 });
+    await next.handedOver;
+    expect(await slow.result).toMatchObject({ code: null, timedOut: true });
+    expect(await next.result).toEqual({ code: 0, stdout: "done\n", stderr: "", timedOut: false });
+  });
+
+  it("still stops sbatch at 'sleeping and retrying', and the queued one runs after it untouched", async () => {
+    const fakeSbatch = join(dir, "sbatch-full");
+    await writeFile(
+      fakeSbatch,
+      "#!/bin/sh\necho 'sbatch: error: Slurm job queue full, sleeping and retrying' >&2\nsleep 3\necho 99\n",
+      { mode: 0o755 },
+    );
+    const lane = new Lane();
+    const started = Date.now();
+    const full = inLane(lane, () => exec.run(fakeSbatch, [], { stopOn: SBATCH_RETRYING, timeoutMs: 30_000 }));
+    await full.handedOver;
+    const next = laned(lane, "echo 100");
+    await next.handedOver;
+    expect(await full.result).toMatchObject({ code: null, stdout: "", stopped: true });
+    expect(await next.result).toEqual({ code: 0, stdout: "100\n", stderr: "", timedOut: false });
+    expect(Date.now() - started).toBeLessThan(2_500);
+  });
+
+  it("a spawner killed mid-command fails the running and the queued command as unknown, never as a result", async () => {
+    const pidFile = join(dir, "lane-spawner.pid");
+    const mark = join(dir, "lane-after-kill");
+    const lane = new Lane();
+    const a = laned(lane, `echo $PPID > ${pidFile}; sleep 5; echo late`);
+    await a.handedOver;
+    const b = laned(lane, `touch ${mark}; echo b`);
+    await b.handedOver;
+    await until(() => existsSync(pidFile));
+    await new Promise((r) => setTimeout(r, 50)); // written in full
+    process.kill(Number((await readFile(pidFile, "utf8")).trim()), "SIGKILL");
+    await expect(a.result).rejects.toThrow(/spawner died/);
+    await expect(b.result).rejects.toThrow(/spawner died/);
+    expect(existsSync(mark)).toBe(false);
+    // the lane goes on with a new spawner
+    expect((await laned(lane, "echo again").result).stdout).toBe("again\n");
+  });
+
+  // With the pipes held open by a process the agent left behind, bash gets no SIGPIPE and no end of
+  // input: only its check that the agent is still its parent keeps it from starting what was queued.
+  it.each([false, true])(
+    "never starts a queued command after the agent that queued it was SIGKILLed (pipes held open: %s)",
+    async (hold) => {
+      const root = join(import.meta.dirname, "../..");
+      const work = await mkdtemp(join(tmpdir(), "sg-lane-kill-"));
+      const child = join(work, "agent.mjs");
+      await writeFile(
+        child,
+        `import { createLocalExecutor } from ${JSON.stringify(join(root, "agent/executor/local.ts"))};
+import { Lane, inLane } from ${JSON.stringify(join(root, "agent/executor/lane.ts"))};
+const exec = createLocalExecutor({ spawners: 1 });
+const lane = new Lane();
+const env = { PATH: "/usr/bin:/bin" };
+const run = (script) => inLane(lane, () => exec.run("sh", ["-c", script], { env }));
+const a = run("echo $PPID > ${work}/bash.pid; sleep 0.6; echo a > ${work}/a");
+await a.handedOver;
+const b = run("echo b > ${work}/b");
+await b.handedOver;
+const c = run("echo c > ${work}/c");
+await c.handedOver;
+if (${hold}) {
+  const { readdirSync, readlinkSync } = await import("node:fs");
+  const { spawn } = await import("node:child_process");
+  const pipes = readdirSync("/proc/self/fd").map(Number).filter((fd) => {
+    try { return fd > 2 && /^(pipe|socket):/.test(readlinkSync("/proc/self/fd/" + fd)); } catch { return false; }
+  });
+  const holder = spawn("sleep", ["8"], { stdio: ["ignore", "ignore", "ignore", ...pipes], detached: true });
+  holder.unref();
+  process.stdout.write("holder " + holder.pid + "\\n");
+}
+process.stdout.write("queued\\n");
+setInterval(() => {}, 1000);
+`,
+      );
+      const agent = spawn(process.execPath, [child], { stdio: ["ignore", "pipe", "inherit"] });
+      let out = "";
+      agent.stdout.on("data", (d: Buffer) => (out += d));
+      try {
+        await until(() => out.includes("queued") || agent.exitCode !== null, 15_000);
+        expect(out).toMatch(hold ? /^holder \d+\nqueued\n$/ : /^queued\n$/);
+        await until(() => existsSync(join(work, "bash.pid")));
+        await new Promise((r) => setTimeout(r, 50)); // written in full
+        agent.kill("SIGKILL");
+        const bashPid = Number((await readFile(join(work, "bash.pid"), "utf8")).trim());
+        await until(() => !alive(bashPid), 5_000); // bash ends instead of starting b and c
+        await until(() => existsSync(join(work, "a")), 2_000); // the command that was running finishes
+        await new Promise((r) => setTimeout(r, 300));
+        expect([existsSync(join(work, "b")), existsSync(join(work, "c"))]).toEqual([false, false]);
+      } finally {
+        agent.kill("SIGKILL");
+        const holder = Number(/holder (\d+)/.exec(out)?.[1]);
+        if (holder) {
+          process.kill(holder, "SIGKILL");
+        }
+        await rm(work, { recursive: true, force: true });
+      }
+    },
+  );
 });
