@@ -4,15 +4,13 @@
  * its answers and refusals; an unlisted one is blocked by the browser itself. No chromium → the
  * test fails, it never skips.
  */
-import { existsSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { build } from "esbuild";
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
+import { launchChromium } from "../helpers/chromium.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort, type GatewayProcess, ROOT, startGatewayProcess } from "../helpers/gateway-process.ts";
 import { type OidcTestProvider, startOidcProvider } from "../helpers/oidc-provider.ts";
-
-const CHROMIUM = "/usr/bin/chromium";
 
 type Site = { origin: string; server: Server };
 
@@ -70,9 +68,6 @@ describe("the client in chromium, across origins", () => {
   const consoleLines: string[] = [];
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) {
-      throw new Error(`${CHROMIUM} is missing: run test/system-tools.sh (installs Debian's chromium)`);
-    }
     const bundle = await build({
       entryPoints: [`${ROOT}/client/index.ts`],
       bundle: true,
@@ -95,10 +90,7 @@ describe("the client in chromium, across origins", () => {
     ]);
     // Seeded from Node (same origin as nothing): a user with a token on each gateway.
     token = await seedUser(gateway);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: process.getuid?.() === 0 ? ["--no-sandbox"] : [],
-    });
+    browser = await launchChromium();
   }, 120_000);
 
   afterAll(async () => {

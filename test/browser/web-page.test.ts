@@ -5,14 +5,14 @@
  * up live. Every page is screenshotted into test-artifacts/; CSP violations and console errors are
  * collected and must stay at zero. No chromium → the test fails, it never skips.
  */
-import { existsSync, mkdirSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
+import { launchChromium } from "../helpers/chromium.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type GatewayProcess, ROOT, startGatewayProcess } from "../helpers/gateway-process.ts";
 import { sampleInventory } from "../helpers/gateway.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
 const ARTIFACTS = join(ROOT, "test-artifacts");
 const XSS_NAME = "xss";
 const XSS_LABEL = `<img src=x onerror="window.__pwned=1">`;
@@ -80,16 +80,10 @@ describe("the jobs page in chromium", () => {
   const consoleErrors: string[] = [];
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) {
-      throw new Error(`${CHROMIUM} is missing: run test/system-tools.sh (installs Debian's chromium)`);
-    }
     mkdirSync(ARTIFACTS, { recursive: true });
     gateway = await startGatewayProcess({ SLURMGATE_SSE_HEARTBEAT_SECONDS: "5" });
     world = await seed(gateway);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: process.getuid?.() === 0 ? ["--no-sandbox"] : [],
-    });
+    browser = await launchChromium();
   }, 120_000);
 
   afterAll(async () => {

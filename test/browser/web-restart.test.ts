@@ -4,15 +4,14 @@
  * a job submitted after the restart still appears without a reload. Then the token is revoked
  * under the open page: its next call returns it to the sign-in form, saying why.
  */
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type Browser, chromium } from "playwright-core";
+import type { Browser } from "playwright-core";
+import { launchChromium } from "../helpers/chromium.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort, type GatewayProcess, startGatewayProcess } from "../helpers/gateway-process.ts";
 import { sampleInventory } from "../helpers/gateway.ts";
-
-const CHROMIUM = "/usr/bin/chromium";
 
 describe("the open jobs page across a gateway restart and a revoked token", () => {
   let dir: string;
@@ -22,17 +21,11 @@ describe("the open jobs page across a gateway restart and a revoked token", () =
   let browser: Browser;
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) {
-      throw new Error(`${CHROMIUM} is missing: run test/system-tools.sh (installs Debian's chromium)`);
-    }
     dir = mkdtempSync(join(tmpdir(), "slurmgate-web-restart-"));
     dbUrl = `file:${join(dir, "gateway.db")}`;
     port = await freePort();
     gateway = await startGatewayProcess({ PORT: String(port) }, { dbUrl });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: process.getuid?.() === 0 ? ["--no-sandbox"] : [],
-    });
+    browser = await launchChromium();
   }, 120_000);
 
   afterAll(async () => {

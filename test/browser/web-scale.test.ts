@@ -3,17 +3,17 @@
  * does), served by a real gateway process, in Debian's chromium: the first rows render fast, and
  * every list call the page makes is a keyset page (a cursor, never an offset).
  */
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createClient } from "@libsql/client";
-import { type Browser, chromium } from "playwright-core";
+import type { Browser } from "playwright-core";
+import { launchChromium } from "../helpers/chromium.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { seedHistory } from "../../bench/history-seed.ts";
 import { runMigrations } from "../../gateway/scripts/migrate.ts";
 import { type GatewayProcess, ROOT, startGatewayProcess } from "../helpers/gateway-process.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
 const JOBS = 100_000;
 /** Measured at 0.45–0.66 s on this 2-core machine while other suites ran; generous for a loaded CI box. */
 const FIRST_RENDER_BOUND_MS = 2_000;
@@ -25,9 +25,6 @@ describe("the jobs page at 100,000 jobs", () => {
   let token: string;
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) {
-      throw new Error(`${CHROMIUM} is missing: run test/system-tools.sh (installs Debian's chromium)`);
-    }
     dir = mkdtempSync(join(tmpdir(), "slurmgate-web-scale-"));
     const url = `file:${join(dir, "history.db")}`;
     await runMigrations(url);
@@ -43,10 +40,7 @@ describe("the jobs page at 100,000 jobs", () => {
       }).then((r) => r.json() as Promise<Record<string, unknown>>);
     await admin("/v1/admin/users", { name: "u0" });
     token = String((await admin("/v1/admin/tokens", { kind: "user", user: "u0" })).token);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: process.getuid?.() === 0 ? ["--no-sandbox"] : [],
-    });
+    browser = await launchChromium();
   }, 180_000);
 
   afterAll(async () => {

@@ -4,13 +4,13 @@
  * exit code 0 without a reload, and a long job cancelled from the page ends `cancelled` in Slurm.
  * Needs the Slurm test clusters up; without them (or without chromium) it fails, never skips.
  */
-import { existsSync, mkdirSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
+import { launchChromium } from "../helpers/chromium.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type E2E, REPO, slurm, startE2E } from "../e2e/harness.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
 const ARTIFACTS = join(REPO, "test-artifacts");
 
 describe("the jobs page with a real agent on Slurm cluster alpha", () => {
@@ -19,17 +19,11 @@ describe("the jobs page with a real agent on Slurm cluster alpha", () => {
   const problems: string[] = [];
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) {
-      throw new Error(`${CHROMIUM} is missing: run test/system-tools.sh (installs Debian's chromium)`);
-    }
     mkdirSync(ARTIFACTS, { recursive: true });
     e2e = await startE2E();
     e2e.startAgent("alpha");
     await e2e.waitClustersAlive(60_000, ["alpha"]);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: process.getuid?.() === 0 ? ["--no-sandbox"] : [],
-    });
+    browser = await launchChromium();
   }, 120_000);
 
   afterAll(async () => {

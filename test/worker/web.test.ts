@@ -3,14 +3,11 @@
  * headers as Node (bundled into the Worker, no CDN, no static-asset service needed), and the page
  * signs in against the Worker's own API in chromium with its CSP intact.
  */
-import { existsSync } from "node:fs";
-import { chromium } from "playwright-core";
+import { launchChromium } from "../helpers/chromium.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DOCS_CSP, PAGE_CSP } from "../../gateway/routes/web.ts";
 import { WEB_ASSETS } from "../../gateway/web/assets.generated.ts";
 import { startWorkerTarget, type WorkerTarget } from "../helpers/worker-target.ts";
-
-const CHROMIUM = "/usr/bin/chromium";
 
 describe("the web page on the Worker in workerd", () => {
   let target: WorkerTarget;
@@ -55,13 +52,7 @@ describe("the web page on the Worker in workerd", () => {
   });
 
   it("signs in in chromium against the Worker and shows the jobs page, with no CSP violation", async () => {
-    if (!existsSync(CHROMIUM)) {
-      throw new Error(`${CHROMIUM} is missing: run test/system-tools.sh (installs Debian's chromium)`);
-    }
-    const browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: process.getuid?.() === 0 ? ["--no-sandbox"] : [],
-    });
+    const browser = await launchChromium();
     try {
       const page = await browser.newPage();
       const problems: string[] = [];
