@@ -18,6 +18,8 @@ export async function runEvents(opts: BenchOptions): Promise<Row[]> {
   const gw = await startGatewayProcess({
     SLURMGATE_SSE_MAX_PER_USER: String(streams + 10),
     SLURMGATE_MAX_QUEUED_PER_USER: "100000",
+    // One token opens every stream at once: past the default burst of 200 it would get 429s.
+    SLURMGATE_RATE_LIMIT_PER_SECOND: "0",
   });
   try {
     const world = await seedWorld(gw.url, gw.adminToken, "bench");
@@ -85,6 +87,9 @@ export async function runEvents(opts: BenchOptions): Promise<Row[]> {
           headers: { ...auth, accept: "text/event-stream" },
           signal: c.signal,
         });
+        if (r.status !== 200 || !/text\/event-stream/.test(r.headers.get("content-type") ?? "")) {
+          throw new Error(`stream refused: ${r.status} ${await r.text()}`);
+        }
         return { c, messages: readEventStream(r.body!) };
       }),
     );
@@ -95,8 +100,11 @@ export async function runEvents(opts: BenchOptions): Promise<Row[]> {
     await Promise.all(
       many.map(async ({ messages: m }) => {
         for (;;) {
-          const { value } = await m.next();
-          if (value && value.comment === undefined && JSON.parse(value.data).jobId === job.id) {
+          const { value, done } = await m.next();
+          if (done) {
+            throw new Error("a stream ended before the event reached it");
+          }
+          if (value.comment === undefined && JSON.parse(value.data).jobId === job.id) {
             return;
           }
         }
