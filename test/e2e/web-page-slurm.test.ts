@@ -3,13 +3,15 @@
  * output lines appear on the open page while it still runs, its state goes to `completed` with
  * exit code 0 without a reload, and a long job cancelled from the page ends `cancelled` in Slurm.
  * Needs the Slurm test clusters up; without them (or without chromium) it fails, never skips.
+ * In the e2e project (one file at a time), with small jobs, so other suites' jobs cannot keep
+ * alpha's node busy past the waits below.
  */
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { launchChromium } from "../helpers/chromium.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type E2E, REPO, slurm, startE2E } from "../e2e/harness.ts";
+import { type E2E, REPO, slurm, startE2E } from "./harness.ts";
 
 const ARTIFACTS = join(REPO, "test-artifacts");
 
@@ -52,6 +54,7 @@ describe("the jobs page with a real agent on Slurm cluster alpha", () => {
     const job = await e2e.submit(e2e.alice, {
       name: "counting",
       cluster: "alpha",
+      resources: { memPerNode: "64M" },
       command: ["bash", "-c", 'for i in 1 2 3 4 5 6 7 8; do echo "line $i"; sleep 1; done'],
     });
     const page = await openJob(job.id);
@@ -63,7 +66,7 @@ describe("the jobs page with a real agent on Slurm cluster alpha", () => {
           const text = (await stdout.textContent()) ?? "";
           return text.includes("line 1") && !text.includes("line 8");
         },
-        { timeout: 60_000, interval: 200 },
+        { timeout: 150_000, interval: 200 },
       )
       .toBe(true);
     expect(await page.locator("#job-state").textContent()).toBe("running");
@@ -73,12 +76,17 @@ describe("the jobs page with a real agent on Slurm cluster alpha", () => {
     expect(await page.locator("dl.facts").textContent()).toMatch(/Exit code0/);
     await page.screenshot({ path: join(ARTIFACTS, "web-slurm-completed.png"), fullPage: true });
     await page.close();
-  }, 150_000);
+  }, 300_000);
 
   it("a running job cancelled from the page is scancelled in Slurm and shows cancelled", async () => {
-    const job = await e2e.submit(e2e.alice, { name: "long", cluster: "alpha", command: ["sleep", "300"] });
+    const job = await e2e.submit(e2e.alice, {
+      name: "long",
+      cluster: "alpha",
+      resources: { memPerNode: "64M" },
+      command: ["sleep", "300"],
+    });
     const page = await openJob(job.id);
-    await expect.poll(() => page.locator("#job-state").textContent(), { timeout: 60_000 }).toBe("running");
+    await expect.poll(() => page.locator("#job-state").textContent(), { timeout: 150_000 }).toBe("running");
     await page.getByRole("button", { name: "Cancel job" }).click();
     await expect.poll(() => page.locator("#job-state").textContent(), { timeout: 60_000 }).toBe("cancelled");
     const slurmId = (await e2e.job(e2e.alice, job.id)).slurmJobId!;
@@ -93,5 +101,5 @@ describe("the jobs page with a real agent on Slurm cluster alpha", () => {
     await page.screenshot({ path: join(ARTIFACTS, "web-slurm-cancelled.png"), fullPage: true });
     await page.close();
     expect(problems).toEqual([]);
-  }, 150_000);
+  }, 300_000);
 });
