@@ -30,6 +30,21 @@ export function problems(...statuses: (keyof typeof DESCRIPTIONS)[]) {
 
 export const bearer = [{ bearer: [] }];
 
+/**
+ * The query of a keyset page whose cursor is a number of at most `digits` digits (an element
+ * index, a row id): `?cursor=<nextCursor>&limit=<1-500, default 100>`.
+ */
+export function numericPageQuery(digits: number) {
+  return z.strictObject({
+    cursor: z
+      .string()
+      .regex(new RegExp(`^\\d{1,${digits}}$`), "nextCursor from the previous page")
+      .optional()
+      .openapi({ description: "nextCursor from the previous page." }),
+    limit: z.coerce.number().int().min(1).max(500).default(100),
+  });
+}
+
 type Contract = {
   request?: { body?: { content?: Record<string, { schema?: unknown }> }; query?: unknown; params?: unknown };
 };

@@ -6,7 +6,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { Sweep, SweepCreated, SweepDetail, SweepPage, SweepRequest, SweepResultLine } from "../../schemas/index.ts";
 import { requireRole } from "../middleware/auth.ts";
 import { IdempotencyKey } from "./jobs.routes.ts";
-import { IdParam, bearer, problems } from "./common.ts";
+import { IdParam, bearer, numericPageQuery, problems } from "./common.ts";
 
 export const submitSweep = createRoute({
   method: "post",
@@ -65,14 +65,7 @@ export const getSweep = createRoute({
   middleware: requireRole("user"),
   request: {
     params: IdParam,
-    query: z.strictObject({
-      cursor: z
-        .string()
-        .regex(/^\d{1,7}$/, "nextCursor from the previous page")
-        .optional()
-        .openapi({ description: "nextCursor from the previous page." }),
-      limit: z.coerce.number().int().min(1).max(500).default(100),
-    }),
+    query: numericPageQuery(7),
   },
   responses: {
     200: { description: "The sweep", content: { "application/json": { schema: SweepDetail } } },

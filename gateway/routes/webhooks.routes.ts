@@ -11,7 +11,7 @@ import {
   WebhookRequest,
 } from "../../schemas/index.ts";
 import { requireRole } from "../middleware/auth.ts";
-import { IdParam, bearer, problems } from "./common.ts";
+import { IdParam, bearer, numericPageQuery, problems } from "./common.ts";
 
 export const createWebhook = createRoute({
   method: "post",
@@ -101,14 +101,7 @@ export const webhookDeliveries = createRoute({
   middleware: requireRole("user"),
   request: {
     params: IdParam,
-    query: z.strictObject({
-      cursor: z
-        .string()
-        .regex(/^\d{1,18}$/, "nextCursor from the previous page")
-        .optional()
-        .openapi({ description: "nextCursor from the previous page." }),
-      limit: z.coerce.number().int().min(1).max(500).default(100),
-    }),
+    query: numericPageQuery(18),
   },
   responses: {
     200: { description: "A page of deliveries", content: { "application/json": { schema: WebhookDeliveryPage } } },
