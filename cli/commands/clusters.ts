@@ -92,12 +92,20 @@ Examples:
     const rows = items.map((c) => {
       const usable = new Set(c.partitions);
       const parts = (c.inventory?.partitions ?? []).filter((p) => usable.has(p.name));
+      // Per type, the largest view any partition gives (nodes shared by partitions would count twice
+      // if summed); a type whose partitions say nothing of what is free is shown by name only.
       const gpus = new Map<string, { free: number; total: number } | null>();
       for (const p of parts) {
-        for (const g of p.gpuAvailability ?? p.gpus.map((x) => ({ type: x.type, free: -1, total: -1 }))) {
+        for (const g of p.gpuAvailability ?? []) {
           const seen = gpus.get(g.type);
-          // Nodes shared by several partitions would count twice: keep the largest view of a type.
-          gpus.set(g.type, g.total < 0 ? (seen ?? null) : seen && seen.total >= g.total ? seen : g);
+          if (!seen || g.total > seen.total) {
+            gpus.set(g.type, g);
+          }
+        }
+        for (const g of p.gpus) {
+          if (!gpus.has(g.type)) {
+            gpus.set(g.type, null);
+          }
         }
       }
       const gpuText = [...gpus].map(([type, n]) => (n ? `${type || "gpu"} ${n.free}/${n.total}` : type || "gpu"));
