@@ -6,6 +6,7 @@
 import { posix } from "node:path";
 import { isTerminal } from "../schemas/job.ts";
 import { type CancelTarget, cancelJobs } from "./cancel.ts";
+import { answerAsks } from "./asks.ts";
 import type { AgentContext } from "./context.ts";
 import type { Lease, Report } from "./gateway-api.ts";
 import { collectLogs, readResult } from "./logs.ts";
@@ -485,7 +486,8 @@ export async function runCycle(
     stats.gatewayReachable = false;
     stats.errors.push(`lease: ${response.message}`);
   } else {
-    const { leases, cancels, lost } = response.value;
+    const { leases, cancels, lost, asks } = response.value;
+    answerAsks(ctx, asks ?? []);
     stats.leased = leases.length;
     for (const id of lost) {
       const job = ctx.state.get(id);

@@ -16,6 +16,8 @@ export type ReportOutcome = components["schemas"]["ReportOutcome"];
 export type Inventory = components["schemas"]["Inventory"];
 export type Problem = components["schemas"]["Problem"];
 export type ClusterPolicy = components["schemas"]["ClusterPolicy"];
+export type AgentAsk = components["schemas"]["AgentAsk"];
+export type AskAnswer = components["schemas"]["AskAnswer"];
 
 export type ApiResult<T> =
   | { ok: true; value: T }
@@ -32,6 +34,8 @@ export type GatewayApi = {
   /** Says this agent is stopping: its cluster shows down at once unless another agent is alive. */
   goodbye(agentId: string): Promise<ApiResult<{ stoppedAt: string | null; clusterAlive: boolean }>>;
   cluster(): Promise<ApiResult<ClusterPolicy>>;
+  /** Answers an ask a lease call handed this agent. */
+  answer(id: string, agentId: string, answer: AskAnswer): Promise<ApiResult<null>>;
 };
 
 async function call<T>(run: () => Promise<{ data?: T; error?: unknown; response: Response }>): Promise<ApiResult<T>> {
@@ -90,5 +94,16 @@ export function createGatewayApi(options: {
     goodbye: (agentId) =>
       call(() => client.POST("/v1/agent/goodbye", { body: { agentId }, signal: AbortSignal.timeout(5_000) })),
     cluster: () => call(() => client.GET("/v1/agent/cluster", { signal: timeout() })),
+    answer: async (id, agentId, answer) => {
+      const result = await call(async () => {
+        const sent = await client.POST("/v1/agent/asks/{id}/answer", {
+          params: { path: { id } },
+          body: { agentId, answer },
+          signal: timeout(),
+        });
+        return { ...sent, data: sent.response.ok ? null : undefined };
+      });
+      return result;
+    },
   };
 }

@@ -4,6 +4,7 @@
  * so the number of calls per cycle is visible here (DESIGN invariant 3).
  */
 import type { GpuAvailability, PartitionInfo } from "../schemas/agent.ts";
+import type { Estimate } from "../schemas/asks.ts";
 import type { AgentConfig } from "./config.ts";
 import { buildSlurmEnv } from "./slurm/env.ts";
 import type { ExecResult, Executor } from "./executor/types.ts";
@@ -23,6 +24,7 @@ import { type SacctRow, buildSacctArgs, parseSacct } from "./slurm/sacct.ts";
 import { buildSacctmgrAssocArgs, parseSacctmgrAssoc } from "./slurm/sacctmgr.ts";
 import { SBATCH_RETRYING, buildSbatchArgs, classifySbatchError, parseSbatchOutput } from "./slurm/sbatch.ts";
 import { buildScancelArgs, parseScancelStderr } from "./slurm/scancel.ts";
+import { type TestOnlyCode, sbatchTestOnly } from "./slurm/test-only.ts";
 import {
   type ScontrolJob,
   buildScontrolShowConfigArgs,
@@ -54,6 +56,8 @@ export type SlurmCommands = {
   gpuAvailability?(): Promise<SlurmResult<Map<string, GpuAvailability[]>>>;
   /** Slurm's MaxArraySize (`scontrol show config`); null when it does not say. Optional for other backends. */
   maxArraySize?(): Promise<SlurmResult<number | null>>;
+  /** Slurm's estimate of when and where a job with these options would start (`sbatch --test-only`). */
+  testOnly?(options: readonly string[]): Promise<SlurmResult<Estimate, TestOnlyCode>>;
   /** `unknown` when sbatch answers in a format we do not read. */
   slurmVersion(): Promise<SlurmResult<string>>;
   /** Not a Slurm command: null when the runtime is absent or does not answer. */
@@ -124,6 +128,7 @@ export function createSlurmCommands(options: {
   };
 
   return {
+    testOnly: (args) => sbatchTestOnly({ executor, sbatch: bin("sbatch"), env, timeoutMs }, args),
     async sbatch(scriptPath, args) {
       // On a full controller sbatch would sleep and retry for two minutes: stop it at its first notice.
       const ran = await exec("sbatch", () => buildSbatchArgs(scriptPath, args), SBATCH_RETRYING);

@@ -3,6 +3,7 @@
  * their environment here; nothing else reads process.env.
  */
 import { z } from "zod";
+import { ASK_TIMEOUT_SECONDS } from "../schemas/asks.ts";
 import { WEBHOOK_RETRY } from "../schemas/webhook.ts";
 import { OidcIssuers } from "./auth/oidc-config.ts";
 
@@ -60,6 +61,7 @@ export const GatewayConfig = z.object({
   SLURMGATE_RATE_LIMIT_PER_SECOND: intFrom(50, 0, 1_000_000), // per-token refill rate; 0 disables
   SLURMGATE_RATE_LIMIT_BURST: intFrom(200, 1, 1_000_000), // per-token bucket size
   SLURMGATE_MAX_QUEUED_PER_USER: intFrom(10_000, 1, 10_000_000), // live jobs one user may hold
+  SLURMGATE_ESTIMATE_SECONDS: intFrom(ASK_TIMEOUT_SECONDS.default, 0, ASK_TIMEOUT_SECONDS.max), // a preflight waits this long for each agent's sbatch --test-only; 0 skips
   SLURMGATE_SSE_MAX_PER_USER: intFrom(16, 1, 10_000), // event streams one user may hold open (per process)
   SLURMGATE_SSE_HEARTBEAT_SECONDS: intFrom(15, 1, 300), // comment lines that keep proxies from closing a quiet stream
   SLURMGATE_SSE_MAX_SECONDS: intFrom(900, 5, 86_400), // a stream ends after this; clients resume with Last-Event-ID

@@ -36,7 +36,7 @@ export function explainRouting(
   grants: Grant[],
   clusters: Map<string, ClusterCandidate>,
   now: number,
-): Preflight {
+): { preflight: Preflight; specs: Map<string, JobSpec> } {
   let chosen: ReturnType<typeof routeJob> | undefined;
   let refusal: string | null = null;
   try {
@@ -49,6 +49,8 @@ export function explainRouting(
   }
   const granted = grants.filter((g) => clusters.has(g.cluster) && (!spec.cluster || g.cluster === spec.cluster));
   const ranked: { candidate: PreflightCandidate; rank: number }[] = [];
+  // What each cluster that fits would be sent (its profile applied): what an estimate must ask about.
+  const specs = new Map<string, JobSpec>();
   for (const grant of granted) {
     const candidate = clusters.get(grant.cluster)!;
     const routed = checkCluster(spec, candidate, grant);
@@ -65,11 +67,13 @@ export function explainRouting(
           reason,
           idleNodes: null,
           gpus: [],
+          estimate: null,
         },
         rank: routed.rank,
       });
       continue;
     }
+    specs.set(grant.cluster, routed.spec);
     const capacity = capacityOf(candidate, routed.partition);
     const nodes = candidate.inventory?.partitions.find((p) => p.name === routed.partition)?.nodes;
     const where = `${grant.cluster}${routed.partition ? `/${routed.partition}` : ""}${capacityWords(capacity, nodes)}`;
@@ -88,17 +92,19 @@ export function explainRouting(
         chosen: isChosen,
         reason,
         ...capacity,
+        estimate: null,
       },
       rank: isChosen ? 3_000 : alive ? 2_000 : 1_000,
     });
   }
   // A stable sort: equal ranks keep grant order, which is routing's own order.
   ranked.sort((a, b) => b.rank - a.rank);
-  return {
+  const preflight = {
     cluster: chosen?.cluster ?? null,
     partition: chosen?.partition ?? null,
     spec: chosen?.spec ?? null,
     refusal,
     candidates: ranked.map((r) => r.candidate),
   };
+  return { preflight, specs };
 }

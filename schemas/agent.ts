@@ -2,6 +2,7 @@
  * The agent's side of the wire: leases it takes, reports it sends, the inventory it publishes.
  */
 import { z } from "@hono/zod-openapi";
+import { AgentAsk } from "./asks.ts";
 import { AgentIdentity, IDENTITY_REJECT_CODES } from "./identity.ts";
 import { JobId, JobSpec, JobState, JobTask, MAX_REPORTED_TASKS } from "./job.ts";
 import { ABSOLUTE_PATH, SLURM_NAME } from "./patterns.ts";
@@ -82,6 +83,9 @@ export const LeaseResponse = z
     cancels: z.array(CancelOrder),
     lost: z.array(JobId).openapi({
       description: "Jobs in `holding` this agent no longer holds (lease taken over or job ended): stop tracking them.",
+    }),
+    asks: z.array(AgentAsk).default([]).openapi({
+      description: "Questions for this agent to answer now, each by POST /v1/agent/asks/{id}/answer.",
     }),
     leaseSeconds: z.number().int(),
     serverTime: z.string(),

@@ -5,6 +5,7 @@ export * from "./job.ts";
 export * from "./events.ts";
 export * from "./sweep.ts";
 export * from "./agent.ts";
+export * from "./asks.ts";
 export * from "./cluster.ts";
 export * from "./admin.ts";
 export * from "./identity.ts";

@@ -18,12 +18,17 @@ export function buildSbatchArgs(scriptPath: string, extra: readonly string[] = [
   if (!scriptPath.startsWith("/")) {
     throw new Error("sbatch script path must be absolute");
   }
-  for (const arg of extra) {
+  return ["--parsable", ...checkedSbatchOptions(extra), scriptPath];
+}
+
+/** Long options with plain values only: nothing a shell or sbatch could read as more than one option. */
+export function checkedSbatchOptions(options: readonly string[]): readonly string[] {
+  for (const arg of options) {
     if (!/^--[a-z][a-z-]*(=[A-Za-z0-9_.,:@%+/=-]*)?$/.test(arg)) {
       throw new Error(`refusing sbatch argument ${JSON.stringify(arg)}`);
     }
   }
-  return ["--parsable", ...extra, scriptPath];
+  return options;
 }
 
 /** A submitted job as sbatch reports it. */

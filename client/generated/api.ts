@@ -36,7 +36,7 @@ export interface paths {
         put?: never;
         /**
          * Where a job would run, and why (nothing is stored)
-         * @description Validates the spec like a submission, then answers where it would be routed and, for every cluster you may use, whether it fits, with the partition's free GPUs and idle nodes as its agent last saw them. A job no cluster can run is a 200 with `cluster: null` and each cluster's reason. A separate operation because a 200 from `POST /v1/jobs` already means a replay.
+         * @description Validates the spec like a submission, then answers where it would be routed and, for every cluster you may use, whether it fits, with the partition's free GPUs and idle nodes as its agent last saw them, and Slurm's own estimate of the start time on each cluster that fits (asked of its agent now; clusters that fit are ranked by it). A job no cluster can run is a 200 with `cluster: null` and each cluster's reason. A separate operation because a 200 from `POST /v1/jobs` already means a replay.
          */
         post: operations["preflightJob"];
         delete?: never;
@@ -361,6 +361,26 @@ export interface paths {
         put?: never;
         /** Lease queued jobs (long-poll), renew held leases, receive cancel orders */
         post: operations["agentLease"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/agent/asks/{id}/answer": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Answer a question the gateway handed this agent in a lease call
+         * @description Once per ask, by the agent that took it. 404 when the ask is not this agent's, was answered, or its asker stopped waiting.
+         */
+        post: operations["agentAnswer"];
         delete?: never;
         options?: never;
         head?: never;
@@ -786,7 +806,7 @@ export interface components {
             spec: components["schemas"]["JobSpec"] | null;
             /** @description What a submission now would be answered, when refused. */
             refusal: string | null;
-            /** @description Every cluster you may use, best first: the chosen one, others that fit, then those that do not. */
+            /** @description Every cluster you may use, best first: the chosen one, others that fit (earliest estimated start first), then those that do not. */
             candidates: components["schemas"]["PreflightCandidate"][];
         };
         PreflightCandidate: {
@@ -804,12 +824,23 @@ export interface components {
             idleNodes: number | null;
             /** @description GPUs free and total in that partition, per type. */
             gpus: components["schemas"]["GpuAvailability"][];
+            estimate: components["schemas"]["PreflightEstimate"];
         };
         GpuAvailability: {
             type: string | "";
             total: number;
             free: number;
         };
+        /** @description Slurm's own estimate of the start (`sbatch --test-only`, run by the cluster's agent as you), for a cluster that fits and has an agent alive; null when not asked. */
+        PreflightEstimate: {
+            /** @description When Slurm expects it to start (UTC); null without an estimate. */
+            startAt: string | null;
+            partition: string | null;
+            /** @description The nodes Slurm would pick, as it prints them. */
+            nodes: string | null;
+            /** @description The estimate in words, or why there is none. */
+            reason: string;
+        } | null;
         JobPage: {
             items: components["schemas"]["Job"][];
             nextCursor: string | null;
@@ -1178,6 +1209,11 @@ export interface components {
             cancels: components["schemas"]["CancelOrder"][];
             /** @description Jobs in `holding` this agent no longer holds (lease taken over or job ended): stop tracking them. */
             lost: string[];
+            /**
+             * @description Questions for this agent to answer now, each by POST /v1/agent/asks/{id}/answer.
+             * @default []
+             */
+            asks: components["schemas"]["AgentAsk"][];
             leaseSeconds: number;
             serverTime: string;
         };
@@ -1218,6 +1254,18 @@ export interface components {
             epoch: number;
             slurmJobId: string | null;
         };
+        AgentAsk: components["schemas"]["EstimateAsk"];
+        EstimateAsk: {
+            id: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "estimate";
+            /** @description The user the job would run as. */
+            owner: string;
+            spec: components["schemas"]["JobSpec"] & unknown;
+        };
         LeaseRequest: {
             /**
              * @description Most jobs to lease in this call.
@@ -1242,6 +1290,23 @@ export interface components {
              * @default []
              */
             holding: string[];
+        };
+        AnswerRequest: {
+            /** @description The agentId of the lease call that took the ask. */
+            agentId: string;
+            answer: components["schemas"]["AskAnswer"];
+        };
+        AskAnswer: {
+            /** @enum {boolean} */
+            ok: true;
+            value: {
+                [key: string]: unknown;
+            };
+        } | {
+            /** @enum {boolean} */
+            ok: false;
+            /** @description Why there is no answer. */
+            reason: string;
         };
         ReportResponse: {
             outcomes: components["schemas"]["ReportOutcome"][];
@@ -1566,7 +1631,10 @@ export interface operations {
     };
     preflightJob: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Ask each cluster that fits for Slurm's start estimate (sbatch --test-only through its agent, up to SLURMGATE_ESTIMATE_SECONDS). */
+                estimate?: "true" | "false";
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -2799,6 +2867,102 @@ export interface operations {
             };
             /** @description The token may not do this */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body was not sent as application/json; `field` is header.content-type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request is well-formed but invalid; `field` names the culprit */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    agentAnswer: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AnswerRequest"];
+            };
+        };
+        responses: {
+            /** @description Taken */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Malformed request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown, revoked or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such object, or not yours */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

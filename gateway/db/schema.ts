@@ -283,3 +283,28 @@ export const webhookDeliveries = sqliteTable(
     index("webhook_deliveries_pending").on(t.webhookId, t.cursor).where(sql`delivered_at IS NULL`),
   ],
 );
+
+/**
+ * Questions for a cluster's agent (schemas/asks.ts), kept until answered or expired. `owner` is who
+ * asked: a personal agent takes only its own user's asks. A taken ask is never handed out again; if
+ * its agent dies, the asker's wait simply expires.
+ */
+export const agentAsks = sqliteTable(
+  "agent_asks",
+  {
+    id: text("id").primaryKey(),
+    cluster: text("cluster").notNull(),
+    owner: text("owner").notNull(),
+    kind: text("kind").notNull(),
+    body: text("body").notNull(),
+    takenBy: text("taken_by"),
+    answer: text("answer"),
+    createdAt: integer("created_at").notNull(),
+    expiresAt: integer("expires_at").notNull(),
+  },
+  (t) => [
+    // The lease call's check: a cluster's untaken asks, oldest first.
+    index("agent_asks_open").on(t.cluster, t.createdAt).where(sql`taken_by IS NULL`),
+    index("agent_asks_expiry").on(t.expiresAt),
+  ],
+);

@@ -5,6 +5,8 @@
  */
 import { type RouteHandler, createRoute, z } from "@hono/zod-openapi";
 import {
+  AnswerRequest,
+  AskId,
   ClusterPolicy,
   Goodbye,
   GoodbyeResponse,
@@ -24,6 +26,8 @@ import {
   publishInventory,
   sayGoodbye,
 } from "../services/agent.ts";
+import { takeAnswer } from "../services/asks.ts";
+import { effectiveAgentId } from "../store/agent-scope.ts";
 import { bearer, createRouter, problems } from "./common.ts";
 
 export const leaseRoute = createRoute({
@@ -111,6 +115,26 @@ export const agentClusterRoute = createRoute({
   },
 });
 
+export const answerRoute = createRoute({
+  method: "post",
+  path: "/v1/agent/asks/{id}/answer",
+  operationId: "agentAnswer",
+  tags: ["agent"],
+  summary: "Answer a question the gateway handed this agent in a lease call",
+  description:
+    "Once per ask, by the agent that took it. 404 when the ask is not this agent's, was answered, or its asker stopped waiting.",
+  security: bearer,
+  middleware: requireRole("agent"),
+  request: {
+    params: z.object({ id: AskId }),
+    body: { content: { "application/json": { schema: AnswerRequest } }, required: true },
+  },
+  responses: {
+    204: { description: "Taken" },
+    ...problems(400, 401, 403, 404, 413, 422, 429),
+  },
+});
+
 export function agentRouter(deps: Deps) {
   const lease: RouteHandler<typeof leaseRoute> = async (c) => {
     const principal = agentOf(c.get("principal"));
@@ -125,8 +149,17 @@ export function agentRouter(deps: Deps) {
   const goodbye: RouteHandler<typeof goodbyeRoute> = async (c) =>
     c.json(await sayGoodbye(deps, agentOf(c.get("principal")), c.req.valid("json")), 200);
 
+  const answer: RouteHandler<typeof answerRoute> = async (c) => {
+    const { cluster, user } = agentOf(c.get("principal"));
+    const body = c.req.valid("json");
+    const agentId = effectiveAgentId(user, body.agentId);
+    await takeAnswer(deps, { cluster, agentId }, c.req.valid("param").id, body.answer);
+    return c.body(null, 204);
+  };
+
   return createRouter()
     .openapi(leaseRoute, lease)
+    .openapi(answerRoute, answer)
     .openapi(reportRoute, reports)
     .openapi(agentClusterRoute, cluster)
     .openapi(inventoryRoute, inventory)

@@ -56,10 +56,18 @@ export const preflightJob = createRoute({
   tags: ["jobs"],
   summary: "Where a job would run, and why (nothing is stored)",
   description:
-    "Validates the spec like a submission, then answers where it would be routed and, for every cluster you may use, whether it fits, with the partition's free GPUs and idle nodes as its agent last saw them. A job no cluster can run is a 200 with `cluster: null` and each cluster's reason. A separate operation because a 200 from `POST /v1/jobs` already means a replay.",
+    "Validates the spec like a submission, then answers where it would be routed and, for every cluster you may use, whether it fits, with the partition's free GPUs and idle nodes as its agent last saw them, and Slurm's own estimate of the start time on each cluster that fits (asked of its agent now; clusters that fit are ranked by it). A job no cluster can run is a 200 with `cluster: null` and each cluster's reason. A separate operation because a 200 from `POST /v1/jobs` already means a replay.",
   security: bearer,
   middleware: requireRole("user"),
-  request: { body: { content: { "application/json": { schema: JobSpec } }, required: true } },
+  request: {
+    query: z.object({
+      estimate: z.enum(["true", "false"]).default("true").openapi({
+        description:
+          "Ask each cluster that fits for Slurm's start estimate (sbatch --test-only through its agent, up to SLURMGATE_ESTIMATE_SECONDS).",
+      }),
+    }),
+    body: { content: { "application/json": { schema: JobSpec } }, required: true },
+  },
   responses: {
     200: {
       description: "The routing decision with its reasons",

@@ -28,7 +28,13 @@ export function jobsRouter(deps: Deps) {
   };
 
   const preflight: RouteHandler<typeof routes.preflightJob> = async (c) =>
-    c.json(await preflightJob(deps, c.get("principal"), c.req.valid("json")), 200);
+    c.json(
+      await preflightJob(deps, c.get("principal"), c.req.valid("json"), {
+        estimate: c.req.valid("query").estimate === "true",
+        signal: c.req.raw.signal,
+      }),
+      200,
+    );
 
   const list: RouteHandler<typeof routes.listJobs> = async (c) =>
     c.json(await listVisibleJobs(deps, c.get("principal"), c.req.valid("query")), 200);

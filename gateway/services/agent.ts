@@ -2,7 +2,7 @@
  * The agent's use cases: lease (renew, claim, cancel orders), reports, inventory, goodbye. An agent
  * token is bound to one cluster; everything here is scoped to it. Handlers: routes/agent.ts.
  */
-import type { Inventory, LeaseRequest, LeaseResponse, Report } from "../../schemas/index.ts";
+import type { AgentAsk, Inventory, LeaseRequest, LeaseResponse, Report } from "../../schemas/index.ts";
 import { clusterLiveness } from "../agent-liveness.ts";
 import type { Deps, Principal } from "../deps.ts";
 import { longPoll, notifyJob } from "../notifier.ts";
@@ -21,6 +21,7 @@ import {
   renewLeases,
 } from "../store/leases.ts";
 import { applyReport, type ReportOutcome } from "../store/reports.ts";
+import { takeAsks } from "../store/asks.ts";
 
 export type AgentPrincipal = Extract<Principal, { kind: "agent" }>;
 
@@ -90,17 +91,26 @@ export async function leaseForAgent(
   const scope = await scopeFor(deps, principal, agentId);
   const lost = await renewLeases(deps.db, { cluster, agentId, holding: input.holding, now, leaseMs });
   let cancels: CancelOrderRow[] = [];
+  let asks: AgentAsk[] = [];
   const check = async () => {
     const rows = await claimJobs(deps.db, { cluster, agentId, max: input.max, now: deps.now(), leaseMs, scope });
     cancels = await cancelOrders(deps.db, cluster, agentId);
-    // A cancel for a job this agent holds ends the wait too.
-    return rows.length > 0 || cancels.length > 0 ? rows : undefined;
+    asks = await takeAsks(deps.db, { cluster, agentId, user: principal.user, now: deps.now() });
+    // A cancel for a job this agent holds, or a question for it, ends the wait too.
+    return rows.length > 0 || cancels.length > 0 || asks.length > 0 ? rows : undefined;
   };
   const wait = lost.length > 0 ? 0 : input.wait;
   const options = { recheckMs: deps.recheckMs, now: deps.now, signal };
   const claimed = (await longPoll(deps.notifier, `cluster:${cluster}`, wait, check, options)) ?? [];
   const leases = await toLeases(deps, claimed);
-  return { leases, cancels, lost, leaseSeconds: deps.config.SLURMGATE_LEASE_SECONDS, serverTime: iso(deps.now()) };
+  return {
+    leases,
+    cancels,
+    lost,
+    asks,
+    leaseSeconds: deps.config.SLURMGATE_LEASE_SECONDS,
+    serverTime: iso(deps.now()),
+  };
 }
 
 /** Applies each report in order, fenced by its epoch; one outcome per report. */

@@ -12,6 +12,7 @@ import { ApiProblem, listedProblem } from "../problem.ts";
 import { admitToQueue } from "../queue-cap.ts";
 import { type Route, routeJob } from "../routing.ts";
 import { explainRouting } from "../routing-explain.ts";
+import { withEstimates } from "./estimates.ts";
 import { routingView } from "../routing-view.ts";
 import {
   cancelJob as cancelStored,
@@ -235,11 +236,17 @@ export async function submitJob(
  * queue slot is taken. Refusals a submission would get are reported, not thrown (except a spec
  * the caller's scope or dependencies forbid, which a submission would refuse the same way).
  */
-export async function preflightJob(deps: Deps, principal: Principal, spec: JobSpec): Promise<Preflight> {
+export async function preflightJob(
+  deps: Deps,
+  principal: Principal,
+  spec: JobSpec,
+  options: { estimate?: boolean; signal?: AbortSignal } = {},
+): Promise<Preflight> {
   const owner = userOf(principal);
   const view = scopeView(principal, await routingView(deps, owner));
   const pinned = await pinToDependencies(deps, owner, scopeSpec(principal, spec));
-  return explainRouting(pinned, view.grants, view.clusters, deps.now());
+  const plan = explainRouting(pinned, view.grants, view.clusters, deps.now());
+  return options.estimate === false ? plan.preflight : withEstimates(deps, owner, plan, options.signal);
 }
 
 /** Admins list everyone's jobs; anyone else their own. */
