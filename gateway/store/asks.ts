@@ -22,7 +22,7 @@ export async function insertAsk(db: Database, ask: NewAsk, now: number): Promise
 
 function rowToAsk(row: Row): AgentAsk | undefined {
   try {
-    const parsed = AgentAsk.safeParse({ ...JSON.parse(String(row.body)), id: row.id, kind: row.kind });
+    const parsed = AgentAsk.safeParse({ ...JSON.parse(String(row.body)), id: row.id, kind: row.kind, owner: row.owner });
     return parsed.success ? parsed.data : undefined;
   } catch {
     return undefined;
@@ -53,7 +53,7 @@ export async function takeAsks(
             WHERE id IN (SELECT id FROM agent_asks
                          WHERE cluster = ? AND taken_by IS NULL AND expires_at > ? AND (? IS NULL OR owner = ?)
                          ORDER BY created_at LIMIT ?)
-            RETURNING id, kind, body`,
+            RETURNING id, kind, owner, body`,
       args: [agentId, cluster, now, user, user, MAX_ASKS_PER_LEASE],
     },
   ]);

@@ -29,7 +29,9 @@ export async function createTestGateway(
   options: { clock?: TestClock; url?: string } = {},
 ) {
   const clock = options.clock ?? { now: () => Date.now(), advance: () => {}, set: () => {} };
-  const config = parseGatewayConfig({ SLURMGATE_RATE_LIMIT_PER_SECOND: "0", ...env });
+  // The agents of these suites are requests a test makes: none answers a preflight's estimate ask
+  // unless the test does, so estimates are off unless a test turns them on.
+  const config = parseGatewayConfig({ SLURMGATE_RATE_LIMIT_PER_SECOND: "0", SLURMGATE_ESTIMATE_SECONDS: "0", ...env });
   const client = createClient({ url: options.url ?? ":memory:" });
   const db = openDatabase(client);
   await migrateDatabase(db);
