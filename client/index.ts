@@ -137,8 +137,11 @@ export type SlurmgateClient = WebhookApi & {
   readonly raw: RawClient;
   /** Submits a job; retried safely thanks to its Idempotency-Key. */
   submit(spec: JobSpecInput, options?: SubmitOptions): Promise<Job>;
-  /** Where the job would run and why, on every cluster you may use; nothing is stored. */
-  preflight(spec: JobSpecInput, options?: { signal?: AbortSignal }): Promise<Preflight>;
+  /**
+   * Where the job would run and why, on every cluster you may use, with Slurm's start estimate on
+   * each that fits (`estimate: false` skips asking the agents); nothing is stored.
+   */
+  preflight(spec: JobSpecInput, options?: { signal?: AbortSignal; estimate?: boolean }): Promise<Preflight>;
   /** A job with its event history. */
   get(id: string, options?: { signal?: AbortSignal }): Promise<Job>;
   /** Every matching job, newest first, across pages. */
@@ -251,7 +254,11 @@ export function createClient(options: ClientOptions): SlurmgateClient {
     submit,
     preflight: (spec, o = {}) =>
       unwrap(
-        raw.POST("/v1/jobs/preflight", { body: spec as JobSpec, signal: o.signal }),
+        raw.POST("/v1/jobs/preflight", {
+          body: spec as JobSpec,
+          params: { query: { estimate: o.estimate === false ? "false" : "true" } },
+          signal: o.signal,
+        }),
         shapes.preflight,
       ) as Promise<Preflight>,
     get: (id, o = {}) => unwrap(raw.GET("/v1/jobs/{id}", { params: { path: { id } }, signal: o.signal }), shapes.job),

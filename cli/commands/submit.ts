@@ -41,7 +41,8 @@ Then:
       --timeout DURATION     give up waiting after this long (exit 4)
       --idempotency-key KEY  make re-running this command safe (default: random)
       --dry-run              ask the gateway where the job would run and why (every cluster
-                             you may use, free GPUs, idle nodes); nothing is submitted
+                             you may use, free GPUs, idle nodes, Slurm's start estimate);
+                             nothing is submitted
       --print-spec           print the spec that would be sent, without asking the gateway
   -q, --quiet                print only the job id
       --json                 print the job as JSON
@@ -85,7 +86,11 @@ Examples:
         const head = plan.cluster
           ? `would run on ${plan.cluster}${plan.partition ? `/${plan.partition}` : ""}`
           : `would be refused: ${plan.refusal ?? "no cluster can run it"}`;
-        io.stdout.write(`${[head, ...plan.candidates.map((c) => `  ${c.cluster}: ${c.reason}`)].join("\n")}\n`);
+        const lines = plan.candidates.flatMap((c) => [
+          `  ${c.cluster}: ${c.reason}`,
+          ...(c.estimate ? [`    ${c.estimate.reason}`] : []),
+        ]);
+        io.stdout.write(`${[head, ...lines].join("\n")}\n`);
       }
       return plan.cluster ? 0 : 1;
     }

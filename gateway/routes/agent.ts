@@ -6,7 +6,6 @@
 import { type RouteHandler, createRoute, z } from "@hono/zod-openapi";
 import {
   AnswerRequest,
-  AskId,
   ClusterPolicy,
   Goodbye,
   GoodbyeResponse,
@@ -126,7 +125,9 @@ export const answerRoute = createRoute({
   security: bearer,
   middleware: requireRole("agent"),
   request: {
-    params: z.object({ id: AskId }),
+    // Any short string: a malformed id is simply not an ask waiting for this agent (404), and a body
+    // sent with the wrong content type is still answered 415 first.
+    params: z.object({ id: z.string().max(64).openapi({ example: "ask_01jd7x2k9m4q8r6t5v3w1y0z00" }) }),
     body: { content: { "application/json": { schema: AnswerRequest } }, required: true },
   },
   responses: {

@@ -22,7 +22,12 @@ export async function insertAsk(db: Database, ask: NewAsk, now: number): Promise
 
 function rowToAsk(row: Row): AgentAsk | undefined {
   try {
-    const parsed = AgentAsk.safeParse({ ...JSON.parse(String(row.body)), id: row.id, kind: row.kind, owner: row.owner });
+    const parsed = AgentAsk.safeParse({
+      ...JSON.parse(String(row.body)),
+      id: row.id,
+      kind: row.kind,
+      owner: row.owner,
+    });
     return parsed.success ? parsed.data : undefined;
   } catch {
     return undefined;

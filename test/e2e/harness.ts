@@ -20,6 +20,8 @@ const TEST_DIR = process.env.SLURMGATE_TEST_DIR ?? "/var/tmp/slurmgate-test";
 
 export type ClusterInfo = {
   slurmConf: string;
+  /** The one node's name (both clusters run on this machine). */
+  node: string;
   sharedRoot: string;
   partitions: string[];
   gres: string;

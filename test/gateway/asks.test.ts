@@ -164,7 +164,7 @@ describe("answers, as an attacker would send them", () => {
     expect((await plan).body.candidates[0]?.estimate?.startAt).toBe("2026-12-01T10:00:00Z");
   });
 
-  it("refuses unknown fields, a malformed id and a wrong content type (415)", async () => {
+  it("refuses unknown fields, a malformed id (404) and a wrong content type (415)", async () => {
     const w = await world();
     const { plan, id } = await pendingAsk(w);
     const extra = await w.call("POST", `/v1/agent/asks/${id}/answer`, w.tokens.alphaAgent, {
@@ -173,7 +173,7 @@ describe("answers, as an attacker would send them", () => {
       hint: 1,
     });
     expect((expectProblemShape(extra, 422) as { field?: string }).field).toBe("body.hint");
-    expectProblemShape(await answer(w, w.tokens.alphaAgent, "ask_../../x", { ok: false, reason: "x" }), 422);
+    expectProblemShape(await answer(w, w.tokens.alphaAgent, "ask_..%2F..%2Fx", { ok: false, reason: "x" }), 404);
     const typed = await w.call("POST", `/v1/agent/asks/${id}/answer`, w.tokens.alphaAgent, "agentId=agent-1", {
       "content-type": "application/x-www-form-urlencoded",
     });

@@ -56,6 +56,13 @@ const RECIPES: Record<string, Recipe> = {
     body: (ctx) => ({ reports: [{ jobId: ctx.jobId, epoch: 0, state: "submitted", slurmJobId: "77" }] }),
   },
   agentGoodbye: { ok: 200, audience: "agent", body: () => ({ agentId: "matrix" }) },
+  // Past authorisation, an agent learns only that no ask of that id waits for it.
+  agentAnswer: {
+    ok: 404,
+    audience: "agent",
+    params: () => ({ id: `ask_${"0".repeat(26)}` }),
+    body: () => ({ agentId: "matrix", answer: { ok: false, reason: "matrix" } }),
+  },
   agentInventory: {
     ok: 200,
     audience: "agent",

@@ -41,6 +41,7 @@ describe("POST /v1/jobs/preflight", () => {
       reason: "chosen: beta/gpu (h100 1/1 free, 1 of 1 nodes idle) can run it",
       idleNodes: 1,
       gpus: [{ type: "h100", total: 1, free: 1 }],
+      estimate: null,
     });
     expect(second).toMatchObject({ cluster: "alpha", fits: false, chosen: false, partition: null });
     expect(second?.reason).toMatch(/^resources\.gpus\.type: .*h100/);
