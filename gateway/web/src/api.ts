@@ -3,14 +3,14 @@
  * into readable errors, and event streams read with fetch (EventSource cannot send a token).
  */
 import { readEventStream } from "../../../client/sse.ts";
-import { forget, freshToken, SignInExpired, TOKEN_KEY } from "./oidc.ts";
+import { forget, freshToken, SignInExpired, signedInWithToken, TOKEN_KEY } from "./oidc.ts";
 
 /** Fired on window when the gateway stops accepting the token; `detail` says why. */
 export const SIGNED_OUT = "slurmgate:signed-out";
 
 export const session = {
   token: (): string | null => sessionStorage.getItem(TOKEN_KEY),
-  signIn: (token: string) => sessionStorage.setItem(TOKEN_KEY, token),
+  signIn: signedInWithToken,
   signOut: forget,
 };
 

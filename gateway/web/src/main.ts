@@ -121,7 +121,9 @@ function App({ callback }: { callback: Callback | null }) {
     return () => removeEventListener(SIGNED_OUT, signedOut);
   }, []);
   useEffect(() => {
-    if (!session.token() && !callback) {
+    // `checking` as first rendered: the prefetch may have found the sign-in lapsed meanwhile, and
+    // /v1/me then says so.
+    if (!checking) {
       return;
     }
     (callback ? completeSignIn(callback).then(() => api<Me>("/v1/me")) : api<Me>("/v1/me"))

@@ -155,6 +155,7 @@ export async function completeSignIn(callback: Callback): Promise<string> {
 }
 
 function store(on: Omit<Signed, "exp" | "refreshToken">, idToken: string, refreshToken: string | undefined) {
+  lapsed = undefined;
   const exp = Number(claimsOf(idToken).exp) * 1000;
   const signed: Signed = {
     issuer: on.issuer,
@@ -179,6 +180,23 @@ export function forget() {
 /** Thrown when the sign-in has lapsed and cannot be renewed: the page goes back to sign-in with it. */
 export class SignInExpired extends Error {}
 
+/**
+ * Why the sign-in lapsed, until the next sign-in: requests that were already on their way then get
+ * the same reason, not a bare "no token" from the gateway.
+ */
+let lapsed: string | undefined;
+
+/** A new token sign-in: an earlier lapse no longer applies. */
+export function signedInWithToken(token: string) {
+  lapsed = undefined;
+  sessionStorage.setItem(TOKEN_KEY, token);
+}
+
+function lapse(reason: string): never {
+  lapsed = reason;
+  throw new SignInExpired(reason);
+}
+
 let refreshing: Promise<string> | undefined;
 
 /**
@@ -188,6 +206,9 @@ let refreshing: Promise<string> | undefined;
 export async function freshToken(): Promise<string | null> {
   const token = sessionStorage.getItem(TOKEN_KEY);
   const raw = sessionStorage.getItem(OIDC_KEY);
+  if (!token && lapsed) {
+    throw new SignInExpired(lapsed);
+  }
   if (!token || !raw) {
     return token;
   }
@@ -199,7 +220,7 @@ export async function freshToken(): Promise<string | null> {
     if (signed.exp > Date.now()) {
       return token;
     }
-    throw new SignInExpired(`your sign-in with ${issuerName(signed.issuer)} expired; sign in again`);
+    lapse(`your sign-in with ${issuerName(signed.issuer)} expired; sign in again`);
   }
   refreshing ??= refreshTokens({ ...signed, refreshToken: signed.refreshToken })
     .then((tokens) => {
@@ -207,11 +228,11 @@ export async function freshToken(): Promise<string | null> {
       store(signed, tokens.idToken, tokens.refreshToken ?? signed.refreshToken);
       return tokens.idToken;
     })
-    .catch((err: unknown) => {
-      throw new SignInExpired(
+    .catch((err: unknown) =>
+      lapse(
         `your sign-in with ${issuerName(signed.issuer)} could not be renewed (${(err as Error).message}); sign in again`,
-      );
-    })
+      ),
+    )
     .finally(() => {
       refreshing = undefined;
     });
