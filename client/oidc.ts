@@ -12,6 +12,8 @@ export type OidcEndpoints = {
   /** The provider's own `issuer`: exactly what its tokens carry in `iss`. */
   issuer: string;
   tokenEndpoint: string;
+  /** Where a browser is sent for the authorization-code flow (the web page's sign-in). */
+  authorizationEndpoint?: string;
   deviceAuthorizationEndpoint?: string;
   revocationEndpoint?: string;
 };
@@ -104,6 +106,7 @@ export async function discover(issuerUrl: string, fetchImpl: FetchLike = default
   return {
     issuer: doc.issuer,
     tokenEndpoint: endpoint("token_endpoint", true)!,
+    authorizationEndpoint: endpoint("authorization_endpoint", false),
     deviceAuthorizationEndpoint: endpoint("device_authorization_endpoint", false),
     revocationEndpoint: endpoint("revocation_endpoint", false),
   };

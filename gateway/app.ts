@@ -66,7 +66,7 @@ export function createApp(deps: Deps) {
 
   app.get("/healthz", (c) => c.json({ ok: true, version: API_VERSION }));
   app.doc31("/openapi.json", OPENAPI_CONFIG);
-  app.route("/", webRouter());
+  app.route("/", webRouter(deps));
 
   app.use("/v1/agent/*", bodyLimit(deps.config.SLURMGATE_AGENT_BODY_LIMIT_BYTES));
   app.use("/v1/jobs/*", bodyLimit(deps.config.SLURMGATE_BODY_LIMIT_BYTES));

@@ -84,8 +84,31 @@ export const OidcIssuer = z
     requiredClaims: z.record(z.string(), ClaimValue).optional(),
     user: OidcUserRule.optional(),
     trust: z.array(TrustPolicy).min(1).optional(),
+    /**
+     * A public client (no secret) registered at the IdP for the web page, with redirect URI
+     * `<gateway>/ui/` and the gateway's origin allowed for CORS. Only issuers that set it get a
+     * "Sign in with …" button, and only their origins are in the page's connect-src. The page's
+     * bearer is the ID token, whose `aud` is this client id: it must be one of `audience`.
+     */
+    browserClientId: z.string().min(1).max(200).optional(),
   })
-  .refine((i) => i.user !== undefined || i.trust !== undefined, "give `user`, `trust` or both");
+  .refine((i) => i.user !== undefined || i.trust !== undefined, "give `user`, `trust` or both")
+  .refine((i) => i.browserClientId === undefined || i.user !== undefined, {
+    message: "browserClientId needs a `user` rule: people sign in with it",
+    path: ["browserClientId"],
+  })
+  .refine((i) => i.browserClientId === undefined || [i.audience].flat().includes(i.browserClientId), {
+    message: "browserClientId must be one of `audience`: the page's bearer is the ID token issued to it",
+    path: ["browserClientId"],
+  });
 export type OidcIssuer = z.infer<typeof OidcIssuer>;
 
 export const OidcIssuers = z.array(OidcIssuer);
+
+/** What the web page needs to offer "Sign in with …": public values only. */
+export type BrowserIssuer = { issuer: string; clientId: string };
+
+/** The issuers people may sign in with from the web page (those that name a browser client). */
+export function browserIssuers(issuers: readonly OidcIssuer[]): BrowserIssuer[] {
+  return issuers.flatMap((i) => (i.browserClientId ? [{ issuer: i.issuer, clientId: i.browserClientId }] : []));
+}

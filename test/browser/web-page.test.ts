@@ -289,9 +289,11 @@ describe("the jobs page in chromium", () => {
     await signIn(page, world.tokens.alice!);
     await page.goto(`${gateway.url}/ui/#/jobs/${id}`);
     const stdout = page.locator('pre[data-stream="stdout"]');
-    await expect.poll(() => stdout.textContent()).toBe("second try\n");
+    await expect.poll(() => stdout.textContent(), { timeout: 10_000 }).toBe("second try\n");
     await page.getByLabel("Logs of attempt").selectOption("1");
-    await expect.poll(() => page.locator('pre[data-stream="stdout"]').textContent()).toBe("first try\n");
+    await expect
+      .poll(() => page.locator('pre[data-stream="stdout"]').textContent(), { timeout: 10_000 })
+      .toBe("first try\n");
     await shot(page, "job-attempts");
     await page.close();
   }, 60_000);

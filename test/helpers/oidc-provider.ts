@@ -21,6 +21,11 @@
  * provider itself sign an ID token for the `slurmgate` client (same key, issuer and audience as the
  * device flow's). `rotateKeys()` starts a fresh provider on the same port with a new signing key
  * (the old public key stays published unless `{ dropOld: true }`), as an IdP rotating keys does.
+ *
+ * For the web page: `startOidcProvider({ browserClient: { redirectUris: [`${gateway}/ui/`] } })` also
+ * registers client `slurmgate-web`, public, authorization code + refresh token (unless `refresh: false`), whose redirect URIs'
+ * origins the provider allows for CORS (the page exchanges the code from the browser). Its login page
+ * takes any user name and password; a consent page follows.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -29,6 +34,7 @@ import Provider from "oidc-provider";
 import { createMemoryAdapter } from "oidc-provider/lib/adapters/memory_adapter.js";
 
 export const OIDC_CLIENT_ID = "slurmgate";
+export const OIDC_BROWSER_CLIENT_ID = "slurmgate-web";
 export const DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code";
 export const OIDC_SCOPES = "openid profile email offline_access groups";
 
@@ -47,7 +53,13 @@ export async function newSigningKey(alg: "RS256" | "ES256" = "RS256"): Promise<J
   return { ...jwk, alg, use: "sig", kid: `k-${crypto.randomUUID().slice(0, 8)}` };
 }
 
-export async function startOidcProvider(options: { idTokenTtlSeconds?: number; deviceCodeTtlSeconds?: number } = {}) {
+export async function startOidcProvider(
+  options: {
+    idTokenTtlSeconds?: number;
+    deviceCodeTtlSeconds?: number;
+    browserClient?: { redirectUris: string[]; refresh?: boolean };
+  } = {},
+) {
   const accounts = new Map<string, AccountClaims>();
   // The signing key is first; older keys follow, still published so tokens they signed verify.
   let keys: JWK[] = [await newSigningKey()];
@@ -81,6 +93,21 @@ export async function startOidcProvider(options: { idTokenTtlSeconds?: number; d
           response_types: [],
           redirect_uris: [],
         },
+        ...(options.browserClient
+          ? [
+              {
+                client_id: OIDC_BROWSER_CLIENT_ID,
+                application_type: "web" as const,
+                token_endpoint_auth_method: "none",
+                grant_types:
+                  options.browserClient.refresh === false
+                    ? ["authorization_code"]
+                    : ["authorization_code", "refresh_token"],
+                response_types: ["code"],
+                redirect_uris: options.browserClient.redirectUris,
+              },
+            ]
+          : []),
       ],
       adapter,
       jwks: { keys: keys as never },

@@ -3,16 +3,15 @@
  * into readable errors, and event streams read with fetch (EventSource cannot send a token).
  */
 import { readEventStream } from "../../../client/sse.ts";
-
-const TOKEN_KEY = "slurmgate.token";
+import { forget, freshToken, SignInExpired, signedInWithToken, TOKEN_KEY } from "./oidc.ts";
 
 /** Fired on window when the gateway stops accepting the token; `detail` says why. */
 export const SIGNED_OUT = "slurmgate:signed-out";
 
 export const session = {
   token: (): string | null => sessionStorage.getItem(TOKEN_KEY),
-  signIn: (token: string) => sessionStorage.setItem(TOKEN_KEY, token),
-  signOut: () => sessionStorage.removeItem(TOKEN_KEY),
+  signIn: signedInWithToken,
+  signOut: forget,
 };
 
 /** A refusal or failure, worded for a person: the problem's title and detail, and its field. */
@@ -37,9 +36,23 @@ async function problemOf(res: Response): Promise<ApiError> {
   return new ApiError(res.status, `${res.status} ${what}`, body.field);
 }
 
+/** The bearer for the next request; a lapsed sign-in signs the page out, saying why. */
+async function bearer(): Promise<string | null> {
+  try {
+    return await freshToken();
+  } catch (err) {
+    if (!(err instanceof SignInExpired)) {
+      throw err;
+    }
+    session.signOut();
+    dispatchEvent(new CustomEvent(SIGNED_OUT, { detail: err.message }));
+    throw new ApiError(401, `401 Unauthorized: ${err.message}`);
+  }
+}
+
 export async function api<T>(path: string, init: { method?: string; body?: unknown; signal?: AbortSignal } = {}) {
   const headers: Record<string, string> = { accept: "application/json" };
-  const token = session.token();
+  const token = await bearer();
   if (token) {
     headers.authorization = `Bearer ${token}`;
   }
@@ -100,10 +113,14 @@ export async function follow(
   while (!signal.aborted) {
     let retryMs = 2_000;
     try {
-      const headers: Record<string, string> = {
-        accept: "text/event-stream",
-        authorization: `Bearer ${session.token()}`,
-      };
+      let token: string | null;
+      try {
+        token = await bearer();
+      } catch (err) {
+        onError?.(err as ApiError);
+        return;
+      }
+      const headers: Record<string, string> = { accept: "text/event-stream", authorization: `Bearer ${token}` };
       if (lastId) {
         headers["last-event-id"] = lastId;
       }

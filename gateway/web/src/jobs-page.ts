@@ -73,52 +73,20 @@ export function prefetchFirstPage() {
   prefetched = start(NO_FILTERS);
 }
 
-export function JobsPage() {
-  const [draft, setDraft] = useState<Filters>(NO_FILTERS);
-  const [filters, setFilters] = useState<Filters>(draft);
-  const [rows, setRows] = useState<Row[]>([]);
-  const [next, setNext] = useState<string | null>(null);
-  const [loading, setLoading] = useState(true);
-  const [error, setError] = useState<Error | null>(null);
-  const [news, setNews] = useState("");
-  const [clusters, setClusters] = useState<string[]>([]);
-  const filtersRef = useRef(filters);
-  filtersRef.current = filters;
-  const startRef = useRef<Start | null>(null);
-  if (!startRef.current) {
-    startRef.current = prefetched ?? start(NO_FILTERS);
-    prefetched = undefined;
-  }
-
-  useEffect(() => {
-    api<{ items: { name: string }[] }>("/v1/clusters")
-      .then((r) => setClusters(r.items.map((c) => c.name)))
-      .catch(() => {});
-  }, []);
-
-  useEffect(() => {
-    let live = true;
-    setLoading(true);
-    setError(null);
-    const first = filters === NO_FILTERS && startRef.current ? startRef.current.page : loadPage(filters, null);
-    first
-      .then((p) => {
-        if (live) {
-          setRows(p.rows);
-          setNext(p.next);
-        }
-      })
-      .catch((err) => live && setError(err))
-      .finally(() => live && setLoading(false));
-    return () => {
-      live = false;
-    };
-  }, [filters]);
-
+/**
+ * Keeps `setRows` current from the user's event stream: one read per job at a time, and events that
+ * arrive during it cause one more read after it, so a burst costs two reads and an older answer
+ * never overwrites a newer one.
+ */
+function useLiveRows(
+  startRef: { current: Start | null },
+  filtersRef: { current: Filters },
+  setRows: (update: (current: Row[]) => Row[]) => void,
+  setNews: (news: string) => void,
+  setError: (err: Error) => void,
+) {
   useEffect(() => {
     const stop = new AbortController();
-    // One read per job at a time: events that arrive during it cause one more read after it, so a
-    // burst costs two reads and an older answer never overwrites a newer one.
     const reading = new Set<string>();
     const again = new Set<string>();
     const refresh = async (jobId: string): Promise<void> => {
@@ -161,32 +129,22 @@ export function JobsPage() {
           }
         },
         stop.signal,
-        (err) => setError(err),
+        setError,
       ),
     );
     feed.catch(() => {});
     return () => stop.abort();
   }, []);
+}
 
-  const more = async () => {
-    try {
-      const p = await loadPage(filters, next);
-      setRows((current) => [...current, ...p.rows.filter((r) => !current.some((c) => c.id === r.id))]);
-      setNext(p.next);
-    } catch (err) {
-      setError(err as Error);
-    }
-  };
-
+function FilterForm({ clusters, onApply }: { clusters: string[]; onApply: (f: Filters) => void }) {
+  const [draft, setDraft] = useState<Filters>(NO_FILTERS);
   const set = (key: keyof Filters) => (e: Event) =>
     setDraft({ ...draft, [key]: (e.target as HTMLInputElement | HTMLSelectElement).value });
-
-  return html`<main id="main" tabindex="-1">
-    <h1>My jobs</h1>
-    <form class="filters" onSubmit=${(e: Event) => {
-      e.preventDefault();
-      setFilters({ ...draft, label: draft.label.trim(), sweep: draft.sweep.trim() });
-    }}>
+  return html`<form class="filters" onSubmit=${(e: Event) => {
+    e.preventDefault();
+    onApply({ ...draft, label: draft.label.trim(), sweep: draft.sweep.trim() });
+  }}>
       <div><label for="f-state">State</label>
         <select id="f-state" value=${draft.state} onChange=${set("state")}>
           <option value="">any</option>
@@ -202,11 +160,11 @@ export function JobsPage() {
       <div><label for="f-sweep">Sweep id</label>
         <input id="f-sweep" value=${draft.sweep} onInput=${set("sweep")} placeholder="swp_…" /></div>
       <button type="submit">Apply filters</button>
-    </form>
-    <p class="live" aria-live="polite" id="live-news">${news}</p>
-    <${ErrorLine} error=${error} />
-    ${loading ? html`<p>Loading…</p>` : null}
-    <table class="jobs">
+    </form>`;
+}
+
+function JobsTable({ rows }: { rows: Row[] }) {
+  return html`<table class="jobs">
       <caption class="sr-only">Jobs, newest first</caption>
       <thead><tr><th scope="col">Name</th><th scope="col">State</th><th scope="col">Cluster</th>
         <th scope="col">Labels</th><th scope="col">Exit</th><th scope="col">Created</th></tr></thead>
@@ -224,7 +182,69 @@ export function JobsPage() {
           </tr>`,
         )}
       </tbody>
-    </table>
+    </table>`;
+}
+
+export function JobsPage() {
+  const [filters, setFilters] = useState<Filters>(NO_FILTERS);
+  const [rows, setRows] = useState<Row[]>([]);
+  const [next, setNext] = useState<string | null>(null);
+  const [loading, setLoading] = useState(true);
+  const [error, setError] = useState<Error | null>(null);
+  const [news, setNews] = useState("");
+  const [clusters, setClusters] = useState<string[]>([]);
+  const filtersRef = useRef(filters);
+  filtersRef.current = filters;
+  const startRef = useRef<Start | null>(null);
+  if (!startRef.current) {
+    startRef.current = prefetched ?? start(NO_FILTERS);
+    prefetched = undefined;
+  }
+
+  useEffect(() => {
+    api<{ items: { name: string }[] }>("/v1/clusters")
+      .then((r) => setClusters(r.items.map((c) => c.name)))
+      .catch(() => {});
+  }, []);
+
+  useEffect(() => {
+    let live = true;
+    setLoading(true);
+    setError(null);
+    const first = filters === NO_FILTERS && startRef.current ? startRef.current.page : loadPage(filters, null);
+    first
+      .then((p) => {
+        if (live) {
+          setRows(p.rows);
+          setNext(p.next);
+        }
+      })
+      .catch((err) => live && setError(err))
+      .finally(() => live && setLoading(false));
+    return () => {
+      live = false;
+    };
+  }, [filters]);
+
+  useLiveRows(startRef, filtersRef, setRows, setNews, setError);
+
+  const more = async () => {
+    try {
+      const p = await loadPage(filters, next);
+      setRows((current) => [...current, ...p.rows.filter((r) => !current.some((c) => c.id === r.id))]);
+      setNext(p.next);
+    } catch (err) {
+      setError(err as Error);
+    }
+  };
+
+  return html`<main id="main" tabindex="-1">
+    <h1>My jobs</h1>
+    <${FilterForm} clusters=${clusters} onApply=${setFilters} />
+    <p class="live" aria-live="polite" id="live-news">${news}</p>
+    <${ErrorLine} error=${error} />
+    ${loading ? html`<p>Loading…</p>` : null}
+    <${JobsTable} rows=${rows} />
     ${!loading && rows.length === 0 ? html`<p>No jobs match.</p>` : null}
     ${next ? html`<button type="button" onClick=${more}>More</button>` : null}
   </main>`;

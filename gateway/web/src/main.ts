@@ -1,5 +1,5 @@
 /**
- * The jobs page: sign-in with a token, then my jobs, one job, clusters and (for admins) users,
+ * The jobs page: sign-in with a token or an OpenID Provider (oidc.ts), then my jobs, one job, clusters and (for admins) users,
  * tokens and grants. Hash routes; every value from the API is rendered as text (Preact escapes).
  */
 import { render } from "preact";
@@ -9,6 +9,7 @@ import { AdminGrants, AdminTokens, AdminUsers } from "./admin-pages.ts";
 import { ClusterPage, ClustersPage } from "./clusters-page.ts";
 import { JobPage } from "./job-page.ts";
 import { JobsPage, prefetchFirstPage } from "./jobs-page.ts";
+import { beginSignIn, type Callback, completeSignIn, issuerName, offeredIssuers, takeCallback } from "./oidc.ts";
 import { ErrorLine, html, useRoute } from "./ui.ts";
 
 type Me = { kind: string; user: string | null; via?: { kind: string } };
@@ -34,11 +35,20 @@ function SignIn({ onSignedIn, error }: { onSignedIn: (me: Me) => void; error: Er
       setBusy(false);
     }
   };
-  // OIDC hook: when the gateway names an issuer and a public client id for browsers, a
-  // "Sign in with <issuer>" button doing authorization code + PKCE goes here; the resulting ID
-  // token is a bearer token like any other (session.signIn), which the gateway already accepts.
+  const providers = offeredIssuers();
+  const viaProvider = (offered: (typeof providers)[number]) => {
+    setBusy(true);
+    beginSignIn(offered).catch((err: Error) => {
+      setFailure(err);
+      setBusy(false);
+    });
+  };
   return html`<main id="main" class="signin">
     <h1>Sign in to slurmgate</h1>
+    ${providers.map(
+      (p) => html`<p><button type="button" disabled=${busy} onClick=${() => viaProvider(p)}>
+        Sign in with ${issuerName(p.issuer)}</button></p>`,
+    )}
     <form onSubmit=${submit}>
       <label for="token">API token</label>
       <input id="token" name="token" type="password" autocomplete="off" required value=${token}
@@ -98,9 +108,9 @@ function Page({ me }: { me: Me }) {
   return html`<${JobsPage} />`;
 }
 
-function App() {
+function App({ callback }: { callback: Callback | null }) {
   const [me, setMe] = useState<Me | null>(null);
-  const [checking, setChecking] = useState(Boolean(session.token()));
+  const [checking, setChecking] = useState(Boolean(session.token() || callback));
   const [error, setError] = useState<Error | null>(null);
   useEffect(() => {
     const signedOut = (e: Event) => {
@@ -111,10 +121,12 @@ function App() {
     return () => removeEventListener(SIGNED_OUT, signedOut);
   }, []);
   useEffect(() => {
-    if (!session.token()) {
+    // `checking` as first rendered: the prefetch may have found the sign-in lapsed meanwhile, and
+    // /v1/me then says so.
+    if (!checking) {
       return;
     }
-    api<Me>("/v1/me")
+    (callback ? completeSignIn(callback).then(() => api<Me>("/v1/me")) : api<Me>("/v1/me"))
       .then(setMe)
       .catch((err: ApiError) => {
         session.signOut();
@@ -136,9 +148,11 @@ function App() {
 
 const root = document.getElementById("app");
 if (root) {
-  if (session.token() && /^#?\/?(jobs)?$/.test(location.hash)) {
+  // Before anything else: a provider's answer leaves the address bar (and history) at once.
+  const callback = takeCallback();
+  if (!callback && session.token() && /^#?\/?(jobs)?$/.test(location.hash)) {
     prefetchFirstPage();
   }
   root.textContent = "";
-  render(html`<${App} />`, root);
+  render(html`<${App} callback=${callback} />`, root);
 }
