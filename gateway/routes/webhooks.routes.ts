@@ -1,7 +1,7 @@
 /**
  * The webhook API's contracts: register, list, read, delete, re-enable, and the delivery log.
  */
-import { createRoute, z } from "@hono/zod-openapi";
+import { createRoute } from "@hono/zod-openapi";
 import {
   MAX_WEBHOOKS_PER_USER,
   Webhook,
