@@ -49,7 +49,7 @@ export function waitReached(
 }
 
 /** What a wait knows so far: the job as last fetched and the last event seq seen. */
-type Progress = { job: Job | undefined; after: number };
+type Progress = { job: Job | undefined; after: number; first?: JobEvents };
 
 /**
  * Resolves with the job once it reaches one of `until` (or a terminal state it will not leave: a
@@ -109,6 +109,7 @@ async function waitOnStream(
       const step = await stream.next();
       if (step.done) {
         if ("fallbackAfter" in step.value) {
+          progress.first = step.value.answer;
           return undefined;
         }
         progress.job = step.value.job;
@@ -133,7 +134,7 @@ async function waitOnStream(
   }
 }
 
-/** The wait by long-poll, from `progress.after`. */
+/** The wait by long-poll, from `progress.after` (and the stream request's JSON answer, if it got one). */
 async function longPollWait(
   raw: RawClient,
   id: string,
@@ -153,23 +154,9 @@ async function longPollWait(
     }
     const wait = Math.max(1, Math.min(pollSeconds, Math.ceil(remaining / 1000)));
     const started = Date.now();
-    // The gateway holds for whole seconds; the deadline signal ends the last hold on time.
-    const deadlineSignal = Number.isFinite(remaining) ? AbortSignal.timeout(remaining) : undefined;
-    const both = deadlineSignal && signal ? AbortSignal.any([signal, deadlineSignal]) : (deadlineSignal ?? signal);
-    let answer: JobEvents;
-    try {
-      // A gateway restart must not end the wait: ride it out (bounded by policy.outageMs).
-      answer = await rideOutOutage(
-        policy,
-        () => fetchEvents(raw, id, { after: progress.after, wait, signal: both }),
-        both,
-      );
-    } catch (err) {
-      if (deadlineSignal?.aborted && !signal?.aborted) {
-        throw new WaitTimeoutError(progress.job ?? { id, state: "unknown" }, timeout ?? 0);
-      }
-      throw err;
-    }
+    const carried = progress.first;
+    progress.first = undefined;
+    const answer = carried ?? (await longPoll(raw, id, wait, remaining, progress, options, policy));
     progress.job = answer.job;
     for (const event of answer.events) {
       onEvent?.(event, answer.job);
@@ -179,8 +166,33 @@ async function longPollWait(
       return answer.job;
     }
     // A gateway (or proxy) that answers at once with nothing new would turn this into a tight poll.
-    if (answer.events.length === 0 && Date.now() - started < (wait * 1000) / 2) {
+    if (!carried && answer.events.length === 0 && Date.now() - started < (wait * 1000) / 2) {
       await sleep(Math.min(1_000, Math.max(0, deadline - Date.now())), signal);
     }
+  }
+}
+
+/** One long-poll call, held up to `wait` seconds and ended on time by the wait's deadline. */
+async function longPoll(
+  raw: RawClient,
+  id: string,
+  wait: number,
+  remaining: number,
+  progress: Progress,
+  options: WaitOptions,
+  policy: RetryPolicy,
+): Promise<JobEvents> {
+  const { signal, timeout } = options;
+  // The gateway holds for whole seconds; the deadline signal ends the last hold on time.
+  const deadlineSignal = Number.isFinite(remaining) ? AbortSignal.timeout(remaining) : undefined;
+  const both = deadlineSignal && signal ? AbortSignal.any([signal, deadlineSignal]) : (deadlineSignal ?? signal);
+  try {
+    // A gateway restart must not end the wait: ride it out (bounded by policy.outageMs).
+    return await rideOutOutage(policy, () => fetchEvents(raw, id, { after: progress.after, wait, signal: both }), both);
+  } catch (err) {
+    if (deadlineSignal?.aborted && !signal?.aborted) {
+      throw new WaitTimeoutError(progress.job ?? { id, state: "unknown" }, timeout ?? 0);
+    }
+    throw err;
   }
 }

@@ -9,7 +9,7 @@ import type { RawClient } from "./raw.ts";
 import { type RetryPolicy, rideOutOutage, sleep } from "./retry.ts";
 import { type SseMessage, readEventStream } from "./sse.ts";
 import { type FeedEvent, type FeedPage, type Job, type JobEvent, type JobEvents, isTerminal } from "./types.ts";
-import { shapes, unwrap } from "./unwrap.ts";
+import { type Shape, shapes, unwrap } from "./unwrap.ts";
 
 /**
  * Options of `watch`.
@@ -70,26 +70,36 @@ const RECONNECT_MS = 1_000;
 const QUICK_END_MS = 1_000;
 const QUICK_ENDS_BEFORE_FALLBACK = 3;
 
-type Opened = { kind: "stream"; body: ReadableStream<Uint8Array> } | { kind: "json" };
+type Opened = { kind: "stream"; body: ReadableStream<Uint8Array> } | { kind: "json"; answer?: unknown };
 
 /**
  * The one rule for "no stream here": an answer that is not an event stream (JSON from a gateway or
  * proxy that ignores Accept, a fetch without streaming bodies) or a 406/415 refusal of the media type.
+ * A JSON answer is kept (checked against `shape`): it is the first long-poll answer, not a lost request.
  * Any other error is the request's own and is thrown.
  */
-async function opened(call: Promise<{ data?: unknown; error?: unknown; response: Response }>): Promise<Opened> {
+async function opened(
+  call: Promise<{ data?: unknown; error?: unknown; response: Response }>,
+  shape: Shape,
+): Promise<Opened> {
   const result = await call;
-  const type = result.response.headers.get("content-type") ?? "";
-  if (result.error === undefined && /text\/event-stream/i.test(type) && result.response.body) {
-    return { kind: "stream", body: result.response.body };
+  const { response } = result;
+  const type = response.headers.get("content-type") ?? "";
+  if (result.error === undefined && /text\/event-stream/i.test(type) && response.body) {
+    return { kind: "stream", body: response.body };
   }
-  if (result.response.status === 406 || result.response.status === 415) {
-    await result.response.body?.cancel().catch(() => {});
+  if (response.status === 406 || response.status === 415) {
+    await response.body?.cancel().catch(() => {});
     return { kind: "json" };
   }
   await unwrap(Promise.resolve(result));
-  await result.response.body?.cancel().catch(() => {});
-  return { kind: "json" };
+  let data: unknown;
+  try {
+    data = response.bodyUsed ? undefined : JSON.parse(await response.text());
+  } catch {
+    data = undefined;
+  }
+  return { kind: "json", answer: await unwrap(Promise.resolve({ data, response }), shape) };
 }
 
 /**
@@ -112,7 +122,7 @@ async function* messagesOf(body: ReadableStream<Uint8Array>, signal?: AbortSigna
 }
 
 /** How a job's stream ended: with the finished job, or with "no stream here" and where to go on from. */
-export type JobStreamEnd = { job: Job } | { fallbackAfter: number };
+export type JobStreamEnd = { job: Job } | { fallbackAfter: number; answer?: JobEvents };
 
 /**
  * A job's events after `from` over server-sent events, reconnecting with Last-Event-ID after a break
@@ -140,11 +150,12 @@ export async function* streamJob(
             parseAs: "stream",
             signal,
           }),
+          shapes.events,
         ),
       signal,
     );
     if (connection.kind === "json") {
-      return { fallbackAfter: after };
+      return { fallbackAfter: after, answer: connection.answer as JobEvents | undefined };
     }
     const openedAt = Date.now();
     let heard = false;
@@ -186,23 +197,28 @@ export async function* watchJob(
   if ("job" in end) {
     return end.job;
   }
-  return yield* longPollJob(raw, id, end.fallbackAfter, options, policy);
+  return yield* longPollJob(raw, id, end.fallbackAfter, end.answer, options, policy);
 }
 
 async function* longPollJob(
   raw: RawClient,
   id: string,
   from: number,
+  first: JobEvents | undefined,
   options: WatchOptions,
   policy: RetryPolicy,
 ): AsyncGenerator<WatchedEvent, Job> {
   let after = from;
+  let carried = first;
   for (;;) {
-    const answer = await rideOutOutage(
-      policy,
-      () => fetchEvents(raw, id, { after, wait: 25, signal: options.signal }),
-      options.signal,
-    );
+    const answer =
+      carried ??
+      (await rideOutOutage(
+        policy,
+        () => fetchEvents(raw, id, { after, wait: 25, signal: options.signal }),
+        options.signal,
+      ));
+    carried = undefined;
     for (const event of answer.events) {
       yield { ...event, jobId: id };
     }
@@ -230,7 +246,11 @@ export async function* followFeed(
     const resume = { header: { "last-event-id": after } };
     const connection = await rideOutOutage(
       policy,
-      () => opened(raw.GET("/v1/events", { params: resume, headers: STREAM_HEADERS, parseAs: "stream", signal })),
+      () =>
+        opened(
+          raw.GET("/v1/events", { params: resume, headers: STREAM_HEADERS, parseAs: "stream", signal }),
+          shapes.feed,
+        ),
       signal,
     );
     if (connection.kind === "json") {
