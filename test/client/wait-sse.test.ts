@@ -102,7 +102,8 @@ describe("client.wait over server-sent events (real gateway)", () => {
 
   it("until: running ends at running with the job as it is then; a timeout is a WaitTimeoutError on time", async () => {
     const world = await seedWorld(url, adminToken, "cat");
-    const client = createClient({ baseUrl: url, token: world.userToken });
+    const { seen, fetcher } = countingFetch();
+    const client = createClient({ baseUrl: url, token: world.userToken, fetch: fetcher });
     const job = await client.submit(SPEC);
     const running = client.wait(job.id, { until: ["running"] });
     await world.agent.start(job.id, "73");
@@ -115,6 +116,9 @@ describe("client.wait over server-sent events (real gateway)", () => {
     // The stream was let go: the user's stream slots are all free again.
     const again = await client.wait(job.id, { until: ["running"], timeout: 10_000 });
     expect(again.state).toBe("running");
+    const events = seen.filter((r) => r.path.endsWith("/events"));
+    expect(events).toHaveLength(3);
+    expect(events.every((r) => r.accept === "text/event-stream" && r.wait === "0")).toBe(true);
   }, 60_000);
 
   it("a retry's timeout does not end the wait; the final attempt does", async () => {
@@ -255,5 +259,6 @@ describe("client.wait falls back to long-poll when no stream can be had (msw)", 
       [2, "running"],
     ]);
     expect(seen).toHaveLength(1);
+    expect(seen[0]?.accept).toContain("text/event-stream");
   });
 });
