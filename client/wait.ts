@@ -77,10 +77,25 @@ export async function waitForJob(
     return streamed ?? (await longPollWait(raw, id, options, targets, deadline, progress, policy));
   } catch (err) {
     if (deadlineSignal?.aborted && !signal?.aborted) {
-      throw new WaitTimeoutError(progress.job ?? { id, state: "unknown" }, timeout ?? 0);
+      throw new WaitTimeoutError(await lastKnown(raw, id, progress, signal), timeout ?? 0);
     }
     throw err;
   }
+}
+
+/** The job for a WaitTimeoutError: as fetched, or (a stream does not carry it) asked for once, briefly. */
+async function lastKnown(
+  raw: RawClient,
+  id: string,
+  progress: Progress,
+  signal: AbortSignal | undefined,
+): Promise<Job | { id: string; state: "unknown" }> {
+  const known = progress.job ?? { id, state: "unknown" as const };
+  if (progress.job && progress.job.lastSeq >= progress.after) {
+    return known;
+  }
+  const brief = signal ? AbortSignal.any([signal, AbortSignal.timeout(1_000)]) : AbortSignal.timeout(1_000);
+  return unwrap(raw.GET("/v1/jobs/{id}", { params: { path: { id } }, signal: brief }), shapes.job).catch(() => known);
 }
 
 /**

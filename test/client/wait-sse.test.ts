@@ -112,6 +112,7 @@ describe("client.wait over server-sent events (real gateway)", () => {
     const started = Date.now();
     const err = await client.wait(job.id, { timeout: 1_500 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(WaitTimeoutError);
+    expect((err as WaitTimeoutError).job).toMatchObject({ id: job.id, state: "running" });
     expect(Date.now() - started).toBeLessThan(5_000);
     // The stream was let go: the user's stream slots are all free again.
     const again = await client.wait(job.id, { until: ["running"], timeout: 10_000 });
