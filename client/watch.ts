@@ -93,9 +93,14 @@ async function opened(
     return { kind: "json" };
   }
   await unwrap(Promise.resolve(result));
+  if (!/json/i.test(type) || response.bodyUsed) {
+    // An event stream without a streaming body (a fetch that buffers), or something else: long-poll.
+    await response.body?.cancel().catch(() => {});
+    return { kind: "json" };
+  }
   let data: unknown;
   try {
-    data = response.bodyUsed ? undefined : JSON.parse(await response.text());
+    data = JSON.parse(await response.text());
   } catch {
     data = undefined;
   }

@@ -225,6 +225,24 @@ describe("client.wait falls back to long-poll when no stream can be had (msw)", 
     }
   });
 
+  it("a fetch without streaming bodies (a stream's answer with no body) falls back to long-poll", async () => {
+    const seen = gateway(() => HttpResponse.json({}));
+    const buffering = createClient({
+      baseUrl: BASE,
+      token: "sgu_t",
+      retry: { attempts: 1 },
+      fetch: async (request) =>
+        request.headers.get("accept")?.includes("text/event-stream")
+          ? new Response(null, { headers: { "content-type": "text/event-stream" } })
+          : fetch(request),
+    });
+    const states: string[] = [];
+    const done = await buffering.wait(ID, { onEvent: (e) => states.push(e.state ?? "") });
+    expect(done.state).toBe("completed");
+    expect(states).toEqual(["queued", "running", "completed"]);
+    expect(seen.map((r) => r.wait)).toEqual(["25", "25"]);
+  });
+
   it("a stream that ends at once, again and again, is given up for long-poll (no tight reconnect loop)", async () => {
     const seen = gateway(() => new HttpResponse("retry: 10\n\n", { headers: { "content-type": "text/event-stream" } }));
     const states: string[] = [];
