@@ -1,7 +1,9 @@
 /**
- * Waiting and following for `submit --wait/--follow`, `wait` and `logs -f`: long-polls through the
- * client (which rides out gateway restarts), draws a progress line only on a terminal, and maps the
- * final state to an exit code. A wait ends at the job's final attempt: client.wait's one rule.
+ * Waiting and following for `submit --wait/--follow`, `wait` and `logs -f`, through the client
+ * (a wait follows the job's event stream, or long-polls where none gets through; a log follow holds
+ * each read until bytes arrive; both ride out gateway restarts). Draws a progress line only on a
+ * terminal, and maps the final state to an exit code. A wait ends at the job's final attempt:
+ * client.wait's one rule.
  */
 import { type Job, type JobState, type LogStream, type SlurmgateClient, WaitTimeoutError } from "../client/index.ts";
 import { EXIT } from "./errors.ts";

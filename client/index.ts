@@ -1,7 +1,7 @@
 /**
  * The slurmgate client: a typed openapi-fetch client plus the helpers people need (submit with a
- * safe retry key, paginate, wait by long-poll, follow logs, sweeps and their progress). Web APIs only: the same module
- * runs in Node ≥ 20, Deno and browsers.
+ * safe retry key, paginate, wait over server-sent events or long-poll, follow logs, sweeps and their
+ * progress). Web APIs only: the same module runs in Node ≥ 20, Deno and browsers.
  */
 import createFetchClient from "openapi-fetch";
 import { type AdminApi, createAdminApi } from "./admin.ts";
@@ -47,8 +47,16 @@ import type {
   FeedEvent,
 } from "./types.ts";
 import { shapes, unwrap } from "./unwrap.ts";
-import { type EventsOptions, type WaitOptions, fetchEvents, waitForJob } from "./wait.ts";
-import { type FeedOptions, type WatchOptions, type WatchedEvent, followFeed, watchJob } from "./watch.ts";
+import { type WaitOptions, waitForJob } from "./wait.ts";
+import {
+  type EventsOptions,
+  type FeedOptions,
+  type WatchOptions,
+  type WatchedEvent,
+  fetchEvents,
+  followFeed,
+  watchJob,
+} from "./watch.ts";
 
 export * from "./errors.ts";
 export * from "./types.ts";
@@ -77,8 +85,8 @@ export type {
 export type { FetchLike } from "./transport.ts";
 export { type DeviceAuthorization, pollDeviceToken, startDeviceAuthorization } from "./device-flow.ts";
 export { discover, type OidcEndpoints, type OidcTokens, refreshTokens } from "./oidc.ts";
-export type { EventsOptions, WaitOptions } from "./wait.ts";
-export type { FeedOptions, WatchOptions, WatchedEvent } from "./watch.ts";
+export type { WaitOptions } from "./wait.ts";
+export type { EventsOptions, FeedOptions, WatchOptions, WatchedEvent } from "./watch.ts";
 export { readEventStream, type SseMessage } from "./sse.ts";
 export type {
   Webhook,
@@ -154,7 +162,7 @@ export type SlurmgateClient = WebhookApi & {
   tasks(id: string, options?: { signal?: AbortSignal }): Promise<JobTasks>;
   /** One long-poll of a job's events after `after`. */
   events(id: string, options?: EventsOptions): Promise<JobEvents>;
-  /** Waits by long-poll until the job is terminal (its final attempt) or reaches one of `until`; rides out gateway restarts. */
+  /** Waits (over the event stream, else by long-poll) until the job is terminal (its final attempt) or reaches one of `until`; rides out gateway restarts. */
   wait(id: string, options?: WaitOptions): Promise<Job>;
   /**
    * A job's events as they happen (server-sent events, resumed after drops and gateway restarts);

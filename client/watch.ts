@@ -8,9 +8,8 @@ import { SlurmgateError } from "./errors.ts";
 import type { RawClient } from "./raw.ts";
 import { type RetryPolicy, rideOutOutage, sleep } from "./retry.ts";
 import { type SseMessage, readEventStream } from "./sse.ts";
-import { type FeedEvent, type FeedPage, type Job, type JobEvent, isTerminal } from "./types.ts";
-import { shapes, unwrap } from "./unwrap.ts";
-import { fetchEvents } from "./wait.ts";
+import { type FeedEvent, type FeedPage, type Job, type JobEvent, type JobEvents, isTerminal } from "./types.ts";
+import { type Shape, shapes, unwrap } from "./unwrap.ts";
 
 /**
  * Options of `watch`.
@@ -32,33 +31,90 @@ export type FeedOptions = {
   signal?: AbortSignal;
 };
 
+/**
+ * Options of `events`.
+ * @example await client.events(id, { after: 3, wait: 20 });
+ */
+export type EventsOptions = {
+  /** Return events with seq greater than this. Default 0 (all). */
+  after?: number;
+  /** Seconds the gateway may hold the call when nothing new happened (0–25). Default 0. */
+  wait?: number;
+  signal?: AbortSignal;
+};
+
+/**
+ * One call of the events endpoint.
+ * @example const { job, events, lastSeq } = await fetchEvents(raw, id, { after: 0, wait: 10 });
+ */
+export function fetchEvents(raw: RawClient, id: string, options: EventsOptions = {}): Promise<JobEvents> {
+  return unwrap(
+    raw.GET("/v1/jobs/{id}/events", {
+      params: { path: { id }, query: { after: options.after ?? 0, wait: options.wait ?? 0 } },
+      signal: options.signal,
+    }),
+    shapes.events,
+  ) as Promise<JobEvents>;
+}
+
 /** A job event with the id of its job. */
 export type WatchedEvent = JobEvent & { jobId: string };
 
 const STREAM_HEADERS = { accept: "text/event-stream" };
 /** Pause before reconnecting a stream that ended without `end`, unless the gateway said otherwise. */
 const RECONNECT_MS = 1_000;
+/**
+ * A connection that ends this soon with nothing on it, this many times in a row, is something between
+ * us and the gateway that cannot hold a stream open: long-poll instead.
+ */
+const QUICK_END_MS = 1_000;
+const QUICK_ENDS_BEFORE_FALLBACK = 3;
 
-type Opened = { kind: "stream"; body: ReadableStream<Uint8Array> } | { kind: "json" };
+type Opened = { kind: "stream"; body: ReadableStream<Uint8Array> } | { kind: "json"; answer?: unknown };
 
-async function opened(call: Promise<{ data?: unknown; error?: unknown; response: Response }>): Promise<Opened> {
+/**
+ * The one rule for "no stream here": an answer that is not an event stream (JSON from a gateway or
+ * proxy that ignores Accept, a fetch without streaming bodies) or a 406/415 refusal of the media type.
+ * A JSON answer is kept (checked against `shape`): it is the first long-poll answer, not a lost request.
+ * Any other error is the request's own and is thrown.
+ */
+async function opened(
+  call: Promise<{ data?: unknown; error?: unknown; response: Response }>,
+  shape: Shape,
+): Promise<Opened> {
   const result = await call;
-  const type = result.response.headers.get("content-type") ?? "";
-  if (result.error === undefined && /text\/event-stream/i.test(type) && result.response.body) {
-    return { kind: "stream", body: result.response.body };
+  const { response } = result;
+  const type = response.headers.get("content-type") ?? "";
+  if (result.error === undefined && /text\/event-stream/i.test(type) && response.body) {
+    return { kind: "stream", body: response.body };
+  }
+  if (response.status === 406 || response.status === 415) {
+    await response.body?.cancel().catch(() => {});
+    return { kind: "json" };
   }
   await unwrap(Promise.resolve(result));
-  return { kind: "json" };
+  if (!/json/i.test(type) || response.bodyUsed) {
+    // An event stream without a streaming body (a fetch that buffers), or something else: long-poll.
+    await response.body?.cancel().catch(() => {});
+    return { kind: "json" };
+  }
+  let data: unknown;
+  try {
+    data = JSON.parse(await response.text());
+  } catch {
+    data = undefined;
+  }
+  return { kind: "json", answer: await unwrap(Promise.resolve({ data, response }), shape) };
 }
 
 /**
- * Reads one connection's messages; a connection that breaks simply ends (the caller resumes), while
- * an abort is the caller's and is thrown.
+ * Reads one connection's messages and heartbeats; a connection that breaks simply ends (the caller
+ * resumes), while an abort is the caller's and is thrown.
  */
 async function* messagesOf(body: ReadableStream<Uint8Array>, signal?: AbortSignal): AsyncGenerator<SseMessage> {
   try {
     for await (const message of readEventStream(body)) {
-      if (message.comment === undefined && message.event !== "error") {
+      if (message.event !== "error") {
         yield message;
       }
     }
@@ -70,18 +126,24 @@ async function* messagesOf(body: ReadableStream<Uint8Array>, signal?: AbortSigna
   }
 }
 
+/** How a job's stream ended: with the finished job, or with "no stream here" and where to go on from. */
+export type JobStreamEnd = { job: Job } | { fallbackAfter: number; answer?: JobEvents };
+
 /**
- * A job's events from `after` on, ending after the job has finished. Returns the finished job.
- * @example for await (const e of watchJob(raw, id, {}, policy)) console.log(e.state);
+ * A job's events after `from` over server-sent events, reconnecting with Last-Event-ID after a break
+ * (riding out an outage of `policy.outageMs`); returns the finished job from the stream's `end`, or
+ * `fallbackAfter` when no stream can be had, so the caller long-polls from there.
+ * @example const end = yield* streamJob(raw, id, 0, signal, policy);
  */
-export async function* watchJob(
+export async function* streamJob(
   raw: RawClient,
   id: string,
-  options: WatchOptions,
+  from: number,
+  signal: AbortSignal | undefined,
   policy: RetryPolicy,
-): AsyncGenerator<WatchedEvent, Job> {
-  const { signal } = options;
-  let after = options.after ?? 0;
+): AsyncGenerator<WatchedEvent, JobStreamEnd> {
+  let after = from;
+  let quickEnds = 0;
   for (;;) {
     const connection = await rideOutOutage(
       policy,
@@ -93,17 +155,24 @@ export async function* watchJob(
             parseAs: "stream",
             signal,
           }),
+          shapes.events,
         ),
       signal,
     );
     if (connection.kind === "json") {
-      return yield* longPollJob(raw, id, after, options, policy);
+      return { fallbackAfter: after, answer: connection.answer as JobEvents | undefined };
     }
+    const openedAt = Date.now();
+    let heard = false;
     let retryMs = RECONNECT_MS;
     for await (const message of messagesOf(connection.body, signal)) {
+      heard = true;
       retryMs = message.retry ?? retryMs;
+      if (message.comment !== undefined) {
+        continue;
+      }
       if (message.event === "end") {
-        return JSON.parse(message.data) as Job;
+        return { job: JSON.parse(message.data) as Job };
       }
       const event = JSON.parse(message.data) as WatchedEvent;
       if (event.seq > after) {
@@ -111,24 +180,50 @@ export async function* watchJob(
         yield event;
       }
     }
+    quickEnds = !heard && Date.now() - openedAt < QUICK_END_MS ? quickEnds + 1 : 0;
+    if (quickEnds >= QUICK_ENDS_BEFORE_FALLBACK) {
+      return { fallbackAfter: after };
+    }
     await sleep(retryMs, signal);
   }
+}
+
+/**
+ * A job's events from `after` on, ending after the job has finished. Returns the finished job.
+ * @example for await (const e of watchJob(raw, id, {}, policy)) console.log(e.seq, e.state);
+ */
+export async function* watchJob(
+  raw: RawClient,
+  id: string,
+  options: WatchOptions,
+  policy: RetryPolicy,
+): AsyncGenerator<WatchedEvent, Job> {
+  const end = yield* streamJob(raw, id, options.after ?? 0, options.signal, policy);
+  if ("job" in end) {
+    return end.job;
+  }
+  return yield* longPollJob(raw, id, end.fallbackAfter, end.answer, options, policy);
 }
 
 async function* longPollJob(
   raw: RawClient,
   id: string,
   from: number,
+  first: JobEvents | undefined,
   options: WatchOptions,
   policy: RetryPolicy,
 ): AsyncGenerator<WatchedEvent, Job> {
   let after = from;
+  let carried = first;
   for (;;) {
-    const answer = await rideOutOutage(
-      policy,
-      () => fetchEvents(raw, id, { after, wait: 25, signal: options.signal }),
-      options.signal,
-    );
+    const answer =
+      carried ??
+      (await rideOutOutage(
+        policy,
+        () => fetchEvents(raw, id, { after, wait: 25, signal: options.signal }),
+        options.signal,
+      ));
+    carried = undefined;
     for (const event of answer.events) {
       yield { ...event, jobId: id };
     }
@@ -156,7 +251,11 @@ export async function* followFeed(
     const resume = { header: { "last-event-id": after } };
     const connection = await rideOutOutage(
       policy,
-      () => opened(raw.GET("/v1/events", { params: resume, headers: STREAM_HEADERS, parseAs: "stream", signal })),
+      () =>
+        opened(
+          raw.GET("/v1/events", { params: resume, headers: STREAM_HEADERS, parseAs: "stream", signal }),
+          shapes.feed,
+        ),
       signal,
     );
     if (connection.kind === "json") {
@@ -166,6 +265,9 @@ export async function* followFeed(
     let retryMs = RECONNECT_MS;
     for await (const message of messagesOf(connection.body, signal)) {
       retryMs = message.retry ?? retryMs;
+      if (message.comment !== undefined) {
+        continue;
+      }
       const event = JSON.parse(message.data) as FeedEvent;
       if (Number(event.cursor) > Number(after)) {
         after = event.cursor;

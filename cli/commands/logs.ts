@@ -12,7 +12,8 @@ Usage: slurmgate logs JOB_ID [-f] [--stderr] [--attempt N | --all-attempts] [--t
 
 Options:
   -f, --follow      keep printing until the job ends and all output has arrived (a retry's next
-                    attempt is followed too; a gateway restart is ridden out)
+                    attempt is followed too; a gateway restart is ridden out). Each read is held
+                    by the gateway and returns the moment new bytes arrive: no polling interval
       --stderr      the job's stderr instead of its stdout
       --attempt N   the log of attempt N (1 is the first run; default: the latest)
       --all-attempts

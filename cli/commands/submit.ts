@@ -36,8 +36,9 @@ Job:
   -f, --file FILE            a job spec in YAML or JSON; flags override it
 
 Then:
-      --wait                 wait until the job ends; exit 0 only if it completed
-      --follow               stream its stdout until it ends (implies --wait)
+      --wait                 wait until the job ends (over its event stream, else long-poll);
+                             exit 0 only if it completed
+      --follow               print its stdout as it arrives until it ends (implies --wait)
       --timeout DURATION     give up waiting after this long (exit 4)
       --idempotency-key KEY  make re-running this command safe (default: random)
       --dry-run              ask the gateway where the job would run and why (every cluster

@@ -11,8 +11,10 @@ export const wait: Command = {
   help: `
 Usage: slurmgate wait JOB_ID [--timeout DURATION] [--until STATE[,STATE]] [--json]
 
-Waits by long-polling the gateway (one request per event or per 25 s, never a tight loop), until
-the job's final attempt ends: a timeout that its retries turn into a new attempt does not end it.
+Follows the job's event stream (server-sent events: one request, each change the moment it
+happens), until the job's final attempt ends: a timeout that its retries turn into a new attempt
+does not end it. Where no stream gets through (a proxy that buffers or answers JSON), it
+long-polls instead (one request per event or per 25 s, never a tight loop).
 While the gateway cannot be reached (a restart), it keeps trying for SLURMGATE_OUTAGE_SECONDS
 (default 300), then exits 1.
 
