@@ -1,0 +1,178 @@
+/**
+ * `slurmgate agent stage` on real files, through the real CLI (bin/slurmgate.mjs): what is staged,
+ * what is refused (symlinks out of SOURCE, `..` names, a cache root outside the shared roots), and
+ * a stage SIGKILLed half-way that leaves nothing listed and lets the next run succeed.
+ */
+import { spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { afterAll, beforeEach, describe, expect, it } from "vitest";
+import { listCaches, removeCache, resolveJobCaches, stageCache } from "../../agent/stage.ts";
+import { createLocalExecutor } from "../../agent/executor/local.ts";
+import { BIN, runCli } from "../cli/support.ts";
+
+const base = mkdtempSync(join(tmpdir(), "sg-stage-"));
+afterAll(() => rmSync(base, { recursive: true, force: true }));
+
+let shared: string;
+let cacheRoot: string;
+let env: Record<string, string>;
+let n = 0;
+
+beforeEach(() => {
+  n += 1;
+  shared = join(base, `shared-${n}`);
+  cacheRoot = join(shared, "cache");
+  mkdirSync(cacheRoot, { recursive: true });
+  env = { SLURMGATE_SHARED_ROOTS: shared, SLURMGATE_CACHE_ROOT: cacheRoot };
+});
+
+function model(dir: string) {
+  mkdirSync(join(dir, "tokenizer"), { recursive: true });
+  writeFileSync(join(dir, "config.json"), '{"model_type":"llama"}');
+  writeFileSync(join(dir, "tokenizer", "vocab.txt"), "a\nb\n");
+  return dir;
+}
+
+const stage = (...args: string[]) => runCli(["agent", "stage", ...args], { env });
+
+describe("slurmgate agent stage", () => {
+  it("stages a model directory (file:// URL) and an image, lists them, and removes one", async () => {
+    const src = model(join(base, `m-${n}`));
+    const sif = join(base, `vllm-${n}.sif`);
+    writeFileSync(sif, Buffer.alloc(4096, 7));
+    const a = await stage(pathToFileURL(src).href, "llama-3.1-8b");
+    expect(a.stderr).toBe("");
+    expect(a.code).toBe(0);
+    expect((await stage(sif, "vllm", "--kind", "image")).code).toBe(0);
+    expect(readFileSync(join(cacheRoot, "models/llama-3.1-8b/tokenizer/vocab.txt"), "utf8")).toBe("a\nb\n");
+    expect(readFileSync(join(cacheRoot, "images/vllm.sif"))).toEqual(Buffer.alloc(4096, 7));
+    const listed = await stage("--list");
+    expect(listed.code).toBe(0);
+    expect(listed.stdout).toMatch(/^images\/vllm\t4096 B\t\d{4}-.*\nmodels\/llama-3\.1-8b\t/);
+    const entries = await listCaches(cacheRoot);
+    expect(entries.map((e) => [e.name, e.bytes])).toEqual([
+      ["images/vllm", 4096],
+      ["models/llama-3.1-8b", 26],
+    ]);
+    // What the agent checks at lease time sees the same two, and nothing else.
+    const ex = createLocalExecutor();
+    expect(await resolveJobCaches(ex, cacheRoot, ["models/llama-3.1-8b", "images/vllm"])).toEqual({
+      paths: [
+        { ref: "models/llama-3.1-8b", path: join(cacheRoot, "models/llama-3.1-8b") },
+        { ref: "images/vllm", path: join(cacheRoot, "images/vllm.sif") },
+      ],
+    });
+    expect((await stage("--remove", "models/llama-3.1-8b")).code).toBe(0);
+    expect((await listCaches(cacheRoot)).map((e) => e.name)).toEqual(["images/vllm"]);
+    expect(await resolveJobCaches(ex, cacheRoot, ["models/llama-3.1-8b"])).toMatchObject({
+      missing: "models/llama-3.1-8b",
+    });
+    const again = await stage("--remove", "models/llama-3.1-8b");
+    expect([again.code, again.stderr]).toEqual([1, "slurmgate agent stage: models/llama-3.1-8b is not staged\n"]);
+  });
+
+  it("restages a name over the old copy, and copies a symlink to a file inside SOURCE as a file", async () => {
+    const src = model(join(base, `m-${n}`));
+    expect((await stage(src, "org/m")).code).toBe(0);
+    writeFileSync(join(src, "weights.bin"), "new");
+    symlinkSync("weights.bin", join(src, "alias.bin"));
+    expect((await stage(src, "org/m")).code).toBe(0);
+    expect(readFileSync(join(cacheRoot, "models/org/m/alias.bin"), "utf8")).toBe("new");
+    expect((await listCaches(cacheRoot)).map((e) => e.name)).toEqual(["models/org/m"]);
+    expect(readdirSync(join(cacheRoot, "models/org"))).toEqual(["m"]);
+  });
+
+  it("refuses a symlink pointing out of SOURCE and leaves nothing behind", async () => {
+    const secret = join(base, `secret-${n}`);
+    writeFileSync(secret, "not yours");
+    const src = model(join(base, `m-${n}`));
+    symlinkSync(secret, join(src, "tokenizer", "escape.txt"));
+    const r = await stage(src, "evil");
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/tokenizer\/escape\.txt is a symlink pointing out of SOURCE/);
+    expect(readdirSync(join(cacheRoot, "models"))).toEqual([]);
+    expect(await listCaches(cacheRoot)).toEqual([]);
+  });
+
+  it("refuses names with '..', upper case or a leading dot, and a SOURCE that is a symlink", async () => {
+    const src = model(join(base, `m-${n}`));
+    for (const name of ["../../etc", "a/../b", "..", ".hidden", "Llama", "a/b/c", "a//b", ""]) {
+      await expect(stageCache({ cacheRoot, source: src, name }), name).rejects.toThrow(/is not a cache name/);
+    }
+    const r = await stage(src, "../../etc");
+    expect([r.code, r.stderr]).toEqual([
+      1,
+      expect.stringMatching(/^slurmgate agent stage: "..\/..\/etc" is not a cache name/),
+    ]);
+    const link = join(base, `link-${n}`);
+    symlinkSync(src, link);
+    await expect(stageCache({ cacheRoot, source: link, name: "x" })).rejects.toThrow(/is a symlink/);
+    await expect(stageCache({ cacheRoot, source: "https://example.org/m.sif", name: "x" })).rejects.toThrow(
+      /only local paths and file:\/\/ URLs/,
+    );
+    await expect(removeCache(cacheRoot, "models/../x")).rejects.toThrow(/not a cache reference/);
+    expect(readdirSync(cacheRoot).filter((e) => e !== "models")).toEqual([]);
+  });
+
+  it("refuses a cache root outside the shared roots, also through a symlink", async () => {
+    const outside = mkdtempSync(join(base, "outside-"));
+    const src = model(join(base, `m-${n}`));
+    const r = await runCli(["agent", "stage", src, "x"], { env: { ...env, SLURMGATE_CACHE_ROOT: outside } });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/SLURMGATE_CACHE_ROOT .* outside the shared roots/);
+    symlinkSync(outside, join(shared, "sneaky"));
+    const viaLink = await runCli(["agent", "stage", src, "x"], {
+      env: { ...env, SLURMGATE_CACHE_ROOT: join(shared, "sneaky") },
+    });
+    expect(viaLink.stderr).toMatch(/resolves to .*outside the shared roots/);
+    expect(readdirSync(outside)).toEqual([]);
+    const unset = await runCli(["agent", "stage", "--list"], { env: { SLURMGATE_SHARED_ROOTS: shared } });
+    expect([unset.code, unset.stderr]).toEqual([1, expect.stringMatching(/SLURMGATE_CACHE_ROOT is not set/)]);
+  });
+
+  it("a stage SIGKILLed mid-copy leaves nothing listed, and a re-run succeeds", async () => {
+    const src = join(base, `big-${n}`);
+    mkdirSync(src);
+    for (let i = 0; i < 400; i++) {
+      writeFileSync(join(src, `shard-${String(i).padStart(4, "0")}.bin`), Buffer.alloc(256 * 1024, i));
+    }
+    const child = spawn(process.execPath, [BIN, "agent", "stage", src, "big"], {
+      env: { ...process.env, ...env },
+      stdio: "ignore",
+    });
+    const models = join(cacheRoot, "models");
+    const started = Date.now();
+    // Kill once the copy is under way: the temp entry holds some files but not all.
+    for (;;) {
+      const temp = (() => {
+        try {
+          return readdirSync(models).find((e) => e.startsWith(".stage-"));
+        } catch {
+          return undefined;
+        }
+      })();
+      const copied = temp ? readdirSync(join(models, temp)).length : 0;
+      if (copied > 5) {
+        expect(copied).toBeLessThan(400);
+        break;
+      }
+      expect(Date.now() - started).toBeLessThan(20_000);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    child.kill("SIGKILL");
+    await new Promise((r) => child.once("close", r));
+    expect(await listCaches(cacheRoot)).toEqual([]);
+    expect((await stage("--list")).stdout).toBe("");
+    expect(await resolveJobCaches(createLocalExecutor(), cacheRoot, ["models/big"])).toMatchObject({
+      missing: "models/big",
+    });
+    const rerun = await stage(src, "big");
+    expect(rerun.code).toBe(0);
+    expect((await listCaches(cacheRoot)).map((e) => [e.name, e.bytes])).toEqual([["models/big", 400 * 256 * 1024]]);
+    // The killed run's half copy was swept by the next one.
+    expect(readdirSync(models)).toEqual(["big"]);
+  }, 60_000);
+});
