@@ -76,7 +76,9 @@ export async function stageMain(
     const realRoots = await Promise.all(
       config.data.SLURMGATE_SHARED_ROOTS.map(async (root) => {
         const real = await realpath(root).catch(() => null);
-        if (!real) throw new StageError(`shared root ${root} does not exist`);
+        if (!real) {
+          throw new StageError(`shared root ${root} does not exist`);
+        }
         return real;
       }),
     );
@@ -95,9 +97,11 @@ export async function stageMain(
       return 0;
     }
     if (values.remove !== undefined) {
-      return (await removeCache(cacheRoot, values.remove))
-        ? (io.stdout.write(`removed ${values.remove}\n`), 0)
-        : fail(`${values.remove} is not staged`);
+      if (!(await removeCache(cacheRoot, values.remove))) {
+        return fail(`${values.remove} is not staged`);
+      }
+      io.stdout.write(`removed ${values.remove}\n`);
+      return 0;
     }
     if (positionals.length !== 2) {
       return fail("give SOURCE and NAME (or --list, or --remove REF); see --help", 2);

@@ -11,7 +11,7 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import { constants, createReadStream } from "node:fs";
-import { lstat, mkdir, open, readdir, readFile, realpath, rename, rm, stat, writeFile } from "node:fs/promises";
+import { lstat, mkdir, open, readdir, readFile, realpath, rename, rm, writeFile } from "node:fs/promises";
 import { join, posix, relative, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
@@ -261,7 +261,9 @@ export async function stageCache(opts: {
       const hadOld = await rename(final, old).then(
         () => true,
         (err: NodeJS.ErrnoException) => {
-          if (err.code === "ENOENT") return false;
+          if (err.code === "ENOENT") {
+            return false;
+          }
           throw err;
         },
       );
@@ -342,7 +344,9 @@ export async function listCaches(cacheRoot: string): Promise<CacheEntry[]> {
           const entry = CACHE_REF.test(ref)
             ? await readManifest(join(dir, imageManifest(d.name.slice(0, -4))), ref)
             : null;
-          if (entry) out.push(entry);
+          if (entry) {
+            out.push(entry);
+          }
         } else if (d.isDirectory()) {
           const ref = `${CACHE_KIND_DIR[kind]}/${name}`;
           const entry =
@@ -386,9 +390,4 @@ export async function resolveJobCaches(
     paths.push({ ref, path });
   }
   return { paths };
-}
-
-/** Whether the file exists; for the CLI's messages. */
-export async function exists(path: string): Promise<boolean> {
-  return (await stat(path).catch(() => null)) !== null;
 }
