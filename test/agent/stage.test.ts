@@ -12,6 +12,8 @@ import { afterAll, beforeEach, describe, expect, it } from "vitest";
 import { listCaches, removeCache, resolveJobCaches, stageCache } from "../../agent/stage.ts";
 import { createLocalExecutor } from "../../agent/executor/local.ts";
 import { BIN, runCli } from "../cli/support.ts";
+import { renderBatchScript } from "../../agent/render/render-batch-script.ts";
+import { JobSpec } from "../../schemas/job.ts";
 
 const base = mkdtempSync(join(tmpdir(), "sg-stage-"));
 afterAll(() => rmSync(base, { recursive: true, force: true }));
@@ -175,4 +177,80 @@ describe("slurmgate agent stage", () => {
     // The killed run's half copy was swept by the next one.
     expect(readdirSync(models)).toEqual(["big"]);
   }, 60_000);
+});
+
+describe("a job naming staged caches is rendered with their env and read-only binds", () => {
+  const lease = (spec: Record<string, unknown>) => ({
+    jobId: "job_01jd7x2k9m4q8r6t5v3w1y0zaa",
+    attempt: 1,
+    spec: JobSpec.parse({ name: "t", command: ["python", "eval.py"], ...spec }),
+  });
+  const caches = [
+    { ref: "models/llama-3.1-8b", path: "/shared/cache/models/llama-3.1-8b" },
+    { ref: "images/vllm", path: "/shared/cache/images/vllm.sif" },
+  ];
+  const envOf = (files: { name: string; data: Buffer }[]) =>
+    files
+      .find((f) => f.name === "env.nul")!
+      .data.toString("utf8")
+      .split("\0")
+      .filter(Boolean);
+
+  it("exports each cache's path and the offline switches; the job's own env still wins", () => {
+    const out = renderBatchScript({
+      lease: lease({ cache: caches.map((c) => c.ref), env: { TRANSFORMERS_OFFLINE: "0" } }),
+      jobDir: "/shared/u/job_01jd7x2k9m4q8r6t5v3w1y0zaa",
+      secretsFile: null,
+      apptainerBin: "apptainer",
+      caches,
+    });
+    expect(envOf(out.files)).toEqual([
+      "HF_HUB_OFFLINE=1",
+      "SLURMGATE_CACHE_IMAGES_VLLM=/shared/cache/images/vllm.sif",
+      "SLURMGATE_CACHE_MODELS_LLAMA_3_1_8B=/shared/cache/models/llama-3.1-8b",
+      "TRANSFORMERS_OFFLINE=0",
+    ]);
+    expect(out.script).toContain("sg_runtime=()");
+  });
+
+  it("binds each cache read-only into a container, and an image cache alone sets no offline switch", () => {
+    const out = renderBatchScript({
+      lease: lease({ cache: ["images/vllm"], container: { image: "/shared/cache/images/vllm.sif" } }),
+      jobDir: "/shared/u/job_01jd7x2k9m4q8r6t5v3w1y0zaa",
+      secretsFile: null,
+      apptainerBin: "apptainer",
+      caches: caches.slice(1),
+    });
+    expect(envOf(out.files)).toEqual(["SLURMGATE_CACHE_IMAGES_VLLM=/shared/cache/images/vllm.sif"]);
+    expect(out.script).toContain("'--bind' '/shared/cache/images/vllm.sif:/shared/cache/images/vllm.sif:ro'");
+  });
+
+  it("refuses a cache path that is not a plain absolute path", () => {
+    expect(() =>
+      renderBatchScript({
+        lease: lease({ cache: ["models/x"] }),
+        jobDir: "/shared/u/job_01jd7x2k9m4q8r6t5v3w1y0zaa",
+        secretsFile: null,
+        apptainerBin: "apptainer",
+        caches: [{ ref: "models/x", path: "/shared/../etc" }],
+      }),
+    ).toThrow(/cache\.models\/x/);
+  });
+});
+
+describe("JobSpec.cache", () => {
+  it("takes references only, at most 16, each once by its variable name", () => {
+    const parse = (cache: unknown) => JobSpec.safeParse({ name: "t", command: ["true"], cache });
+    expect(parse(["models/llama-3.1-8b", "images/org/vllm"]).success).toBe(true);
+    for (const bad of [["llama"], ["models/../x"], ["models/X"], ["other/x"], ["models/a/b/c"], "models/x"]) {
+      expect(parse(bad).success, JSON.stringify(bad)).toBe(false);
+    }
+    expect(parse(Array.from({ length: 17 }, (_, i) => `models/m${i}`)).success).toBe(false);
+    const clash = parse(["models/a-b", "models/a.b"]);
+    expect(clash.success).toBe(false);
+    expect(clash.error?.issues[0]).toMatchObject({
+      path: ["cache", 1],
+      message: expect.stringContaining("SLURMGATE_CACHE_MODELS_A_B"),
+    });
+  });
 });
