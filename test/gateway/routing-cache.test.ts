@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { ApiProblem, codeToStatus } from "../../gateway/problem.ts";
+import { groupKey } from "../../gateway/services/sweep-group.ts";
 import { explainRouting } from "../../gateway/routing-explain.ts";
 import { type ClusterCandidate, routeJob } from "../../gateway/routing.ts";
 import { ClusterConfig, type Grant, Inventory, JobSpec, type JobSpecInput } from "../../schemas/index.ts";
@@ -103,5 +104,13 @@ describe("routing with cache", () => {
     ).toBe(false);
     expect(Inventory.safeParse({ ...base, caches: [entry("models/../etc")] }).success).toBe(false);
     expect(Inventory.safeParse({ ...base, caches: [{ ...entry("models/m"), bytes: -1 }] }).success).toBe(false);
+  });
+});
+
+describe("sweep elements naming caches", () => {
+  it("are not grouped into one Slurm array, so each is checked for its caches and gets their env", async () => {
+    const at = { owner: "alice", cluster: "beta", partition: "gpu" };
+    expect(await groupKey(job(), at)).toMatch(/^[0-9a-f]{32}$/);
+    expect(await groupKey(job({ cache: ["models/llama-3.1-8b"] }), at)).toBeNull();
   });
 });
