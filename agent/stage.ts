@@ -242,6 +242,17 @@ export async function stageCache(opts: {
   const segments = ref.split("/");
   const parent = await mkdirsNoFollow(opts.cacheRoot, segments.slice(0, -1));
   const leaf = segments.at(-1)!;
+  // `org` and `org/m` cannot both be models: one would be written inside the other, or replace it.
+  if (kind === "model" && segments.length === 3 && (await lstat(join(parent, MODEL_MANIFEST)).catch(() => null))) {
+    throw new StageError(`${segments.slice(0, 2).join("/")} is a staged model; ${ref} cannot live inside it`);
+  }
+  if (
+    kind === "model" &&
+    (await lstat(join(parent, leaf)).catch(() => null)) &&
+    !(await lstat(join(parent, leaf, MODEL_MANIFEST)).catch(() => null))
+  ) {
+    throw new StageError(`${ref} holds other staged models (${ref}/…); remove them first`);
+  }
   await sweepLeftovers(parent);
   const stagedAt = (opts.now?.() ?? new Date()).toISOString();
   const temp = join(parent, tempName("stage"));

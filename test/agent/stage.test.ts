@@ -85,6 +85,11 @@ describe("slurmgate agent stage", () => {
     expect(readFileSync(join(cacheRoot, "models/org/m/alias.bin"), "utf8")).toBe("new");
     expect((await listCaches(cacheRoot)).map((e) => e.name)).toEqual(["models/org/m"]);
     expect(readdirSync(join(cacheRoot, "models/org"))).toEqual(["m"]);
+    // `org` and `org/m` cannot both be models: neither is written into or over the other.
+    await expect(stageCache({ cacheRoot, source: src, name: "org" })).rejects.toThrow(/holds other staged models/);
+    await stageCache({ cacheRoot, source: src, name: "solo" });
+    await expect(stageCache({ cacheRoot, source: src, name: "solo/m" })).rejects.toThrow(/is a staged model/);
+    expect((await listCaches(cacheRoot)).map((e) => e.name)).toEqual(["models/org/m", "models/solo"]);
   });
 
   it("refuses a symlink pointing out of SOURCE and leaves nothing behind", async () => {
@@ -177,6 +182,35 @@ describe("slurmgate agent stage", () => {
     // The killed run's half copy was swept by the next one.
     expect(readdirSync(models)).toEqual(["big"]);
   }, 60_000);
+});
+
+describe("a hostile cache root", () => {
+  it("lists no entry with a corrupt or foreign manifest or planted as a symlink, and the lease check refuses them", async () => {
+    const outside = model(join(base, `outside-${n}`));
+    const src = model(join(base, `m-${n}`));
+    await stageCache({ cacheRoot, source: src, name: "good" });
+    await stageCache({ cacheRoot, source: src, name: "corrupt" });
+    await stageCache({ cacheRoot, source: src, name: "foreign" });
+    writeFileSync(join(cacheRoot, "models/corrupt/.slurmgate-manifest.json"), "{not json");
+    writeFileSync(
+      join(cacheRoot, "models/foreign/.slurmgate-manifest.json"),
+      JSON.stringify({ ref: "models/good", bytes: 1, stagedAt: "x" }),
+    );
+    writeFileSync(
+      join(outside, ".slurmgate-manifest.json"),
+      JSON.stringify({ ref: "models/evil", bytes: 1, stagedAt: "x" }),
+    );
+    symlinkSync(outside, join(cacheRoot, "models/evil"));
+    expect((await listCaches(cacheRoot)).map((e) => e.name)).toEqual(["models/good"]);
+    const ex = createLocalExecutor();
+    expect(await resolveJobCaches(ex, cacheRoot, ["models/evil"])).toMatchObject({ missing: "models/evil" });
+    expect(await resolveJobCaches(ex, null, ["models/good"])).toEqual({
+      missing: "models/good",
+      why: "this agent has no SLURMGATE_CACHE_ROOT",
+    });
+    await expect(removeCache(cacheRoot, "models/evil")).rejects.toThrow(/is a symlink/);
+    expect(readdirSync(outside).sort()).toEqual([".slurmgate-manifest.json", "config.json", "tokenizer"]);
+  });
 });
 
 describe("a job naming staged caches is rendered with their env and read-only binds", () => {
