@@ -41,7 +41,9 @@ beforeAll(async () => {
 afterAll(async () => {
   await e2e?.close();
   for (const dir of [cacheRoot, source]) {
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    if (dir) {
+      rmSync(dir, { recursive: true, force: true });
+    }
   }
 });
 
