@@ -20,6 +20,7 @@ import type { IdentityGuard } from "./identity/guard.ts";
 import { sudoExecutor, sudoReads } from "./identity/sudo.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { resolveRoots } from "./paths.ts";
+import { checkCacheRoot } from "./stage.ts";
 import { loadSecretStore } from "./secrets.ts";
 import { type SlurmCommands, slurmCommandsFor } from "./slurm-commands.ts";
 import { openStateStore } from "./state.ts";
@@ -156,6 +157,7 @@ export async function createAgent(
     }
   })();
   const roots = await resolveRoots(ownExecutor, config.SLURMGATE_SHARED_ROOTS).catch(unlockAndThrow(unlock));
+  await checkCacheRoot(ownExecutor, roots.real, config.SLURMGATE_CACHE_ROOT).catch(unlockAndThrow(unlock));
   const sudo = siteMode === "sudo" ? sudoFor(config, identity, baseExecutor, slurmEnv) : undefined;
   const executor = sudo
     ? sudoReads(ownExecutor, roots.real[0]!, (owner) => sudo.as(owner)?.executor ?? null)

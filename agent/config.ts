@@ -25,6 +25,10 @@ export const AgentConfig = z.object({
   SLURMGATE_SHARED_ROOTS: list(":").pipe(
     z.array(z.string().regex(/^\//, "absolute paths separated by ':'")).min(1, "at least one absolute path"),
   ), // job dirs live under the first; binds and workdirs must resolve inside one of them; published in the inventory
+  SLURMGATE_CACHE_ROOT: z
+    .string()
+    .regex(/^\/[^\0]*$/, "an absolute path under one of SLURMGATE_SHARED_ROOTS")
+    .optional(), // where `slurmgate agent stage` places models and images; must resolve inside a shared root (checked at start)
   SLURMGATE_AGENT_ID: z
     .string()
     .regex(/^[A-Za-z0-9_.:@-]{1,128}$/)

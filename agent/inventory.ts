@@ -7,6 +7,24 @@
 import type { AgentContext } from "./context.ts";
 import { VERSION } from "../schemas/version.ts";
 import type { Inventory } from "./gateway-api.ts";
+import { checkCacheRoot, listCaches } from "./stage.ts";
+
+/**
+ * What is staged under the cache root; undefined without one, and over SSH (the listing reads this
+ * machine's files). A listing that fails publishes nothing rather than "none staged".
+ */
+async function stagedCaches(ctx: AgentContext, mode: "local" | "ssh") {
+  if (!ctx.config.SLURMGATE_CACHE_ROOT || mode !== "local") {
+    return undefined;
+  }
+  try {
+    const root = await checkCacheRoot(ctx.executor, ctx.roots.real, ctx.config.SLURMGATE_CACHE_ROOT);
+    return root === null ? undefined : await listCaches(root);
+  } catch (err) {
+    ctx.log("warn", "cannot list the staged caches", { error: (err as Error).message });
+    return undefined;
+  }
+}
 
 export const AGENT_VERSION = VERSION;
 
@@ -19,13 +37,14 @@ export async function collectInventory(
   ctx: AgentContext,
   extra: { cycleMs?: number; hostname: string; mode: "local" | "ssh" },
 ): Promise<Inventory> {
-  const [sinfo, gpus, version, apptainerVersion, accounting, maxArray] = await Promise.all([
+  const [sinfo, gpus, version, apptainerVersion, accounting, maxArray, caches] = await Promise.all([
     ctx.slurm.sinfo(),
     ctx.slurm.gpuAvailability?.(),
     ctx.slurm.slurmVersion(),
     ctx.slurm.apptainerVersion(),
     probeAccounting(ctx),
     ctx.slurm.maxArraySize?.(),
+    stagedCaches(ctx, extra.mode),
   ]);
   // Half an inventory would tell the gateway the cluster has no partitions: publish none this time.
   if (!sinfo.ok) {
@@ -58,6 +77,7 @@ export async function collectInventory(
     sharedRoots: ctx.config.SLURMGATE_SHARED_ROOTS,
     allowedSbatchArgs: ctx.config.SLURMGATE_ALLOWED_SBATCH_ARGS,
     ...(maxArraySize ? { maxArraySize } : {}),
+    ...(caches ? { caches } : {}),
     ...(ctx.identity ? { identity: ctx.identity.published() } : {}),
   };
 }

@@ -28,6 +28,7 @@ import {
 import { JOB_FILES } from "./render/data-files.ts";
 import { batchTag, slurmgateTag } from "./render/directives.ts";
 import { RenderError } from "./render/errors.ts";
+import { checkCacheRoot, resolveJobCaches } from "./stage.ts";
 import { isUnknownOutcome } from "./slurm/result.ts";
 import { renderBatchScript } from "./render/render-batch-script.ts";
 import { writeJobSecrets } from "./secrets.ts";
@@ -223,6 +224,19 @@ export function actingFor(ctx: AgentContext, owner: string, runAs: RunAs | null)
   return { ...as, sudo: true };
 }
 
+/** The job's staged caches, checked now: one removed since routing refuses the job (cache_missing). */
+async function stagedCaches(ctx: AgentContext, executor: Executor, spec: JobSpec) {
+  if (!spec.cache?.length) {
+    return [];
+  }
+  const cacheRoot = await checkCacheRoot(executor, ctx.roots.real, ctx.config.SLURMGATE_CACHE_ROOT);
+  const found = await resolveJobCaches(executor, cacheRoot, spec.cache);
+  if ("missing" in found) {
+    throw new Refusal("cache_missing", `cache ${found.missing}: ${found.why}`);
+  }
+  return found.paths;
+}
+
 async function prepare(ctx: AgentContext, lease: Lease) {
   const parsed = JobSpec.safeParse(lease.spec);
   if (!parsed.success) {
@@ -246,6 +260,7 @@ async function prepare(ctx: AgentContext, lease: Lease) {
     lease.attempt > 1 ? posix.join(posix.dirname(jobDir), jobDirName(lease.jobId, lease.attempt - 1)) : null;
   const workdir = spec.workdir ? await resolveWorkdir(executor, ctx.roots, spec.workdir) : null;
   await checkContainerPaths(executor, ctx.roots, spec.container);
+  const caches = await stagedCaches(ctx, executor, spec);
   const secrets = await writeJobSecrets(executor, ctx.secrets, jobDir, spec.secrets);
   if (secrets.missing.length) {
     throw new Refusal("secret_missing", `secrets not in this cluster's store: ${secrets.missing.join(", ")}`);
@@ -258,6 +273,7 @@ async function prepare(ctx: AgentContext, lease: Lease) {
     secretsFile: secrets.path,
     apptainerBin: ctx.config.SLURMGATE_APPTAINER,
     allowedSbatchArgs: ctx.config.SLURMGATE_ALLOWED_SBATCH_ARGS,
+    caches,
   });
   for (const file of rendered.files) {
     await executor.writeFile(`${jobDir}/${file.name}`, file.data, file.mode);

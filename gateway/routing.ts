@@ -263,6 +263,10 @@ export function checkCluster(spec: JobSpec, candidate: ClusterCandidate, grant: 
   if (refused) {
     return refused;
   }
+  const uncached = checkCaches(resolved, candidate);
+  if (uncached) {
+    return uncached;
+  }
   if (!inventory) {
     if (resolved.partition && !grantedPartition(grant, resolved.partition)) {
       return {
@@ -298,6 +302,41 @@ export function checkCluster(spec: JobSpec, candidate: ClusterCandidate, grant: 
   return { cluster: config.name, partition: partition.name, spec: resolved, reason: null };
 }
 
+/** The named caches the cluster's agent did not report staged (all of them before it reported). */
+export function missingCaches(spec: JobSpec, inventory: Inventory | null): string[] {
+  const staged = new Set((inventory?.caches ?? []).map((c) => c.name));
+  return (spec.cache ?? []).filter((ref) => !staged.has(ref));
+}
+
+/**
+ * A job naming caches goes only where all of them are staged: a cluster without one is not a
+ * candidate (ranked above every resource check: the job fits there but for its data). A job pinned
+ * to a cluster is left to that cluster's agent, which checks again at lease time (cache_missing).
+ */
+function checkCaches(spec: JobSpec, candidate: ClusterCandidate): Failure | undefined {
+  const missing = missingCaches(spec, candidate.inventory);
+  if (spec.cluster !== undefined || missing.length === 0) {
+    return undefined;
+  }
+  const index = spec.cache!.indexOf(missing[0]!);
+  const staged = (candidate.inventory?.caches ?? []).map((c) => c.name);
+  return {
+    rank: 8,
+    field: `cache.${index}`,
+    message: candidate.inventory
+      ? `${missing.join(", ")} ${missing.length > 1 ? "are" : "is"} not staged on ${candidate.config.name}`
+      : `${candidate.config.name}'s agent has not reported what it has staged`,
+    offer: staged.length ? `${staged.slice(0, 20).join(", ")}${staged.length > 20 ? ", …" : ""}` : "no caches",
+  };
+}
+
+function pinnedCacheNote(spec: JobSpec, candidate: ClusterCandidate): string | null {
+  const missing = missingCaches(spec, candidate.inventory);
+  return missing.length === 0
+    ? null
+    : `${missing.join(", ")} not staged on ${candidate.config.name} as of its agent's last inventory; its agent refuses the job (cache_missing) if still so when it takes it`;
+}
+
 /**
  * Routes a job or throws a 422 naming the field and what is on offer, or a 403 when the user may
  * not use the pinned cluster.
@@ -314,11 +353,13 @@ export function routeJob(spec: JobSpec, grants: Grant[], clusters: Map<string, C
     if (isFailure(routed)) {
       throw unsatisfiable([routed]);
     }
-    if (!candidate.alive && !routed.reason) {
-      // A pinned job waits for the cluster's agent to come back (a restart is seconds of goodbye).
-      return { ...routed, reason: `queued for ${spec.cluster} until an agent is back: ${whyDown(candidate)}` };
-    }
-    return routed;
+    // A pinned job waits for the cluster's agent to come back (a restart is seconds of goodbye).
+    const waiting =
+      !candidate.alive && !routed.reason
+        ? { ...routed, reason: `queued for ${spec.cluster} until an agent is back: ${whyDown(candidate)}` }
+        : routed;
+    const note = pinnedCacheNote(routed.spec, candidate);
+    return note ? { ...waiting, reason: waiting.reason ? `${waiting.reason}; ${note}` : note } : waiting;
   }
   if (granted.length === 0) {
     throw new ApiProblem("forbidden", "you are not granted any cluster; ask an admin for a grant", {

@@ -3,6 +3,7 @@
  */
 import { z } from "@hono/zod-openapi";
 import { AgentAsk } from "./asks.ts";
+import { CacheEntry, MAX_INVENTORY_CACHES } from "./cache.ts";
 import { AgentIdentity, IDENTITY_REJECT_CODES } from "./identity.ts";
 import { JobId, JobSpec, JobState, JobTask, MAX_REPORTED_TASKS } from "./job.ts";
 import { ABSOLUTE_PATH, SLURM_NAME } from "./patterns.ts";
@@ -110,6 +111,7 @@ export const RejectCode = z.enum([
   "slurm_dependency",
   "slurm_rejected",
   "job_vanished",
+  "cache_missing",
   ...IDENTITY_REJECT_CODES,
 ]);
 export type RejectCode = z.infer<typeof RejectCode>;
@@ -292,6 +294,10 @@ export const Inventory = z
     }),
     identity: AgentIdentity.optional().openapi({
       description: "Whose jobs this agent runs; absent = `self`. A personal agent's user comes from its token.",
+    }),
+    caches: z.array(CacheEntry).max(MAX_INVENTORY_CACHES).optional().openapi({
+      description:
+        "What is staged under the agent's cache root (SLURMGATE_CACHE_ROOT): jobs naming `cache` are routed only where all of theirs are.",
     }),
   })
   .openapi("Inventory");

@@ -2,6 +2,7 @@
  * What a user submits (JobSpec), what the API returns (Job), and the states between.
  */
 import { z } from "@hono/zod-openapi";
+import { CacheRefs } from "./cache.ts";
 import {
   ABSOLUTE_PATH,
   ARRAY_INDEXES,
@@ -211,6 +212,7 @@ export const JobSpec = z
         "Shell lines run before the payload (module load, conda activate). Each is the user's own shell, like `script`.",
     }),
     container: Container.optional(),
+    cache: CacheRefs.optional(),
     array: z
       .strictObject({
         indexes: z.string().regex(ARRAY_INDEXES, "Slurm array indexes like 0-99, 0-99:2 or 1,3,5-7"),

@@ -20,6 +20,7 @@
 import type { Lease } from "../../schemas/agent.ts";
 import { JobSpec } from "../../schemas/job.ts";
 import { ABSOLUTE_PATH } from "../../schemas/patterns.ts";
+import { type StagedCache, cacheEnv, withCacheBinds } from "./caches.ts";
 import { planContainer } from "./container.ts";
 import { JOB_FILES, encodeEnvEntries, encodeNulList } from "./data-files.ts";
 import { buildDirectives } from "./directives.ts";
@@ -42,6 +43,8 @@ export interface RenderInput {
   apptainerBin: string;
   /** Option names this cluster allows in `extraSbatchArgs` (agent-side allow-list). */
   allowedSbatchArgs?: readonly string[];
+  /** `spec.cache` resolved under the agent's cache root (agent/stage.ts): env and read-only binds. */
+  caches?: readonly StagedCache[];
 }
 
 /** A data file to write into the job directory (mode 0600) before calling sbatch. */
@@ -81,7 +84,8 @@ export function renderBatchScript(input: RenderInput): RenderedJob {
   const secretsFile = checkSecrets(spec, input.secretsFile);
   checkPayload(spec);
   const command = spec.command;
-  const container = planContainer(spec, { apptainerBin: input.apptainerBin, jobDir, workdir });
+  const caches = input.caches ?? [];
+  const container = planContainer(withCacheBinds(spec, caches), { apptainerBin: input.apptainerBin, jobDir, workdir });
 
   const directives = buildDirectives({
     spec,
@@ -108,7 +112,11 @@ export function renderBatchScript(input: RenderInput): RenderedJob {
     runtimeArgv: container?.runtimeArgv ?? [],
     images: container?.images ?? { x86_64: null, aarch64: null },
   });
-  return { script: `${header.join("\n")}\n${wrapper}`, sbatchArgs: ["--export=NONE"], files: jobDataFiles(spec) };
+  return {
+    script: `${header.join("\n")}\n${wrapper}`,
+    sbatchArgs: ["--export=NONE"],
+    files: jobDataFiles(spec, cacheEnv(caches)),
+  };
 }
 
 /** The `#!/bin/bash` line, the directives and the header comment every rendered script starts with. */
@@ -123,11 +131,11 @@ export function scriptHeader(directives: readonly string[]): string[] {
 }
 
 /** The data files the wrapper reads from a job's directory (all of them, empty when unused). */
-export function jobDataFiles(spec: JobSpec): RenderedFile[] {
+export function jobDataFiles(spec: JobSpec, platformEnv: Readonly<Record<string, string>> = {}): RenderedFile[] {
   const file = (name: string, data: Buffer): RenderedFile => ({ name, data, mode: 0o600 });
   return [
     file(JOB_FILES.argv, encodeNulList(spec.command ?? [])),
-    file(JOB_FILES.env, encodeEnvEntries(spec.env)),
+    file(JOB_FILES.env, encodeEnvEntries({ ...platformEnv, ...spec.env })),
     file(JOB_FILES.containerEnv, encodeEnvEntries(spec.container?.env ?? {})),
     file(JOB_FILES.setup, encodeNulList(spec.setup)),
     file(JOB_FILES.payload, Buffer.from(spec.script ?? "", "utf8")),

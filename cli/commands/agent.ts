@@ -12,16 +12,22 @@ export const agent: Command = {
   summary: "run the cluster agent on a login node",
   help: `
 Usage: slurmgate agent [agent options]
+       slurmgate agent stage SOURCE NAME [--kind model|image] | --list | --remove REF
 
 Runs the agent that leases jobs from the gateway and drives Slurm (sbatch, squeue, sacct,
 scancel). Everything after "agent" is passed to the agent; "slurmgate agent --help" lists its
-options and environment variables.
+options and environment variables. "slurmgate agent stage" places models and images in the
+agent's cache root for clusters whose compute nodes are offline ("slurmgate agent stage --help").
 
 Examples:
   SLURMGATE_URL=https://slurmgate.example.org SLURMGATE_AGENT_TOKEN=sga_… slurmgate agent
   slurmgate agent --help
 `,
   async run(argv, io) {
+    if (argv[0] === "stage") {
+      const { stageMain } = await import("../../agent/stage-cli.ts");
+      return stageMain(argv.slice(1), io.env, io);
+    }
     if (!existsSync(fileURLToPath(AGENT_MAIN))) {
       if (helped(io, agent, { help: argv.includes("--help") || argv.includes("-h") })) {
         return 0;

@@ -47,6 +47,9 @@ function printDetail(io: Io, c: ClusterView): void {
   for (const [name, profile] of Object.entries(c.profileDetails)) {
     out.push(`profile ${name}: ${JSON.stringify(profile)}`);
   }
+  for (const cache of c.inventory?.caches ?? []) {
+    out.push(`staged: ${cache.name} (${cache.bytes} bytes, ${cache.stagedAt})`);
+  }
   io.stdout.write(`${out.join("\n")}\n`);
 }
 
@@ -57,8 +60,8 @@ export const clusters: Command = {
 Usage: slurmgate clusters [NAME] [--json]
 
 Without NAME, one line per cluster. With NAME, that cluster's partitions (state, idle and total
-nodes, GPUs free and total per type, limits), the partitions you cannot use and why, and what each
-profile sets.
+nodes, GPUs free and total per type, limits), the partitions you cannot use and why, what each
+profile sets, and the caches staged there (jobs name them in "cache").
 
 Examples:
   slurmgate clusters

@@ -667,6 +667,13 @@ export interface components {
              */
             setup: string[];
             container?: components["schemas"]["Container"];
+            /**
+             * @description Staged caches the job needs (`slurmgate agent stage`). Routing sends it only to clusters whose agent reports all of them; the job gets SLURMGATE_CACHE_<NAME> per cache, HF_HUB_OFFLINE=1 and TRANSFORMERS_OFFLINE=1 with a model, and read-only binds in a container.
+             * @example [
+             *       "models/llama-3.1-8b"
+             *     ]
+             */
+            cache?: string[];
             array?: {
                 indexes: string;
                 maxParallel?: number;
@@ -1132,6 +1139,8 @@ export interface components {
             /** @description Slurm's MaxArraySize (scontrol show config): the gateway makes no sweep batch larger. */
             maxArraySize?: number;
             identity?: components["schemas"]["AgentIdentity"];
+            /** @description What is staged under the agent's cache root (SLURMGATE_CACHE_ROOT): jobs naming `cache` are routed only where all of theirs are. */
+            caches?: components["schemas"]["CacheEntry"][];
         } | null;
         PartitionInfo: {
             name: string;
@@ -1165,6 +1174,11 @@ export interface components {
             mode: "site";
             /** @description The slurmgate users the agent's mapping file maps; it leases only their jobs. */
             users: string[];
+        };
+        CacheEntry: {
+            name: string;
+            bytes: number;
+            stagedAt: string;
         };
         AgentStatus: {
             agentId: string;
@@ -1332,7 +1346,7 @@ export interface components {
             signal?: number;
             reason?: string;
             /** @description A refusal's code (rejected), or how a job that ran ended when it did not complete. */
-            code?: ("policy_rejected" | "invalid_spec" | "path_outside_roots" | "secret_missing" | "slurm_invalid_partition" | "slurm_invalid_account" | "slurm_invalid_qos" | "slurm_qos_limit" | "slurm_assoc_limit" | "slurm_gres_unavailable" | "slurm_time_limit" | "slurm_memory_limit" | "slurm_node_config" | "slurm_dependency" | "slurm_rejected" | "job_vanished" | "owner_not_mapped" | "owner_not_agent_user" | "owner_unknown_account" | "owner_privileged_account" | "account_not_associated" | "sudo_refused") | ("exited_nonzero" | "killed_by_signal" | "setup_failed" | "image_missing" | "wrapper_failed" | "out_of_memory" | "time_limit" | "node_fail" | "preempted" | "cancelled_by_user" | "cancelled_in_slurm");
+            code?: ("policy_rejected" | "invalid_spec" | "path_outside_roots" | "secret_missing" | "slurm_invalid_partition" | "slurm_invalid_account" | "slurm_invalid_qos" | "slurm_qos_limit" | "slurm_assoc_limit" | "slurm_gres_unavailable" | "slurm_time_limit" | "slurm_memory_limit" | "slurm_node_config" | "slurm_dependency" | "slurm_rejected" | "job_vanished" | "cache_missing" | "owner_not_mapped" | "owner_not_agent_user" | "owner_unknown_account" | "owner_privileged_account" | "account_not_associated" | "sudo_refused") | ("exited_nonzero" | "killed_by_signal" | "setup_failed" | "image_missing" | "wrapper_failed" | "out_of_memory" | "time_limit" | "node_fail" | "preempted" | "cancelled_by_user" | "cancelled_in_slurm");
             /** @description The exact rendered batch script, for audit. */
             script?: string;
             /**

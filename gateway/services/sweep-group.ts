@@ -34,7 +34,8 @@ export async function groupKey(
   spec: JobSpec,
   at: { owner: string; cluster: string; partition: string | null },
 ): Promise<string | null> {
-  if (spec.array || spec.dependsOn.length > 0 || spec.command === undefined) {
+  // A job naming staged caches goes job by job: only the single-job path checks and renders them.
+  if (spec.array || spec.dependsOn.length > 0 || spec.command === undefined || spec.cache?.length) {
     return null;
   }
   const hash = await hashJson({ ...at, spec: sharedPart(spec) });
