@@ -112,7 +112,7 @@ export type RejectCode = z.infer<typeof RejectCode>;
 
 /**
  * How a job that ran ended, when it did not complete: a stable code next to the reason's words.
- * `image_missing` and `wrapper_failed` come from the job wrapper's own failure file (WRAPPER_CODES).
+ * `image_missing`, `wrapper_failed` and `service_unhealthy` come from the job wrapper's own failure file (WRAPPER_CODES).
  */
 export const EndingCode = z.enum([
   "exited_nonzero",
@@ -120,6 +120,7 @@ export const EndingCode = z.enum([
   "setup_failed",
   "image_missing",
   "wrapper_failed",
+  "service_unhealthy",
   "out_of_memory",
   "time_limit",
   "node_fail",
@@ -129,7 +130,7 @@ export const EndingCode = z.enum([
 ]);
 export type EndingCode = z.infer<typeof EndingCode>;
 /** The codes the job wrapper may write into its failure file (agent/render/template.ts). */
-export const WRAPPER_CODES = ["image_missing", "wrapper_failed"] as const satisfies readonly EndingCode[];
+export const WRAPPER_CODES = ["image_missing", "wrapper_failed", "service_unhealthy"] as const satisfies readonly EndingCode[];
 
 /** stdout and stderr of each of the (at most 1,000) array tasks the agent follows, plus the job's own. */
 export const MAX_LOG_CHUNKS_PER_REPORT = 2_002;
