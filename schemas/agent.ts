@@ -130,7 +130,11 @@ export const EndingCode = z.enum([
 ]);
 export type EndingCode = z.infer<typeof EndingCode>;
 /** The codes the job wrapper may write into its failure file (agent/render/template.ts). */
-export const WRAPPER_CODES = ["image_missing", "wrapper_failed", "service_unhealthy"] as const satisfies readonly EndingCode[];
+export const WRAPPER_CODES = [
+  "image_missing",
+  "wrapper_failed",
+  "service_unhealthy",
+] as const satisfies readonly EndingCode[];
 
 /** stdout and stderr of each of the (at most 1,000) array tasks the agent follows, plus the job's own. */
 export const MAX_LOG_CHUNKS_PER_REPORT = 2_002;
