@@ -270,6 +270,35 @@ describe("the wrapper with services, run with bash", () => {
     );
   });
 
+  it("stops the services when the job is cancelled (SIGTERM to the wrapper), ending 143", async () => {
+    const mark = `sg-svc-cancel-${process.pid}`;
+    const jobDir = join(root, "cancel");
+    const job = renderBatchScript(
+      input(
+        {
+          command: ["sleep", "30"],
+          services: [{ name: "api", command: [NODE, "-e", server(mark)], health: { tcp: true }, timeoutSeconds: 20 }],
+        },
+        jobDir,
+      ),
+    );
+    const script = await writeJob(jobDir, job);
+    const { spawn } = await import("node:child_process");
+    const child = spawn("bash", [script], {
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", SLURM_JOB_ID: "777" },
+      stdio: "ignore",
+    });
+    const closed = new Promise<number | null>((r) => child.on("close", (c) => r(c)));
+    for (let i = 0; i < 100 && !alive(mark); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(alive(mark)).toBe(true);
+    await new Promise((r) => setTimeout(r, 1_500));
+    child.kill("SIGTERM");
+    expect(await closed).toBe(143);
+    expect(alive(mark)).toBe(false);
+  });
+
   it("refuses a fixed port that something else already holds, rather than health-checking a stranger", async () => {
     const busy = createServer().listen(0, "127.0.0.1");
     await new Promise((r) => busy.once("listening", r));
