@@ -3,7 +3,7 @@
  */
 import { z } from "@hono/zod-openapi";
 import { AgentIdentity, IDENTITY_REJECT_CODES } from "./identity.ts";
-import { JobId, JobSpec, JobState, JobTask, MAX_REPORTED_TASKS } from "./job.ts";
+import { JobId, JobSpec, JobState, JobTask, MAX_REPORTED_TASKS, SERVICE_NAME } from "./job.ts";
 import { ABSOLUTE_PATH, SLURM_NAME } from "./patterns.ts";
 import { SBATCH_OPTION } from "./sbatch.ts";
 
@@ -154,6 +154,9 @@ export const LogAppend = z.strictObject({
     .max(4_000_000)
     .optional()
     .openapi({ description: "The array task whose stdout.<task>/stderr.<task> these bytes are from." }),
+  service: z.string().regex(SERVICE_NAME).optional().openapi({
+    description: "The service (JobSpec.services) whose service-<name>.out/.err these bytes are from.",
+  }),
 });
 
 export const Report = z

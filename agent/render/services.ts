@@ -9,7 +9,7 @@
  * Service secrets go to a separate 0600 file (`service-secrets.nul`, see agent/secrets.ts) that the
  * wrapper reads and deletes before the payload starts, so the payload can neither inherit nor read them.
  */
-import type { JobSpec, Service } from "../../schemas/job.ts";
+import { type JobSpec, SERVICE_NAME, type Service } from "../../schemas/job.ts";
 import { ABSOLUTE_PATH, IMAGE_REF } from "../../schemas/patterns.ts";
 import { PROGRAM_NAME } from "./container.ts";
 import { checkEnvMap, checkSecretNames } from "./env-policy.ts";
@@ -95,4 +95,29 @@ function runtimeArgv(
   }
   argv.push("--pwd", where.workdir);
   return argv;
+}
+
+/**
+ * The service names in a `services.nul` (the agent ships their logs); [] when it is malformed.
+ * @example serviceNamesOf(["api", "", "tcp", "", "5", "", "1", "x", "0", "0", "0"]) // => ["api"]
+ */
+export function serviceNamesOf(items: readonly string[]): string[] {
+  const names: string[] = [];
+  let i = 0;
+  while (i < items.length) {
+    const name = items[i] ?? "";
+    if (!SERVICE_NAME.test(name)) {
+      return [];
+    }
+    names.push(name);
+    i += 6;
+    for (let list = 0; list < 4; list++) {
+      const count = Number(items[i]);
+      if (!Number.isInteger(count) || count < 0) {
+        return [];
+      }
+      i += 1 + count;
+    }
+  }
+  return i === items.length ? names : [];
 }

@@ -1318,6 +1318,8 @@ export interface components {
                 attempt?: number;
                 /** @description The array task whose stdout.<task>/stderr.<task> these bytes are from. */
                 task?: number;
+                /** @description The service (JobSpec.services) whose service-<name>.out/.err these bytes are from. */
+                service?: string;
             }[];
             result?: unknown;
             /** @description An array job's tasks, each with its own state, exit code and reason (the whole list each time). */
@@ -1912,6 +1914,8 @@ export interface operations {
                 attempt?: number;
                 /** @description An array job's task: its own stdout.<task>/stderr.<task>. */
                 task?: number | null;
+                /** @description A service of the job (JobSpec.services): its own service-<name>.out (stdout) or .err (stderr). */
+                service?: string;
                 offset?: number | null;
                 limit?: number;
                 wait?: number | null;

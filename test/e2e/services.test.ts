@@ -45,6 +45,20 @@ function running(mark: string): boolean {
   }
 }
 
+/** A service's stdout through the logs API, once the agent has shipped all of it. */
+async function serviceLog(id: string, service: string): Promise<{ status: number; data?: string }> {
+  for (let i = 0; ; i++) {
+    const res = await fetch(`${e2e.url}/v1/jobs/${id}/logs?service=${service}&stream=stdout`, {
+      headers: { authorization: `Bearer ${e2e.alice}` },
+    });
+    const body = (await res.json()) as { data?: string; complete?: boolean };
+    if (res.status !== 200 || body.complete || i >= 60) {
+      return { status: res.status, data: body.data };
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
 /** The evaluation harness: asks the server, prints and saves the answer, says whether it sees the secret. */
 const HARNESS = [
   `answer=$(${NODE} -e 'fetch(process.env.SLURMGATE_SERVICE_MODEL_URL+"/v1/models").then(r=>r.text()).then(t=>process.stdout.write(t))')`,
@@ -87,9 +101,11 @@ describe("services beside the payload on real Slurm", () => {
       expect(job.result).toEqual({ model: "tiny", path: "/v1/models", token: true });
       ports.push(/port (\d+)/.exec(out)?.[1] ?? "");
       expect(running(marks[i]!)).toBe(false);
-      // The service's own log, in the job directory beside the payload's.
+      // The service's own log, in the job directory beside the payload's, and through the logs API.
       const log = readFileSync(join(shared, "alice", job.id, "service-model.out"), "utf8");
       expect(log).toContain("served /v1/models");
+      expect(await serviceLog(job.id, "model")).toMatchObject({ status: 200, data: log });
+      expect(await serviceLog(job.id, "nope")).toMatchObject({ status: 422 });
     }
     expect(ports[0]).toMatch(/^\d+$/);
     expect(ports[0]).not.toBe(ports[1]);
