@@ -10,6 +10,7 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createClient } from "../../client/index.ts";
 import { type E2E, slurmClusters, startE2E } from "./harness.ts";
 
 const NODE = existsSync("/usr/bin/node") ? "/usr/bin/node" : process.execPath;
@@ -93,6 +94,7 @@ describe("services beside the payload on real Slurm", () => {
     );
     const done = await Promise.all(jobs.map((j) => e2e.waitTerminal(e2e.alice, j.id, 240_000)));
     const ports: string[] = [];
+    const client = createClient({ baseUrl: e2e.url, token: e2e.alice });
     for (const [i, job] of done.entries()) {
       expect(job, JSON.stringify(job)).toMatchObject({ state: "completed", exitCode: 0 });
       const out = await e2e.logs(e2e.alice, job.id);
@@ -105,6 +107,12 @@ describe("services beside the payload on real Slurm", () => {
       const log = readFileSync(join(shared, "alice", job.id, "service-model.out"), "utf8");
       expect(log).toContain("served /v1/models");
       expect(await serviceLog(job.id, "model")).toMatchObject({ status: 200, data: log });
+      // The typed client reads it the same way, to the end.
+      let text = "";
+      for await (const part of client.logs(job.id, { service: "model", follow: true })) {
+        text += part;
+      }
+      expect(text).toBe(log);
       expect(await serviceLog(job.id, "nope")).toMatchObject({ status: 422 });
     }
     expect(ports[0]).toMatch(/^\d+$/);
