@@ -344,7 +344,7 @@ export const Job = z
     reason: z.string().nullable().openapi({ description: "Why the job waits or how it ended, in words." }),
     code: z.string().nullable().openapi({
       description:
-        "Stable machine code for a refusal (slurm_invalid_partition) or for how a job that ran ended when it did not complete (setup_failed, image_missing, exited_nonzero, killed_by_signal, out_of_memory, time_limit, …).",
+        "Stable machine code for a refusal (slurm_invalid_partition) or for how a job that ran ended when it did not complete (setup_failed, image_missing, service_unhealthy, exited_nonzero, killed_by_signal, out_of_memory, time_limit, …).",
     }),
     cluster: z.string(),
     partition: z.string().nullable(),

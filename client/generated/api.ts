@@ -582,7 +582,7 @@ export interface components {
             state: components["schemas"]["JobState"];
             /** @description Why the job waits or how it ended, in words. */
             reason: string | null;
-            /** @description Stable machine code for a refusal (slurm_invalid_partition) or for how a job that ran ended when it did not complete (setup_failed, image_missing, exited_nonzero, killed_by_signal, out_of_memory, time_limit, …). */
+            /** @description Stable machine code for a refusal (slurm_invalid_partition) or for how a job that ran ended when it did not complete (setup_failed, image_missing, service_unhealthy, exited_nonzero, killed_by_signal, out_of_memory, time_limit, …). */
             code: string | null;
             cluster: string;
             partition: string | null;
