@@ -270,6 +270,36 @@ describe("the wrapper with services, run with bash", () => {
     );
   });
 
+  it("runs a service in its own container through the Apptainer stand-in, with the job directory bound", async () => {
+    const jobDir = join(root, "contained");
+    const image = join(root, "model.sif");
+    await writeFile(image, "");
+    const mark = `sg-svc-sif-${process.pid}`;
+    const job = renderBatchScript(
+      input(
+        {
+          command: [NODE, "-e", FETCH],
+          services: [
+            {
+              name: "model-api",
+              container: { image, command: [NODE, "-e", server(mark)] },
+              health: { http: "/health" },
+              timeoutSeconds: 20,
+            },
+          ],
+        },
+        jobDir,
+        { apptainerBin: new URL("../e2e/bin/apptainer", import.meta.url).pathname },
+      ),
+    );
+    const result = await runBatchScript(await writeJob(jobDir, job));
+    expect(result.code, result.stderr).toBe(0);
+    expect(JSON.parse(result.stdout).url).toBe("/v1/models");
+    const argv = (await readFile(join(jobDir, "apptainer-argv.nul"), "utf8")).split("\0");
+    expect(argv.slice(0, 6)).toEqual(["exec", "--bind", jobDir, "--pwd", jobDir, image]);
+    expect(alive(mark)).toBe(false);
+  });
+
   it("stops the services when the job is cancelled (SIGTERM to the wrapper), ending 143", async () => {
     const mark = `sg-svc-cancel-${process.pid}`;
     const jobDir = join(root, "cancel");
