@@ -4,6 +4,8 @@
  */
 import { expandArrayIndexes } from "./array-indexes.ts";
 import type { AgentContext } from "./context.ts";
+import { JOB_FILES, decodeNulList } from "./render/data-files.ts";
+import { serviceNamesOf } from "./render/services.ts";
 import type { Report } from "./gateway-api.ts";
 import type { TrackedJob } from "./state.ts";
 
@@ -29,17 +31,28 @@ export async function collectLogs(ctx: AgentContext, job: TrackedJob, budget: nu
   const taskOffsets = { ...job.taskLogOffsets };
   let drained = true;
   let left = Math.min(ctx.config.SLURMGATE_LOG_BYTES_PER_JOB, budget);
-  const files = job.isArray
+  const files: { stream: (typeof STREAMS)[number]; task?: number; service?: string }[] = job.isArray
     ? expandArrayIndexes(job.arrayIndexes ?? "").flatMap((task) => STREAMS.map((stream) => ({ stream, task })))
-    : STREAMS.map((stream) => ({ stream, task: undefined }));
-  for (const { stream, task } of files) {
+    : STREAMS.map((stream) => ({ stream }));
+  if (!job.isArray) {
+    // Each service's service-<name>.out/.err is a stream of its own (its offsets kept with the tasks').
+    const listed = await ctx.executor.readFile(`${job.jobDir}/${JOB_FILES.services}`, { length: 1_048_576 });
+    for (const service of listed ? serviceNamesOf(decodeNulList(listed)) : []) {
+      files.push(...STREAMS.map((stream) => ({ stream, service })));
+    }
+  }
+  for (const { stream, task, service } of files) {
     if (left <= 0) {
       drained = false;
       break;
     }
-    const key = `${stream}.${task}`;
-    const from = task === undefined ? offsets[stream] : (taskOffsets[key] ?? 0);
-    const bytes = await ctx.executor.readFile(task === undefined ? `${job.jobDir}/${stream}` : `${job.jobDir}/${key}`, {
+    const key = service ? `service:${service}:${stream}` : `${stream}.${task}`;
+    const path = service
+      ? `${job.jobDir}/service-${service}.${stream === "stdout" ? "out" : "err"}`
+      : `${job.jobDir}/${task === undefined ? stream : key}`;
+    const plain = task === undefined && service === undefined;
+    const from = plain ? offsets[stream] : (taskOffsets[key] ?? 0);
+    const bytes = await ctx.executor.readFile(path, {
       offset: from,
       length: left + 1,
     });
@@ -56,8 +69,9 @@ export async function collectLogs(ctx: AgentContext, job: TrackedJob, budget: nu
       data: Buffer.from(send).toString("base64"),
       attempt: job.attempt,
       ...(task === undefined ? {} : { task }),
+      ...(service === undefined ? {} : { service }),
     });
-    if (task === undefined) {
+    if (plain) {
       offsets[stream] += send.length;
     } else {
       taskOffsets[key] = from + send.length;

@@ -47,6 +47,8 @@ export async function writeJobSecrets(
   store: SecretStore,
   jobDir: string,
   names: string[],
+  /** The services' own file (render/services.ts SERVICE_SECRETS_FILE) is written the same way. */
+  fileName: string = SECRETS_FILE_NAME,
 ): Promise<{ path: string | null; missing: string[] }> {
   if (names.length === 0) {
     return { path: null, missing: [] };
@@ -55,7 +57,7 @@ export async function writeJobSecrets(
   if (missing.length) {
     return { path: null, missing };
   }
-  const path = `${jobDir}/${SECRETS_FILE_NAME}`;
+  const path = `${jobDir}/${fileName}`;
   const entries = Object.fromEntries(names.map((n) => [n, store.get(n)!]));
   await executor.writeFile(path, encodeEnvEntries(entries), 0o600);
   return { path, missing: [] };

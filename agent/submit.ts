@@ -31,6 +31,7 @@ import { RenderError } from "./render/errors.ts";
 import { checkCacheRoot, resolveJobCaches } from "./stage.ts";
 import { isUnknownOutcome } from "./slurm/result.ts";
 import { renderBatchScript } from "./render/render-batch-script.ts";
+import { SERVICE_SECRETS_FILE, serviceSecretNames } from "./render/services.ts";
 import { writeJobSecrets } from "./secrets.ts";
 import type { TrackedJob } from "./state.ts";
 import { parseDisplayId } from "./track.ts";
@@ -265,12 +266,18 @@ async function prepare(ctx: AgentContext, lease: Lease) {
   if (secrets.missing.length) {
     throw new Refusal("secret_missing", `secrets not in this cluster's store: ${secrets.missing.join(", ")}`);
   }
+  const names = serviceSecretNames(spec);
+  const serviceSecrets = await writeJobSecrets(executor, ctx.secrets, jobDir, names, SERVICE_SECRETS_FILE);
+  if (serviceSecrets.missing.length) {
+    throw new Refusal("secret_missing", `secrets not in this cluster's store: ${serviceSecrets.missing.join(", ")}`);
+  }
   const rendered = renderBatchScript({
     lease: { jobId: lease.jobId, attempt: lease.attempt, spec, dependsOnSlurmIds: lease.dependsOnSlurmIds },
     jobDir,
     previousJobDir,
     workdir,
     secretsFile: secrets.path,
+    serviceSecretsFile: serviceSecrets.path,
     apptainerBin: ctx.config.SLURMGATE_APPTAINER,
     allowedSbatchArgs: ctx.config.SLURMGATE_ALLOWED_SBATCH_ARGS,
     caches,

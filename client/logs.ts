@@ -23,6 +23,8 @@ export type LogChunkOptions = {
   attempt?: number;
   /** An array job's task: that task's own log. */
   task?: number;
+  /** A service of the job (JobSpec.services): its own log. */
+  service?: string;
   /** Byte offset to read from. Default 0. */
   offset?: number;
   /** Most bytes to return (gateway default 256 KiB, max 1 MiB). */
@@ -50,6 +52,8 @@ export type LogsOptions = {
   allAttempts?: boolean;
   /** An array job's task: that task's own log (`stdout.<task>` on the cluster). */
   task?: number;
+  /** A service of the job (JobSpec.services): its `service-<name>.out` (or `.err` with stream stderr). */
+  service?: string;
   /** Keep reading until the job ends and every byte has been shipped. Default false: what exists now. */
   follow?: boolean;
   /** Start at this byte offset. Default 0. */
@@ -73,6 +77,7 @@ export function readLogChunk(raw: RawClient, id: string, options: LogChunkOption
           stream: options.stream ?? "stdout",
           ...(options.attempt === undefined ? {} : { attempt: options.attempt }),
           ...(options.task === undefined ? {} : { task: options.task }),
+          ...(options.service === undefined ? {} : { service: options.service }),
           offset: options.offset ?? 0,
           wait: options.wait ?? 0,
           ...(options.limit === undefined ? {} : { limit: options.limit }),
@@ -94,7 +99,7 @@ export async function* followLogs(
   options: LogsOptions = {},
   policy: RetryPolicy = resolveRetry(),
 ): AsyncGenerator<string> {
-  const { stream = "stdout", follow = false, signal, task } = options;
+  const { stream = "stdout", follow = false, signal, task, service } = options;
   const pollSeconds = Math.min(25, Math.max(1, Math.floor(options.pollSeconds ?? 25)));
   let offset = options.offset ?? 0;
   // Offsets belong to one attempt's file: pin the attempt the first read served.
@@ -104,7 +109,7 @@ export async function* followLogs(
     signal?.throwIfAborted();
     const wait = follow ? pollSeconds : 0;
     const started = Date.now();
-    const read = () => readLogChunk(raw, id, { stream, attempt, task, offset, wait, signal });
+    const read = () => readLogChunk(raw, id, { stream, attempt, task, service, offset, wait, signal });
     // Following rides out a gateway restart (bounded by policy.outageMs); a one-off read does not.
     const chunk = follow ? await rideOutOutage(policy, read, signal) : await read();
     attempt = chunk.attempt;

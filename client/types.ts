@@ -29,7 +29,7 @@ export type JobSpec = Schemas["JobSpec"];
  */
 export type JobSpecInput = Omit<
   Defaulted<JobSpec, "env" | "secrets" | "setup" | "labels" | "extraSbatchArgs">,
-  "container" | "dependsOn" | "retries" | "checkpoint"
+  "container" | "dependsOn" | "retries" | "checkpoint" | "services"
 > & {
   container?: Omit<Defaulted<Schemas["Container"], "mountHome">, "binds"> & {
     binds?: Defaulted<Schemas["Bind"], "readonly">[];
@@ -37,6 +37,9 @@ export type JobSpecInput = Omit<
   dependsOn?: Defaulted<Schemas["Dependency"], "condition">[];
   retries?: Partial<Schemas["Retries"]>;
   checkpoint?: Defaulted<Schemas["Checkpoint"], "signal">;
+  services?: (Omit<Defaulted<Schemas["Service"], "env" | "secrets">, "binds"> & {
+    binds?: Defaulted<Schemas["Bind"], "readonly">[];
+  })[];
 };
 /**
  * Where a job would run and why, on every cluster you may use (nothing stored).

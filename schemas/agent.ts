@@ -5,7 +5,7 @@ import { z } from "@hono/zod-openapi";
 import { AgentAsk } from "./asks.ts";
 import { CacheEntry, MAX_INVENTORY_CACHES } from "./cache.ts";
 import { AgentIdentity, IDENTITY_REJECT_CODES } from "./identity.ts";
-import { JobId, JobSpec, JobState, JobTask, MAX_REPORTED_TASKS } from "./job.ts";
+import { JobId, JobSpec, JobState, JobTask, MAX_REPORTED_TASKS, SERVICE_NAME } from "./job.ts";
 import { ABSOLUTE_PATH, SLURM_NAME } from "./patterns.ts";
 import { SBATCH_OPTION } from "./sbatch.ts";
 
@@ -118,7 +118,7 @@ export type RejectCode = z.infer<typeof RejectCode>;
 
 /**
  * How a job that ran ended, when it did not complete: a stable code next to the reason's words.
- * `image_missing` and `wrapper_failed` come from the job wrapper's own failure file (WRAPPER_CODES).
+ * `image_missing`, `wrapper_failed` and `service_unhealthy` come from the job wrapper's own failure file (WRAPPER_CODES).
  */
 export const EndingCode = z.enum([
   "exited_nonzero",
@@ -126,6 +126,7 @@ export const EndingCode = z.enum([
   "setup_failed",
   "image_missing",
   "wrapper_failed",
+  "service_unhealthy",
   "out_of_memory",
   "time_limit",
   "node_fail",
@@ -135,7 +136,11 @@ export const EndingCode = z.enum([
 ]);
 export type EndingCode = z.infer<typeof EndingCode>;
 /** The codes the job wrapper may write into its failure file (agent/render/template.ts). */
-export const WRAPPER_CODES = ["image_missing", "wrapper_failed"] as const satisfies readonly EndingCode[];
+export const WRAPPER_CODES = [
+  "image_missing",
+  "wrapper_failed",
+  "service_unhealthy",
+] as const satisfies readonly EndingCode[];
 
 /** stdout and stderr of each of the (at most 1,000) array tasks the agent follows, plus the job's own. */
 export const MAX_LOG_CHUNKS_PER_REPORT = 2_002;
@@ -155,6 +160,9 @@ export const LogAppend = z.strictObject({
     .max(4_000_000)
     .optional()
     .openapi({ description: "The array task whose stdout.<task>/stderr.<task> these bytes are from." }),
+  service: z.string().regex(SERVICE_NAME).optional().openapi({
+    description: "The service (JobSpec.services) whose service-<name>.out/.err these bytes are from.",
+  }),
 });
 
 export const Report = z

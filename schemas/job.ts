@@ -121,6 +121,60 @@ export const Container = z
   })
   .openapi("Container");
 
+/** Most services one job may start beside its payload. */
+export const MAX_SERVICES = 4;
+export const SERVICE_NAME = /^[a-z][a-z0-9-]{0,30}$/;
+/** An HTTP health path: a request target without spaces, quotes or control characters. */
+const HEALTH_PATH = /^\/[A-Za-z0-9._~!$&()*+,;=:@%/?-]{0,255}$/;
+
+export const ServiceHealth = z
+  .union([
+    z.strictObject({ http: z.string().regex(HEALTH_PATH, "an HTTP path like /health") }),
+    z.strictObject({ tcp: z.literal(true) }),
+  ])
+  .openapi("ServiceHealth", {
+    description: "Healthy when GET <path> answers 2xx/3xx (http) or the port accepts a connection (tcp).",
+  });
+
+export const Service = z
+  .strictObject({
+    name: z.string().regex(SERVICE_NAME, "lowercase letters, digits and '-', starting with a letter (max 31)"),
+    command: z.array(quotedText(16_384)).min(1).max(1_024).optional().openapi({
+      description: "The service as an argv array (never parsed by a shell); inside the container when one is given.",
+    }),
+    container: z
+      .strictObject({
+        image: z.string().regex(IMAGE_REF, "an absolute .sif path or a docker:// / oras:// URI"),
+        command: z.array(quotedText(16_384)).min(1).max(1_024).optional(),
+      })
+      .optional()
+      .openapi({ description: "Run the service in its own Apptainer container (its runscript when no command)." }),
+    port: z.number().int().min(1_024).max(65_535).optional().openapi({
+      description: "Omitted: the wrapper picks a free port from a per-job range. The service reads it from $PORT.",
+    }),
+    env: envMap.default({}),
+    secrets: z
+      .array(z.string().regex(ENV_NAME, "secret names are [A-Za-z_][A-Za-z0-9_]*"))
+      .max(64)
+      .default([])
+      .openapi({ description: "Secrets for this service only; the payload does not see them." }),
+    binds: z.array(Bind).max(32).default([]),
+    health: ServiceHealth,
+    timeoutSeconds: z.number().int().min(1).max(3_600),
+  })
+  .refine((s) => (s.command === undefined) !== (s.container === undefined), {
+    message: "give exactly one of command or container",
+    path: ["command"],
+    ...withOtherIssues,
+  })
+  .refine((s) => s.container !== undefined || !Array.isArray(s.binds) || s.binds.length === 0, {
+    message: "binds need a container",
+    path: ["binds"],
+    ...withOtherIssues,
+  })
+  .openapi("Service");
+export type Service = z.infer<typeof Service>;
+
 export const DependencyCondition = z.enum(["afterok", "afterany", "afternotok", "after"]);
 export const Dependency = z
   .strictObject({ job: z.string().regex(/^job_[0-9a-z]{20,40}$/), condition: DependencyCondition.default("afterok") })
@@ -222,6 +276,27 @@ export const JobSpec = z
     dependsOn: z.array(Dependency).max(64).default([]),
     retries: Retries.default({ max: 0, onTimeout: false, onPreemption: true, onNodeFail: true, backoffSeconds: 10 }),
     checkpoint: Checkpoint.optional(),
+    services: z
+      .array(Service)
+      .max(MAX_SERVICES)
+      .superRefine((list, ctx) => {
+        const seen = new Set<string>();
+        list.forEach((svc, i) => {
+          if (seen.has(svc.name)) {
+            ctx.addIssue({ code: "custom", path: [i, "name"], message: `service name ${svc.name} is used twice` });
+          }
+          seen.add(svc.name);
+          const port = svc.port;
+          if (port !== undefined && list.some((o, j) => j < i && o.port === port)) {
+            ctx.addIssue({ code: "custom", path: [i, "port"], message: `port ${port} is used by another service` });
+          }
+        });
+      })
+      .openapi({
+        description:
+          "Started before the payload, health-checked, exported as SLURMGATE_SERVICE_<NAME>_URL/_HOST/_PORT, stopped after it.",
+      })
+      .optional(),
     labels: z
       .record(z.string().regex(LABEL_KEY, "label keys are [A-Za-z0-9][A-Za-z0-9_./-]*"), z.string().max(128))
       .refine((l) => Object.keys(l).length <= 32, { message: "at most 32 labels", ...withOtherIssues })
@@ -234,6 +309,11 @@ export const JobSpec = z
   .refine((s) => (s.command === undefined) !== (s.script === undefined), {
     message: "give exactly one of command (argv) or script",
     path: ["command"],
+    ...withOtherIssues,
+  })
+  .refine((s) => !(s.array !== undefined && Array.isArray(s.services) && s.services.length > 0), {
+    message: "services cannot be combined with an array job",
+    path: ["services"],
     ...withOtherIssues,
   })
   .openapi("JobSpec");
@@ -266,7 +346,7 @@ export const Job = z
     reason: z.string().nullable().openapi({ description: "Why the job waits or how it ended, in words." }),
     code: z.string().nullable().openapi({
       description:
-        "Stable machine code for a refusal (slurm_invalid_partition) or for how a job that ran ended when it did not complete (setup_failed, image_missing, exited_nonzero, killed_by_signal, out_of_memory, time_limit, …).",
+        "Stable machine code for a refusal (slurm_invalid_partition) or for how a job that ran ended when it did not complete (setup_failed, image_missing, service_unhealthy, exited_nonzero, killed_by_signal, out_of_memory, time_limit, …).",
     }),
     cluster: z.string(),
     partition: z.string().nullable(),

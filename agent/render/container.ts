@@ -19,7 +19,7 @@ export interface ContainerPlan {
   images: { x86_64: string | null; aarch64: string | null };
 }
 
-const PROGRAM_NAME = /^[A-Za-z0-9_.+-]{1,64}$/;
+export const PROGRAM_NAME = /^[A-Za-z0-9_.+-]{1,64}$/;
 
 /**
  * Builds the runtime argv for `spec.container`.

@@ -20,6 +20,8 @@ export const JOB_FILES = {
   setup: "setup.nul",
   /** `spec.script`, run with bash. */
   payload: "payload.sh",
+  /** `spec.services` (render/services.ts); the wrapper starts them before the payload. */
+  services: "services.nul",
 } as const;
 
 /**

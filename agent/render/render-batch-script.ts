@@ -26,6 +26,7 @@ import { JOB_FILES, encodeEnvEntries, encodeNulList } from "./data-files.ts";
 import { buildDirectives } from "./directives.ts";
 import { MAX_ARGV_BYTES, checkEnvMap, checkSecretNames } from "./env-policy.ts";
 import { RenderError, requireMatch } from "./errors.ts";
+import { serviceItems, serviceSecretNames } from "./services.ts";
 import { TEMPLATE_VERSION, renderWrapper } from "./template.ts";
 
 /** Everything the renderer needs; paths are absolute and already confined by the caller. */
@@ -39,6 +40,8 @@ export interface RenderInput {
   workdir?: string | null;
   /** The 0600 NUL-delimited `NAME=value` file the agent wrote, or null when no secrets were asked. */
   secretsFile: string | null;
+  /** The 0600 file with the services' secrets (agent/secrets.ts), or null when no service asks for any. */
+  serviceSecretsFile?: string | null;
   /** Apptainer (or singularity) program: an absolute path or a bare name looked up on PATH. */
   apptainerBin: string;
   /** Option names this cluster allows in `extraSbatchArgs` (agent-side allow-list). */
@@ -86,6 +89,8 @@ export function renderBatchScript(input: RenderInput): RenderedJob {
   const command = spec.command;
   const caches = input.caches ?? [];
   const container = planContainer(withCacheBinds(spec, caches), { apptainerBin: input.apptainerBin, jobDir, workdir });
+  const services = serviceItems(spec, { apptainerBin: input.apptainerBin, jobDir, workdir });
+  const serviceSecretsFile = checkServiceSecrets(spec, input.serviceSecretsFile ?? null);
 
   const directives = buildDirectives({
     spec,
@@ -111,12 +116,13 @@ export function renderBatchScript(input: RenderInput): RenderedJob {
     mode: command === undefined ? "script" : "command",
     runtimeArgv: container?.runtimeArgv ?? [],
     images: container?.images ?? { x86_64: null, aarch64: null },
+    serviceSecretsFile,
   });
-  return {
-    script: `${header.join("\n")}\n${wrapper}`,
-    sbatchArgs: ["--export=NONE"],
-    files: jobDataFiles(spec, cacheEnv(caches)),
-  };
+  const files = [
+    ...jobDataFiles(spec, cacheEnv(caches)),
+    { name: JOB_FILES.services, data: encodeNulList(services), mode: 0o600 },
+  ];
+  return { script: `${header.join("\n")}\n${wrapper}`, sbatchArgs: ["--export=NONE"], files };
 }
 
 /** The `#!/bin/bash` line, the directives and the header comment every rendered script starts with. */
@@ -167,6 +173,17 @@ export function checkSecrets(spec: JobSpec, secretsFile: string | null): string 
     throw new RenderError("secret_missing", "secrets were requested but no secrets file was written", "secrets");
   }
   return secretsFile === null ? null : requireMatch(secretsFile, ABSOLUTE_PATH, "secretsFile", "path_outside_roots");
+}
+
+function checkServiceSecrets(spec: JobSpec, file: string | null): string | null {
+  if (serviceSecretNames(spec).length > 0 && file === null) {
+    throw new RenderError(
+      "secret_missing",
+      "services ask for secrets but no service secrets file was written",
+      "services",
+    );
+  }
+  return file === null ? null : requireMatch(file, ABSOLUTE_PATH, "serviceSecretsFile", "path_outside_roots");
 }
 
 /** Free text must be well-formed Unicode: a lone surrogate cannot be written as UTF-8 and read back. */

@@ -18,6 +18,13 @@
  *     so the payload gets the requested env byte-exact and signals can be forwarded: TERM/INT/HUP
  *     end the job, USR1/USR2 (the spec's `checkpoint` signal, or anyone's) are passed on and the
  *     wrapper keeps waiting.
+ * Services (services.ts) start after step 3, before the payload's secrets and env are exported, so
+ * they see neither: each in its own process group, with its own env, secrets and `PORT`, logging to
+ * `service-<name>.out/.err`. The wrapper health-checks them with bash alone (/dev/tcp), exports
+ * SLURMGATE_SERVICE_<NAME>_URL/_HOST/_PORT, and stops them all (TERM, KILL after 10 s) whenever it
+ * ends. One that exits or stays unhealthy before the payload starts ends the job with
+ * `service_unhealthy`; one that exits while the payload runs gets the payload a TERM, and the job
+ * fails with `service_unhealthy` unless the payload still exits 0.
  * Every attempt sees the same `SLURMGATE_CHECKPOINT_DIR`: `checkpoint[.<task>]` inside the first
  * attempt's directory, which is `<parent of the job dir>/<job id>` (paths.ts `jobDirName`). The
  * wrapper creates it as the job's own user, and refuses a symlink there.
@@ -32,7 +39,7 @@ import { shellQuote } from "../executor/quote.ts";
 import { noEarlyExportCasePattern } from "./env-policy.ts";
 
 /** Bumped whenever the wrapper's behaviour changes; shown in the script header. */
-export const TEMPLATE_VERSION = 4;
+export const TEMPLATE_VERSION = 5;
 
 /** Values substituted into the parameter block (all validated by the caller). */
 export interface TemplateParams {
@@ -51,6 +58,8 @@ export interface TemplateParams {
    * `jobDir` (where an early failure's exit file goes) is this directory too.
    */
   batchDir?: string | null;
+  /** The services' own secrets file (read, then deleted, before the payload starts). */
+  serviceSecretsFile?: string | null;
 }
 
 /** Renders the parameter block plus the fixed body. */
@@ -67,6 +76,7 @@ export function renderWrapper(p: TemplateParams): string {
     `sg_image_x86_64=${shellQuote(p.images.x86_64 ?? "")}`,
     `sg_image_aarch64=${shellQuote(p.images.aarch64 ?? "")}`,
     `sg_batch_dir=${shellQuote(p.batchDir ?? "")}`,
+    `sg_service_secrets=${shellQuote(p.serviceSecretsFile ?? "")}`,
   ];
   return `${params.join("\n")}\n${BODY.replaceAll("@NO_EARLY_EXPORT@", noEarlyExportCasePattern())}`;
 }
@@ -77,9 +87,29 @@ const BODY = String.raw`
 sg_task=${"$"}{SLURM_ARRAY_TASK_ID:-}
 sg_sfx=${"$"}{sg_task:+.$sg_task}
 sg_child=
+sg_sv_pids=()
+sg_sv_watch=
 
+# Every service's process group gets TERM, and KILL after a grace: nothing outlives the job.
+sg_stop_services() {
+  local sg_p sg_n sg_alive
+  if [[ -n $sg_sv_watch ]]; then
+    kill -s KILL "$sg_sv_watch" 2>/dev/null
+    wait "$sg_sv_watch" 2>/dev/null
+  fi
+  ((${"$"}{#sg_sv_pids[@]})) || return 0
+  for sg_p in "${"$"}{sg_sv_pids[@]}"; do kill -s TERM -- "-$sg_p" "$sg_p" 2>/dev/null; done
+  for sg_n in $(seq 1 20); do
+    sg_alive=
+    for sg_p in "${"$"}{sg_sv_pids[@]}"; do kill -0 -- "-$sg_p" 2>/dev/null && sg_alive=1; done
+    [[ -n $sg_alive ]] || return 0
+    sleep 0.5
+  done
+  for sg_p in "${"$"}{sg_sv_pids[@]}"; do kill -s KILL -- "-$sg_p" "$sg_p" 2>/dev/null; done
+}
 sg_done() {
   trap - EXIT HUP INT TERM
+  sg_stop_services
   printf '%s\n' "$1" >"$sg_dir/.exitcode$sg_sfx.tmp" &&
     mv -f -- "$sg_dir/.exitcode$sg_sfx.tmp" "$sg_dir/exitcode$sg_sfx"
   if [[ -n $sg_secrets && -z $sg_task ]]; then rm -f -- "$sg_secrets"; fi
@@ -201,6 +231,128 @@ if ((${"$"}{#sg_runtime[@]})); then
   if [[ -n $sg_previous_dir ]]; then sg_runtime+=(--bind "$sg_previous_dir:$sg_previous_dir:ro"); fi
 fi
 if [[ -n $sg_previous_dir ]]; then export SLURMGATE_PREVIOUS_JOB_DIR="$sg_previous_dir"; fi
+# The last bytes of a service's stderr, on one line, for the failure sentence.
+sg_tail() {
+  if [[ -s $1 ]]; then tail -c 300 -- "$1" 2>/dev/null | tr '\000-\037' ' '; else printf '(empty)'; fi
+}
+# Does something answer on the port? http: a 2xx/3xx status line to a bare HTTP/1.0 GET (no curl needed).
+sg_probe() {
+  (
+    exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+    [[ $2 == http ]] || exit 0
+    printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1:%s\r\nConnection: close\r\n\r\n' "$3" "$1" >&3 || exit 1
+    IFS= read -r -t 5 sg_line <&3 || exit 1
+    [[ $sg_line =~ ^HTTP/[0-9.]+\ [23][0-9][0-9] ]]
+  ) 2>/dev/null
+}
+sg_sv_name=()
+if [[ -s $sg_dir/services.nul ]]; then
+  sg_read "$sg_dir/services.nul"
+  sg_sv=("${"$"}{sg_items[@]}")
+  sg_sv_secret_env=()
+  if [[ -n $sg_service_secrets ]]; then
+    sg_read "$sg_service_secrets" && sg_check_env "$sg_service_secrets"
+    sg_sv_secret_env=("${"$"}{sg_items[@]}")
+    # Read once into this shell; the payload that runs later finds no file to read them from.
+    rm -f -- "$sg_service_secrets"
+  fi
+  unset -v sg_items
+  # Parsed into parallel arrays; a list field is "<start> <count>" into sg_sv.
+  sg_sv_port=() sg_sv_kind=() sg_sv_path=() sg_sv_timeout=() sg_sv_image=()
+  sg_sv_argv=() sg_sv_env=() sg_sv_sec=() sg_sv_rt=()
+  sg_i=0 sg_k=0
+  sg_list() {
+    local sg_c=${"$"}{sg_sv[sg_i]}
+    [[ $sg_c =~ ^[0-9]{1,4}$ ]] && ((sg_i + 1 + sg_c <= ${"$"}{#sg_sv[@]})) || sg_fail "malformed $sg_dir/services.nul"
+    sg_r="$((sg_i + 1)) $sg_c"
+    sg_i=$((sg_i + 1 + sg_c))
+  }
+  while ((sg_i < ${"$"}{#sg_sv[@]})); do
+    ((sg_i + 10 <= ${"$"}{#sg_sv[@]})) && [[ ${"$"}{sg_sv[sg_i]} =~ ^[a-z][a-z0-9-]{0,30}$ &&
+      ${"$"}{sg_sv[sg_i + 1]} =~ ^([1-9][0-9]{3,4})?$ && ${"$"}{sg_sv[sg_i + 2]} =~ ^(http|tcp)$ &&
+      ${"$"}{sg_sv[sg_i + 4]} =~ ^[1-9][0-9]{0,3}$ ]] || sg_fail "malformed $sg_dir/services.nul"
+    sg_sv_name[sg_k]=${"$"}{sg_sv[sg_i]} sg_sv_port[sg_k]=${"$"}{sg_sv[sg_i + 1]} sg_sv_kind[sg_k]=${"$"}{sg_sv[sg_i + 2]}
+    sg_sv_path[sg_k]=${"$"}{sg_sv[sg_i + 3]} sg_sv_timeout[sg_k]=${"$"}{sg_sv[sg_i + 4]} sg_sv_image[sg_k]=${"$"}{sg_sv[sg_i + 5]}
+    sg_i=$((sg_i + 6))
+    sg_list && sg_sv_argv[sg_k]=$sg_r
+    sg_list && sg_sv_env[sg_k]=$sg_r
+    sg_list && sg_sv_sec[sg_k]=$sg_r
+    sg_list && sg_sv_rt[sg_k]=$sg_r
+    sg_k=$((sg_k + 1))
+  done
+  unset -f sg_list
+  for sg_k in "${"$"}{!sg_sv_name[@]}"; do
+    sg_img=${"$"}{sg_sv_image[sg_k]}
+    if [[ $sg_img == /* && ! ( -f $sg_img && -r $sg_img ) ]]; then
+      sg_fail "service ${"$"}{sg_sv_name[sg_k]}: container image $sg_img does not exist or cannot be read on $(hostname)" image_missing
+    fi
+  done
+  # Ports: a fixed one must be free; the others come from this job's own range of 32 (by Slurm job
+  # id), skipping any in use, so two jobs on one node do not pick the same one.
+  sg_base=$((20000 + ${"$"}{SLURM_JOB_ID:-$$} % 1400 * 32))
+  sg_next=$sg_base
+  for sg_k in "${"$"}{!sg_sv_name[@]}"; do
+    if [[ -n ${"$"}{sg_sv_port[sg_k]} ]]; then
+      ! sg_probe "${"$"}{sg_sv_port[sg_k]}" tcp ||
+        sg_fail "service ${"$"}{sg_sv_name[sg_k]}: port ${"$"}{sg_sv_port[sg_k]} is already in use on $(hostname)" service_unhealthy
+    fi
+  done
+  for sg_k in "${"$"}{!sg_sv_name[@]}"; do
+    [[ -z ${"$"}{sg_sv_port[sg_k]} ]] || continue
+    while ((sg_next < sg_base + 32)); do
+      sg_p=$sg_next sg_next=$((sg_next + 1))
+      [[ " ${"$"}{sg_sv_port[*]} " != *" $sg_p "* ]] && ! sg_probe "$sg_p" tcp && break
+      sg_p=
+    done
+    [[ -n $sg_p ]] || sg_fail "service ${"$"}{sg_sv_name[sg_k]}: no free port in $sg_base-$((sg_base + 31)) on $(hostname)" service_unhealthy
+    sg_sv_port[sg_k]=$sg_p
+  done
+  for sg_k in "${"$"}{!sg_sv_name[@]}"; do
+    sg_n=${"$"}{sg_sv_name[sg_k]}
+    read -r sg_s sg_c <<<"${"$"}{sg_sv_sec[sg_k]}"
+    sg_mine=" ${"$"}{sg_sv[*]:sg_s:sg_c} "
+    # Its own process group (set -m), so stopping it stops whatever it started too.
+    set -m
+    (
+      trap - EXIT HUP INT TERM USR1 USR2
+      cd -- "$sg_workdir" || exit 125
+      for sg_kv in "${"$"}{sg_sv_secret_env[@]}"; do
+        [[ $sg_mine == *" ${"$"}{sg_kv%%=*} "* ]] && export "$sg_kv"
+      done
+      read -r sg_s sg_c <<<"${"$"}{sg_sv_env[sg_k]}"
+      sg_run=("${"$"}{sg_sv[@]:sg_s:sg_c}")
+      read -r sg_s sg_c <<<"${"$"}{sg_sv_rt[sg_k]}"
+      if ((sg_c)); then sg_run+=("${"$"}{sg_sv[@]:sg_s:sg_c}" "${"$"}{sg_sv_image[sg_k]}"); fi
+      read -r sg_s sg_c <<<"${"$"}{sg_sv_argv[sg_k]}"
+      if ((sg_c)); then sg_run+=("${"$"}{sg_sv[@]:sg_s:sg_c}"); fi
+      exec /usr/bin/env -u BASHOPTS -u SHELLOPTS -- PORT="${"$"}{sg_sv_port[sg_k]}" \
+        SLURMGATE_SERVICE_PORT="${"$"}{sg_sv_port[sg_k]}" "${"$"}{sg_run[@]}"
+    ) </dev/null >"$sg_dir/service-$sg_n.out" 2>"$sg_dir/service-$sg_n.err" &
+    sg_sv_pids[sg_k]=$!
+    set +m
+  done
+  for sg_k in "${"$"}{!sg_sv_name[@]}"; do
+    sg_n=${"$"}{sg_sv_name[sg_k]} sg_t0=$SECONDS
+    until sg_probe "${"$"}{sg_sv_port[sg_k]}" "${"$"}{sg_sv_kind[sg_k]}" "${"$"}{sg_sv_path[sg_k]}"; do
+      sg_what="${"$"}{sg_sv_kind[sg_k]} 127.0.0.1:${"$"}{sg_sv_port[sg_k]}${"$"}{sg_sv_path[sg_k]}"
+      if ! kill -0 "${"$"}{sg_sv_pids[sg_k]}" 2>/dev/null; then
+        wait "${"$"}{sg_sv_pids[sg_k]}"
+        sg_rc=$?
+        sg_fail "service $sg_n exited with status $sg_rc after $((SECONDS - sg_t0))s without becoming healthy ($sg_what); stderr: $(sg_tail "$sg_dir/service-$sg_n.err")" service_unhealthy
+      fi
+      if ((SECONDS - sg_t0 >= sg_sv_timeout[sg_k])); then
+        sg_fail "service $sg_n did not become healthy ($sg_what) within ${"$"}{sg_sv_timeout[sg_k]}s; stderr: $(sg_tail "$sg_dir/service-$sg_n.err")" service_unhealthy
+      fi
+      sleep 0.5
+    done
+    sg_up=${"$"}{sg_n^^}
+    sg_up=${"$"}{sg_up//-/_}
+    export "SLURMGATE_SERVICE_${"$"}{sg_up}_URL=http://127.0.0.1:${"$"}{sg_sv_port[sg_k]}" \
+      "SLURMGATE_SERVICE_${"$"}{sg_up}_HOST=127.0.0.1" "SLURMGATE_SERVICE_${"$"}{sg_up}_PORT=${"$"}{sg_sv_port[sg_k]}"
+  done
+  unset -v sg_sv_secret_env sg_i sg_k sg_n sg_p sg_s sg_c sg_r sg_mine sg_img sg_base sg_next sg_t0 sg_what sg_up
+fi
+readonly sg_sv_pids sg_sv_name
 if [[ -n $sg_secrets ]]; then export SLURMGATE_SECRETS_FILE="$sg_secrets"; fi
 # --export=NONE reaches srun steps through SLURM_EXPORT_ENV; steps must see the payload's env.
 export SLURM_EXPORT_ENV=ALL
@@ -221,7 +373,7 @@ done
 unset -v sg_kv sg_n sg_secret_env
 readonly sg_job_id sg_dir sg_workdir sg_secrets sg_mode sg_task sg_sfx sg_image sg_env sg_cenv sg_runtime sg_payload
 readonly sg_checkpoint
-readonly -f sg_done sg_fail sg_signal sg_pass_on
+readonly -f sg_done sg_fail sg_signal sg_pass_on sg_stop_services
 
 cd -- "$sg_workdir" || sg_fail "cannot enter the working directory"
 if [[ -s $sg_dir/setup.nul ]]; then
@@ -251,11 +403,30 @@ else
   /usr/bin/env -u BASHOPTS -u SHELLOPTS -- "${"$"}{sg_env[@]}" "${"$"}{sg_payload[@]}" &
 fi
 sg_child=$!
+if ((${"$"}{#sg_sv_pids[@]})); then
+  # A service that dies under a running payload must not leave it waiting on a dead server forever.
+  (
+    while sleep 1; do
+      for sg_i in "${"$"}{!sg_sv_pids[@]}"; do
+        if ! kill -0 "${"$"}{sg_sv_pids[sg_i]}" 2>/dev/null; then
+          printf '%s\n' "${"$"}{sg_sv_name[sg_i]}" >"$sg_dir/.service-down"
+          kill -s TERM "$sg_child" 2>/dev/null
+          exit 0
+        fi
+      done
+    done
+  ) </dev/null &
+  sg_sv_watch=$!
+fi
 # A passed-on signal interrupts wait (status > 128) while the payload runs on: wait again.
 while :; do
   wait "$sg_child"
   sg_rc=$?
   ((sg_rc > 128)) && kill -0 "$sg_child" 2>/dev/null || break
 done
+if ((sg_rc != 0)) && [[ -s $sg_dir/.service-down ]]; then
+  sg_n=$(head -c 40 -- "$sg_dir/.service-down")
+  sg_fail "service ${"$"}{sg_n%%$'\n'*} stopped while the payload ran, so the payload was stopped (status $sg_rc); stderr: $(sg_tail "$sg_dir/service-${"$"}{sg_n%%$'\n'*}.err")" service_unhealthy
+fi
 sg_done "$sg_rc"
 `;

@@ -602,7 +602,7 @@ export interface components {
             state: components["schemas"]["JobState"];
             /** @description Why the job waits or how it ended, in words. */
             reason: string | null;
-            /** @description Stable machine code for a refusal (slurm_invalid_partition) or for how a job that ran ended when it did not complete (setup_failed, image_missing, exited_nonzero, killed_by_signal, out_of_memory, time_limit, …). */
+            /** @description Stable machine code for a refusal (slurm_invalid_partition) or for how a job that ran ended when it did not complete (setup_failed, image_missing, service_unhealthy, exited_nonzero, killed_by_signal, out_of_memory, time_limit, …). */
             code: string | null;
             cluster: string;
             partition: string | null;
@@ -682,6 +682,8 @@ export interface components {
             dependsOn: components["schemas"]["Dependency"][];
             retries?: components["schemas"]["Retries"];
             checkpoint?: components["schemas"]["Checkpoint"];
+            /** @description Started before the payload, health-checked, exported as SLURMGATE_SERVICE_<NAME>_URL/_HOST/_PORT, stopped after it. */
+            services?: components["schemas"]["Service"][];
             /** @default {} */
             labels: {
                 [key: string]: string;
@@ -772,6 +774,38 @@ export interface components {
             signal: "USR1" | "USR2";
             /** @description Seconds before the time limit (Slurm may send it up to a minute earlier than asked: it checks once a minute). */
             secondsBeforeLimit: number;
+        };
+        Service: {
+            name: string;
+            /** @description The service as an argv array (never parsed by a shell); inside the container when one is given. */
+            command?: string[];
+            /** @description Run the service in its own Apptainer container (its runscript when no command). */
+            container?: {
+                image: string;
+                command?: string[];
+            };
+            /** @description Omitted: the wrapper picks a free port from a per-job range. The service reads it from $PORT. */
+            port?: number;
+            /** @default {} */
+            env: {
+                [key: string]: string;
+            };
+            /**
+             * @description Secrets for this service only; the payload does not see them.
+             * @default []
+             */
+            secrets: string[];
+            /** @default [] */
+            binds: components["schemas"]["Bind"][];
+            health: components["schemas"]["ServiceHealth"];
+            timeoutSeconds: number;
+        };
+        /** @description Healthy when GET <path> answers 2xx/3xx (http) or the port accepts a connection (tcp). */
+        ServiceHealth: {
+            http: string;
+        } | {
+            /** @enum {boolean} */
+            tcp: true;
         };
         JobEvent: {
             /** @description Increases by one per job, starting at 1. */
@@ -1346,7 +1380,7 @@ export interface components {
             signal?: number;
             reason?: string;
             /** @description A refusal's code (rejected), or how a job that ran ended when it did not complete. */
-            code?: ("policy_rejected" | "invalid_spec" | "path_outside_roots" | "secret_missing" | "slurm_invalid_partition" | "slurm_invalid_account" | "slurm_invalid_qos" | "slurm_qos_limit" | "slurm_assoc_limit" | "slurm_gres_unavailable" | "slurm_time_limit" | "slurm_memory_limit" | "slurm_node_config" | "slurm_dependency" | "slurm_rejected" | "job_vanished" | "cache_missing" | "owner_not_mapped" | "owner_not_agent_user" | "owner_unknown_account" | "owner_privileged_account" | "account_not_associated" | "sudo_refused") | ("exited_nonzero" | "killed_by_signal" | "setup_failed" | "image_missing" | "wrapper_failed" | "out_of_memory" | "time_limit" | "node_fail" | "preempted" | "cancelled_by_user" | "cancelled_in_slurm");
+            code?: ("policy_rejected" | "invalid_spec" | "path_outside_roots" | "secret_missing" | "slurm_invalid_partition" | "slurm_invalid_account" | "slurm_invalid_qos" | "slurm_qos_limit" | "slurm_assoc_limit" | "slurm_gres_unavailable" | "slurm_time_limit" | "slurm_memory_limit" | "slurm_node_config" | "slurm_dependency" | "slurm_rejected" | "job_vanished" | "cache_missing" | "owner_not_mapped" | "owner_not_agent_user" | "owner_unknown_account" | "owner_privileged_account" | "account_not_associated" | "sudo_refused") | ("exited_nonzero" | "killed_by_signal" | "setup_failed" | "image_missing" | "wrapper_failed" | "service_unhealthy" | "out_of_memory" | "time_limit" | "node_fail" | "preempted" | "cancelled_by_user" | "cancelled_in_slurm");
             /** @description The exact rendered batch script, for audit. */
             script?: string;
             /**
@@ -1363,6 +1397,8 @@ export interface components {
                 attempt?: number;
                 /** @description The array task whose stdout.<task>/stderr.<task> these bytes are from. */
                 task?: number;
+                /** @description The service (JobSpec.services) whose service-<name>.out/.err these bytes are from. */
+                service?: string;
             }[];
             result?: unknown;
             /** @description An array job's tasks, each with its own state, exit code and reason (the whole list each time). */
@@ -1960,6 +1996,8 @@ export interface operations {
                 attempt?: number;
                 /** @description An array job's task: its own stdout.<task>/stderr.<task>. */
                 task?: number | null;
+                /** @description A service of the job (JobSpec.services): its own service-<name>.out (stdout) or .err (stderr). */
+                service?: string;
                 offset?: number | null;
                 limit?: number;
                 wait?: number | null;

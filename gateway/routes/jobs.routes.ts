@@ -12,6 +12,7 @@ import {
   JobTasks,
   LogChunk,
   LogStream,
+  SERVICE_NAME,
   Preflight,
 } from "../../schemas/index.ts";
 import { IdParam, bearer, problems } from "./common.ts";
@@ -199,6 +200,9 @@ export const jobLogs = createRoute({
       }),
       task: z.coerce.number().int().min(0).max(4_000_000).optional().openapi({
         description: "An array job's task: its own stdout.<task>/stderr.<task>.",
+      }),
+      service: z.string().regex(SERVICE_NAME).optional().openapi({
+        description: "A service of the job (JobSpec.services): its own service-<name>.out (stdout) or .err (stderr).",
       }),
       offset: z.coerce.number().int().min(0).default(0),
       limit: z.coerce.number().int().min(1).max(1_048_576).default(262_144),

@@ -12,10 +12,15 @@ import { isArrayTask, type LogStreamName, readLog } from "../store/logs.ts";
 import { visibleJob } from "./jobs.ts";
 
 /** A log the job cannot have is a 422 naming the parameter, not an empty log that never completes. */
-function checkLogSource(job: Job, attempt: number, task: number | undefined): void {
+function checkLogSource(job: Job, attempt: number, task: number | undefined, service?: string): void {
   if (attempt > job.attempt) {
     throw new ApiProblem("validation_failed", `attempt ${attempt}: the job has had ${job.attempt} attempt(s) so far`, {
       field: "query.attempt",
+    });
+  }
+  if (service !== undefined && !job.spec?.services?.some((s) => s.name === service)) {
+    throw new ApiProblem("validation_failed", `service ${service}: the job has no such service`, {
+      field: "query.service",
     });
   }
   if (task === undefined) {
@@ -69,13 +74,14 @@ export type LogQuery = {
   wait: number;
   task?: number;
   attempt?: number;
+  service?: string;
 };
 
 export async function readJobLog(deps: Deps, principal: Principal, id: string, q: LogQuery, signal?: AbortSignal) {
   const asked = await visibleJob(deps, principal, id);
   const attempt = q.attempt ?? asked.attempt;
-  checkLogSource(asked, attempt, q.task);
-  const source = { stream: q.stream, attempt, task: q.task };
+  checkLogSource(asked, attempt, q.task, q.service);
+  const source = { stream: q.stream, attempt, task: q.task, service: q.service };
   const read = async () => {
     const chunk = await readLog(deps.db, id, source, q.offset, q.limit);
     if (chunk.bytes.length > 0) {

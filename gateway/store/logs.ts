@@ -11,7 +11,7 @@ import type { InStatement } from "@libsql/client";
 import type { Database } from "../db/client.ts";
 
 export type LogStreamName = "stdout" | "stderr";
-export type LogSource = { stream: LogStreamName; attempt: number; task?: number | null };
+export type LogSource = { stream: LogStreamName; attempt: number; task?: number | null; service?: string | null };
 
 /**
  * The stored key of one log: `stdout` (attempt 1), `stdout@2` (attempt 2), `stdout.7` (task 7 of
@@ -21,7 +21,9 @@ export type LogSource = { stream: LogStreamName; attempt: number; task?: number 
 export function logKey(source: LogSource): string {
   const attempt = source.attempt > 1 ? `@${source.attempt}` : "";
   const task = source.task === undefined || source.task === null ? "" : `.${source.task}`;
-  return `${source.stream}${attempt}${task}`;
+  // A service's log (JobSpec.services) is its own stream: `service:<name>:stdout`; a name has no ':', '@' or '.'.
+  const service = source.service ? `service:${source.service}:` : "";
+  return `${service}${source.stream}${attempt}${task}`;
 }
 
 /**

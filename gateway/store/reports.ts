@@ -106,7 +106,7 @@ function logStatements(row: Row, report: Report): { all: InStatement[]; ended: I
     }
     const statement = appendLogStatement(
       report.jobId,
-      { stream: chunk.stream, attempt, task: chunk.task },
+      { stream: chunk.stream, attempt, task: chunk.task, service: chunk.service },
       chunk.offset,
       base64ToBytes(chunk.data),
     );
