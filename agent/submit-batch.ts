@@ -35,8 +35,8 @@ import {
   lookupByTag,
   refusedReport,
   requeueReport,
-  tracked,
 } from "./submit.ts";
+import { beganSubmitting, submitted } from "./job-life.ts";
 
 /** What one sbatch call submits: a sweep batch as one array, or one lease on its own. */
 export type Submission = { kind: "batch"; leases: Lease[] } | { kind: "single"; lease: Lease };
@@ -202,9 +202,10 @@ export async function submitBatch(ctx: AgentContext, leases: Lease[]): Promise<S
     return resultList();
   }
   const now = ctx.now();
+  const records = new Map(members.map((m) => [m.lease.jobId, beganSubmitting(m.lease, m.jobDir, now)]));
   ctx.state.batch(() => {
-    for (const m of members) {
-      ctx.state.put(tracked(m.lease, m.jobDir, now, null));
+    for (const record of records.values()) {
+      ctx.state.put(record);
     }
   });
   crashPoint(ctx, "before-sbatch");
@@ -260,7 +261,7 @@ export async function submitBatch(ctx: AgentContext, leases: Lease[]): Promise<S
     for (const m of members) {
       const slurmJobId = ids.get(m.lease.jobId);
       if (slurmJobId) {
-        ctx.state.put(tracked(m.lease, m.jobDir, now, slurmJobId));
+        ctx.state.put(submitted(records.get(m.lease.jobId)!, slurmJobId));
       }
     }
   });
