@@ -107,22 +107,26 @@ const unlockAndThrow =
     throw err;
   };
 
-export async function createAgent(
+type AgentOverrides = {
+  executor?: Executor;
+  api?: GatewayApi;
+  log?: Logger;
+  mode?: "local" | "ssh";
+  /** A daemon keeps asking an unreachable gateway whose token it holds; `--once` gives up at once. */
+  waitForGateway?: boolean;
+};
+
+/**
+ * Everything a cycle needs, with the state file locked: the executors (SSH, sudo, no-follow
+ * reads), the Slurm commands, the identity guard, roots and secrets. Unlocks again if any of it fails.
+ */
+async function assemble(
   config: AgentConfig,
   env: Record<string, string | undefined>,
-  overrides: {
-    executor?: Executor;
-    api?: GatewayApi;
-    log?: Logger;
-    mode?: "local" | "ssh";
-    /** A daemon keeps asking an unreachable gateway whose token it holds; `--once` gives up at once. */
-    waitForGateway?: boolean;
-  } = {},
-): Promise<AgentHandle> {
-  const log = overrides.log ?? createLogger(config.SLURMGATE_LOG_LEVEL);
-  const api = overrides.api ?? createGatewayApi({ baseUrl: config.SLURMGATE_URL, token: config.SLURMGATE_AGENT_TOKEN });
-  // Before anything is locked, created or connected: a token of another cluster must not start.
-  await verifyAgentToken(api, config.SLURMGATE_CLUSTER, { retry: overrides.waitForGateway ?? false, log });
+  overrides: AgentOverrides,
+  api: GatewayApi,
+  log: Logger,
+) {
   const ssh = !overrides.executor && config.SLURMGATE_SSH_HOST ? sshExecutorFromConfig(config, env, log) : null;
   const baseExecutor =
     overrides.executor ??
@@ -179,17 +183,20 @@ export async function createAgent(
     accounting: true,
     crashAt: env.SLURMGATE_TEST_CRASH_AT,
   };
+  return { ctx, ssh, unlock, stateFile };
+}
+
+/** Runs cycles: publishes the inventory when due, keeps the last cycle's stats, logs what happened. */
+function cycleRunner(ctx: AgentContext, mode: "local" | "ssh", signal: AbortSignal) {
+  const { config, log } = ctx;
   const reporter = createReporter(ctx);
   const pacer = createPacer(ctx, (ms) => sleep(ms));
-  const controller = new AbortController();
-  const mode = overrides.mode ?? (config.SLURMGATE_SSH_HOST ? "ssh" : "local");
-  let lastStats: CycleStats | undefined;
-  let lastCycleAt = 0;
+  const last: { stats?: CycleStats; at: number } = { at: 0 };
   let inventoryAt = 0;
 
   const publishInventory = async () => {
     try {
-      const inventory = await collectInventory(ctx, { cycleMs: lastStats?.cycleMs, hostname: hostname(), mode });
+      const inventory = await collectInventory(ctx, { cycleMs: last.stats?.cycleMs, hostname: hostname(), mode });
       const result = await ctx.api.inventory(inventory);
       if (result.ok) {
         inventoryAt = ctx.now();
@@ -208,11 +215,11 @@ export async function createAgent(
     const stats = await runCycle(ctx, reporter, pacer, {
       wait,
       forceTrack,
-      signal: controller.signal,
-      heartbeat: { version: AGENT_VERSION, cycleMs: lastStats?.cycleMs, mode },
+      signal,
+      heartbeat: { version: AGENT_VERSION, cycleMs: last.stats?.cycleMs, mode },
     });
-    lastStats = stats;
-    lastCycleAt = ctx.now();
+    last.stats = stats;
+    last.at = ctx.now();
     if (stats.errors.length) {
       log("warn", "cycle finished with errors", { errors: stats.errors.slice(0, 5) });
     } else if (stats.leased || stats.submitted || stats.reported) {
@@ -226,25 +233,69 @@ export async function createAgent(
     }
     return stats;
   };
+  return { cycle, pacer, last };
+}
 
-  /**
-   * After the last cycle has finished (its submissions recorded, exactly as on any cycle): the
-   * cluster shows down at once instead of after the liveness window. The leases stay until they
-   * expire, so a restarted agent on the same state file simply renews them.
-   */
-  const sayGoodbye = async () => {
-    const result = await ctx.api.goodbye(agentId);
-    if (result.ok) {
-      log("info", "said goodbye to the gateway", {
-        held: state.all().length,
-        clusterAlive: result.value.clusterAlive,
-      });
-    } else {
-      log("warn", "goodbye not delivered; the cluster shows down after the liveness window", {
-        message: result.message,
-      });
+/**
+ * After the last cycle has finished (its submissions recorded, exactly as on any cycle): the
+ * cluster shows down at once instead of after the liveness window. The leases stay until they
+ * expire, so a restarted agent on the same state file simply renews them.
+ */
+async function sayGoodbye(ctx: AgentContext) {
+  const result = await ctx.api.goodbye(ctx.agentId);
+  if (result.ok) {
+    ctx.log("info", "said goodbye to the gateway", {
+      held: ctx.state.all().length,
+      clusterAlive: result.value.clusterAlive,
+    });
+  } else {
+    ctx.log("warn", "goodbye not delivered; the cluster shows down after the liveness window", {
+      message: result.message,
+    });
+  }
+}
+
+/** The daemon loop: never dies on a failed cycle; backs off while the gateway or Slurm fail. */
+async function loop(ctx: AgentContext, runner: ReturnType<typeof cycleRunner>, signal: AbortSignal) {
+  const { config, state, log } = ctx;
+  let failures = 0;
+  while (!signal.aborted) {
+    const busy = state.all().some((j) => j.phase === "submitting");
+    const wait = busy
+      ? 0
+      : Math.min(config.SLURMGATE_POLL_WAIT_SECONDS, Math.ceil(runner.pacer.msUntilTrack(ctx.now()) / 1000));
+    let stats: CycleStats | undefined;
+    try {
+      stats = await runner.cycle(state.all().length ? wait : config.SLURMGATE_POLL_WAIT_SECONDS, false);
+    } catch (err) {
+      log("error", "cycle crashed; carrying on", { error: (err as Error).message });
     }
-  };
+    if (signal.aborted) {
+      break; // stopping: the long-poll was cut short on purpose, that is no failure
+    }
+    if (!stats?.gatewayReachable || stats.errors.length > 0) {
+      failures++;
+      await sleep(Math.min(30_000, 500 * 2 ** Math.min(failures, 6)) * (0.75 + Math.random() / 2), signal);
+    } else {
+      failures = 0;
+    }
+  }
+}
+
+export async function createAgent(
+  config: AgentConfig,
+  env: Record<string, string | undefined>,
+  overrides: AgentOverrides = {},
+): Promise<AgentHandle> {
+  const log = overrides.log ?? createLogger(config.SLURMGATE_LOG_LEVEL);
+  const api = overrides.api ?? createGatewayApi({ baseUrl: config.SLURMGATE_URL, token: config.SLURMGATE_AGENT_TOKEN });
+  // Before anything is locked, created or connected: a token of another cluster must not start.
+  await verifyAgentToken(api, config.SLURMGATE_CLUSTER, { retry: overrides.waitForGateway ?? false, log });
+  const { ctx, ssh, unlock, stateFile } = await assemble(config, env, overrides, api, log);
+  const { agentId, state } = ctx;
+  const controller = new AbortController();
+  const mode = overrides.mode ?? (config.SLURMGATE_SSH_HOST ? "ssh" : "local");
+  const runner = cycleRunner(ctx, mode, controller.signal);
 
   const status = () => ({
     agentId,
@@ -252,9 +303,9 @@ export async function createAgent(
     mode,
     tracked: state.all().length,
     submitting: state.all().filter((j) => j.phase === "submitting").length,
-    lastCycleAt: lastCycleAt ? new Date(lastCycleAt).toISOString() : null,
-    lastCycleMs: lastStats?.cycleMs ?? null,
-    lastErrors: lastStats?.errors ?? [],
+    lastCycleAt: runner.last.at ? new Date(runner.last.at).toISOString() : null,
+    lastCycleMs: runner.last.stats?.cycleMs ?? null,
+    lastErrors: runner.last.stats?.errors ?? [],
     stateFile,
   });
 
@@ -263,7 +314,7 @@ export async function createAgent(
     status,
     async runOnce() {
       try {
-        return await cycle(0, true);
+        return await runner.cycle(0, true);
       } finally {
         unlock();
         ssh?.close();
@@ -277,35 +328,11 @@ export async function createAgent(
         mode,
         stateFile,
       });
-      let failures = 0;
       try {
-        while (!controller.signal.aborted) {
-          const busy = state.all().some((j) => j.phase === "submitting");
-          const wait = busy
-            ? 0
-            : Math.min(config.SLURMGATE_POLL_WAIT_SECONDS, Math.ceil(pacer.msUntilTrack(ctx.now()) / 1000));
-          let stats: CycleStats | undefined;
-          try {
-            stats = await cycle(state.all().length ? wait : config.SLURMGATE_POLL_WAIT_SECONDS, false);
-          } catch (err) {
-            log("error", "cycle crashed; carrying on", { error: (err as Error).message });
-          }
-          if (controller.signal.aborted) {
-            break; // stopping: the long-poll was cut short on purpose, that is no failure
-          }
-          if (!stats?.gatewayReachable || stats.errors.length > 0) {
-            failures++;
-            await sleep(
-              Math.min(30_000, 500 * 2 ** Math.min(failures, 6)) * (0.75 + Math.random() / 2),
-              controller.signal,
-            );
-          } else {
-            failures = 0;
-          }
-        }
+        await loop(ctx, runner, controller.signal);
       } finally {
         if (controller.signal.aborted) {
-          await sayGoodbye();
+          await sayGoodbye(ctx);
         }
         unlock();
         ssh?.close();

@@ -37,13 +37,18 @@ export type AgentContext = {
   sudo?: { as(owner: string): { executor: Executor; slurm: SlurmCommands } | null };
   /** Test-only fault injection: SIGKILL the agent at a named step (see crashPoint). */
   crashAt?: string;
+  /** Test-only: called at every crash point; a unit test throws from it to stop the step there. */
+  onCrashPoint?: (step: CrashStep) => void;
 };
+
+export type CrashStep = "before-sbatch" | "after-sbatch" | "before-report";
 
 /**
  * Fault injection for the exactly-once tests: the process dies as abruptly as a power cut would
  * (SIGKILL: no cleanup, no flush) at the named step.
  */
-export function crashPoint(ctx: AgentContext, step: "before-sbatch" | "after-sbatch" | "before-report"): void {
+export function crashPoint(ctx: AgentContext, step: CrashStep): void {
+  ctx.onCrashPoint?.(step);
   if (ctx.crashAt === step) {
     ctx.log("warn", "test fault injection: killing the agent", { step });
     process.kill(process.pid, "SIGKILL");

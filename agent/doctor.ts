@@ -12,7 +12,7 @@ import type { Executor } from "./executor/types.ts";
 import { policyDisagreements } from "./doctor-policy.ts";
 import { type GatewayApi, createGatewayApi } from "./gateway-api.ts";
 import { tokenMismatch } from "./token-check.ts";
-import { slurmCommandsFor } from "./slurm-commands.ts";
+import { type SlurmCommands, slurmCommandsFor } from "./slurm-commands.ts";
 import { restBackendChecks, restConfigProblem } from "./slurm-rest/from-config.ts";
 
 type Check = { name: string; ok: boolean; detail: string; fix?: string };
@@ -109,6 +109,16 @@ export async function doctorChecks(
     executor,
     env,
   );
+  checks.push(...(await slurmChecks(config, slurm, executor)));
+  checks.push(...(await checkRoots(executor, config)));
+  checks.push(...secretStoreCheck(config));
+  checks.push(...(await gatewayChecks(config)));
+  return checks;
+}
+
+/** SLURM_CONF, the Slurm commands and partitions, accounting, the container runtime. */
+async function slurmChecks(config: AgentConfig, slurm: SlurmCommands, executor: Executor): Promise<Check[]> {
+  const checks: Check[] = [];
   if (config.SLURM_CONF) {
     const st = await executor.stat(config.SLURM_CONF);
     checks.push(
@@ -160,7 +170,12 @@ export async function doctorChecks(
     ok: true,
     detail: apptainer ?? `${config.SLURMGATE_APPTAINER} not found: container jobs will be refused`,
   });
-  checks.push(...(await checkRoots(executor, config)));
+  return checks;
+}
+
+/** The secret store, when one is configured: readable by this account only. */
+function secretStoreCheck(config: AgentConfig): Check[] {
+  const checks: Check[] = [];
   if (config.SLURMGATE_SECRETS_FILE) {
     try {
       const mode = statSync(config.SLURMGATE_SECRETS_FILE).mode & 0o777;
@@ -183,6 +198,12 @@ export async function doctorChecks(
       });
     }
   }
+  return checks;
+}
+
+/** The gateway answers, the token is this cluster's agent token, the cluster config agrees, the clock is close. */
+async function gatewayChecks(config: AgentConfig): Promise<Check[]> {
+  const checks: Check[] = [];
   const api = createGatewayApi({
     baseUrl: config.SLURMGATE_URL,
     token: config.SLURMGATE_AGENT_TOKEN,

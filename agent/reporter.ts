@@ -5,6 +5,7 @@
  */
 import type { AgentContext } from "./context.ts";
 import type { Report } from "./gateway-api.ts";
+import { cancelAsked } from "./job-life.ts";
 
 export type Reporter = {
   /** Sends now; returns false when the gateway could not be reached (the caller retries later). */
@@ -37,7 +38,7 @@ export function createReporter(ctx: AgentContext): Reporter {
           }
           const job = ctx.state.get(outcome.jobId);
           if (job && outcome.cancelRequested && !job.cancelRequested) {
-            ctx.state.put({ ...job, cancelRequested: true });
+            ctx.state.put(cancelAsked(job));
           }
         }
       }

@@ -84,7 +84,7 @@ export function slurmCommandsFor(
   return config.SLURMGATE_SLURMRESTD ? restSlurmCommands(config, cli) : cli;
 }
 
-export function createSlurmCommands(options: {
+type SlurmCommandOptions = {
   executor: Executor;
   env: Record<string, string>;
   binDir: string;
@@ -92,20 +92,23 @@ export function createSlurmCommands(options: {
   timeoutMs: number;
   /** A site agent tracks the jobs it submitted as its users: every user's, not only its own. */
   allUsers?: boolean;
-}): SlurmCommands {
+};
+
+type Exec = (name: string, build: () => string[], stopOn?: RegExp) => Promise<SlurmResult<ExecResult, CommonCode>>;
+
+/**
+ * Builds the argv and runs it: a builder's refusal or an executor's throw become a failure here,
+ * so no command below can throw. A timed-out result is returned as is: sbatch reads its stdout first.
+ */
+/** Where a Slurm command is: in the configured bin directory, else on PATH. */
+function binPath(options: SlurmCommandOptions, name: string): string {
+  return options.binDir ? `${options.binDir.replace(/\/$/, "")}/${name}` : name;
+}
+
+function execFor(options: SlurmCommandOptions): Exec {
   const { executor, env, timeoutMs } = options;
-  const bin = (name: string) => (options.binDir ? `${options.binDir.replace(/\/$/, "")}/${name}` : name);
-  const run = (name: string, args: string[], stopOn?: RegExp): Promise<ExecResult> =>
-    executor.run(bin(name), args, { env, timeoutMs, ...(stopOn ? { stopOn } : {}) });
-  /**
-   * Builds the argv and runs it: a builder's refusal or an executor's throw become a failure here,
-   * so no command below can throw. A timed-out result is returned as is: sbatch reads its stdout first.
-   */
-  const exec = async (
-    name: string,
-    build: () => string[],
-    stopOn?: RegExp,
-  ): Promise<SlurmResult<ExecResult, CommonCode>> => {
+  const bin = (name: string) => binPath(options, name);
+  return async (name, build, stopOn) => {
     let args: string[];
     try {
       args = build();
@@ -113,45 +116,61 @@ export function createSlurmCommands(options: {
       return failed("invalid_argument", `${name}: ${(err as Error).message}`, false);
     }
     try {
-      return succeeded(await run(name, args, stopOn));
+      return succeeded(await executor.run(bin(name), args, { env, timeoutMs, ...(stopOn ? { stopOn } : {}) }));
     } catch (err) {
       return thrownFailure(name, err);
     }
   };
+}
+
+async function sbatch(exec: Exec, scriptPath: string, args: string[]): Promise<SlurmResult<Submitted, SbatchCode>> {
+  // On a full controller sbatch would sleep and retry for two minutes: stop it at its first notice.
+  const ran = await exec("sbatch", () => buildSbatchArgs(scriptPath, args), SBATCH_RETRYING);
+  if (!ran.ok) {
+    // A lost command may have reached slurmctld first: `unreachable` is an unknown outcome, and
+    // the caller must look the tag up, never resubmit. A sudo refusal ran nothing.
+    return ran;
+  }
+  const result = ran.value;
+  // A job id on stdout means Slurm queued it, whatever the exit status says.
+  const submitted = parseSbatchOutput(result.stdout);
+  if (submitted) {
+    return succeeded({
+      slurmJobId: submitted.slurmJobId,
+      warning: result.code === 0 ? undefined : result.stderr.trim(),
+    });
+  }
+  const { code, message } = classifySbatchError(result.stderr, result);
+  if (result.timedOut) {
+    return failed("timeout", message, true);
+  }
+  return failed(code, message, code === "backpressure" || code === "transient");
+}
+
+async function scancel(exec: Exec, ids: string[]): Promise<SlurmResult<{ gone: string[] }>> {
+  const ran = await exec("scancel", () => buildScancelArgs(ids));
+  if (!ran.ok) {
+    return ran;
+  }
+  const result = ran.value;
+  if (result.timedOut) {
+    return timedOutFailure("scancel", result);
+  }
+  const { gone, other } = parseScancelStderr(result.stderr);
+  // A non-zero exit only for ids already gone is success: cancelling is idempotent.
+  return result.code === 0 || other.length === 0 ? succeeded({ gone }) : failed("failed", other.join("; "), true);
+}
+
+export function createSlurmCommands(options: SlurmCommandOptions): SlurmCommands {
+  const exec = execFor(options);
   /** The usual reading: a timeout, a non-zero exit (with its stderr), or parse stdout. */
   const simple = async <T>(name: string, build: () => string[], parse: (stdout: string) => T) => {
     const ran = await exec(name, build);
-    if (!ran.ok) {
-      return ran;
-    }
-    return readExit(name, ran.value, parse);
+    return ran.ok ? readExit(name, ran.value, parse) : ran;
   };
-
   return {
-    testOnly: (args) => sbatchTestOnly({ executor, sbatch: bin("sbatch"), env, timeoutMs }, args),
-    async sbatch(scriptPath, args) {
-      // On a full controller sbatch would sleep and retry for two minutes: stop it at its first notice.
-      const ran = await exec("sbatch", () => buildSbatchArgs(scriptPath, args), SBATCH_RETRYING);
-      if (!ran.ok) {
-        // A lost command may have reached slurmctld first: `unreachable` is an unknown outcome, and
-        // the caller must look the tag up, never resubmit. A sudo refusal ran nothing.
-        return ran;
-      }
-      const result = ran.value;
-      // A job id on stdout means Slurm queued it, whatever the exit status says.
-      const submitted = parseSbatchOutput(result.stdout);
-      if (submitted) {
-        return succeeded({
-          slurmJobId: submitted.slurmJobId,
-          warning: result.code === 0 ? undefined : result.stderr.trim(),
-        });
-      }
-      const { code, message } = classifySbatchError(result.stderr, result);
-      if (result.timedOut) {
-        return failed("timeout", message, true);
-      }
-      return failed(code, message, code === "backpressure" || code === "transient");
-    },
+    testOnly: (args) => sbatchTestOnly({ ...options, sbatch: binPath(options, "sbatch") }, args),
+    sbatch: (scriptPath, args) => sbatch(exec, scriptPath, args),
     squeue() {
       return simple("squeue", () => buildSqueueArgs(options.allUsers ? { all: true } : { me: true }), parseSqueue);
     },
@@ -175,19 +194,7 @@ export function createSlurmCommands(options: {
       }
       return ran.value.timedOut ? timedOutFailure("sacctmgr", ran.value) : parseSacctmgrAssoc(ran.value);
     },
-    async scancel(ids) {
-      const ran = await exec("scancel", () => buildScancelArgs(ids));
-      if (!ran.ok) {
-        return ran;
-      }
-      const result = ran.value;
-      if (result.timedOut) {
-        return timedOutFailure("scancel", result);
-      }
-      const { gone, other } = parseScancelStderr(result.stderr);
-      // A non-zero exit only for ids already gone is success: cancelling is idempotent.
-      return result.code === 0 || other.length === 0 ? succeeded({ gone }) : failed("failed", other.join("; "), true);
-    },
+    scancel: (ids) => scancel(exec, ids),
     sinfo() {
       return simple("sinfo", buildSinfoArgs, parseSinfo);
     },
@@ -208,7 +215,10 @@ export function createSlurmCommands(options: {
     },
     async apptainerVersion() {
       try {
-        const result = await executor.run(options.apptainer, ["--version"], { env, timeoutMs });
+        const result = await options.executor.run(options.apptainer, ["--version"], {
+          env: options.env,
+          timeoutMs: options.timeoutMs,
+        });
         const parsed = parseApptainerVersion(result.stdout);
         return parsed ? `${parsed.runtime} ${parsed.version}` : null;
       } catch {

@@ -13,11 +13,12 @@
  * batch tag (the array must contain the member's index) and the member's own job tag.
  */
 import { posix } from "node:path";
-import { LeaseBatch } from "../schemas/agent.ts";
+import { LeaseBatch, type RejectCode } from "../schemas/agent.ts";
 import { type JobSpec, JobSpec as JobSpecSchema } from "../schemas/job.ts";
 import { DEFAULT_MAX_ARRAY_SIZE, PER_ELEMENT_FIELDS } from "../schemas/sweep.ts";
 import { crashPoint, type AgentContext } from "./context.ts";
 import type { Lease, Report } from "./gateway-api.ts";
+import type { RunAs } from "./identity/guard.ts";
 import { checkUserDirBefore, describeRunAs, handOver, sbatchIdentityArgs } from "./identity/hand-over.ts";
 import { checkContainerPaths, jobDirName, prepareBatchDir, prepareJobDir, resolveWorkdir } from "./paths.ts";
 import { JOB_FILES } from "./render/data-files.ts";
@@ -35,8 +36,8 @@ import {
   lookupByTag,
   refusedReport,
   requeueReport,
-  tracked,
 } from "./submit.ts";
+import { beganSubmitting, submitted } from "./job-life.ts";
 
 /** What one sbatch call submits: a sweep batch as one array, or one lease on its own. */
 export type Submission = { kind: "batch"; leases: Lease[] } | { kind: "single"; lease: Lease };
@@ -202,9 +203,10 @@ export async function submitBatch(ctx: AgentContext, leases: Lease[]): Promise<S
     return resultList();
   }
   const now = ctx.now();
+  const records = new Map(members.map((m) => [m.lease.jobId, beganSubmitting(m.lease, m.jobDir, now)]));
   ctx.state.batch(() => {
-    for (const m of members) {
-      ctx.state.put(tracked(m.lease, m.jobDir, now, null));
+    for (const record of records.values()) {
+      ctx.state.put(record);
     }
   });
   crashPoint(ctx, "before-sbatch");
@@ -234,37 +236,66 @@ export async function submitBatch(ctx: AgentContext, leases: Lease[]): Promise<S
     }
   } else {
     // Slurm refused the whole array: every member gets the refusal (or goes back, for back-pressure).
-    const code = outcome.code;
-    ctx.state.batch(() => {
-      for (const m of members) {
-        ctx.state.remove(m.lease.jobId);
-      }
-    });
-    for (const m of members) {
-      results.set(
-        m.lease.jobId,
-        code === "backpressure"
-          ? { kind: "requeue", report: requeueReport(m.lease, outcome.message, 60), full: outcome.message }
-          : {
-              kind: "refused",
-              report: {
-                ...refusedReport(m.lease, code === "invalid_argument" ? "invalid_spec" : code, outcome.message),
-                script: rendered.script,
-              },
-            },
-      );
-    }
+    refuseAll(ctx, members, outcome, rendered.script, results);
     return resultList();
   }
   ctx.state.batch(() => {
     for (const m of members) {
       const slurmJobId = ids.get(m.lease.jobId);
       if (slurmJobId) {
-        ctx.state.put(tracked(m.lease, m.jobDir, now, slurmJobId));
+        ctx.state.put(submitted(records.get(m.lease.jobId)!, slurmJobId));
       }
     }
   });
   crashPoint(ctx, "before-report");
+  for (const [jobId, report] of submittedReports(ctx, members, ids, rendered.script, runAs)) {
+    results.set(jobId, { kind: "submitted", report });
+  }
+  return resultList();
+}
+
+/** Slurm refused the whole array: every member is forgotten and refused, or given back for back-pressure. */
+function refuseAll(
+  ctx: AgentContext,
+  members: Member[],
+  outcome: { code: string; message: string },
+  script: string,
+  results: Map<string, SubmitResult>,
+) {
+  const code = outcome.code;
+  ctx.state.batch(() => {
+    for (const m of members) {
+      ctx.state.remove(m.lease.jobId);
+    }
+  });
+  for (const m of members) {
+    results.set(
+      m.lease.jobId,
+      code === "backpressure"
+        ? { kind: "requeue", report: requeueReport(m.lease, outcome.message, 60), full: outcome.message }
+        : {
+            kind: "refused",
+            report: {
+              ...refusedReport(
+                m.lease,
+                (code === "invalid_argument" ? "invalid_spec" : code) as RejectCode,
+                outcome.message,
+              ),
+              script,
+            },
+          },
+    );
+  }
+}
+
+/** The submitted report of each member that has its `<array>_<index>`. */
+function submittedReports(
+  ctx: AgentContext,
+  members: Member[],
+  ids: Map<string, string>,
+  script: string,
+  runAs: RunAs | null,
+): [string, Report][] {
   const reason = ctx.identity
     ? describeRunAs(
         ctx.agentId,
@@ -272,22 +303,17 @@ export async function submitBatch(ctx: AgentContext, leases: Lease[]): Promise<S
         ctx.config.SLURMGATE_SSH_HOST ? (ctx.config.SLURMGATE_SSH_USER ?? "") : undefined,
       )
     : undefined;
-  for (const m of members) {
+  return members.flatMap((m): [string, Report][] => {
     const slurmJobId = ids.get(m.lease.jobId);
-    if (slurmJobId) {
-      const report: Report = {
-        jobId: m.lease.jobId,
-        epoch: m.lease.epoch,
-        state: "submitted",
-        slurmJobId,
-        script: rendered.script,
-        reason,
-        logs: [],
-      };
-      results.set(m.lease.jobId, { kind: "submitted", report });
-    }
-  }
-  return resultList();
+    return slurmJobId
+      ? [
+          [
+            m.lease.jobId,
+            { jobId: m.lease.jobId, epoch: m.lease.epoch, state: "submitted", slurmJobId, script, reason, logs: [] },
+          ],
+        ]
+      : [];
+  });
 }
 
 /** What every member shares: the checks made once per batch, and the batch directory. */

@@ -33,7 +33,7 @@ import { isUnknownOutcome } from "./slurm/result.ts";
 import { renderBatchScript } from "./render/render-batch-script.ts";
 import { SERVICE_SECRETS_FILE, serviceSecretNames } from "./render/services.ts";
 import { writeJobSecrets } from "./secrets.ts";
-import type { TrackedJob } from "./state.ts";
+import { adopted, beganSubmitting, submitted } from "./job-life.ts";
 import { parseDisplayId } from "./track.ts";
 
 export class Refusal extends Error {
@@ -54,28 +54,6 @@ export type SubmitResult =
     }
   /** sbatch's outcome is unknown and the tag was not found: keep the lease, retry next cycle. */
   | { kind: "retry"; message: string };
-
-export function tracked(lease: Lease, jobDir: string, now: number, slurmJobId: string | null): TrackedJob {
-  return {
-    jobId: lease.jobId,
-    epoch: lease.epoch,
-    attempt: lease.attempt,
-    owner: lease.owner,
-    jobDir,
-    phase: slurmJobId ? "submitted" : "submitting",
-    slurmJobId,
-    submittedAt: now,
-    reported: null,
-    missingSince: null,
-    logOffsets: { stdout: 0, stderr: 0 },
-    cancelRequested: false,
-    // Adopted leases are tracked before any re-validation: a malformed spec must not throw here.
-    isArray: Boolean(lease.spec?.array),
-    arrayIndexes: lease.spec?.array?.indexes ?? null,
-    timeLimit: lease.spec?.resources?.time ?? null,
-    lease,
-  };
-}
 
 /** A submission whose outcome is unknown: its job tag, and for a sweep element its batch tag and index. */
 export type TagLookup = { jobId: string; attempt: number; since: number; batch?: { id: string; index: number } | null };
@@ -360,7 +338,8 @@ export async function submitLease(ctx: AgentContext, lease: Lease): Promise<Subm
 export async function sbatchReady(ctx: AgentContext, ready: ReadyLease): Promise<SubmitResult> {
   const { lease, prepared } = ready;
   const { jobDir, scriptPath, rendered, runAs, slurm, sudo } = prepared;
-  ctx.state.put(tracked(lease, jobDir, ctx.now(), null));
+  const record = beganSubmitting(lease, jobDir, ctx.now());
+  ctx.state.put(record);
   crashPoint(ctx, "before-sbatch");
   // Through sudo, sbatch already runs as the job's account: --uid/--gid are root's way.
   const outcome = await slurm.sbatch(scriptPath, [...rendered.sbatchArgs, ...sbatchIdentityArgs(sudo ? null : runAs)]);
@@ -389,7 +368,7 @@ export async function sbatchReady(ctx: AgentContext, ready: ReadyLease): Promise
       report: { ...refusedReport(lease, code, outcome.message), script: rendered.script },
     };
   }
-  ctx.state.put(tracked(lease, jobDir, ctx.now(), slurmJobId));
+  ctx.state.put(submitted(record, slurmJobId!));
   crashPoint(ctx, "before-report");
   return {
     kind: "submitted",
@@ -413,17 +392,7 @@ export async function sbatchReady(ctx: AgentContext, ready: ReadyLease): Promise
 
 /** A lease for a job that already has a Slurm job (found by tag, or known to the gateway): track it. */
 export function adoptLease(ctx: AgentContext, lease: Lease, slurmJobId: string, jobDir: string): Report {
-  // A record of an earlier attempt has that attempt's directory and log offsets: start afresh.
-  const local = ctx.state.get(lease.jobId);
-  const previous = local?.attempt === lease.attempt ? local : undefined;
-  ctx.state.put({
-    ...(previous ?? tracked(lease, jobDir, ctx.now(), slurmJobId)),
-    epoch: lease.epoch,
-    phase: "submitted",
-    slurmJobId,
-    reported: null,
-    lease,
-  });
+  ctx.state.put(adopted(ctx.state.get(lease.jobId), lease, jobDir, ctx.now(), slurmJobId));
   return {
     jobId: lease.jobId,
     epoch: lease.epoch,

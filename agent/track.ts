@@ -4,6 +4,7 @@
  * a third source. A job absent from all three is unknown until the grace period ends, then `lost`;
  * it is never called completed without evidence.
  */
+import { lost, observed, vanished } from "./job-life.ts";
 import { type EndingCode, WRAPPER_CODES } from "../schemas/agent.ts";
 import type { JobState, JobTask, TerminalState } from "../schemas/job.ts";
 import { MAX_REPORTED_TASKS, isTerminal } from "../schemas/job.ts";
@@ -558,10 +559,10 @@ export function transitions(ctx: AgentContext, jobs: TrackedJob[], seen: Map<str
             : `Slurm job ${job.slurmJobId} is in neither squeue, sacct nor its exit file since ${new Date(missingSince).toISOString()}`,
           logs: [],
         });
-        updates.push({ ...job, missingSince, reported: "lost" });
+        updates.push(lost(job, now));
         ctx.log("error", "job lost", { jobId: job.jobId, slurmJobId: job.slurmJobId });
       } else if (job.missingSince === null) {
-        updates.push({ ...job, missingSince });
+        updates.push(vanished(job, now));
       }
       continue;
     }
@@ -570,7 +571,7 @@ export function transitions(ctx: AgentContext, jobs: TrackedJob[], seen: Map<str
     if (obs.state === job.reported && job.missingSince === null && !progressed) {
       continue;
     }
-    const base = { ...job, missingSince: null, reported: obs.state, reportedReason: obs.reason ?? null };
+    const base = observed(job, obs.state, obs.reason ?? null);
     if (obs.state === job.reported && !progressed) {
       updates.push(base);
       continue;

@@ -1,0 +1,112 @@
+/**
+ * A cycle's tracking: every submitted job in one squeue (and sacct for those squeue no longer
+ * shows), the changes reported with their logs and, at the end, results; and the last logs of an
+ * attempt that a retry's lease replaces.
+ */
+import { isTerminal } from "../schemas/job.ts";
+import { cancelJobs } from "./cancel.ts";
+import type { AgentContext } from "./context.ts";
+import type { Lease } from "./gateway-api.ts";
+import { logsShipped } from "./job-life.ts";
+import { collectLogs, readResult } from "./logs.ts";
+import type { Pacer } from "./pacer.ts";
+import type { Reporter } from "./reporter.ts";
+import type { TrackedJob } from "./state.ts";
+import { neverRuns, observe, transitions } from "./track.ts";
+import type { CycleStats } from "./cycle.ts";
+
+/**
+ * A lease for a later attempt replaces the local record of the earlier one: first ship what is left
+ * of the earlier attempt's logs (the gateway keeps an ended attempt's bytes), so a retry loses nothing.
+ */
+export async function flushEndedAttempts(ctx: AgentContext, reporter: Reporter, leases: Lease[]): Promise<void> {
+  for (const lease of leases) {
+    let job = ctx.state.get(lease.jobId);
+    for (let round = 0; job && job.attempt < lease.attempt && job.slurmJobId && round < 64; round++) {
+      const shipment = await collectLogs(ctx, job, ctx.config.SLURMGATE_LOG_BYTES_PER_CYCLE);
+      if (shipment.chunks.length === 0) {
+        break;
+      }
+      if (!(await reporter.send([{ jobId: job.jobId, epoch: job.epoch, logs: shipment.chunks }]))) {
+        break;
+      }
+      job = logsShipped(job, shipment.offsets, shipment.taskOffsets);
+      if (ctx.state.get(lease.jobId)) {
+        ctx.state.put(job);
+      }
+      if (shipment.drained) {
+        break;
+      }
+    }
+  }
+}
+
+export async function track(ctx: AgentContext, reporter: Reporter, pacer: Pacer, stats: CycleStats) {
+  const jobs = ctx.state.all().filter((j) => j.phase === "submitted" && j.slurmJobId);
+  stats.tracked = jobs.length;
+  if (jobs.length === 0) {
+    pacer.tracked(ctx.now(), false);
+    return;
+  }
+  const live = jobs.filter((j) => !j.reported || !isTerminal(j.reported));
+  const seen = await observe(ctx, live);
+  const doomed = neverRuns(seen);
+  if (doomed.size > 0) {
+    const targets = live.filter((j) => doomed.has(j.jobId)).map((j) => ({ slurmJobId: j.slurmJobId!, owner: j.owner }));
+    await cancelJobs(ctx, targets);
+    for (const [jobId, obs] of doomed) {
+      seen.set(jobId, obs);
+    }
+  }
+  const { reports, updates } = transitions(ctx, live, seen);
+  const byJob = new Map(reports.map((r) => [r.jobId, r]));
+  const next = new Map<string, TrackedJob>(jobs.map((j) => [j.jobId, j]));
+  for (const u of updates) {
+    next.set(u.jobId, u);
+  }
+  let budget = ctx.config.SLURMGATE_LOG_BYTES_PER_CYCLE;
+  const drainedJobs = new Set<string>();
+  for (const job of next.values()) {
+    const state = byJob.get(job.jobId)?.state ?? job.reported;
+    if (state !== "running" && !(state && isTerminal(state))) {
+      continue;
+    }
+    const shipment = await collectLogs(ctx, job, budget);
+    budget -= shipment.chunks.reduce((n, c) => n + Math.floor((c.data.length * 3) / 4), 0);
+    let report = byJob.get(job.jobId);
+    if (shipment.chunks.length) {
+      report ??= { jobId: job.jobId, epoch: job.epoch, logs: [] };
+      report.logs = shipment.chunks;
+      byJob.set(job.jobId, report);
+    }
+    next.set(job.jobId, logsShipped(job, shipment.offsets, shipment.taskOffsets));
+    if (state && isTerminal(state) && shipment.drained) {
+      drainedJobs.add(job.jobId);
+      const terminalReport = byJob.get(job.jobId);
+      if (terminalReport?.state && isTerminal(terminalReport.state)) {
+        terminalReport.result = await readResult(ctx, job);
+      }
+    }
+  }
+  const batch = [...byJob.values()];
+  if (!(await reporter.send(batch))) {
+    stats.errors.push("reports not delivered; will resend");
+    pacer.tracked(ctx.now(), true);
+    return;
+  }
+  stats.reported += batch.length;
+  // One state-file write for the whole cycle (a write per job rewrote the file N times: O(N²)).
+  ctx.state.batch(() => {
+    for (const job of next.values()) {
+      if (!ctx.state.get(job.jobId)) {
+        continue; // dropped by the reporter: the lease belongs to someone else now
+      }
+      if (drainedJobs.has(job.jobId)) {
+        ctx.state.remove(job.jobId);
+      } else {
+        ctx.state.put(job);
+      }
+    }
+  });
+  pacer.tracked(ctx.now(), reports.length > 0);
+}
