@@ -17,7 +17,8 @@ let env: Record<string, string>;
 let agent: ReturnType<typeof autoAgent> | undefined;
 
 beforeAll(async () => {
-  gw = await startGatewayProcess();
+  // The seeded agent answers no estimate ask: wait for it only briefly (the CLI prints that it did not).
+  gw = await startGatewayProcess({ SLURMGATE_ESTIMATE_SECONDS: "1" });
   world = await seedWorld(gw.url, gw.adminToken);
   const home = mkdtempSync(join(tmpdir(), "slurmgate-cli-"));
   env = { SLURMGATE_URL: gw.url, SLURMGATE_TOKEN: world.userToken, XDG_CONFIG_HOME: home, HOME: home };
@@ -76,7 +77,9 @@ describe("submit", () => {
     const before = (await world.user.listPage({})).items.length;
     const plan = await runCli(["submit", "--dry-run", "--gpus", "a100:1", "--partition", "gpu", "--", "true"], { env });
     expect(plan.code, plan.stderr).toBe(0);
-    expect(plan.stdout).toMatch(/^would run on hpc1\/gpu\n {2}hpc1: chosen: hpc1\/gpu can run it\n$/);
+    expect(plan.stdout).toMatch(
+      /^would run on hpc1\/gpu\n {2}hpc1: chosen: hpc1\/gpu can run it\n {4}no estimate from hpc1: no agent of hpc1 answered within 1 s\n$/,
+    );
     const json = await runCli(["submit", "--dry-run", "--json", "--gpus", "a100:1", "-p", "gpu", "--", "true"], {
       env,
     });
