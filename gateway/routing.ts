@@ -136,11 +136,21 @@ export function checkPartition(spec: JobSpec, p: PartitionInfo): Failure | undef
   return undefined;
 }
 
-function partitionFor(spec: JobSpec, inventory: Inventory): PartitionInfo | Failure {
+/**
+ * The partition a job runs in: the one it names, else the cluster's default when the job fits
+ * there, else the first granted partition it fits (a GPU job that names none goes where the GPUs
+ * are, not to a CPU-only default that would refuse it). When none fits, the default, so the
+ * refusal is the one the default gives.
+ */
+function partitionFor(spec: JobSpec, inventory: Inventory, grant: Grant): PartitionInfo | Failure {
   const wanted = spec.partition;
-  const found = wanted
-    ? inventory.partitions.find((p) => p.name === wanted)
-    : inventory.partitions.find((p) => p.default);
+  const fallback = inventory.partitions.find((p) => p.default);
+  const fitting = wanted
+    ? undefined
+    : [fallback, ...inventory.partitions.filter((p) => !p.default)].find(
+        (p) => p !== undefined && grantedPartition(grant, p.name) && checkPartition(spec, p) === undefined,
+      );
+  const found = wanted ? inventory.partitions.find((p) => p.name === wanted) : (fitting ?? fallback);
   if (!found) {
     return {
       rank: 1,
@@ -283,7 +293,7 @@ export function checkCluster(spec: JobSpec, candidate: ClusterCandidate, grant: 
       reason: `waiting for ${config.name}'s agent to connect and report what the cluster offers`,
     };
   }
-  const partition = partitionFor(resolved, inventory);
+  const partition = partitionFor(resolved, inventory, grant);
   if (isFailure(partition)) {
     return partition;
   }
@@ -299,7 +309,9 @@ export function checkCluster(spec: JobSpec, candidate: ClusterCandidate, grant: 
   if (failure) {
     return { ...failure, message: `${failure.message} on ${config.name}/${partition.name}` };
   }
-  return { cluster: config.name, partition: partition.name, spec: resolved, reason: null };
+  // A partition other than the default is written into the spec: the agent submits what the spec says.
+  const pinned = partition.default || resolved.partition ? resolved : { ...resolved, partition: partition.name };
+  return { cluster: config.name, partition: partition.name, spec: pinned, reason: null };
 }
 
 /** The named caches the cluster's agent did not report staged (all of them before it reported). */

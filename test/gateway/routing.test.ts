@@ -40,6 +40,21 @@ const both = clusters(candidate("alpha", "a100"), candidate("beta", "h100"));
 const grants = [grant("alpha"), grant("beta")];
 
 describe("routeJob", () => {
+  it("sends a GPU job that names no partition where the GPUs are, and writes that partition into its spec", () => {
+    const routed = routeJob(job({ resources: { gpus: { count: 1, type: "h100" } } }), grants, both, NOW);
+    expect([routed.cluster, routed.partition, routed.spec.partition]).toEqual(["beta", "gpu", "gpu"]);
+    // A job the default partition fits stays there, and its spec keeps naming no partition.
+    const plain = routeJob(job({ resources: { time: "5m" } }), grants, both, NOW);
+    expect([plain.cluster, plain.partition, plain.spec.partition]).toEqual(["alpha", "cpu", undefined]);
+    // Only partitions the grant allows are looked at.
+    const cpuOnly = [grant("alpha", ["cpu", "short"]), grant("beta", ["cpu"])];
+    const refused = refusal(() => routeJob(job({ resources: { gpus: { count: 1 } } }), cpuOnly, both, NOW));
+    expect(refused.field).toBe("body.resources.gpus.type");
+    // Nowhere fits: the refusal is the default partition's, as before.
+    const nowhere = refusal(() => routeJob(job({ resources: { gpus: { count: 64 } } }), grants, both, NOW));
+    expect(nowhere.message).toMatch(/on (alpha|beta)\/cpu/);
+  });
+
   it("routes by GPU type to the cluster that has it", () => {
     const h100 = routeJob(
       job({ partition: "gpu", resources: { gpus: { count: 1, type: "h100" } } }),
