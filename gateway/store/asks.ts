@@ -4,7 +4,7 @@
  * it stops waiting, and asks whose asker died are swept on each new ask through the expiry index.
  */
 import type { Row } from "@libsql/client";
-import { AgentAsk, type AskKind, MAX_ASKS_PER_LEASE } from "../../schemas/asks.ts";
+import { ANSWER_VALUE, AgentAsk, type AskKind, MAX_ASKS_PER_LEASE } from "../../schemas/asks.ts";
 import type { Database } from "../db/client.ts";
 
 export type NewAsk = { id: string; cluster: string; owner: string; kind: AskKind; body: object; expiresAt: number };
@@ -89,8 +89,8 @@ export async function heldAskKind(
     sql: "SELECT kind FROM agent_asks WHERE id = ? AND cluster = ? AND taken_by = ? AND answer IS NULL",
     args: [query.id, query.cluster, query.agentId],
   });
-  const kind = AgentAsk.options.find((o) => o.shape.kind.value === result.rows[0]?.kind)?.shape.kind.value;
-  return kind;
+  const kind = String(result.rows[0]?.kind ?? "");
+  return Object.hasOwn(ANSWER_VALUE, kind) ? (kind as AskKind) : undefined;
 }
 
 /** The answer's JSON text once there is one. */
