@@ -21,6 +21,11 @@
 # between them except the cgroup v1 hierarchy, where job cgroups are named .../slurm/uid_<uid>/job_<id>.
 # Both clusters would start counting job ids at 1 and two jobs with the same id would then share (and
 # tear down) one cgroup, so beta's job ids start at FirstJobId=5000000.
+#
+# Alpha has a second node, $(hostname -s)-2, on this same host, for multi-node jobs (partition `multi`):
+# a second slurmd of alpha started with `-N <node>`, on its own Port. Debian's Slurm is built with
+# multiple-slurmd support (cgroups are .../slurm_<node>/...), so the two nodes' job cgroups are apart;
+# alpha's spool, pid and log paths carry the node name (%n) so its two slurmd share none of them.
 set -euo pipefail
 
 DIR=${SLURMGATE_TEST_DIR:-/var/tmp/slurmgate-test}
@@ -40,6 +45,13 @@ LOG=$DIR/log
 
 ctld_port() { case $1 in alpha) echo $((PORT_BASE + 17)) ;; beta) echo $((PORT_BASE + 27)) ;; esac; }
 slurmd_port() { case $1 in alpha) echo $((PORT_BASE + 18)) ;; beta) echo $((PORT_BASE + 28)) ;; esac; }
+# The second node of alpha and its slurmd port.
+NODE2=$HOST-2
+NODE2_PORT=$((PORT_BASE + 16))
+# cluster_nodes CLUSTER: the NodeNames whose slurmd runs here (the first one holds the GPUs).
+cluster_nodes() { case $1 in alpha) echo "$HOST $NODE2" ;; beta) echo "$HOST" ;; esac; }
+# slurmd_pidfile CLUSTER NODE: where that node's slurmd writes its pid (SlurmdPidFile below).
+slurmd_pidfile() { case $1 in alpha) echo "$DIR/$1/run/slurmd-$2.pid" ;; *) echo "$DIR/$1/run/slurmd.pid" ;; esac; }
 cluster_gres() { case $1 in alpha) echo gpu:a100:2 ;; beta) echo gpu:h100:1 ;; esac; }
 conf_of() { echo "$DIR/$1/etc/slurm.conf"; }
 
@@ -246,14 +258,18 @@ EOF
   for c in "${CLUSTERS[@]}"; do
     etc=$DIR/$c/etc
     mkdir -p "$etc" "$DIR/$c/state" "$DIR/$c/spool" "$DIR/$c/run"
-    local gres_line partitions first_job=1
+    local gres_line partitions first_job=1 extra_nodes="" node_tag=""
     case $c in
     alpha)
       make_fake_gpus alpha 2
       gres_line="NodeName=$HOST Name=gpu Type=a100 File=$DIR/dev/alpha/nvidia[0-1]"
       partitions="PartitionName=cpu Nodes=$HOST Default=YES MaxTime=01:00:00 State=UP
 PartitionName=short Nodes=$HOST MaxTime=00:10:00 State=UP
-PartitionName=gpu Nodes=$HOST MaxTime=02:00:00 State=UP"
+PartitionName=gpu Nodes=$HOST MaxTime=02:00:00 State=UP
+PartitionName=multi Nodes=$HOST,$NODE2 MaxTime=01:00:00 State=UP"
+      # Two slurmd of one cluster on one host: each node's own spool, pid file and log (%n = node name).
+      node_tag=%n
+      extra_nodes="NodeName=$NODE2 NodeAddr=127.0.0.1 NodeHostname=$HOST Port=$NODE2_PORT CPUs=$cpus RealMemory=$mem State=UNKNOWN"
       ;;
     beta)
       make_fake_gpus beta 1
@@ -303,11 +319,11 @@ SlurmdUser=root
 AuthType=auth/munge
 CryptoType=crypto/munge
 StateSaveLocation=$DIR/$c/state
-SlurmdSpoolDir=$DIR/$c/spool
+SlurmdSpoolDir=$DIR/$c/spool${node_tag:+/$node_tag}
 SlurmctldPidFile=$DIR/$c/run/slurmctld.pid
-SlurmdPidFile=$DIR/$c/run/slurmd.pid
+SlurmdPidFile=$DIR/$c/run/slurmd${node_tag:+-$node_tag}.pid
 SlurmctldLogFile=$LOG/$c-slurmctld.log
-SlurmdLogFile=$LOG/$c-slurmd.log
+SlurmdLogFile=$LOG/$c-slurmd${node_tag:+-$node_tag}.log
 SlurmctldDebug=info
 SlurmdDebug=info
 MailProg=/bin/true
@@ -336,7 +352,8 @@ AccountingStoreFlags=job_comment
 JobCompType=jobcomp/none
 GresTypes=gpu
 NodeName=$HOST NodeAddr=127.0.0.1 NodeHostname=$HOST CPUs=$cpus RealMemory=$mem Gres=$(cluster_gres "$c") State=UNKNOWN
-$partitions
+${extra_nodes:+$extra_nodes
+}$partitions
 EOF
   done
 }
@@ -351,13 +368,13 @@ write_clusters_json() {
     echo "{"
     for c in "${CLUSTERS[@]}"; do
       case $c in
-      alpha) parts='["cpu", "short", "gpu"]' ;;
+      alpha) parts='["cpu", "short", "gpu", "multi"]' ;;
       beta) parts='["cpu", "gpu"]' ;;
       esac
       [ $first = 1 ] || echo ","
       first=0
-      printf '  "%s": {"slurmConf": "%s", "sharedRoot": "%s", "ctldPort": %s, "slurmdPort": %s, "node": "%s", "gres": "%s", "partitions": %s, "cgroupMode": "%s"}' \
-        "$c" "$(conf_of "$c")" "$DIR/shared" "$(ctld_port "$c")" "$(slurmd_port "$c")" "$HOST" "$(cluster_gres "$c")" "$parts" "$mode"
+      printf '  "%s": {"slurmConf": "%s", "sharedRoot": "%s", "ctldPort": %s, "slurmdPort": %s, "node": "%s", "nodes": ["%s"], "gres": "%s", "partitions": %s, "cgroupMode": "%s"}' \
+        "$c" "$(conf_of "$c")" "$DIR/shared" "$(ctld_port "$c")" "$(slurmd_port "$c")" "$HOST" "$(cluster_nodes "$c" | sed 's/ /", "/g')" "$(cluster_gres "$c")" "$parts" "$mode"
     done
     printf '\n}\n'
   } | write_if_changed "$DIR/clusters.json" 0644
@@ -400,50 +417,57 @@ ensure_accounting() {
 ctld_ready() { with_conf "$1" timeout 10 scontrol ping 2>/dev/null | grep -q 'is UP'; }
 
 start_cluster() {
-  local c=$1 conf
+  local c=$1 conf n
   conf=$(conf_of "$c")
   if ! pid_alive "$DIR/$c/run/slurmctld.pid" slurmctld; then
     say "starting slurmctld $c (port $(ctld_port "$c"))"
     SLURM_CONF=$conf slurmctld -f "$conf" >"$LOG/$c-slurmctld-start.log" 2>&1 9>&- ||
       fail "slurmctld $c did not start" "$LOG/$c-slurmctld-start.log" "$LOG/$c-slurmctld.log"
   fi
-  if ! pid_alive "$DIR/$c/run/slurmd.pid" slurmd; then
-    say "starting slurmd $c (port $(slurmd_port "$c"))"
-    SLURM_CONF=$conf slurmd -f "$conf" >"$LOG/$c-slurmd-start.log" 2>&1 9>&- ||
-      fail "slurmd $c did not start" "$LOG/$c-slurmd-start.log" "$LOG/$c-slurmd.log"
-  fi
+  for n in $(cluster_nodes "$c"); do
+    pid_alive "$(slurmd_pidfile "$c" "$n")" slurmd && continue
+    say "starting slurmd $c node $n"
+    [ "$c" = beta ] || mkdir -p "$DIR/$c/spool/$n"
+    # -N: which NodeName this slurmd is (both of alpha's nodes have NodeHostname=$HOST).
+    SLURM_CONF=$conf slurmd -f "$conf" -N "$n" >"$LOG/$c-slurmd-$n-start.log" 2>&1 9>&- ||
+      fail "slurmd $c $n did not start" "$LOG/$c-slurmd-$n-start.log" "$LOG/$c-slurmd.log" "$LOG/$c-slurmd-$n.log"
+  done
 }
 
 stop_cluster() {
-  local c=$1
+  local c=$1 n
+  for n in $(cluster_nodes "$c"); do stop_pidfile "$(slurmd_pidfile "$c" "$n")" slurmd; done
+  # A slurmd started before alpha had two nodes wrote this pid file.
   stop_pidfile "$DIR/$c/run/slurmd.pid" slurmd
   stop_pidfile "$DIR/$c/run/slurmctld.pid" slurmctld
 }
 
-node_state() { with_conf "$1" timeout 10 sinfo -h -N -n "$HOST" -o '%T' 2>/dev/null | head -n1; }
-node_gres() { with_conf "$1" timeout 10 sinfo -h -N -n "$HOST" -o '%G' 2>/dev/null | head -n1; }
+node_state() { with_conf "$1" timeout 10 sinfo -h -N -n "${2:-$HOST}" -o '%T' 2>/dev/null | head -n1; }
+node_gres() { with_conf "$1" timeout 10 sinfo -h -N -n "${2:-$HOST}" -o '%G' 2>/dev/null | head -n1; }
 
-# wait_node_idle CLUSTER DEADLINE: node idle (or busy) with its GPUs; resumes drained/down nodes.
+# wait_node_ready CLUSTER DEADLINE [NODE]: node idle (or busy), the first one with its GPUs; resumes drained/down nodes.
 wait_node_ready() {
-  local c=$1 deadline=$2 st resumed=0
+  local c=$1 deadline=$2 n=${3:-$HOST} st resumed=0 want
+  want=$(cluster_gres "$c")
+  [ "$n" = "$HOST" ] || want="(null)"
   while :; do
-    st=$(node_state "$c")
+    st=$(node_state "$c" "$n")
     case $st in
     idle | mixed | allocated | completing)
-      [ "$(node_gres "$c")" = "$(cluster_gres "$c")" ] && return 0
+      [ "$(node_gres "$c" "$n")" = "$want" ] && return 0
       ;;
     *drain* | down* | fail*)
       if [ $resumed -lt 3 ]; then
-        say "$c: node is $st; resuming it"
-        with_conf "$c" scontrol update nodename="$HOST" state=resume >/dev/null 2>&1 || true
+        say "$c: node $n is $st; resuming it"
+        with_conf "$c" scontrol update nodename="$n" state=resume >/dev/null 2>&1 || true
         resumed=$((resumed + 1))
       fi
       ;;
     esac
     if [ "$(date +%s)" -ge "$deadline" ]; then
       with_conf "$c" sinfo -N -l >&2 2>/dev/null || true
-      with_conf "$c" scontrol show node "$HOST" 2>/dev/null | grep -iE 'State|Reason|Gres' >&2 || true
-      fail "$c: node not ready (state '$st', gres '$(node_gres "$c")')" "$LOG/$c-slurmctld.log" "$LOG/$c-slurmd.log"
+      with_conf "$c" scontrol show node "$n" 2>/dev/null | grep -iE 'State|Reason|Gres' >&2 || true
+      fail "$c: node $n not ready (state '$st', gres '$(node_gres "$c" "$n")')" "$LOG/$c-slurmctld.log" "$LOG/$c-slurmd.log" "$LOG/$c-slurmd-$n.log"
     fi
     sleep 0.25
   done
@@ -470,22 +494,24 @@ smoke_job() {
 }
 
 all_answering() {
-  local c st
+  local c n st
   pid_alive "$RUN/slurmdbd.pid" slurmdbd || return 1
   pid_alive "$MYSQL_PID" mariadbd || return 1
   munge_works || return 1
   for c in "${CLUSTERS[@]}"; do
     pid_alive "$DIR/$c/run/slurmctld.pid" slurmctld || return 1
-    pid_alive "$DIR/$c/run/slurmd.pid" slurmd || return 1
-    st=$(node_state "$c") || return 1
-    [ -n "$st" ] || return 1
+    for n in $(cluster_nodes "$c"); do
+      pid_alive "$(slurmd_pidfile "$c" "$n")" slurmd || return 1
+      st=$(node_state "$c" "$n") || return 1
+      [ -n "$st" ] || return 1
+    done
   done
 }
 
 # ---------------------------------------------------------------- subcommands
 cmd_up() {
   require_root
-  local t0 mode c deadline
+  local t0 mode c n deadline
   t0=$(date +%s.%N)
   mkdir -p "$DIR" "$LOG" "$RUN"
   # Serialise concurrent `up`/`down` (parallel test files). Daemons are started with fd 9 closed
@@ -504,7 +530,7 @@ cmd_up() {
   if all_answering; then
     if [ "$(cat "$RUN/config.sha" 2>/dev/null)" = "$hash" ]; then
       deadline=$(($(date +%s) + UP_TIMEOUT))
-      for c in "${CLUSTERS[@]}"; do wait_node_ready "$c" "$deadline"; done
+      for c in "${CLUSTERS[@]}"; do for n in $(cluster_nodes "$c"); do wait_node_ready "$c" "$deadline" "$n"; done; done
       say "already up (cgroup mode $mode) in $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}') s"
       return 0
     fi
@@ -525,7 +551,7 @@ cmd_up() {
       sleep 0.2
     done
   done
-  for c in "${CLUSTERS[@]}"; do wait_node_ready "$c" "$deadline"; done
+  for c in "${CLUSTERS[@]}"; do for n in $(cluster_nodes "$c"); do wait_node_ready "$c" "$deadline" "$n"; done; done
   for c in "${CLUSTERS[@]}"; do smoke_job "$c" & done
   local failed=0
   for c in "${CLUSTERS[@]}"; do wait -n || failed=1; done
@@ -550,7 +576,7 @@ cmd_down() {
 }
 
 cmd_status() {
-  local c ok=0 mode
+  local c n ok=0 mode
   mode=$(cat "$RUN/cgroup_mode" 2>/dev/null || echo unknown)
   case $mode in
   v1) echo "cgroup mode: v1 (proctrack/cgroup, task/cgroup, ConstrainRAMSpace; over-memory jobs end OUT_OF_MEMORY)" ;;
@@ -568,7 +594,9 @@ cmd_status() {
   show "$RUN/slurmdbd.pid" slurmdbd "slurmdbd (port $DBD_PORT)"
   for c in "${CLUSTERS[@]}"; do
     show "$DIR/$c/run/slurmctld.pid" slurmctld "$c slurmctld (port $(ctld_port "$c"))"
-    show "$DIR/$c/run/slurmd.pid" slurmd "$c slurmd (port $(slurmd_port "$c"))"
+    for n in $(cluster_nodes "$c"); do
+      show "$(slurmd_pidfile "$c" "$n")" slurmd "$c slurmd $n (port $([ "$n" = "$HOST" ] && slurmd_port "$c" || echo "$NODE2_PORT"))"
+    done
   done
   for c in "${CLUSTERS[@]}"; do
     echo "== $c ($(conf_of "$c"))"
