@@ -97,8 +97,14 @@ export function batchProblem(leases: readonly Lease[], maxArraySize: number): st
     if (lease.owner !== first.owner) {
       return `${lease.jobId}: another owner`;
     }
-    if (spec.command === undefined || spec.array !== undefined || spec.dependsOn.length > 0 || spec.services?.length) {
-      return `${lease.jobId}: not a command without array, dependencies or services`;
+    if (
+      spec.command === undefined ||
+      spec.array !== undefined ||
+      spec.dependsOn.length > 0 ||
+      spec.services?.length ||
+      spec.launcher !== undefined
+    ) {
+      return `${lease.jobId}: not a command without array, dependencies, services or launcher`;
     }
     if (lease.dependsOnSlurmIds.length > 0 || lease.slurmJobId !== null) {
       return `${lease.jobId}: has dependencies or a Slurm job already`;

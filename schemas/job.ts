@@ -175,6 +175,36 @@ export const Service = z
   .openapi("Service");
 export type Service = z.infer<typeof Service>;
 
+/**
+ * How the payload runs on every node of a multi-node job. Typed options only: the agent renders the
+ * head-node discovery, the per-job port and the `srun` line (agent/render/launcher.ts).
+ */
+export const Launcher = z
+  .discriminatedUnion("kind", [
+    z.strictObject({ kind: z.literal("srun") }).openapi({
+      description: "`srun <payload>`: the job's tasks on all its nodes, each told the head node.",
+    }),
+    z.strictObject({
+      kind: z.literal("torchrun"),
+      nprocPerNode: z.number().int().min(1).max(1_024).optional().openapi({
+        description: "Processes per node (`--nproc_per_node`); torchrun's own default (1) when omitted.",
+      }),
+      maxRestarts: z.number().int().min(0).max(100).optional().openapi({
+        description: "Restarts of the worker group after a failure (`--max_restarts`).",
+      }),
+    }),
+    z.strictObject({
+      kind: z.literal("ray"),
+      numCpus: z.number().int().min(0).max(4_096).optional().openapi({ description: "`--num-cpus` per node." }),
+      numGpus: z.number().int().min(0).max(64).optional().openapi({ description: "`--num-gpus` per node." }),
+    }),
+  ])
+  .openapi("Launcher", {
+    description:
+      "Runs the payload on every node through srun, with the head node exported as SLURMGATE_HEAD_NODE/SLURMGATE_HEAD_ADDRESS (MASTER_ADDR/MASTER_PORT too) and a port from the job's own range: `torchrun --nnodes … --node_rank $SLURM_NODEID --rdzv_backend=c10d …` or `ray symmetric-run --address … --min-nodes … -- <payload>`.",
+  });
+export type Launcher = z.infer<typeof Launcher>;
+
 export const DependencyCondition = z.enum(["afterok", "afterany", "afternotok", "after"]);
 export const Dependency = z
   .strictObject({ job: z.string().regex(/^job_[0-9a-z]{20,40}$/), condition: DependencyCondition.default("afterok") })
@@ -276,6 +306,7 @@ export const JobSpec = z
     dependsOn: z.array(Dependency).max(64).default([]),
     retries: Retries.default({ max: 0, onTimeout: false, onPreemption: true, onNodeFail: true, backoffSeconds: 10 }),
     checkpoint: Checkpoint.optional(),
+    launcher: Launcher.optional(),
     services: z
       .array(Service)
       .max(MAX_SERVICES)
@@ -314,6 +345,18 @@ export const JobSpec = z
   .refine((s) => !(s.array !== undefined && Array.isArray(s.services) && s.services.length > 0), {
     message: "services cannot be combined with an array job",
     path: ["services"],
+    ...withOtherIssues,
+  })
+  .refine((s) => !(s.launcher !== undefined && s.array !== undefined), {
+    message:
+      "a launcher cannot be combined with an array job: each array task is one node's job, not one multi-node run",
+    path: ["launcher"],
+    ...withOtherIssues,
+  })
+  .refine((s) => !(s.launcher !== undefined && Array.isArray(s.services) && s.services.length > 0), {
+    message:
+      "a launcher cannot be combined with services: services run on the head node only, at 127.0.0.1 addresses the other nodes cannot reach",
+    path: ["launcher"],
     ...withOtherIssues,
   })
   .openapi("JobSpec");

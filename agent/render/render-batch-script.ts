@@ -26,6 +26,7 @@ import { JOB_FILES, encodeEnvEntries, encodeNulList } from "./data-files.ts";
 import { buildDirectives } from "./directives.ts";
 import { MAX_ARGV_BYTES, checkEnvMap, checkSecretNames } from "./env-policy.ts";
 import { RenderError, requireMatch } from "./errors.ts";
+import { launcherParams } from "./launcher.ts";
 import { serviceItems, serviceSecretNames } from "./services.ts";
 import { TEMPLATE_VERSION, renderWrapper } from "./template.ts";
 
@@ -91,6 +92,7 @@ export function renderBatchScript(input: RenderInput): RenderedJob {
   const container = planContainer(withCacheBinds(spec, caches), { apptainerBin: input.apptainerBin, jobDir, workdir });
   const services = serviceItems(spec, { apptainerBin: input.apptainerBin, jobDir, workdir });
   const serviceSecretsFile = checkServiceSecrets(spec, input.serviceSecretsFile ?? null);
+  const launcher = launcherParams(spec);
 
   const directives = buildDirectives({
     spec,
@@ -117,6 +119,7 @@ export function renderBatchScript(input: RenderInput): RenderedJob {
     runtimeArgv: container?.runtimeArgv ?? [],
     images: container?.images ?? { x86_64: null, aarch64: null },
     serviceSecretsFile,
+    launcher,
   });
   const files = [
     ...jobDataFiles(spec, cacheEnv(caches)),

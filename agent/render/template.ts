@@ -33,13 +33,20 @@
  * secrets file) from `<batch dir>/element.<task>.nul`, checks each field's shape, moves its stdout
  * and stderr to the element's own job directory and from then on is that element, a plain job in
  * its own directory (files without a task suffix).
+ * A launcher (launcher.ts) makes step 5 `srun` the payload on every node: before the setup lines
+ * the wrapper takes the first of `scontrol show hostnames "$SLURM_JOB_NODELIST"` as the head node
+ * and the last port of the job's own range as its port, exports SLURMGATE_HEAD_NODE,
+ * SLURMGATE_HEAD_ADDRESS, SLURMGATE_NNODES, MASTER_ADDR and MASTER_PORT, and runs
+ * `srun [--ntasks-per-node=1 …] [container] [torchrun …|ray symmetric-run … --] <payload argv>`;
+ * torchrun's `--node_rank` is set on each node from `$SLURM_NODEID` by a fixed shim.
  * Portable to bash 4.2 (no `mapfile -d`, no `${a[@]}` under `set -u`).
  */
 import { shellQuote } from "../executor/quote.ts";
 import { noEarlyExportCasePattern } from "./env-policy.ts";
+import { type LauncherParams, portRangeShell } from "./launcher.ts";
 
 /** Bumped whenever the wrapper's behaviour changes; shown in the script header. */
-export const TEMPLATE_VERSION = 5;
+export const TEMPLATE_VERSION = 6;
 
 /** Values substituted into the parameter block (all validated by the caller). */
 export interface TemplateParams {
@@ -60,6 +67,8 @@ export interface TemplateParams {
   batchDir?: string | null;
   /** The services' own secrets file (read, then deleted, before the payload starts). */
   serviceSecretsFile?: string | null;
+  /** `spec.launcher` as its kind and typed options (launcher.ts); none when omitted. */
+  launcher?: LauncherParams | null;
 }
 
 /** Renders the parameter block plus the fixed body. */
@@ -77,8 +86,14 @@ export function renderWrapper(p: TemplateParams): string {
     `sg_image_aarch64=${shellQuote(p.images.aarch64 ?? "")}`,
     `sg_batch_dir=${shellQuote(p.batchDir ?? "")}`,
     `sg_service_secrets=${shellQuote(p.serviceSecretsFile ?? "")}`,
+    `sg_launcher=${shellQuote(p.launcher?.kind ?? "")}`,
+    `sg_launcher_opts=(${(p.launcher?.options ?? []).map(shellQuote).join(" ")})`,
   ];
-  return `${params.join("\n")}\n${BODY.replaceAll("@NO_EARLY_EXPORT@", noEarlyExportCasePattern())}`;
+  const body = BODY.replaceAll("@NO_EARLY_EXPORT@", noEarlyExportCasePattern()).replace(
+    "@PORT_RANGE@",
+    portRangeShell(),
+  );
+  return `${params.join("\n")}\n${body}`;
 }
 
 // No umask change: the data files are written 0600 by the agent, and the payload keeps the umask
@@ -89,6 +104,8 @@ sg_sfx=${"$"}{sg_task:+.$sg_task}
 sg_child=
 sg_sv_pids=()
 sg_sv_watch=
+# This job's own ports (launcher.ts JOB_PORT_RANGE), by Slurm job id.
+@PORT_RANGE@
 
 # Every service's process group gets TERM, and KILL after a grace: nothing outlives the job.
 sg_stop_services() {
@@ -289,7 +306,7 @@ if [[ -s $sg_dir/services.nul ]]; then
   done
   # Ports: a fixed one must be free; the others come from this job's own range of 32 (by Slurm job
   # id), skipping any in use, so two jobs on one node do not pick the same one.
-  sg_base=$((20000 + ${"$"}{SLURM_JOB_ID:-$$} % 1400 * 32))
+  sg_base=$(sg_port_base)
   sg_next=$sg_base
   for sg_k in "${"$"}{!sg_sv_name[@]}"; do
     if [[ -n ${"$"}{sg_sv_port[sg_k]} ]]; then
@@ -371,6 +388,26 @@ for sg_kv in "${"$"}{sg_env[@]}"; do
   esac
 done
 unset -v sg_kv sg_n sg_secret_env
+sg_launch=()
+if [[ -n $sg_launcher ]]; then
+  # Every node is told the same head: the first host of the allocation, and the job's own head port.
+  sg_head=$(scontrol show hostnames "${"$"}{SLURM_JOB_NODELIST:-}" 2>/dev/null | head -n 1)
+  [[ $sg_head =~ ^[A-Za-z0-9][A-Za-z0-9._-]*$ ]] ||
+    sg_fail "launcher: cannot find the head node (scontrol show hostnames \$SLURM_JOB_NODELIST gave '$sg_head')"
+  sg_nnodes=${"$"}{SLURM_JOB_NUM_NODES:-${"$"}{SLURM_NNODES:-}}
+  [[ $sg_nnodes =~ ^[1-9][0-9]{0,5}$ ]] || sg_fail "launcher: Slurm gave no node count (SLURM_JOB_NUM_NODES)"
+  sg_srun=$(type -P srun) || sg_fail "launcher: srun is not on PATH on $(hostname)"
+  sg_lport=$(sg_port_head)
+  export SLURMGATE_HEAD_NODE="$sg_head" SLURMGATE_HEAD_ADDRESS="$sg_head:$sg_lport" SLURMGATE_NNODES="$sg_nnodes"
+  export MASTER_ADDR="$sg_head" MASTER_PORT="$sg_lport"
+  case $sg_launcher in
+    srun) sg_launch=("$sg_srun" --kill-on-bad-exit=1) ;;
+    torchrun | ray)
+      sg_launch=("$sg_srun" --kill-on-bad-exit=1 --nodes="$sg_nnodes" --ntasks="$sg_nnodes" --ntasks-per-node=1) ;;
+    *) sg_fail "launcher: unknown kind" ;;
+  esac
+fi
+readonly sg_launcher sg_launcher_opts sg_launch
 readonly sg_job_id sg_dir sg_workdir sg_secrets sg_mode sg_task sg_sfx sg_image sg_env sg_cenv sg_runtime sg_payload
 readonly sg_checkpoint
 readonly -f sg_done sg_fail sg_signal sg_pass_on sg_stop_services
@@ -396,12 +433,23 @@ if [[ -s $sg_dir/setup.nul ]]; then
   cd -- "$sg_workdir" || sg_fail "cannot enter the working directory"
 fi
 
-if ((${"$"}{#sg_runtime[@]})); then
-  /usr/bin/env -u BASHOPTS -u SHELLOPTS -- "${"$"}{sg_env[@]}" "${"$"}{sg_cenv[@]}" \
-    "${"$"}{sg_runtime[@]}" "$sg_image" "${"$"}{sg_payload[@]}" &
-else
-  /usr/bin/env -u BASHOPTS -u SHELLOPTS -- "${"$"}{sg_env[@]}" "${"$"}{sg_payload[@]}" &
+sg_run=()
+if ((${"$"}{#sg_runtime[@]})); then sg_run=("${"$"}{sg_runtime[@]}" "$sg_image"); fi
+if ((${"$"}{#sg_launch[@]})); then
+  case $sg_launcher in
+    torchrun)
+      # torchrun's node rank differs per node: a fixed shim puts $SLURM_NODEID at that argv index.
+      sg_at=$((${"$"}{#sg_run[@]} + 2 + ${"$"}{#sg_launcher_opts[@]}))
+      sg_run=(/bin/bash -c 'sg_a=("${"$"}{@:2}"); [[ $SLURM_NODEID =~ ^[0-9]+$ ]] || exit 125
+sg_a[$1]=--node_rank=$SLURM_NODEID; exec "${"$"}{sg_a[@]}"' slurmgate-node "$sg_at" "${"$"}{sg_run[@]}"
+        torchrun --nnodes="$sg_nnodes" "${"$"}{sg_launcher_opts[@]}" --node_rank=0 --rdzv_backend=c10d
+        --rdzv_endpoint="$sg_head:$sg_lport" --rdzv_id="slurm-${"$"}{SLURM_JOB_ID:-$$}")
+      ;;
+    ray) sg_run+=(ray symmetric-run --address "$sg_head:$sg_lport" --min-nodes "$sg_nnodes" "${"$"}{sg_launcher_opts[@]}" --) ;;
+  esac
+  sg_run=("${"$"}{sg_launch[@]}" "${"$"}{sg_run[@]}")
 fi
+/usr/bin/env -u BASHOPTS -u SHELLOPTS -- "${"$"}{sg_env[@]}" "${"$"}{sg_cenv[@]}" "${"$"}{sg_run[@]}" "${"$"}{sg_payload[@]}" &
 sg_child=$!
 if ((${"$"}{#sg_sv_pids[@]})); then
   # A service that dies under a running payload must not leave it waiting on a dead server forever.
