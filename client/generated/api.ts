@@ -682,6 +682,7 @@ export interface components {
             dependsOn: components["schemas"]["Dependency"][];
             retries?: components["schemas"]["Retries"];
             checkpoint?: components["schemas"]["Checkpoint"];
+            launcher?: components["schemas"]["Launcher"];
             /** @description Started before the payload, health-checked, exported as SLURMGATE_SERVICE_<NAME>_URL/_HOST/_PORT, stopped after it. */
             services?: components["schemas"]["Service"][];
             /** @default {} */
@@ -774,6 +775,25 @@ export interface components {
             signal: "USR1" | "USR2";
             /** @description Seconds before the time limit (Slurm may send it up to a minute earlier than asked: it checks once a minute). */
             secondsBeforeLimit: number;
+        };
+        /** @description Runs the payload on every node through srun, with the head node exported as SLURMGATE_HEAD_NODE/SLURMGATE_HEAD_ADDRESS (MASTER_ADDR/MASTER_PORT too) and a port from the job's own range: `torchrun --nnodes … --node_rank $SLURM_NODEID --rdzv_backend=c10d …` or `ray symmetric-run --address … --min-nodes … -- <payload>`. */
+        Launcher: {
+            /** @enum {string} */
+            kind: "srun";
+        } | {
+            /** @enum {string} */
+            kind: "torchrun";
+            /** @description Processes per node (`--nproc_per_node`); torchrun's own default (1) when omitted. */
+            nprocPerNode?: number;
+            /** @description Restarts of the worker group after a failure (`--max_restarts`). */
+            maxRestarts?: number;
+        } | {
+            /** @enum {string} */
+            kind: "ray";
+            /** @description `--num-cpus` per node. */
+            numCpus?: number;
+            /** @description `--num-gpus` per node. */
+            numGpus?: number;
         };
         Service: {
             name: string;
