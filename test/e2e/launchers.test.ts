@@ -4,7 +4,7 @@
  * ray are the stand-ins in test/e2e/bin (neither is installed here), which record their argv and env
  * on each node. A job asking for more nodes than the partition has is refused with the reason.
  */
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { decodeNulList } from "../../agent/render/data-files.ts";
@@ -133,6 +133,37 @@ describe("launchers on two real nodes", () => {
     const out = await e2e.logs(e2e.alice, job.id);
     expect(out.match(/driver on/g)).toEqual(["driver on"]);
     expect(out).toContain("driver on 0");
+  });
+
+  it("a rank that fails ends the whole job at once with its status, the other rank killed rather than waited for", async () => {
+    const job = await e2e.submit(e2e.alice, {
+      name: "one-fails",
+      cluster: "alpha",
+      partition: "multi",
+      resources: { nodes: 2, time: "5m" },
+      launcher: { kind: "srun" },
+      script: 'if [ "$SLURM_PROCID" = 1 ]; then exit 3; fi; sleep 120; echo survived > "$SLURMGATE_JOB_DIR/rank0"',
+    });
+    const t0 = Date.now();
+    const done = await e2e.waitTerminal(e2e.alice, job.id, 180_000);
+    expect(done.state).toBe("failed");
+    expect(done.exitCode).not.toBe(0);
+    expect(Date.now() - t0).toBeLessThan(90_000);
+    expect(existsSync(join(shared, "alice", job.id, "rank0"))).toBe(false);
+  });
+
+  it("a launcher on one node is fine: torchrun with --nnodes=1 on the default partition", async () => {
+    const job = await e2e.submit(e2e.alice, {
+      name: "single",
+      cluster: "alpha",
+      resources: { nodes: 1, time: "5m" },
+      setup: [`export PATH=${STANDINS}:$PATH`],
+      launcher: { kind: "torchrun" },
+      command: ["bash", "-c", "echo single $MASTER_ADDR"],
+    });
+    const done = await e2e.waitTerminal(e2e.alice, job.id, 180_000);
+    expect(done, JSON.stringify(done)).toMatchObject({ state: "completed", exitCode: 0 });
+    expect(nul(job.id, "torchrun-argv.0.nul").slice(0, 2)).toEqual(["--nnodes=1", "--node_rank=0"]);
   });
 
   it("refuses more nodes than the partition has, and shell text in a launcher field, naming the field", async () => {

@@ -45,6 +45,6 @@ describe("recipe 002: a Ray sweep on two nodes", () => {
       expect(r.result).toMatchObject({ config: configs[i], nodes: "2" });
       expect((r.result as { ray: string }).ray).toMatch(/^[A-Za-z0-9._-]+:\d+$/);
     }
-    expect((results[0]?.result as { val_loss: number }).val_loss).toBe(5);
+    expect(results[0]?.result).toMatchObject({ val_loss: 5 });
   });
 });
