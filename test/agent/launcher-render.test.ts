@@ -181,6 +181,38 @@ describe("launcher rendered", () => {
     expect(await r.nul("driver.nul")).toEqual(HOSTILE);
   });
 
+  it("torchrun in a container: each node runs apptainer, then torchrun inside it, with its own node rank", async () => {
+    const image = join(root, "img.sif");
+    await writeFile(image, "");
+    const jobDir = join(root, "ctr");
+    const job = renderBatchScript({
+      ...input(
+        {
+          launcher: { kind: "torchrun" },
+          resources: { nodes: 2 },
+          container: { image, binds: [{ src: "/tmp", dst: "/opt/data" }] },
+          command: ["true"],
+        },
+        jobDir,
+      ),
+      apptainerBin: join(STANDINS, "apptainer"),
+    });
+    const script = await writeJob(jobDir, job);
+    const r = await runBatchScript(script, {
+      PATH: `${fakeBin}:${STANDINS}:/usr/bin:/bin`,
+      SLURM_JOB_ID: "37394",
+      SLURM_JOB_NODELIST: "node-[a-b]",
+      SLURM_JOB_NUM_NODES: "2",
+    });
+    expect(r.code, r.stderr).toBe(0);
+    const argv = decodeNulList(await readFile(join(jobDir, "apptainer-argv.nul")));
+    const at = argv.indexOf(image);
+    expect(argv).toContain("/tmp:/opt/data");
+    // The stand-in keeps the last node's argv: node 1's rank is in torchrun's flags, nowhere else.
+    expect(argv.slice(at + 1, at + 4)).toEqual(["torchrun", "--nnodes=2", "--node_rank=1"]);
+    expect(decodeNulList(await readFile(join(jobDir, "torchrun-argv.1.nul")))).toContain("--node_rank=1");
+  });
+
   it("a job without a launcher runs as before: no srun", async () => {
     const r = await run({ command: ["true"] }, "plain");
     expect(r.code, r.stderr).toBe(0);
