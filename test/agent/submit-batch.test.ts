@@ -83,6 +83,8 @@ describe("grouping leases into arrays", () => {
       "an index that is text",
       () => [lease(0), lease(1, { batch: { id: BAT, index: "1;id" as unknown as number, size: 2, maxParallel: 2 } })],
     ],
+    // All of them with the same launcher: an array task is one node's job, not a multi-node run.
+    ["a launcher", () => [0, 1].map((i) => lease(i, {}, { launcher: { kind: "srun" } }))],
     ["a throttle of 0", () => [0, 1].map((i) => lease(i, { batch: { id: BAT, index: i, size: 2, maxParallel: 0 } }))],
   ])("submits the elements one by one when one has %s", (_what, make) => {
     const leases = make();
