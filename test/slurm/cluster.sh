@@ -525,15 +525,18 @@ cmd_up() {
   echo "$mode" >"$RUN/cgroup_mode"
   write_clusters_json "$mode"
 
-  local hash
+  local hash old
   hash=$(config_hash)
-  if all_answering; then
-    if [ "$(cat "$RUN/config.sha" 2>/dev/null)" = "$hash" ]; then
-      deadline=$(($(date +%s) + UP_TIMEOUT))
-      for c in "${CLUSTERS[@]}"; do for n in $(cluster_nodes "$c"); do wait_node_ready "$c" "$deadline" "$n"; done; done
-      say "already up (cgroup mode $mode) in $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}') s"
-      return 0
-    fi
+  old=$(cat "$RUN/config.sha" 2>/dev/null || true)
+  if all_answering && [ "$old" = "$hash" ]; then
+    deadline=$(($(date +%s) + UP_TIMEOUT))
+    for c in "${CLUSTERS[@]}"; do for n in $(cluster_nodes "$c"); do wait_node_ready "$c" "$deadline" "$n"; done; done
+    say "already up (cgroup mode $mode) in $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}') s"
+    return 0
+  fi
+  # Also when not all of them answer: a daemon left from the old configuration (say, alpha's slurmd
+  # from before it had two nodes, under another pid file) would hold its port against the new ones.
+  if [ -n "$old" ] && [ "$old" != "$hash" ]; then
     say "configuration changed; restarting the slurm daemons"
     for c in "${CLUSTERS[@]}"; do stop_cluster "$c"; done
     stop_pidfile "$RUN/slurmdbd.pid" slurmdbd
