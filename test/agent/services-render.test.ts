@@ -106,14 +106,14 @@ describe("services.nul", () => {
     const file = job.files.find((f) => f.name === "services.nul");
     expect(file?.mode).toBe(0o600);
     expect(decodeNulList(file!.data)).toEqual([
-      ...["model-api", "", "http", "/health?x=1", "30", ""],
+      ...["model-api", "", "http", "/health?x=1", "30", "", ""],
       ...["3", NODE, "-e", "x $(id) 'q'", "1", "OWN=v w", "1", "SVC_SECRET", "0"],
-      ...["db", "5432", "tcp", "", "5", "/images/db.sif", "0", "0", "0"],
+      ...["db", "5432", "tcp", "", "5", "/images/db.sif", "", "0", "0", "0"],
       ...["8", "apptainer", "run", "--bind", "/data/db:/data/db:ro", "--bind", jobDir, "--pwd", jobDir],
     ]);
     expect(job.script).not.toContain("$(id)");
     expect(job.script).not.toContain("model-api");
-    expect(job.script).toContain("template v5");
+    expect(job.script).toContain("template v6");
   });
 
   it("is empty without services, so a stale one from an earlier attempt is overwritten", () => {
@@ -169,6 +169,108 @@ describe("JobSpec.services", () => {
     expect(fields([{ ...ok, timeoutSeconds: 0 }]).join()).toContain("services.0.timeoutSeconds");
     expect(fields(Array.from({ length: 5 }, (_, i) => ({ ...ok, name: `s${i}` }))).join()).toContain("services");
     expect(fields([ok], { array: { indexes: "0-1" } }).join()).toContain("services: services cannot be combined");
+  });
+
+  it("lets services take some of the job's GPUs and refuses more than the job asks for, naming the service", () => {
+    const gpus = (count: number) => ({ resources: { gpus: { count, type: "a100" } } });
+    expect(fields([{ ...ok, gpus: 1 }], gpus(2))).toEqual([]);
+    expect(fields([{ ...ok, gpus: 2 }], gpus(2))).toEqual([]);
+    expect(
+      fields(
+        [
+          { ...ok, gpus: 1 },
+          { ...ok, name: "b", gpus: 2 },
+        ],
+        gpus(2),
+      ),
+    ).toEqual([
+      "services.1.gpus: services take 3 GPUs but the job asks for 2 (resources.gpus.count); the payload gets the rest",
+    ]);
+    expect(fields([{ ...ok, gpus: 1 }])).toEqual([
+      "services.0.gpus: the job asks for no GPUs (resources.gpus), so a service cannot take any",
+    ]);
+    // A profile may give the job its GPUs: the gateway checks the merged spec (routing.test.ts).
+    expect(fields([{ ...ok, gpus: 1 }], { profile: "train" })).toEqual([]);
+    expect(fields([{ ...ok, gpus: 0 }], gpus(1)).join()).toContain("services.0.gpus");
+    expect(fields([{ ...ok, gpus: 1.5 }], gpus(2)).join()).toContain("services.0.gpus");
+    expect(fields([{ ...ok, gpus: "1" }], gpus(2)).join()).toContain("services.0.gpus");
+    // Beside another fault, both are named at once.
+    expect(fields([{ ...ok, gpus: 3, typo: 1 }], gpus(2)).join()).toContain("services.0.gpus: services take 3");
+  });
+});
+
+/** A service that writes the devices it sees to gpus-<name> in its working directory, then listens. */
+const gpuService = (name: string, gpus?: number) => ({
+  name,
+  command: [
+    NODE,
+    "-e",
+    `/*sg-svc-gpu-${process.pid}*/const e=process.env;require("fs").writeFileSync("gpus-${name}",[e.CUDA_VISIBLE_DEVICES,e.SLURM_JOB_GPUS,e.GPU_DEVICE_ORDINAL].join("|"));require("net").createServer().listen(+e.PORT,"127.0.0.1")`,
+  ],
+  health: { tcp: true as const },
+  timeoutSeconds: 20,
+  ...(gpus === undefined ? {} : { gpus }),
+});
+const SEEN = 'echo "$CUDA_VISIBLE_DEVICES|$SLURM_JOB_GPUS|$GPU_DEVICE_ORDINAL"';
+
+describe("the wrapper splitting the job's GPUs between services and payload, run with bash", () => {
+  const alloc = { CUDA_VISIBLE_DEVICES: "0,1,2,3", SLURM_JOB_GPUS: "4,5,6,7", GPU_DEVICE_ORDINAL: "0,1,2,3" };
+  async function runGpus(name: string, services: object[], env: Record<string, string>) {
+    const jobDir = join(root, name);
+    const spec = { command: ["/bin/sh", "-c", SEEN], resources: { gpus: { count: 4 } }, services };
+    const script = await writeJob(jobDir, renderBatchScript(input(spec as Partial<JobSpecInput>, jobDir)));
+    return { jobDir, result: await runBatchScript(script, env) };
+  }
+
+  it("gives each service its own devices in order, the payload the rest, and a service without a share none", async () => {
+    const { jobDir, result } = await runGpus(
+      "gpu-split",
+      [gpuService("vllm", 2), gpuService("cache"), gpuService("judge", 1)],
+      alloc,
+    );
+    expect(result.code, result.stderr).toBe(0);
+    expect(await readFile(join(jobDir, "gpus-vllm"), "utf8")).toBe("0,1|4,5|0,1");
+    expect(await readFile(join(jobDir, "gpus-cache"), "utf8")).toBe("||");
+    expect(await readFile(join(jobDir, "gpus-judge"), "utf8")).toBe("2|6|2");
+    expect(result.stdout).toBe("3|7|3\n");
+  });
+
+  it("leaves every part the whole allocation when no service takes GPUs (as before)", async () => {
+    const { jobDir, result } = await runGpus("gpu-none", [gpuService("vllm")], alloc);
+    expect(result.code, result.stderr).toBe(0);
+    expect(await readFile(join(jobDir, "gpus-vllm"), "utf8")).toBe("0,1,2,3|4,5,6,7|0,1,2,3");
+    expect(result.stdout).toBe("0,1,2,3|4,5,6,7|0,1,2,3\n");
+  });
+
+  it("fails before anything starts when Slurm gave fewer devices, none, or a list it cannot split", async () => {
+    const cases: [Record<string, string>, RegExp][] = [
+      [
+        { CUDA_VISIBLE_DEVICES: "0,1", SLURM_JOB_GPUS: "4,5" },
+        /^wrapper_failed services take 3 GPUs but the allocation has 2 \(CUDA_VISIBLE_DEVICES=0,1\) on /,
+      ],
+      [{}, /^wrapper_failed services take 3 GPUs but Slurm set no device list \(CUDA_VISIBLE_DEVICES\) on /],
+      [
+        { CUDA_VISIBLE_DEVICES: "0,1,2,3 $(touch pwned)*" },
+        /^wrapper_failed cannot split the GPUs between services and payload: CUDA_VISIBLE_DEVICES is /,
+      ],
+      [{ CUDA_VISIBLE_DEVICES: "0,,1,2" }, /^wrapper_failed cannot split the GPUs/],
+    ];
+    for (const [i, [env, failure]] of cases.entries()) {
+      const { jobDir, result } = await runGpus(`gpu-bad-${i}`, [gpuService("vllm", 2), gpuService("judge", 1)], env);
+      expect(result.code).toBe(125);
+      expect(result.stdout).toBe("");
+      expect(await readFile(join(jobDir, "failure"), "utf8")).toMatch(failure);
+      await expect(stat(join(jobDir, "gpus-vllm"))).rejects.toThrow();
+      await expect(stat(join(jobDir, "pwned"))).rejects.toThrow();
+    }
+    expect(alive(`sg-svc-gpu-${process.pid}`)).toBe(false);
+  });
+
+  it("refuses, as a compromised gateway might send, services taking GPUs from a job that has none", () => {
+    const spec = { command: ["true"], profile: "train", services: [gpuService("vllm", 1)] };
+    const err = refusal(() => renderBatchScript(input(spec as Partial<JobSpecInput>, join(root, "gpu-refused"))));
+    expect(err).toMatchObject({ code: "invalid_spec", field: "services.0.gpus" });
+    expect(err.message).toContain("the job asks for no GPUs");
   });
 });
 

@@ -166,6 +166,67 @@ describe("services beside the payload on real Slurm", () => {
     expect(done.reason).toContain("service model stopped while the payload ran");
   });
 
+  it("splits the job's GPUs on the real gpu partition: the service sees its own, the payload the rest", async () => {
+    // alpha's node has two fake a100s (device files); Slurm lists both in CUDA_VISIBLE_DEVICES and SLURM_JOB_GPUS.
+    const seen = (who: string) =>
+      `printf '%s|%s' "$CUDA_VISIBLE_DEVICES" "$SLURM_JOB_GPUS" > "$SLURMGATE_JOB_DIR/gpus-${who}"`;
+    const job = await e2e.submit(e2e.alice, {
+      name: "gpu-split",
+      cluster: "alpha",
+      partition: "gpu",
+      resources: { gpus: { count: 2, type: "a100" }, time: "5m" },
+      script: seen("payload"),
+      services: [
+        {
+          name: "vllm",
+          command: [
+            "/bin/bash",
+            "-c",
+            `${seen("vllm")}; exec ${NODE} -e 'require("net").createServer().listen(+process.env.PORT,"127.0.0.1")'`,
+          ],
+          health: { tcp: true },
+          timeoutSeconds: 60,
+          gpus: 1,
+        },
+      ],
+    });
+    const done = await e2e.waitTerminal(e2e.alice, job.id, 240_000);
+    expect(done, JSON.stringify(done)).toMatchObject({ state: "completed", exitCode: 0 });
+    const dir = join(shared, "alice", job.id);
+    const service = readFileSync(join(dir, "gpus-vllm"), "utf8").split("|");
+    const payload = readFileSync(join(dir, "gpus-payload"), "utf8").split("|");
+    expect(service).toEqual(["0", "0"]);
+    expect(payload).toEqual(["1", "1"]);
+  });
+
+  it("refuses services that take more GPUs than the job asks for, naming the service's field", async () => {
+    const svc = { name: "vllm", command: ["x"], health: { tcp: true }, timeoutSeconds: 5 };
+    const res = await fetch(`${e2e.url}/v1/jobs`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${e2e.alice}`, "content-type": "application/json" },
+      body: JSON.stringify({
+        name: "refused",
+        cluster: "alpha",
+        partition: "gpu",
+        resources: { gpus: { count: 2, type: "a100" } },
+        command: ["true"],
+        services: [
+          { ...svc, gpus: 1 },
+          { ...svc, name: "judge", gpus: 2 },
+        ],
+      }),
+    });
+    expect(res.status).toBe(422);
+    expect(res.headers.get("content-type")).toContain("application/problem+json");
+    const problem = (await res.json()) as { errors?: { field: string; message: string }[] };
+    expect(problem.errors).toContainEqual(
+      expect.objectContaining({
+        field: "body.services.1.gpus",
+        message: expect.stringContaining("services take 3 GPUs but the job asks for 2"),
+      }),
+    );
+  });
+
   it("refuses hostile service specs, naming the field", async () => {
     const ok = { name: "model", command: ["x"], health: { tcp: true }, timeoutSeconds: 5 };
     const cases: [unknown, string][] = [
