@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createClient } from "../../client/index.ts";
+import { runCli } from "../cli/support.ts";
 import { type E2E, slurmClusters, startE2E } from "./harness.ts";
 
 const NODE = existsSync("/usr/bin/node") ? "/usr/bin/node" : process.execPath;
@@ -58,6 +59,26 @@ async function serviceLog(id: string, service: string): Promise<{ status: number
     }
     await new Promise((r) => setTimeout(r, 500));
   }
+}
+
+/** `slurmgate logs --service`, the real binary: the same bytes as the API, and one line for a wrong name. */
+async function checkCliServiceLog(id: string, out: string, err: string): Promise<void> {
+  const env = {
+    SLURMGATE_URL: e2e.url,
+    SLURMGATE_TOKEN: e2e.alice,
+    XDG_CONFIG_HOME: mkdtempSync(join(tmpdir(), "slurmgate-cli-")),
+  };
+  expect(await runCli(["logs", id, "--service", "model"], { env })).toEqual({ code: 0, stdout: out, stderr: "" });
+  expect(await runCli(["logs", "-f", id, "--service", "model"], { env })).toEqual({ code: 0, stdout: out, stderr: "" });
+  expect(await runCli(["logs", id, "--service", "model", "--stderr"], { env })).toMatchObject({ code: 0, stdout: err });
+  const unknown = await runCli(["logs", "-f", id, "--service", "nope"], { env });
+  expect(unknown.code).toBe(1);
+  expect(unknown.stdout).toBe("");
+  expect(unknown.stderr).toMatch(/^slurmgate: .*service nope: the job has no such service.*\n$/);
+  const malformed = await runCli(["logs", id, "--service", "Model;rm"], { env });
+  expect(malformed.code).toBe(2);
+  expect(malformed.stderr.trim().split("\n")[0]).toContain("--service");
+  expect((await runCli(["logs", id, "--service", "model", "--task", "1"], { env })).code).toBe(2);
 }
 
 /** The evaluation harness: asks the server, prints and saves the answer, says whether it sees the secret. */
@@ -114,6 +135,9 @@ describe("services beside the payload on real Slurm", () => {
       }
       expect(text).toBe(log);
       expect(await serviceLog(job.id, "nope")).toMatchObject({ status: 422 });
+      if (i === 0) {
+        await checkCliServiceLog(job.id, log, readFileSync(join(shared, "alice", job.id, "service-model.err"), "utf8"));
+      }
     }
     expect(ports[0]).toMatch(/^\d+$/);
     expect(ports[0]).not.toBe(ports[1]);
