@@ -11,7 +11,7 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import { constants, createReadStream } from "node:fs";
-import { lstat, mkdir, open, readdir, readFile, realpath, rename, rm, writeFile } from "node:fs/promises";
+import { lstat, mkdir, open, readdir, realpath, rename, rm, writeFile } from "node:fs/promises";
 import { join, posix, relative, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
@@ -322,10 +322,79 @@ export async function removeCache(cacheRoot: string, ref: string): Promise<boole
   return true;
 }
 
-async function readManifest(path: string, ref: string): Promise<CacheEntry | null> {
+/** How {@link listCaches} reads the cache root: this machine's files, or an executor's (a remote login node). */
+export interface CacheReader {
+  /** The names in `dir` (never `.`/`..`) with their own type, symlinks not followed; [] when `dir` is absent. */
+  readdir(dir: string): Promise<{ name: string; type: "file" | "dir" | "other" }[]>;
+  /** A manifest's text; null when it is absent or not a plain file. */
+  readText(path: string): Promise<string | null>;
+}
+
+/** Largest manifest read: a model's lists every file with its sha256. */
+const MAX_MANIFEST_BYTES = 64 * 1024 * 1024;
+
+/** This machine's files (the stage CLI on the login node). */
+export const localCacheReader: CacheReader = {
+  async readdir(dir) {
+    const entries = await readdir(dir, { withFileTypes: true }).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === "ENOENT" || err.code === "ENOTDIR") {
+        return [];
+      }
+      throw err;
+    });
+    return entries.map((d) => ({ name: d.name, type: d.isFile() ? "file" : d.isDirectory() ? "dir" : "other" }));
+  },
+  async readText(path) {
+    const handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW).catch(() => null);
+    if (!handle) {
+      return null;
+    }
+    try {
+      return (await handle.stat()).isFile() ? await handle.readFile("utf8") : null;
+    } finally {
+      await handle.close();
+    }
+  },
+};
+
+/**
+ * The cache root through the agent's executor, so the inventory lists what is staged where the
+ * executor runs (over SSH: the login node, not the agent's machine). A directory is read with one
+ * `find -printf` (GNU findutils, as on every Linux login node); a failure throws, so the inventory
+ * publishes nothing rather than "none staged".
+ */
+export function executorCacheReader(executor: Pick<Executor, "run" | "stat" | "readFile">): CacheReader {
+  return {
+    async readdir(dir) {
+      const st = await executor.stat(dir);
+      if (!st?.isDirectory || st.isSymbolicLink) {
+        return [];
+      }
+      const args = ["-P", dir, "-mindepth", "1", "-maxdepth", "1", "-printf", "%y %f\\0"];
+      const result = await executor.run("find", args, { env: { PATH: "/usr/bin:/bin", LC_ALL: "C" } });
+      if (result.code !== 0) {
+        throw new Error(`cannot list ${dir}: ${result.stderr.trim() || `find exited ${result.code}`}`);
+      }
+      return result.stdout
+        .split("\0")
+        .filter((line) => line.length > 2)
+        .map((line) => ({
+          name: line.slice(2),
+          type: line[0] === "f" ? "file" : line[0] === "d" ? "dir" : "other",
+        }));
+    },
+    async readText(path) {
+      const data = await executor.readFile(path, { length: MAX_MANIFEST_BYTES });
+      return data === null ? null : data.toString("utf8");
+    },
+  };
+}
+
+async function readManifest(reader: CacheReader, path: string, ref: string): Promise<CacheEntry | null> {
   try {
-    const m = JSON.parse(await readFile(path, "utf8")) as Partial<Manifest>;
-    if (m.ref !== ref || typeof m.bytes !== "number" || typeof m.stagedAt !== "string") {
+    const text = await reader.readText(path);
+    const m = (text === null ? null : JSON.parse(text)) as Partial<Manifest> | null;
+    if (m?.ref !== ref || typeof m.bytes !== "number" || typeof m.stagedAt !== "string") {
       return null;
     }
     return { name: ref, bytes: m.bytes, stagedAt: m.stagedAt };
@@ -338,34 +407,36 @@ async function readManifest(path: string, ref: string): Promise<CacheEntry | nul
  * What is staged: complete entries only (a manifest and its data, no dot names, no symlinks),
  * sorted by name, at most {@link MAX_INVENTORY_CACHES}.
  */
-export async function listCaches(cacheRoot: string): Promise<CacheEntry[]> {
+export async function listCaches(cacheRoot: string, reader: CacheReader = localCacheReader): Promise<CacheEntry[]> {
   const out: CacheEntry[] = [];
-  const names = async (dir: string) =>
-    (await readdir(dir, { withFileTypes: true }).catch(() => [])).filter((d) => !d.name.startsWith("."));
+  const names = async (dir: string) => (await reader.readdir(dir)).filter((d) => !d.name.startsWith("."));
   for (const kind of ["model", "image"] as const) {
-    const base = join(cacheRoot, CACHE_KIND_DIR[kind]);
+    const base = posix.join(cacheRoot, CACHE_KIND_DIR[kind]);
     const visit = async (dir: string, prefix: string, depth: number) => {
       for (const d of await names(dir)) {
         if (out.length >= MAX_INVENTORY_CACHES) {
           return;
         }
         const name = `${prefix}${d.name}`;
-        if (kind === "image" && d.isFile() && d.name.endsWith(".sif")) {
+        if (kind === "image" && d.type === "file" && d.name.endsWith(".sif")) {
           const ref = `images/${name.slice(0, -4)}`;
           const entry = CACHE_REF.test(ref)
-            ? await readManifest(join(dir, imageManifest(d.name.slice(0, -4))), ref)
+            ? await readManifest(reader, posix.join(dir, imageManifest(d.name.slice(0, -4))), ref)
             : null;
           if (entry) {
             out.push(entry);
           }
-        } else if (d.isDirectory()) {
+        } else if (d.type === "dir") {
           const ref = `${CACHE_KIND_DIR[kind]}/${name}`;
           const entry =
-            kind === "model" && CACHE_REF.test(ref) ? await readManifest(join(dir, d.name, MODEL_MANIFEST), ref) : null;
+            kind === "model" && CACHE_REF.test(ref)
+              ? await readManifest(reader, posix.join(dir, d.name, MODEL_MANIFEST), ref)
+              : null;
           if (entry) {
             out.push(entry);
-          } else if (depth === 0) {
-            await visit(join(dir, d.name), `${name}/`, 1);
+          } else if (depth === 0 && CACHE_NAME.test(d.name)) {
+            // Only a name a reference can hold is looked into (never one with a newline or a space).
+            await visit(posix.join(dir, d.name), `${name}/`, 1);
           }
         }
       }
