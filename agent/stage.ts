@@ -13,6 +13,8 @@ import { createHash, randomBytes } from "node:crypto";
 import { constants, createReadStream } from "node:fs";
 import { lstat, mkdir, open, readdir, realpath, rename, rm, writeFile } from "node:fs/promises";
 import { join, posix, relative, sep } from "node:path";
+import type { IncomingMessage } from "node:http";
+import { request as httpsRequest } from "node:https";
 import { fileURLToPath } from "node:url";
 import {
   CACHE_KIND_DIR,
@@ -105,9 +107,156 @@ function sourcePath(source: string): string {
     return fileURLToPath(source);
   }
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(source)) {
-    throw new StageError(`${source}: only local paths and file:// URLs can be staged`);
+    throw new StageError(
+      `${shownUrl(source)}: only local paths, file:// and https:// URLs can be staged (never plain http://)`,
+    );
   }
   return source;
+}
+
+/** Most bytes one https:// download may have unless the stage says otherwise. */
+export const DEFAULT_MAX_DOWNLOAD_BYTES = 64 * 1024 ** 3;
+/** Redirects followed per download (each must stay on https://). */
+const MAX_REDIRECTS = 5;
+/** A download that sends nothing for this long is given up. */
+const DOWNLOAD_IDLE_MS = 60_000;
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+
+/** A URL as it may be shown: no credentials, query or fragment (a presigned URL's query is a secret). */
+function shownUrl(url: string | URL): string {
+  try {
+    const u = new URL(url);
+    return `${u.protocol}//${u.host}${u.pathname}`;
+  } catch {
+    return "the source";
+  }
+}
+
+/** An https:// SOURCE and the sha256 it must have (`--sha256`, or the URL's `#sha256=<hex>`). */
+function httpsSource(source: string, sha256?: string): { url: URL; sha256?: string } {
+  let url: URL;
+  try {
+    url = new URL(source);
+  } catch {
+    throw new StageError(`${shownUrl(source)} is not a URL`);
+  }
+  const fromHash = /^#sha256=(.*)$/i.exec(url.hash)?.[1];
+  url.hash = "";
+  const wanted = [sha256, fromHash].filter((h): h is string => h !== undefined).map((h) => h.toLowerCase());
+  for (const h of wanted) {
+    if (!SHA256_HEX.test(h)) {
+      throw new StageError(`sha256 ${JSON.stringify(h)} is not 64 hex digits`);
+    }
+  }
+  if (wanted.length === 2 && wanted[0] !== wanted[1]) {
+    throw new StageError("--sha256 and the URL's #sha256= differ; give one");
+  }
+  return { url, sha256: wanted[0] };
+}
+
+/** The file name a downloaded model file gets: the URL's last path segment, as a plain name. */
+function downloadName(url: URL): string {
+  const last = decodeURIComponent(url.pathname.split("/").at(-1) ?? "");
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$/.test(last)) {
+    throw new StageError(
+      `${shownUrl(url)}: the URL's last path segment is not a plain file name to stage the model file as`,
+    );
+  }
+  return last;
+}
+
+/** `new URL` that answers null for a malformed one (URL.parse needs Node 22; the agent runs on 20). */
+function parseUrl(text: string, base: URL): URL | null {
+  try {
+    return new URL(text, base);
+  } catch {
+    return null;
+  }
+}
+
+function httpsGet(url: URL): Promise<IncomingMessage> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(url, { method: "GET", headers: { "user-agent": "slurmgate-stage" } }, resolve);
+    req.setTimeout(DOWNLOAD_IDLE_MS, () =>
+      req.destroy(new StageError(`${shownUrl(url)}: no data for ${DOWNLOAD_IDLE_MS / 1000} s`)),
+    );
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+/**
+ * Downloads `url` into the new file `to` (O_EXCL), following at most {@link MAX_REDIRECTS} https://
+ * redirects, within `maxBytes`, and checks the sha256 when one is given. Throws on a body that
+ * broke off or came short of its Content-Length; the caller removes `to`.
+ */
+async function download(url: URL, to: string, limits: { maxBytes: number; sha256?: string }) {
+  let current = url;
+  for (let hop = 0; ; hop++) {
+    const res = await httpsGet(current).catch((err: Error) => {
+      throw err instanceof StageError ? err : new StageError(`${shownUrl(current)}: ${err.message}`);
+    });
+    const status = res.statusCode ?? 0;
+    if ([301, 302, 303, 307, 308].includes(status)) {
+      res.resume();
+      const location = res.headers.location;
+      const next = location === undefined ? null : parseUrl(location, current);
+      if (!next) {
+        throw new StageError(`${shownUrl(current)} redirects (${status}) without a usable Location`);
+      }
+      if (next.protocol !== "https:") {
+        throw new StageError(`${shownUrl(current)} redirects to ${shownUrl(next)}: only https:// is followed`);
+      }
+      if (hop >= MAX_REDIRECTS) {
+        throw new StageError(`${shownUrl(url)}: more than ${MAX_REDIRECTS} redirects`);
+      }
+      current = next;
+      continue;
+    }
+    if (status !== 200) {
+      res.resume();
+      throw new StageError(`${shownUrl(current)} answered HTTP ${status}`);
+    }
+    const header = res.headers["content-length"];
+    const length = header === undefined ? undefined : Number(header);
+    if (length !== undefined && length > limits.maxBytes) {
+      res.destroy();
+      throw new StageError(`${shownUrl(current)} is ${length} bytes, more than the ${limits.maxBytes} allowed`);
+    }
+    const output = await open(to, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o644);
+    const hash = createHash("sha256");
+    let bytes = 0;
+    try {
+      for await (const chunk of res as AsyncIterable<Buffer>) {
+        bytes += chunk.length;
+        if (bytes > limits.maxBytes) {
+          res.destroy();
+          throw new StageError(`${shownUrl(current)} sent more than the ${limits.maxBytes} bytes allowed`);
+        }
+        hash.update(chunk);
+        await output.write(chunk);
+      }
+      await output.sync();
+    } catch (err) {
+      throw err instanceof StageError
+        ? err
+        : new StageError(
+            `${shownUrl(current)}: the download broke off after ${bytes} bytes (${(err as Error).message})`,
+          );
+    } finally {
+      await output.close();
+    }
+    if (!res.complete || (length !== undefined && bytes !== length)) {
+      throw new StageError(
+        `${shownUrl(current)}: the download broke off after ${bytes} of ${length ?? "an unknown number of"} bytes`,
+      );
+    }
+    const sha256 = hash.digest("hex");
+    if (limits.sha256 !== undefined && sha256 !== limits.sha256) {
+      throw new StageError(`${shownUrl(current)}: its sha256 is ${sha256}, not the ${limits.sha256} asked for`);
+    }
+    return { bytes, sha256 };
+  }
 }
 
 /** Copies one file with O_NOFOLLOW, checking it is still the file that was looked at, and hashes it. */
@@ -227,17 +376,26 @@ export async function stageCache(opts: {
   source: string;
   name: string;
   kind?: CacheKind;
+  /** The sha256 (hex) an https:// download must have; also accepted as the URL's `#sha256=` fragment. */
+  sha256?: string;
+  /** Most bytes an https:// download may have. Default {@link DEFAULT_MAX_DOWNLOAD_BYTES}. */
+  maxBytes?: number;
   now?: () => Date;
 }): Promise<CacheEntry> {
-  const source = sourcePath(opts.source);
-  const top = await lstat(source).catch(() => null);
-  if (!top) {
+  const remote = /^https:\/\//i.test(opts.source) ? httpsSource(opts.source, opts.sha256) : null;
+  if (!remote && opts.sha256 !== undefined) {
+    throw new StageError("a sha256 is checked for https:// sources only (a local copy is verified against SOURCE)");
+  }
+  const limits = { maxBytes: opts.maxBytes ?? DEFAULT_MAX_DOWNLOAD_BYTES, sha256: remote?.sha256 };
+  const source = remote ? "" : sourcePath(opts.source);
+  const top = remote ? null : await lstat(source).catch(() => null);
+  if (!remote && !top) {
     throw new StageError(`SOURCE ${source} does not exist`);
   }
-  if (top.isSymbolicLink()) {
+  if (top?.isSymbolicLink()) {
     throw new StageError(`SOURCE ${source} is a symlink; name what it points to instead`);
   }
-  const kind = opts.kind ?? (top.isFile() ? "image" : "model");
+  const kind = opts.kind ?? (remote || top?.isFile() ? "image" : "model");
   const ref = cacheRef(kind, opts.name);
   const segments = ref.split("/");
   const parent = await mkdirsNoFollow(opts.cacheRoot, segments.slice(0, -1));
@@ -258,11 +416,15 @@ export async function stageCache(opts: {
   const temp = join(parent, tempName("stage"));
   try {
     if (kind === "model") {
-      if (!top.isDirectory()) {
+      if (top && !top.isDirectory()) {
         throw new StageError(`SOURCE ${source} is not a directory; a model is staged from its directory`);
       }
       await mkdir(temp, { mode: 0o755 });
-      const files = await copyTree(await realpath(source), temp);
+      // A download is one file of the model, named by the URL's last path segment.
+      const file = remote ? downloadName(remote.url) : "";
+      const files = remote
+        ? [{ path: file, ...(await download(remote.url, join(temp, file), limits)) }]
+        : await copyTree(await realpath(source), temp);
       await verify(temp, files);
       const manifest: Manifest = { ref, bytes: files.reduce((n, f) => n + f.bytes, 0), stagedAt, files };
       await writeFile(join(temp, MODEL_MANIFEST), JSON.stringify(manifest), { mode: 0o644, flag: "wx" });
@@ -284,10 +446,10 @@ export async function stageCache(opts: {
       }
       return { name: ref, bytes: manifest.bytes, stagedAt };
     }
-    if (!top.isFile() || !source.endsWith(".sif")) {
+    if (top && (!top.isFile() || !source.endsWith(".sif"))) {
       throw new StageError(`SOURCE ${source} is not a .sif file; an image is staged from its .sif file`);
     }
-    const copied = await copyFile(source, top, temp);
+    const copied = top ? await copyFile(source, top, temp) : await download(remote!.url, temp, limits);
     await verify(parent, [{ path: posix.basename(temp), ...copied }]);
     const manifest: Manifest = { ref, bytes: copied.bytes, stagedAt, files: [{ path: `${leaf}.sif`, ...copied }] };
     // The manifest first: a .sif without one is not listed, one without a .sif neither.
