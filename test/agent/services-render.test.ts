@@ -307,6 +307,41 @@ describe("the wrapper with services, run with bash", () => {
     expect(result.stderr).toBe("");
   });
 
+  it("keeps the payload's own env and secrets from every service", async () => {
+    const mark = `sg-svc-nosecret-${process.pid}`;
+    const jobDir = join(root, "payload-secret");
+    const secretsFile = join(jobDir, "secrets.nul");
+    const job = renderBatchScript(
+      input(
+        {
+          command: [NODE, "-e", `${FETCH};console.log("payload="+process.env.PAYLOAD_KEY)`],
+          env: { ONLY_PAYLOAD: "p" },
+          secrets: ["PAYLOAD_KEY"],
+          services: [
+            {
+              name: "model-api",
+              command: [
+                NODE,
+                "-e",
+                `/*${mark}*/const e=process.env;require("http").createServer((q,s)=>s.end(JSON.stringify([e.PAYLOAD_KEY??null,e.ONLY_PAYLOAD??null,e.SLURMGATE_SECRETS_FILE??null]))).listen(+e.PORT,"127.0.0.1")`,
+              ],
+              health: { tcp: true },
+              timeoutSeconds: 20,
+            },
+          ],
+        },
+        jobDir,
+        { secretsFile },
+      ),
+    );
+    const script = await writeJob(jobDir, job);
+    await writeFile(secretsFile, "PAYLOAD_KEY=p-only $(id)\0", { mode: 0o600 });
+    const result = await runBatchScript(script);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout.split("\n").sort()).toEqual(["", "[null,null,null]", "payload=p-only $(id)"]);
+    expect(alive(mark)).toBe(false);
+  });
+
   it("fails with service_unhealthy, the wait and the stderr tail when the port never opens", async () => {
     const mark = `sg-svc-never-${process.pid}`;
     const { jobDir, result } = await run("never", {
