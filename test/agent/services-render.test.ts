@@ -437,6 +437,19 @@ describe("the wrapper with services, run with bash", () => {
     expect(alive(mark)).toBe(false);
   });
 
+  it("fails with image_missing, naming the service and the image, when its container image is not on the node", async () => {
+    const image = join(root, "absent", "vllm.sif");
+    const { jobDir, result } = await run("svc-no-image", {
+      command: ["echo", "payload ran"],
+      services: [{ name: "model", container: { image }, health: { tcp: true }, timeoutSeconds: 5 }],
+    });
+    expect(result.code).toBe(125);
+    expect(result.stdout).toBe("");
+    expect(await readFile(join(jobDir, "failure"), "utf8")).toMatch(
+      new RegExp(`^image_missing service model: container image ${image} does not exist or cannot be read on \\S+\n$`),
+    );
+  });
+
   it("stops the services when the job is cancelled (SIGTERM to the wrapper), ending 143", async () => {
     const mark = `sg-svc-cancel-${process.pid}`;
     const jobDir = join(root, "cancel");
