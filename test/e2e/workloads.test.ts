@@ -112,6 +112,16 @@ describe("workloads from the seed tools", () => {
     expect(cli.stdout).toContain(
       'profile train: {"partition":"gpu","resources":{"gpus":{"count":1,"type":"a100"},"time":"10m"}}',
     );
+    // A user granted fewer partitions is told which are not on offer to them, and why.
+    await e2e.gw.grant("bob", "alpha", ["cpu", "gpu"]);
+    try {
+      const bob = await runCli(["clusters", "alpha"], { env: { SLURMGATE_URL: e2e.url, SLURMGATE_TOKEN: e2e.bob } });
+      expect(bob.code, bob.stderr).toBe(0);
+      expect(bob.stdout).toContain("not on offer: short: not in your grant for this cluster (yours: cpu, gpu)");
+      expect(bob.stdout).not.toMatch(/\nshort\s/);
+    } finally {
+      await e2e.gw.grant("bob", "alpha");
+    }
   });
 
   it("hands secrets to the job by name and leaves them nowhere else", async () => {
