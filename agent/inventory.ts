@@ -7,19 +7,20 @@
 import type { AgentContext } from "./context.ts";
 import { VERSION } from "../schemas/version.ts";
 import type { Inventory } from "./gateway-api.ts";
-import { checkCacheRoot, listCaches } from "./stage.ts";
+import { checkCacheRoot, executorCacheReader, listCaches } from "./stage.ts";
 
 /**
- * What is staged under the cache root; undefined without one, and over SSH (the listing reads this
- * machine's files). A listing that fails publishes nothing rather than "none staged".
+ * What is staged under the cache root, read through the executor (so over SSH it is the login
+ * node's cache root); undefined without one. A listing that fails publishes nothing rather than
+ * "none staged".
  */
-async function stagedCaches(ctx: AgentContext, mode: "local" | "ssh") {
-  if (!ctx.config.SLURMGATE_CACHE_ROOT || mode !== "local") {
+async function stagedCaches(ctx: AgentContext) {
+  if (!ctx.config.SLURMGATE_CACHE_ROOT) {
     return undefined;
   }
   try {
     const root = await checkCacheRoot(ctx.executor, ctx.roots.real, ctx.config.SLURMGATE_CACHE_ROOT);
-    return root === null ? undefined : await listCaches(root);
+    return root === null ? undefined : await listCaches(root, executorCacheReader(ctx.executor));
   } catch (err) {
     ctx.log("warn", "cannot list the staged caches", { error: (err as Error).message });
     return undefined;
@@ -44,7 +45,7 @@ export async function collectInventory(
     ctx.slurm.apptainerVersion(),
     probeAccounting(ctx),
     ctx.slurm.maxArraySize?.(),
-    stagedCaches(ctx, extra.mode),
+    stagedCaches(ctx),
   ]);
   // Half an inventory would tell the gateway the cluster has no partitions: publish none this time.
   if (!sinfo.ok) {

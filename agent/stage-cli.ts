@@ -10,18 +10,24 @@ import { CACHE_KINDS, type CacheKind } from "../schemas/cache.ts";
 import { AgentConfig, parseEnvFile } from "./config.ts";
 import { StageError, checkCacheRoot, listCaches, removeCache, stageCache } from "./stage.ts";
 
-export const STAGE_HELP = `usage: slurmgate agent stage SOURCE NAME [--kind model|image] [--config FILE]
+export const STAGE_HELP = `usage: slurmgate agent stage SOURCE NAME [--kind model|image] [--sha256 HEX] [--max-bytes N] [--config FILE]
        slurmgate agent stage --list [--config FILE]
        slurmgate agent stage --remove REF [--config FILE]
 
 Copies a model directory or a .sif image (a local path or a file:// URL) into the agent's cache
 root (SLURMGATE_CACHE_ROOT, under one of SLURMGATE_SHARED_ROOTS) as models/NAME or images/NAME.sif.
-The copy is verified (size and sha256) and then renamed into place, so a stage that is interrupted
-leaves nothing half-staged. Jobs name what they need as "cache": ["models/NAME"].
+SOURCE may also be an https:// URL, downloaded from this (login) node: an image by default, or with
+--kind model one file of a model (named by the URL's last path segment). Redirects are followed on
+https:// only; plain http:// is refused. --sha256 HEX (or the URL's #sha256=HEX) is checked, and
+--max-bytes N (default 64 GiB) caps the download. The copy is verified (size and sha256) and then
+renamed into place, so a stage that is interrupted or fails a check leaves nothing half-staged.
+Jobs name what they need as "cache": ["models/NAME"]. Extra CA certificates for https://:
+NODE_EXTRA_CA_CERTS=FILE.
 
 Examples:
   slurmgate agent stage ~/hf/llama-3.1-8b llama-3.1-8b
   slurmgate agent stage /scratch/vllm.sif vllm --kind image
+  slurmgate agent stage https://example.org/vllm-0.6.sif vllm --sha256 3b1f…
   slurmgate agent stage --list
   slurmgate agent stage --remove models/llama-3.1-8b
 `;
@@ -52,6 +58,8 @@ export async function stageMain(
         kind: { type: "string" },
         list: { type: "boolean" },
         remove: { type: "string" },
+        sha256: { type: "string" },
+        "max-bytes": { type: "string" },
         config: { type: "string", short: "c" },
         help: { type: "boolean", short: "h" },
       },
@@ -110,11 +118,17 @@ export async function stageMain(
     if (kind !== undefined && !(CACHE_KINDS as readonly string[]).includes(kind)) {
       return fail(`--kind must be one of ${CACHE_KINDS.join(", ")}`, 2);
     }
+    const maxBytes = values["max-bytes"];
+    if (maxBytes !== undefined && !/^[1-9][0-9]{0,15}$/.test(maxBytes)) {
+      return fail("--max-bytes must be a positive whole number of bytes", 2);
+    }
     const entry = await stageCache({
       cacheRoot,
       source: positionals[0]!,
       name: positionals[1]!,
       kind: kind as CacheKind | undefined,
+      sha256: values.sha256,
+      maxBytes: maxBytes === undefined ? undefined : Number(maxBytes),
     });
     io.stdout.write(`staged ${entry.name} (${human(entry.bytes)})\n`);
     return 0;

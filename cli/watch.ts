@@ -38,13 +38,20 @@ export async function followLogs(
   client: SlurmgateClient,
   id: string,
   io: Io,
-  options: { stream?: LogStream; timeout?: number; attempt?: number; allAttempts?: boolean; task?: number } = {},
+  options: {
+    stream?: LogStream;
+    timeout?: number;
+    attempt?: number;
+    allAttempts?: boolean;
+    task?: number;
+    service?: string;
+  } = {},
 ): Promise<void> {
   const deadline = options.timeout === undefined ? undefined : AbortSignal.timeout(options.timeout);
   const signal = deadline ? AbortSignal.any([io.signal, deadline]) : io.signal;
   try {
-    const { stream, attempt, allAttempts, task } = options;
-    for await (const text of client.logs(id, { follow: true, stream, attempt, allAttempts, task, signal })) {
+    const { stream, attempt, allAttempts, task, service } = options;
+    for await (const text of client.logs(id, { follow: true, stream, attempt, allAttempts, task, service, signal })) {
       io.stdout.write(text);
     }
   } catch (err) {

@@ -11,6 +11,7 @@ import {
   memoryMegabytes,
   ownedReason,
   sbatchOptionName,
+  serviceGpuIssue,
 } from "../schemas/index.ts";
 import { ApiProblem } from "./problem.ts";
 
@@ -264,6 +265,11 @@ export function checkCluster(spec: JobSpec, candidate: ClusterCandidate, grant: 
   const profiled = applyProfile(spec, config);
   if (isFailure(profiled)) {
     return profiled;
+  }
+  // A profile may be what gives the job its GPUs: the services' share is checked against the merged spec.
+  const gpuIssue = serviceGpuIssue(profiled, true);
+  if (gpuIssue) {
+    return { rank: 0, field: gpuIssue.path.join("."), message: gpuIssue.message };
   }
   const resolved = chargedAccount(profiled, grant);
   if (isFailure(resolved)) {

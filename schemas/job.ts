@@ -161,6 +161,10 @@ export const Service = z
     binds: z.array(Bind).max(32).default([]),
     health: ServiceHealth,
     timeoutSeconds: z.number().int().min(1).max(3_600),
+    gpus: z.number().int().min(1).max(64).optional().openapi({
+      description:
+        "How many of the job's GPUs (resources.gpus) this service takes: it sees only those in CUDA_VISIBLE_DEVICES, and the payload sees the rest.",
+    }),
   })
   .refine((s) => (s.command === undefined) !== (s.container === undefined), {
     message: "give exactly one of command or container",
@@ -204,6 +208,46 @@ export const Launcher = z
       "Runs the payload on every node through srun, with the head node exported as SLURMGATE_HEAD_NODE/SLURMGATE_HEAD_ADDRESS (MASTER_ADDR/MASTER_PORT too) and a port from the job's own range: `torchrun --nnodes … --node_rank $SLURM_NODEID --rdzv_backend=c10d …` or `ray symmetric-run --address … --min-nodes … -- <payload>`.",
   });
 export type Launcher = z.infer<typeof Launcher>;
+
+/**
+ * The one rule for services' GPUs: together they may take at most the job's own `resources.gpus.count`
+ * (the payload gets the rest). The schema, the gateway's routing (after a profile filled in
+ * `resources`) and the agent's renderer all ask this; null when the spec keeps to it.
+ * `afterProfile: false` lets a job whose profile may supply the GPUs through (routing checks it later).
+ * Copes with fields of the wrong type (it runs beside other issues, see strict.ts).
+ * @example serviceGpuIssue({ resources: { gpus: { count: 1 } }, services: [{ gpus: 2 }] }, true)
+ * // => { path: ["services", 0, "gpus"], message: "services take 2 GPUs but the job asks for 1 (resources.gpus.count); the payload gets the rest" }
+ */
+export function serviceGpuIssue(
+  spec: { profile?: unknown; resources?: unknown; services?: unknown },
+  afterProfile: boolean,
+): { path: (string | number)[]; message: string } | null {
+  const services = Array.isArray(spec.services) ? (spec.services as { gpus?: unknown }[]) : [];
+  const gpus = (spec.resources as { gpus?: { count?: unknown } } | undefined)?.gpus;
+  const count = typeof gpus?.count === "number" ? gpus.count : undefined;
+  let taken = 0;
+  for (const [i, svc] of services.entries()) {
+    const want = typeof svc?.gpus === "number" ? svc.gpus : 0;
+    if (want <= 0) {
+      continue;
+    }
+    taken += want;
+    const path = ["services", i, "gpus"];
+    if (count === undefined) {
+      if (gpus === undefined && spec.profile !== undefined && !afterProfile) {
+        return null;
+      }
+      return { path, message: "the job asks for no GPUs (resources.gpus), so a service cannot take any" };
+    }
+    if (taken > count) {
+      return {
+        path,
+        message: `services take ${taken} GPUs but the job asks for ${count} (resources.gpus.count); the payload gets the rest`,
+      };
+    }
+  }
+  return null;
+}
 
 export const DependencyCondition = z.enum(["afterok", "afterany", "afternotok", "after"]);
 export const Dependency = z
@@ -359,6 +403,14 @@ export const JobSpec = z
     path: ["launcher"],
     ...withOtherIssues,
   })
+
+/**
+  .superRefine((s, ctx) => {
+    const issue = serviceGpuIssue(s, false);
+    if (issue) {
+      ctx.addIssue({ code: "custom", ...issue });
+    }
+  }, withOtherIssues)
   .openapi("JobSpec");
 export type JobSpec = z.infer<typeof JobSpec>;
 export type JobSpecInput = z.input<typeof JobSpec>;

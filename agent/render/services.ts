@@ -4,12 +4,12 @@
  *
  * `services.nul` holds, per service in order: name, port ("" = the wrapper picks one), health
  * kind (`http`|`tcp`), health path ("" for tcp), timeout seconds, image ("" without a container),
- * then four counted lists — argv, `NAME=value` env, secret names, runtime argv (Apptainer's
+ * GPUs it takes from the job's ("" = none of its own), then four counted lists — argv, `NAME=value` env, secret names, runtime argv (Apptainer's
  * `exec`/`run` and its flags; empty without a container) — each as `<count>` then the items.
  * Service secrets go to a separate 0600 file (`service-secrets.nul`, see agent/secrets.ts) that the
  * wrapper reads and deletes before the payload starts, so the payload can neither inherit nor read them.
  */
-import { type JobSpec, SERVICE_NAME, type Service } from "../../schemas/job.ts";
+import { type JobSpec, SERVICE_NAME, type Service, serviceGpuIssue } from "../../schemas/job.ts";
 import { ABSOLUTE_PATH, IMAGE_REF } from "../../schemas/patterns.ts";
 import { PROGRAM_NAME } from "./container.ts";
 import { checkEnvMap, checkSecretNames } from "./env-policy.ts";
@@ -26,13 +26,18 @@ export function serviceSecretNames(spec: Pick<JobSpec, "services">): string[] {
  * The items of `services.nul` (empty when the job has no services); throws {@link RenderError}.
  * @example
  * serviceItems(spec, { apptainerBin: "apptainer", jobDir: "/s/u/job_x", workdir: "/s/u/job_x" })
- * // => ["api", "", "http", "/health", "30", "", "3", "node", "-e", "…", "0", "0", "0"]
+ * // => ["api", "", "http", "/health", "30", "", "", "3", "node", "-e", "…", "0", "0", "0"]
  */
 export function serviceItems(
   spec: JobSpec,
   where: { apptainerBin: string; jobDir: string; workdir: string },
 ): string[] {
   const items: string[] = [];
+  const gpuIssue = serviceGpuIssue(spec, true);
+  if (gpuIssue) {
+    const field = gpuIssue.path.join(".");
+    throw new RenderError("invalid_spec", `${field}: ${gpuIssue.message}`, field);
+  }
   (spec.services ?? []).forEach((svc, i) => {
     const field = `services.${i}`;
     checkEnvMap(svc.env, `${field}.env`);
@@ -59,7 +64,15 @@ export function serviceItems(
     const env = Object.keys(svc.env)
       .sort()
       .map((name) => `${name}=${svc.env[name]}`);
-    items.push(svc.name, svc.port === undefined ? "" : String(svc.port), ...health, String(svc.timeoutSeconds), image);
+    const gpus = svc.gpus === undefined ? "" : String(svc.gpus);
+    items.push(
+      svc.name,
+      svc.port === undefined ? "" : String(svc.port),
+      ...health,
+      String(svc.timeoutSeconds),
+      image,
+      gpus,
+    );
     for (const list of [argv, env, svc.secrets, runtimeArgv(spec, svc, field, where)]) {
       items.push(String(list.length), ...list);
     }
@@ -99,7 +112,7 @@ function runtimeArgv(
 
 /**
  * The service names in a `services.nul` (the agent ships their logs); [] when it is malformed.
- * @example serviceNamesOf(["api", "", "tcp", "", "5", "", "1", "x", "0", "0", "0"]) // => ["api"]
+ * @example serviceNamesOf(["api", "", "tcp", "", "5", "", "", "1", "x", "0", "0", "0"]) // => ["api"]
  */
 export function serviceNamesOf(items: readonly string[]): string[] {
   const names: string[] = [];
@@ -110,7 +123,7 @@ export function serviceNamesOf(items: readonly string[]): string[] {
       return [];
     }
     names.push(name);
-    i += 6;
+    i += 7;
     for (let list = 0; list < 4; list++) {
       const count = Number(items[i]);
       if (!Number.isInteger(count) || count < 0) {

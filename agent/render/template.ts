@@ -24,7 +24,9 @@
  * SLURMGATE_SERVICE_<NAME>_URL/_HOST/_PORT, and stops them all (TERM, KILL after 10 s) whenever it
  * ends. One that exits or stays unhealthy before the payload starts ends the job with
  * `service_unhealthy`; one that exits while the payload runs gets the payload a TERM, and the job
- * fails with `service_unhealthy` unless the payload still exits 0.
+ * fails with `service_unhealthy` unless the payload still exits 0. A service with `gpus` takes that
+ * many of the allocation's devices (split position-wise from CUDA_VISIBLE_DEVICES and the other
+ * device lists Slurm sets); the payload keeps the rest, and a service without a share sees none.
  * Every attempt sees the same `SLURMGATE_CHECKPOINT_DIR`: `checkpoint[.<task>]` inside the first
  * attempt's directory, which is `<parent of the job dir>/<job id>` (paths.ts `jobDirName`). The
  * wrapper creates it as the job's own user, and refuses a symlink there.
@@ -275,7 +277,7 @@ if [[ -s $sg_dir/services.nul ]]; then
   fi
   unset -v sg_items
   # Parsed into parallel arrays; a list field is "<start> <count>" into sg_sv.
-  sg_sv_port=() sg_sv_kind=() sg_sv_path=() sg_sv_timeout=() sg_sv_image=()
+  sg_sv_port=() sg_sv_kind=() sg_sv_path=() sg_sv_timeout=() sg_sv_image=() sg_sv_gpus=()
   sg_sv_argv=() sg_sv_env=() sg_sv_sec=() sg_sv_rt=()
   sg_i=0 sg_k=0
   sg_list() {
@@ -285,12 +287,14 @@ if [[ -s $sg_dir/services.nul ]]; then
     sg_i=$((sg_i + 1 + sg_c))
   }
   while ((sg_i < ${"$"}{#sg_sv[@]})); do
-    ((sg_i + 10 <= ${"$"}{#sg_sv[@]})) && [[ ${"$"}{sg_sv[sg_i]} =~ ^[a-z][a-z0-9-]{0,30}$ &&
+    ((sg_i + 11 <= ${"$"}{#sg_sv[@]})) && [[ ${"$"}{sg_sv[sg_i]} =~ ^[a-z][a-z0-9-]{0,30}$ &&
       ${"$"}{sg_sv[sg_i + 1]} =~ ^([1-9][0-9]{3,4})?$ && ${"$"}{sg_sv[sg_i + 2]} =~ ^(http|tcp)$ &&
-      ${"$"}{sg_sv[sg_i + 4]} =~ ^[1-9][0-9]{0,3}$ ]] || sg_fail "malformed $sg_dir/services.nul"
+      ${"$"}{sg_sv[sg_i + 4]} =~ ^[1-9][0-9]{0,3}$ && ${"$"}{sg_sv[sg_i + 6]} =~ ^([1-9][0-9]?)?$ ]] ||
+      sg_fail "malformed $sg_dir/services.nul"
     sg_sv_name[sg_k]=${"$"}{sg_sv[sg_i]} sg_sv_port[sg_k]=${"$"}{sg_sv[sg_i + 1]} sg_sv_kind[sg_k]=${"$"}{sg_sv[sg_i + 2]}
     sg_sv_path[sg_k]=${"$"}{sg_sv[sg_i + 3]} sg_sv_timeout[sg_k]=${"$"}{sg_sv[sg_i + 4]} sg_sv_image[sg_k]=${"$"}{sg_sv[sg_i + 5]}
-    sg_i=$((sg_i + 6))
+    sg_sv_gpus[sg_k]=${"$"}{sg_sv[sg_i + 6]:-0}
+    sg_i=$((sg_i + 7))
     sg_list && sg_sv_argv[sg_k]=$sg_r
     sg_list && sg_sv_env[sg_k]=$sg_r
     sg_list && sg_sv_sec[sg_k]=$sg_r
@@ -324,6 +328,35 @@ if [[ -s $sg_dir/services.nul ]]; then
     [[ -n $sg_p ]] || sg_fail "service ${"$"}{sg_sv_name[sg_k]}: no free port in $sg_base-$((sg_base + 31)) on $(hostname)" service_unhealthy
     sg_sv_port[sg_k]=$sg_p
   done
+  # GPUs: when a service takes some, each such service gets the next N devices of every list Slurm
+  # set for the allocation (CUDA_VISIBLE_DEVICES, the GRES list SLURM_JOB_GPUS, …), the payload keeps
+  # the rest, and a service without a share sees none: no two parts share a device.
+  sg_gpu_total=0 sg_gpu_vars=
+  sg_sv_devs=()
+  for sg_k in "${"$"}{!sg_sv_name[@]}"; do
+    sg_gpu_total=$((sg_gpu_total + sg_sv_gpus[sg_k]))
+    sg_sv_devs[sg_k]=
+  done
+  if ((sg_gpu_total)); then
+    for sg_v in CUDA_VISIBLE_DEVICES GPU_DEVICE_ORDINAL ROCR_VISIBLE_DEVICES ZE_AFFINITY_MASK SLURM_JOB_GPUS SLURM_STEP_GPUS; do
+      [[ -n ${"$"}{!sg_v:-} ]] || continue
+      [[ ${"$"}{!sg_v} =~ ^[A-Za-z0-9_.:/-]+(,[A-Za-z0-9_.:/-]+)*$ ]] ||
+        sg_fail "cannot split the GPUs between services and payload: $sg_v is '${"$"}{!sg_v}' on $(hostname)"
+      IFS=, read -r -a sg_devs <<<"${"$"}{!sg_v}"
+      ((${"$"}{#sg_devs[@]} >= sg_gpu_total)) ||
+        sg_fail "services take $sg_gpu_total GPUs but the allocation has ${"$"}{#sg_devs[@]} ($sg_v=${"$"}{!sg_v}) on $(hostname)"
+      sg_o=0
+      for sg_k in "${"$"}{!sg_sv_name[@]}"; do
+        sg_part=$(IFS=, && printf '%s' "${"$"}{sg_devs[*]:sg_o:sg_sv_gpus[sg_k]}")
+        sg_sv_devs[sg_k]+=" $sg_v=$sg_part"
+        sg_o=$((sg_o + sg_sv_gpus[sg_k]))
+      done
+      export "$sg_v=$(IFS=, && printf '%s' "${"$"}{sg_devs[*]:sg_gpu_total}")"
+      sg_gpu_vars+=" $sg_v"
+    done
+    [[ -n $sg_gpu_vars ]] ||
+      sg_fail "services take $sg_gpu_total GPUs but Slurm set no device list (CUDA_VISIBLE_DEVICES) on $(hostname)"
+  fi
   for sg_k in "${"$"}{!sg_sv_name[@]}"; do
     sg_n=${"$"}{sg_sv_name[sg_k]}
     read -r sg_s sg_c <<<"${"$"}{sg_sv_sec[sg_k]}"
@@ -333,6 +366,8 @@ if [[ -s $sg_dir/services.nul ]]; then
     (
       trap - EXIT HUP INT TERM USR1 USR2
       cd -- "$sg_workdir" || exit 125
+      # Checked above: each word is NAME=devices without spaces or glob characters.
+      for sg_kv in ${"$"}{sg_sv_devs[sg_k]}; do export "$sg_kv"; done
       for sg_kv in "${"$"}{sg_sv_secret_env[@]}"; do
         [[ $sg_mine == *" ${"$"}{sg_kv%%=*} "* ]] && export "$sg_kv"
       done
@@ -368,6 +403,7 @@ if [[ -s $sg_dir/services.nul ]]; then
       "SLURMGATE_SERVICE_${"$"}{sg_up}_HOST=127.0.0.1" "SLURMGATE_SERVICE_${"$"}{sg_up}_PORT=${"$"}{sg_sv_port[sg_k]}"
   done
   unset -v sg_sv_secret_env sg_i sg_k sg_n sg_p sg_s sg_c sg_r sg_mine sg_img sg_base sg_next sg_t0 sg_what sg_up
+  unset -v sg_gpu_total sg_gpu_vars sg_sv_devs sg_v sg_devs sg_o sg_part
 fi
 readonly sg_sv_pids sg_sv_name
 if [[ -n $sg_secrets ]]; then export SLURMGATE_SECRETS_FILE="$sg_secrets"; fi

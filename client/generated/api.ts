@@ -819,6 +819,8 @@ export interface components {
             binds: components["schemas"]["Bind"][];
             health: components["schemas"]["ServiceHealth"];
             timeoutSeconds: number;
+            /** @description How many of the job's GPUs (resources.gpus) this service takes: it sees only those in CUDA_VISIBLE_DEVICES, and the payload sees the rest. */
+            gpus?: number;
         };
         /** @description Healthy when GET <path> answers 2xx/3xx (http) or the port accepts a connection (tcp). */
         ServiceHealth: {

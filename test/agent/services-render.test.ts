@@ -106,9 +106,9 @@ describe("services.nul", () => {
     const file = job.files.find((f) => f.name === "services.nul");
     expect(file?.mode).toBe(0o600);
     expect(decodeNulList(file!.data)).toEqual([
-      ...["model-api", "", "http", "/health?x=1", "30", ""],
+      ...["model-api", "", "http", "/health?x=1", "30", "", ""],
       ...["3", NODE, "-e", "x $(id) 'q'", "1", "OWN=v w", "1", "SVC_SECRET", "0"],
-      ...["db", "5432", "tcp", "", "5", "/images/db.sif", "0", "0", "0"],
+      ...["db", "5432", "tcp", "", "5", "/images/db.sif", "", "0", "0", "0"],
       ...["8", "apptainer", "run", "--bind", "/data/db:/data/db:ro", "--bind", jobDir, "--pwd", jobDir],
     ]);
     expect(job.script).not.toContain("$(id)");
@@ -170,6 +170,108 @@ describe("JobSpec.services", () => {
     expect(fields(Array.from({ length: 5 }, (_, i) => ({ ...ok, name: `s${i}` }))).join()).toContain("services");
     expect(fields([ok], { array: { indexes: "0-1" } }).join()).toContain("services: services cannot be combined");
   });
+
+  it("lets services take some of the job's GPUs and refuses more than the job asks for, naming the service", () => {
+    const gpus = (count: number) => ({ resources: { gpus: { count, type: "a100" } } });
+    expect(fields([{ ...ok, gpus: 1 }], gpus(2))).toEqual([]);
+    expect(fields([{ ...ok, gpus: 2 }], gpus(2))).toEqual([]);
+    expect(
+      fields(
+        [
+          { ...ok, gpus: 1 },
+          { ...ok, name: "b", gpus: 2 },
+        ],
+        gpus(2),
+      ),
+    ).toEqual([
+      "services.1.gpus: services take 3 GPUs but the job asks for 2 (resources.gpus.count); the payload gets the rest",
+    ]);
+    expect(fields([{ ...ok, gpus: 1 }])).toEqual([
+      "services.0.gpus: the job asks for no GPUs (resources.gpus), so a service cannot take any",
+    ]);
+    // A profile may give the job its GPUs: the gateway checks the merged spec (routing.test.ts).
+    expect(fields([{ ...ok, gpus: 1 }], { profile: "train" })).toEqual([]);
+    expect(fields([{ ...ok, gpus: 0 }], gpus(1)).join()).toContain("services.0.gpus");
+    expect(fields([{ ...ok, gpus: 1.5 }], gpus(2)).join()).toContain("services.0.gpus");
+    expect(fields([{ ...ok, gpus: "1" }], gpus(2)).join()).toContain("services.0.gpus");
+    // Beside another fault, both are named at once.
+    expect(fields([{ ...ok, gpus: 3, typo: 1 }], gpus(2)).join()).toContain("services.0.gpus: services take 3");
+  });
+});
+
+/** A service that writes the devices it sees to gpus-<name> in its working directory, then listens. */
+const gpuService = (name: string, gpus?: number) => ({
+  name,
+  command: [
+    NODE,
+    "-e",
+    `/*sg-svc-gpu-${process.pid}*/const e=process.env;require("fs").writeFileSync("gpus-${name}",[e.CUDA_VISIBLE_DEVICES,e.SLURM_JOB_GPUS,e.GPU_DEVICE_ORDINAL].join("|"));require("net").createServer().listen(+e.PORT,"127.0.0.1")`,
+  ],
+  health: { tcp: true as const },
+  timeoutSeconds: 20,
+  ...(gpus === undefined ? {} : { gpus }),
+});
+const SEEN = 'echo "$CUDA_VISIBLE_DEVICES|$SLURM_JOB_GPUS|$GPU_DEVICE_ORDINAL"';
+
+describe("the wrapper splitting the job's GPUs between services and payload, run with bash", () => {
+  const alloc = { CUDA_VISIBLE_DEVICES: "0,1,2,3", SLURM_JOB_GPUS: "4,5,6,7", GPU_DEVICE_ORDINAL: "0,1,2,3" };
+  async function runGpus(name: string, services: object[], env: Record<string, string>) {
+    const jobDir = join(root, name);
+    const spec = { command: ["/bin/sh", "-c", SEEN], resources: { gpus: { count: 4 } }, services };
+    const script = await writeJob(jobDir, renderBatchScript(input(spec as Partial<JobSpecInput>, jobDir)));
+    return { jobDir, result: await runBatchScript(script, env) };
+  }
+
+  it("gives each service its own devices in order, the payload the rest, and a service without a share none", async () => {
+    const { jobDir, result } = await runGpus(
+      "gpu-split",
+      [gpuService("vllm", 2), gpuService("cache"), gpuService("judge", 1)],
+      alloc,
+    );
+    expect(result.code, result.stderr).toBe(0);
+    expect(await readFile(join(jobDir, "gpus-vllm"), "utf8")).toBe("0,1|4,5|0,1");
+    expect(await readFile(join(jobDir, "gpus-cache"), "utf8")).toBe("||");
+    expect(await readFile(join(jobDir, "gpus-judge"), "utf8")).toBe("2|6|2");
+    expect(result.stdout).toBe("3|7|3\n");
+  });
+
+  it("leaves every part the whole allocation when no service takes GPUs (as before)", async () => {
+    const { jobDir, result } = await runGpus("gpu-none", [gpuService("vllm")], alloc);
+    expect(result.code, result.stderr).toBe(0);
+    expect(await readFile(join(jobDir, "gpus-vllm"), "utf8")).toBe("0,1,2,3|4,5,6,7|0,1,2,3");
+    expect(result.stdout).toBe("0,1,2,3|4,5,6,7|0,1,2,3\n");
+  });
+
+  it("fails before anything starts when Slurm gave fewer devices, none, or a list it cannot split", async () => {
+    const cases: [Record<string, string>, RegExp][] = [
+      [
+        { CUDA_VISIBLE_DEVICES: "0,1", SLURM_JOB_GPUS: "4,5" },
+        /^wrapper_failed services take 3 GPUs but the allocation has 2 \(CUDA_VISIBLE_DEVICES=0,1\) on /,
+      ],
+      [{}, /^wrapper_failed services take 3 GPUs but Slurm set no device list \(CUDA_VISIBLE_DEVICES\) on /],
+      [
+        { CUDA_VISIBLE_DEVICES: "0,1,2,3 $(touch pwned)*" },
+        /^wrapper_failed cannot split the GPUs between services and payload: CUDA_VISIBLE_DEVICES is /,
+      ],
+      [{ CUDA_VISIBLE_DEVICES: "0,,1,2" }, /^wrapper_failed cannot split the GPUs/],
+    ];
+    for (const [i, [env, failure]] of cases.entries()) {
+      const { jobDir, result } = await runGpus(`gpu-bad-${i}`, [gpuService("vllm", 2), gpuService("judge", 1)], env);
+      expect(result.code).toBe(125);
+      expect(result.stdout).toBe("");
+      expect(await readFile(join(jobDir, "failure"), "utf8")).toMatch(failure);
+      await expect(stat(join(jobDir, "gpus-vllm"))).rejects.toThrow();
+      await expect(stat(join(jobDir, "pwned"))).rejects.toThrow();
+    }
+    expect(alive(`sg-svc-gpu-${process.pid}`)).toBe(false);
+  });
+
+  it("refuses, as a compromised gateway might send, services taking GPUs from a job that has none", () => {
+    const spec = { command: ["true"], profile: "train", services: [gpuService("vllm", 1)] };
+    const err = refusal(() => renderBatchScript(input(spec as Partial<JobSpecInput>, join(root, "gpu-refused"))));
+    expect(err).toMatchObject({ code: "invalid_spec", field: "services.0.gpus" });
+    expect(err.message).toContain("the job asks for no GPUs");
+  });
 });
 
 describe("the wrapper with services, run with bash", () => {
@@ -203,6 +305,41 @@ describe("the wrapper with services, run with bash", () => {
     // Read into the wrapper and gone before the payload ran: the payload cannot read it either.
     await expect(stat(join(jobDir, "service-secrets.nul"))).rejects.toThrow();
     expect(result.stderr).toBe("");
+  });
+
+  it("keeps the payload's own env and secrets from every service", async () => {
+    const mark = `sg-svc-nosecret-${process.pid}`;
+    const jobDir = join(root, "payload-secret");
+    const secretsFile = join(jobDir, "secrets.nul");
+    const job = renderBatchScript(
+      input(
+        {
+          command: [NODE, "-e", `${FETCH};console.log("payload="+process.env.PAYLOAD_KEY)`],
+          env: { ONLY_PAYLOAD: "p" },
+          secrets: ["PAYLOAD_KEY"],
+          services: [
+            {
+              name: "model-api",
+              command: [
+                NODE,
+                "-e",
+                `/*${mark}*/const e=process.env;require("http").createServer((q,s)=>s.end(JSON.stringify([e.PAYLOAD_KEY??null,e.ONLY_PAYLOAD??null,e.SLURMGATE_SECRETS_FILE??null]))).listen(+e.PORT,"127.0.0.1")`,
+              ],
+              health: { tcp: true },
+              timeoutSeconds: 20,
+            },
+          ],
+        },
+        jobDir,
+        { secretsFile },
+      ),
+    );
+    const script = await writeJob(jobDir, job);
+    await writeFile(secretsFile, "PAYLOAD_KEY=p-only $(id)\0", { mode: 0o600 });
+    const result = await runBatchScript(script);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout.split("\n").sort()).toEqual(["", "[null,null,null]", "payload=p-only $(id)"]);
+    expect(alive(mark)).toBe(false);
   });
 
   it("fails with service_unhealthy, the wait and the stderr tail when the port never opens", async () => {
@@ -298,6 +435,19 @@ describe("the wrapper with services, run with bash", () => {
     const argv = (await readFile(join(jobDir, "apptainer-argv.nul"), "utf8")).split("\0");
     expect(argv.slice(0, 6)).toEqual(["exec", "--bind", jobDir, "--pwd", jobDir, image]);
     expect(alive(mark)).toBe(false);
+  });
+
+  it("fails with image_missing, naming the service and the image, when its container image is not on the node", async () => {
+    const image = join(root, "absent", "vllm.sif");
+    const { jobDir, result } = await run("svc-no-image", {
+      command: ["echo", "payload ran"],
+      services: [{ name: "model", container: { image }, health: { tcp: true }, timeoutSeconds: 5 }],
+    });
+    expect(result.code).toBe(125);
+    expect(result.stdout).toBe("");
+    expect(await readFile(join(jobDir, "failure"), "utf8")).toMatch(
+      new RegExp(`^image_missing service model: container image ${image} does not exist or cannot be read on \\S+\n$`),
+    );
   });
 
   it("stops the services when the job is cancelled (SIGTERM to the wrapper), ending 143", async () => {

@@ -5,11 +5,21 @@
  */
 import { spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmod } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { afterAll, beforeEach, describe, expect, it } from "vitest";
-import { listCaches, removeCache, resolveJobCaches, stageCache } from "../../agent/stage.ts";
+import { createSshExecutor } from "../../agent/executor/ssh.ts";
+import type { Executor } from "../../agent/executor/types.ts";
+import {
+  executorCacheReader,
+  listCaches,
+  localCacheReader,
+  removeCache,
+  resolveJobCaches,
+  stageCache,
+} from "../../agent/stage.ts";
 import { createLocalExecutor } from "../../agent/executor/local.ts";
 import { BIN, runCli } from "../cli/support.ts";
 import { renderBatchScript } from "../../agent/render/render-batch-script.ts";
@@ -117,8 +127,8 @@ describe("slurmgate agent stage", () => {
     const link = join(base, `link-${n}`);
     symlinkSync(src, link);
     await expect(stageCache({ cacheRoot, source: link, name: "x" })).rejects.toThrow(/is a symlink/);
-    await expect(stageCache({ cacheRoot, source: "https://example.org/m.sif", name: "x" })).rejects.toThrow(
-      /only local paths and file:\/\/ URLs/,
+    await expect(stageCache({ cacheRoot, source: "http://example.org/m.sif?sig=s3cret", name: "x" })).rejects.toThrow(
+      /^http:\/\/example\.org\/m\.sif: only local paths, file:\/\/ and https:\/\/ URLs can be staged \(never plain http:\/\/\)$/,
     );
     await expect(removeCache(cacheRoot, "models/../x")).rejects.toThrow(/not a cache reference/);
     expect(readdirSync(cacheRoot).filter((e) => e !== "models")).toEqual([]);
@@ -286,5 +296,107 @@ describe("JobSpec.cache", () => {
       path: ["cache", 1],
       message: expect.stringContaining("SLURMGATE_CACHE_MODELS_A_B"),
     });
+  });
+});
+
+/** The loopback sshd the SSH tests use (test/ssh/sshd.sh, already up): the same files, read over SSH. */
+function loopbackSsh() {
+  const info = JSON.parse(
+    readFileSync(join(process.env.SLURMGATE_TEST_DIR ?? "/var/tmp/slurmgate-test", "ssh", "ssh.json"), "utf8"),
+  );
+  return createSshExecutor({
+    host: info.host,
+    port: info.port,
+    username: info.user,
+    hostKey: info.hostKey,
+    privateKey: readFileSync(info.key),
+  });
+}
+
+describe("the inventory's cache listing through the executor (local, and over SSH)", () => {
+  const ssh = loopbackSsh();
+  afterAll(() => ssh.close());
+  const readers: [string, () => Parameters<typeof listCaches>[1]][] = [
+    ["this machine's files", () => localCacheReader],
+    ["the local executor", () => executorCacheReader(createLocalExecutor())],
+    ["the SSH executor", () => executorCacheReader(ssh)],
+  ];
+
+  it.each(readers)(
+    "lists the same complete entries, skipping hostile ones, via %s",
+    { timeout: 120_000 },
+    async (_how, reader) => {
+      const src = model(join(base, `m-${n}`));
+      const sif = join(base, `img-${n}.sif`);
+      writeFileSync(sif, "sif bytes");
+      await stageCache({ cacheRoot, source: src, name: "good" });
+      await stageCache({ cacheRoot, source: src, name: "org/nested" });
+      await stageCache({ cacheRoot, source: sif, name: "vllm", kind: "image" });
+      await stageCache({ cacheRoot, source: sif, name: "team/tool", kind: "image" });
+      // Worst input: a half-written temp entry, a symlinked model and manifest, names no job can use
+      // (a space, a newline, upper case), a .sif without its manifest, a manifest naming another entry.
+      await stageCache({ cacheRoot, source: src, name: "linked-manifest" });
+      const outside = model(join(base, `outside-${n}`));
+      writeFileSync(
+        join(outside, "m.json"),
+        JSON.stringify({ ref: "models/linked-manifest", bytes: 1, stagedAt: "x" }),
+      );
+      rmSync(join(cacheRoot, "models/linked-manifest/.slurmgate-manifest.json"));
+      symlinkSync(join(outside, "m.json"), join(cacheRoot, "models/linked-manifest/.slurmgate-manifest.json"));
+      symlinkSync(join(cacheRoot, "models/good"), join(cacheRoot, "models/alias"));
+      mkdirSync(join(cacheRoot, "models/.stage-1-abc"));
+      writeFileSync(
+        join(cacheRoot, "models/.stage-1-abc/.slurmgate-manifest.json"),
+        JSON.stringify({ ref: "models/.stage-1-abc", bytes: 1, stagedAt: "x" }),
+      );
+      for (const odd of ["with space", "new\nline", "Upper"]) {
+        mkdirSync(join(cacheRoot, "models", odd));
+        writeFileSync(
+          join(cacheRoot, "models", odd, ".slurmgate-manifest.json"),
+          JSON.stringify({ ref: `models/${odd}`, bytes: 1, stagedAt: "x" }),
+        );
+      }
+      writeFileSync(join(cacheRoot, "images/orphan.sif"), "x");
+      mkdirSync(join(cacheRoot, "models/copy"));
+      writeFileSync(
+        join(cacheRoot, "models/copy/.slurmgate-manifest.json"),
+        JSON.stringify({ ref: "models/good", bytes: 1, stagedAt: "x" }),
+      );
+      const listed = await listCaches(cacheRoot, reader());
+      expect(listed).toEqual(await listCaches(cacheRoot, localCacheReader));
+      expect(listed.map((e) => [e.name, e.bytes])).toEqual([
+        ["images/team/tool", 9],
+        ["images/vllm", 9],
+        ["models/good", 26],
+        ["models/org/nested", 26],
+      ]);
+    },
+  );
+
+  it.each(readers)("answers [] for a cache root with nothing staged yet via %s", async (_how, reader) => {
+    expect(await listCaches(cacheRoot, reader())).toEqual([]);
+  });
+
+  it("fails, rather than answering 'none staged', when the login node cannot list the cache root", {
+    timeout: 120_000,
+  }, async () => {
+    const src = model(join(base, `m-${n}`));
+    await stageCache({ cacheRoot, source: src, name: "good" });
+    const broken: Pick<Executor, "run" | "stat" | "readFile"> = {
+      ...ssh,
+      run: async () => ({ code: 1, stdout: "", stderr: "find: Permission denied", timedOut: false }),
+    };
+    await expect(listCaches(cacheRoot, executorCacheReader(broken))).rejects.toThrow(
+      /cannot list .*models: find: Permission denied/,
+    );
+    // The same through the real SSH executor, on a directory the remote user cannot read.
+    await chmod(join(cacheRoot, "models"), 0o000);
+    try {
+      const asRoot = process.getuid?.() === 0;
+      const listing = listCaches(cacheRoot, executorCacheReader(ssh));
+      await (asRoot ? expect(listing).resolves.toHaveLength(1) : expect(listing).rejects.toThrow(/cannot list/));
+    } finally {
+      await chmod(join(cacheRoot, "models"), 0o755);
+    }
   });
 });

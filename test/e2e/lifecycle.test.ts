@@ -32,5 +32,6 @@ describe("a job's whole life on real Slurm", () => {
     const done = await e2e.waitTerminal(e2e.alice, job.id, 200_000);
     expect(done.state).toBe("timeout");
     expect(done.reason).toBe("time limit 1m reached");
+    expect(done.code).toBe("time_limit");
   });
 });

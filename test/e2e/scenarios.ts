@@ -66,6 +66,7 @@ export function lifecycleScenarios(world: () => { e2e: E2E; agents: AgentProcess
     if (e2e.cgroupMode() === "v1") {
       expect(done.state).toBe("out_of_memory");
       expect(done.reason).toBe("killed: out of memory");
+      expect(done.code).toBe("out_of_memory");
     }
   });
 

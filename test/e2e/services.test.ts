@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createClient } from "../../client/index.ts";
+import { runCli } from "../cli/support.ts";
 import { type E2E, slurmClusters, startE2E } from "./harness.ts";
 
 const NODE = existsSync("/usr/bin/node") ? "/usr/bin/node" : process.execPath;
@@ -58,6 +59,26 @@ async function serviceLog(id: string, service: string): Promise<{ status: number
     }
     await new Promise((r) => setTimeout(r, 500));
   }
+}
+
+/** `slurmgate logs --service`, the real binary: the same bytes as the API, and one line for a wrong name. */
+async function checkCliServiceLog(id: string, out: string, err: string): Promise<void> {
+  const env = {
+    SLURMGATE_URL: e2e.url,
+    SLURMGATE_TOKEN: e2e.alice,
+    XDG_CONFIG_HOME: mkdtempSync(join(tmpdir(), "slurmgate-cli-")),
+  };
+  expect(await runCli(["logs", id, "--service", "model"], { env })).toEqual({ code: 0, stdout: out, stderr: "" });
+  expect(await runCli(["logs", "-f", id, "--service", "model"], { env })).toEqual({ code: 0, stdout: out, stderr: "" });
+  expect(await runCli(["logs", id, "--service", "model", "--stderr"], { env })).toMatchObject({ code: 0, stdout: err });
+  const unknown = await runCli(["logs", "-f", id, "--service", "nope"], { env });
+  expect(unknown.code).toBe(1);
+  expect(unknown.stdout).toBe("");
+  expect(unknown.stderr).toMatch(/^slurmgate: .*service nope: the job has no such service.*\n$/);
+  const malformed = await runCli(["logs", id, "--service", "Model;rm"], { env });
+  expect(malformed.code).toBe(2);
+  expect(malformed.stderr.trim().split("\n")[0]).toContain("--service");
+  expect((await runCli(["logs", id, "--service", "model", "--task", "1"], { env })).code).toBe(2);
 }
 
 /** The evaluation harness: asks the server, prints and saves the answer, says whether it sees the secret. */
@@ -114,6 +135,9 @@ describe("services beside the payload on real Slurm", () => {
       }
       expect(text).toBe(log);
       expect(await serviceLog(job.id, "nope")).toMatchObject({ status: 422 });
+      if (i === 0) {
+        await checkCliServiceLog(job.id, log, readFileSync(join(shared, "alice", job.id, "service-model.err"), "utf8"));
+      }
     }
     expect(ports[0]).toMatch(/^\d+$/);
     expect(ports[0]).not.toBe(ports[1]);
@@ -164,6 +188,67 @@ describe("services beside the payload on real Slurm", () => {
     const done = await e2e.waitTerminal(e2e.alice, job.id, 100_000);
     expect(done, JSON.stringify(done)).toMatchObject({ state: "failed", code: "service_unhealthy" });
     expect(done.reason).toContain("service model stopped while the payload ran");
+  });
+
+  it("splits the job's GPUs on the real gpu partition: the service sees its own, the payload the rest", async () => {
+    // alpha's node has two fake a100s (device files); Slurm lists both in CUDA_VISIBLE_DEVICES and SLURM_JOB_GPUS.
+    const seen = (who: string) =>
+      `printf '%s|%s' "$CUDA_VISIBLE_DEVICES" "$SLURM_JOB_GPUS" > "$SLURMGATE_JOB_DIR/gpus-${who}"`;
+    const job = await e2e.submit(e2e.alice, {
+      name: "gpu-split",
+      cluster: "alpha",
+      partition: "gpu",
+      resources: { gpus: { count: 2, type: "a100" }, time: "5m" },
+      script: seen("payload"),
+      services: [
+        {
+          name: "vllm",
+          command: [
+            "/bin/bash",
+            "-c",
+            `${seen("vllm")}; exec ${NODE} -e 'require("net").createServer().listen(+process.env.PORT,"127.0.0.1")'`,
+          ],
+          health: { tcp: true },
+          timeoutSeconds: 60,
+          gpus: 1,
+        },
+      ],
+    });
+    const done = await e2e.waitTerminal(e2e.alice, job.id, 240_000);
+    expect(done, JSON.stringify(done)).toMatchObject({ state: "completed", exitCode: 0 });
+    const dir = join(shared, "alice", job.id);
+    const service = readFileSync(join(dir, "gpus-vllm"), "utf8").split("|");
+    const payload = readFileSync(join(dir, "gpus-payload"), "utf8").split("|");
+    expect(service).toEqual(["0", "0"]);
+    expect(payload).toEqual(["1", "1"]);
+  });
+
+  it("refuses services that take more GPUs than the job asks for, naming the service's field", async () => {
+    const svc = { name: "vllm", command: ["x"], health: { tcp: true }, timeoutSeconds: 5 };
+    const res = await fetch(`${e2e.url}/v1/jobs`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${e2e.alice}`, "content-type": "application/json" },
+      body: JSON.stringify({
+        name: "refused",
+        cluster: "alpha",
+        partition: "gpu",
+        resources: { gpus: { count: 2, type: "a100" } },
+        command: ["true"],
+        services: [
+          { ...svc, gpus: 1 },
+          { ...svc, name: "judge", gpus: 2 },
+        ],
+      }),
+    });
+    expect(res.status).toBe(422);
+    expect(res.headers.get("content-type")).toContain("application/problem+json");
+    const problem = (await res.json()) as { errors?: { field: string; message: string }[] };
+    expect(problem.errors).toContainEqual(
+      expect.objectContaining({
+        field: "body.services.1.gpus",
+        message: expect.stringContaining("services take 3 GPUs but the job asks for 2"),
+      }),
+    );
   });
 
   it("refuses hostile service specs, naming the field", async () => {

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { removeCache, stageCache } from "../../agent/stage.ts";
 import type { ClusterView } from "../../schemas/index.ts";
 import { runCli } from "../cli/support.ts";
-import { type AgentProcess, type E2E, REPO, slurmClusters, startE2E } from "./harness.ts";
+import { type AgentProcess, type E2E, REPO, slurmClusters, sshAgentEnv, startE2E } from "./harness.ts";
 
 const shared = slurmClusters().alpha.sharedRoot;
 const tag = Math.random().toString(36).slice(2, 8);
@@ -19,6 +19,8 @@ const ref = `models/${model}`;
 const envName = `SLURMGATE_CACHE_MODELS_TINY_${tag.toUpperCase()}`;
 const canary = `weights-${tag}`;
 let cacheRoot: string;
+let betaCacheRoot: string;
+const betaRef = `models/beta-only-${tag}`;
 let source: string;
 let agentEnv: Record<string, string>;
 let e2e: E2E;
@@ -31,16 +33,19 @@ beforeAll(async () => {
   writeFileSync(join(source, "config.json"), canary);
   writeFileSync(join(source, "tokenizer", "vocab.txt"), "a\n");
   await stageCache({ cacheRoot, source, name: model });
+  // beta's agent runs in SSH mode: its cache listing is read on the login node, through the executor.
+  betaCacheRoot = mkdtempSync(join(shared, "cache-beta-"));
+  await stageCache({ cacheRoot: betaCacheRoot, source, name: betaRef.slice("models/".length) });
   e2e = await startE2E();
   agentEnv = { SLURMGATE_CACHE_ROOT: cacheRoot, SLURMGATE_APPTAINER: join(REPO, "test/e2e/bin/apptainer") };
   alpha = e2e.startAgent("alpha", agentEnv);
-  e2e.startAgent("beta");
+  e2e.startAgent("beta", { ...sshAgentEnv(), SLURMGATE_CACHE_ROOT: betaCacheRoot });
   await e2e.waitClustersAlive();
 });
 
 afterAll(async () => {
   await e2e?.close();
-  for (const dir of [cacheRoot, source]) {
+  for (const dir of [cacheRoot, betaCacheRoot, source]) {
     if (dir) {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -55,7 +60,11 @@ describe("staged caches on an offline cluster", () => {
     expect(byName.alpha?.inventory?.caches).toEqual([
       { name: ref, bytes: canary.length + 2, stagedAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/) },
     ]);
-    expect(byName.beta?.inventory?.caches).toBeUndefined();
+    // beta's agent is in SSH mode and still lists what is staged on its login node.
+    expect(byName.beta?.inventory?.mode).toBe("ssh");
+    expect(byName.beta?.inventory?.caches).toEqual([
+      { name: betaRef, bytes: canary.length + 2, stagedAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/) },
+    ]);
     const cli = await runCli(["clusters", "alpha"], { env: { SLURMGATE_URL: e2e.url, SLURMGATE_TOKEN: e2e.alice } });
     expect(cli.code).toBe(0);
     expect(cli.stdout).toContain(`staged: ${ref} (${canary.length + 2} bytes, `);
@@ -71,6 +80,19 @@ describe("staged caches on an offline cluster", () => {
     const done = await e2e.waitTerminal(e2e.alice, job.id);
     expect(done.state).toBe("completed");
     expect(await e2e.logs(e2e.alice, job.id)).toBe(`${canary} hf=1 tf=1\n`);
+  });
+
+  it("routes a job naming a cache only beta's SSH-mode agent lists to beta, where it reads it", async () => {
+    const name = `SLURMGATE_CACHE_MODELS_BETA_ONLY_${tag.toUpperCase()}`;
+    const job = await e2e.submit(e2e.alice, {
+      name: "reads-beta-cache",
+      cache: [betaRef],
+      command: ["bash", "-c", `cat "$${name}/config.json"`],
+    });
+    expect(job.cluster).toBe("beta");
+    const done = await e2e.waitTerminal(e2e.alice, job.id);
+    expect(done.state).toBe("completed");
+    expect(await e2e.logs(e2e.alice, job.id)).toBe(canary);
   });
 
   it("binds the cache read-only into a container job", async () => {

@@ -8,6 +8,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, unlinkSync
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runCli } from "../cli/support.ts";
 import { type AgentProcess, type E2E, REPO, slurm, slurmClusters, slurmJobsTagged, startE2E } from "./harness.ts";
 
 const CANARY = `canary-${Math.random().toString(36).slice(2)}-secret`;
@@ -104,6 +105,23 @@ describe("workloads from the seed tools", () => {
     expect(gpu?.idleNodes).toBeLessThanOrEqual(gpu?.nodes ?? 0);
     expect(gpu?.gpuAvailability).toEqual([{ type: "a100", total: 2, free: expect.any(Number) }]);
     expect(gpu?.gpuAvailability?.[0]?.free).toBeLessThanOrEqual(2);
+    // The CLI shows the same: idle/total nodes, free/total GPUs per type, and what the profile sets.
+    const cli = await runCli(["clusters", "alpha"], { env: { SLURMGATE_URL: e2e.url, SLURMGATE_TOKEN: e2e.alice } });
+    expect(cli.code, cli.stderr).toBe(0);
+    expect(cli.stdout).toMatch(/\ngpu\s+up\s+[01]\/1\s+a100 [0-2]\/2 free\s+≤ 120m/);
+    expect(cli.stdout).toContain(
+      'profile train: {"partition":"gpu","resources":{"gpus":{"count":1,"type":"a100"},"time":"10m"}}',
+    );
+    // A user granted fewer partitions is told which are not on offer to them, and why.
+    await e2e.gw.grant("bob", "alpha", ["cpu", "gpu"]);
+    try {
+      const bob = await runCli(["clusters", "alpha"], { env: { SLURMGATE_URL: e2e.url, SLURMGATE_TOKEN: e2e.bob } });
+      expect(bob.code, bob.stderr).toBe(0);
+      expect(bob.stdout).toContain("not on offer: short: not in your grant for this cluster (yours: cpu, gpu)");
+      expect(bob.stdout).not.toMatch(/\nshort\s/);
+    } finally {
+      await e2e.gw.grant("bob", "alpha");
+    }
   });
 
   it("hands secrets to the job by name and leaves them nowhere else", async () => {

@@ -152,6 +152,34 @@ describe("routeJob", () => {
     ]);
   });
 
+  it("checks services' GPUs against the GPUs a profile gives the job", () => {
+    const map = clusters(
+      candidate("alpha", "a100", true, {
+        profiles: {
+          two: { partition: "gpu", resources: { gpus: { count: 2, type: "a100" } } },
+          cpu: { partition: "cpu", resources: { time: "1h" } },
+        },
+      }),
+    );
+    const svc = (gpus: number) => ({
+      name: "vllm",
+      command: ["x"],
+      health: { tcp: true as const },
+      timeoutSeconds: 5,
+      gpus,
+    });
+    const route = routeJob(job({ profile: "two", services: [svc(1)] }), [grant("alpha")], map, NOW);
+    expect(route.spec.resources.gpus).toEqual({ count: 2, type: "a100" });
+    const tooMany = refusal(() => routeJob(job({ profile: "two", services: [svc(3)] }), [grant("alpha")], map, NOW));
+    expect([tooMany.status, tooMany.field]).toEqual([422, "body.services.0.gpus"]);
+    expect(tooMany.message).toContain("services take 3 GPUs but the job asks for 2 (resources.gpus.count)");
+    const none = refusal(() => routeJob(job({ profile: "cpu", services: [svc(1)] }), [grant("alpha")], map, NOW));
+    expect([none.field, none.message]).toEqual([
+      "body.services.0.gpus",
+      "services.0.gpus: the job asks for no GPUs (resources.gpus), so a service cannot take any",
+    ]);
+  });
+
   it("lets a job's own memory request replace a profile's, whichever form each uses", () => {
     const map = clusters(
       candidate("alpha", "a100", true, { profiles: { fat: { resources: { memPerNode: "8G", time: "1h" } } } }),
