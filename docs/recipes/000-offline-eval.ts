@@ -112,7 +112,12 @@ export async function run(client: SlurmgateClient, options: OfflineEvalOptions =
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const client = createClient({ baseUrl: process.env.SLURMGATE_URL ?? "", token: process.env.SLURMGATE_TOKEN });
+  const baseUrl = process.env.SLURMGATE_URL;
+  if (!baseUrl) {
+    console.error("set SLURMGATE_URL (and SLURMGATE_TOKEN) to your gateway and token");
+    process.exit(2);
+  }
+  const client = createClient({ baseUrl, token: process.env.SLURMGATE_TOKEN });
   const report = await run(client);
   console.log(`sweep ${report.sweepId}`);
   for (const m of report.measurements) {

@@ -98,7 +98,12 @@ export async function run(client: SlurmgateClient, options: EvalWithServerOption
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const client = createClient({ baseUrl: process.env.SLURMGATE_URL ?? "", token: process.env.SLURMGATE_TOKEN });
+  const baseUrl = process.env.SLURMGATE_URL;
+  if (!baseUrl) {
+    console.error("set SLURMGATE_URL (and SLURMGATE_TOKEN) to your gateway and token");
+    process.exit(2);
+  }
+  const client = createClient({ baseUrl, token: process.env.SLURMGATE_TOKEN });
   const { job, result } = await run(client);
   console.log(`${job.id} on ${job.cluster}: ${job.state}${job.code ? ` [${job.code}]` : ""} ${job.reason ?? ""}`);
   console.log(JSON.stringify(result, null, 2));

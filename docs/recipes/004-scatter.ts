@@ -88,7 +88,12 @@ export async function run(client: SlurmgateClient, options: ScatterOptions = {})
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const client = createClient({ baseUrl: process.env.SLURMGATE_URL ?? "", token: process.env.SLURMGATE_TOKEN });
+  const baseUrl = process.env.SLURMGATE_URL;
+  if (!baseUrl) {
+    console.error("set SLURMGATE_URL (and SLURMGATE_TOKEN) to your gateway and token");
+    process.exit(2);
+  }
+  const client = createClient({ baseUrl, token: process.env.SLURMGATE_TOKEN });
   const shards = await run(client);
   for (const shard of shards) {
     if (shard.state === "completed") {

@@ -4,6 +4,7 @@
  * back in sample order, the two with inputs ran the task on their copied input, the third is named
  * by its cause (setup line 2, its exit code and cp's stderr), and Slurm never ran two at once.
  */
+import { spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -36,6 +37,19 @@ afterAll(async () => {
   rmSync(inputs, { recursive: true, force: true });
   rmSync(image, { force: true });
 });
+
+/** Runs the recipe as its users would (`tsx docs/recipes/004-scatter.ts`); the gateway lives in this process, so never spawnSync. */
+function runMain(env: NodeJS.ProcessEnv): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, ["--import", "tsx", join(REPO, "docs/recipes/004-scatter.ts")], {
+    cwd: REPO,
+    env,
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (d) => (stdout += d));
+  child.stderr.on("data", (d) => (stderr += d));
+  return new Promise((resolve) => child.once("close", (status) => resolve({ status, stdout, stderr })));
+}
 
 /** Stands in for `module load` and `samtools flagstat`: plain argv, slow enough to overlap if allowed. */
 const testOptions = () => ({
@@ -94,5 +108,24 @@ describe("recipe 004: a scatter with a concurrency factor", () => {
     const refused = await run(client, { ...testOptions(), concurrency: 0 }).catch((err: unknown) => err);
     expect(refused).toBeInstanceOf(SlurmgateError);
     expect(refused).toMatchObject({ status: 422, field: "body.maxParallel" });
+  });
+
+  it("as a command with its real defaults, prints each shard's cause and exits 3 when shards fail", async () => {
+    // No `module` command on the test clusters: every shard fails at setup line 1, and says so.
+    const cli = await runMain({ ...process.env, SLURMGATE_URL: e2e.url, SLURMGATE_TOKEN: e2e.alice });
+    expect(cli.status, cli.stderr).toBe(3);
+    const lines = cli.stdout.trim().split("\n");
+    expect(lines.map((line) => line.split(":")[0])).toEqual(["NA12878", "NA12891", "NA12892"]);
+    for (const line of lines) {
+      expect(line).toMatch(/^NA\d+: failed \[setup_failed\] setup line 1 exited 127: .*module: command not found$/);
+    }
+  }, 240_000);
+
+  it("as a command without SLURMGATE_URL, says what to set and exits 2", async () => {
+    const env = { ...process.env };
+    delete env.SLURMGATE_URL;
+    const cli = await runMain(env);
+    expect(cli.status).toBe(2);
+    expect(cli.stderr).toContain("set SLURMGATE_URL");
   });
 });
