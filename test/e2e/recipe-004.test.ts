@@ -79,6 +79,12 @@ describe("recipe 004: a scatter with a concurrency factor", () => {
 
     // The concurrency factor held in Slurm: no shard started before the one before it ended.
     const elements = await Promise.all(shards.map((s) => client.get(s.jobId)));
+    // The sweep's results stream says why too, so `slurmgate sweep results` does.
+    const lines = [];
+    for await (const line of client.sweepResults(elements[0]!.sweep!.id)) {
+      lines.push([line.state, line.code, line.reason]);
+    }
+    expect(lines).toEqual(shards.map((s) => [s.state, s.code, s.reason]));
     const slurmIds = elements.map((j) => j.slurmJobId!);
     expect(new Set(slurmIds.map((id) => id.split("_")[0])).size).toBe(1);
     const acct = slurm("alpha", "sacct", [
