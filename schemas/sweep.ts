@@ -133,6 +133,8 @@ export const SweepResultLine = z
     jobId: JobId,
     state: JobState,
     exitCode: z.number().int().nullable(),
+    code: z.string().nullable().openapi({ description: "Why the element did not complete, as the job's stable code." }),
+    reason: z.string().nullable().openapi({ description: "The job's reason: how it ended, in words." }),
     result: z.unknown().nullable(),
   })
   .openapi("SweepResultLine");

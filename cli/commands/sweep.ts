@@ -40,7 +40,7 @@ submit:
   --json                   print the created sweep (with --wait: the sweep and every element)
 
 show:     state, counts and the elements (the first 50; --all for every one)
-results:  one JSON line per element in element order (state, exit code, result); --json: an array
+results:  one JSON line per element in element order (state, exit code, code and reason, result); --json: an array
 cancel:   cancels every element still queued or running (safe to repeat)
 
 Exit: 0 ok (with --wait: every element completed), 1 refused or unreachable, 2 bad usage,

@@ -1056,6 +1056,10 @@ export interface components {
             jobId: string;
             state: components["schemas"]["JobState"];
             exitCode: number | null;
+            /** @description Why the element did not complete, as the job's stable code. */
+            code: string | null;
+            /** @description The job's reason: how it ended, in words. */
+            reason: string | null;
             result?: unknown;
         };
         FeedPage: {

@@ -267,6 +267,8 @@ export async function sweepResults(
           jobId: job.id,
           state: job.state,
           exitCode: job.exitCode,
+          code: job.code,
+          reason: job.reason,
           result: job.result,
         };
       }

@@ -402,7 +402,13 @@ describe("reading sweeps", () => {
     const sweep = await created(w, { base: spec({ cluster: "alpha" }), grid: { I: [0, 1, 2] } });
     await drive(w, sweep, {
       0: { state: "completed", slurmJobId: "7_0", exitCode: 0, result: { loss: 0.5 } },
-      1: { state: "failed", slurmJobId: "7_1", exitCode: 2 },
+      1: {
+        state: "failed",
+        slurmJobId: "7_1",
+        exitCode: 2,
+        code: "setup_failed",
+        reason: "setup line 2 exited 2: cp: cannot stat 'in.bam'",
+      },
     });
     const res = await w.request("GET", `/v1/sweeps/${sweep.id}/results`, { token: w.tokens.alice });
     expect(res.status).toBe(200);
@@ -412,9 +418,34 @@ describe("reading sweeps", () => {
       .split("\n")
       .map((line: string) => JSON.parse(line));
     expect(lines).toEqual([
-      { index: 0, jobId: sweep.jobIds[0], state: "completed", exitCode: 0, result: { loss: 0.5 } },
-      { index: 1, jobId: sweep.jobIds[1], state: "failed", exitCode: 2, result: null },
-      { index: 2, jobId: sweep.jobIds[2], state: "leased", exitCode: null, result: null },
+      {
+        index: 0,
+        jobId: sweep.jobIds[0],
+        state: "completed",
+        exitCode: 0,
+        code: null,
+        reason: null,
+        result: { loss: 0.5 },
+      },
+      // A failed element says why, as the job does (seed 004: not just "failed, exit 2").
+      {
+        index: 1,
+        jobId: sweep.jobIds[1],
+        state: "failed",
+        exitCode: 2,
+        code: "setup_failed",
+        reason: "setup line 2 exited 2: cp: cannot stat 'in.bam'",
+        result: null,
+      },
+      {
+        index: 2,
+        jobId: sweep.jobIds[2],
+        state: "leased",
+        exitCode: null,
+        code: null,
+        reason: null,
+        result: null,
+      },
     ]);
   });
 
