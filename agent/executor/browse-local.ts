@@ -85,7 +85,10 @@ function openAt(dirFd: number, name: string, flags: number, shown: string): numb
   try {
     return fs.openSync(`${PROC_FD}/${dirFd}/${name}`, flags);
   } catch (err) {
-    throw why(err, shown);
+    // With O_DIRECTORY, Linux answers ENOTDIR for a symlink before O_NOFOLLOW's ELOOP: say which it is.
+    const code = (err as { code?: string }).code;
+    const link = code === "ENOTDIR" && fs.lstatSync(`${PROC_FD}/${dirFd}/${name}`, { throwIfNoEntry: false });
+    throw why(link && link.isSymbolicLink() ? Object.assign(err as Error, { code: "ELOOP" }) : err, shown);
   }
 }
 
