@@ -87,8 +87,9 @@ function openAt(dirFd: number, name: string, flags: number, shown: string): numb
   } catch (err) {
     // With O_DIRECTORY, Linux answers ENOTDIR for a symlink before O_NOFOLLOW's ELOOP: say which it is.
     const code = (err as { code?: string }).code;
-    const link = code === "ENOTDIR" && fs.lstatSync(`${PROC_FD}/${dirFd}/${name}`, { throwIfNoEntry: false });
-    throw why(link && link.isSymbolicLink() ? Object.assign(err as Error, { code: "ELOOP" }) : err, shown);
+    const link =
+      code === "ENOTDIR" ? fs.lstatSync(`${PROC_FD}/${dirFd}/${name}`, { throwIfNoEntry: false }) : undefined;
+    throw why(link?.isSymbolicLink() ? Object.assign(err as Error, { code: "ELOOP" }) : err, shown);
   }
 }
 
