@@ -8,6 +8,8 @@
 import { chmodSync, chownSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { SlurmgateError, createClient } from "../../client/index.ts";
+import { runCli } from "../cli/support.ts";
 import { type AgentProcess, type E2E, slurmClusters, startE2E } from "./harness.ts";
 import { ensurePosixUser } from "./posix-users.ts";
 
@@ -118,6 +120,41 @@ describe("browsing a job directory through a local agent", () => {
     expect(up.status).toBe(422);
     expect(up.body.detail).toContain("'..'");
     expect((await get<object>(e2e.bob, id, "dir", {})).status).toBe(404);
+  }, 120_000);
+
+  it("serves the client (bytes decoded, typed errors) and the CLI (raw bytes, one line and non-zero on refusal)", async () => {
+    const client = createClient({ baseUrl: e2e.url, token: e2e.alice, retry: { attempts: 1 } });
+    const onDisk = readFileSync(join(dir, "big.bin"));
+    const tail = await client.tail(id, "big.bin", { bytes: 300 });
+    expect(Buffer.from(tail.bytes).equals(onDisk.subarray(-300))).toBe(true);
+    expect((await client.browse(id, "results")).entries.map((e) => e.name)).toEqual(["a.txt", "deep"]);
+    const refused = await client.head(id, "passwd-link").catch((err: unknown) => err);
+    expect(refused).toBeInstanceOf(SlurmgateError);
+    expect(refused).toMatchObject({ status: 422, code: "validation_failed", field: "query.path" });
+    const notYours = await createClient({ baseUrl: e2e.url, token: e2e.bob, retry: { attempts: 1 } })
+      .browse(id)
+      .catch((err: unknown) => err);
+    expect(notYours).toMatchObject({ status: 404 });
+
+    const env = { SLURMGATE_URL: e2e.url, SLURMGATE_TOKEN: e2e.alice };
+    const ls = await runCli(["ls", `${id}:results`], { env });
+    expect(ls.code, ls.stderr).toBe(0);
+    expect(ls.stdout).toMatch(/a\.txt\s+file\s+13/);
+    expect(ls.stdout).toMatch(/deep\/\s+dir/);
+    const head = await runCli(["head", `${id}:results/a.txt`], { env });
+    expect(head).toMatchObject({ code: 0, stdout: "hello browse\n" });
+    const tailCli = await runCli(["tail", "-c", "6", `${id}:results/a.txt`], { env });
+    expect(tailCli).toMatchObject({ code: 0, stdout: "rowse\n" });
+    for (const args of [
+      ["head", `${id}:passwd-link`],
+      ["ls", `${id}:../x`],
+      ["head", id],
+    ]) {
+      const bad = await runCli(args, { env });
+      expect(bad.code, args.join(" ")).not.toBe(0);
+      expect(bad.stdout).toBe("");
+      expect(bad.stderr.trim().split("\n").length, bad.stderr).toBeLessThanOrEqual(2);
+    }
   }, 120_000);
 
   it("answers while the agent is parked in its lease call, well under its poll interval", async () => {
