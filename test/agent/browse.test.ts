@@ -3,6 +3,7 @@
  * and the answer built from an ask (agent/browse.ts), including asks a compromised gateway could send
  * and agents that cannot browse (SSH, sudo).
  */
+import { spawn } from "node:child_process";
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, realpathSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -83,6 +84,38 @@ describe("the O_NOFOLLOW walk", () => {
     expect(await refusal(localBrowser.list(dir, ["sub"], stranger, 10))).toContain("not readable by the job's account");
     chownSync(join(dir, "sub"), stranger.uid, stranger.gid);
     expect((await localBrowser.list(dir, ["sub"], stranger, 10)).entries.map((e) => e.name)).toEqual(["deep", "f.txt"]);
+  });
+});
+
+describe("the walk against a symlink swapped in while it runs", () => {
+  it("never reads through a directory a loop keeps replacing with a symlink to /etc", async () => {
+    writeFileSync(join(dir, "sub", "passwd"), "mine");
+    const loop = spawn(
+      "bash",
+      ["-c", 'cd "$1" && while :; do mv sub hold; ln -s /etc sub; rm sub; mv hold sub; done', "swap", dir],
+      { stdio: "ignore" },
+    );
+    const seen = new Map<string, number>();
+    try {
+      const until = Date.now() + 1_500;
+      while (Date.now() < until) {
+        const got = await localBrowser.read(dir, ["sub", "passwd"], null, { from: "head", bytes: 64 }).then(
+          (r) => r.data.toString(),
+          (err: Error) => err.message.replace(/^.*? (is|does)/, "$1"),
+        );
+        seen.set(got, (seen.get(got) ?? 0) + 1);
+        await new Promise((r) => setImmediate(r));
+      }
+    } finally {
+      loop.kill("SIGKILL");
+    }
+    // Only the job's own file, or a refusal: never a byte of /etc/passwd.
+    expect(
+      [...seen.keys()].every((k) => k === "mine" || !k.includes("root:")),
+      JSON.stringify([...seen]),
+    ).toBe(true);
+    expect(seen.get("mine") ?? 0).toBeGreaterThan(0);
+    expect([...seen.keys()].some((k) => k.includes("symlink"))).toBe(true);
   });
 });
 
