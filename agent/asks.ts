@@ -7,6 +7,7 @@
 import { posix } from "node:path";
 import { MAX_ANSWER_REASON } from "../schemas/asks.ts";
 import { JobSpec } from "../schemas/job.ts";
+import { answerBrowse } from "./browse.ts";
 import type { AgentContext } from "./context.ts";
 import type { AgentAsk, AskAnswer } from "./gateway-api.ts";
 import { sbatchIdentityArgs } from "./identity/hand-over.ts";
@@ -46,7 +47,9 @@ async function estimate(ctx: AgentContext, ask: Extract<AgentAsk, { kind: "estim
 }
 
 async function answerOne(ctx: AgentContext, ask: AgentAsk): Promise<void> {
-  const answer = await estimate(ctx, ask).catch((err: Error) => refusal(err.message));
+  const answer = await (ask.kind === "estimate" ? estimate(ctx, ask) : answerBrowse(ctx, ask)).catch((err: Error) =>
+    refusal(err.message),
+  );
   const sent = await ctx.api.answer(ask.id, ctx.agentId, answer);
   if (!sent.ok) {
     ctx.log("warn", "an answer was not taken", { ask: ask.id, kind: ask.kind, reason: sent.message });

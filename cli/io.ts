@@ -1,7 +1,7 @@
 /**
  * Everything the CLI touches outside itself, passed in so tests and the bin share one path.
  */
-export type Writable = { write(text: string): unknown; isTTY?: boolean };
+export type Writable = { write(text: string | Uint8Array): unknown; isTTY?: boolean };
 
 export type Io = {
   stdout: Writable;

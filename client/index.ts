@@ -5,6 +5,7 @@
  */
 import createFetchClient from "openapi-fetch";
 import { type AdminApi, createAdminApi } from "./admin.ts";
+import { type BrowseOptions, type FileBytes, type ReadOptions, browseDir, readEnd } from "./browse.ts";
 import { type WebhookApi, createWebhookApi } from "./webhook-api.ts";
 import type { paths } from "./generated/api.ts";
 import { type ListFilter, listJobs, listPage } from "./list.ts";
@@ -35,6 +36,7 @@ import { type FetchLike, createTransport } from "./transport.ts";
 import type {
   ClusterView,
   CreatedToken,
+  DirListing,
   Job,
   JobEvents,
   JobPage,
@@ -61,6 +63,7 @@ import {
 export * from "./errors.ts";
 export * from "./types.ts";
 export type { AdminApi } from "./admin.ts";
+export type { BrowseOptions, FileBytes, ReadOptions } from "./browse.ts";
 export type { ListFilter } from "./list.ts";
 export type { LogChunkOptions, LogStream, LogsOptions } from "./logs.ts";
 export type { RawClient } from "./raw.ts";
@@ -160,6 +163,12 @@ export type SlurmgateClient = WebhookApi & {
   cancel(id: string, options?: { signal?: AbortSignal }): Promise<Job>;
   /** An array job's tasks: state, exit code and reason of each, and counts per state (empty for a plain job). */
   tasks(id: string, options?: { signal?: AbortSignal }): Promise<JobTasks>;
+  /** Lists a directory of the job's directory (`""`: the directory itself), through its cluster's agent. */
+  browse(id: string, path?: string, options?: BrowseOptions): Promise<DirListing>;
+  /** The first `bytes` (default 4096) of a file in the job's directory. */
+  head(id: string, path: string, options?: ReadOptions): Promise<FileBytes>;
+  /** The last `bytes` (default 4096) of a file in the job's directory. */
+  tail(id: string, path: string, options?: ReadOptions): Promise<FileBytes>;
   /** One long-poll of a job's events after `after`. */
   events(id: string, options?: EventsOptions): Promise<JobEvents>;
   /** Waits (over the event stream, else by long-poll) until the job is terminal (its final attempt) or reaches one of `until`; rides out gateway restarts. */
@@ -276,6 +285,9 @@ export function createClient(options: ClientOptions): SlurmgateClient {
       unwrap(raw.POST("/v1/jobs/{id}/cancel", { params: { path: { id } }, signal: o.signal }), shapes.job),
     tasks: (id, o = {}) =>
       unwrap(raw.GET("/v1/jobs/{id}/tasks", { params: { path: { id } }, signal: o.signal }), shapes.tasks),
+    browse: (id, path, o) => browseDir(raw, id, path, o),
+    head: (id, path, o) => readEnd(raw, id, path, "head", o),
+    tail: (id, path, o) => readEnd(raw, id, path, "tail", o),
     events: (id, o) => fetchEvents(raw, id, o),
     wait,
     watch: (id, o = {}) => watchJob(raw, id, o, policy),

@@ -93,6 +93,16 @@ export type JobPage = Schemas["JobPage"];
  */
 export type LogChunk = Schemas["LogChunk"];
 /**
+ * A directory of a job's directory, as its agent listed it (symlinks listed, never followed).
+ * @example const names = (await client.browse(id, "results")).entries.map((e) => e.name);
+ */
+export type DirListing = Schemas["DirListing"];
+/**
+ * The first or last bytes of a file in a job's directory (`data` is base64).
+ * @example const { size } = await client.tail(id, "stdout");
+ */
+export type FileSlice = Schemas["FileSlice"];
+/**
  * A cluster as a user sees it.
  * @example const names = (await client.clusters()).map((c: ClusterView) => c.name);
  */

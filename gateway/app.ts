@@ -18,6 +18,7 @@ import { agentRouter } from "./routes/agent.ts";
 import { agentTokensRouter } from "./routes/agent-tokens.ts";
 import { clustersRouter } from "./routes/clusters.ts";
 import { eventsRouter } from "./routes/events.ts";
+import { browseRouter } from "./routes/browse.ts";
 import { jobsRouter } from "./routes/jobs.ts";
 import { sweepsRouter } from "./routes/sweeps.ts";
 import { webRouter } from "./routes/web.ts";
@@ -80,6 +81,7 @@ export function createApp(deps: Deps) {
   app.use("/v1/*", enforceScope());
 
   app.route("/", jobsRouter(deps));
+  app.route("/", browseRouter(deps));
   app.route("/", sweepsRouter(deps));
   app.route("/", eventsRouter(deps));
   app.route("/", webhooksRouter(deps));

@@ -62,6 +62,7 @@ export const GatewayConfig = z.object({
   SLURMGATE_RATE_LIMIT_BURST: intFrom(200, 1, 1_000_000), // per-token bucket size
   SLURMGATE_MAX_QUEUED_PER_USER: intFrom(10_000, 1, 10_000_000), // live jobs one user may hold
   SLURMGATE_ESTIMATE_SECONDS: intFrom(ASK_TIMEOUT_SECONDS.default, 0, ASK_TIMEOUT_SECONDS.max), // a preflight waits this long for each agent's sbatch --test-only; 0 skips
+  SLURMGATE_BROWSE_SECONDS: intFrom(ASK_TIMEOUT_SECONDS.default, 1, ASK_TIMEOUT_SECONDS.max), // a browse of a job directory waits this long for the agent
   SLURMGATE_SSE_MAX_PER_USER: intFrom(16, 1, 10_000), // event streams one user may hold open (per process)
   SLURMGATE_SSE_HEARTBEAT_SECONDS: intFrom(15, 1, 300), // comment lines that keep proxies from closing a quiet stream
   SLURMGATE_SSE_MAX_SECONDS: intFrom(900, 5, 86_400), // a stream ends after this; clients resume with Last-Event-ID

@@ -39,6 +39,8 @@ export function codeToStatus(code: ProblemCode): ContentfulStatusCode {
       return 429;
     case "unavailable":
       return 503;
+    case "agent_timeout":
+      return 504;
     case "internal":
       return 500;
   }
@@ -60,6 +62,7 @@ const TITLES: Record<ProblemCode, string> = {
   unsupported_media_type: "Unsupported media type",
   rate_limited: "Too many requests",
   unavailable: "Service unavailable",
+  agent_timeout: "The cluster's agent did not answer in time",
   internal: "Internal error",
 };
 

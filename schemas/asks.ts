@@ -4,9 +4,11 @@
  * lease call (held open, so it is woken at once) carries it out, and the answer comes back by POST.
  *
  * `estimate` asks Slurm where and when a job would start (`sbatch --test-only`), as the job's user.
+ * `list_dir` and `read_file` browse a job's directory (schemas/browse.ts), confined to it by the agent.
  */
 import { z } from "@hono/zod-openapi";
-import { JobSpec } from "./job.ts";
+import { BrowseBytes, BrowsePath, BrowseRefusal, DirListing, FileSlice } from "./browse.ts";
+import { JobId, JobSpec } from "./job.ts";
 
 export const AskId = z.string().regex(/^ask_[0-9a-z]{20,40}$/);
 
@@ -26,7 +28,27 @@ export const EstimateAsk = z
   })
   .openapi("EstimateAsk");
 
-export const AgentAsk = z.discriminatedUnion("kind", [EstimateAsk]).openapi("AgentAsk");
+/** Which job directory: the agent derives it from these (never from a path the gateway sends). */
+const JobDirFields = {
+  owner: z.string().openapi({ description: "The job's owner: the directory is theirs, read as their account." }),
+  jobId: JobId,
+  attempt: z.number().int().min(1).max(1_000).openapi({ description: "Whose attempt's directory." }),
+  path: BrowsePath,
+};
+
+export const ListDirAsk = z.object({ id: AskId, kind: z.literal("list_dir"), ...JobDirFields }).openapi("ListDirAsk");
+
+export const ReadFileAsk = z
+  .object({
+    id: AskId,
+    kind: z.literal("read_file"),
+    ...JobDirFields,
+    from: z.enum(["head", "tail"]),
+    bytes: BrowseBytes,
+  })
+  .openapi("ReadFileAsk");
+
+export const AgentAsk = z.discriminatedUnion("kind", [EstimateAsk, ListDirAsk, ReadFileAsk]).openapi("AgentAsk");
 export type AgentAsk = z.infer<typeof AgentAsk>;
 export type AskKind = AgentAsk["kind"];
 
@@ -42,7 +64,11 @@ export const Estimate = z
 export type Estimate = z.infer<typeof Estimate>;
 
 /** The answer's value, per kind: the one place the gateway checks what an agent sent back. */
-export const ANSWER_VALUE = { estimate: Estimate } as const satisfies Record<AskKind, z.ZodType>;
+export const ANSWER_VALUE = {
+  estimate: Estimate,
+  list_dir: z.union([DirListing, BrowseRefusal]),
+  read_file: z.union([FileSlice, BrowseRefusal]),
+} as const satisfies Record<AskKind, z.ZodType>;
 
 export const AskAnswer = z
   .discriminatedUnion("ok", [

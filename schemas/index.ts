@@ -13,3 +13,4 @@ export * from "./identity.ts";
 export * from "./problem.ts";
 export * from "./preflight.ts";
 export * from "./webhook.ts";
+export * from "./browse.ts";

@@ -20,6 +20,7 @@ export const ProblemCode = z
     "unsupported_media_type",
     "rate_limited",
     "unavailable",
+    "agent_timeout",
     "internal",
   ])
   .openapi("ProblemCode");

@@ -9,6 +9,7 @@ import * as fsSync from "node:fs";
 import { existsSync } from "node:fs";
 import * as fs from "node:fs/promises";
 import * as path from "node:path";
+import { localBrowser } from "./browse-local.ts";
 import { DEFAULT_TIMEOUT_MS, KILL_GRACE_MS, MAX_OUTPUT_BYTES, outputCap } from "./limits.ts";
 import { createSpawnerPool, spawnerCanRun } from "./spawner.ts";
 import type { ExecResult, Executor, FileStat, RunOptions } from "./types.ts";
@@ -64,6 +65,7 @@ export function createLocalExecutor(options: LocalExecutorOptions = {}): Executo
     async rm(p, opts = {}) {
       fsSync.rmSync(p, { force: true, recursive: opts.recursive ?? false });
     },
+    browse: localBrowser,
   };
 }
 

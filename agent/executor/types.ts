@@ -50,6 +50,43 @@ export interface FileStat {
   mtimeMs: number;
 }
 
+/** One entry of a job directory, as lstat sees it. */
+export interface BrowseEntry {
+  name: string;
+  type: "file" | "dir" | "symlink" | "other";
+  size: number;
+  mtimeMs: number;
+}
+
+/** Whose read rights a browse must not exceed; null: the executor's own account is the job's. */
+export type BrowseAccess = { uid: number; gid: number } | null;
+
+/**
+ * Reading inside a job directory without ever following a symlink: `dir` (absolute, no symlink in
+ * it) is opened component by component with O_NOFOLLOW, then each of `segments` the same way, so a
+ * symlink anywhere (or one swapped in meanwhile) fails instead of leading out. Throws
+ * {@link BrowseRefused} when the path is missing, a symlink, the wrong type, or not readable by `access`.
+ */
+export interface JobDirBrowser {
+  list(
+    dir: string,
+    segments: readonly string[],
+    access: BrowseAccess,
+    max: number,
+  ): Promise<{ entries: BrowseEntry[]; truncated: boolean }>;
+  read(
+    dir: string,
+    segments: readonly string[],
+    access: BrowseAccess,
+    range: { from: "head" | "tail"; bytes: number },
+  ): Promise<{ size: number; offset: number; data: Buffer }>;
+}
+
+/** A browse the path does not allow: the message says which component and why. */
+export class BrowseRefused extends Error {
+  override readonly name = "BrowseRefused";
+}
+
 /** Runs commands (argv arrays, never a shell string) and file operations somewhere. */
 export interface Executor {
   /** Runs `cmd` with `args`; never throws for a non-zero exit, only for failure to start. */
@@ -76,4 +113,6 @@ export interface Executor {
   realpath(path: string): Promise<string | null>;
   /** rm -f (files) or rm -rf (directories when `recursive`); missing paths are not an error. */
   rm(path: string, opts?: { recursive?: boolean }): Promise<void>;
+  /** Present where a browse can be done without racing a symlink swap (the local executor). */
+  browse?: JobDirBrowser;
 }

@@ -3,12 +3,17 @@ import { integer, parse, positionals } from "../args.ts";
 import { type Command, helped } from "../command.ts";
 import { clientFor } from "../config.ts";
 import { age, printJson, table } from "../output.ts";
+import { listJobDir } from "./job-dir.ts";
 
 export const ls: Command = {
   name: "ls",
-  summary: "list your jobs, newest first",
+  summary: "list your jobs, newest first; with JOB[:PATH], a directory of that job's directory",
   help: `
 Usage: slurmgate ls [--state STATE] [--label K=V]... [--cluster NAME] [--limit N | --all] [--json]
+       slurmgate ls JOB_ID[:PATH] [--json]
+
+With JOB_ID[:PATH], lists that directory of the job's directory through the cluster's agent
+(name, type, size, age; symlinks are shown with @ and never followed).
 
 Options:
   -s, --state STATE     queued, leased, submitted, pending, running, completed, failed, cancelled, …
@@ -22,6 +27,7 @@ Examples:
   slurmgate ls
   slurmgate ls --state running --label sweep=lr
   slurmgate ls --all --json | jq -r '.[] | select(.state=="failed") | .id'
+  slurmgate ls job_01jd7x2k9m4q8r6t5v3w1y0z:results
 `,
   async run(argv, io) {
     const { values, positionals: rest } = parse("ls", argv, {
@@ -34,7 +40,10 @@ Examples:
     if (helped(io, ls, values)) {
       return 0;
     }
-    positionals("ls", rest, []);
+    if (rest.length > 0) {
+      const [arg = ""] = positionals("ls", rest, ["JOB_ID[:PATH]"]);
+      return listJobDir(io, arg, values.json === true);
+    }
     const max = values.all ? undefined : (integer("ls", "--limit", values.limit) ?? 50);
     const label = Object.fromEntries(
       (values.label ?? []).map((l) => [l.split("=")[0] ?? l, l.split("=").slice(1).join("=")]),

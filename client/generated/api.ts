@@ -145,6 +145,66 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/jobs/{id}/dir": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List a directory of the job's directory
+         * @description Name, type (file, dir, symlink, other; symlinks are listed, never followed), size and mtime of each entry. The gateway asks the cluster's agent, which is parked in its lease call and answers at once; it resolves the path inside the job directory one component at a time, follows no symlink, and reads as the job's account. 409 while the job has not reached Slurm; 503 when no agent of the cluster is connected; 504 when it does not answer within SLURMGATE_BROWSE_SECONDS.
+         */
+        get: operations["jobDir"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/jobs/{id}/head": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Read the first bytes of a file in the job's directory
+         * @description Up to `bytes` bytes, base64 in `data`, with the file's size. The gateway asks the cluster's agent, which is parked in its lease call and answers at once; it resolves the path inside the job directory one component at a time, follows no symlink, and reads as the job's account. 409 while the job has not reached Slurm; 503 when no agent of the cluster is connected; 504 when it does not answer within SLURMGATE_BROWSE_SECONDS.
+         */
+        get: operations["jobHead"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/jobs/{id}/tail": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Read the last bytes of a file in the job's directory
+         * @description Up to `bytes` bytes, base64 in `data`, with the file's size. The gateway asks the cluster's agent, which is parked in its lease call and answers at once; it resolves the path inside the job directory one component at a time, follows no symlink, and reads as the job's account. 409 while the job has not reached Slurm; 503 when no agent of the cluster is connected; 504 when it does not answer within SLURMGATE_BROWSE_SECONDS.
+         */
+        get: operations["jobTail"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/sweeps": {
         parameters: {
             query?: never;
@@ -856,7 +916,7 @@ export interface components {
             requestId?: string;
         };
         /** @enum {string} */
-        ProblemCode: "bad_request" | "unauthorized" | "forbidden" | "not_found" | "conflict" | "idempotency_conflict" | "stale_lease" | "illegal_transition" | "validation_failed" | "unsatisfiable" | "payload_too_large" | "method_not_allowed" | "unsupported_media_type" | "rate_limited" | "unavailable" | "internal";
+        ProblemCode: "bad_request" | "unauthorized" | "forbidden" | "not_found" | "conflict" | "idempotency_conflict" | "stale_lease" | "illegal_transition" | "validation_failed" | "unsatisfiable" | "payload_too_large" | "method_not_allowed" | "unsupported_media_type" | "rate_limited" | "unavailable" | "agent_timeout" | "internal";
         FieldError: {
             field: string;
             message: string;
@@ -955,6 +1015,35 @@ export interface components {
             nextOffset: number;
             /** @description True once this attempt has ended and every byte has been shipped: the job is terminal, or (for an earlier attempt) the next attempt has reached Slurm. */
             complete: boolean;
+        };
+        DirListing: {
+            path: string;
+            /** @description Sorted by name. */
+            entries: components["schemas"]["DirEntry"][];
+            /** @description True when the directory has more than 1000 entries. */
+            truncated: boolean;
+        };
+        DirEntry: {
+            name: string;
+            /**
+             * @description As lstat sees it: a symlink is never followed.
+             * @enum {string}
+             */
+            type: "file" | "dir" | "symlink" | "other";
+            size: number;
+            /** Format: date-time */
+            mtime: string;
+        };
+        FileSlice: {
+            path: string;
+            /** @description The whole file's size when it was read. */
+            size: number;
+            /** @description Where in the file `data` starts. */
+            offset: number;
+            /** @description The bytes, base64. */
+            data: string;
+            /** @description True when the file has bytes outside `data`. */
+            truncated: boolean;
         };
         SweepCreated: components["schemas"]["Sweep"] & {
             /** @description Every element's job id, in element order. */
@@ -1328,7 +1417,7 @@ export interface components {
             epoch: number;
             slurmJobId: string | null;
         };
-        AgentAsk: components["schemas"]["EstimateAsk"];
+        AgentAsk: components["schemas"]["EstimateAsk"] | components["schemas"]["ListDirAsk"] | components["schemas"]["ReadFileAsk"];
         EstimateAsk: {
             id: string;
             /**
@@ -1339,6 +1428,51 @@ export interface components {
             /** @description The user the job would run as. */
             owner: string;
             spec: components["schemas"]["JobSpec"] & unknown;
+        };
+        ListDirAsk: {
+            id: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "list_dir";
+            /** @description The job's owner: the directory is theirs, read as their account. */
+            owner: string;
+            /** @example job_01jd7x2k9m4q8r6t5v3w1y0z */
+            jobId: string;
+            /** @description Whose attempt's directory. */
+            attempt: number;
+            /**
+             * @description A path relative to the job directory (`""` is the directory itself): no leading '/', no '..', no NUL, at most 1024 characters.
+             * @example results/metrics.json
+             */
+            path: string;
+        };
+        ReadFileAsk: {
+            id: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "read_file";
+            /** @description The job's owner: the directory is theirs, read as their account. */
+            owner: string;
+            /** @example job_01jd7x2k9m4q8r6t5v3w1y0z */
+            jobId: string;
+            /** @description Whose attempt's directory. */
+            attempt: number;
+            /**
+             * @description A path relative to the job directory (`""` is the directory itself): no leading '/', no '..', no NUL, at most 1024 characters.
+             * @example results/metrics.json
+             */
+            path: string;
+            /** @enum {string} */
+            from: "head" | "tail";
+            /**
+             * @description Bytes to read (1–65536, default 4096).
+             * @default 4096
+             */
+            bytes: number;
         };
         LeaseRequest: {
             /**
@@ -2074,6 +2208,274 @@ export interface operations {
             };
             /** @description Rate limited; see Retry-After */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    jobDir: {
+        parameters: {
+            query?: {
+                /** @description A path relative to the job directory (`""` is the directory itself): no leading '/', no '..', no NUL, at most 1024 characters. */
+                path?: string;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The listing */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DirListing"];
+                };
+            };
+            /** @description Missing, unknown, revoked or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such object, or not yours */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request is well-formed but invalid; `field` names the culprit */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Nobody can serve this now (e.g. no agent of the cluster is connected) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The cluster's agent did not answer in time */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    jobHead: {
+        parameters: {
+            query?: {
+                /** @description A path relative to the job directory (`""` is the directory itself): no leading '/', no '..', no NUL, at most 1024 characters. */
+                path?: string;
+                /** @description Bytes to read (1–65536, default 4096). */
+                bytes?: number;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The bytes */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FileSlice"];
+                };
+            };
+            /** @description Missing, unknown, revoked or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such object, or not yours */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request is well-formed but invalid; `field` names the culprit */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Nobody can serve this now (e.g. no agent of the cluster is connected) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The cluster's agent did not answer in time */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    jobTail: {
+        parameters: {
+            query?: {
+                /** @description A path relative to the job directory (`""` is the directory itself): no leading '/', no '..', no NUL, at most 1024 characters. */
+                path?: string;
+                /** @description Bytes to read (1–65536, default 4096). */
+                bytes?: number;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The bytes */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FileSlice"];
+                };
+            };
+            /** @description Missing, unknown, revoked or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such object, or not yours */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request is well-formed but invalid; `field` names the culprit */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Nobody can serve this now (e.g. no agent of the cluster is connected) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The cluster's agent did not answer in time */
+            504: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -16,6 +16,8 @@ const DESCRIPTIONS: Record<number, string> = {
   413: "Body too large",
   422: "The request is well-formed but invalid; `field` names the culprit",
   429: "Rate limited; see Retry-After",
+  503: "Nobody can serve this now (e.g. no agent of the cluster is connected)",
+  504: "The cluster's agent did not answer in time",
 };
 
 /** Spread into a route's responses: `...problems(401, 404)`. */

@@ -11,11 +11,11 @@ import { ApiProblem, validationProblem } from "../problem.ts";
 import { answerAsk, dropAsk, heldAskKind, insertAsk, readAnswer } from "../store/asks.ts";
 import type { z } from "@hono/zod-openapi";
 
-type Question = Omit<Extract<AgentAsk, { kind: AskKind }>, "id">;
+type Question<K extends AskKind> = AgentAsk extends infer A ? (A extends { kind: K } ? Omit<A, "id"> : never) : never;
 type ValueOf<K extends AskKind> = z.infer<(typeof ANSWER_VALUE)[K]>;
 
 /** What came back: the agent's value, or why there is none (its refusal, or nobody answered in time). */
-export type Asked<K extends AskKind> = { ok: true; value: ValueOf<K> } | { ok: false; reason: string };
+export type Asked<K extends AskKind> = { ok: true; value: ValueOf<K> } | { ok: false; reason: string; timedOut?: true };
 
 const askTopic = (id: string) => `ask:${id}`;
 
@@ -26,7 +26,7 @@ const askTopic = (id: string) => `ask:${id}`;
 export async function askAgent<K extends AskKind>(
   deps: Deps,
   cluster: string,
-  question: Question & { kind: K },
+  question: { kind: K } & Question<K>,
   timeoutSeconds: number,
   signal?: AbortSignal,
 ): Promise<Asked<K>> {
@@ -48,7 +48,7 @@ export async function askAgent<K extends AskKind>(
       },
     );
     if (text === undefined) {
-      return { ok: false, reason: `no agent of ${cluster} answered within ${timeoutSeconds} s` };
+      return { ok: false, reason: `no agent of ${cluster} answered within ${timeoutSeconds} s`, timedOut: true };
     }
     return JSON.parse(text) as Asked<K>;
   } finally {

@@ -32,6 +32,10 @@ const RECIPES: Record<string, Recipe> = {
   cancelJob: { ok: 202, audience: "job", params: jobParam },
   jobLogs: { ok: 200, audience: "job", params: jobParam },
   jobTasks: { ok: 200, audience: "job", params: jobParam },
+  // Past authorisation, the matrix's job is still queued: it has no directory yet.
+  jobDir: { ok: 409, audience: "job", params: jobParam },
+  jobHead: { ok: 409, audience: "job", params: jobParam },
+  jobTail: { ok: 409, audience: "job", params: jobParam },
   submitSweep: { ok: 201, audience: "users", body: () => ({ specs: [spec()] }) },
   listSweeps: { ok: 200, audience: "users" },
   getSweep: { ok: 200, audience: "job", params: sweepParam },
@@ -188,7 +192,7 @@ describe("authorisation matrix", () => {
     const w = await createWorld();
     const job = await w.submit(w.tokens.alice);
     const missing = job.id.replace(/.{4}$/, "zzzz");
-    for (const suffix of ["", "/events", "/logs", "/cancel"]) {
+    for (const suffix of ["", "/events", "/logs", "/cancel", "/dir", "/head", "/tail"]) {
       const method = suffix === "/cancel" ? "POST" : "GET";
       const foreign = await w.call(method, `/v1/jobs/${job.id}${suffix}`, w.tokens.bob);
       const absent = await w.call(method, `/v1/jobs/${missing}${suffix}`, w.tokens.bob);
