@@ -403,8 +403,6 @@ export const JobSpec = z
     path: ["launcher"],
     ...withOtherIssues,
   })
-
-/**
   .superRefine((s, ctx) => {
     const issue = serviceGpuIssue(s, false);
     if (issue) {
