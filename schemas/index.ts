@@ -3,6 +3,7 @@ export * from "./sbatch.ts";
 export * from "./roots.ts";
 export * from "./cache.ts";
 export * from "./job.ts";
+export * from "./outputs.ts";
 export * from "./events.ts";
 export * from "./sweep.ts";
 export * from "./agent.ts";

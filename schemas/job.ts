@@ -3,6 +3,7 @@
  */
 import { z } from "@hono/zod-openapi";
 import { CacheRefs } from "./cache.ts";
+import { Outputs } from "./outputs.ts";
 import {
   ABSOLUTE_PATH,
   ARRAY_INDEXES,
@@ -301,6 +302,7 @@ export const JobSpec = z
       .record(z.string().regex(LABEL_KEY, "label keys are [A-Za-z0-9][A-Za-z0-9_./-]*"), z.string().max(128))
       .refine((l) => Object.keys(l).length <= 32, { message: "at most 32 labels", ...withOtherIssues })
       .default({}),
+    outputs: Outputs.optional(),
     extraSbatchArgs: z.array(ExtraSbatchArg).max(16).default([]).openapi({
       description:
         "Only options the cluster allow-lists are accepted; options slurmgate sets itself (schemas/sbatch.ts) never are.",

@@ -689,6 +689,14 @@ export interface components {
                 [key: string]: string;
             };
             /**
+             * @description Globs inside the job directory (`*`, `?` within a name, `**` for any depth) whose regular files are brought back after the job ends: at most 1000 files, 2 GiB each, 8 GiB in all. Symlinks are never followed: a match that is one is skipped and named in the job's reason. Listed by GET /v1/jobs/{id}/files once the job is terminal.
+             * @example [
+             *       "results/*.json",
+             *       "model/final.pt"
+             *     ]
+             */
+            outputs?: string[];
+            /**
              * @description Only options the cluster allow-lists are accepted; options slurmgate sets itself (schemas/sbatch.ts) never are.
              * @default []
              */
