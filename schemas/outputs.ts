@@ -39,7 +39,7 @@ export function outputGlobProblem(glob: string): string | undefined {
     if (segment === "." || segment === "..") {
       return `'${segment}' segments are not allowed`;
     }
-    if (!GLOB_SEGMENT.test(segment)) {
+    if (!GLOB_SEGMENT.test(segment) || (segment !== "**" && segment.includes("**"))) {
       return segment.includes("**")
         ? "'**' must be a whole path segment"
         : "letters, digits, '_', '.', '+', '@', '=', ',', '-' and the wildcards '*' and '?' only";
