@@ -18,6 +18,7 @@ import { agentRouter } from "./routes/agent.ts";
 import { agentTokensRouter } from "./routes/agent-tokens.ts";
 import { clustersRouter } from "./routes/clusters.ts";
 import { eventsRouter } from "./routes/events.ts";
+import { filesRouter } from "./routes/files.ts";
 import { jobsRouter } from "./routes/jobs.ts";
 import { sweepsRouter } from "./routes/sweeps.ts";
 import { webRouter } from "./routes/web.ts";
@@ -75,6 +76,8 @@ export function createApp(deps: Deps) {
   app.use("/v1/sweeps", bodyLimit(deps.config.SLURMGATE_BODY_LIMIT_BYTES));
   app.use("/v1/webhooks/*", bodyLimit(deps.config.SLURMGATE_BODY_LIMIT_BYTES));
   app.use("/v1/webhooks", bodyLimit(deps.config.SLURMGATE_BODY_LIMIT_BYTES));
+  // Uploads stream into the blob store under their own per-file cap; only compose's JSON is limited here.
+  app.use("/v1/files/compose", bodyLimit(deps.config.SLURMGATE_BODY_LIMIT_BYTES));
   app.use("/v1/admin/*", bodyLimit(deps.config.SLURMGATE_BODY_LIMIT_BYTES));
   app.use("/v1/*", authenticate(deps));
   app.use("/v1/*", enforceScope());
@@ -83,6 +86,7 @@ export function createApp(deps: Deps) {
   app.route("/", sweepsRouter(deps));
   app.route("/", eventsRouter(deps));
   app.route("/", webhooksRouter(deps));
+  app.route("/", filesRouter(deps));
   app.route("/", clustersRouter(deps));
   app.route("/", agentRouter(deps));
   app.route("/", agentTokensRouter(deps));

@@ -2,6 +2,7 @@ export * from "./patterns.ts";
 export * from "./sbatch.ts";
 export * from "./roots.ts";
 export * from "./cache.ts";
+export * from "./files.ts";
 export * from "./job.ts";
 export * from "./outputs.ts";
 export * from "./events.ts";

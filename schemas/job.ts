@@ -3,6 +3,7 @@
  */
 import { z } from "@hono/zod-openapi";
 import { CacheRefs } from "./cache.ts";
+import { JobInputs } from "./files.ts";
 import { Outputs } from "./outputs.ts";
 import {
   ABSOLUTE_PATH,
@@ -268,6 +269,10 @@ export const JobSpec = z
     }),
     container: Container.optional(),
     cache: CacheRefs.optional(),
+    inputs: JobInputs.optional().openapi({
+      description:
+        "Files you uploaded (POST /v1/files), written into the job directory before sbatch and checked against their sha-256; a missing or altered one rejects the job (input_missing / input_corrupt).",
+    }),
     array: z
       .strictObject({
         indexes: z.string().regex(ARRAY_INDEXES, "Slurm array indexes like 0-99, 0-99:2 or 1,3,5-7"),
