@@ -17,6 +17,9 @@ type Recipe = {
   audience: "job" | "users" | "agent" | "admin" | "anyone";
   params?: (ctx: Ctx) => Record<string, string>;
   body?: (ctx: Ctx) => unknown;
+  query?: (ctx: Ctx) => string;
+  /** What another cluster's agent gets, when it differs from `ok`. */
+  agentOther?: number;
 };
 
 const jobParam = (ctx: Ctx) => ({ id: ctx.jobId });
@@ -32,6 +35,18 @@ const RECIPES: Record<string, Recipe> = {
   cancelJob: { ok: 202, audience: "job", params: jobParam },
   jobLogs: { ok: 200, audience: "job", params: jobParam },
   jobTasks: { ok: 200, audience: "job", params: jobParam },
+  listJobFiles: { ok: 200, audience: "job", params: jobParam },
+  // The matrix job has no outputs: past authorisation, the owner learns only that this one is absent.
+  downloadJobFile: { ok: 404, audience: "job", params: (ctx) => ({ id: ctx.jobId, path: "results/a.json" }) },
+  // The job declares no outputs, so its own cluster's agent is refused the path (422); another
+  // cluster's agent does not see the job at all.
+  agentUploadOutput: {
+    ok: 422,
+    agentOther: 404,
+    audience: "agent",
+    params: jobParam,
+    query: () => `?epoch=0&path=a.json&size=1&sha256=${"0".repeat(64)}`,
+  },
   submitSweep: { ok: 201, audience: "users", body: () => ({ specs: [spec()] }) },
   listSweeps: { ok: 200, audience: "users" },
   getSweep: { ok: 200, audience: "job", params: sweepParam },
@@ -102,7 +117,7 @@ function expectedStatus(recipe: Recipe, role: Role): number {
     case "anyone":
       return recipe.ok;
     case "agent":
-      return agent ? recipe.ok : 403;
+      return role === "agentOther" && recipe.agentOther !== undefined ? recipe.agentOther : agent ? recipe.ok : 403;
     case "admin":
       return role === "admin" ? recipe.ok : 403;
     case "users":
@@ -174,7 +189,12 @@ describe("authorisation matrix", () => {
       const ctx: Ctx = { jobId: job.id, tokenId: extra.id, sweepId: sweep.body.id, webhookId: webhook.body.id };
       const params = recipe!.params?.(ctx) ?? {};
       const path = op.path.replace(/\{(\w+)\}/g, (_, name: string) => encodeURIComponent(params[name] ?? ""));
-      const res = await w.call(op.method, path, await tokenFor(w, role), recipe!.body?.(ctx));
+      const res = await w.call(
+        op.method,
+        path + (recipe!.query?.(ctx) ?? ""),
+        await tokenFor(w, role),
+        recipe!.body?.(ctx),
+      );
       got[role] = res.status;
       want[role] = expectedStatus(recipe!, role);
       if (res.status >= 400) {
@@ -188,7 +208,7 @@ describe("authorisation matrix", () => {
     const w = await createWorld();
     const job = await w.submit(w.tokens.alice);
     const missing = job.id.replace(/.{4}$/, "zzzz");
-    for (const suffix of ["", "/events", "/logs", "/cancel"]) {
+    for (const suffix of ["", "/events", "/logs", "/cancel", "/files", "/files/results%2Fa.json"]) {
       const method = suffix === "/cancel" ? "POST" : "GET";
       const foreign = await w.call(method, `/v1/jobs/${job.id}${suffix}`, w.tokens.bob);
       const absent = await w.call(method, `/v1/jobs/${missing}${suffix}`, w.tokens.bob);
