@@ -12,6 +12,7 @@ import { gateway } from "./commands/gateway.ts";
 import { login } from "./commands/login.ts";
 import { logout } from "./commands/logout.ts";
 import { logs } from "./commands/logs.ts";
+import { cp } from "./commands/cp.ts";
 import { ls } from "./commands/ls.ts";
 import { show } from "./commands/show.ts";
 import { submit } from "./commands/submit.ts";
@@ -24,7 +25,7 @@ import { whoami } from "./commands/whoami.ts";
 import { EXIT, errorJson, exitCodeOf, formatError, UsageError } from "./errors.ts";
 import type { Io } from "./io.ts";
 
-const USER_VERBS = [login, logout, submit, sweep, ls, show, logs, cancel, wait, clusters, webhook, whoami];
+const USER_VERBS = [login, logout, submit, sweep, ls, show, logs, cp, cancel, wait, clusters, webhook, whoami];
 const SERVER_VERBS = [gateway, agent, token, user, cluster];
 const VERBS = new Map<string, Command>([...USER_VERBS, ...SERVER_VERBS].map((c) => [c.name, c]));
 

@@ -173,7 +173,7 @@ describe("download", () => {
     damaged[100] = (damaged[100]! + 1) % 256;
     writeFileSync(file, damaged);
     const res = await w.call("GET", `/v1/jobs/${id}/files/model%2Ffinal.pt`, w.tokens.alice);
-    expect(expectProblemShape(res, 500).detail).toContain("no longer matches its sha256");
+    expect((expectProblemShape(res, 500) as { detail?: string }).detail).toContain("no longer matches its sha256");
     const ranged = await get(w, `/v1/jobs/${id}/files/model/final.pt`, w.tokens.alice, { range: "bytes=0-10" });
     expect(ranged.status).toBe(500);
   });
