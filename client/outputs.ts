@@ -88,6 +88,7 @@ export async function downloadFiles(
     const { data, error, response } = await raw.GET("/v1/jobs/{id}/files/{path}", {
       params: { path: { id: jobId, path: file.path } },
       parseAs: "stream",
+      headers: { accept: "application/octet-stream, application/problem+json" },
       signal: options.signal,
     });
     if (error !== undefined || !data) {
