@@ -4,7 +4,10 @@
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import { JobFile, JobFileList, Problem } from "../../schemas/index.ts";
+import type { MiddlewareHandler } from "hono";
+import type { AppEnv } from "../deps.ts";
 import { requireRole } from "../middleware/auth.ts";
+import { ApiProblem } from "../problem.ts";
 import { IdParam, bearer, problems } from "./common.ts";
 
 const Sha256 = z.string().regex(/^[0-9a-f]{64}$/, "64 lowercase hex digits");
@@ -67,6 +70,21 @@ export const downloadJobFile = createRoute({
   },
 });
 
+const OUTPUT_MEDIA_TYPE = "application/octet-stream";
+
+/** Before the body validators: a refusal that names the media type this route takes, not JSON. */
+const octetStreamOnly: MiddlewareHandler<AppEnv> = async (c, next) => {
+  const type = c.req.header("content-type")?.split(";")[0]?.trim().toLowerCase() ?? "";
+  if (type !== OUTPUT_MEDIA_TYPE) {
+    throw new ApiProblem(
+      "unsupported_media_type",
+      `${type ? `Content-Type '${type.slice(0, 100)}' is not accepted` : "a body without a Content-Type is not accepted"}; send Content-Type: ${OUTPUT_MEDIA_TYPE}`,
+      { field: "header.content-type", headers: { "accept-put": OUTPUT_MEDIA_TYPE } },
+    );
+  }
+  await next();
+};
+
 export const agentUploadOutput = createRoute({
   method: "put",
   path: "/v1/agent/jobs/{id}/outputs",
@@ -76,7 +94,7 @@ export const agentUploadOutput = createRoute({
   description:
     "The body is the file's bytes. The gateway hashes them into its blob store and lists the file only once every byte arrived and its sha256 is the one named; the same job, path and sha256 again is harmless.",
   security: bearer,
-  middleware: requireRole("agent"),
+  middleware: [requireRole("agent"), octetStreamOnly] as const,
   request: {
     params: IdParam,
     query: z.strictObject({
@@ -86,7 +104,7 @@ export const agentUploadOutput = createRoute({
       size: z.coerce.number().int().min(0),
     }),
     body: {
-      content: { "application/octet-stream": { schema: z.string().openapi({ format: "binary" }) } },
+      content: { [OUTPUT_MEDIA_TYPE]: { schema: z.string().openapi({ format: "binary" }) } },
       required: true,
     },
   },
