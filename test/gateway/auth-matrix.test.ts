@@ -18,6 +18,7 @@ type Recipe = {
   params?: (ctx: Ctx) => Record<string, string>;
   body?: (ctx: Ctx) => unknown;
   query?: (ctx: Ctx) => string;
+  headers?: Record<string, string>;
   /** What another cluster's agent gets, when it differs from `ok`. */
   agentOther?: number;
 };
@@ -46,6 +47,7 @@ const RECIPES: Record<string, Recipe> = {
     audience: "agent",
     params: jobParam,
     query: () => `?epoch=0&path=a.json&size=1&sha256=${"0".repeat(64)}`,
+    headers: { "content-type": "application/octet-stream" },
   },
   submitSweep: { ok: 201, audience: "users", body: () => ({ specs: [spec()] }) },
   listSweeps: { ok: 200, audience: "users" },
@@ -194,6 +196,7 @@ describe("authorisation matrix", () => {
         path + (recipe!.query?.(ctx) ?? ""),
         await tokenFor(w, role),
         recipe!.body?.(ctx),
+        recipe!.headers,
       );
       got[role] = res.status;
       want[role] = expectedStatus(recipe!, role);
