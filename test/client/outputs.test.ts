@@ -21,7 +21,7 @@ async function jobWithOutputs(w: World, files: Record<string, Buffer>) {
     const res = await w.app.request(`/v1/agent/jobs/${job.id}/outputs?${q}`, {
       method: "PUT",
       headers: { authorization: `Bearer ${w.tokens.alphaAgent}`, "content-type": "application/octet-stream" },
-      body: bytes,
+      body: new Uint8Array(bytes),
     });
     expect(res.status).toBe(200);
   }
@@ -29,7 +29,7 @@ async function jobWithOutputs(w: World, files: Record<string, Buffer>) {
 }
 
 const clientOf = (w: World) =>
-  createClient({ baseUrl: "http://gateway.test", token: w.tokens.alice, fetch: (req) => w.app.request(req) });
+  createClient({ baseUrl: "http://gateway.test", token: w.tokens.alice, fetch: async (req) => w.app.request(req) });
 
 describe("client downloads", () => {
   it("downloads one file, and a prefix's files with their paths below it", async () => {
