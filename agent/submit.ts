@@ -323,7 +323,12 @@ export function failedBefore(lease: Lease, err: unknown): SubmitResult {
   if (err instanceof NotNow || err instanceof InputUnreachable) {
     return { kind: "requeue", report: requeueReport(lease, err.message, 30) };
   }
-  if (err instanceof Refusal || err instanceof RenderError || err instanceof IdentityRefusal || err instanceof InputRefusal) {
+  if (
+    err instanceof Refusal ||
+    err instanceof RenderError ||
+    err instanceof IdentityRefusal ||
+    err instanceof InputRefusal
+  ) {
     return { kind: "refused", report: refusedReport(lease, err.code, err.message) };
   }
   if (err instanceof PathError) {
