@@ -32,7 +32,8 @@ async function setup(files: Record<string, string>, paths: Record<string, string
   const api = createGatewayApi({
     baseUrl: "http://gateway.test",
     token: w.tokens.alphaAgent,
-    fetch: (input: RequestInfo | URL, init?: RequestInit) => w.app.request(input as Request, init),
+    fetch: (async (input: RequestInfo | URL, init?: RequestInit) =>
+      w.app.request(input as Request, init)) as typeof fetch,
   });
   const jobDir = mkdtempSync(join(tmpdir(), "sg-jobdir-"));
   const blobPath = (hex: string) => join(blobDir, hex.slice(0, 2), hex.slice(2, 4), hex);
