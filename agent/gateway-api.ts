@@ -36,6 +36,8 @@ export type GatewayApi = {
   cluster(): Promise<ApiResult<ClusterPolicy>>;
   /** Answers an ask a lease call handed this agent. */
   answer(id: string, agentId: string, answer: AskAnswer): Promise<ApiResult<null>>;
+  /** The bytes of an input (`sha256:…`) of a job this agent holds; the caller verifies the hash. */
+  file(ref: string, agentId: string): Promise<ApiResult<Uint8Array>>;
   /** Streams one output file of a job; the gateway hashes it and refuses it when the sha256 differs. */
   uploadOutput?(upload: OutputUpload): Promise<ApiResult<null>>;
 };
@@ -160,6 +162,17 @@ export function createGatewayApi(options: {
         const error = response.ok ? undefined : await response.json().catch(() => undefined);
         return { data: response.ok ? null : undefined, error, response };
       });
+    },
+    // Minutes, not seconds: an input may be gigabytes.
+    file: async (ref, agentId) => {
+      const result = await call(() =>
+        client.GET("/v1/agent/files/{ref}", {
+          params: { path: { ref }, query: { agentId } },
+          parseAs: "arrayBuffer",
+          signal: timeout(30 * 60_000),
+        }),
+      );
+      return result.ok ? { ok: true, value: new Uint8Array(result.value as ArrayBuffer) } : result;
     },
   };
 }

@@ -48,6 +48,7 @@ import type {
   Preflight,
   FeedEvent,
 } from "./types.ts";
+import { type UploadOptions, type UploadSource, type UploadedFile, uploadFile } from "./upload.ts";
 import { shapes, unwrap } from "./unwrap.ts";
 import { type WaitOptions, waitForJob } from "./wait.ts";
 import {
@@ -86,6 +87,7 @@ export type {
   SweepState,
 } from "./sweep.ts";
 export type { FetchLike } from "./transport.ts";
+export type { UploadedFile, UploadOptions, UploadSource } from "./upload.ts";
 export { type DeviceAuthorization, pollDeviceToken, startDeviceAuthorization } from "./device-flow.ts";
 export { discover, type OidcEndpoints, type OidcTokens, refreshTokens } from "./oidc.ts";
 export type { WaitOptions } from "./wait.ts";
@@ -221,6 +223,14 @@ export type SlurmgateClient = WebhookApi & {
   cancelSweep(id: string, options?: { signal?: AbortSignal }): Promise<Sweep>;
   /** Your sweeps, newest first, across pages. */
   listSweeps(options?: ListSweepsOptions): AsyncGenerator<Sweep>;
+  /**
+   * Uploads a local file path, bytes, a Blob or a stream; answers `{ file, path? }` to put in a
+   * job's `inputs`. Large files go in parts, and a re-run sends only the parts not yet there.
+   * @example await client.submit({ name: "t", command: ["wc", "-l", "train.csv"], inputs: [await client.upload("train.csv")] });
+   */
+  upload(source: string, options?: UploadOptions): Promise<Required<UploadedFile>>;
+  upload(source: UploadSource, options: UploadOptions & { path: string }): Promise<Required<UploadedFile>>;
+  upload(source: UploadSource, options?: UploadOptions): Promise<UploadedFile>;
   /** Users, tokens, clusters and grants (admin token). */
   readonly admin: AdminApi;
 };
@@ -267,6 +277,17 @@ export function createClient(options: ClientOptions): SlurmgateClient {
       shapes.job,
     );
   const wait: SlurmgateClient["wait"] = (id, waitOptions) => waitForJob(raw, id, waitOptions, policy);
+  // Uploads are not JSON: requests of their own, with the same token, headers and retries.
+  const send = async (request: Request) => {
+    for (const [name, value] of Object.entries(options.headers ?? {})) {
+      request.headers.set(name, value);
+    }
+    const bearer = typeof token === "function" ? await token() : token;
+    if (bearer) {
+      request.headers.set("authorization", `Bearer ${bearer}`);
+    }
+    return transport(request);
+  };
 
   return {
     baseUrl,
@@ -306,6 +327,8 @@ export function createClient(options: ClientOptions): SlurmgateClient {
     sweepResults: (id, o) => sweepResults(raw, id, o),
     cancelSweep: (id, o) => cancelSweep(raw, id, o),
     listSweeps: (o) => listSweeps(raw, o),
+    upload: ((source: UploadSource, o?: UploadOptions) =>
+      uploadFile(send, baseUrl, source, o)) as SlurmgateClient["upload"],
     ...createWebhookApi(raw),
     admin: createAdminApi(raw),
   };

@@ -76,7 +76,8 @@ async function recordUpload(deps: Deps, owner: string, blob: { sha256: string; s
   const { SLURMGATE_USER_FILES_BYTES: maxBytes, SLURMGATE_USER_FILES_COUNT: maxFiles } = deps.config;
   const [, refreshed, inserted] = await deps.db.write([
     {
-      sql: "INSERT INTO blobs (sha256, size, created_at) VALUES (?, ?, ?) ON CONFLICT (sha256) DO NOTHING",
+      // Refreshed on every upload: retention leaves young blobs alone (files/retention.ts).
+      sql: "INSERT INTO blobs (sha256, size, created_at) VALUES (?, ?, ?) ON CONFLICT (sha256) DO UPDATE SET created_at = excluded.created_at",
       args: [blob.sha256, blob.size, now],
     },
     { sql: "UPDATE uploads SET created_at = ? WHERE owner = ? AND sha256 = ?", args: [now, owner, blob.sha256] },

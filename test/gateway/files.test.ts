@@ -45,7 +45,7 @@ describe("POST /v1/files", () => {
     expect(expectProblemShape(json, 415).field).toBe("header.content-type");
     expect(json.headers.get("accept-post")).toBe("application/octet-stream");
     const wrong = await upload(w, w.tokens.alice, "abc", { "x-content-sha256": `sha256:${sha("abd")}` });
-    expect(expectProblemShape(wrong, 422).detail).toContain(sha("abc"));
+    expect((expectProblemShape(wrong, 422) as { detail?: string }).detail).toContain(sha("abc"));
     const bad = await upload(w, w.tokens.alice, "abc", { "x-content-sha256": "md5:123" });
     expect(expectProblemShape(bad, 422).field).toBe("header.x-content-sha256");
     expect((await w.call("GET", `/v1/files/sha256:${sha("abc")}`, w.tokens.alice)).status).toBe(404);
@@ -64,7 +64,7 @@ describe("POST /v1/files", () => {
     const declared = await upload(w, w.tokens.alice, endless(), { "content-length": "5000" });
     expect(expectProblemShape(declared, 413).field).toBe("body");
     const streamed = await upload(w, w.tokens.alice, endless());
-    expect(expectProblemShape(streamed, 413).detail).toContain("1000 bytes");
+    expect((expectProblemShape(streamed, 413) as { detail?: string }).detail).toContain("1000 bytes");
     expect(pulled).toBeLessThan(100);
   });
 
