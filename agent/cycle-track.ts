@@ -6,9 +6,10 @@
 import { isTerminal } from "../schemas/job.ts";
 import { cancelJobs } from "./cancel.ts";
 import type { AgentContext } from "./context.ts";
-import type { Lease } from "./gateway-api.ts";
+import type { Lease, Report } from "./gateway-api.ts";
 import { logsShipped } from "./job-life.ts";
 import { collectLogs, readResult } from "./logs.ts";
+import { bringBackOutputs, outputsNote } from "./outputs.ts";
 import type { Pacer } from "./pacer.ts";
 import type { Reporter } from "./reporter.ts";
 import type { TrackedJob } from "./state.ts";
@@ -88,6 +89,7 @@ export async function track(ctx: AgentContext, reporter: Reporter, pacer: Pacer,
       }
     }
   }
+  await outputsBeforeTerminal(ctx, jobs, byJob, next, drainedJobs, stats);
   const batch = [...byJob.values()];
   if (!(await reporter.send(batch))) {
     stats.errors.push("reports not delivered; will resend");
@@ -109,4 +111,52 @@ export async function track(ctx: AgentContext, reporter: Reporter, pacer: Pacer,
     }
   });
   pacer.tracked(ctx.now(), reports.length > 0);
+}
+
+const MAX_REASON = 4_096;
+
+/**
+ * A job that declared outputs reports its terminal state only once they are uploaded or
+ * definitively skipped (named in its reason), so nobody is told a job is done while its outputs are
+ * still missing. When the gateway cannot take them now the terminal state is held back (its logs
+ * still go) and the job is looked at again next cycle, from its record before this transition.
+ */
+async function outputsBeforeTerminal(
+  ctx: AgentContext,
+  before: TrackedJob[],
+  byJob: Map<string, Report>,
+  next: Map<string, TrackedJob>,
+  drainedJobs: Set<string>,
+  stats: CycleStats,
+): Promise<void> {
+  for (const report of [...byJob.values()]) {
+    const job = next.get(report.jobId);
+    if (!report.state || !isTerminal(report.state) || !job?.outputs?.length) {
+      continue;
+    }
+    const outcome = await bringBackOutputs(ctx, job);
+    if (outcome.done) {
+      const note = outputsNote(outcome.skipped);
+      if (note) {
+        report.reason = (report.reason ? `${report.reason}; ${note}` : note).slice(0, MAX_REASON);
+      }
+      continue;
+    }
+    stats.errors.push(
+      `outputs of ${job.jobId} not uploaded yet (${outcome.message}); its end is reported once they are`,
+    );
+    const old = before.find((j) => j.jobId === job.jobId);
+    next.set(job.jobId, {
+      ...job,
+      reported: old?.reported ?? null,
+      reportedReason: old?.reportedReason ?? null,
+      missingSince: old?.missingSince ?? null,
+    });
+    drainedJobs.delete(job.jobId);
+    if (report.logs.length) {
+      byJob.set(job.jobId, { jobId: job.jobId, epoch: job.epoch, logs: report.logs });
+    } else {
+      byJob.delete(job.jobId);
+    }
+  }
 }

@@ -36,6 +36,19 @@ export type GatewayApi = {
   cluster(): Promise<ApiResult<ClusterPolicy>>;
   /** Answers an ask a lease call handed this agent. */
   answer(id: string, agentId: string, answer: AskAnswer): Promise<ApiResult<null>>;
+  /** The bytes of an input (`sha256:…`) of a job this agent holds; the caller verifies the hash. */
+  file(ref: string, agentId: string): Promise<ApiResult<Uint8Array>>;
+  /** Streams one output file of a job; the gateway hashes it and refuses it when the sha256 differs. */
+  uploadOutput?(upload: OutputUpload): Promise<ApiResult<null>>;
+};
+
+export type OutputUpload = {
+  jobId: string;
+  epoch: number;
+  path: string;
+  sha256: string;
+  size: number;
+  body: AsyncIterable<Uint8Array>;
 };
 
 async function call<T>(run: () => Promise<{ data?: T; error?: unknown; response: Response }>): Promise<ApiResult<T>> {
@@ -56,6 +69,24 @@ async function call<T>(run: () => Promise<{ data?: T; error?: unknown; response:
   } catch (err) {
     return { ok: false, message: `network: ${(err as Error).message}`, retryable: true };
   }
+}
+
+/** A pull stream over an async iterable: the next chunk is read only when fetch wants it. */
+function streamOf(source: AsyncIterable<Uint8Array>): ReadableStream<Uint8Array> {
+  const it = source[Symbol.asyncIterator]();
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const next = await it.next();
+      if (next.done) {
+        controller.close();
+      } else {
+        controller.enqueue(next.value);
+      }
+    },
+    async cancel() {
+      await it.return?.();
+    },
+  });
 }
 
 export function createGatewayApi(options: {
@@ -104,6 +135,44 @@ export function createGatewayApi(options: {
         return { ...sent, data: sent.response.ok ? null : undefined };
       });
       return result;
+    },
+    // Raw fetch: the typed client would buffer the body, and an output may be gigabytes.
+    uploadOutput: async (upload) => {
+      const query = new URLSearchParams({
+        epoch: String(upload.epoch),
+        path: upload.path,
+        sha256: upload.sha256,
+        size: String(upload.size),
+      });
+      const url = `${options.baseUrl.replace(/\/$/, "")}/v1/agent/jobs/${encodeURIComponent(upload.jobId)}/outputs?${query}`;
+      return call(async () => {
+        const response = await (options.fetch ?? fetch)(url, {
+          method: "PUT",
+          headers: {
+            authorization: `Bearer ${options.token}`,
+            "user-agent": "slurmgate-agent",
+            "content-type": "application/octet-stream",
+            "content-length": String(upload.size),
+          },
+          body: streamOf(upload.body),
+          duplex: "half",
+          // At least 1 MiB/s on top of the usual deadline.
+          signal: timeout(Math.ceil(upload.size / 1_048_576) * 1_000),
+        } as RequestInit);
+        const error = response.ok ? undefined : await response.json().catch(() => undefined);
+        return { data: response.ok ? null : undefined, error, response };
+      });
+    },
+    // Minutes, not seconds: an input may be gigabytes.
+    file: async (ref, agentId) => {
+      const result = await call(() =>
+        client.GET("/v1/agent/files/{ref}", {
+          params: { path: { ref }, query: { agentId } },
+          parseAs: "arrayBuffer",
+          signal: timeout(30 * 60_000),
+        }),
+      );
+      return result.ok ? { ok: true, value: new Uint8Array(result.value as ArrayBuffer) } : result;
     },
   };
 }

@@ -37,6 +37,7 @@ export function beganSubmitting(lease: Lease, jobDir: string, now: number): Trac
     isArray: Boolean(lease.spec?.array),
     arrayIndexes: lease.spec?.array?.indexes ?? null,
     timeLimit: lease.spec?.resources?.time ?? null,
+    ...(lease.spec?.outputs?.length ? { outputs: lease.spec.outputs } : {}),
     lease,
   };
 }

@@ -39,6 +39,8 @@ export type TrackedJob = {
   timeLimit?: string | null;
   /** The last reason reported for an array job (its tasks' progress), to report only changes. */
   reportedReason?: string | null;
+  /** JobSpec.outputs: globs brought back from the job directory after the job ends. */
+  outputs?: string[];
   /** Kept while the outcome of sbatch is unknown, so a restarted agent can finish the job. */
   lease?: Lease;
 };

@@ -20,6 +20,7 @@ import { crashPoint, type AgentContext } from "./context.ts";
 import type { Lease, Report } from "./gateway-api.ts";
 import type { RunAs } from "./identity/guard.ts";
 import { checkUserDirBefore, describeRunAs, handOver, sbatchIdentityArgs } from "./identity/hand-over.ts";
+import { writeInputs } from "./inputs.ts";
 import { checkContainerPaths, jobDirName, prepareBatchDir, prepareJobDir, resolveWorkdir } from "./paths.ts";
 import { JOB_FILES } from "./render/data-files.ts";
 import { renderArrayElement, renderArrayScript } from "./render/render-batch-array.ts";
@@ -357,6 +358,9 @@ async function prepareMember(
   const secrets = await writeJobSecrets(executor, ctx.secrets, jobDir, spec.secrets);
   if (secrets.missing.length) {
     throw new Refusal("secret_missing", `secrets not in this cluster's store: ${secrets.missing.join(", ")}`);
+  }
+  if (spec.inputs?.length) {
+    await writeInputs(ctx, executor, jobDir, spec.inputs);
   }
   const index = lease.batch!.index;
   const element = renderArrayElement({

@@ -14,6 +14,7 @@ import { JobSpec } from "../schemas/job.ts";
 import { type AgentContext, crashPoint } from "./context.ts";
 import type { Executor } from "./executor/types.ts";
 import type { Lease, Report } from "./gateway-api.ts";
+import { InputRefusal, InputUnreachable, writeInputs } from "./inputs.ts";
 import { PathError, checkContainerPaths, jobDirName, prepareJobDir, resolveWorkdir } from "./paths.ts";
 import { IdentityRefusal, type RunAs } from "./identity/guard.ts";
 import {
@@ -240,6 +241,9 @@ async function prepare(ctx: AgentContext, lease: Lease) {
   const workdir = spec.workdir ? await resolveWorkdir(executor, ctx.roots, spec.workdir) : null;
   await checkContainerPaths(executor, ctx.roots, spec.container);
   const caches = await stagedCaches(ctx, executor, spec);
+  if (spec.inputs?.length) {
+    await writeInputs(ctx, executor, jobDir, spec.inputs);
+  }
   const secrets = await writeJobSecrets(executor, ctx.secrets, jobDir, spec.secrets);
   if (secrets.missing.length) {
     throw new Refusal("secret_missing", `secrets not in this cluster's store: ${secrets.missing.join(", ")}`);
@@ -316,10 +320,15 @@ export async function prepareLease(ctx: AgentContext, lease: Lease): Promise<Rea
 
 /** The result for a lease that failed before sbatch, by what went wrong; anything else is thrown. */
 export function failedBefore(lease: Lease, err: unknown): SubmitResult {
-  if (err instanceof NotNow) {
+  if (err instanceof NotNow || err instanceof InputUnreachable) {
     return { kind: "requeue", report: requeueReport(lease, err.message, 30) };
   }
-  if (err instanceof Refusal || err instanceof RenderError || err instanceof IdentityRefusal) {
+  if (
+    err instanceof Refusal ||
+    err instanceof RenderError ||
+    err instanceof IdentityRefusal ||
+    err instanceof InputRefusal
+  ) {
     return { kind: "refused", report: refusedReport(lease, err.code, err.message) };
   }
   if (err instanceof PathError) {

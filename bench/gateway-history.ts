@@ -18,6 +18,7 @@ import type { Hono } from "hono";
 import type { Database } from "../gateway/db/client.ts";
 import type { GatewayConfig } from "../gateway/config.ts";
 import type { Deps } from "../gateway/deps.ts";
+import { unavailableBlobStore } from "../gateway/files/blob-store.ts";
 import { INVENTORY, tmpDbUrl } from "./gateway-fixture.ts";
 import { HISTORY_OWNERS, seedHistory } from "./history-seed.ts";
 import { type BenchOptions, type Row, percentile, sampleMs } from "./types.ts";
@@ -136,6 +137,7 @@ async function historyGateway(tree: Tree, total: number, log: (line: string) => 
     notifier: tree.createNotifier(),
     rateLimiter: tree.createRateLimiter(0, 1, () => Date.now()),
     log: () => {},
+    blobs: unavailableBlobStore,
     recheckMs: 2_000,
   };
   return { app: tree.createApp(deps), close: () => client.close(), user, userToken, adminToken, agentToken, held };

@@ -13,6 +13,7 @@ import { login } from "./commands/login.ts";
 import { logout } from "./commands/logout.ts";
 import { head, tail } from "./commands/job-dir.ts";
 import { logs } from "./commands/logs.ts";
+import { cp } from "./commands/cp.ts";
 import { ls } from "./commands/ls.ts";
 import { show } from "./commands/show.ts";
 import { submit } from "./commands/submit.ts";
@@ -25,7 +26,23 @@ import { whoami } from "./commands/whoami.ts";
 import { EXIT, errorJson, exitCodeOf, formatError, UsageError } from "./errors.ts";
 import type { Io } from "./io.ts";
 
-const USER_VERBS = [login, logout, submit, sweep, ls, show, logs, head, tail, cancel, wait, clusters, webhook, whoami];
+const USER_VERBS = [
+  login,
+  logout,
+  submit,
+  sweep,
+  ls,
+  show,
+  logs,
+  head,
+  tail,
+  cp,
+  cancel,
+  wait,
+  clusters,
+  webhook,
+  whoami,
+];
 const SERVER_VERBS = [gateway, agent, token, user, cluster];
 const VERBS = new Map<string, Command>([...USER_VERBS, ...SERVER_VERBS].map((c) => [c.name, c]));
 

@@ -10,6 +10,7 @@ import { type WebhookApi, createWebhookApi } from "./webhook-api.ts";
 import type { paths } from "./generated/api.ts";
 import { type ListFilter, listJobs, listPage } from "./list.ts";
 import { type LogChunkOptions, type LogsOptions, followLogs, readLogChunk } from "./logs.ts";
+import { type Downloaded, downloadFiles, listFiles } from "./outputs.ts";
 import type { RawClient } from "./raw.ts";
 import { type RetryOptions, resolveRetry } from "./retry.ts";
 import {
@@ -39,6 +40,7 @@ import type {
   DirListing,
   Job,
   JobEvents,
+  JobFile,
   JobPage,
   JobSpec,
   JobSpecInput,
@@ -48,6 +50,7 @@ import type {
   Preflight,
   FeedEvent,
 } from "./types.ts";
+import { type UploadOptions, type UploadSource, type UploadedFile, uploadFile } from "./upload.ts";
 import { shapes, unwrap } from "./unwrap.ts";
 import { type WaitOptions, waitForJob } from "./wait.ts";
 import {
@@ -66,6 +69,7 @@ export type { AdminApi } from "./admin.ts";
 export type { BrowseOptions, FileBytes, ReadOptions } from "./browse.ts";
 export type { ListFilter } from "./list.ts";
 export type { LogChunkOptions, LogStream, LogsOptions } from "./logs.ts";
+export { type Downloaded, IntegrityError, selectFiles } from "./outputs.ts";
 export type { RawClient } from "./raw.ts";
 export type { OutageInfo, RetryInfo, RetryOptions } from "./retry.ts";
 export { toSweepRequest } from "./sweep.ts";
@@ -86,6 +90,7 @@ export type {
   SweepState,
 } from "./sweep.ts";
 export type { FetchLike } from "./transport.ts";
+export type { UploadedFile, UploadOptions, UploadSource } from "./upload.ts";
 export { type DeviceAuthorization, pollDeviceToken, startDeviceAuthorization } from "./device-flow.ts";
 export { discover, type OidcEndpoints, type OidcTokens, refreshTokens } from "./oidc.ts";
 export type { WaitOptions } from "./wait.ts";
@@ -188,6 +193,15 @@ export type SlurmgateClient = WebhookApi & {
   logs(id: string, options?: LogsOptions): AsyncGenerator<string>;
   /** One read of the logs endpoint. */
   logChunk(id: string, options?: LogChunkOptions): Promise<LogChunk>;
+  /** The outputs the job brought back (JobSpec.outputs), by path. */
+  listFiles(jobId: string, options?: { signal?: AbortSignal }): Promise<JobFile[]>;
+  /**
+   * Downloads one output (`model/final.pt`) to `dest` (a file, or a directory to put it in), or
+   * every output under a prefix (`results/`) into the directory `dest`, streaming each to disk and
+   * keeping it only when its sha256 matches (else IntegrityError). Node, Deno or Bun only.
+   * @example await client.download(job.id, "results/", "./out/");
+   */
+  download(jobId: string, path: string, dest: string, options?: { signal?: AbortSignal }): Promise<Downloaded[]>;
   /** Clusters you may use, with their partitions and whether an agent is alive. */
   clusters(): Promise<ClusterView[]>;
   /** Who the token belongs to. */
@@ -218,6 +232,14 @@ export type SlurmgateClient = WebhookApi & {
   cancelSweep(id: string, options?: { signal?: AbortSignal }): Promise<Sweep>;
   /** Your sweeps, newest first, across pages. */
   listSweeps(options?: ListSweepsOptions): AsyncGenerator<Sweep>;
+  /**
+   * Uploads a local file path, bytes, a Blob or a stream; answers `{ file, path? }` to put in a
+   * job's `inputs`. Large files go in parts, and a re-run sends only the parts not yet there.
+   * @example await client.submit({ name: "t", command: ["wc", "-l", "train.csv"], inputs: [await client.upload("train.csv")] });
+   */
+  upload(source: string, options?: UploadOptions): Promise<Required<UploadedFile>>;
+  upload(source: UploadSource, options: UploadOptions & { path: string }): Promise<Required<UploadedFile>>;
+  upload(source: UploadSource, options?: UploadOptions): Promise<UploadedFile>;
   /** Users, tokens, clusters and grants (admin token). */
   readonly admin: AdminApi;
 };
@@ -264,6 +286,17 @@ export function createClient(options: ClientOptions): SlurmgateClient {
       shapes.job,
     );
   const wait: SlurmgateClient["wait"] = (id, waitOptions) => waitForJob(raw, id, waitOptions, policy);
+  // Uploads are not JSON: requests of their own, with the same token, headers and retries.
+  const send = async (request: Request) => {
+    for (const [name, value] of Object.entries(options.headers ?? {})) {
+      request.headers.set(name, value);
+    }
+    const bearer = typeof token === "function" ? await token() : token;
+    if (bearer) {
+      request.headers.set("authorization", `Bearer ${bearer}`);
+    }
+    return transport(request);
+  };
 
   return {
     baseUrl,
@@ -294,6 +327,8 @@ export function createClient(options: ClientOptions): SlurmgateClient {
     feed: (o = {}) => followFeed(raw, o, policy),
     logs: (id, o) => followLogs(raw, id, o, policy),
     logChunk: (id, o) => readLogChunk(raw, id, o),
+    listFiles: (id, o = {}) => listFiles(raw, id, o.signal),
+    download: (id, path, dest, o = {}) => downloadFiles(raw, id, path, dest, o),
     clusters: async () => (await unwrap(raw.GET("/v1/clusters"), shapes.items)).items,
     me: () => unwrap(raw.GET("/v1/me"), shapes.me),
     createAgentToken: (input) => unwrap(raw.POST("/v1/agent-tokens", { body: { label: "", ...input } }), shapes.object),
@@ -304,6 +339,8 @@ export function createClient(options: ClientOptions): SlurmgateClient {
     sweepResults: (id, o) => sweepResults(raw, id, o),
     cancelSweep: (id, o) => cancelSweep(raw, id, o),
     listSweeps: (o) => listSweeps(raw, o),
+    upload: ((source: UploadSource, o?: UploadOptions) =>
+      uploadFile(send, baseUrl, source, o)) as SlurmgateClient["upload"],
     ...createWebhookApi(raw),
     admin: createAdminApi(raw),
   };

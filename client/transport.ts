@@ -65,6 +65,8 @@ const EVENT_STREAM = /\btext\/event-stream\b/i;
 const JSON_TYPE = /^application\/([a-z0-9.+-]+\+)?json\b/i;
 /** JSON lines (a sweep's results), when asked for: handed on unread, parsed by the caller as they stream in. */
 const NDJSON_TYPE = /\bapplication\/x-ndjson\b/i;
+/** A job's output file, when asked for: streamed to disk by the caller, never read into memory. */
+const OCTET_TYPE = /\bapplication\/octet-stream\b/i;
 
 /** Reads the body once, proves it is what the API promises, and hands back an equivalent Response. */
 async function checked(request: Request, response: Response): Promise<Response> {
@@ -76,7 +78,8 @@ async function checked(request: Request, response: Response): Promise<Response> 
   const accept = request.headers.get("accept") ?? "";
   const streamed =
     (EVENT_STREAM.test(contentType) && EVENT_STREAM.test(accept)) ||
-    (NDJSON_TYPE.test(contentType) && NDJSON_TYPE.test(accept));
+    (NDJSON_TYPE.test(contentType) && NDJSON_TYPE.test(accept)) ||
+    (OCTET_TYPE.test(contentType) && OCTET_TYPE.test(accept));
   if (response.ok && streamed) {
     return response;
   }

@@ -117,6 +117,9 @@ export type Me = Schemas["Me"];
  * @example if (err instanceof SlurmgateError) console.log((err.problem as Problem | undefined)?.errors);
  */
 export type Problem = Schemas["Problem"];
+
+/** One output a job brought back: its path in the job directory, size and sha256. */
+export type JobFile = Schemas["JobFile"];
 /**
  * A stable machine code of a problem.
  * @example const code: ProblemCode = "validation_failed";

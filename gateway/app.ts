@@ -19,6 +19,8 @@ import { agentTokensRouter } from "./routes/agent-tokens.ts";
 import { clustersRouter } from "./routes/clusters.ts";
 import { eventsRouter } from "./routes/events.ts";
 import { browseRouter } from "./routes/browse.ts";
+import { filesRouter } from "./routes/files.ts";
+import { OUTPUT_UPLOAD_PATH, jobFilesRouter } from "./routes/job-files.ts";
 import { jobsRouter } from "./routes/jobs.ts";
 import { sweepsRouter } from "./routes/sweeps.ts";
 import { webRouter } from "./routes/web.ts";
@@ -69,13 +71,16 @@ export function createApp(deps: Deps) {
   app.doc31("/openapi.json", OPENAPI_CONFIG);
   app.route("/", webRouter(deps));
 
-  app.use("/v1/agent/*", bodyLimit(deps.config.SLURMGATE_AGENT_BODY_LIMIT_BYTES));
+  const agentLimit = bodyLimit(deps.config.SLURMGATE_AGENT_BODY_LIMIT_BYTES);
+  app.use("/v1/agent/*", (c, next) => (OUTPUT_UPLOAD_PATH.test(c.req.path) ? next() : agentLimit(c, next)));
   app.use("/v1/jobs/*", bodyLimit(deps.config.SLURMGATE_BODY_LIMIT_BYTES));
   app.use("/v1/jobs", bodyLimit(deps.config.SLURMGATE_BODY_LIMIT_BYTES));
   app.use("/v1/sweeps/*", bodyLimit(deps.config.SLURMGATE_BODY_LIMIT_BYTES));
   app.use("/v1/sweeps", bodyLimit(deps.config.SLURMGATE_BODY_LIMIT_BYTES));
   app.use("/v1/webhooks/*", bodyLimit(deps.config.SLURMGATE_BODY_LIMIT_BYTES));
   app.use("/v1/webhooks", bodyLimit(deps.config.SLURMGATE_BODY_LIMIT_BYTES));
+  // Uploads stream into the blob store under their own per-file cap; only compose's JSON is limited here.
+  app.use("/v1/files/compose", bodyLimit(deps.config.SLURMGATE_BODY_LIMIT_BYTES));
   app.use("/v1/admin/*", bodyLimit(deps.config.SLURMGATE_BODY_LIMIT_BYTES));
   app.use("/v1/*", authenticate(deps));
   app.use("/v1/*", enforceScope());
@@ -85,6 +90,8 @@ export function createApp(deps: Deps) {
   app.route("/", sweepsRouter(deps));
   app.route("/", eventsRouter(deps));
   app.route("/", webhooksRouter(deps));
+  app.route("/", filesRouter(deps));
+  app.route("/", jobFilesRouter(deps));
   app.route("/", clustersRouter(deps));
   app.route("/", agentRouter(deps));
   app.route("/", agentTokensRouter(deps));

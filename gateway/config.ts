@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import { ASK_TIMEOUT_SECONDS } from "../schemas/asks.ts";
+import { FILE_LIMITS } from "../schemas/files.ts";
 import { WEBHOOK_RETRY } from "../schemas/webhook.ts";
 import { OidcIssuers } from "./auth/oidc-config.ts";
 
@@ -76,6 +77,11 @@ export const GatewayConfig = z.object({
     .optional(), // encrypts webhook secrets at rest (AES-256-GCM); unset: stored as is
   SLURMGATE_WEBHOOK_TIMEOUT_MS: intFrom(10_000, 100, 60_000), // one delivery attempt, connect to answer
   SLURMGATE_WEBHOOK_RETRY_BASE_MS: intFrom(WEBHOOK_RETRY.baseMs, 10, 3_600_000), // first retry's delay (doubles, capped)
+  SLURMGATE_FILES_DIR: z.string().min(1).optional(), // blob directory (Node); default: files/ next to the libSQL file, else ./data/files
+  SLURMGATE_FILE_MAX_BYTES: intFrom(FILE_LIMITS.fileBytes, 1, FILE_LIMITS.fileBytes), // one uploaded or composed file
+  SLURMGATE_USER_FILES_BYTES: intFrom(FILE_LIMITS.userBytes, 1, FILE_LIMITS.userBytes), // bytes of uploads one user may hold
+  SLURMGATE_USER_FILES_COUNT: intFrom(FILE_LIMITS.userFiles, 1, FILE_LIMITS.userFiles), // distinct uploads one user may hold
+  SLURMGATE_FILES_RETENTION_SECONDS: intFrom(7 * 86_400, 60, 3_650 * 86_400), // an upload no live job uses is deleted this long after its last upload
   SLURMGATE_LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
   SLURMGATE_OIDC_ISSUERS: jsonOf(OidcIssuers).default([]), // trusted OpenID issuers (gateway/auth/oidc-config.ts)
   SLURMGATE_CORS_ORIGINS: z
@@ -99,6 +105,23 @@ export const GatewayConfig = z.object({
     }), // browser origins allowed to call the API; "*" for any (never with credentials)
 });
 export type GatewayConfig = z.infer<typeof GatewayConfig>;
+
+/**
+ * The blob directory: SLURMGATE_FILES_DIR, else `files/` beside an embedded libSQL file, else ./data/files.
+ * @example filesDir(parseGatewayConfig({ SLURMGATE_DB_URL: "file:/var/lib/sg/db.sqlite" })) === "/var/lib/sg/files"
+ */
+export function filesDir(config: GatewayConfig): string {
+  if (config.SLURMGATE_FILES_DIR) {
+    return config.SLURMGATE_FILES_DIR;
+  }
+  const url = config.SLURMGATE_DB_URL;
+  if (url.startsWith("file:") && !url.startsWith("file::memory:")) {
+    const path = url.slice("file:".length).split("?")[0] ?? "";
+    const slash = path.lastIndexOf("/");
+    return `${slash < 0 ? "." : path.slice(0, slash) || "/"}/files`;
+  }
+  return "./data/files";
+}
 
 /**
  * Parses an environment-like record. Throws an Error whose message is one line per bad variable.

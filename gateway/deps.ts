@@ -5,6 +5,7 @@
 import type { WorkloadScope } from "./auth/oidc-config.ts";
 import type { GatewayConfig } from "./config.ts";
 import type { Database } from "./db/client.ts";
+import type { BlobStore } from "./files/blob-store.ts";
 import type { Notifier } from "./notifier.ts";
 import type { RateLimiter } from "./middleware/rate-limit.ts";
 
@@ -17,6 +18,8 @@ export type Deps = {
   notifier: Notifier;
   rateLimiter: RateLimiter;
   log: Logger;
+  /** File bytes (uploads, job inputs and outputs); their rows are in the database. */
+  blobs: BlobStore;
   /** How often a long-poll re-reads the database when no notification arrives. */
   recheckMs: number;
 };

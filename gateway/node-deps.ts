@@ -5,10 +5,11 @@
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { createClient } from "@libsql/client";
-import type { GatewayConfig } from "./config.ts";
+import { filesDir, type GatewayConfig } from "./config.ts";
 import { openDatabase } from "./db/client.ts";
 import { migrateDatabase } from "./db/migrate.ts";
 import type { Deps } from "./deps.ts";
+import { createFsBlobStore } from "./files/fs-blob-store.ts";
 import { jsonLogger } from "./logger.ts";
 import { createRateLimiter } from "./middleware/rate-limit.ts";
 import { createNotifier } from "./notifier.ts";
@@ -41,6 +42,7 @@ export async function createNodeDeps(config: GatewayConfig, overrides: Partial<D
     notifier: createNotifier(),
     rateLimiter: createRateLimiter(config.SLURMGATE_RATE_LIMIT_PER_SECOND, config.SLURMGATE_RATE_LIMIT_BURST, now),
     log: jsonLogger(config.SLURMGATE_LOG_LEVEL, (line) => process.stderr.write(`${line}\n`)),
+    blobs: overrides.blobs ?? (await createFsBlobStore(filesDir(config))),
     recheckMs: url.startsWith("file:") ? 2_000 : 1_000,
     ...overrides,
   };

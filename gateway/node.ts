@@ -10,6 +10,7 @@ import { parseGatewayConfig } from "./config.ts";
 import { createNodeDeps } from "./node-deps.ts";
 import { expireLeases } from "./store/leases.ts";
 import { startWebhookLoop } from "./webhook-loop.ts";
+import { RETENTION_EVERY_MS, collectFiles } from "./files/retention.ts";
 import { nodeTransport } from "./webhook-transport-node.ts";
 
 const SWEEP_EVERY_MS = 15_000;
@@ -31,6 +32,10 @@ export async function startGateway(env: Record<string, string | undefined>) {
     );
   }, SWEEP_EVERY_MS);
   sweep.unref();
+  const retention = setInterval(() => {
+    collectFiles(deps).catch((err) => deps.log({ level: "error", msg: "file retention failed", error: String(err) }));
+  }, RETENTION_EVERY_MS);
+  retention.unref();
   const webhooks = startWebhookLoop(deps, nodeTransport());
   const server = serve({ fetch: app.fetch, port: config.PORT, hostname: config.SLURMGATE_HOST }, (info) => {
     deps.log({
@@ -42,6 +47,7 @@ export async function startGateway(env: Record<string, string | undefined>) {
   });
   const stop = () => {
     clearInterval(sweep);
+    clearInterval(retention);
     // The loop ends after the try in flight and releases the webhook it held, so a restart resumes at once.
     const loopDone = webhooks.stop();
     server.close(() => void loopDone.finally(() => process.exit(0)));

@@ -4,6 +4,7 @@
 import { createApp, openApiDocument } from "./app.ts";
 import { parseGatewayConfig } from "./config.ts";
 import type { Deps } from "./deps.ts";
+import { unavailableBlobStore } from "./files/blob-store.ts";
 import { createRateLimiter } from "./middleware/rate-limit.ts";
 import { createNotifier } from "./notifier.ts";
 
@@ -15,6 +16,7 @@ export function buildOpenApiDocument() {
     notifier: createNotifier(),
     rateLimiter: createRateLimiter(0, 1, () => 0),
     log: () => {},
+    blobs: unavailableBlobStore,
     recheckMs: 1_000,
   };
   return openApiDocument(createApp(deps));

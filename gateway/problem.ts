@@ -32,6 +32,8 @@ export function codeToStatus(code: ProblemCode): ContentfulStatusCode {
       return 413;
     case "unsupported_media_type":
       return 415;
+    case "range_not_satisfiable":
+      return 416;
     case "validation_failed":
     case "unsatisfiable":
       return 422;
@@ -60,6 +62,7 @@ const TITLES: Record<ProblemCode, string> = {
   payload_too_large: "Payload too large",
   method_not_allowed: "Method not allowed",
   unsupported_media_type: "Unsupported media type",
+  range_not_satisfiable: "Range not satisfiable",
   rate_limited: "Too many requests",
   unavailable: "Service unavailable",
   agent_timeout: "The cluster's agent did not answer in time",

@@ -7,6 +7,7 @@ import { createClient } from "@libsql/client/web";
 import { parseGatewayConfig } from "./config.ts";
 import { openDatabase } from "./db/client.ts";
 import type { Deps } from "./deps.ts";
+import { unavailableBlobStore } from "./files/blob-store.ts";
 import { jsonLogger } from "./logger.ts";
 import { createRateLimiter } from "./middleware/rate-limit.ts";
 import { createNotifier } from "./notifier.ts";
@@ -51,6 +52,7 @@ export function createWorkerDeps(env: WorkerEnv): Deps {
     notifier: createNotifier(),
     rateLimiter: createRateLimiter(config.SLURMGATE_RATE_LIMIT_PER_SECOND, config.SLURMGATE_RATE_LIMIT_BURST, now),
     log: jsonLogger(config.SLURMGATE_LOG_LEVEL, (line) => console.log(line)),
+    blobs: unavailableBlobStore,
     // Other isolates' submits only show up in the database, so waiters look again every second.
     recheckMs: 1_000,
   };

@@ -112,6 +112,8 @@ export const RejectCode = z.enum([
   "slurm_rejected",
   "job_vanished",
   "cache_missing",
+  "input_missing",
+  "input_corrupt",
   ...IDENTITY_REJECT_CODES,
 ]);
 export type RejectCode = z.infer<typeof RejectCode>;

@@ -3,6 +3,8 @@
  */
 import { z } from "@hono/zod-openapi";
 import { CacheRefs } from "./cache.ts";
+import { JobInputs } from "./files.ts";
+import { Outputs } from "./outputs.ts";
 import {
   ABSOLUTE_PATH,
   ARRAY_INDEXES,
@@ -341,6 +343,10 @@ export const JobSpec = z
     }),
     container: Container.optional(),
     cache: CacheRefs.optional(),
+    inputs: JobInputs.optional().openapi({
+      description:
+        "Files you uploaded (POST /v1/files), written into the job directory before sbatch and checked against their sha-256; a missing or altered one rejects the job (input_missing / input_corrupt).",
+    }),
     array: z
       .strictObject({
         indexes: z.string().regex(ARRAY_INDEXES, "Slurm array indexes like 0-99, 0-99:2 or 1,3,5-7"),
@@ -376,6 +382,7 @@ export const JobSpec = z
       .record(z.string().regex(LABEL_KEY, "label keys are [A-Za-z0-9][A-Za-z0-9_./-]*"), z.string().max(128))
       .refine((l) => Object.keys(l).length <= 32, { message: "at most 32 labels", ...withOtherIssues })
       .default({}),
+    outputs: Outputs.optional(),
     extraSbatchArgs: z.array(ExtraSbatchArg).max(16).default([]).openapi({
       description:
         "Only options the cluster allow-lists are accepted; options slurmgate sets itself (schemas/sbatch.ts) never are.",

@@ -18,6 +18,7 @@ export const ProblemCode = z
     "payload_too_large",
     "method_not_allowed",
     "unsupported_media_type",
+    "range_not_satisfiable",
     "rate_limited",
     "unavailable",
     "agent_timeout",

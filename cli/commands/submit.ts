@@ -1,7 +1,9 @@
+import { basename } from "node:path";
 import { parse } from "../args.ts";
 import { duration } from "../args.ts";
 import { type Command, helped } from "../command.ts";
 import { clientFor } from "../config.ts";
+import { CliError, UsageError } from "../errors.ts";
 import { buildSpec, SPEC_OPTIONS } from "../job-spec.ts";
 import { outcome, printJson } from "../output.ts";
 import { exitFor, followLogs, waitWithProgress } from "../watch.ts";
@@ -33,6 +35,8 @@ Job:
       --after JOB[:COND]     dependency (afterok, afterany, afternotok, after) (repeat)
       --retries N            retry on preemption / node failure up to N times
       --sbatch-arg ARG       an sbatch option the cluster allows, e.g. --constraint=ib (repeat)
+      --input LOCAL[:PATH]   upload a local file; the job finds it at PATH in its directory
+                             (default: its file name), checked by sha-256 (repeat)
   -f, --file FILE            a job spec in YAML or JSON; flags override it
 
 Then:
@@ -54,6 +58,7 @@ Exit: 0 submitted (or completed with --wait, or --dry-run found a cluster), 1 re
 Examples:
   slurmgate submit --gpus a100:1 --time 1h --partition gpu -- python train.py --epochs 3
   slurmgate submit -f job.yaml --env LR=0.01 --wait
+  slurmgate submit --input train.csv:data/train.csv -- python train.py data/train.csv
   slurmgate submit -n nightly --image docker://python:3.12 --follow -- python -c 'print(42)'
   ID=$(slurmgate submit -q -- ./run.sh)
 `,
@@ -67,6 +72,7 @@ Examples:
       "dry-run": { type: "boolean" },
       "print-spec": { type: "boolean" },
       quiet: { type: "boolean", short: "q" },
+      input: { type: "string", multiple: true },
     });
     if (helped(io, submit, values)) {
       return 0;
@@ -74,11 +80,27 @@ Examples:
     const timeout = duration("submit", "--timeout", values.timeout);
     const needsStdin = values.file === "-" || values.script === "-";
     const spec = buildSpec(values, positionals, needsStdin ? await io.readStdin() : undefined);
+    const inputs = (values.input ?? []).map(parseInput);
     if (values["print-spec"]) {
-      printJson(io, spec);
+      const shown = inputs.map(({ local, path }) => ({ file: `(upload of ${local})`, path }));
+      printJson(io, inputs.length ? { ...spec, inputs: [...(spec.inputs ?? []), ...shown] } : spec);
       return 0;
     }
     const client = clientFor(io);
+    if (inputs.length) {
+      const uploaded = [];
+      for (const { local, path } of inputs) {
+        try {
+          uploaded.push(await client.upload(local, { path, signal: io.signal }));
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === "ENOENT" || (err as NodeJS.ErrnoException).code === "EISDIR") {
+            throw new CliError(`--input ${local}: ${(err as Error).message}`);
+          }
+          throw err;
+        }
+      }
+      spec.inputs = [...(spec.inputs ?? []), ...uploaded];
+    }
     if (values["dry-run"]) {
       const plan = await client.preflight(spec, { signal: io.signal });
       if (values.json) {
@@ -123,3 +145,14 @@ Examples:
     return exitFor(done);
   },
 };
+
+/** `--input LOCAL[:DEST]`: DEST (relative to the job directory) defaults to LOCAL's file name. */
+function parseInput(value: string): { local: string; path: string } {
+  const colon = value.indexOf(":");
+  const local = colon < 0 ? value : value.slice(0, colon);
+  const path = colon < 0 ? basename(value) : value.slice(colon + 1);
+  if (!local || !path) {
+    throw new UsageError(`--input ${value}: expected LOCAL[:PATH_IN_JOB_DIR], e.g. train.csv:data/train.csv`, "submit");
+  }
+  return { local, path };
+}

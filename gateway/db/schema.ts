@@ -308,3 +308,49 @@ export const agentAsks = sqliteTable(
     index("agent_asks_expiry").on(t.expiresAt),
   ],
 );
+
+/** Blobs the store holds (gateway/files): the bytes live there, keyed by sha256 (64 lowercase hex). */
+export const blobs = sqliteTable("blobs", {
+  sha256: text("sha256").primaryKey(),
+  size: integer("size").notNull(),
+  createdAt: integer("created_at").notNull(),
+});
+
+/**
+ * Who uploaded which blob: a user may reference only blobs they uploaded, and their quota is the
+ * sum of these rows. `created_at` is the latest upload of the same bytes (retention counts from it).
+ */
+export const uploads = sqliteTable(
+  "uploads",
+  {
+    owner: text("owner").notNull(),
+    sha256: text("sha256").notNull(),
+    size: integer("size").notNull(),
+    createdAt: integer("created_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.owner, t.sha256] }), index("uploads_sha256").on(t.sha256)],
+);
+
+/** A job's inputs (spec.inputs), one row each, so retention and the agent's download check find them by blob. */
+export const jobInputs = sqliteTable(
+  "job_inputs",
+  {
+    jobId: text("job_id").notNull(),
+    path: text("path").notNull(),
+    sha256: text("sha256").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.jobId, t.path] }), index("job_inputs_sha256").on(t.sha256)],
+);
+
+/** A job's outputs as the agent uploaded them (filled by the outputs routes). */
+export const jobFiles = sqliteTable(
+  "job_files",
+  {
+    jobId: text("job_id").notNull(),
+    path: text("path").notNull(),
+    sha256: text("sha256").notNull(),
+    size: integer("size").notNull(),
+    createdAt: integer("created_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.jobId, t.path] }), index("job_files_sha256").on(t.sha256)],
+);

@@ -8,6 +8,7 @@ import { scopeSpec, scopeView } from "../auth/scope.ts";
 import type { Deps, Principal } from "../deps.ts";
 import { newId } from "../ids.ts";
 import { notifyJob } from "../notifier.ts";
+import { checkInputsOwned } from "../files/uploads.ts";
 import { ApiProblem, listedProblem } from "../problem.ts";
 import { admitToQueue } from "../queue-cap.ts";
 import { type Route, routeJob } from "../routing.ts";
@@ -145,6 +146,7 @@ export async function admitSpecs(
     try {
       // A scope changes only labels (a per-element field) or refuses: the shared part stays.
       const scoped = scopeSpec(principal, spec);
+      await checkInputsOwned(deps, owner, scoped.inputs, "body");
       // One spec (POST /v1/jobs) has nothing to share a route with: no key to compute.
       const key = candidates.length === 1 ? "" : (shared ?? sharedPart(scoped));
       let routed = routes.get(key);

@@ -137,10 +137,14 @@ export async function insertJobs(db: Database, inputs: NewJob[], extra: InStatem
     }
   }
   const sweepId = inputs[0]?.sweep?.id;
+  const inputRows = jobInputRows(
+    jobs.filter((_, i) => inputs[i]!.spec.inputs?.length).map((job) => job.id),
+    sweepId !== undefined && inputs.every((input) => input.sweep?.id === sweepId) ? sweepId : undefined,
+  );
   if (sweepId !== undefined && inputs.every((input) => input.sweep?.id === sweepId)) {
     // A sweep's elements: the events and labels are read back from the rows just written, inside
     // SQLite, instead of binding another 10,000 events and labels from here (bench: gateway, sweep).
-    await db.write([...extra, ...insertsOf(JOB_INSERT, jobRows, 200), ...sweepSideRows(sweepId)]);
+    await db.write([...extra, ...insertsOf(JOB_INSERT, jobRows, 200), ...sweepSideRows(sweepId), ...inputRows]);
     return jobs;
   }
   // One job: single-row INSERTs, one per label, so a burst of submits with the same label keys
@@ -151,8 +155,26 @@ export async function insertJobs(db: Database, inputs: NewJob[], extra: InStatem
     ...insertsOf(JOB_INSERT, jobRows, 200),
     ...insertsOf(EVENT_INSERT, eventRows, 1_000),
     ...insertsOf(LABEL_INSERT, labelRows, one ? 1 : 2_000),
+    ...inputRows,
   ]);
   return jobs;
+}
+
+/** A job's inputs as rows (the agent's download check, retention), read back from the specs just written. */
+function jobInputRows(ids: string[], sweepId: string | undefined): InStatement[] {
+  if (ids.length === 0) {
+    return [];
+  }
+  const [where, args] =
+    sweepId !== undefined ? ["j.sweep_id = ?", [sweepId]] : [`j.id IN (${ids.map(() => "?").join(",")})`, ids];
+  return [
+    {
+      sql: `INSERT INTO job_inputs (job_id, path, sha256)
+            SELECT j.id, json_extract(i.value, '$.path'), substr(json_extract(i.value, '$.file'), 8)
+            FROM jobs j, json_each(j.spec, '$.inputs') i WHERE ${where}`,
+      args,
+    },
+  ];
 }
 
 /** Stores one queued job; see insertJobs. */

@@ -140,6 +140,7 @@ function gatewayDouble() {
     goodbye: async () => ({ ok: true, value: { stoppedAt: null, clusterAlive: false } }),
     cluster: async () => ({ ok: false, message: "not in this double", retryable: false }),
     answer: async () => ({ ok: false, message: "not in this double", retryable: false }),
+    file: async () => ({ ok: false, status: 404, message: "not in this double", retryable: false }),
   };
   /** The Slurm ids the gateway was told for a job: by a submitted report, or a later state carrying the id. */
   const submittedAs = (id: string) => reports.filter((r) => r.jobId === id && r.slurmJobId).map((r) => r.slurmJobId);

@@ -10,14 +10,25 @@ import { type World, createWorld, spec } from "./world.ts";
 const ROLES = ["admin", "owner", "other", "agentHere", "agentOther", "none", "revoked"] as const;
 type Role = (typeof ROLES)[number];
 
-type Ctx = { jobId: string; tokenId: string; sweepId: string; webhookId: string };
+type Ctx = { jobId: string; tokenId: string; sweepId: string; webhookId: string; fileRef: string };
 type Recipe = {
   ok: number;
-  /** user: job-scoped user route (owner and admin only); users: any user; agent; admin; anyone. */
-  audience: "job" | "users" | "agent" | "admin" | "anyone";
+  /**
+   * user: job-scoped user route (owner and admin only); own: the owner's alone (an admin is
+   * another user there, answered `others`); users: any user; agent; admin; anyone.
+   */
+  audience: "job" | "own" | "users" | "agent" | "admin" | "anyone";
+  /** For `own`: what a user other than the owner gets. */
+  others?: number;
   params?: (ctx: Ctx) => Record<string, string>;
   body?: (ctx: Ctx) => unknown;
+  headers?: Record<string, string>;
+  query?: string;
+  /** What another cluster's agent gets, when it differs from `ok`. */
+  agentOther?: number;
 };
+
+const fileParam = (ctx: Ctx) => ({ ref: ctx.fileRef });
 
 const jobParam = (ctx: Ctx) => ({ id: ctx.jobId });
 const sweepParam = (ctx: Ctx) => ({ id: ctx.sweepId });
@@ -36,6 +47,19 @@ const RECIPES: Record<string, Recipe> = {
   jobDir: { ok: 409, audience: "job", params: jobParam },
   jobHead: { ok: 409, audience: "job", params: jobParam },
   jobTail: { ok: 409, audience: "job", params: jobParam },
+  listJobFiles: { ok: 200, audience: "job", params: jobParam },
+  // The matrix job has no outputs: past authorisation, the owner learns only that this one is absent.
+  downloadJobFile: { ok: 404, audience: "job", params: (ctx) => ({ id: ctx.jobId, path: "results/a.json" }) },
+  // The job declares no outputs, so its own cluster's agent is refused the path (422); another
+  // cluster's agent does not see the job at all.
+  agentUploadOutput: {
+    ok: 422,
+    agentOther: 404,
+    audience: "agent",
+    params: jobParam,
+    query: `?epoch=0&path=a.json&size=1&sha256=${"0".repeat(64)}`,
+    headers: { "content-type": "application/octet-stream" },
+  },
   submitSweep: { ok: 201, audience: "users", body: () => ({ specs: [spec()] }) },
   listSweeps: { ok: 200, audience: "users" },
   getSweep: { ok: 200, audience: "job", params: sweepParam },
@@ -51,6 +75,23 @@ const RECIPES: Record<string, Recipe> = {
   deleteWebhook: { ok: 204, audience: "job", params: webhookParam },
   enableWebhook: { ok: 200, audience: "job", params: webhookParam },
   webhookDeliveries: { ok: 200, audience: "job", params: webhookParam },
+  uploadFile: {
+    ok: 201,
+    audience: "users",
+    body: () => "matrix upload",
+    headers: { "content-type": "application/octet-stream" },
+  },
+  // A file is its uploader's alone: to anyone else (an admin too) it does not exist.
+  getFile: { ok: 200, audience: "own", others: 404, params: fileParam },
+  deleteFile: { ok: 204, audience: "own", others: 404, params: fileParam },
+  composeFile: {
+    ok: 201,
+    audience: "own",
+    others: 422,
+    body: (ctx) => ({ parts: [ctx.fileRef], sha256: ctx.fileRef }),
+  },
+  // Past authorisation, an agent learns only that no job it holds names the file.
+  agentFile: { ok: 404, audience: "agent", params: fileParam, query: "?agentId=matrix" },
   listClusters: { ok: 200, audience: "users" },
   whoAmI: { ok: 200, audience: "anyone" },
   agentLease: { ok: 200, audience: "agent", body: () => ({ agentId: "matrix", wait: 0 }) },
@@ -106,13 +147,15 @@ function expectedStatus(recipe: Recipe, role: Role): number {
     case "anyone":
       return recipe.ok;
     case "agent":
-      return agent ? recipe.ok : 403;
+      return role === "agentOther" && recipe.agentOther !== undefined ? recipe.agentOther : agent ? recipe.ok : 403;
     case "admin":
       return role === "admin" ? recipe.ok : 403;
     case "users":
       return agent ? 403 : recipe.ok;
     case "job":
       return agent ? 403 : role === "other" ? 404 : recipe.ok;
+    case "own":
+      return agent ? 403 : role === "owner" ? recipe.ok : recipe.others!;
   }
 }
 
@@ -175,10 +218,25 @@ describe("authorisation matrix", () => {
         url: "https://hooks.example.org/a",
         events: ["job.completed"],
       });
-      const ctx: Ctx = { jobId: job.id, tokenId: extra.id, sweepId: sweep.body.id, webhookId: webhook.body.id };
+      const file = await w.call<{ file: string }>("POST", "/v1/files", w.tokens.alice, "matrix bytes", {
+        "content-type": "application/octet-stream",
+      });
+      const ctx: Ctx = {
+        jobId: job.id,
+        tokenId: extra.id,
+        sweepId: sweep.body.id,
+        webhookId: webhook.body.id,
+        fileRef: file.body.file,
+      };
       const params = recipe!.params?.(ctx) ?? {};
       const path = op.path.replace(/\{(\w+)\}/g, (_, name: string) => encodeURIComponent(params[name] ?? ""));
-      const res = await w.call(op.method, path, await tokenFor(w, role), recipe!.body?.(ctx));
+      const res = await w.call(
+        op.method,
+        path + (recipe!.query ?? ""),
+        await tokenFor(w, role),
+        recipe!.body?.(ctx),
+        recipe!.headers,
+      );
       got[role] = res.status;
       want[role] = expectedStatus(recipe!, role);
       if (res.status >= 400) {
@@ -192,7 +250,17 @@ describe("authorisation matrix", () => {
     const w = await createWorld();
     const job = await w.submit(w.tokens.alice);
     const missing = job.id.replace(/.{4}$/, "zzzz");
-    for (const suffix of ["", "/events", "/logs", "/cancel", "/dir", "/head", "/tail"]) {
+    for (const suffix of [
+      "",
+      "/events",
+      "/logs",
+      "/cancel",
+      "/dir",
+      "/head",
+      "/tail",
+      "/files",
+      "/files/results%2Fa.json",
+    ]) {
       const method = suffix === "/cancel" ? "POST" : "GET";
       const foreign = await w.call(method, `/v1/jobs/${job.id}${suffix}`, w.tokens.bob);
       const absent = await w.call(method, `/v1/jobs/${missing}${suffix}`, w.tokens.bob);

@@ -2,6 +2,9 @@
  * An in-process gateway for tests: in-memory libSQL with the real migrations, the real app, and
  * helpers to seed users, clusters, grants and tokens. Requests go through app.request() — no port.
  */
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createClient } from "@libsql/client";
 import type { Inventory } from "../../schemas/index.ts";
 import { createApp } from "../../gateway/app.ts";
@@ -9,6 +12,8 @@ import { parseGatewayConfig } from "../../gateway/config.ts";
 import { openDatabase } from "../../gateway/db/client.ts";
 import { migrateDatabase } from "../../gateway/db/migrate.ts";
 import type { Deps } from "../../gateway/deps.ts";
+import type { BlobStore } from "../../gateway/files/blob-store.ts";
+import { createFsBlobStore } from "../../gateway/files/fs-blob-store.ts";
 import { createRateLimiter } from "../../gateway/middleware/rate-limit.ts";
 import { createNotifier } from "../../gateway/notifier.ts";
 import { touchAgent } from "../../gateway/store/agents.ts";
@@ -26,7 +31,7 @@ export function testClock(start = Date.UTC(2026, 10, 22, 12)): TestClock {
 
 export async function createTestGateway(
   env: Record<string, string> = {},
-  options: { clock?: TestClock; url?: string } = {},
+  options: { clock?: TestClock; url?: string; blobs?: BlobStore } = {},
 ) {
   const clock = options.clock ?? { now: () => Date.now(), advance: () => {}, set: () => {} };
   // The agents of these suites are requests a test makes: none answers a preflight's estimate ask
@@ -47,6 +52,8 @@ export async function createTestGateway(
       clock.now,
     ),
     log: (e) => logs.push(e),
+    // A fresh directory per gateway: tests that look at the bytes on disk find them via deps.config.
+    blobs: options.blobs ?? (await createFsBlobStore(mkdtempSync(join(tmpdir(), "sg-blobs-")))),
     recheckMs: 50,
   };
   const app = createApp(deps);

@@ -1,0 +1,228 @@
+/**
+ * Brings a job's declared outputs back after it ends: finds what the spec's globs match inside the
+ * job directory without following any symlink, then streams each regular file to the gateway,
+ * which hashes it into its blob store. What cannot be brought back is named, never dropped silently.
+ */
+import { createHash } from "node:crypto";
+import { posix } from "node:path";
+import {
+  MAX_OUTPUT_DEPTH,
+  MAX_OUTPUT_FILES,
+  MAX_OUTPUT_FILE_BYTES,
+  MAX_OUTPUT_TOTAL_BYTES,
+  globMatcher,
+} from "../schemas/outputs.ts";
+import { RELATIVE_PATH } from "../schemas/patterns.ts";
+import type { AgentContext } from "./context.ts";
+import { crashPoint } from "./context.ts";
+import type { Executor } from "./executor/types.ts";
+import type { TrackedJob } from "./state.ts";
+
+/** Bytes read (and sent) at a time: a 200 MiB output never sits in memory whole. */
+const CHUNK_BYTES = 8 * 1024 * 1024;
+const TOOLS_ENV = { PATH: "/usr/bin:/bin" };
+
+export type Entry = { type: "f" | "d" | "l" | "other"; size: number; uid: number; path: string };
+export type OutputPlan = { files: { path: string; size: number }[]; skipped: { path: string; why: string }[] };
+
+/**
+ * Every entry under `jobDir`, never descending through a symlink (`find -P`), as
+ * `type\tsize\tuid\trelative path\0`. Null with a sentence when the directory cannot be listed.
+ */
+export async function listJobDir(executor: Executor, jobDir: string): Promise<Entry[] | string> {
+  const result = await executor.run(
+    "find",
+    ["-P", jobDir, "-mindepth", "1", "-maxdepth", String(MAX_OUTPUT_DEPTH), "-printf", "%y\\t%s\\t%U\\t%P\\0"],
+    { env: TOOLS_ENV, timeoutMs: 120_000 },
+  );
+  if (result.code !== 0) {
+    return `the job directory could not be listed: ${result.stderr.trim().split("\n")[0] || `find exited ${result.code}`}`;
+  }
+  const entries: Entry[] = [];
+  for (const record of result.stdout.split("\0")) {
+    const [type, size, uid, ...rest] = record.split("\t");
+    if (!type || rest.length === 0) {
+      continue;
+    }
+    entries.push({
+      type: type === "f" || type === "d" || type === "l" ? type : "other",
+      size: Number(size),
+      uid: Number(uid),
+      path: rest.join("\t"),
+    });
+  }
+  return entries;
+}
+
+/**
+ * Which listed entries the globs bring back, and which matches are skipped and why. `ownerUid` is
+ * the account the job ran as when the agent reads with more rights than it (a root site agent):
+ * a file in the job directory that this account does not own (a hard link to a file only root may
+ * read) is skipped, so the agent never uploads anything the job's user could not have read.
+ */
+export function planOutputs(globs: string[], entries: Entry[], ownerUid: number | null): OutputPlan {
+  const matchers = globs.map(globMatcher);
+  const plan: OutputPlan = { files: [], skipped: [] };
+  let total = 0;
+  for (const entry of [...entries].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))) {
+    if (entry.type === "d" || !matchers.some((m) => m(entry.path))) {
+      continue;
+    }
+    const skip = (why: string) => plan.skipped.push({ path: entry.path, why });
+    if (!RELATIVE_PATH.test(entry.path)) {
+      skip("its name has characters outside letters, digits and _.+-");
+    } else if (entry.type === "l") {
+      skip("a symlink (never followed)");
+    } else if (entry.type !== "f") {
+      skip("not a regular file");
+    } else if (ownerUid !== null && entry.uid !== ownerUid) {
+      skip(`owned by uid ${entry.uid}, not by the job's account`);
+    } else if (entry.size > MAX_OUTPUT_FILE_BYTES) {
+      skip(`larger than ${MAX_OUTPUT_FILE_BYTES} bytes`);
+    } else if (plan.files.length >= MAX_OUTPUT_FILES) {
+      skip(`more than ${MAX_OUTPUT_FILES} files match`);
+    } else if (total + entry.size > MAX_OUTPUT_TOTAL_BYTES) {
+      skip(`the outputs would exceed ${MAX_OUTPUT_TOTAL_BYTES} bytes in all`);
+    } else {
+      total += entry.size;
+      plan.files.push({ path: entry.path, size: entry.size });
+    }
+  }
+  return plan;
+}
+
+/**
+ * Each component of `rel` below `jobDir` is looked at again just before reading (lstat): a
+ * directory, never a symlink, and the last one a regular file. The read itself opens with
+ * O_NOFOLLOW (Executor.readFile).
+ */
+async function stillConfined(executor: Executor, jobDir: string, rel: string): Promise<string | undefined> {
+  const segments = rel.split("/");
+  let current = jobDir;
+  for (const [i, segment] of segments.entries()) {
+    current = posix.join(current, segment);
+    const st = await executor.stat(current);
+    if (!st) {
+      return "vanished before it was read";
+    }
+    if (st.isSymbolicLink) {
+      return "a symlink (never followed)";
+    }
+    if (i < segments.length - 1 ? !st.isDirectory : !st.isFile) {
+      return "changed into something else before it was read";
+    }
+  }
+  return undefined;
+}
+
+async function* chunks(executor: Executor, path: string, size: number): AsyncGenerator<Buffer> {
+  for (let offset = 0; offset < size; offset += CHUNK_BYTES) {
+    const bytes = await executor.readFile(path, { offset, length: Math.min(CHUNK_BYTES, size - offset) });
+    if (!bytes) {
+      throw new Error("it became unreadable (gone or replaced by a symlink)");
+    }
+    yield bytes;
+    if (bytes.length < Math.min(CHUNK_BYTES, size - offset)) {
+      throw new Error("it shrank while it was read");
+    }
+  }
+}
+
+async function hashFile(executor: Executor, path: string, size: number): Promise<string> {
+  const hash = createHash("sha256");
+  for await (const bytes of chunks(executor, path, size)) {
+    hash.update(bytes);
+  }
+  return hash.digest("hex");
+}
+
+export type OutputsOutcome =
+  /** Every match was uploaded or is definitively skipped (named in `skipped`). */
+  | { done: true; uploaded: number; skipped: { path: string; why: string }[] }
+  /** The gateway could not take them now: keep the job, try again next cycle. */
+  | { done: false; message: string };
+
+/**
+ * Brings back `job`'s outputs. Uploads are idempotent by job, path and sha256 (the gateway keeps
+ * one row per path), so an agent killed midway simply uploads again after its restart.
+ */
+export async function bringBackOutputs(ctx: AgentContext, job: TrackedJob): Promise<OutputsOutcome> {
+  const globs = job.outputs ?? [];
+  if (globs.length === 0) {
+    return { done: true, uploaded: 0, skipped: [] };
+  }
+  const upload = ctx.api.uploadOutput;
+  if (!upload) {
+    return { done: true, uploaded: 0, skipped: [{ path: globs.join(" "), why: "this agent cannot upload outputs" }] };
+  }
+  const listed = await listJobDir(ctx.executor, job.jobDir);
+  if (typeof listed === "string") {
+    return { done: true, uploaded: 0, skipped: [{ path: globs.join(" "), why: listed }] };
+  }
+  // A site agent reading as root checks ownership itself; an agent that runs as the job's user
+  // (self, personal, or sudo reads) already reads with the user's own rights.
+  const runAs = ctx.identity && !ctx.sudo ? await ctx.identity.check(job.owner).catch(() => null) : null;
+  const plan = planOutputs(globs, listed, runAs ? runAs.uid : null);
+  const skipped = [...plan.skipped];
+  let uploaded = 0;
+  for (const file of plan.files) {
+    const full = posix.join(job.jobDir, file.path);
+    const unsafe = await stillConfined(ctx.executor, job.jobDir, file.path);
+    if (unsafe) {
+      skipped.push({ path: file.path, why: unsafe });
+      continue;
+    }
+    let sha256: string;
+    try {
+      sha256 = await hashFile(ctx.executor, full, file.size);
+    } catch (err) {
+      skipped.push({ path: file.path, why: (err as Error).message });
+      continue;
+    }
+    const body = chunks(ctx.executor, full, file.size);
+    let sent = 0;
+    const counted = (async function* () {
+      for await (const bytes of body) {
+        sent += bytes.length;
+        if (sent > file.size / 2) {
+          crashPoint(ctx, "mid-output-upload");
+        }
+        yield bytes;
+      }
+    })();
+    const result = await upload({
+      jobId: job.jobId,
+      epoch: job.epoch,
+      path: file.path,
+      sha256,
+      size: file.size,
+      body: counted,
+    });
+    if (!result.ok) {
+      if (result.retryable || result.status === undefined) {
+        return { done: false, message: `${file.path}: ${result.message}` };
+      }
+      skipped.push({ path: file.path, why: `the gateway refused it: ${result.message}` });
+      continue;
+    }
+    uploaded++;
+  }
+  return { done: true, uploaded, skipped };
+}
+
+/**
+ * The sentence a terminal reason carries about outputs that did not come back.
+ * @example outputsNote([{ path: "a.json", why: "a symlink (never followed)" }])
+ * // => "1 output not brought back: a.json (a symlink (never followed))"
+ */
+export function outputsNote(skipped: { path: string; why: string }[]): string | undefined {
+  if (skipped.length === 0) {
+    return undefined;
+  }
+  const shown = skipped
+    .slice(0, 10)
+    .map((s) => `${s.path} (${s.why})`)
+    .join(", ");
+  const more = skipped.length > 10 ? `, and ${skipped.length - 10} more` : "";
+  return `${skipped.length} output${skipped.length === 1 ? "" : "s"} not brought back: ${shown}${more}`;
+}

@@ -1,0 +1,63 @@
+/**
+ * Where blob bytes live: outside libSQL, keyed by their sha-256 (64 lowercase hex, no `sha256:`).
+ * Node: a directory (fs-blob-store.ts); Workers: R2. The database records who uploaded what.
+ */
+
+export interface BlobStore {
+  /**
+   * Streams `body` in, hashing as it goes. Rejects with BlobTooLarge as soon as more than
+   * `maxBytes` arrived, and with BlobHashMismatch when `expectedSha256` is given and differs.
+   * Nothing is visible under a hash until the whole body arrived and was verified; the same bytes
+   * twice are stored once.
+   */
+  put(
+    body: ReadableStream<Uint8Array>,
+    opts: { maxBytes: number; expectedSha256?: string },
+  ): Promise<{ sha256: string; size: number }>;
+  head(sha256: string): Promise<{ size: number } | null>;
+  /**
+   * The blob's bytes, or the range `start..end` (both inclusive, like HTTP Range; end defaults to
+   * the last byte). `size` is always the whole blob's size.
+   */
+  get(
+    sha256: string,
+    range?: { start: number; end?: number },
+  ): Promise<{ body: ReadableStream<Uint8Array>; size: number } | null>;
+  /** Removes the blob; no error when it is absent. */
+  delete(sha256: string): Promise<void>;
+}
+
+export class BlobTooLarge extends Error {
+  readonly maxBytes: number;
+  constructor(maxBytes: number) {
+    super(`more than ${maxBytes} bytes`);
+    this.maxBytes = maxBytes;
+    this.name = "BlobTooLarge";
+  }
+}
+
+export class BlobHashMismatch extends Error {
+  readonly expected: string;
+  readonly actual: string;
+  constructor(expected: string, actual: string) {
+    super(`content hashes to sha256:${actual}, not sha256:${expected}`);
+    this.expected = expected;
+    this.actual = actual;
+    this.name = "BlobHashMismatch";
+  }
+}
+
+/** A host with no blob storage configured: every call refuses, so file routes answer 503. */
+export class BlobStoreUnavailable extends Error {
+  constructor() {
+    super("no file storage is configured on this gateway");
+    this.name = "BlobStoreUnavailable";
+  }
+}
+
+export const unavailableBlobStore: BlobStore = {
+  put: () => Promise.reject(new BlobStoreUnavailable()),
+  head: () => Promise.reject(new BlobStoreUnavailable()),
+  get: () => Promise.reject(new BlobStoreUnavailable()),
+  delete: () => Promise.reject(new BlobStoreUnavailable()),
+};

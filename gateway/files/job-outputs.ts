@@ -1,0 +1,215 @@
+/**
+ * Job outputs on the gateway: the agent's streamed upload (hashed into deps.blobs, then one
+ * `job_files` row per path), the owner's listing and download. A row is written only after every
+ * byte arrived and matched the sha256 the agent named, so nothing half-uploaded is ever listed.
+ */
+import { createHash } from "node:crypto";
+import { jobPathFault } from "../../schemas/files.ts";
+import { JobSpec, LIVE_STATES } from "../../schemas/job.ts";
+import { type JobFile, MAX_OUTPUT_FILE_BYTES, globMatcher } from "../../schemas/outputs.ts";
+import type { Deps, Principal } from "../deps.ts";
+import { ApiProblem } from "../problem.ts";
+import { visibleJob } from "../services/jobs.ts";
+import { BlobHashMismatch, BlobStoreUnavailable, BlobTooLarge } from "./blob-store.ts";
+
+export type OutputUpload = { epoch: number; path: string; sha256: string; size: number };
+
+const notFound = (id: string) => new ApiProblem("not_found", `job ${id} not found`, { field: "path.id" });
+
+/**
+ * Stores one output of `id` for the agent of its cluster. Fenced by the lease's epoch; the path is
+ * checked lexically and must match one of the job's own `outputs` globs, whatever the agent says.
+ */
+export async function storeOutput(
+  deps: Deps,
+  principal: Principal,
+  id: string,
+  upload: OutputUpload,
+  body: ReadableStream<Uint8Array> | null,
+): Promise<JobFile> {
+  if (principal.kind !== "agent") {
+    throw new ApiProblem("forbidden", "only an agent uploads outputs");
+  }
+  const rs = await deps.db.client.execute({
+    sql: "SELECT owner, cluster, state, epoch, spec FROM jobs WHERE id = ?",
+    args: [id],
+  });
+  const row = rs.rows[0];
+  if (!row || row.cluster !== principal.cluster || (principal.user !== null && row.owner !== principal.user)) {
+    throw notFound(id);
+  }
+  if (Number(row.epoch) !== upload.epoch) {
+    throw new ApiProblem("stale_lease", `epoch ${upload.epoch} is not the job's current lease (${row.epoch})`, {
+      field: "query.epoch",
+    });
+  }
+  if (!(LIVE_STATES as readonly string[]).includes(String(row.state))) {
+    throw new ApiProblem("conflict", `job ${id} is ${row.state}: its outputs are already settled`);
+  }
+  const fault = jobPathFault(upload.path);
+  if (fault) {
+    throw new ApiProblem("validation_failed", `path ${fault}`, { field: "query.path" });
+  }
+  const spec = JobSpec.safeParse(JSON.parse(String(row.spec)));
+  const globs = spec.success ? (spec.data.outputs ?? []) : [];
+  if (!globs.some((glob) => globMatcher(glob)(upload.path))) {
+    throw new ApiProblem("validation_failed", `${upload.path} matches none of the job's outputs`, {
+      field: "query.path",
+    });
+  }
+  if (upload.size > MAX_OUTPUT_FILE_BYTES) {
+    throw new ApiProblem("payload_too_large", `an output may hold at most ${MAX_OUTPUT_FILE_BYTES} bytes`, {
+      field: "query.size",
+    });
+  }
+  if (!body) {
+    throw new ApiProblem("validation_failed", "the body is the file's bytes", { field: "body" });
+  }
+  let stored: { sha256: string; size: number };
+  try {
+    stored = await deps.blobs.put(body, { maxBytes: upload.size, expectedSha256: upload.sha256 });
+  } catch (error) {
+    if (error instanceof BlobTooLarge) {
+      throw new ApiProblem("payload_too_large", `more than the ${upload.size} bytes announced`, { field: "body" });
+    }
+    if (error instanceof BlobHashMismatch) {
+      throw new ApiProblem("validation_failed", error.message, { field: "query.sha256" });
+    }
+    if (error instanceof BlobStoreUnavailable) {
+      throw new ApiProblem("unavailable", error.message);
+    }
+    throw error;
+  }
+  if (stored.size !== upload.size) {
+    throw new ApiProblem("validation_failed", `${stored.size} bytes arrived, not the ${upload.size} announced`, {
+      field: "query.size",
+    });
+  }
+  const now = deps.now();
+  await deps.db.write([
+    {
+      sql: "INSERT INTO blobs (sha256, size, created_at) VALUES (?, ?, ?) ON CONFLICT (sha256) DO NOTHING",
+      args: [stored.sha256, stored.size, now],
+    },
+    {
+      // One row per path: an agent that uploads again after a restart replaces, never duplicates.
+      sql: `INSERT INTO job_files (job_id, path, sha256, size, created_at) VALUES (?, ?, ?, ?, ?)
+            ON CONFLICT (job_id, path) DO UPDATE SET sha256 = excluded.sha256, size = excluded.size,
+            created_at = excluded.created_at`,
+      args: [id, upload.path, stored.sha256, stored.size, now],
+    },
+  ]);
+  return { path: upload.path, size: stored.size, sha256: stored.sha256 };
+}
+
+export async function listOutputs(deps: Deps, principal: Principal, id: string): Promise<JobFile[]> {
+  await visibleJob(deps, principal, id);
+  const rs = await deps.db.client.execute({
+    sql: "SELECT path, size, sha256 FROM job_files WHERE job_id = ? ORDER BY path",
+    args: [id],
+  });
+  return rs.rows.map((r) => ({ path: String(r.path), size: Number(r.size), sha256: String(r.sha256) }));
+}
+
+/** `bytes=a-b`, `bytes=a-`, `bytes=-n` against `size`: a range, "unsatisfiable", or undefined (serve it all). */
+export function parseRange(
+  header: string | undefined,
+  size: number,
+): { start: number; end: number } | "unsatisfiable" | undefined {
+  const m = header?.trim().match(/^bytes=(\d*)-(\d*)$/);
+  if (!m || (m[1] === "" && m[2] === "")) {
+    return undefined; // absent, malformed or several ranges: RFC 9110 lets a server ignore it
+  }
+  if (m[1] === "") {
+    const suffix = Number(m[2]);
+    if (suffix === 0 || size === 0) {
+      return "unsatisfiable";
+    }
+    return { start: Math.max(0, size - suffix), end: size - 1 };
+  }
+  const start = Number(m[1]);
+  const end = m[2] === "" ? size - 1 : Math.min(Number(m[2]), size - 1);
+  if (start >= size || (m[2] !== "" && Number(m[2]) < start)) {
+    return m[2] !== "" && Number(m[2]) < start ? undefined : "unsatisfiable";
+  }
+  return { start, end };
+}
+
+/**
+ * The hash of what the store holds now. Why every download re-hashes: a blob damaged on disk (or
+ * swapped) must be refused, not served under the sha256 it no longer has.
+ */
+async function storedHash(deps: Deps, sha256: string): Promise<{ sha256: string; size: number } | null> {
+  const whole = await deps.blobs.get(sha256);
+  if (!whole) {
+    return null;
+  }
+  const hash = createHash("sha256");
+  let size = 0;
+  for await (const chunk of whole.body as unknown as AsyncIterable<Uint8Array>) {
+    hash.update(chunk);
+    size += chunk.byteLength;
+  }
+  return { sha256: hash.digest("hex"), size };
+}
+
+export type OutputDownload = {
+  status: 200 | 206;
+  body: ReadableStream<Uint8Array>;
+  headers: Record<string, string>;
+};
+
+export async function openOutput(
+  deps: Deps,
+  principal: Principal,
+  id: string,
+  path: string,
+  rangeHeader: string | undefined,
+): Promise<OutputDownload> {
+  await visibleJob(deps, principal, id);
+  const rs = await deps.db.client.execute({
+    sql: "SELECT size, sha256 FROM job_files WHERE job_id = ? AND path = ?",
+    args: [id, path],
+  });
+  const row = rs.rows[0];
+  if (!row) {
+    throw new ApiProblem("not_found", `job ${id} has no output ${path}`, { field: "path.path" });
+  }
+  const sha256 = String(row.sha256);
+  const size = Number(row.size);
+  const actual = await storedHash(deps, sha256);
+  if (!actual || actual.sha256 !== sha256 || actual.size !== size) {
+    deps.log({ level: "error", msg: "stored output does not match its sha256", jobId: id, path, sha256 });
+    throw new ApiProblem(
+      "internal",
+      `the stored copy of ${path} ${actual ? "no longer matches its sha256" : "is missing"}; it is not served`,
+    );
+  }
+  const range = parseRange(rangeHeader, size);
+  const name = path.split("/").at(-1)!;
+  const headers: Record<string, string> = {
+    "content-type": "application/octet-stream",
+    "content-disposition": `attachment; filename="${name.replace(/["\\]/g, "_")}"`,
+    "x-content-type-options": "nosniff",
+    etag: `"${sha256}"`,
+    "accept-ranges": "bytes",
+    "cache-control": "private, no-cache",
+  };
+  if (range === "unsatisfiable") {
+    throw new ApiProblem("range_not_satisfiable", `the file has ${size} bytes`, {
+      field: "header.range",
+      headers: { "content-range": `bytes */${size}` },
+    });
+  }
+  const got = await deps.blobs.get(sha256, range ?? undefined);
+  if (!got) {
+    throw new ApiProblem("internal", `the stored copy of ${path} is missing`);
+  }
+  if (range) {
+    headers["content-range"] = `bytes ${range.start}-${range.end}/${size}`;
+    headers["content-length"] = String(range.end - range.start + 1);
+    return { status: 206, body: got.body, headers };
+  }
+  headers["content-length"] = String(size);
+  return { status: 200, body: got.body, headers };
+}

@@ -1,0 +1,125 @@
+/**
+ * Output globs are confined lexically (schema) and again on the directory itself: hostile globs
+ * are refused, `*`/`?` never cross a `/`, `**` never climbs out, and on a real directory a planted
+ * symlink (to /etc/passwd, to a directory outside) is named and skipped, never read.
+ */
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { createLocalExecutor } from "../../agent/executor/local.ts";
+import { listJobDir, outputsNote, planOutputs } from "../../agent/outputs.ts";
+import { JobSpec } from "../../schemas/job.ts";
+import { MAX_OUTPUT_FILE_BYTES, globMatcher, outputGlobProblem } from "../../schemas/outputs.ts";
+
+describe("output globs (lexical)", () => {
+  it.each([
+    "../*",
+    "../../etc/passwd",
+    "/etc/passwd",
+    "results/../../x",
+    "./a",
+    "a//b",
+    "a/",
+    "",
+    "a\\b",
+    "**/../x",
+    "a**/b",
+    "[a-z]*",
+    "{a,b}",
+    "a\0b",
+    "a\nb",
+    "~/x",
+    "$HOME/x",
+  ])("refuses %j", (glob) => {
+    expect(outputGlobProblem(glob)).toBeDefined();
+    const parsed = JobSpec.safeParse({ name: "x", command: ["true"], outputs: [glob] });
+    expect(parsed.success).toBe(false);
+    expect(parsed.error?.issues[0]?.path).toEqual(["outputs", 0]);
+  });
+
+  it("accepts the documented examples", () => {
+    const parsed = JobSpec.parse({
+      name: "x",
+      command: ["true"],
+      outputs: ["results/*.json", "model/final.pt", "**/*.csv"],
+    });
+    expect(parsed.outputs).toEqual(["results/*.json", "model/final.pt", "**/*.csv"]);
+  });
+
+  it("caps the number of globs", () => {
+    const parsed = JobSpec.safeParse({ name: "x", command: ["true"], outputs: Array(65).fill("a") });
+    expect(parsed.success).toBe(false);
+  });
+
+  it("matches within segments; ** spans whole segments only and never a '..'", () => {
+    const m = globMatcher("results/*.json");
+    expect(m("results/a.json")).toBe(true);
+    expect(m("results/sub/a.json")).toBe(false);
+    expect(m("results/.json")).toBe(true);
+    expect(m("../results/a.json")).toBe(false);
+    const deep = globMatcher("**/*.csv");
+    expect(deep("a.csv")).toBe(true);
+    expect(deep("x/y/z.csv")).toBe(true);
+    expect(deep("../z.csv")).toBe(false);
+    expect(deep("/etc/z.csv")).toBe(false);
+    expect(deep("x/../../z.csv")).toBe(false);
+    expect(globMatcher("a?c")("abc")).toBe(true);
+    expect(globMatcher("a?c")("a/c")).toBe(false);
+    expect(globMatcher("../*")("x")).toBe(false);
+  });
+});
+
+describe("collecting outputs on a real directory", () => {
+  const dir = mkdtempSync(join(tmpdir(), "sg-outputs-"));
+  const outside = mkdtempSync(join(tmpdir(), "sg-outside-"));
+  afterAll(() => {
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(outside, { recursive: true, force: true });
+  });
+  mkdirSync(join(dir, "results"));
+  writeFileSync(join(dir, "results", "a.json"), "{}");
+  writeFileSync(join(dir, "results", "b.txt"), "x");
+  symlinkSync("/etc/passwd", join(dir, "results", "x.json"));
+  writeFileSync(join(outside, "secret.json"), "secret");
+  symlinkSync(outside, join(dir, "linked"));
+  mkdirSync(join(dir, "model"));
+  writeFileSync(join(dir, "model", "final.pt"), Buffer.alloc(1024, 7));
+
+  it("brings back regular matches; names symlinks; never descends into a linked directory", async () => {
+    const entries = await listJobDir(createLocalExecutor({ spawners: 0 }), dir);
+    expect(Array.isArray(entries)).toBe(true);
+    const plan = planOutputs(
+      ["results/*.json", "model/final.pt", "linked/*", "**/secret.json"],
+      entries as never,
+      null,
+    );
+    expect(plan.files).toEqual([
+      { path: "model/final.pt", size: 1024 },
+      { path: "results/a.json", size: 2 },
+    ]);
+    // linked/* and **/secret.json match nothing: find -P never enters the linked directory.
+    expect(plan.skipped).toEqual([{ path: "results/x.json", why: "a symlink (never followed)" }]);
+    expect(outputsNote(plan.skipped)).toBe("1 output not brought back: results/x.json (a symlink (never followed))");
+  });
+
+  it("skips, with a reason, files another account owns, too large ones, and names outside the plain set", () => {
+    const plan = planOutputs(
+      ["*"],
+      [
+        { type: "f", size: 1, uid: 0, path: "hardlink-to-shadow" },
+        { type: "f", size: MAX_OUTPUT_FILE_BYTES + 1, uid: 1000, path: "huge" },
+        { type: "f", size: 1, uid: 1000, path: "we ird" },
+        { type: "f", size: 1, uid: 1000, path: "ok" },
+      ],
+      1000,
+    );
+    expect(plan.files).toEqual([{ path: "ok", size: 1 }]);
+    expect(plan.skipped.map((s) => s.path)).toEqual(["hardlink-to-shadow", "huge", "we ird"]);
+  });
+
+  it("a directory that cannot be listed is a sentence, not an empty list", async () => {
+    const result = await listJobDir(createLocalExecutor({ spawners: 0 }), join(dir, "nope"));
+    expect(typeof result).toBe("string");
+  });
+});

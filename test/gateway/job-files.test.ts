@@ -1,0 +1,180 @@
+/**
+ * Job outputs through the real HTTP app: the agent's streamed upload (fenced, path-checked, hash
+ * verified, listed only when whole), the owner's listing and download with Range, and a stored
+ * blob damaged on disk refused rather than served.
+ */
+import { createHash, randomBytes } from "node:crypto";
+import { existsSync, readdirSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { type World, createWorld, expectProblemShape } from "./world.ts";
+
+const sha = (bytes: Uint8Array | string) => createHash("sha256").update(bytes).digest("hex");
+
+async function leased(w: World, outputs = ["results/*.json", "model/final.pt"]) {
+  const job = await w.submit(w.tokens.alice, { cluster: "alpha", outputs });
+  const lease = await w.lease(w.tokens.alphaAgent);
+  const epoch = lease.body.leases.find((l) => l.jobId === job.id)!.epoch;
+  return { id: job.id, epoch };
+}
+
+async function put(
+  w: World,
+  id: string,
+  q: { epoch: number; path: string; sha256: string; size: number },
+  body: Uint8Array | ReadableStream<Uint8Array>,
+  token = w.tokens.alphaAgent,
+) {
+  const query = new URLSearchParams({ ...q, epoch: String(q.epoch), size: String(q.size) });
+  const res = await w.app.request(`/v1/agent/jobs/${id}/outputs?${query}`, {
+    method: "PUT",
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/octet-stream" },
+    body: body as BodyInit,
+    ...(body instanceof ReadableStream ? { duplex: "half" } : {}),
+  } as RequestInit);
+  const text = await res.text();
+  return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : undefined };
+}
+
+async function get(w: World, path: string, token: string, headers: Record<string, string> = {}) {
+  const res = await w.app.request(path, { headers: { authorization: `Bearer ${token}`, ...headers } });
+  return { status: res.status, headers: res.headers, bytes: Buffer.from(await res.arrayBuffer()) };
+}
+
+describe("agent upload of outputs", () => {
+  it("stores, lists and replaces by path; the same bytes twice stay one row", async () => {
+    const w = await createWorld();
+    const { id, epoch } = await leased(w);
+    const bytes = randomBytes(100_000);
+    const q = { epoch, path: "model/final.pt", sha256: sha(bytes), size: bytes.length };
+    expect((await put(w, id, q, bytes)).status).toBe(200);
+    expect((await put(w, id, q, bytes)).status).toBe(200);
+    const json = Buffer.from('{"loss":0.1}');
+    expect(
+      (await put(w, id, { epoch, path: "results/m.json", sha256: sha(json), size: json.length }, json)).status,
+    ).toBe(200);
+    const list = await w.call<{ items: unknown[] }>("GET", `/v1/jobs/${id}/files`, w.tokens.alice);
+    expect(list.body.items).toEqual([
+      { path: "model/final.pt", size: bytes.length, sha256: sha(bytes) },
+      { path: "results/m.json", size: json.length, sha256: sha(json) },
+    ]);
+  });
+
+  it("refuses a wrong hash, a short body, a path outside the globs or hostile, a stale epoch and another cluster's agent; nothing is listed", async () => {
+    const w = await createWorld();
+    const { id, epoch } = await leased(w);
+    const bytes = Buffer.from("hello");
+    const ok = { epoch, path: "results/a.json", sha256: sha(bytes), size: bytes.length };
+    expect(expectProblemShape(await put(w, id, { ...ok, sha256: sha("other") }, bytes), 422).field).toBe(
+      "query.sha256",
+    );
+    expect((await put(w, id, { ...ok, size: 3 }, bytes)).status).toBe(413);
+    expect((await put(w, id, { ...ok, size: 99 }, bytes)).status).toBe(422);
+    for (const path of ["results/../../etc/passwd", "/etc/passwd", "other.txt", "results/a.json/x"]) {
+      expect(expectProblemShape(await put(w, id, { ...ok, path }, bytes), 422).field).toBe("query.path");
+    }
+    expect(expectProblemShape(await put(w, id, { ...ok, epoch: epoch + 1 }, bytes), 409).code).toBe("stale_lease");
+    expect((await put(w, id, ok, bytes, w.tokens.betaAgent)).status).toBe(404);
+    expect((await put(w, id, ok, bytes, w.tokens.alice)).status).toBe(403);
+    expect((await w.call<{ items: unknown[] }>("GET", `/v1/jobs/${id}/files`, w.tokens.alice)).body.items).toEqual([]);
+  });
+
+  it("a body cut off midway (agent killed) lists nothing; the re-upload lists it once", async () => {
+    const w = await createWorld();
+    const { id, epoch } = await leased(w);
+    const bytes = randomBytes(1_000_000);
+    const q = { epoch, path: "model/final.pt", sha256: sha(bytes), size: bytes.length };
+    let sent = false;
+    const dying = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (sent) {
+          controller.error(new Error("agent killed"));
+          return;
+        }
+        sent = true;
+        controller.enqueue(bytes.subarray(0, 400_000));
+      },
+    });
+    const cut = await put(w, id, q, dying).catch(() => ({ status: 0 }));
+    expect(cut.status).not.toBe(200);
+    expect((await w.call<{ items: unknown[] }>("GET", `/v1/jobs/${id}/files`, w.tokens.alice)).body.items).toEqual([]);
+    expect((await put(w, id, q, bytes)).status).toBe(200);
+    const list = await w.call<{ items: unknown[] }>("GET", `/v1/jobs/${id}/files`, w.tokens.alice);
+    expect(list.body.items).toEqual([{ path: "model/final.pt", size: bytes.length, sha256: sha(bytes) }]);
+  });
+});
+
+describe("download", () => {
+  async function withFile(bytes: Buffer) {
+    const w = await createWorld();
+    const { id, epoch } = await leased(w);
+    await put(w, id, { epoch, path: "model/final.pt", sha256: sha(bytes), size: bytes.length }, bytes);
+    return { w, id };
+  }
+
+  it("serves the whole file as an attachment with nosniff and the sha as ETag, by %2F or by '/'", async () => {
+    const bytes = randomBytes(70_000);
+    const { w, id } = await withFile(bytes);
+    for (const path of [`/v1/jobs/${id}/files/model%2Ffinal.pt`, `/v1/jobs/${id}/files/model/final.pt`]) {
+      const res = await get(w, path, w.tokens.alice);
+      expect(res.status).toBe(200);
+      expect(sha(res.bytes)).toBe(sha(bytes));
+      expect(res.headers.get("content-disposition")).toBe('attachment; filename="final.pt"');
+      expect(res.headers.get("x-content-type-options")).toBe("nosniff");
+      expect(res.headers.get("etag")).toBe(`"${sha(bytes)}"`);
+      expect(res.headers.get("content-type")).toBe("application/octet-stream");
+    }
+    expect((await get(w, `/v1/jobs/${id}/files/model/final.pt`, w.tokens.admin)).status).toBe(200);
+    expect((await get(w, `/v1/jobs/${id}/files/model/final.pt`, w.tokens.bob)).status).toBe(404);
+    expect((await get(w, `/v1/jobs/${id}/files/model/nope.pt`, w.tokens.alice)).status).toBe(404);
+  });
+
+  it("Range: 206 with Content-Range for a-b, a-, -n; 416 past the end; a malformed or reversed range is ignored", async () => {
+    const bytes = randomBytes(1000);
+    const { w, id } = await withFile(bytes);
+    const path = `/v1/jobs/${id}/files/model/final.pt`;
+    const cases: [string, number, number][] = [
+      ["bytes=0-0", 0, 0],
+      ["bytes=10-19", 10, 19],
+      ["bytes=990-", 990, 999],
+      ["bytes=-5", 995, 999],
+      ["bytes=-5000", 0, 999],
+      ["bytes=900-5000", 900, 999],
+    ];
+    for (const [range, start, end] of cases) {
+      const res = await get(w, path, w.tokens.alice, { range });
+      expect(res.status, range).toBe(206);
+      expect(res.headers.get("content-range")).toBe(`bytes ${start}-${end}/1000`);
+      expect(res.bytes.equals(bytes.subarray(start, end + 1))).toBe(true);
+    }
+    for (const range of ["bytes=1000-", "bytes=5000-6000", "bytes=-0"]) {
+      const res = await get(w, path, w.tokens.alice, { range });
+      expect(res.status, range).toBe(416);
+      expect(res.headers.get("content-range")).toBe("bytes */1000");
+      expect(res.headers.get("content-type")).toMatch(/^application\/problem\+json/);
+    }
+    for (const range of ["bytes=20-10", "items=0-1", "bytes=0-1,5-6", "bytes=abc"]) {
+      const res = await get(w, path, w.tokens.alice, { range });
+      expect(res.status, range).toBe(200);
+      expect(res.bytes.length).toBe(1000);
+    }
+  });
+
+  it("refuses (500 problem) a stored blob whose bytes no longer match its sha256", async () => {
+    const bytes = randomBytes(5000);
+    const { w, id } = await withFile(bytes);
+    const hex = sha(bytes);
+    const file = readdirSync(tmpdir())
+      .filter((d) => d.startsWith("sg-blobs-"))
+      .map((d) => join(tmpdir(), d, hex.slice(0, 2), hex.slice(2, 4), hex))
+      .find((p) => existsSync(p))!;
+    const damaged = Buffer.from(bytes);
+    damaged[100] = (damaged[100]! + 1) % 256;
+    writeFileSync(file, damaged);
+    const res = await w.call("GET", `/v1/jobs/${id}/files/model%2Ffinal.pt`, w.tokens.alice);
+    expect((expectProblemShape(res, 500) as { detail?: string }).detail).toContain("no longer matches its sha256");
+    const ranged = await get(w, `/v1/jobs/${id}/files/model/final.pt`, w.tokens.alice, { range: "bytes=0-10" });
+    expect(ranged.status).toBe(500);
+  });
+});
