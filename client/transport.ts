@@ -36,7 +36,7 @@ export function createTransport(fetchImpl: FetchLike, policy: RetryPolicy): Fetc
         await pause(policy, attempt, undefined, request, describe(err));
         continue;
       }
-      if (!last && isRetryableStatus(response.status)) {
+      if (!last && isRetryableStatus(response.status) && !(await isConsideredAnswer(response))) {
         const retryAfter = parseRetryAfter(response.headers.get("retry-after"));
         if (retryAfter === undefined || retryAfter <= policy.maxRetryAfterMs) {
           await response.body?.cancel().catch(() => undefined);
@@ -47,6 +47,24 @@ export function createTransport(fetchImpl: FetchLike, policy: RetryPolicy): Fetc
       return checked(request, response);
     }
   };
+}
+
+/**
+ * Problems the gateway gives only after it has already waited its full deadline on the caller's
+ * behalf (an agent that did not answer a browse or an estimate in time): retrying at once would
+ * repeat that wait for nothing, so the caller gets the problem now and decides.
+ */
+const CONSIDERED_CODES: ReadonlySet<string> = new Set(["agent_timeout"]);
+
+async function isConsideredAnswer(response: Response): Promise<boolean> {
+  if (!/^application\/problem\+json\b/i.test(response.headers.get("content-type") ?? "")) {
+    return false;
+  }
+  const body = await response
+    .clone()
+    .json()
+    .catch(() => undefined);
+  return typeof body?.code === "string" && CONSIDERED_CODES.has(body.code);
 }
 
 async function pause(

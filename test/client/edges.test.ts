@@ -113,6 +113,29 @@ describe("retries", () => {
     expect(c.retries.map((r) => r.attempt)).toEqual([1, 2]);
   });
 
+  it("does not repeat a wait the gateway already made: an agent_timeout 504 is answered at once, a proxy's 504 is retried", async () => {
+    const timedOut = sequence("get", "/v1/jobs/:id/dir", [
+      () => problem(504, "agent_timeout"),
+      () => HttpResponse.json({}),
+    ]);
+    const c = client({ attempts: 3 });
+    const err = await c.browse(JOB.id, "results").catch((e: unknown) => e);
+    expect(timedOut).toHaveLength(1);
+    expect(err).toBeInstanceOf(SlurmgateError);
+    expect(err).toMatchObject({ status: 504, code: "agent_timeout" });
+    server.resetHandlers();
+    const proxy = sequence("get", "/v1/jobs/:id", [
+      () =>
+        new HttpResponse("<html>504 Gateway Time-out</html>", {
+          status: 504,
+          headers: { "content-type": "text/html" },
+        }),
+      () => HttpResponse.json(JOB),
+    ]);
+    expect((await client({ attempts: 3 }).get(JOB.id)).id).toBe(JOB.id);
+    expect(proxy).toHaveLength(2);
+  });
+
   it("retries network errors on GET, then throws a NetworkError", async () => {
     const ok = sequence("get", "/v1/jobs/:id", [() => HttpResponse.error(), () => HttpResponse.json(JOB)]);
     expect((await client().get(JOB.id)).id).toBe(JOB.id);
