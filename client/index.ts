@@ -58,6 +58,8 @@ import {
   watchJob,
 } from "./watch.ts";
 
+/** The variable (and, in braces, the argv reference) a staged cache's path is read from: one rule, in schemas/. */
+export { cacheEnvName } from "../schemas/cache.ts";
 export * from "./errors.ts";
 export * from "./types.ts";
 export type { AdminApi } from "./admin.ts";
