@@ -110,7 +110,7 @@ export async function run(client: SlurmgateClient, options: OfflineEvalOptions =
     const means = Object.fromEntries(Object.entries(sums).map(([key, sum]) => [key, sum / done.length]));
     byBackend[backend] = { completed: done.length, of: mine.length, means };
   }
-  return { sweepId: jobs[0]?.sweep?.id ?? null, measurements, byBackend };
+  return { sweepId: jobs.sweepId, measurements, byBackend };
 }
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
