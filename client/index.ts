@@ -21,6 +21,7 @@ import {
   type SweepElement,
   type SweepInput,
   type SweepOptions,
+  type SweepJobs,
   type SweepPageOptions,
   type SweepProgressOptions,
   type SweepRequestInput,
@@ -63,6 +64,8 @@ import {
   watchJob,
 } from "./watch.ts";
 
+/** The variable (and, in braces, the argv reference) a staged cache's path is read from: one rule, in schemas/. */
+export { cacheEnvName } from "../schemas/cache.ts";
 export * from "./errors.ts";
 export * from "./types.ts";
 export type { AdminApi } from "./admin.ts";
@@ -82,6 +85,7 @@ export type {
   SweepGrid,
   SweepInput,
   SweepOptions,
+  SweepJobs,
   SweepPageOptions,
   SweepParams,
   SweepProgressOptions,
@@ -215,7 +219,7 @@ export type SlurmgateClient = WebhookApi & {
    * Submits many jobs as one sweep (one request) and returns their jobs in element order; with
    * `wait`, their final states. `maxParallel` caps how many run at once (enforced by Slurm).
    */
-  sweep(input: SweepInput, options?: SweepOptions): Promise<Job[]>;
+  sweep(input: SweepInput, options?: SweepOptions): Promise<SweepJobs>;
   /** Creates a sweep from a whole request body (`specs`, or `base` with `points`/`grid`); returns its id and job ids. */
   createSweep(request: SweepRequestInput, options?: SubmitOptions): Promise<SweepCreated>;
   /** A sweep's counts and state, and one page of its elements. */

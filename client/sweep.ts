@@ -418,12 +418,15 @@ export async function* followSweep(
 /** What `runSweep` needs from the client. */
 export type SweepDeps = { raw: RawClient; policy: RetryPolicy };
 
+/** The elements' jobs in element order, carrying the sweep's id (for `getSweep`, results, cancel). */
+export type SweepJobs = Job[] & { sweepId: string };
+
 /**
  * Creates the sweep in one request and returns the elements' jobs in element order; with `wait`,
  * their final states, followed through {@link followSweep} (never one wait per element).
  * @example const jobs = await runSweep({ raw, policy }, { base, grid: { LR: [0.1, 0.01] } }, { maxParallel: 1, wait: true });
  */
-export async function runSweep(deps: SweepDeps, input: SweepInput, options: SweepOptions = {}): Promise<Job[]> {
+export async function runSweep(deps: SweepDeps, input: SweepInput, options: SweepOptions = {}): Promise<SweepJobs> {
   const { raw, policy } = deps;
   const { signal } = options;
   const concurrency = Math.max(1, Math.floor(options.concurrency ?? 8));
@@ -444,7 +447,7 @@ export async function runSweep(deps: SweepDeps, input: SweepInput, options: Swee
       return job;
     });
     if (!options.wait) {
-      return jobs;
+      return Object.assign(jobs, { sweepId: created.id });
     }
   }
   const extra = typeof options.wait === "object" ? options.wait : {};
@@ -479,7 +482,7 @@ export async function runSweep(deps: SweepDeps, input: SweepInput, options: Swee
     }
     throw err;
   }
-  return jobs;
+  return Object.assign(jobs, { sweepId: created.id });
 }
 
 /**

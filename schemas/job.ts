@@ -2,6 +2,7 @@
  * What a user submits (JobSpec), what the API returns (Job), and the states between.
  */
 import { z } from "@hono/zod-openapi";
+import { allowedArgvRefs, argvRefProblem } from "./argv-refs.ts";
 import { CacheRefs } from "./cache.ts";
 import { JobInputs } from "./files.ts";
 import { Outputs } from "./outputs.ts";
@@ -318,7 +319,8 @@ export const JobSpec = z
       .max(1_024)
       .optional()
       .openapi({
-        description: "The payload as an argv array. Never parsed by a shell.",
+        description:
+          "The payload as an argv array. Never parsed by a shell. An element may contain {SLURMGATE_RESULT}, {SLURMGATE_JOB_DIR}, {SLURMGATE_JOB_ID}, {SLURMGATE_ATTEMPT}, {SLURMGATE_CHECKPOINT_DIR}, {SLURMGATE_CACHE_<NAME>} of a declared cache or {SLURMGATE_SERVICE_<NAME>_URL/_HOST/_PORT} of a declared service; the wrapper replaces each with its value by plain string replacement (a service command may use {SLURMGATE_SERVICE_PORT} for its own port).",
         example: ["python", "train.py"],
       }),
     script: z
@@ -416,6 +418,22 @@ export const JobSpec = z
       ctx.addIssue({ code: "custom", ...issue });
     }
   }, withOtherIssues)
+  .superRefine((s, ctx) => {
+    const allowed = allowedArgvRefs(s);
+    const check = (argv: readonly string[] | undefined, path: (string | number)[], set: Set<string>) => {
+      argv?.forEach((arg, i) => {
+        const problem = argvRefProblem(arg, set);
+        if (problem !== null) {
+          ctx.addIssue({ code: "custom", path: [...path, i], message: problem });
+        }
+      });
+    };
+    check(s.command, ["command"], allowed.payload);
+    s.services?.forEach((svc, i) => {
+      check(svc.command, ["services", i, "command"], allowed.service);
+      check(svc.container?.command, ["services", i, "container", "command"], allowed.service);
+    });
+  })
   .openapi("JobSpec");
 export type JobSpec = z.infer<typeof JobSpec>;
 export type JobSpecInput = z.input<typeof JobSpec>;

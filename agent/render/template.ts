@@ -44,6 +44,7 @@
  * Portable to bash 4.2 (no `mapfile -d`, no `${a[@]}` under `set -u`).
  */
 import { shellQuote } from "../executor/quote.ts";
+import { JOB_ARGV_REFS, SERVICE_OWN_PORT_REF } from "../../schemas/argv-refs.ts";
 import { noEarlyExportCasePattern } from "./env-policy.ts";
 import { type LauncherParams, portRangeShell } from "./launcher.ts";
 
@@ -245,6 +246,25 @@ sg_checkpoint="${"$"}{sg_dir%/*}/$sg_job_id/checkpoint$sg_sfx"
 mkdir -p -m 0700 -- "$sg_checkpoint" 2>/dev/null
 [[ -d $sg_checkpoint && ! -L $sg_checkpoint ]] || sg_fail "cannot create the checkpoint directory $sg_checkpoint"
 export SLURMGATE_CHECKPOINT_DIR="$sg_checkpoint"
+# {SLURMGATE_X} in argv -> the value this wrapper set (schemas/argv-refs.ts), into sg_x: one
+# left-to-right pass of plain replacement, so a value is never re-read, split, globbed or evaluated.
+# $2 lists the names allowed here; another (the gateway refused it already) fails the expansion.
+sg_ref_re='[{](SLURMGATE_[A-Za-z0-9_]*)[}]'
+sg_refs='${JOB_ARGV_REFS.join(" ")}'
+sg_expand() {
+  local sg_rest=$1 sg_m sg_n
+  sg_x=
+  while [[ $sg_rest =~ $sg_ref_re ]]; do
+    sg_m=${"$"}{BASH_REMATCH[0]} sg_n=${"$"}{BASH_REMATCH[1]}
+    [[ " $2 " == *" $sg_n "* && -n ${"$"}{!sg_n+set} ]] || return 1
+    sg_x+=${"$"}{sg_rest%%"$sg_m"*}${"$"}{!sg_n}
+    sg_rest=${"$"}{sg_rest#*"$sg_m"}
+  done
+  sg_x+=$sg_rest
+}
+for sg_kv in "${"$"}{sg_env[@]}"; do
+  [[ $sg_kv == SLURMGATE_CACHE_*=* ]] && sg_refs+=" ${"$"}{sg_kv%%=*}"
+done
 if ((${"$"}{#sg_runtime[@]})); then
   sg_runtime+=(--bind "$sg_checkpoint")
   if [[ -n $sg_previous_dir ]]; then sg_runtime+=(--bind "$sg_previous_dir:$sg_previous_dir:ro"); fi
@@ -376,7 +396,17 @@ if [[ -s $sg_dir/services.nul ]]; then
       read -r sg_s sg_c <<<"${"$"}{sg_sv_rt[sg_k]}"
       if ((sg_c)); then sg_run+=("${"$"}{sg_sv[@]:sg_s:sg_c}" "${"$"}{sg_sv_image[sg_k]}"); fi
       read -r sg_s sg_c <<<"${"$"}{sg_sv_argv[sg_k]}"
-      if ((sg_c)); then sg_run+=("${"$"}{sg_sv[@]:sg_s:sg_c}"); fi
+      export SLURMGATE_SERVICE_PORT="${"$"}{sg_sv_port[sg_k]}"
+      for sg_kv in "${"$"}{sg_env[@]}"; do
+        [[ $sg_kv == SLURMGATE_CACHE_*=* ]] && export "$sg_kv"
+      done
+      for sg_a in "${"$"}{sg_sv[@]:sg_s:sg_c}"; do
+        sg_expand "$sg_a" "$sg_refs ${SERVICE_OWN_PORT_REF}" || {
+          printf 'slurmgate: a reference in the command is not allowed here: %s\n' "$sg_a" >&2
+          exit 125
+        }
+        sg_run+=("$sg_x")
+      done
       exec /usr/bin/env -u BASHOPTS -u SHELLOPTS -- PORT="${"$"}{sg_sv_port[sg_k]}" \
         SLURMGATE_SERVICE_PORT="${"$"}{sg_sv_port[sg_k]}" "${"$"}{sg_run[@]}"
     ) </dev/null >"$sg_dir/service-$sg_n.out" 2>"$sg_dir/service-$sg_n.err" &
@@ -401,6 +431,7 @@ if [[ -s $sg_dir/services.nul ]]; then
     sg_up=${"$"}{sg_up//-/_}
     export "SLURMGATE_SERVICE_${"$"}{sg_up}_URL=http://127.0.0.1:${"$"}{sg_sv_port[sg_k]}" \
       "SLURMGATE_SERVICE_${"$"}{sg_up}_HOST=127.0.0.1" "SLURMGATE_SERVICE_${"$"}{sg_up}_PORT=${"$"}{sg_sv_port[sg_k]}"
+    sg_refs+=" SLURMGATE_SERVICE_${"$"}{sg_up}_URL SLURMGATE_SERVICE_${"$"}{sg_up}_HOST SLURMGATE_SERVICE_${"$"}{sg_up}_PORT"
   done
   unset -v sg_sv_secret_env sg_i sg_k sg_n sg_p sg_s sg_c sg_r sg_mine sg_img sg_base sg_next sg_t0 sg_what sg_up
   unset -v sg_gpu_total sg_gpu_vars sg_sv_devs sg_v sg_devs sg_o sg_part
@@ -444,6 +475,13 @@ if [[ -n $sg_launcher ]]; then
   esac
 fi
 readonly sg_launcher sg_launcher_opts sg_launch
+if [[ $sg_mode == command ]]; then
+  for sg_k in "${"$"}{!sg_payload[@]}"; do
+    sg_expand "${"$"}{sg_payload[sg_k]}" "$sg_refs" || sg_fail "command.$sg_k: a reference names no variable slurmgate set for this job"
+    sg_payload[sg_k]=$sg_x
+  done
+  unset -v sg_k sg_x
+fi
 readonly sg_job_id sg_dir sg_workdir sg_secrets sg_mode sg_task sg_sfx sg_image sg_env sg_cenv sg_runtime sg_payload
 readonly sg_checkpoint
 readonly -f sg_done sg_fail sg_signal sg_pass_on sg_stop_services

@@ -843,7 +843,7 @@ export interface components {
             profile?: string;
             resources?: components["schemas"]["Resources"];
             /**
-             * @description The payload as an argv array. Never parsed by a shell.
+             * @description The payload as an argv array. Never parsed by a shell. An element may contain {SLURMGATE_RESULT}, {SLURMGATE_JOB_DIR}, {SLURMGATE_JOB_ID}, {SLURMGATE_ATTEMPT}, {SLURMGATE_CHECKPOINT_DIR}, {SLURMGATE_CACHE_<NAME>} of a declared cache or {SLURMGATE_SERVICE_<NAME>_URL/_HOST/_PORT} of a declared service; the wrapper replaces each with its value by plain string replacement (a service command may use {SLURMGATE_SERVICE_PORT} for its own port).
              * @example [
              *       "python",
              *       "train.py"

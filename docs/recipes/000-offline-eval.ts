@@ -8,7 +8,7 @@
  * Run: SLURMGATE_URL=… SLURMGATE_TOKEN=… npx tsx docs/recipes/000-offline-eval.ts
  */
 import { fileURLToPath } from "node:url";
-import { createClient, type SlurmgateClient } from "../../client/index.ts";
+import { cacheEnvName, createClient, type SlurmgateClient } from "../../client/index.ts";
 
 export type OfflineEvalOptions = {
   /** The staged model, as `slurmgate agent stage --list` names it. */
@@ -57,17 +57,9 @@ const DEFAULTS = {
   maxParallel: 4,
 } satisfies Required<OfflineEvalOptions>;
 
-/**
- * The variable holding a staged cache's path in the job (README, "Offline clusters: staging"). The
- * path exists only on the cluster, so argv cannot name it: the measuring tool is started through a
- * one-line `bash -c` that appends it (see the report of issue #14's recipes).
- */
-const cacheVariable = (ref: string) => `SLURMGATE_CACHE_${ref.toUpperCase().replace(/[^A-Z0-9]/g, "_")}`;
-
 export async function run(client: SlurmgateClient, options: OfflineEvalOptions = {}): Promise<OfflineEvalReport> {
   const o = { ...DEFAULTS, ...options };
   const backends = Object.keys(o.images);
-  const launch = `exec "$@" --model "$${cacheVariable(o.model)}" --output "$SLURMGATE_RESULT"`;
   const specs = backends.flatMap((backend) =>
     o.batchSizes.map((batchSize) => ({
       name: `llem-${backend}-bs${batchSize}`,
@@ -77,7 +69,19 @@ export async function run(client: SlurmgateClient, options: OfflineEvalOptions =
       // HF_HUB_OFFLINE=1 and, in its container, a read-only bind of the model.
       cache: [o.model],
       container: { image: o.images[backend as keyof typeof o.images] },
-      command: ["bash", "-c", launch, "llem", ...o.measure, "--backend", backend, "--batch-size", String(batchSize)],
+      // {…}: values only the allocation knows (the staged model's path, the result file), filled in
+      // by the wrapper as literal argv (README, "References in argv").
+      command: [
+        ...o.measure,
+        "--backend",
+        backend,
+        "--batch-size",
+        String(batchSize),
+        "--model",
+        `{${cacheEnvName(o.model)}}`,
+        "--output",
+        "{SLURMGATE_RESULT}",
+      ],
       labels: { tool: "llenergymeasure", backend, batch: String(batchSize) },
     })),
   );
@@ -106,7 +110,7 @@ export async function run(client: SlurmgateClient, options: OfflineEvalOptions =
     const means = Object.fromEntries(Object.entries(sums).map(([key, sum]) => [key, sum / done.length]));
     byBackend[backend] = { completed: done.length, of: mine.length, means };
   }
-  return { sweepId: jobs[0]?.sweep?.id ?? null, measurements, byBackend };
+  return { sweepId: jobs.sweepId, measurements, byBackend };
 }
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);

@@ -54,11 +54,6 @@ const DEFAULTS = {
   startupSeconds: 900,
 };
 
-/** Values only the allocation knows ($PORT, the server's URL, the result file) appended to argv. */
-const SERVE = 'exec "$@" --port "$PORT"';
-const EVALUATE =
-  'exec "$@" --model-url "$SLURMGATE_SERVICE_MODEL_URL/v1/chat/completions" --output "$SLURMGATE_RESULT"';
-
 export async function run(client: SlurmgateClient, options: EvalWithServerOptions = {}): Promise<EvalWithServerReport> {
   const o = { ...DEFAULTS, ...options };
   const submitted = await client.submit({
@@ -69,13 +64,31 @@ export async function run(client: SlurmgateClient, options: EvalWithServerOption
     // The evaluation part: its image, its env; it never sees the server's env or secrets.
     container: { image: o.harnessImage, mountHome: true },
     env: { EVAL_LOG_SAMPLES: "true" },
-    command: ["bash", "-c", EVALUATE, "evaluate", ...o.evaluate, "--model", o.model, "--tasks", o.tasks.join(",")],
+    // {…}: the server's URL and the result file exist only in the allocation; the wrapper fills them in.
+    command: [
+      ...o.evaluate,
+      "--model",
+      o.model,
+      "--tasks",
+      o.tasks.join(","),
+      "--model-url",
+      "{SLURMGATE_SERVICE_MODEL_URL}/v1/chat/completions",
+      "--output",
+      "{SLURMGATE_RESULT}",
+    ],
     services: [
       {
         name: "model",
         container: {
           image: o.servingImage,
-          command: ["sh", "-c", SERVE, "serve", ...o.serve, o.checkpoint ?? o.model, "--served-model-name", o.model],
+          command: [
+            ...o.serve,
+            o.checkpoint ?? o.model,
+            "--served-model-name",
+            o.model,
+            "--port",
+            "{SLURMGATE_SERVICE_PORT}",
+          ],
         },
         // The deployment part: its own env and the token for gated models, neither seen by the harness.
         env: { VLLM_WORKER_MULTIPROC_METHOD: "spawn" },

@@ -74,6 +74,8 @@ describe("sweep()", () => {
     expect(jobs).toHaveLength(6);
     expect(jobs.map((j) => j.sweep?.index)).toEqual([0, 1, 2, 3, 4, 5]);
     const sweepId = jobs[0]?.sweep?.id ?? "";
+    // The sweep's id comes with the jobs, so a caller needs no element to find its sweep.
+    expect(jobs.sweepId).toBe(sweepId);
     expect(jobs.every((j) => j.sweep?.id === sweepId && j.state === "queued")).toBe(true);
     const combos = jobs.map((j) => `${j.spec?.env.LR}/${j.spec?.env.SEED}`);
     expect([...combos].sort()).toEqual(["0.01/1", "0.01/2", "0.01/3", "0.1/1", "0.1/2", "0.1/3"]);
