@@ -6,6 +6,7 @@
 import { serve } from "@hono/node-server";
 import { createApp } from "./app.ts";
 import { ensureAdmin } from "./bootstrap.ts";
+import { keepIdleConnections } from "./keep-alive.ts";
 import { parseGatewayConfig } from "./config.ts";
 import { createNodeDeps } from "./node-deps.ts";
 import { expireLeases } from "./store/leases.ts";
@@ -45,6 +46,7 @@ export async function startGateway(env: Record<string, string | undefined>) {
       db: config.SLURMGATE_DB_URL.replace(/\?.*$/, ""),
     });
   });
+  keepIdleConnections(server);
   const stop = () => {
     clearInterval(sweep);
     clearInterval(retention);

@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { serve } from "@hono/node-server";
 import type { Job, JobSpecInput } from "../../schemas/index.ts";
 import { ClusterConfig, isTerminal } from "../../schemas/index.ts";
+import { keepIdleConnections } from "../../gateway/keep-alive.ts";
 import { createTestGateway, type TestGateway } from "../helpers/gateway.ts";
 
 export const REPO = join(import.meta.dirname, "..", "..");
@@ -127,6 +128,7 @@ export async function startE2E(
   const clusters = slurmClusters();
   const gw = await createTestGateway({ SLURMGATE_LEASE_SECONDS: "30", ...gatewayEnv });
   const server = serve({ fetch: gw.app.fetch, port: 0, hostname: "127.0.0.1" });
+  keepIdleConnections(server);
   await new Promise<void>((resolve) => server.once("listening", () => resolve()));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const admin = await gw.user("root", true);

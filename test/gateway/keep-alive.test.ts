@@ -6,6 +6,7 @@
 import http from "node:http";
 import type { Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { IDLE_KEEP_ALIVE_MS } from "../../gateway/keep-alive.ts";
 import { type GatewayProcess, startGatewayProcess } from "../helpers/gateway-process.ts";
 
 type Answer = { status: number; headers: http.IncomingHttpHeaders; body: string; socket: Socket };
@@ -65,6 +66,22 @@ describe("keep-alive after early answers (real gateway process)", () => {
   afterAll(async () => {
     await gw?.stop();
   });
+
+  it("keeps an idle connection longer than clients and proxies keep theirs, so the client side closes first", async () => {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const first = await send(gw.url, agent, "GET", "/healthz");
+      expect(first.headers["keep-alive"]).toBe(`timeout=${IDLE_KEEP_ALIVE_MS / 1_000}`);
+      expect(IDLE_KEEP_ALIVE_MS).toBeGreaterThan(60_000);
+      // Past Node's own default of 5 s, the gateway has not closed the pooled socket.
+      await new Promise((r) => setTimeout(r, 5_500));
+      const second = await send(gw.url, agent, "GET", "/healthz");
+      expect(second.status).toBe(200);
+      expect(second.socket).toBe(first.socket);
+    } finally {
+      agent.destroy();
+    }
+  }, 20_000);
 
   it("a 401 to a POST with a large unread body, then the next request on the same socket works", async () => {
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
