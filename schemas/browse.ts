@@ -1,15 +1,13 @@
 /**
- * Browsing a job's directory on demand (GET /v1/jobs/{id}/dir|head|tail): the caps and the lexical
- * path rule, once. The gateway refuses a bad path before anything is asked; the agent applies the
- * same rule again (it trusts no row), then resolves what is left one component at a time.
+ * Browsing a job's directory on demand (GET /v1/jobs/{id}/dir|head|tail): the caps, and the job-path
+ * rule of schemas/files.ts as browsing applies it. The gateway refuses a bad path before anything is
+ * asked; the agent applies the same rule again (it trusts no row), then resolves what is left one
+ * component at a time.
  */
 import { z } from "@hono/zod-openapi";
+import { FILE_LIMITS, jobPathProblems } from "./files.ts";
 
 export const BROWSE_LIMITS = {
-  /** Characters in a whole path. */
-  pathChars: 1_024,
-  /** Bytes in one component (NAME_MAX on Linux). */
-  segmentBytes: 255,
   /** Entries in one listing; the rest is cut and `truncated` set. */
   entries: 1_000,
   /** Bytes one head or tail returns at most, and by default. */
@@ -18,30 +16,16 @@ export const BROWSE_LIMITS = {
 } as const;
 
 /**
- * Every way `path` breaks the rule, in words (empty when it is fine). `""` and `"."` name the job
- * directory itself; a trailing `/` is allowed.
- * @example browsePathProblems("/etc/../x") // ["is absolute: …", "has a '..' segment: …"]
+ * Every way `path` breaks the job-path rule (schemas/files.ts), in words; empty when it is fine.
+ * Browsing also names the job directory itself (`""`, `"."`, `"./"`) and a directory with a
+ * trailing `/`.
+ * @example browsePathProblems("/etc/../x") // ["is absolute: …", "has a '..' component: …"]
  */
 export function browsePathProblems(path: string): string[] {
-  const problems: string[] = [];
-  if (path.length > BROWSE_LIMITS.pathChars) {
-    problems.push(`is ${path.length} characters long; at most ${BROWSE_LIMITS.pathChars}`);
+  if (/^\.?\/?$/.test(path)) {
+    return [];
   }
-  if (path.includes("\0")) {
-    problems.push("contains a NUL character");
-  }
-  if (path.startsWith("/")) {
-    problems.push("is absolute: give a path relative to the job directory");
-  }
-  const segments = path.split("/");
-  if (segments.includes("..")) {
-    problems.push("has a '..' segment: only paths inside the job directory can be browsed");
-  }
-  const long = segments.find((s) => new TextEncoder().encode(s).length > BROWSE_LIMITS.segmentBytes);
-  if (long !== undefined) {
-    problems.push(`has a component longer than ${BROWSE_LIMITS.segmentBytes} bytes`);
-  }
-  return problems;
+  return jobPathProblems(path.endsWith("/") ? path.slice(0, -1) : path);
 }
 
 /**
@@ -63,7 +47,7 @@ export const BrowsePath = z
     }
   })
   .openapi({
-    description: `A path relative to the job directory (\`""\` is the directory itself): no leading '/', no '..', no NUL, at most ${BROWSE_LIMITS.pathChars} characters.`,
+    description: `A path relative to the job directory (\`""\` is the directory itself): no leading '/', no '..', no NUL, at most ${FILE_LIMITS.pathChars} characters.`,
     example: "results/metrics.json",
   });
 
@@ -74,7 +58,7 @@ export const DirEntry = z
     name: z
       .string()
       .min(1)
-      .max(BROWSE_LIMITS.segmentBytes * 4),
+      .max(FILE_LIMITS.segmentChars * 4),
     type: DirEntryType.openapi({ description: "As lstat sees it: a symlink is never followed." }),
     size: z.number().int().min(0),
     mtime: z.string().datetime(),
@@ -84,7 +68,7 @@ export type DirEntry = z.infer<typeof DirEntry>;
 
 export const DirListing = z
   .strictObject({
-    path: z.string().max(BROWSE_LIMITS.pathChars),
+    path: z.string().max(FILE_LIMITS.pathChars),
     entries: z.array(DirEntry).max(BROWSE_LIMITS.entries).openapi({ description: "Sorted by name." }),
     truncated: z
       .boolean()
@@ -95,7 +79,7 @@ export type DirListing = z.infer<typeof DirListing>;
 
 export const FileSlice = z
   .strictObject({
-    path: z.string().max(BROWSE_LIMITS.pathChars),
+    path: z.string().max(FILE_LIMITS.pathChars),
     size: z.number().int().min(0).openapi({ description: "The whole file's size when it was read." }),
     offset: z.number().int().min(0).openapi({ description: "Where in the file `data` starts." }),
     data: z

@@ -1,7 +1,7 @@
 /**
  * Files: content-addressed blobs a user uploads (FileRef), the limits on them, and a job's inputs.
- * The gateway and the agent both apply `jobPathFault` (the agent again, component by component,
- * on the real filesystem); the outputs helper reuses it for output paths.
+ * The gateway and the agent both apply `jobPathProblems` (the agent again, component by component,
+ * on the real filesystem); output globs and browsing use the same rule.
  */
 import { z } from "@hono/zod-openapi";
 
@@ -18,45 +18,56 @@ export { FILE_LIMITS };
 export const INPUT_MODE = /^0?[0-7]{3}$/;
 
 /**
- * Why `path` is not a safe path relative to a job's directory, or undefined. Lexical only: no
- * leading `/`, no `.`/`..`/empty component, no NUL or other control character, no backslash (a
- * Windows client would mean a separator), and the length caps above. Symlinks are the agent's check.
- * @example jobPathFault("data/train.csv") === undefined
- * @example jobPathFault("../x") === "must not contain a '..' component"
+ * Every way `path` is not a safe path relative to a job's directory, in words (empty when it is
+ * one): the one lexical rule for inputs, outputs and browsing. No leading `/`, no `.`/`..`/empty
+ * component, no NUL or other control character, no backslash (a Windows client would mean a
+ * separator), and the length caps above. Symlinks are the agent's check, on the real filesystem.
+ * @example jobPathProblems("data/train.csv") // => []
+ * @example jobPathProblems("/etc/../x") // => ["is absolute: …", "has a '..' component: …"]
  */
-export function jobPathFault(path: string): string | undefined {
+export function jobPathProblems(path: string): string[] {
   if (path.length === 0) {
-    return "must not be empty";
+    return ["is empty"];
   }
+  const problems: string[] = [];
   if (path.length > FILE_LIMITS.pathChars) {
-    return `must be at most ${FILE_LIMITS.pathChars} characters`;
+    problems.push(`is ${path.length} characters long; at most ${FILE_LIMITS.pathChars}`);
+  }
+  if (path.includes("\u0000")) {
+    problems.push("contains a NUL character");
   }
   // biome-ignore lint/suspicious/noControlCharactersInRegex: the rule is exactly that these are refused
-  if (/[\u0000-\u001f\u007f]/.test(path)) {
-    return path.includes("\u0000") ? "must not contain NUL" : "must not contain control characters";
+  if (/[\u0001-\u001f\u007f]/.test(path)) {
+    problems.push("contains a control character");
   }
   if (path.includes("\\")) {
-    return "must use '/' as separator (no backslash)";
+    problems.push("uses a backslash: separate components with '/'");
   }
   if (path.startsWith("/")) {
-    return "must be relative to the job directory (no leading '/')";
+    problems.push("is absolute: give a path relative to the job directory");
   }
   const segments = path.split("/");
   if (segments.length > FILE_LIMITS.pathDepth) {
-    return `must be at most ${FILE_LIMITS.pathDepth} components deep`;
+    problems.push(`has ${segments.length} components; at most ${FILE_LIMITS.pathDepth}`);
   }
-  for (const segment of segments) {
-    if (segment === "..") {
-      return "must not contain a '..' component";
-    }
-    if (segment === "." || segment === "") {
-      return "must not contain '.' or empty components";
-    }
-    if (new TextEncoder().encode(segment).length > FILE_LIMITS.segmentChars) {
-      return `must have components of at most ${FILE_LIMITS.segmentChars} bytes`;
-    }
+  if (segments.includes("..")) {
+    problems.push("has a '..' component: only paths inside the job directory are allowed");
   }
-  return undefined;
+  if (segments.some((segment, i) => segment === "." || (segment === "" && !(i === 0 && path.startsWith("/"))))) {
+    problems.push("has an empty or '.' component");
+  }
+  if (segments.some((segment) => new TextEncoder().encode(segment).length > FILE_LIMITS.segmentChars)) {
+    problems.push(`has a component longer than ${FILE_LIMITS.segmentChars} bytes`);
+  }
+  return problems;
+}
+
+/**
+ * The first of {@link jobPathProblems}, or undefined when `path` is safe.
+ * @example jobPathFault("../x") // => "has a '..' component: only paths inside the job directory are allowed"
+ */
+export function jobPathFault(path: string): string | undefined {
+  return jobPathProblems(path)[0];
 }
 
 export const FileRef = z
@@ -69,9 +80,8 @@ export type FileRef = z.infer<typeof FileRef>;
 export const JobPath = z
   .string()
   .superRefine((path, ctx) => {
-    const fault = jobPathFault(path);
-    if (fault) {
-      ctx.addIssue({ code: "custom", message: fault });
+    for (const message of jobPathProblems(path)) {
+      ctx.addIssue({ code: "custom", message });
     }
   })
   .openapi({

@@ -4,6 +4,7 @@
  * the agent checks every matched path again against the directory itself (agent/outputs.ts).
  */
 import { z } from "@hono/zod-openapi";
+import { FILE_LIMITS, jobPathFault } from "./files.ts";
 
 /** Most globs one job may declare. */
 export const MAX_OUTPUT_GLOBS = 64;
@@ -14,39 +15,27 @@ export const MAX_OUTPUT_FILE_BYTES = 2 * 1024 ** 3;
 /** Most bytes one job's outputs may add up to. */
 export const MAX_OUTPUT_TOTAL_BYTES = 8 * 1024 ** 3;
 /** How deep a `**` may search below the job directory. */
-export const MAX_OUTPUT_DEPTH = 32;
+export const MAX_OUTPUT_DEPTH = FILE_LIMITS.pathDepth;
 
 /** One path segment of a glob: plain characters, with `*` and `?` wildcards; or `**` alone. */
 const GLOB_SEGMENT = /^(\*\*|[A-Za-z0-9_.+@=,*?-]+)$/;
 
 /**
- * Why `glob` is not an output glob, or undefined when it is one: relative, `/`-separated, without
- * `.`/`..`/empty segments, without brackets, braces, backslashes or control characters.
- * @example outputGlobProblem("../*") // => "'..' segments are not allowed"
+ * Why `glob` is not an output glob, or undefined when it is one: a job path (schemas/files.ts, with
+ * `*` and `?` as plain characters there) whose components are names, wildcards or `**` alone.
+ * @example outputGlobProblem("../*") // => "has a '..' component: only paths inside the job directory are allowed"
  */
 export function outputGlobProblem(glob: string): string | undefined {
-  if (glob.length === 0 || glob.length > 1_024) {
-    return "1 to 1024 characters";
+  const lexical = jobPathFault(glob);
+  if (lexical !== undefined) {
+    return lexical;
   }
-  if (glob.startsWith("/")) {
-    return "must be relative to the job directory";
-  }
-  const segments = glob.split("/");
-  for (const segment of segments) {
-    if (segment === "") {
-      return "empty path segments ('//' or a trailing '/') are not allowed";
-    }
-    if (segment === "." || segment === "..") {
-      return `'${segment}' segments are not allowed`;
-    }
+  for (const segment of glob.split("/")) {
     if (!GLOB_SEGMENT.test(segment) || (segment !== "**" && segment.includes("**"))) {
       return segment.includes("**")
         ? "'**' must be a whole path segment"
         : "letters, digits, '_', '.', '+', '@', '=', ',', '-' and the wildcards '*' and '?' only";
     }
-  }
-  if (segments.length > MAX_OUTPUT_DEPTH) {
-    return `at most ${MAX_OUTPUT_DEPTH} path segments`;
   }
   return undefined;
 }

@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { BROWSE_LIMITS } from "../../schemas/browse.ts";
+import { FILE_LIMITS } from "../../schemas/files.ts";
 import { createWorld, expectProblemShape } from "./world.ts";
 
 type Ask = {
@@ -51,7 +52,7 @@ describe("browse: refusals before anything is asked", () => {
   it("names every lexical violation of the path, for each route", async () => {
     const w = await world();
     const id = await submittedJob(w);
-    const bad = `/${"a".repeat(300)}/../x\u0000y/${"b".repeat(BROWSE_LIMITS.pathChars)}`;
+    const bad = `/${"a".repeat(300)}/../x\u0000y/${"b".repeat(FILE_LIMITS.pathChars)}`;
     for (const route of ["dir", "head", "tail"]) {
       const res = await w.call("GET", `/v1/jobs/${id}/${route}?path=${encodeURIComponent(bad)}`, w.tokens.alice);
       const problem = expectProblemShape(res, 422) as unknown as {
