@@ -7,6 +7,7 @@ import type { JobFile, Problem } from "./types.ts";
 import { SlurmgateError } from "./errors.ts";
 import type { RawClient } from "./raw.ts";
 import { unwrap } from "./unwrap.ts";
+import { nodeOnly } from "./node-only.ts";
 
 /** The bytes that arrived do not hash to the sha256 the gateway lists: nothing was kept. */
 export class IntegrityError extends Error {
@@ -67,9 +68,9 @@ export async function downloadFiles(
   dest: string,
   options: { signal?: AbortSignal } = {},
 ): Promise<Downloaded[]> {
-  const fs = await import("node:fs");
-  const { join, dirname, resolve, relative, isAbsolute } = await import("node:path");
-  const { createHash } = await import("node:crypto");
+  const fs = await nodeOnly<typeof import("node:fs")>("node:fs");
+  const { join, dirname, resolve, relative, isAbsolute } = await nodeOnly<typeof import("node:path")>("node:path");
+  const { createHash } = await nodeOnly<typeof import("node:crypto")>("node:crypto");
   const chosen = selectFiles(await listFiles(raw, jobId, options.signal), path);
   if (chosen.length === 0) {
     throw notFound(jobId, path);

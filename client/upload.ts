@@ -7,6 +7,7 @@
 import { FILE_LIMITS } from "../schemas/file-limits.ts";
 import { SlurmgateError } from "./errors.ts";
 import type { Problem } from "./types.ts";
+import { nodeOnly } from "./node-only.ts";
 
 export type UploadSource = string | Uint8Array | ArrayBuffer | Blob | ReadableStream<Uint8Array>;
 
@@ -29,7 +30,7 @@ const digest = async (bytes: Uint8Array) => hex(await crypto.subtle.digest("SHA-
 /** An incremental sha-256: node:crypto where there is one (a whole file never sits in memory), else WebCrypto over the kept bytes. */
 async function wholeHasher(): Promise<{ update(b: Uint8Array): void; digest(): Promise<string> }> {
   try {
-    const { createHash } = await import("node:crypto");
+    const { createHash } = await nodeOnly<typeof import("node:crypto")>("node:crypto");
     const hash = createHash("sha256");
     return { update: (b) => hash.update(b), digest: async () => hash.digest("hex") };
   } catch {
@@ -44,9 +45,9 @@ async function wholeHasher(): Promise<{ update(b: Uint8Array): void; digest(): P
 async function streamOf(source: UploadSource): Promise<{ stream: ReadableStream<Uint8Array>; name?: string }> {
   if (typeof source === "string") {
     const [{ open }, { basename }, { Readable }] = await Promise.all([
-      import("node:fs/promises"),
-      import("node:path"),
-      import("node:stream"),
+      nodeOnly<typeof import("node:fs/promises")>("node:fs/promises"),
+      nodeOnly<typeof import("node:path")>("node:path"),
+      nodeOnly<typeof import("node:stream")>("node:stream"),
     ]);
     // Opened here, so a missing file fails before any request; the stream closes it when read to the end.
     const handle = await open(source, "r");

@@ -25,6 +25,8 @@ export interface BlobStore {
   ): Promise<{ body: ReadableStream<Uint8Array>; size: number } | null>;
   /** Removes the blob; no error when it is absent. */
   delete(sha256: string): Promise<void>;
+  /** The sha256 and size of the bytes held now under `sha256` (null if none): a damaged or swapped blob shows here. */
+  rehash(sha256: string): Promise<{ sha256: string; size: number } | null>;
 }
 
 export class BlobTooLarge extends Error {
@@ -60,4 +62,5 @@ export const unavailableBlobStore: BlobStore = {
   head: () => Promise.reject(new BlobStoreUnavailable()),
   get: () => Promise.reject(new BlobStoreUnavailable()),
   delete: () => Promise.reject(new BlobStoreUnavailable()),
+  rehash: () => Promise.reject(new BlobStoreUnavailable()),
 };

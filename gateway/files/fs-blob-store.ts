@@ -23,7 +23,7 @@ export async function createFsBlobStore(dir: string): Promise<BlobStore> {
   await rm(tmp, { recursive: true, force: true });
   await mkdir(tmp, { recursive: true });
 
-  return {
+  const store: BlobStore = {
     async put(body, { maxBytes, expectedSha256 }) {
       const tmpFile = join(tmp, randomUUID());
       const handle = await open(tmpFile, "wx", 0o600);
@@ -103,8 +103,22 @@ export async function createFsBlobStore(dir: string): Promise<BlobStore> {
       return { body: Readable.toWeb(stream) as ReadableStream<Uint8Array>, size };
     },
 
+    async rehash(sha256) {
+      const whole = await store.get(sha256);
+      if (!whole) {
+        return null;
+      }
+      const hash = createHash("sha256");
+      let size = 0;
+      for await (const chunk of whole.body as unknown as AsyncIterable<Uint8Array>) {
+        hash.update(chunk);
+        size += chunk.byteLength;
+      }
+      return { sha256: hash.digest("hex"), size };
+    },
     async delete(sha256) {
       await rm(blobPath(dir, sha256), { force: true });
     },
   };
+  return store;
 }

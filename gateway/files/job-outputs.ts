@@ -3,7 +3,6 @@
  * `job_files` row per path), the owner's listing and download. A row is written only after every
  * byte arrived and matched the sha256 the agent named, so nothing half-uploaded is ever listed.
  */
-import { createHash } from "node:crypto";
 import { jobPathFault } from "../../schemas/files.ts";
 import { JobSpec, LIVE_STATES } from "../../schemas/job.ts";
 import { type JobFile, MAX_OUTPUT_FILE_BYTES, globMatcher } from "../../schemas/outputs.ts";
@@ -135,24 +134,6 @@ export function parseRange(
   return { start, end };
 }
 
-/**
- * The hash of what the store holds now. Why every download re-hashes: a blob damaged on disk (or
- * swapped) must be refused, not served under the sha256 it no longer has.
- */
-async function storedHash(deps: Deps, sha256: string): Promise<{ sha256: string; size: number } | null> {
-  const whole = await deps.blobs.get(sha256);
-  if (!whole) {
-    return null;
-  }
-  const hash = createHash("sha256");
-  let size = 0;
-  for await (const chunk of whole.body as unknown as AsyncIterable<Uint8Array>) {
-    hash.update(chunk);
-    size += chunk.byteLength;
-  }
-  return { sha256: hash.digest("hex"), size };
-}
-
 export type OutputDownload = {
   status: 200 | 206;
   body: ReadableStream<Uint8Array>;
@@ -177,7 +158,8 @@ export async function openOutput(
   }
   const sha256 = String(row.sha256);
   const size = Number(row.size);
-  const actual = await storedHash(deps, sha256);
+  // Every download re-hashes: a blob damaged on disk (or swapped) is refused, not served under a sha256 it no longer has.
+  const actual = await deps.blobs.rehash(sha256);
   if (!actual || actual.sha256 !== sha256 || actual.size !== size) {
     deps.log({ level: "error", msg: "stored output does not match its sha256", jobId: id, path, sha256 });
     throw new ApiProblem(

@@ -18,6 +18,8 @@ export const CORS_ALLOW_HEADERS = [
   "if-none-match",
   "last-event-id",
   "x-request-id",
+  "x-content-sha256",
+  "range",
   "accept",
 ] as const;
 
