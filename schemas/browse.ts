@@ -17,15 +17,13 @@ export const BROWSE_LIMITS = {
 
 /**
  * Every way `path` breaks the job-path rule (schemas/files.ts), in words; empty when it is fine.
- * Browsing also names the job directory itself (`""`, `"."`, `"./"`) and a directory with a
- * trailing `/`.
+ * Browsing also takes the job directory itself (`""`, `"."`, `"./"`), a leading `./` and a
+ * trailing `/`, as people type them.
  * @example browsePathProblems("/etc/../x") // ["is absolute: …", "has a '..' component: …"]
  */
 export function browsePathProblems(path: string): string[] {
-  if (/^\.?\/?$/.test(path)) {
-    return [];
-  }
-  return jobPathProblems(path.endsWith("/") ? path.slice(0, -1) : path);
+  const trimmed = path.replace(/^(\.\/)+/, "").replace(/\/$/, "");
+  return trimmed === "" || trimmed === "." ? [] : jobPathProblems(trimmed);
 }
 
 /**

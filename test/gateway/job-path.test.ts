@@ -14,7 +14,9 @@ describe("the job-path rule", () => {
     const fault = jobPathFault(path);
     expect(fault).toBeDefined();
     expect(outputGlobProblem(path)).toBe(fault);
-    expect(browsePathProblems(path)).toEqual(jobPathProblems(path));
+    if (path !== "./a") {
+      expect(browsePathProblems(path)).toEqual(jobPathProblems(path));
+    }
   });
 
   it("lists every violation of one path", () => {
@@ -22,8 +24,8 @@ describe("the job-path rule", () => {
     expect(problems.join(" | ")).toMatch(/NUL.*backslash.*absolute.*'\.\.'.*255 bytes/);
   });
 
-  it("lets browsing name the job directory and a directory with a trailing slash, nothing else", () => {
-    for (const path of ["", ".", "./", "results/", "results/a.json"]) {
+  it("lets browsing name the job directory, a leading './' and a trailing slash, nothing else", () => {
+    for (const path of ["", ".", "./", "./a", "results/", "results/a.json"]) {
       expect(browsePathProblems(path)).toEqual([]);
     }
     expect(jobPathFault("")).toBe("is empty");
