@@ -65,7 +65,12 @@ describe("slurmctld outage", () => {
     expect(
       waiting.map((j) => j.state).every((s) => ["queued", "leased", "submitted", "pending", "running"].includes(s)),
     ).toBe(true);
-    // The agent did meet the outage (its sbatch/squeue calls failed) and carried on.
+    // The agent did meet the outage (its sbatch/squeue calls failed) and carried on. The jobs' reason
+    // is reported mid-cycle; the cycle's summary line comes only once its squeue has timed out too.
+    const logDeadline = Date.now() + 60_000;
+    while (!/cycle finished with errors/.test(agent.logs()) && Date.now() < logDeadline) {
+      await new Promise((r) => setTimeout(r, 500));
+    }
     expect(agent.logs()).toMatch(/cycle finished with errors/);
     restartClusters();
     const done = await Promise.all([before, ...during].map((job) => e2e.waitTerminal(e2e.alice, job.id, 180_000)));
