@@ -17,16 +17,48 @@ export interface BlobStore {
   head(sha256: string): Promise<{ size: number } | null>;
   /**
    * The blob's bytes, or the range `start..end` (both inclusive, like HTTP Range; end defaults to
-   * the last byte). `size` is always the whole blob's size.
+   * the last byte). `size` is always the whole blob's size. `version` names the stored copy the
+   * bytes come from: it changes whenever anything rewrites the blob (verified-read.ts relies on it).
    */
   get(
     sha256: string,
     range?: { start: number; end?: number },
-  ): Promise<{ body: ReadableStream<Uint8Array>; size: number } | null>;
+  ): Promise<{ body: ReadableStream<Uint8Array>; size: number; version: string } | null>;
   /** Removes the blob; no error when it is absent. */
   delete(sha256: string): Promise<void>;
   /** The sha256 and size of the bytes held now under `sha256` (null if none): a damaged or swapped blob shows here. */
-  rehash(sha256: string): Promise<{ sha256: string; size: number } | null>;
+  rehash(sha256: string): Promise<{ sha256: string; size: number; version: string } | null>;
+  /** A streaming sha-256 of this host (node:crypto on Node, crypto.DigestStream on Workers). */
+  digester(): Digester;
+}
+
+export type Digester = {
+  update(chunk: Uint8Array): Promise<void>;
+  /** Lowercase hex. */
+  digest(): Promise<string>;
+};
+
+/** rehash for any store: reads the whole blob through the store's own digester. */
+export async function hashWhole(
+  store: BlobStore,
+  sha256: string,
+): Promise<{ sha256: string; size: number; version: string } | null> {
+  const whole = await store.get(sha256);
+  if (!whole) {
+    return null;
+  }
+  const digester = store.digester();
+  const reader = whole.body.getReader();
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) {
+      break;
+    }
+    size += value.byteLength;
+    await digester.update(value);
+  }
+  return { sha256: await digester.digest(), size, version: whole.version };
 }
 
 export class BlobTooLarge extends Error {
@@ -63,4 +95,7 @@ export const unavailableBlobStore: BlobStore = {
   get: () => Promise.reject(new BlobStoreUnavailable()),
   delete: () => Promise.reject(new BlobStoreUnavailable()),
   rehash: () => Promise.reject(new BlobStoreUnavailable()),
+  digester: () => {
+    throw new BlobStoreUnavailable();
+  },
 };

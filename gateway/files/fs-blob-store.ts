@@ -8,7 +8,7 @@ import { mkdir, open, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { SHA256_HEX } from "../../schemas/files.ts";
-import { type BlobStore, BlobHashMismatch, BlobTooLarge } from "./blob-store.ts";
+import { type BlobStore, BlobHashMismatch, BlobTooLarge, hashWhole } from "./blob-store.ts";
 
 function blobPath(dir: string, sha256: string): string {
   if (!SHA256_HEX.test(sha256)) {
@@ -92,29 +92,29 @@ export async function createFsBlobStore(dir: string): Promise<BlobStore> {
         }
         throw error;
       }
-      const { size } = await handle.stat();
+      const info = await handle.stat({ bigint: true });
+      const size = Number(info.size);
+      // A rewrite in place moves mtime and ctime; a replacement is another inode.
+      const version = `${info.ino}:${info.size}:${info.mtimeNs}:${info.ctimeNs}`;
       const start = range?.start ?? 0;
       const end = Math.min(range?.end ?? size - 1, size - 1);
       if (end < start) {
         await handle.close();
-        return { body: new Blob([]).stream(), size };
+        return { body: new Blob([]).stream(), size, version };
       }
       const stream = handle.createReadStream({ start, end, autoClose: true });
-      return { body: Readable.toWeb(stream) as ReadableStream<Uint8Array>, size };
+      return { body: Readable.toWeb(stream) as ReadableStream<Uint8Array>, size, version };
     },
 
-    async rehash(sha256) {
-      const whole = await store.get(sha256);
-      if (!whole) {
-        return null;
-      }
+    rehash: (sha256) => hashWhole(store, sha256),
+    digester() {
       const hash = createHash("sha256");
-      let size = 0;
-      for await (const chunk of whole.body as unknown as AsyncIterable<Uint8Array>) {
-        hash.update(chunk);
-        size += chunk.byteLength;
-      }
-      return { sha256: hash.digest("hex"), size };
+      return {
+        update: async (chunk) => {
+          hash.update(chunk);
+        },
+        digest: async () => hash.digest("hex"),
+      };
     },
     async delete(sha256) {
       await rm(blobPath(dir, sha256), { force: true });

@@ -1,13 +1,16 @@
 /**
  * Job outputs through the real HTTP app: the agent's streamed upload (fenced, path-checked, hash
  * verified, listed only when whole), the owner's listing and download with Range, and a stored
- * blob damaged on disk refused rather than served.
+ * blob damaged on disk never served as good (whole reads break, ranges come only from a verified copy).
  */
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { hashWhole } from "../../gateway/files/blob-store.ts";
+import { REVERIFY_AFTER_MS } from "../../gateway/files/verified-read.ts";
+import { testClock } from "../helpers/gateway.ts";
 import { type World, createWorld, expectProblemShape } from "./world.ts";
 
 const sha = (bytes: Uint8Array | string) => createHash("sha256").update(bytes).digest("hex");
@@ -161,20 +164,120 @@ describe("download", () => {
     }
   });
 
-  it("refuses (500 problem) a stored blob whose bytes no longer match its sha256", async () => {
-    const bytes = randomBytes(5000);
-    const { w, id } = await withFile(bytes);
-    const hex = sha(bytes);
-    const file = readdirSync(tmpdir())
+  function blobFile(hex: string): string {
+    return readdirSync(tmpdir())
       .filter((d) => d.startsWith("sg-blobs-"))
       .map((d) => join(tmpdir(), d, hex.slice(0, 2), hex.slice(2, 4), hex))
       .find((p) => existsSync(p))!;
+  }
+
+  /** Counts the bytes the app reads out of the store, whole or ranged. */
+  function countReads(w: World): { bytes: number } {
+    const inner = w.deps.blobs;
+    const counter = { bytes: 0 };
+    w.deps.blobs = {
+      ...inner,
+      rehash: (sha256) => hashWhole(w.deps.blobs, sha256),
+      async get(sha256, range) {
+        const got = await inner.get(sha256, range);
+        if (!got) {
+          return got;
+        }
+        const counted = new TransformStream<Uint8Array, Uint8Array>({
+          transform(chunk, controller) {
+            counter.bytes += chunk.byteLength;
+            controller.enqueue(chunk);
+          },
+        });
+        return { ...got, body: got.body.pipeThrough(counted) };
+      },
+    };
+    return counter;
+  }
+
+  /** Reads a whole download: the bytes that arrived, and whether the transfer broke. */
+  async function drain(w: World, path: string) {
+    const res = await w.app.request(path, { headers: { authorization: `Bearer ${w.tokens.alice}` } });
+    const reader = res.body!.getReader();
+    let arrived = 0;
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) {
+          return { status: res.status, arrived, broken: false };
+        }
+        arrived += value.byteLength;
+      }
+    } catch {
+      return { status: res.status, arrived, broken: true };
+    }
+  }
+
+  it("a whole download of a blob damaged on disk breaks short of its length; the blob is then gone, ranges refused", async () => {
+    const bytes = randomBytes(200_000);
+    const { w, id } = await withFile(bytes);
     const damaged = Buffer.from(bytes);
-    damaged[100] = (damaged[100]! + 1) % 256;
-    writeFileSync(file, damaged);
-    const res = await w.call("GET", `/v1/jobs/${id}/files/model%2Ffinal.pt`, w.tokens.alice);
-    expect((expectProblemShape(res, 500) as { detail?: string }).detail).toContain("no longer matches its sha256");
-    const ranged = await get(w, `/v1/jobs/${id}/files/model/final.pt`, w.tokens.alice, { range: "bytes=0-10" });
+    damaged[150_000] = (damaged[150_000]! + 1) % 256;
+    writeFileSync(blobFile(sha(bytes)), damaged);
+    const path = `/v1/jobs/${id}/files/model/final.pt`;
+    const whole = await drain(w, path);
+    expect(whole.status).toBe(200);
+    expect(whole.broken).toBe(true);
+    expect(whole.arrived).toBeLessThan(bytes.length);
+    expect(w.logs.some((l) => l.msg === "stored blob does not match its sha256; deleted")).toBe(true);
+    const again = await w.call("GET", `/v1/jobs/${id}/files/model%2Ffinal.pt`, w.tokens.alice);
+    expect((expectProblemShape(again, 500) as { detail?: string }).detail).toContain("is missing");
+    expect((await get(w, path, w.tokens.alice, { range: "bytes=0-10" })).status).toBe(500);
+  });
+
+  it("a longer or shorter blob on disk never arrives whole either", async () => {
+    for (const change of [(b: Buffer) => Buffer.concat([b, Buffer.from("x")]), (b: Buffer) => b.subarray(1)]) {
+      const bytes = randomBytes(50_000);
+      const { w, id } = await withFile(bytes);
+      writeFileSync(blobFile(sha(bytes)), change(Buffer.from(bytes)));
+      const whole = await drain(w, `/v1/jobs/${id}/files/model/final.pt`);
+      expect(whole.broken).toBe(true);
+      expect(whole.arrived).toBeLessThan(bytes.length);
+    }
+  });
+
+  it("Range reads of a verified blob read only the range; a rewrite since, or an old verification, hashes it whole again", async () => {
+    const clock = testClock();
+    const w = await createWorld({}, clock);
+    const { id, epoch } = await leased(w);
+    const bytes = randomBytes(300_000);
+    await put(w, id, { epoch, path: "model/final.pt", sha256: sha(bytes), size: bytes.length }, bytes);
+    const reads = countReads(w);
+    const path = `/v1/jobs/${id}/files/model/final.pt`;
+
+    // First Range read of this process verifies the whole blob once.
+    expect((await get(w, path, w.tokens.alice, { range: "bytes=0-99" })).bytes.equals(bytes.subarray(0, 100))).toBe(
+      true,
+    );
+    expect(reads.bytes).toBe(bytes.length + 100);
+    reads.bytes = 0;
+    for (let i = 0; i < 5; i++) {
+      const res = await get(w, path, w.tokens.alice, { range: `bytes=${i * 1000}-${i * 1000 + 9}` });
+      expect(res.bytes.equals(bytes.subarray(i * 1000, i * 1000 + 10))).toBe(true);
+    }
+    expect(reads.bytes).toBe(50);
+
+    // A whole download verifies too (it hashes what it sends).
+    reads.bytes = 0;
+    expect(sha((await get(w, path, w.tokens.alice)).bytes)).toBe(sha(bytes));
+    expect(reads.bytes).toBe(bytes.length);
+
+    clock.advance(REVERIFY_AFTER_MS);
+    reads.bytes = 0;
+    expect((await get(w, path, w.tokens.alice, { range: "bytes=0-9" })).status).toBe(206);
+    expect(reads.bytes).toBe(bytes.length + 10);
+
+    // Rewritten in place after verification (same length): the next Range read notices.
+    const damaged = Buffer.from(bytes);
+    damaged[5] = (damaged[5]! + 1) % 256;
+    writeFileSync(blobFile(sha(bytes)), damaged);
+    const ranged = await get(w, path, w.tokens.alice, { range: "bytes=0-9" });
     expect(ranged.status).toBe(500);
+    expect(ranged.bytes.toString()).toContain("no longer matches its sha256");
   });
 });

@@ -1,0 +1,128 @@
+/**
+ * The download rule, for every BlobStore (the one place it lives):
+ *
+ * - A whole read is hashed as it is sent. The last chunk is held back until the digest is known:
+ *   when it matches, the chunk goes out and the stream ends; when it does not (or more bytes come
+ *   than the recorded size), the stream is aborted short of its Content-Length, so the client sees
+ *   a broken transfer, never a complete body of wrong bytes. The damaged blob is then deleted and
+ *   logged (a later upload of the same bytes heals it; downloads meanwhile say it is missing).
+ * - A Range read is served only from a copy verified whole within REVERIFY_AFTER_MS whose
+ *   `version` (the store's name for the stored copy: inode and times on disk, the R2 object
+ *   version) has not changed since. Otherwise the whole blob is hashed first, once, and the range
+ *   comes from that verified copy. Records are kept per store in memory (per process, per isolate
+ *   on Workers), so a restart costs one whole hash on the next Range read of each blob.
+ */
+import type { Deps } from "../deps.ts";
+import { ApiProblem } from "../problem.ts";
+import type { BlobStore } from "./blob-store.ts";
+
+/** A verified copy is trusted this long for Range reads; after that the next one re-hashes it (bit rot). */
+export const REVERIFY_AFTER_MS = 24 * 3_600_000;
+/** Records kept per store; the oldest go first, which only costs a re-hash. */
+const MAX_RECORDS = 10_000;
+
+const records = new WeakMap<BlobStore, Map<string, { version: string; at: number }>>();
+
+function recordsOf(store: BlobStore) {
+  let map = records.get(store);
+  if (!map) {
+    map = new Map();
+    records.set(store, map);
+  }
+  return map;
+}
+
+function remember(deps: Deps, sha256: string, version: string): void {
+  const map = recordsOf(deps.blobs);
+  map.delete(sha256);
+  map.set(sha256, { version, at: deps.now() });
+  if (map.size > MAX_RECORDS) {
+    map.delete(map.keys().next().value!);
+  }
+}
+
+async function damaged(deps: Deps, sha256: string, what: string): Promise<void> {
+  recordsOf(deps.blobs).delete(sha256);
+  deps.log({ level: "error", msg: "stored blob does not match its sha256; deleted", sha256, what });
+  await deps.blobs.delete(sha256).catch(() => {});
+}
+
+const refused = (what: string, why: string) =>
+  new ApiProblem("internal", `the stored copy of ${what} ${why}; it is not served`);
+
+/**
+ * `sha256`'s bytes (whole, or `range`), never served as good unless verified by the rule above.
+ * `size` is the size on record; `what` names the file in problems and logs.
+ */
+export async function readVerified(
+  deps: Deps,
+  sha256: string,
+  size: number,
+  what: string,
+  range?: { start: number; end: number },
+): Promise<ReadableStream<Uint8Array>> {
+  if (range) {
+    const known = recordsOf(deps.blobs).get(sha256);
+    if (known && deps.now() - known.at < REVERIFY_AFTER_MS) {
+      const got = await deps.blobs.get(sha256, range);
+      if (got?.version === known.version) {
+        return got.body;
+      }
+      await got?.body.cancel();
+    }
+    const actual = await deps.blobs.rehash(sha256);
+    if (!actual) {
+      throw refused(what, "is missing");
+    }
+    if (actual.sha256 !== sha256 || actual.size !== size) {
+      await damaged(deps, sha256, what);
+      throw refused(what, "no longer matches its sha256");
+    }
+    const got = await deps.blobs.get(sha256, range);
+    if (got?.version !== actual.version) {
+      await got?.body.cancel();
+      throw refused(what, "changed while it was being read");
+    }
+    remember(deps, sha256, actual.version);
+    return got.body;
+  }
+
+  const got = await deps.blobs.get(sha256);
+  if (!got) {
+    throw refused(what, "is missing");
+  }
+  const digester = deps.blobs.digester();
+  let held: Uint8Array | undefined;
+  let seen = 0;
+  return got.body.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      async transform(chunk, controller) {
+        if (chunk.byteLength === 0) {
+          return;
+        }
+        seen += chunk.byteLength;
+        if (seen > size) {
+          await damaged(deps, sha256, what);
+          controller.error(refused(what, "is longer than recorded"));
+          return;
+        }
+        await digester.update(chunk);
+        if (held) {
+          controller.enqueue(held);
+        }
+        held = chunk;
+      },
+      async flush(controller) {
+        if (seen !== size || (await digester.digest()) !== sha256) {
+          await damaged(deps, sha256, what);
+          controller.error(refused(what, "no longer matches its sha256"));
+          return;
+        }
+        if (held) {
+          controller.enqueue(held);
+        }
+        remember(deps, sha256, got.version);
+      },
+    }),
+  );
+}
