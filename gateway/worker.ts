@@ -1,22 +1,26 @@
 /**
  * Cloudflare Workers entry (wrangler.toml `main`). Same createApp(deps) as Node; only the wiring
  * differs: deps are built from `env` once per isolate, the first admin is ensured once per isolate,
- * and the cron trigger sweeps expired leases and runs a bounded webhook delivery pass (Node does both
- * on timers, which Workers do not keep; docs/deploy-cloudflare.md says what that means for latency).
+ * and the cron trigger sweeps expired leases, runs a bounded webhook delivery pass and, every
+ * RETENTION_EVERY_MS, a bounded file retention pass (Node does all three on timers, which Workers do not keep; docs/deploy-cloudflare.md says what that means for latency).
  * Migrations never run here: `npm run db:migrate -- --url …` applies them before a deploy.
  */
 import { createApp } from "./app.ts";
 import { ensureAdmin } from "./bootstrap.ts";
 import type { Deps } from "./deps.ts";
+import { collectFiles, RETENTION_EVERY_MS } from "./files/retention.ts";
 import { corsAnswerHeaders } from "./middleware/cors.ts";
 import { requestIdFor } from "./middleware/request-id.ts";
 import { ApiProblem, problemBody } from "./problem.ts";
 import { fetchTransport, runDeliveryPass } from "./services/webhook-delivery.ts";
 import { expireLeases } from "./store/leases.ts";
-import { createWorkerDeps, type WorkerEnv } from "./worker-deps.ts";
+import { createWorkerDeps, hasFileStorage, type WorkerEnv } from "./worker-deps.ts";
 
 /** The part of Workers' ExecutionContext this entry uses. */
 type Context = { waitUntil(promise: Promise<unknown>): void };
+
+/** Blobs one cron's retention pass may delete: two subrequests each, inside the cron's budget. */
+const RETENTION_BLOBS_PER_CRON = 200;
 
 type Isolate = { deps: Deps; app: ReturnType<typeof createApp>; ready: Promise<void> };
 
@@ -83,7 +87,7 @@ export default {
   },
 
   /** Cron trigger (wrangler.toml `[triggers]`): housekeeping that Node runs on a timer. */
-  async scheduled(_controller: unknown, env: WorkerEnv, ctx: Context): Promise<void> {
+  async scheduled(controller: { scheduledTime?: number } | undefined, env: WorkerEnv, ctx: Context): Promise<void> {
     const { deps } = getIsolate(env);
     const leases = expireLeases(deps.db, deps.now()).then((swept) => {
       deps.log({ level: swept > 0 ? "info" : "debug", msg: "lease sweep", swept });
@@ -91,7 +95,19 @@ export default {
     const webhooks = runDeliveryPass(deps, fetchTransport).then((delivered) => {
       deps.log({ level: delivered > 0 ? "info" : "debug", msg: "webhook pass", delivered });
     });
-    const work = Promise.all([leases, webhooks]);
+    // The cron fires every minute; retention needs only every RETENTION_EVERY_MS.
+    const minute = Math.floor((controller?.scheduledTime ?? deps.now()) / 60_000);
+    const files =
+      hasFileStorage(env) && minute % Math.round(RETENTION_EVERY_MS / 60_000) === 0
+        ? collectFiles(deps, RETENTION_BLOBS_PER_CRON).then((removed) => {
+            deps.log({
+              level: removed.blobs + removed.uploads > 0 ? "info" : "debug",
+              msg: "file retention",
+              ...removed,
+            });
+          })
+        : Promise.resolve();
+    const work = Promise.all([leases, webhooks, files]);
     ctx.waitUntil(work);
     await work;
   },

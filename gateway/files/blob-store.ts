@@ -83,19 +83,25 @@ export class BlobHashMismatch extends Error {
 
 /** A host with no blob storage configured: every call refuses, so file routes answer 503. */
 export class BlobStoreUnavailable extends Error {
-  constructor() {
-    super("no file storage is configured on this gateway");
+  constructor(how?: string) {
+    super(`no file storage is configured on this gateway${how ? ` (${how})` : ""}`);
     this.name = "BlobStoreUnavailable";
   }
 }
 
-export const unavailableBlobStore: BlobStore = {
-  put: () => Promise.reject(new BlobStoreUnavailable()),
-  head: () => Promise.reject(new BlobStoreUnavailable()),
-  get: () => Promise.reject(new BlobStoreUnavailable()),
-  delete: () => Promise.reject(new BlobStoreUnavailable()),
-  rehash: () => Promise.reject(new BlobStoreUnavailable()),
-  digester: () => {
-    throw new BlobStoreUnavailable();
-  },
-};
+/** `how` tells the operator what to configure; it goes into the 503's detail. */
+export function unavailableBlobStoreFor(how?: string): BlobStore {
+  const refuse = () => Promise.reject(new BlobStoreUnavailable(how));
+  return {
+    put: refuse,
+    head: refuse,
+    get: refuse,
+    delete: refuse,
+    rehash: refuse,
+    digester: () => {
+      throw new BlobStoreUnavailable(how);
+    },
+  };
+}
+
+export const unavailableBlobStore: BlobStore = unavailableBlobStoreFor();

@@ -2,7 +2,7 @@
  * Retention: an upload older than SLURMGATE_FILES_RETENTION_SECONDS that no live job names is
  * forgotten (its quota returns), and a blob no upload, no live job input and no job output
  * (job_files) refers to any more is deleted, row first, then bytes. Run periodically by the Node
- * gateway (node.ts); a test calls it with an injected clock.
+ * gateway (node.ts) and by the Worker's cron (worker.ts); a test calls it with an injected clock.
  */
 import { LIVE_STATES } from "../../schemas/job.ts";
 import type { Deps } from "../deps.ts";
@@ -15,8 +15,11 @@ const USED_BY_LIVE_JOB = (column: string) =>
 
 export const RETENTION_EVERY_MS = 10 * 60_000;
 
-/** One pass; answers what it removed. */
-export async function collectFiles(deps: Deps): Promise<{ uploads: number; blobs: number }> {
+/**
+ * One pass; answers what it removed. `maxBlobs` bounds the blobs it deletes (each costs two
+ * round trips; a Worker's cron has a subrequest budget).
+ */
+export async function collectFiles(deps: Deps, maxBlobs = 1000): Promise<{ uploads: number; blobs: number }> {
   const cutoff = deps.now() - deps.config.SLURMGATE_FILES_RETENTION_SECONDS * 1000;
   const [forgotten] = await deps.db.write([
     {
@@ -30,8 +33,8 @@ export async function collectFiles(deps: Deps): Promise<{ uploads: number; blobs
             AND NOT EXISTS (SELECT 1 FROM uploads u WHERE u.sha256 = b.sha256)
             AND NOT EXISTS (SELECT 1 FROM job_files f WHERE f.sha256 = b.sha256)
             AND NOT ${USED_BY_LIVE_JOB("b.sha256")}
-          LIMIT 1000`,
-    args: [cutoff],
+          LIMIT ?`,
+    args: [cutoff, maxBlobs],
   });
   let removed = 0;
   for (const row of orphans.rows) {

@@ -14,7 +14,7 @@
  */
 import type { Deps } from "../deps.ts";
 import { ApiProblem } from "../problem.ts";
-import type { BlobStore } from "./blob-store.ts";
+import { type BlobStore, BlobStoreUnavailable } from "./blob-store.ts";
 
 /** A verified copy is trusted this long for Range reads; after that the next one re-hashes it (bit rot). */
 export const REVERIFY_AFTER_MS = 24 * 3_600_000;
@@ -55,6 +55,20 @@ const refused = (what: string, why: string) =>
  * `size` is the size on record; `what` names the file in problems and logs.
  */
 export async function readVerified(
+  deps: Deps,
+  sha256: string,
+  size: number,
+  what: string,
+  range?: { start: number; end: number },
+): Promise<ReadableStream<Uint8Array>> {
+  try {
+    return await read(deps, sha256, size, what, range);
+  } catch (error) {
+    throw error instanceof BlobStoreUnavailable ? new ApiProblem("unavailable", error.message) : error;
+  }
+}
+
+async function read(
   deps: Deps,
   sha256: string,
   size: number,

@@ -40,6 +40,8 @@ export type WorkerTarget = {
   database: HranaServer;
   /** The token the Hrana endpoint demands (the Worker's LIBSQL_AUTH_TOKEN). */
   dbAuthToken: string;
+  /** wrangler's `--persist-to` directory (miniflare's simulated R2 keeps its objects there). */
+  stateDir: string;
   /** wrangler's and workerd's output so far, for failure messages. */
   output(): string;
   close(): Promise<void>;
@@ -141,5 +143,13 @@ export async function startWorkerTarget(options: WorkerTargetOptions = {}): Prom
     }
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
-  return { baseUrl, adminToken, database, dbAuthToken, output: () => output, close: stop };
+  return {
+    baseUrl,
+    adminToken,
+    database,
+    dbAuthToken,
+    stateDir: join(dir, "state"),
+    output: () => output,
+    close: stop,
+  };
 }
