@@ -4,6 +4,7 @@
  * ones as a multipart upload), compose, dedup, quotas and hostile requests, the agent's input
  * download, job outputs whole and by Range, and an object damaged inside R2 never served as good.
  */
+import { createClient } from "@libsql/client/web";
 import { createHash, randomBytes } from "node:crypto";
 import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -257,6 +258,22 @@ describe("files on the Worker (R2)", () => {
 });
 
 describe("worker wiring", () => {
+  it("the cron collects a forgotten blob from R2 on the tenth minute, and leaves it alone in between", async () => {
+    const bytes = randomBytes(40_000);
+    const ref = (await upload(bytes)).body.file as string;
+    expect((await call("DELETE", `/v1/files/${ref}`, user)).status).toBe(204);
+    // Age the blob instead of waiting out SLURMGATE_FILES_RETENTION_SECONDS.
+    const direct = createClient({ url: target.database.url, authToken: target.dbAuthToken });
+    await direct.execute({ sql: "UPDATE blobs SET created_at = 1 WHERE sha256 = ?", args: [ref.slice(7)] });
+    direct.close();
+    const cron = (minute: number) =>
+      fetch(`${target.baseUrl}/cdn-cgi/handler/scheduled?cron=*+*+*+*+*&time=${minute * 60_000}`);
+    expect((await cron(1)).status).toBe(200);
+    expect(storedCopies(bytes)).toHaveLength(1);
+    expect((await cron(10)).status).toBe(200);
+    expect(storedCopies(bytes)).toHaveLength(0);
+  });
+
   it("without the R2 binding, storage refuses and names the binding (file routes answer 503)", async () => {
     const deps = createWorkerDeps({ LIBSQL_URL: "http://127.0.0.1:1" });
     await expect(deps.blobs.put(new Blob(["x"]).stream(), { maxBytes: 10 })).rejects.toThrow(/SLURMGATE_FILES/);
