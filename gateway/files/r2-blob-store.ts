@@ -5,7 +5,7 @@
  * - a larger one goes up as a multipart upload to `tmp/<uuid>` while it is hashed (its parts are
  *   invisible until completed, and aborted on any error), then is copied R2-to-R2 under its name
  *   and the temp object removed. A Worker killed between the two leaves a `tmp/` object, which a
- *   bucket lifecycle rule on `tmp/` expires (docs/deploy-cloudflare.md).
+ *   bucket lifecycle rule on `tmp/` expires, unfinished parts included (docs/deploy-cloudflare.md).
  * Either way R2 checks the bytes it stores under a name against that name (`sha256` on put).
  * Hashing is crypto.DigestStream, Workers' streaming SHA-256.
  */
