@@ -4,6 +4,7 @@
  * ones as a multipart upload), compose, dedup, quotas and hostile requests, the agent's input
  * download, job outputs whole and by Range, and an object damaged inside R2 never served as good.
  */
+import { createClient as createFileClient } from "@libsql/client";
 import { createClient } from "@libsql/client/web";
 import { createHash, randomBytes } from "node:crypto";
 import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
@@ -108,6 +109,27 @@ function storedCopies(bytes: Uint8Array): string[] {
   return found;
 }
 
+/** The states of miniflare's multipart uploads (0 in progress, 1 completed, 2 aborted), from its own SQLite. */
+async function multipartStates(): Promise<number[]> {
+  const states: number[] = [];
+  const walk = (dir: string): string[] =>
+    readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+      e.isDirectory() ? walk(join(dir, e.name)) : e.name.endsWith(".sqlite") ? [join(dir, e.name)] : [],
+    );
+  for (const file of walk(target.stateDir)) {
+    const db = createFileClient({ url: `file:${file}` });
+    try {
+      const rs = await db.execute("SELECT state FROM _mf_multipart_uploads");
+      states.push(...rs.rows.map((row) => Number(row.state)));
+    } catch {
+      // another simulated service's database
+    } finally {
+      db.close();
+    }
+  }
+  return states;
+}
+
 beforeAll(async () => {
   target = await startWorkerTarget({
     vars: {
@@ -185,6 +207,45 @@ describe("files on the Worker (R2)", () => {
     expect(wrong.status).toBe(422);
     await call("POST", `/v1/jobs/${id}/cancel`, user);
     await call("DELETE", `/v1/files/${composed.body.file}`, user);
+  });
+
+  it("an upload whose client vanishes after more than a part keeps nothing: its multipart upload is aborted, no claim", async () => {
+    const sent = randomBytes(PART_BYTES + 1024 * 1024);
+    const abort = new AbortController();
+    let offset = 0;
+    const body = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        if (offset >= sent.length) {
+          // Everything is out; the client then dies instead of ending the body.
+          await new Promise((resolve) => setTimeout(resolve, 1_000));
+          abort.abort();
+          return;
+        }
+        controller.enqueue(sent.subarray(offset, offset + 256 * 1024));
+        offset += 256 * 1024;
+      },
+    });
+    const outcome = await fetch(`${target.baseUrl}/v1/files`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${user}`, "content-type": "application/octet-stream" },
+      body,
+      duplex: "half",
+      signal: abort.signal,
+    } as RequestInit).then(
+      (res) => res.status,
+      () => "cut",
+    );
+    expect(outcome).toBe("cut");
+    // The Worker notices the cut and aborts the multipart upload it had begun.
+    const deadline = Date.now() + 10_000;
+    let uploads = await multipartStates();
+    while (uploads.includes(0) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      uploads = await multipartStates();
+    }
+    expect(uploads).toContain(2); // ABORTED: a part had gone up
+    expect(uploads).not.toContain(0); // none left IN_PROGRESS
+    expect((await call("GET", `/v1/files/sha256:${sha(sent)}`, user)).status).toBe(404);
   });
 
   it("refuses a wrong content type (415), an oversized file (413, declared or streamed), a quota overrun and a bad hash", async () => {
