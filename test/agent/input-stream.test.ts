@@ -29,7 +29,7 @@ import { InputRefusal, InputUnreachable, writeInputs } from "../../agent/inputs.
 import { PathError } from "../../agent/paths.ts";
 import { createFsBlobStore } from "../../gateway/files/fs-blob-store.ts";
 import { createWorld } from "../gateway/world.ts";
-import { ensurePosixUser } from "../e2e/posix-users.ts";
+import { ensurePosixUser, ensureSudoRule } from "../e2e/posix-users.ts";
 
 const REPO = join(import.meta.dirname, "..", "..");
 const TEST_DIR = process.env.SLURMGATE_TEST_DIR ?? "/var/tmp/slurmgate-test";
@@ -235,4 +235,28 @@ describe.each(variants)("job inputs streamed through the $name executor", (varia
     expect(readdirSync(outside)).toEqual(["victim"]);
     expect(readdirSync(dir).sort()).toEqual(["in.bin", "sub"]);
   });
+});
+
+it("a service account with only the documented sudoers rule streams an input as the user, with its mode", async () => {
+  const svc = ensurePosixUser("sg-svc");
+  ensurePosixUser("sg-alice");
+  ensureSudoRule("sg-svc", ["sg-alice"]);
+  const local = createLocalExecutor();
+  // sudo itself runs as sg-svc, so only the rule's tools (and sudo's umask 0077) are at hand.
+  const asSvc: Executor = {
+    ...local,
+    run: (cmd, args, opts) =>
+      local.run("setpriv", [`--reuid=${svc.uid}`, `--regid=${svc.gid}`, "--init-groups", cmd, ...args], opts),
+  };
+  const big = pattern(5 * 1024 * KIB + 1, 9);
+  const g = await gateway({ "bin/run": big });
+  const dir = variants[2]!.jobDir();
+  await writeInputs(g.ctx, sudoExecutor(asSvc, "sg-alice", { account: "sg-svc" }), dir, [
+    { ...g.inputs[0]!, mode: "0750" } as never,
+  ]);
+  const written = join(dir, "bin/run");
+  expect(readFileSync(written).equals(big)).toBe(true);
+  expect(statSync(written).mode & 0o777).toBe(0o750);
+  expect(statSync(written).uid).toBe(statSync(dir).uid);
+  expect(readdirSync(join(dir, "bin"))).toEqual(["run"]);
 });
