@@ -163,6 +163,29 @@ describe.each(variants)("streamed writes through the $name executor", (variant) 
     expect(readFileSync(join(dir, "empty")).length).toBe(0);
   });
 
+  it("pulls the body only as fast as it is written: never more than one batch ahead of the disk", async () => {
+    const ex = variant.executor();
+    const dir = variant.jobDir();
+    const chunk = 64 * KIB;
+    let pulled = 0;
+    let worstAhead = 0;
+    const onDisk = () =>
+      readdirSync(dir)
+        .filter((name) => name.endsWith(".tmp"))
+        .reduce((sum, name) => sum + statSync(join(dir, name)).size, 0);
+    async function* watched(): AsyncIterable<Uint8Array> {
+      for (let i = 0; i < 192; i++) {
+        worstAhead = Math.max(worstAhead, pulled - onDisk());
+        pulled += chunk;
+        yield pattern(chunk, i);
+      }
+    }
+    await ex.writeFileStream(join(dir, "paced.bin"), watched(), 0o600);
+    expect(statSync(join(dir, "paced.bin")).size).toBe(192 * chunk);
+    // 12 MiB went through; the most held back at once is sudo's 4 MiB batch (one chunk elsewhere).
+    expect(worstAhead).toBeLessThanOrEqual(4 * 1024 * KIB + chunk);
+  });
+
   it("a body that fails mid-stream leaves the target as it was (absent or old) and no temp", async () => {
     const ex = variant.executor();
     const dir = variant.jobDir();

@@ -112,9 +112,13 @@ async function writeFile(ctx: SftpContext, p: string, data: string | Uint8Array,
   }
 }
 
+/** Bytes of a streamed write sent at once, as 32 KiB requests in flight together. */
+const STREAM_BATCH_BYTES = 1024 * 1024;
+
 /**
- * The streamed form of {@link writeFile}: each chunk of `body` is written (its 32 KiB requests in
- * flight together) before the next is pulled, so no more than one chunk is ever held.
+ * The streamed form of {@link writeFile}: the body is gathered into batches of about 1 MiB, and
+ * each batch is written (its requests in flight together, so the round trips overlap) before more
+ * is pulled: no more than one batch is ever held.
  */
 async function writeFileStream(
   ctx: SftpContext,
@@ -130,8 +134,7 @@ async function writeFileStream(
     handle = await ctx.call<Buffer>("open", tmp, (x, cb) => x.open(tmp, "wx", { mode }, cb));
     const h = handle;
     let offset = 0;
-    for await (const chunk of body) {
-      const buf = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    const flush = async (buf: Buffer) => {
       const writes: Promise<void>[] = [];
       for (let at = 0; at < buf.length; at += READ_CHUNK) {
         const n = Math.min(READ_CHUNK, buf.length - at);
@@ -141,7 +144,19 @@ async function writeFileStream(
       }
       await Promise.all(writes);
       offset += buf.length;
+    };
+    let pending: Uint8Array[] = [];
+    let size = 0;
+    for await (const chunk of body) {
+      pending.push(chunk);
+      size += chunk.byteLength;
+      if (size >= STREAM_BATCH_BYTES) {
+        await flush(Buffer.concat(pending));
+        pending = [];
+        size = 0;
+      }
     }
+    await flush(Buffer.concat(pending));
     // The server's umask may have narrowed the mode at open.
     await ctx.call<void>("chmod", tmp, (x, cb) => x.fchmod(h, mode, (e) => cb(e)));
     await ctx.call<void>("close", tmp, (x, cb) => x.close(h, (e) => cb(e)));
