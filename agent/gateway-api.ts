@@ -58,8 +58,26 @@ export type OutputUpload = {
 /** The body of a download stopped before its end: the bytes so far are not the file. */
 export class DownloadCut extends Error {}
 
-/** A response body as an async iterable that ends only when all `expected` bytes came (when known). */
-async function* bodyOf(response: Response, expected: number | null): AsyncIterable<Uint8Array> {
+/**
+ * A response body as an async iterable that ends only when all `expected` bytes came (when known).
+ * Returning from it early, even before the first chunk, lets go of the connection.
+ */
+function bodyOf(response: Response, expected: number | null): AsyncIterable<Uint8Array> {
+  const chunks = readBody(response, expected);
+  return {
+    [Symbol.asyncIterator]: () => ({
+      next: () => chunks.next(),
+      async return(value?: unknown) {
+        // Not yet read: the stream is unlocked and cancels; being read: the reader's finally does it.
+        await response.body?.cancel().catch(() => {});
+        return chunks.return(value);
+      },
+      throw: (err?: unknown) => chunks.throw(err),
+    }),
+  };
+}
+
+async function* readBody(response: Response, expected: number | null): AsyncGenerator<Uint8Array> {
   if (!response.body) {
     if (expected) {
       throw new DownloadCut(`the body is empty, ${expected} bytes were announced`);

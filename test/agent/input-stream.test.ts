@@ -283,3 +283,38 @@ it("a service account with only the documented sudoers rule streams an input as 
   expect(statSync(written).uid).toBe(statSync(dir).uid);
   expect(readdirSync(join(dir, "bin"))).toEqual(["run"]);
 });
+
+it("an input whose path is refused is not downloaded: its response body is let go at once", async () => {
+  let pulled = 0;
+  let cancelled = false;
+  const watch = (res: Response) => {
+    if (!res.ok) {
+      return res;
+    }
+    const reader = res.body!.getReader();
+    const body = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        const next = await reader.read();
+        if (next.done) {
+          controller.close();
+        } else {
+          pulled += next.value.length;
+          controller.enqueue(next.value);
+        }
+      },
+      async cancel() {
+        cancelled = true;
+        await reader.cancel();
+      },
+    });
+    return new Response(body, { status: res.status, headers: res.headers });
+  };
+  const big = pattern(8 * 1024 * KIB, 5);
+  const g = await gateway({ "sub/x.bin": big }, watch);
+  const dir = mkdtempSync("/var/tmp/sg-instream-refused-");
+  symlinkSync("/etc", join(dir, "sub"));
+  const err = await writeInputs(g.ctx, createLocalExecutor(), dir, g.inputs as never).catch((e) => e);
+  expect(err).toBeInstanceOf(PathError);
+  expect(cancelled).toBe(true);
+  expect(pulled).toBeLessThan(big.length);
+});
