@@ -36,8 +36,12 @@ export type GatewayApi = {
   cluster(): Promise<ApiResult<ClusterPolicy>>;
   /** Answers an ask a lease call handed this agent. */
   answer(id: string, agentId: string, answer: AskAnswer): Promise<ApiResult<null>>;
-  /** The bytes of an input (`sha256:…`) of a job this agent holds; the caller verifies the hash. */
-  file(ref: string, agentId: string): Promise<ApiResult<Uint8Array>>;
+  /**
+   * The bytes of an input (`sha256:…`) of a job this agent holds, as they arrive: an input may be
+   * gigabytes. The caller verifies the hash. A status (404 included) comes back as a result; a
+   * connection dropped mid-body makes the iteration throw {@link DownloadCut}.
+   */
+  file(ref: string, agentId: string): Promise<ApiResult<AsyncIterable<Uint8Array>>>;
   /** Streams one output file of a job; the gateway hashes it and refuses it when the sha256 differs. */
   uploadOutput?(upload: OutputUpload): Promise<ApiResult<null>>;
 };
@@ -50,6 +54,60 @@ export type OutputUpload = {
   size: number;
   body: AsyncIterable<Uint8Array>;
 };
+
+/** The body of a download stopped before its end: the bytes so far are not the file. */
+export class DownloadCut extends Error {}
+
+/**
+ * A response body as an async iterable that ends only when all `expected` bytes came (when known).
+ * Returning from it early, even before the first chunk, lets go of the connection.
+ */
+function bodyOf(response: Response, expected: number | null): AsyncIterable<Uint8Array> {
+  const chunks = readBody(response, expected);
+  return {
+    [Symbol.asyncIterator]: () => ({
+      next: () => chunks.next(),
+      async return(value?: unknown) {
+        // Not yet read: the stream is unlocked and cancels; being read: the reader's finally does it.
+        await response.body?.cancel().catch(() => {});
+        return chunks.return(value);
+      },
+      throw: (err?: unknown) => chunks.throw(err),
+    }),
+  };
+}
+
+async function* readBody(response: Response, expected: number | null): AsyncGenerator<Uint8Array> {
+  if (!response.body) {
+    if (expected) {
+      throw new DownloadCut(`the body is empty, ${expected} bytes were announced`);
+    }
+    return;
+  }
+  const reader = response.body.getReader();
+  let got = 0;
+  try {
+    for (;;) {
+      let next: ReadableStreamReadResult<Uint8Array>;
+      try {
+        next = await reader.read();
+      } catch (err) {
+        throw new DownloadCut(`the download broke off after ${got} bytes: ${(err as Error).message}`);
+      }
+      if (next.done) {
+        break;
+      }
+      got += next.value.byteLength;
+      yield next.value;
+    }
+  } finally {
+    // A consumer that stops early (or failed) lets go of the connection.
+    await reader.cancel().catch(() => {});
+  }
+  if (expected !== null && got !== expected) {
+    throw new DownloadCut(`the download ended after ${got} of ${expected} bytes`);
+  }
+}
 
 async function call<T>(run: () => Promise<{ data?: T; error?: unknown; response: Response }>): Promise<ApiResult<T>> {
   try {
@@ -163,16 +221,22 @@ export function createGatewayApi(options: {
         return { data: response.ok ? null : undefined, error, response };
       });
     },
-    // Minutes, not seconds: an input may be gigabytes.
-    file: async (ref, agentId) => {
-      const result = await call(() =>
-        client.GET("/v1/agent/files/{ref}", {
-          params: { path: { ref }, query: { agentId } },
-          parseAs: "arrayBuffer",
+    // Raw fetch, as for outputs: the typed client would buffer the body. Minutes, not seconds.
+    file: (ref, agentId) => {
+      const url = `${options.baseUrl.replace(/\/$/, "")}/v1/agent/files/${encodeURIComponent(ref)}?${new URLSearchParams({ agentId })}`;
+      return call(async () => {
+        const response = await (options.fetch ?? fetch)(url, {
+          headers: { authorization: `Bearer ${options.token}`, "user-agent": "slurmgate-agent" },
           signal: timeout(30 * 60_000),
-        }),
-      );
-      return result.ok ? { ok: true, value: new Uint8Array(result.value as ArrayBuffer) } : result;
+        });
+        if (!response.ok) {
+          const error = await response.json().catch(() => undefined);
+          return { data: undefined, error, response };
+        }
+        const length = response.headers.get("content-length");
+        const expected = length !== null && /^\d+$/.test(length) ? Number(length) : null;
+        return { data: bodyOf(response, expected), response };
+      });
     },
   };
 }

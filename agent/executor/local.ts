@@ -5,6 +5,7 @@
  * shell. A timeout sends SIGTERM and, if the process is still alive after a grace period, SIGKILL.
  */
 import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import * as fsSync from "node:fs";
 import { existsSync } from "node:fs";
 import * as fs from "node:fs/promises";
@@ -46,6 +47,7 @@ export function createLocalExecutor(options: LocalExecutorOptions = {}): Executo
     // takes microseconds on the login node, less than the thread-pool round trip of its async form,
     // and there are ~30 of them on the path of every submission (bench/RESULTS-agent.md).
     writeFile: async (p, data, mode) => writeFileAtomic(p, data, mode),
+    writeFileStream: writeStreamAtomic,
     readFile: readRange,
     stat: async (p) => statOrNull(p),
     async mkdir(p, mode = 0o700) {
@@ -184,6 +186,38 @@ function writeFileAtomic(p: string, data: string | Uint8Array, mode = 0o600): vo
     }
     fsSync.renameSync(tmp, p);
   } catch (err) {
+    fsSync.rmSync(tmp, { force: true });
+    throw err;
+  }
+}
+
+/** The temp file beside `p` a write goes to before its rename. */
+const tempBeside = (p: string) =>
+  path.join(path.dirname(p), `.${path.basename(p)}.${randomBytes(6).toString("hex")}.tmp`);
+
+async function writeStreamAtomic(p: string, body: AsyncIterable<Uint8Array>, mode = 0o600): Promise<void> {
+  const tmp = tempBeside(p);
+  let handle: fs.FileHandle | undefined;
+  try {
+    // O_EXCL|O_NOFOLLOW: a symlink planted at the temp name is refused, never written through.
+    handle = await fs.open(
+      tmp,
+      fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW,
+      mode,
+    );
+    // One chunk at a time: the next is pulled only once this one is on disk (back-pressure).
+    for await (const chunk of body) {
+      let done = 0;
+      while (done < chunk.length) {
+        done += (await handle.write(chunk, done, chunk.length - done)).bytesWritten;
+      }
+    }
+    await handle.chmod(mode); // the umask may have narrowed or the mode widened
+    await handle.close();
+    handle = undefined;
+    await fs.rename(tmp, p);
+  } catch (err) {
+    await handle?.close().catch(() => {});
     fsSync.rmSync(tmp, { force: true });
     throw err;
   }

@@ -94,6 +94,14 @@ export interface Executor {
   /** Writes a whole file atomically enough for our use (temp file + rename), with `mode` (default 0o600). */
   writeFile(path: string, data: string | Uint8Array, mode?: number): Promise<void>;
   /**
+   * Writes a file from a stream, never holding it whole: the chunks go to a new temp file beside
+   * `path` (created exclusively, never through a symlink) as `body` yields them, and the temp is
+   * renamed over `path` with `mode` only once `body` has ended. When `body` throws (a dropped
+   * download, a hash that does not match) the temp is removed, nothing is left at `path`, and the
+   * same error is thrown.
+   */
+  writeFileStream(path: string, body: AsyncIterable<Uint8Array>, mode?: number): Promise<void>;
+  /**
    * Reads up to `length` bytes from `offset`; null when the file does not exist or is a symlink: a
    * job could plant one in its own directory to have the agent ship a file from outside the roots.
    */

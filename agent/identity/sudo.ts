@@ -7,12 +7,13 @@
  * The tools are the ones below and nothing else; the sudoers rule that allows them is built from
  * the same list ({@link sudoersLine}), so the refusal sentence, the docs and the tests agree.
  */
+import { randomBytes } from "node:crypto";
 import { posix } from "node:path";
 import type { ExecResult, Executor, FileStat, RunOptions } from "../executor/types.ts";
 import { IdentityRefusal } from "./guard.ts";
 
 /** Coreutils the agent runs as a user, by absolute path: sudoers matches commands by path. */
-export const SUDO_FILE_TOOLS = ["mkdir", "tee", "dd", "stat", "realpath", "rm"] as const;
+export const SUDO_FILE_TOOLS = ["mkdir", "tee", "dd", "stat", "realpath", "rm", "mv", "chmod"] as const;
 /** Slurm commands the agent runs as a user; tracking (squeue, sacct) needs no sudo. */
 export const SUDO_SLURM_TOOLS = ["sbatch", "scancel"] as const;
 /** The Runas list the docs propose: a group holding the accounts the site maps. */
@@ -21,6 +22,8 @@ export const SUDO_RUNAS_GROUP = "slurmgate-users";
 type FileTool = (typeof SUDO_FILE_TOOLS)[number];
 
 const FILE_TOOL_DIR = "/usr/bin";
+/** Bytes of a streamed write handed to one `dd` as the user: the most a streamed write holds. */
+const STREAM_BATCH_BYTES = 4 * 1024 * 1024;
 const TOOL_ENV = { PATH: "/usr/bin:/bin" };
 
 /**
@@ -98,6 +101,52 @@ export function sudoExecutor(base: Executor, user: string, options: SudoOptions)
       const result = await tool("tee", ["--", path], data);
       if (result.code !== 0) {
         throw fail("tee", path, result);
+      }
+    },
+    async writeFileStream(path, body, mode = 0o600) {
+      const dir = posix.dirname(path);
+      const tmp = `${dir}/.${posix.basename(path)}.${randomBytes(6).toString("hex")}.tmp`;
+      let created = false;
+      // The first dd creates the temp (O_EXCL, never through a symlink); each later one appends a
+      // batch, so no more than one batch is held however large the file.
+      const put = async (batch: Uint8Array) => {
+        const flags = created ? ["oflag=nofollow,append", "conv=notrunc"] : ["oflag=nofollow", "conv=excl"];
+        const result = await tool("dd", [`of=${tmp}`, ...flags, "bs=65536", "status=none"], batch);
+        created = true;
+        if (result.code !== 0) {
+          throw fail("dd", tmp, result);
+        }
+      };
+      try {
+        let pending: Uint8Array[] = [];
+        let size = 0;
+        for await (const chunk of body) {
+          pending.push(chunk);
+          size += chunk.byteLength;
+          if (size >= STREAM_BATCH_BYTES) {
+            await put(Buffer.concat(pending));
+            pending = [];
+            size = 0;
+          }
+        }
+        if (size > 0 || !created) {
+          await put(Buffer.concat(pending));
+        }
+        // sudo's umask made the temp 0600: the input's own mode (an executable script) needs chmod.
+        const chmod = await tool("chmod", [mode.toString(8), "--", tmp]);
+        if (chmod.code !== 0) {
+          throw fail("chmod", tmp, chmod);
+        }
+        // -T: a directory at `path` is an error, never a place to move the temp into.
+        const mv = await tool("mv", ["-f", "-T", "--", tmp, path]);
+        if (mv.code !== 0) {
+          throw fail("mv", path, mv);
+        }
+      } catch (err) {
+        if (created) {
+          await tool("rm", ["-f", "--", tmp]).catch(() => {});
+        }
+        throw err;
       }
     },
     async readFile(path, range = {}) {

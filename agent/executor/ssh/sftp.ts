@@ -68,6 +68,7 @@ export function createSftpOps(connection: SshConnection): FileOps {
   };
   return {
     writeFile: (p, data, mode) => writeFile(ctx, p, data, mode),
+    writeFileStream: (p, body, mode) => writeFileStream(ctx, p, body, mode),
     readFile: (p, range) => readFile(ctx, p, range),
     async stat(p): Promise<FileStat | null> {
       const s = await ctx.lstat(p);
@@ -106,6 +107,67 @@ async function writeFile(ctx: SftpContext, p: string, data: string | Uint8Array,
     // posix-rename@openssh.com replaces the target atomically; plain SFTP rename refuses to.
     await ctx.call<void>("rename", p, (x, cb) => x.ext_openssh_rename(tmp, p, (e) => cb(e)));
   } catch (err) {
+    await new Promise<void>((resolve) => s.unlink(tmp, () => resolve()));
+    throw err;
+  }
+}
+
+/** Bytes of a streamed write sent at once, as 32 KiB requests in flight together. */
+const STREAM_BATCH_BYTES = 1024 * 1024;
+
+/**
+ * The streamed form of {@link writeFile}: the body is gathered into batches of about 1 MiB, and
+ * each batch is written (its requests in flight together, so the round trips overlap) before more
+ * is pulled: no more than one batch is ever held.
+ */
+async function writeFileStream(
+  ctx: SftpContext,
+  p: string,
+  body: AsyncIterable<Uint8Array>,
+  mode = 0o600,
+): Promise<void> {
+  const tmp = posix.join(posix.dirname(p), `.${posix.basename(p)}.${randomBytes(6).toString("hex")}.tmp`);
+  const s = await ctx.session();
+  let handle: Buffer | undefined;
+  try {
+    // `wx` = O_CREAT|O_EXCL: refuses to follow a pre-planted symlink at the temp name.
+    handle = await ctx.call<Buffer>("open", tmp, (x, cb) => x.open(tmp, "wx", { mode }, cb));
+    const h = handle;
+    let offset = 0;
+    const flush = async (buf: Buffer) => {
+      const writes: Promise<void>[] = [];
+      for (let at = 0; at < buf.length; at += READ_CHUNK) {
+        const n = Math.min(READ_CHUNK, buf.length - at);
+        const from = at;
+        const position = offset + at;
+        writes.push(ctx.call<void>("write", tmp, (x, cb) => x.write(h, buf, from, n, position, (e) => cb(e))));
+      }
+      await Promise.all(writes);
+      offset += buf.length;
+    };
+    let pending: Uint8Array[] = [];
+    let size = 0;
+    for await (const chunk of body) {
+      pending.push(chunk);
+      size += chunk.byteLength;
+      if (size >= STREAM_BATCH_BYTES) {
+        await flush(Buffer.concat(pending));
+        pending = [];
+        size = 0;
+      }
+    }
+    await flush(Buffer.concat(pending));
+    // The server's umask may have narrowed the mode at open.
+    await ctx.call<void>("chmod", tmp, (x, cb) => x.fchmod(h, mode, (e) => cb(e)));
+    await ctx.call<void>("close", tmp, (x, cb) => x.close(h, (e) => cb(e)));
+    handle = undefined;
+    // posix-rename@openssh.com replaces the target atomically; plain SFTP rename refuses to.
+    await ctx.call<void>("rename", p, (x, cb) => x.ext_openssh_rename(tmp, p, (e) => cb(e)));
+  } catch (err) {
+    const h = handle;
+    if (h) {
+      await new Promise<void>((resolve) => s.close(h, () => resolve()));
+    }
     await new Promise<void>((resolve) => s.unlink(tmp, () => resolve()));
     throw err;
   }
