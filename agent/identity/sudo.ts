@@ -8,11 +8,17 @@
  * the same list ({@link sudoersLine}), so the refusal sentence, the docs and the tests agree.
  */
 import { posix } from "node:path";
+import { findBrowser } from "../executor/browse-find.ts";
 import type { ExecResult, Executor, FileStat, RunOptions } from "../executor/types.ts";
 import { IdentityRefusal } from "./guard.ts";
 
-/** Coreutils the agent runs as a user, by absolute path: sudoers matches commands by path. */
-export const SUDO_FILE_TOOLS = ["mkdir", "tee", "dd", "stat", "realpath", "rm"] as const;
+/**
+ * Coreutils (and find) the agent runs as a user, by absolute path: sudoers matches commands by path.
+ * `find` walks a job directory without following symlinks, for browsing and for outputs; its
+ * `-exec` lets the service account run any command as the user, which sbatch as the user (a script
+ * of the agent's choosing) already does, so it grants nothing new.
+ */
+export const SUDO_FILE_TOOLS = ["mkdir", "tee", "dd", "stat", "realpath", "rm", "find"] as const;
 /** Slurm commands the agent runs as a user; tracking (squeue, sacct) needs no sudo. */
 export const SUDO_SLURM_TOOLS = ["sbatch", "scancel"] as const;
 /** The Runas list the docs propose: a group holding the accounts the site maps. */
@@ -21,6 +27,8 @@ export const SUDO_RUNAS_GROUP = "slurmgate-users";
 type FileTool = (typeof SUDO_FILE_TOOLS)[number];
 
 const FILE_TOOL_DIR = "/usr/bin";
+/** `find` as sudoers names it: outputs list a job directory with it as the job's account. */
+export const SUDO_FIND = `${FILE_TOOL_DIR}/find`;
 const TOOL_ENV = { PATH: "/usr/bin:/bin" };
 
 /**
@@ -93,6 +101,8 @@ export function sudoExecutor(base: Executor, user: string, options: SudoOptions)
 
   return {
     run: sudo,
+    // As the user: the kernel keeps reads within their rights, and find never follows a symlink.
+    browse: findBrowser(sudo, SUDO_FIND),
     async writeFile(path, data) {
       // The mode comes from sudo's umask (0077 in the documented rule): 0600, in a 0700 directory.
       const result = await tool("tee", ["--", path], data);
@@ -192,6 +202,8 @@ export function sudoReads(base: Executor, root: string, accountOf: (owner: strin
   };
   return {
     ...base,
+    // The service account's own browser would read as itself: browsing goes through sudo.as(owner).
+    browse: undefined,
     async readFile(path, range) {
       const as = route(path);
       return as === undefined
