@@ -239,7 +239,9 @@ export function findBrowser(run: Executor["run"], findPath = "find"): JobDirBrow
         throw new BrowseRefused(
           /Too many levels of symbolic links/.test(result.stderr)
             ? `${shown} is a symlink; symlinks are listed, never followed`
-            : `${shown} changed while it was read`,
+            : /Permission denied/.test(result.stderr)
+              ? `${shown} is not readable by the job's account`
+              : `${shown} changed while it was read`,
         );
       }
       return { size, offset, data };
