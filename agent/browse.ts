@@ -1,8 +1,8 @@
 /**
  * Answers a browse of a job directory (list_dir, read_file asks): the gateway's fields are checked
  * again here, the directory is derived from them (never taken as a path), and the executor walks
- * the path inside it without following any symlink (Executor.browse), within the read rights of
- * the job's account.
+ * the path inside it without following any symlink (Executor.browse: descriptors on this machine,
+ * `find -P`/`dd iflag=nofollow` over SSH or through sudo), within the read rights of the job's account.
  */
 import { posix } from "node:path";
 import { MAX_ANSWER_REASON, ListDirAsk, ReadFileAsk } from "../schemas/asks.ts";
@@ -11,6 +11,7 @@ import { USER_NAME } from "../schemas/patterns.ts";
 import type { AgentContext } from "./context.ts";
 import { type BrowseAccess, BrowseRefused, type JobDirBrowser } from "./executor/types.ts";
 import type { AgentAsk, AskAnswer } from "./gateway-api.ts";
+import { IdentityRefusal } from "./identity/guard.ts";
 import { jobDirName } from "./paths.ts";
 
 type BrowseAsk = Extract<AgentAsk, { kind: "list_dir" | "read_file" }>;
@@ -20,26 +21,29 @@ const refused = (kind: BrowseRefusal["refused"], reason: string): AskAnswer => (
   value: { refused: kind, reason: reason.slice(0, MAX_ANSWER_REASON) },
 });
 
-/** Why this agent cannot browse at all, or its browser. */
-function browserOf(ctx: AgentContext): JobDirBrowser | string {
-  if (ctx.sudo) {
-    // Its sudoers rule names the few tools it may run as a user, and none lists a directory.
-    return "this agent acts for users through sudo, whose rule allows no tool that lists a directory without following symlinks";
-  }
-  return (
-    ctx.executor.browse ??
-    "this agent reaches its login node over SSH, where SFTP cannot walk a path without following symlinks; only an agent running on the login node can browse"
-  );
-}
-
 /**
- * The account whose rights a read must stay within. A site agent (root) reads for the job's account
- * and checks that account's permission bits on everything it opens; an agent that runs as the job's
- * account itself leaves that to the kernel.
+ * The browser for `owner`'s job and the account whose rights a read must stay within, or why this
+ * agent cannot browse. A sudo-mode agent browses as the account `owner` maps to (through sudo, so
+ * the kernel decides, as for an agent that runs as the job's account); a site agent (root) reads
+ * for the job's account and checks that account's permission bits on everything it opens.
  */
-async function accessFor(ctx: AgentContext, owner: string): Promise<BrowseAccess> {
+async function browserFor(
+  ctx: AgentContext,
+  owner: string,
+): Promise<{ browser: JobDirBrowser; access: BrowseAccess } | string> {
+  if (ctx.sudo) {
+    const as = ctx.sudo.as(owner);
+    if (!as?.executor.browse) {
+      return "this agent acts for users through sudo, and the mapping names no account for this job's owner";
+    }
+    return { browser: as.executor.browse, access: null };
+  }
+  if (!ctx.executor.browse) {
+    return "this agent's executor cannot walk a path without following symlinks";
+  }
   const runAs = ctx.identity ? await ctx.identity.check(owner) : null;
-  return runAs && runAs.uid !== process.getuid?.() ? { uid: runAs.uid, gid: runAs.gid } : null;
+  const access = runAs && runAs.uid !== process.getuid?.() ? { uid: runAs.uid, gid: runAs.gid } : null;
+  return { browser: ctx.executor.browse, access };
 }
 
 /** The listing or the bytes, or why the path (or this agent) does not allow them. */
@@ -49,11 +53,11 @@ export async function answerBrowse(ctx: AgentContext, raw: BrowseAsk): Promise<A
     return { ok: false, reason: "the ask is malformed (owner, job id, attempt or path)" };
   }
   const ask = parsed.data as BrowseAsk;
-  const browser = browserOf(ctx);
-  if (typeof browser === "string") {
-    return refused("unsupported", browser);
+  const found = await browserFor(ctx, ask.owner);
+  if (typeof found === "string") {
+    return refused("unsupported", found);
   }
-  const access = await accessFor(ctx, ask.owner);
+  const { browser, access } = found;
   const root = ctx.roots.real[0];
   if (!root) {
     return { ok: false, reason: "this agent has no shared root" };
@@ -81,6 +85,9 @@ export async function answerBrowse(ctx: AgentContext, raw: BrowseAsk): Promise<A
   } catch (err) {
     if (err instanceof BrowseRefused) {
       return refused("path", err.message);
+    }
+    if (err instanceof IdentityRefusal) {
+      return refused("unsupported", err.message); // sudo no longer acts as this account
     }
     throw err;
   }

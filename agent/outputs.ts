@@ -16,6 +16,8 @@ import { RELATIVE_PATH } from "../schemas/patterns.ts";
 import type { AgentContext } from "./context.ts";
 import { crashPoint } from "./context.ts";
 import type { Executor } from "./executor/types.ts";
+import { IdentityRefusal } from "./identity/guard.ts";
+import { SUDO_FIND } from "./identity/sudo.ts";
 import type { TrackedJob } from "./state.ts";
 
 /** Bytes read (and sent) at a time: a 200 MiB output never sits in memory whole. */
@@ -28,10 +30,11 @@ export type OutputPlan = { files: { path: string; size: number }[]; skipped: { p
 /**
  * Every entry under `jobDir`, never descending through a symlink (`find -P`), as
  * `type\tsize\tuid\trelative path\0`. Null with a sentence when the directory cannot be listed.
+ * `find` is the tool's path where it must be absolute (sudoers matches commands by path).
  */
-export async function listJobDir(executor: Executor, jobDir: string): Promise<Entry[] | string> {
+export async function listJobDir(executor: Executor, jobDir: string, find = "find"): Promise<Entry[] | string> {
   const result = await executor.run(
-    "find",
+    find,
     ["-P", jobDir, "-mindepth", "1", "-maxdepth", String(MAX_OUTPUT_DEPTH), "-printf", "%y\\t%s\\t%U\\t%P\\0"],
     { env: TOOLS_ENV, timeoutMs: 120_000 },
   );
@@ -155,7 +158,21 @@ export async function bringBackOutputs(ctx: AgentContext, job: TrackedJob): Prom
   if (!upload) {
     return { done: true, uploaded: 0, skipped: [{ path: globs.join(" "), why: "this agent cannot upload outputs" }] };
   }
-  const listed = await listJobDir(ctx.executor, job.jobDir);
+  // A sudo-mode agent lists as the job's account: the service account cannot enter its 0700 directory.
+  const lister = ctx.sudo ? ctx.sudo.as(job.owner)?.executor : ctx.executor;
+  if (!lister) {
+    return {
+      done: true,
+      uploaded: 0,
+      skipped: [{ path: globs.join(" "), why: "the mapping names no account for the job's owner" }],
+    };
+  }
+  const listed = await listJobDir(lister, job.jobDir, ctx.sudo ? SUDO_FIND : "find").catch((err: unknown) => {
+    if (err instanceof IdentityRefusal) {
+      return `the job directory could not be listed: ${err.message}`;
+    }
+    throw err;
+  });
   if (typeof listed === "string") {
     return { done: true, uploaded: 0, skipped: [{ path: globs.join(" "), why: listed }] };
   }

@@ -6,6 +6,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { mayAccess } from "./browse-find.ts";
 import { type BrowseAccess, type BrowseEntry, BrowseRefused, type JobDirBrowser } from "./types.ts";
 
 const PROC_FD = "/proc/self/fd";
@@ -18,18 +19,11 @@ const R = 4;
 const X = 1;
 
 /**
- * Whether `access` may do `need` (R, X) to what `st` describes, by the owner/group/other bits alone.
- * Why: a site agent runs as root and reads for the job's account, so it must not read what that
- * account could not (a file hard-linked in, a 0000 file, a directory it locked itself out of). Only
- * the primary group is known here, so a right held through a supplementary group is refused: safe side.
+ * Why `access` matters: a site agent runs as root and reads for the job's account, so it must not
+ * read what that account could not (a file hard-linked in, a 0000 file, a directory it locked
+ * itself out of). The rule is browse-find's {@link mayAccess}, shared by both browsers.
  */
-function may(st: fs.Stats, access: BrowseAccess, need: number): boolean {
-  if (!access) {
-    return true; // the agent runs as the job's own account: the kernel has already decided
-  }
-  const bits = st.uid === access.uid ? st.mode >> 6 : st.gid === access.gid ? st.mode >> 3 : st.mode;
-  return (bits & need) === need;
-}
+const may = (st: fs.Stats, access: BrowseAccess, need: number) => mayAccess(st, access, need);
 
 function why(err: unknown, shown: string): BrowseRefused {
   const code = (err as { code?: string }).code;

@@ -9,10 +9,13 @@
  * - Commands run on exec channels (`ssh/exec.ts`): one quoted shell line, `env -i` for the
  *   environment, TERM then KILL to the remote process group on timeout. The remote login shell
  *   must be POSIX-like (sh, bash, ksh, zsh).
- * - File operations run on one SFTP session over the same connection (`ssh/sftp.ts`).
+ * - File operations run on one SFTP session over the same connection (`ssh/sftp.ts`); browsing
+ *   runs `find -P` and `dd iflag=nofollow` on exec channels (`browse-find.ts`), since SFTP's open
+ *   follows symlinks.
  * - Output caps, timeouts and the kill grace are the local executor's (`limits.ts`).
  */
 import { readFileSync } from "node:fs";
+import { findBrowser } from "./browse-find.ts";
 import { DEFAULT_TIMEOUT_MS, MAX_OUTPUT_BYTES } from "./limits.ts";
 import { type SshConnectionOptions, createConnection } from "./ssh/connection.ts";
 import { createRemoteRun } from "./ssh/exec.ts";
@@ -46,12 +49,14 @@ export interface SshExecutor extends Executor {
  */
 export function createSshExecutor(options: SshExecutorOptions): SshExecutor {
   const connection = createConnection(options);
+  const run = createRemoteRun(connection, {
+    defaultTimeoutMs: options.defaultTimeoutMs ?? DEFAULT_TIMEOUT_MS,
+    maxOutputBytes: options.maxOutputBytes ?? MAX_OUTPUT_BYTES,
+  });
   return {
-    run: createRemoteRun(connection, {
-      defaultTimeoutMs: options.defaultTimeoutMs ?? DEFAULT_TIMEOUT_MS,
-      maxOutputBytes: options.maxOutputBytes ?? MAX_OUTPUT_BYTES,
-    }),
+    run,
     ...createSftpOps(connection),
+    browse: findBrowser(run),
     async connect() {
       await connection.client();
     },

@@ -10,7 +10,7 @@
 export interface ExecResult {
   code: number | null;
   stdout: string;
-  /** stdout's bytes as they came, when asked for with `binary` (local executor only). */
+  /** stdout's bytes as they came, when asked for with `binary`. */
   stdoutBytes?: Buffer;
   stderr: string;
   /** True when the command was killed because it exceeded `timeoutMs`. */
@@ -121,6 +121,6 @@ export interface Executor {
   realpath(path: string): Promise<string | null>;
   /** rm -f (files) or rm -rf (directories when `recursive`); missing paths are not an error. */
   rm(path: string, opts?: { recursive?: boolean }): Promise<void>;
-  /** Present where a browse can be done without racing a symlink swap (the local executor). */
+  /** Present where a browse can be done without racing a symlink swap (local, SSH, sudo as a user). */
   browse?: JobDirBrowser;
 }

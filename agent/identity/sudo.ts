@@ -9,11 +9,17 @@
  */
 import { randomBytes } from "node:crypto";
 import { posix } from "node:path";
+import { findBrowser } from "../executor/browse-find.ts";
 import type { ExecResult, Executor, FileStat, RunOptions } from "../executor/types.ts";
 import { IdentityRefusal } from "./guard.ts";
 
-/** Coreutils the agent runs as a user, by absolute path: sudoers matches commands by path. */
-export const SUDO_FILE_TOOLS = ["mkdir", "tee", "dd", "stat", "realpath", "rm", "mv", "chmod"] as const;
+/**
+ * Coreutils (and find) the agent runs as a user, by absolute path: sudoers matches commands by path.
+ * `find` walks a job directory without following symlinks, for browsing and for outputs; its
+ * `-exec` lets the service account run any command as the user, which sbatch as the user (a script
+ * of the agent's choosing) already does, so it grants nothing new.
+ */
+export const SUDO_FILE_TOOLS = ["mkdir", "tee", "dd", "stat", "realpath", "rm", "mv", "chmod", "find"] as const;
 /** Slurm commands the agent runs as a user; tracking (squeue, sacct) needs no sudo. */
 export const SUDO_SLURM_TOOLS = ["sbatch", "scancel"] as const;
 /** The Runas list the docs propose: a group holding the accounts the site maps. */
@@ -24,6 +30,8 @@ type FileTool = (typeof SUDO_FILE_TOOLS)[number];
 const FILE_TOOL_DIR = "/usr/bin";
 /** Bytes of a streamed write handed to one `dd` as the user: the most a streamed write holds. */
 const STREAM_BATCH_BYTES = 4 * 1024 * 1024;
+/** `find` as sudoers names it: outputs list a job directory with it as the job's account. */
+export const SUDO_FIND = `${FILE_TOOL_DIR}/find`;
 const TOOL_ENV = { PATH: "/usr/bin:/bin" };
 
 /**
@@ -96,6 +104,8 @@ export function sudoExecutor(base: Executor, user: string, options: SudoOptions)
 
   return {
     run: sudo,
+    // As the user: the kernel keeps reads within their rights, and find never follows a symlink.
+    browse: findBrowser(sudo, SUDO_FIND),
     async writeFile(path, data) {
       // The mode comes from sudo's umask (0077 in the documented rule): 0600, in a 0700 directory.
       const result = await tool("tee", ["--", path], data);
@@ -241,6 +251,8 @@ export function sudoReads(base: Executor, root: string, accountOf: (owner: strin
   };
   return {
     ...base,
+    // The service account's own browser would read as itself: browsing goes through sudo.as(owner).
+    browse: undefined,
     async readFile(path, range) {
       const as = route(path);
       return as === undefined

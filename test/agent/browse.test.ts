@@ -168,11 +168,11 @@ describe("answering a browse ask", () => {
     }
   });
 
-  it("says it cannot browse over SSH or through sudo", async () => {
-    const { browse: _, ...ssh } = createLocalExecutor({ spawners: 0 });
-    expect(await answerBrowse(ctx({ executor: ssh }), ask() as never)).toMatchObject({
+  it("says why it cannot browse: an executor with no browser, or an owner sudo has no account for", async () => {
+    const { browse: _, ...none } = createLocalExecutor({ spawners: 0 });
+    expect(await answerBrowse(ctx({ executor: none }), ask() as never)).toMatchObject({
       ok: true,
-      value: { refused: "unsupported", reason: expect.stringContaining("over SSH") },
+      value: { refused: "unsupported", reason: expect.stringContaining("without following symlinks") },
     });
     const sudo = { as: () => null } as AgentContext["sudo"];
     expect(await answerBrowse(ctx({ sudo }), ask() as never)).toMatchObject({

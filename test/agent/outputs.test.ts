@@ -3,14 +3,19 @@
  * are refused, `*`/`?` never cross a `/`, `**` never climbs out, and on a real directory a planted
  * symlink (to /etc/passwd, to a directory outside) is named and skipped, never read.
  */
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { createLocalExecutor } from "../../agent/executor/local.ts";
-import { listJobDir, outputsNote, planOutputs } from "../../agent/outputs.ts";
+import type { AgentContext } from "../../agent/context.ts";
+import { sudoExecutor, sudoReads } from "../../agent/identity/sudo.ts";
+import { bringBackOutputs, listJobDir, outputsNote, planOutputs } from "../../agent/outputs.ts";
+import type { TrackedJob } from "../../agent/state.ts";
 import { JobSpec } from "../../schemas/job.ts";
 import { MAX_OUTPUT_FILE_BYTES, globMatcher, outputGlobProblem } from "../../schemas/outputs.ts";
+import { ensurePosixUser } from "../e2e/posix-users.ts";
 
 describe("output globs (lexical)", () => {
   it.each([
@@ -121,5 +126,57 @@ describe("collecting outputs on a real directory", () => {
   it("a directory that cannot be listed is a sentence, not an empty list", async () => {
     const result = await listJobDir(createLocalExecutor({ spawners: 0 }), join(dir, "nope"));
     expect(typeof result).toBe("string");
+  });
+});
+
+describe("collecting outputs in sudo mode", () => {
+  it("lists and reads as the job's account, whose 0700 directory the service account cannot enter", async () => {
+    const alice = ensurePosixUser("sg-alice");
+    ensurePosixUser("sg-svc");
+    const local = createLocalExecutor();
+    const root = mkdtempSync("/var/tmp/sg-outputs-sudo-");
+    chmodSync(root, 0o1777);
+    const jobDir = join(root, "alice", `job_${"c".repeat(26)}`);
+    mkdirSync(join(jobDir, "results"), { recursive: true });
+    const bytes = Buffer.from([0, 255, 1, 10, 13, 0]);
+    writeFileSync(join(jobDir, "results", "a.bin"), bytes);
+    symlinkSync("/etc/passwd", join(jobDir, "results", "p.bin"));
+    symlinkSync("/etc", join(jobDir, "etc"));
+    execFileSync("chown", ["-R", "-h", `${alice.uid}:${alice.gid}`, join(root, "alice")]);
+    chmodSync(join(root, "alice"), 0o700);
+    chmodSync(jobDir, 0o700);
+    const asAlice = sudoExecutor(local, "sg-alice", { account: "sg-svc" });
+    // The service account itself (root may sudo as anyone): it cannot list Alice's directory.
+    const service = sudoExecutor(local, "sg-svc", { account: "sg-svc" });
+    const uploads: { path: string; data: Buffer }[] = [];
+    const ctx = {
+      executor: sudoReads(service, root, (owner) => (owner === "alice" ? asAlice : null)),
+      sudo: { as: (owner: string) => (owner === "alice" ? { executor: asAlice } : null) },
+      api: {
+        uploadOutput: async (upload: { path: string; body: AsyncIterable<Buffer> }) => {
+          const parts: Buffer[] = [];
+          for await (const part of upload.body) {
+            parts.push(part);
+          }
+          uploads.push({ path: upload.path, data: Buffer.concat(parts) });
+          return { ok: true, value: null };
+        },
+      },
+      log: () => {},
+    } as unknown as AgentContext;
+    const job = { jobId: `job_${"c".repeat(26)}`, epoch: 1, owner: "alice", jobDir, outputs: ["results/*", "etc/*"] };
+    const outcome = await bringBackOutputs(ctx, job as unknown as TrackedJob);
+    expect(outcome).toEqual({
+      done: true,
+      uploaded: 1,
+      skipped: [{ path: "results/p.bin", why: "a symlink (never followed)" }],
+    });
+    expect(uploads).toEqual([{ path: "results/a.bin", data: bytes }]);
+    const unmapped = await bringBackOutputs(ctx, { ...job, owner: "bob" } as unknown as TrackedJob);
+    expect(unmapped).toMatchObject({
+      done: true,
+      uploaded: 0,
+      skipped: [{ why: expect.stringContaining("no account") }],
+    });
   });
 });

@@ -64,7 +64,7 @@ describe("the sudoers rule and sudo's refusals", () => {
   it("names every tool by absolute path, Slurm's from SLURMGATE_SLURM_BIN, and validates with visudo", () => {
     const lines = sudoersLines("slurmgate", { slurmBin: "/opt/slurm/bin/" });
     expect(lines[1]).toBe(
-      "slurmgate ALL=(%slurmgate-users) NOPASSWD: /opt/slurm/bin/sbatch, /opt/slurm/bin/scancel, /usr/bin/mkdir, /usr/bin/tee, /usr/bin/dd, /usr/bin/stat, /usr/bin/realpath, /usr/bin/rm, /usr/bin/mv, /usr/bin/chmod",
+      "slurmgate ALL=(%slurmgate-users) NOPASSWD: /opt/slurm/bin/sbatch, /opt/slurm/bin/scancel, /usr/bin/mkdir, /usr/bin/tee, /usr/bin/dd, /usr/bin/stat, /usr/bin/realpath, /usr/bin/rm, /usr/bin/mv, /usr/bin/chmod, /usr/bin/find",
     );
     const dir = mkdtempSync("/tmp/sg-sudoers-");
     writeFileSync(join(dir, "rule"), `${sudoersLines("slurmgate").join("\n")}\n`);

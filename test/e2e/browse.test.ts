@@ -3,14 +3,14 @@
  * to /, to its own subdirectory) and a FIFO; listing, head and tail through the gateway and a real
  * agent return the bytes on disk, never follow a symlink, and come back while the agent is still
  * parked in its lease call (far sooner than its poll interval). A site agent (root) reads only what
- * the job's own account could read.
+ * the job's own account could read. (Agents over SSH and in sudo mode: browse-modes.test.ts.)
  */
 import { chmodSync, chownSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SlurmgateError, createClient } from "../../client/index.ts";
 import { runCli } from "../cli/support.ts";
-import { type AgentProcess, type E2E, slurmClusters, sshAgentEnv, startE2E } from "./harness.ts";
+import { type AgentProcess, type E2E, slurmClusters, startE2E } from "./harness.ts";
 import { ensurePosixUser } from "./posix-users.ts";
 
 const POLL_WAIT_SECONDS = 20;
@@ -215,23 +215,4 @@ describe("a site agent as root browses with the job account's rights", () => {
     const listing = await get<{ entries: Entry[] }>(e2e.alice, id, "dir", {});
     expect(listing.body.entries.map((e) => e.name)).toEqual(expect.arrayContaining(["mine.txt", "roots.txt"]));
   }, 60_000);
-});
-
-describe("an agent over SSH", () => {
-  let ssh: AgentProcess;
-  afterAll(async () => {
-    await ssh?.stop();
-  });
-
-  it("refuses to browse with the reason (SFTP cannot open a path without following symlinks): 409", async () => {
-    await agent?.stop();
-    ssh = e2e.startAgent("alpha", sshAgentEnv());
-    await e2e.waitClustersAlive(120_000, ["alpha"]);
-    const job = await e2e.submit(e2e.alice, { name: "browse-ssh", cluster: "alpha", command: ["true"] });
-    const done = await e2e.waitTerminal(e2e.alice, job.id, 90_000);
-    expect(done.state, done.reason ?? "").toBe("completed");
-    const res = await get<object>(e2e.alice, job.id, "dir", {});
-    expect(res.status, JSON.stringify(res.body)).toBe(409);
-    expect(res.body.detail).toContain("over SSH");
-  }, 240_000);
 });

@@ -124,6 +124,7 @@ interface Watch {
   timeoutMs: number;
   maxOutputBytes: number;
   stopOn?: RegExp;
+  binary?: boolean;
 }
 
 /**
@@ -157,6 +158,7 @@ function watchChannel(stream: ClientChannel, w: Watch): Promise<ExecResult> {
       resolve({
         code: timedOut ? null : code,
         stdout: out.bytes().toString("utf8"),
+        ...(w.binary ? { stdoutBytes: out.bytes() } : {}),
         stderr: takePidMarker(errs.bytes(), w.marker).rest.subarray(0, w.maxOutputBytes).toString("utf8"),
         timedOut,
         ...(stopped ? { stopped: true as const } : {}),
@@ -223,6 +225,7 @@ export function createRemoteRun(
             timeoutMs,
             maxOutputBytes: limits.maxOutputBytes,
             stopOn: opts.stopOn,
+            binary: opts.binary,
           }).then(resolve, reject);
           stream.end(opts.input);
         }),
