@@ -142,6 +142,7 @@ export async function runTransfer(opts: BenchOptions): Promise<Row[]> {
   const samples: Samples = {};
   const add = (name: string, seconds: number) => {
     samples[name] = [...(samples[name] ?? []), size / MiB / seconds];
+    opts.log(`transfer: ${name} ${seconds.toFixed(2)} s, ${(size / MiB / seconds).toFixed(1)} MiB/s`);
   };
   try {
     await sshExec.connect();
@@ -169,6 +170,8 @@ export async function runTransfer(opts: BenchOptions): Promise<Row[]> {
       const through = async (name: string, executor: Executor) => {
         const job = await world.user.submit({
           name: `xfer-${name}`,
+          // The fake agent is seen only when it leases: name the cluster so the submit does not wait on liveness.
+          cluster: "hpc1",
           command: ["true"],
           inputs: [{ file: ref as `sha256:${string}`, path: "data.bin" }],
           outputs: ["data.bin"],
