@@ -5,8 +5,8 @@
  * - the agent's channel, with its own code and the SSH executor against the loopback sshd of the
  *   SSH tests: an input fetched from the gateway and written into a job directory on the "login
  *   node" (`writeInputs`), and an output read back from there and streamed to the gateway
- *   (`bringBackOutputs`), next to `scp` to and from that sshd. The same calls with the local
- *   executor show what SSH itself costs.
+ *   (`bringBackOutputs`), next to `scp` to and from that sshd (a smaller file: see sshSize). The
+ *   same calls with the local executor show what SSH itself costs.
  * Each round makes new deterministic bytes (so nothing is deduplicated by the content-addressed
  * store) and runs ours, then the floors. Every copy is hashed afterwards: a transfer whose bytes
  * differ throws, so it can never report a speed.
@@ -115,11 +115,16 @@ function scpArgs(ssh: SshTarget): string[] {
   ];
 }
 
+type Source = { path: string; bytes: number; sha: string; ref: `sha256:${string}` };
+
 /** Throughput samples (MiB/s) of one path, by name. */
 type Samples = Record<string, number[]>;
 
 export async function runTransfer(opts: BenchOptions): Promise<Row[]> {
   const size = (opts.quick ? 50 : 200) * MiB;
+  // The SSH executor moves files one 32 KiB SFTP request at a time: under 1 MiB/s on a loaded
+  // machine, so its pair (and scp's) uses a smaller file to fit the run in minutes.
+  const sshSize = (opts.quick ? 16 : 50) * MiB;
   const rounds = opts.quick ? 1 : 2;
   const ssh = JSON.parse(readFileSync(SSH_JSON, "utf8")) as SshTarget;
   // One filesystem for everything: the source, cp's copies, the gateway's blobs, the job
@@ -140,95 +145,112 @@ export async function runTransfer(opts: BenchOptions): Promise<Row[]> {
   });
   const localExec = createLocalExecutor({ spawners: 0 });
   const samples: Samples = {};
-  const add = (name: string, seconds: number) => {
-    samples[name] = [...(samples[name] ?? []), size / MiB / seconds];
-    opts.log(`transfer: ${name} ${seconds.toFixed(2)} s, ${(size / MiB / seconds).toFixed(1)} MiB/s`);
+  const add = (name: string, bytes: number, seconds: number) => {
+    samples[name] = [...(samples[name] ?? []), bytes / MiB / seconds];
+    opts.log(
+      `transfer: ${name}, ${bytes / MiB} MiB in ${seconds.toFixed(2)} s, ${(bytes / MiB / seconds).toFixed(1)} MiB/s`,
+    );
   };
   try {
     await sshExec.connect();
     const world = await seedWorld(gw.url, gw.adminToken, "xfer");
     const api = createGatewayApi({ baseUrl: gw.url, token: world.agentToken });
     const quiet = () => {};
-    for (let round = 0; round < rounds; round++) {
-      const dir = join(root, `r${round}`);
-      mkdirSync(dir);
-      const src = join(dir, "src.bin");
-      const sha = await writeDeterministic(src, size, 0x5eed + round);
-      opts.log(`transfer: round ${round + 1}/${rounds}, ${size / MiB} MiB, sha256 ${sha.slice(0, 12)}…`);
-
-      // Ours: the gateway path, then the agent's channel through each executor.
-      let ref = "";
+    /** The agent's own calls for one job: its input written into a job dir, then brought back as its output. */
+    const through = async (name: string, executor: Executor, dir: string, file: Source) => {
+      const input = { file: file.ref, path: "data.bin" };
+      const job = await world.user.submit({
+        name: `xfer-${name}`,
+        // The fake agent is seen only when it leases: name the cluster so the submit does not wait on liveness.
+        cluster: "hpc1",
+        command: ["true"],
+        inputs: [input],
+        outputs: ["data.bin"],
+      });
+      await world.agent.start(job.id);
+      const jobDir = join(dir, `job-${name}`);
+      mkdirSync(jobDir);
+      const ctx = { api, agentId: AGENT_ID, executor, log: quiet } as unknown as AgentContext;
+      add(`agent input, ${name}`, file.bytes, await timed(() => writeInputs(ctx, executor, jobDir, [input])));
+      await verifyCopy(`agent input (${name})`, join(jobDir, "data.bin"), file.sha);
+      const tracked = {
+        jobId: job.id,
+        epoch: world.agent.epochs.get(job.id)!,
+        owner: "xfer",
+        jobDir,
+        outputs: ["data.bin"],
+      } as TrackedJob;
+      let outcome: Awaited<ReturnType<typeof bringBackOutputs>> | undefined;
       add(
-        "gateway upload",
+        `agent output, ${name}`,
+        file.bytes,
         await timed(async () => {
-          ref = (await world.user.upload(src)).file;
+          outcome = await bringBackOutputs(ctx, tracked);
         }),
       );
+      if (!outcome?.done || outcome.uploaded !== 1) {
+        throw new TransferCorrupt(`agent output (${name}) was not brought back: ${JSON.stringify(outcome)}`);
+      }
+      await world.agent.finish(job.id);
+      return job.id;
+    };
+    const upload = async (path: string, bytes: number, seed: number, timedAs?: string): Promise<Source> => {
+      const sha = await writeDeterministic(path, bytes, seed);
+      let ref = "";
+      const seconds = await timed(async () => {
+        ref = (await world.user.upload(path)).file;
+      });
       if (ref !== `sha256:${sha}`) {
         throw new TransferCorrupt(`upload: the gateway named ${ref}, not sha256:${sha}`);
       }
-      const through = async (name: string, executor: Executor) => {
-        const job = await world.user.submit({
-          name: `xfer-${name}`,
-          // The fake agent is seen only when it leases: name the cluster so the submit does not wait on liveness.
-          cluster: "hpc1",
-          command: ["true"],
-          inputs: [{ file: ref as `sha256:${string}`, path: "data.bin" }],
-          outputs: ["data.bin"],
-        });
-        await world.agent.start(job.id);
-        const jobDir = join(dir, `job-${name}`);
-        mkdirSync(jobDir);
-        const ctx = { api, agentId: AGENT_ID, executor, log: quiet } as unknown as AgentContext;
-        add(
-          `agent input, ${name}`,
-          await timed(() =>
-            writeInputs(ctx, executor, jobDir, [{ file: ref as `sha256:${string}`, path: "data.bin" }]),
-          ),
-        );
-        await verifyCopy(`agent input (${name})`, join(jobDir, "data.bin"), sha);
-        const tracked = {
-          jobId: job.id,
-          epoch: world.agent.epochs.get(job.id)!,
-          owner: "xfer",
-          jobDir,
-          outputs: ["data.bin"],
-        } as TrackedJob;
-        let outcome: Awaited<ReturnType<typeof bringBackOutputs>> | undefined;
-        add(
-          `agent output, ${name}`,
-          await timed(async () => {
-            outcome = await bringBackOutputs(ctx, tracked);
-          }),
-        );
-        if (!outcome?.done || outcome.uploaded !== 1) {
-          throw new TransferCorrupt(`agent output (${name}) was not brought back: ${JSON.stringify(outcome)}`);
-        }
-        await world.agent.finish(job.id);
-        return job.id;
-      };
-      const sshJob = await through("ssh", sshExec);
-      await through("local", localExec);
-      const back = join(dir, "download.bin");
-      add("gateway download", await timed(() => world.user.download(sshJob, "data.bin", back)));
-      await verifyCopy("gateway download", back, sha);
+      if (timedAs) {
+        add(timedAs, bytes, seconds);
+      }
+      return { path, bytes, sha, ref: ref as `sha256:${string}` };
+    };
+    for (let round = 0; round < rounds; round++) {
+      const dir = join(root, `r${round}`);
+      mkdirSync(dir);
+      opts.log(`transfer: round ${round + 1}/${rounds}`);
 
-      // The floors, on the same file in the same minutes.
+      // The gateway path and the agent with the local executor, then cp, on the large file.
+      const big = await upload(join(dir, "src.bin"), size, 0x5eed + round, "gateway upload");
+      const localJob = await through("local", localExec, dir, big);
+      const back = join(dir, "download.bin");
+      add("gateway download", size, await timed(() => world.user.download(localJob, "data.bin", back)));
+      await verifyCopy("gateway download", back, big.sha);
+      rmSync(back);
       const cpDst = join(dir, "cp.bin");
-      add("cp", await timed(() => run("cp", [src, cpDst])));
-      await verifyCopy("cp", cpDst, sha);
+      add("cp", size, await timed(() => run("cp", [big.path, cpDst])));
+      await verifyCopy("cp", cpDst, big.sha);
       rmSync(cpDst);
       const syncDst = join(dir, "cp-sync.bin");
-      add("cp + sync", await timed(() => run("sh", ["-c", 'cp "$1" "$2" && sync "$2"', "sh", src, syncDst])));
-      await verifyCopy("cp + sync", syncDst, sha);
+      add(
+        "cp + sync",
+        size,
+        await timed(() => run("sh", ["-c", 'cp "$1" "$2" && sync "$2"', "sh", big.path, syncDst])),
+      );
+      await verifyCopy("cp + sync", syncDst, big.sha);
       rmSync(syncDst);
+
+      // The agent over SSH, then scp both ways, on the smaller file.
+      const small = await upload(join(dir, "ssh-src.bin"), sshSize, 0x55e + round);
+      await through("ssh", sshExec, dir, small);
       const scpUp = join(dir, "scp-up.bin");
-      add("scp push", await timed(() => run("scp", [...scpArgs(ssh), src, `${ssh.user}@${ssh.host}:${scpUp}`])));
-      await verifyCopy("scp push", scpUp, sha);
+      add(
+        "scp push",
+        sshSize,
+        await timed(() => run("scp", [...scpArgs(ssh), small.path, `${ssh.user}@${ssh.host}:${scpUp}`])),
+      );
+      await verifyCopy("scp push", scpUp, small.sha);
       const scpDown = join(dir, "scp-down.bin");
-      add("scp pull", await timed(() => run("scp", [...scpArgs(ssh), `${ssh.user}@${ssh.host}:${scpUp}`, scpDown])));
-      await verifyCopy("scp pull", scpDown, sha);
-      // A round's files go before the next is written: 200 MiB × 8 copies would fill a small disk.
+      add(
+        "scp pull",
+        sshSize,
+        await timed(() => run("scp", [...scpArgs(ssh), `${ssh.user}@${ssh.host}:${scpUp}`, scpDown])),
+      );
+      await verifyCopy("scp pull", scpDown, small.sha);
+      // A round's files go before the next is written: several copies of 200 MiB add up.
       rmSync(dir, { recursive: true, force: true });
     }
   } finally {
@@ -250,6 +272,7 @@ export async function runTransfer(opts: BenchOptions): Promise<Row[]> {
     target: `${note}; rounds: ours ${each(ours)}, floor ${each(floor)}`,
   });
   const mb = `${size / MiB} MiB`;
+  const smb = `${sshSize / MiB} MiB`;
   return [
     row(`upload ${mb}, client.upload → gateway blob store`, "gateway upload", "cp", "floor: cp of the file"),
     row(`download ${mb}, client.download of a job output`, "gateway download", "cp", "floor: cp of the file"),
@@ -260,13 +283,13 @@ export async function runTransfer(opts: BenchOptions): Promise<Row[]> {
       "floor: cp then sync of the copy (the gateway does not fsync)",
     ),
     row(
-      `agent input ${mb} into a job dir over SSH (writeInputs)`,
+      `agent input ${smb} into a job dir over SSH (writeInputs)`,
       "agent input, ssh",
       "scp push",
       "floor: scp to the loopback sshd",
     ),
     row(
-      `agent output ${mb} from a job dir over SSH (bringBackOutputs)`,
+      `agent output ${smb} from a job dir over SSH (bringBackOutputs)`,
       "agent output, ssh",
       "scp pull",
       "floor: scp from the loopback sshd",
