@@ -154,7 +154,23 @@ export async function runTransfer(opts: BenchOptions): Promise<Row[]> {
   try {
     await sshExec.connect();
     const world = await seedWorld(gw.url, gw.adminToken, "xfer");
-    const api = createGatewayApi({ baseUrl: gw.url, token: world.agentToken });
+    // The agent's api, with the cause of a failed request logged (the api reduces it to "fetch failed").
+    const api = createGatewayApi({
+      baseUrl: gw.url,
+      token: world.agentToken,
+      fetch: async (input, init) => {
+        const t = performance.now();
+        try {
+          return await fetch(input, init);
+        } catch (err) {
+          const cause = (err as { cause?: unknown }).cause;
+          opts.log(
+            `transfer: agent request failed after ${((performance.now() - t) / 1000).toFixed(1)} s: ${(err as Error).message}${cause ? ` (${String(cause)})` : ""}`,
+          );
+          throw err;
+        }
+      },
+    });
     const quiet = () => {};
     /** The agent's own calls for one job: its input written into a job dir, then brought back as its output. */
     const through = async (name: string, executor: Executor, dir: string, file: Source) => {
@@ -260,7 +276,7 @@ export async function runTransfer(opts: BenchOptions): Promise<Row[]> {
   }
 
   const mid = (name: string) => percentile(samples[name] ?? [], 50);
-  const each = (name: string) => (samples[name] ?? []).map((v) => v.toFixed(0)).join(", ");
+  const each = (name: string) => (samples[name] ?? []).map((v) => v.toFixed(1)).join(", ");
   const row = (metric: string, ours: string, floor: string, note: string): Row => ({
     section: "transfer",
     metric,
