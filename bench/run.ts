@@ -1,6 +1,6 @@
 /**
  * `npm run bench`: runs each section, then prints one table of ours / floor / ratio.
- * BENCH_QUICK=1 makes every section short; BENCH_ONLY=gateway,web,agent,restd picks sections;
+ * BENCH_QUICK=1 makes every section short; BENCH_ONLY=gateway,web,agent,restd,transfer picks sections;
  * BENCH_JSON=path also writes the rows as JSON. History: BENCH_HISTORY_1M=1 adds the 1M-job tier,
  * BENCH_HISTORY_BASE=<git rev> measures that revision side by side (bench/gateway-history.ts).
  */
@@ -12,6 +12,7 @@ import * as sweep from "./agent-sweep.ts";
 import * as gateway from "./gateway.ts";
 import * as web from "./web-page.ts";
 import { runHistory } from "./gateway-history.ts";
+import { runTransfer } from "./transfer.ts";
 import * as worker from "./worker.ts";
 import type { Row, Section } from "./types.ts";
 
@@ -38,6 +39,7 @@ const SECTIONS: Section[] = [
   { name: "agent", run: agent.run },
   { name: "sweep", run: sweep.run },
   { name: "restd", run: restd.run },
+  { name: "transfer", run: runTransfer },
   { name: "worker", run: simple("worker", worker.run) },
 ];
 
