@@ -38,7 +38,8 @@ die() {
 pid_alive() {
   local pid
   [ -s "$1" ] || return 1
-  pid=$(tr -dc '0-9' <"$1")
+  # slurmd removes its pid file as it exits: the file may go between the test and the read.
+  pid=$(tr -dc '0-9' 2>/dev/null <"$1") || return 1
   [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$2" ] || return 1
   ! grep -qE '^[^)]*\) [ZX]' "/proc/$pid/stat" 2>/dev/null
 }
@@ -46,7 +47,7 @@ pid_alive() {
 stop_pidfile() {
   local pid i
   pid_alive "$1" "$2" || { rm -f "$1"; return 0; }
-  pid=$(tr -dc '0-9' <"$1")
+  pid=$(tr -dc '0-9' 2>/dev/null <"$1") || return 0
   kill -TERM "$pid" 2>/dev/null || true
   for ((i = 0; i < 100; i++)); do pid_alive "$1" "$2" || break; sleep 0.1; done
   pid_alive "$1" "$2" && kill -KILL "$pid" 2>/dev/null || true
@@ -161,7 +162,7 @@ cmd_up() {
   for ((i = 0; i < 300; i++)); do ctld_ready && break; sleep 0.2; done
   ctld_ready || die "slurmctld $C does not answer"
   # A job left by an earlier run would count against the limit.
-  g scancel --full --quiet --user=root 2>/dev/null || true
+  g timeout 15 scancel --full --quiet --user=root 2>/dev/null || true
   for ((i = 0; i < 100; i++)); do
     st=$(node_state)
     case $st in
@@ -177,7 +178,9 @@ cmd_up() {
 cmd_down() {
   exec 9>"$DIR/.gamma.lock"
   flock -w 120 9 || die "another gamma.sh holds $DIR/.gamma.lock"
-  g scancel --full --quiet --user=root 2>/dev/null || true
+  if pid_alive "$DIR/$C/run/slurmctld.pid" slurmctld; then
+    g timeout 15 scancel --full --quiet --user=root 2>/dev/null || true
+  fi
   stop_pidfile "$DIR/$C/run/slurmd.pid" slurmd
   stop_pidfile "$DIR/$C/run/slurmctld.pid" slurmctld
   say "down"
