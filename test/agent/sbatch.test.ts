@@ -61,6 +61,20 @@ describe("classifySbatchError", () => {
     expect(classifySbatchError(fixture(file))).toEqual({ code, message });
   });
 
+  // Captured on gamma (test/slurm/gamma.sh), which enforces associations,limits,qos: the submit limits
+  // really reached. Each is back-pressure, and the reason names the limit Slurm named.
+  it.each([
+    ["sbatch-qos-max-submit-per-user.stderr.txt", "QOSMaxSubmitJobPerUserLimit"],
+    ["sbatch-qos-grp-submit.stderr.txt", "QOSGrpSubmitJobsLimit"],
+    ["sbatch-assoc-max-submit.stderr.txt", "AssocMaxSubmitJobLimit"],
+  ])("real %s → backpressure naming %s", (file, limit) => {
+    expect(fixture(file.replace("stderr", "stdout"))).toBe("");
+    expect(classifySbatchError(fixture(file))).toEqual({
+      code: "backpressure",
+      message: `Slurm's queue is full for this user (${limit}): waiting (${limit}: Job violates accounting/QOS policy (job submit limit, user's size and/or time limits))`,
+    });
+  });
+
   // Messages Slurm prints for settings the test clusters do not enable (AccountingStorageEnforce,
   // QOS limits, MaxJobCount), copied from slurm_errno.c / sbatch of 22.05.
   it.each([

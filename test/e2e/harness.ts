@@ -29,6 +29,33 @@ export type ClusterInfo = {
   cgroupMode: string;
 };
 
+/** alpha and beta are always up (cluster.sh); gamma only while a test that needs it runs (gamma.sh). */
+export type ClusterName = "alpha" | "beta" | "gamma";
+
+const GAMMA_SH = join(REPO, "test/slurm/gamma.sh");
+
+/**
+ * Brings up gamma, the small cluster with a real QOS submit limit (test/slurm/gamma.sh): its QOS is set
+ * back to the limit and its old jobs are cancelled. Stop it with stopGamma() when done.
+ */
+export function startGamma(): ClusterInfo & { qos: string; submitLimit: number } {
+  execFileSync("bash", [GAMMA_SH, "up"], { stdio: ["ignore", "inherit", "inherit"] });
+  return gammaInfo();
+}
+
+export function stopGamma(): void {
+  execFileSync("bash", [GAMMA_SH, "down"], { stdio: ["ignore", "inherit", "inherit"] });
+}
+
+let gamma: (ClusterInfo & { qos: string; submitLimit: number }) | undefined;
+function gammaInfo() {
+  gamma ??= JSON.parse(execFileSync("bash", [GAMMA_SH, "json"], { encoding: "utf8" }));
+  return gamma!;
+}
+
+const clusterInfo = (cluster: ClusterName): ClusterInfo =>
+  cluster === "gamma" ? gammaInfo() : slurmClusters()[cluster];
+
 export function slurmClusters(): Record<"alpha" | "beta", ClusterInfo> {
   const file = join(TEST_DIR, "clusters.json");
   if (!existsSync(file)) {
@@ -38,8 +65,8 @@ export function slurmClusters(): Record<"alpha" | "beta", ClusterInfo> {
 }
 
 /** Runs a Slurm command against one cluster and returns stdout. */
-export function slurm(cluster: "alpha" | "beta", cmd: string, args: string[]): string {
-  const info = slurmClusters()[cluster];
+export function slurm(cluster: ClusterName, cmd: string, args: string[]): string {
+  const info = clusterInfo(cluster);
   return execFileSync(cmd, args, {
     env: { ...process.env, SLURM_CONF: info.slurmConf, TZ: "UTC", LC_ALL: "C" },
     encoding: "utf8",
@@ -50,7 +77,7 @@ export function slurm(cluster: "alpha" | "beta", cmd: string, args: string[]): s
  * Slurm jobs whose comment is the slurmgate tag of this job, from squeue (what the controller still
  * holds) and sacct (what accounting recorded; it may lag a few seconds behind) together.
  */
-export function slurmJobsTagged(cluster: "alpha" | "beta", jobId: string): string[] {
+export function slurmJobsTagged(cluster: ClusterName, jobId: string): string[] {
   const queue = slurm(cluster, "squeue", ["-h", "--states=all", "-o", "%i|%k"]);
   const acct = slurm(cluster, "sacct", ["-X", "-P", "-n", "-o", "JobID,Comment", "--starttime=now-2hours"]);
   const ids = `${queue}\n${acct}`
@@ -100,8 +127,9 @@ export type E2E = {
   admin: string;
   alice: string;
   bob: string;
-  agentTokens: Record<"alpha" | "beta", string>;
-  startAgent(cluster: "alpha" | "beta", env?: Record<string, string>, args?: string[]): AgentProcess;
+  /** gamma's only when startE2E was asked for it. */
+  agentTokens: Record<"alpha" | "beta", string> & { gamma?: string };
+  startAgent(cluster: ClusterName, env?: Record<string, string>, args?: string[]): AgentProcess;
   runAgentOnce(
     cluster: "alpha" | "beta",
     env?: Record<string, string>,
@@ -112,9 +140,9 @@ export type E2E = {
   waitTerminal(token: string, id: string, timeoutMs?: number): Promise<Job>;
   logs(token: string, id: string, stream?: "stdout" | "stderr"): Promise<string>;
   /** The environment startAgent gives an agent (for tests that spawn their own agent binary). */
-  agentEnv(cluster: "alpha" | "beta", env?: Record<string, string>): Record<string, string>;
+  agentEnv(cluster: ClusterName, env?: Record<string, string>): Record<string, string>;
   /** Waits until both clusters' agents have published an inventory. */
-  waitClustersAlive(timeoutMs?: number, clusters?: ("alpha" | "beta")[]): Promise<void>;
+  waitClustersAlive(timeoutMs?: number, clusters?: ClusterName[]): Promise<void>;
   cgroupMode(): string;
   close(): Promise<void>;
 };
@@ -124,8 +152,13 @@ type ClusterExtras = { allowedSbatchArgs?: string[]; profiles?: ClusterConfigInp
 export async function startE2E(
   gatewayEnv: Record<string, string> = {},
   extras: Partial<Record<"alpha" | "beta", ClusterExtras>> = {},
+  /** gamma: register it in the gateway too (bring it up first with startGamma). */
+  options: { gamma?: boolean } = {},
 ): Promise<E2E> {
-  const clusters = slurmClusters();
+  const clusters: Record<"alpha" | "beta", ClusterInfo> & { gamma?: ClusterInfo } = slurmClusters();
+  if (options.gamma) {
+    clusters.gamma = gammaInfo();
+  }
   const gw = await createTestGateway({ SLURMGATE_LEASE_SECONDS: "30", ...gatewayEnv });
   const server = serve({ fetch: gw.app.fetch, port: 0, hostname: "127.0.0.1" });
   keepIdleConnections(server);
@@ -134,26 +167,32 @@ export async function startE2E(
   const admin = await gw.user("root", true);
   const alice = await gw.user("alice");
   const bob = await gw.user("bob");
-  const agentTokens = {
+  const agentTokens: E2E["agentTokens"] = {
     alpha: await gw.cluster("alpha", { sharedRoots: [clusters.alpha.sharedRoot], ...normalise(extras.alpha) }),
     beta: await gw.cluster("beta", { sharedRoots: [clusters.beta.sharedRoot], ...normalise(extras.beta) }),
   };
+  if (clusters.gamma) {
+    agentTokens.gamma = await gw.cluster("gamma", { sharedRoots: [clusters.gamma.sharedRoot] });
+  }
   for (const user of ["alice", "bob", "root"]) {
     await gw.grant(user, "alpha");
     await gw.grant(user, "beta");
+    if (clusters.gamma) {
+      await gw.grant(user, "gamma");
+    }
   }
   const workDir = mkdtempSync(join(tmpdir(), "slurmgate-e2e-"));
   const agents: AgentProcess[] = [];
   let agentCount = 0;
 
-  const agentEnv = (cluster: "alpha" | "beta", env: Record<string, string> = {}): Record<string, string> => ({
+  const agentEnv = (cluster: ClusterName, env: Record<string, string> = {}): Record<string, string> => ({
     PATH: process.env.PATH ?? "/usr/bin:/bin",
     HOME: process.env.HOME ?? "/root",
     SLURMGATE_URL: url,
-    SLURMGATE_AGENT_TOKEN: agentTokens[cluster],
+    SLURMGATE_AGENT_TOKEN: agentTokens[cluster] ?? "",
     SLURMGATE_CLUSTER: cluster,
-    SLURMGATE_SHARED_ROOTS: clusters[cluster].sharedRoot,
-    SLURM_CONF: clusters[cluster].slurmConf,
+    SLURMGATE_SHARED_ROOTS: clusterInfo(cluster).sharedRoot,
+    SLURM_CONF: clusterInfo(cluster).slurmConf,
     SLURMGATE_STATE_FILE: join(workDir, `agent-${cluster}-${++agentCount}.json`),
     SLURMGATE_POLL_WAIT_SECONDS: "2",
     SLURMGATE_TRACK_MIN_SECONDS: "1",

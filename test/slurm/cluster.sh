@@ -569,6 +569,10 @@ cmd_down() {
   mkdir -p "$DIR"
   exec 9>"$DIR/.lock"
   flock -w 300 9 || die "another cluster.sh holds $DIR/.lock"
+  # gamma (gamma.sh, one test's cluster) lives on this slurmdbd and under DIR: never leave it behind.
+  if [ -f "$DIR/gamma/run/slurmctld.pid" ] || [ -f "$DIR/gamma/run/slurmd.pid" ]; then
+    bash "$(dirname "${BASH_SOURCE[0]}")/gamma.sh" down 9>&- || true
+  fi
   for c in "${CLUSTERS[@]}"; do stop_cluster "$c"; done
   stop_pidfile "$RUN/slurmdbd.pid" slurmdbd
   stop_pidfile "$MYSQL_PID" mariadbd

@@ -1,0 +1,176 @@
+/**
+ * A real QOS submit limit is back-pressure, not failure (issue #12), on gamma: a small third cluster
+ * (test/slurm/gamma.sh) that enforces associations,limits,qos and puts the agent's user (root) in a QOS
+ * with MaxSubmitJobsPerUser=2. alpha and beta keep AccountingStorageEnforce=none for every other test.
+ * Real slurmctld, real sbatch, real gateway over HTTP, real agent: nothing imitates Slurm here.
+ */
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Job, JobEvent } from "../../schemas/index.ts";
+import { type E2E, slurm, slurmJobsTagged, startE2E, startGamma, stopGamma } from "./harness.ts";
+
+const run = promisify(execFile);
+let e2e: E2E;
+let gamma: ReturnType<typeof startGamma>;
+
+beforeAll(async () => {
+  gamma = startGamma();
+  e2e = await startE2E({}, {}, { gamma: true });
+}, 120_000);
+
+afterAll(async () => {
+  await e2e?.close();
+  stopGamma();
+});
+
+const job = (name: string, seconds: number) => ({
+  name,
+  cluster: "gamma",
+  partition: "cpu",
+  command: ["sleep", String(seconds)],
+});
+
+/** The slurmgate jobs gamma's controller holds right now (pending or running). */
+async function inSlurm(): Promise<string[]> {
+  const { stdout } = await run("squeue", ["-h", "-o", "%i|%T|%k"], {
+    env: { ...process.env, SLURM_CONF: gamma.slurmConf },
+  });
+  return stdout.split("\n").filter((line) => line.includes("slurmgate:"));
+}
+
+/** Samples squeue every 300 ms until stopped; returns the most jobs Slurm held at once. */
+function sampleSqueue() {
+  let most = 0;
+  let samples = 0;
+  let stop = false;
+  const done = (async () => {
+    while (!stop) {
+      const held = await inSlurm().catch(() => null);
+      if (held) {
+        most = Math.max(most, held.length);
+        samples++;
+      }
+      await new Promise((r) => setTimeout(r, 300));
+    }
+  })();
+  return {
+    async stop() {
+      stop = true;
+      await done;
+      return { most, samples };
+    },
+  };
+}
+
+async function events(id: string): Promise<JobEvent[]> {
+  const res = await fetch(`${e2e.url}/v1/jobs/${id}/events?after=0`, {
+    headers: { authorization: `Bearer ${e2e.alice}` },
+  });
+  expect(res.status).toBe(200);
+  return ((await res.json()) as { events: JobEvent[] }).events;
+}
+
+const heldBack = (job: Job) => job.state === "queued" && /QOSMaxSubmitJobPerUserLimit/.test(job.reason ?? "");
+
+describe("a real QOS submit limit (MaxSubmitJobsPerUser=2 on gamma)", () => {
+  it("five jobs at once: at most two in Slurm, the rest wait with the QOS reason, all complete once each", async () => {
+    expect(gamma.submitLimit).toBe(2);
+    const agent = e2e.startAgent("gamma");
+    await e2e.waitClustersAlive(60_000, ["gamma"]);
+    const sampler = sampleSqueue();
+    const jobs = await Promise.all([1, 2, 3, 4, 5].map((n) => e2e.submit(e2e.alice, job(`qos-${n}`, 15))));
+
+    // Three are held back by Slurm's own refusal, and say so while they wait.
+    const waiting = await Promise.all(
+      jobs.map((j) =>
+        e2e
+          .waitFor(e2e.alice, j.id, (x) => heldBack(x) || x.slurmJobId !== null, 60_000)
+          .then((x) => (heldBack(x) ? x : null)),
+      ),
+    );
+    const held = waiting.filter((x): x is Job => x !== null);
+    expect(held.length).toBeGreaterThanOrEqual(3);
+    for (const x of held) {
+      expect(x.code ?? null).toBeNull();
+      expect(x.reason).toMatch(
+        /^Slurm's queue is full for this user \(QOSMaxSubmitJobPerUserLimit\): waiting \(QOSMaxSubmitJobPerUserLimit: Job violates accounting\/QOS policy/,
+      );
+    }
+
+    // The back-off is 60 s per refusal; five 15 s jobs through a limit of two take three rounds.
+    const ended = await Promise.all(jobs.map((j) => e2e.waitTerminal(e2e.alice, j.id, 240_000)));
+    const { most, samples } = await sampler.stop();
+    expect(samples).toBeGreaterThan(10);
+    expect(most).toBeLessThanOrEqual(2);
+    expect(most).toBe(2);
+    for (const x of ended) {
+      expect(x.state, x.reason ?? "").toBe("completed");
+      expect(slurmJobsTagged("gamma", x.id)).toHaveLength(1);
+      const history = await events(x.id);
+      expect(history.filter((e) => e.state === "failed" || e.state === "rejected")).toEqual([]);
+    }
+    // Each held-back job's history shows the QOS refusal as back-pressure, never as an end.
+    for (const x of held) {
+      const backPressure = (await events(x.id)).filter(
+        (e) => e.state === "queued" && /^back-pressure:/.test(e.detail ?? ""),
+      );
+      expect(backPressure.length).toBeGreaterThanOrEqual(1);
+      expect(backPressure[0]!.detail).toMatch(/QOSMaxSubmitJobPerUserLimit/);
+    }
+    expect(agent.child.exitCode).toBeNull();
+    await agent.stop();
+  }, 330_000);
+
+  it("the limit lifted while jobs wait: the rest go in without restarting the agent", async () => {
+    const agent = e2e.startAgent("gamma");
+    await e2e.waitClustersAlive(60_000, ["gamma"]);
+    const pid = agent.child.pid;
+    const jobs = await Promise.all([1, 2, 3, 4].map((n) => e2e.submit(e2e.alice, job(`qos-lift-${n}`, 300))));
+    const waiting = await Promise.all(
+      jobs.map((j) =>
+        e2e
+          .waitFor(e2e.alice, j.id, (x) => heldBack(x) || x.slurmJobId !== null, 60_000)
+          .then((x) => (heldBack(x) ? x : null)),
+      ),
+    );
+    expect(waiting.filter(Boolean)).toHaveLength(2);
+    expect(await inSlurm()).toHaveLength(2);
+
+    // The site raises the limit; slurmdbd tells the running controller. Nothing else changes.
+    slurm("gamma", "sacctmgr", ["-i", "modify", "qos", gamma.qos, "set", "MaxSubmitJobsPerUser=10"]);
+    try {
+      // The two that waited go in at their next offer (60 s back-off), while the first two still run.
+      for (const j of jobs) {
+        await e2e.waitFor(e2e.alice, j.id, (x) => x.slurmJobId !== null, 120_000);
+      }
+      expect(await inSlurm()).toHaveLength(4);
+      expect(agent.child.exitCode).toBeNull();
+      expect(agent.child.pid).toBe(pid);
+      for (const j of jobs) {
+        expect(slurmJobsTagged("gamma", j.id)).toHaveLength(1);
+      }
+    } finally {
+      slurm("gamma", "sacctmgr", [
+        "-i",
+        "modify",
+        "qos",
+        gamma.qos,
+        "set",
+        `MaxSubmitJobsPerUser=${gamma.submitLimit}`,
+      ]);
+      await Promise.all(
+        jobs.map((j) =>
+          fetch(`${e2e.url}/v1/jobs/${j.id}/cancel`, {
+            method: "POST",
+            headers: { authorization: `Bearer ${e2e.alice}` },
+          }),
+        ),
+      );
+    }
+    for (const j of jobs) {
+      expect((await e2e.waitTerminal(e2e.alice, j.id, 60_000)).state).toBe("cancelled");
+    }
+    await agent.stop();
+  }, 300_000);
+});
