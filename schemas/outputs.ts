@@ -119,10 +119,23 @@ export const JobFile = z
     path: z.string().openapi({ example: "results/metrics.json" }),
     size: z.number().int().min(0),
     sha256: z.string().regex(/^[0-9a-f]{64}$/),
+    attempt: z.number().int().min(1).openapi({ description: "The attempt whose run produced the file." }),
   })
   .openapi("JobFile");
 export type JobFile = z.infer<typeof JobFile>;
 
 export const JobFileList = z
-  .object({ items: z.array(JobFile) })
-  .openapi("JobFileList", { description: "The job's outputs the agent brought back, by path." });
+  .object({
+    items: z.array(JobFile),
+    attempts: z.array(z.number().int().min(1)).openapi({
+      description: "Every attempt that brought files back, oldest first; `?attempt=` lists another one.",
+    }),
+  })
+  .openapi("JobFileList", { description: "One attempt's outputs the agent brought back, by path." });
+export type JobFileList = z.infer<typeof JobFileList>;
+
+/**
+ * `?attempt=` of a job's files and directory (1 is the first run). Query strings are text, so the
+ * number is coerced; anything not a whole number in range is a 422 naming `query.attempt`.
+ */
+export const AttemptQuery = z.coerce.number().int().min(1).max(1_000);

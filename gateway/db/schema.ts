@@ -314,6 +314,10 @@ export const blobs = sqliteTable("blobs", {
   sha256: text("sha256").primaryKey(),
   size: integer("size").notNull(),
   createdAt: integer("created_at").notNull(),
+  // When the stored copy was last hashed whole and found right, and the store's `version` of that
+  // copy (gateway/files/verified-read.ts): kept here so a restart or another isolate trusts it too.
+  verifiedAt: integer("verified_at"),
+  verifiedVersion: text("verified_version"),
 });
 
 /**
@@ -342,15 +346,17 @@ export const jobInputs = sqliteTable(
   (t) => [primaryKey({ columns: [t.jobId, t.path] }), index("job_inputs_sha256").on(t.sha256)],
 );
 
-/** A job's outputs as the agent uploaded them (filled by the outputs routes). */
+/** A job's outputs as the agent uploaded them (filled by the outputs routes), per attempt. */
 export const jobFiles = sqliteTable(
   "job_files",
   {
     jobId: text("job_id").notNull(),
+    // The attempt whose run produced the file: a retry's outputs never replace an earlier attempt's.
+    attempt: integer("attempt").notNull(),
     path: text("path").notNull(),
     sha256: text("sha256").notNull(),
     size: integer("size").notNull(),
     createdAt: integer("created_at").notNull(),
   },
-  (t) => [primaryKey({ columns: [t.jobId, t.path] }), index("job_files_sha256").on(t.sha256)],
+  (t) => [primaryKey({ columns: [t.jobId, t.attempt, t.path] }), index("job_files_sha256").on(t.sha256)],
 );

@@ -1,11 +1,12 @@
 /**
  * Job outputs on the gateway: the agent's streamed upload (hashed into deps.blobs, then one
- * `job_files` row per path), the owner's listing and download. A row is written only after every
- * byte arrived and matched the sha256 the agent named, so nothing half-uploaded is ever listed.
+ * `job_files` row per attempt and path), the owner's listing and download. A row is written only
+ * after every byte arrived and matched the sha256 the agent named, so nothing half-uploaded is ever
+ * listed. Each attempt's files stay apart: a retry's file never replaces an earlier attempt's.
  */
 import { jobPathFault } from "../../schemas/files.ts";
 import { JobSpec, LIVE_STATES } from "../../schemas/job.ts";
-import { type JobFile, MAX_OUTPUT_FILE_BYTES, globMatcher } from "../../schemas/outputs.ts";
+import { type JobFile, type JobFileList, MAX_OUTPUT_FILE_BYTES, globMatcher } from "../../schemas/outputs.ts";
 import type { Deps, Principal } from "../deps.ts";
 import { ApiProblem } from "../problem.ts";
 import { visibleJob } from "../services/jobs.ts";
@@ -31,7 +32,7 @@ export async function storeOutput(
     throw new ApiProblem("forbidden", "only an agent uploads outputs");
   }
   const rs = await deps.db.client.execute({
-    sql: "SELECT owner, cluster, state, epoch, spec FROM jobs WHERE id = ?",
+    sql: "SELECT owner, cluster, state, epoch, attempt, spec FROM jobs WHERE id = ?",
     args: [id],
   });
   const row = rs.rows[0];
@@ -85,6 +86,8 @@ export async function storeOutput(
       field: "query.size",
     });
   }
+  // The epoch check above makes this the lease's own attempt: never a value the agent names.
+  const attempt = Number(row.attempt);
   const now = deps.now();
   await deps.db.write([
     {
@@ -92,23 +95,56 @@ export async function storeOutput(
       args: [stored.sha256, stored.size, now],
     },
     {
-      // One row per path: an agent that uploads again after a restart replaces, never duplicates.
-      sql: `INSERT INTO job_files (job_id, path, sha256, size, created_at) VALUES (?, ?, ?, ?, ?)
-            ON CONFLICT (job_id, path) DO UPDATE SET sha256 = excluded.sha256, size = excluded.size,
+      // One row per attempt and path: an agent that uploads again after a restart replaces, never duplicates.
+      sql: `INSERT INTO job_files (job_id, attempt, path, sha256, size, created_at) VALUES (?, ?, ?, ?, ?, ?)
+            ON CONFLICT (job_id, attempt, path) DO UPDATE SET sha256 = excluded.sha256, size = excluded.size,
             created_at = excluded.created_at`,
-      args: [id, upload.path, stored.sha256, stored.size, now],
+      args: [id, attempt, upload.path, stored.sha256, stored.size, now],
     },
   ]);
-  return { path: upload.path, size: stored.size, sha256: stored.sha256 };
+  return { path: upload.path, size: stored.size, sha256: stored.sha256, attempt };
 }
 
-export async function listOutputs(deps: Deps, principal: Principal, id: string): Promise<JobFile[]> {
-  await visibleJob(deps, principal, id);
+/**
+ * The attempt a listing or download of `id` reads: the one asked for (404 past the job's attempts),
+ * else the newest that brought files back (undefined: none did).
+ */
+async function chosenAttempt(
+  deps: Deps,
+  principal: Principal,
+  id: string,
+  asked: number | undefined,
+): Promise<{ attempt: number | undefined; attempts: number[] }> {
+  const job = await visibleJob(deps, principal, id);
+  if (asked !== undefined && asked > job.attempt) {
+    throw new ApiProblem("not_found", `job ${id} has no attempt ${asked}: it has had ${job.attempt} so far`, {
+      field: "query.attempt",
+    });
+  }
   const rs = await deps.db.client.execute({
-    sql: "SELECT path, size, sha256 FROM job_files WHERE job_id = ? ORDER BY path",
+    sql: "SELECT DISTINCT attempt FROM job_files WHERE job_id = ? ORDER BY attempt",
     args: [id],
   });
-  return rs.rows.map((r) => ({ path: String(r.path), size: Number(r.size), sha256: String(r.sha256) }));
+  const attempts = rs.rows.map((r) => Number(r.attempt));
+  return { attempt: asked ?? attempts.at(-1), attempts };
+}
+
+export async function listOutputs(
+  deps: Deps,
+  principal: Principal,
+  id: string,
+  query: { attempt?: number } = {},
+): Promise<JobFileList> {
+  const { attempt, attempts } = await chosenAttempt(deps, principal, id, query.attempt);
+  if (attempt === undefined) {
+    return { items: [], attempts };
+  }
+  const rs = await deps.db.client.execute({
+    sql: "SELECT path, size, sha256 FROM job_files WHERE job_id = ? AND attempt = ? ORDER BY path",
+    args: [id, attempt],
+  });
+  const items = rs.rows.map((r) => ({ path: String(r.path), size: Number(r.size), sha256: String(r.sha256), attempt }));
+  return { items, attempts };
 }
 
 /** `bytes=a-b`, `bytes=a-`, `bytes=-n` against `size`: a range, "unsatisfiable", or undefined (serve it all). */
@@ -147,15 +183,17 @@ export async function openOutput(
   id: string,
   path: string,
   rangeHeader: string | undefined,
+  query: { attempt?: number } = {},
 ): Promise<OutputDownload> {
-  await visibleJob(deps, principal, id);
+  const { attempt } = await chosenAttempt(deps, principal, id, query.attempt);
   const rs = await deps.db.client.execute({
-    sql: "SELECT size, sha256 FROM job_files WHERE job_id = ? AND path = ?",
-    args: [id, path],
+    sql: "SELECT size, sha256 FROM job_files WHERE job_id = ? AND attempt = ? AND path = ?",
+    args: [id, attempt ?? 0, path],
   });
   const row = rs.rows[0];
   if (!row) {
-    throw new ApiProblem("not_found", `job ${id} has no output ${path}`, { field: "path.path" });
+    const which = attempt === undefined ? "" : ` from attempt ${attempt}`;
+    throw new ApiProblem("not_found", `job ${id} has no output ${path}${which}`, { field: "path.path" });
   }
   const sha256 = String(row.sha256);
   const size = Number(row.size);
@@ -168,6 +206,7 @@ export async function openOutput(
     etag: `"${sha256}"`,
     "accept-ranges": "bytes",
     "cache-control": "private, no-cache",
+    "x-slurmgate-attempt": String(attempt),
   };
   if (range === "unsatisfiable") {
     throw new ApiProblem("range_not_satisfiable", `the file has ${size} bytes`, {

@@ -9,8 +9,9 @@
  * - A Range read is served only from a copy verified whole within REVERIFY_AFTER_MS whose
  *   `version` (the store's name for the stored copy: inode and times on disk, the R2 object
  *   version) has not changed since. Otherwise the whole blob is hashed first, once, and the range
- *   comes from that verified copy. Records are kept per store in memory (per process, per isolate
- *   on Workers), so a restart costs one whole hash on the next Range read of each blob.
+ *   comes from that verified copy. The record is the blob's row (`blobs.verified_at`,
+ *   `verified_version`), so it outlives a restart and every Worker isolate shares it; a row that
+ *   cannot be read as a record (garbage, a time in the future) only means "not verified".
  */
 import type { Deps } from "../deps.ts";
 import { ApiProblem } from "../problem.ts";
@@ -18,31 +19,36 @@ import { type BlobStore, BlobStoreUnavailable } from "./blob-store.ts";
 
 /** A verified copy is trusted this long for Range reads; after that the next one re-hashes it (bit rot). */
 export const REVERIFY_AFTER_MS = 24 * 3_600_000;
-/** Records kept per store; the oldest go first, which only costs a re-hash. */
-const MAX_RECORDS = 10_000;
-
-const records = new WeakMap<BlobStore, Map<string, { version: string; at: number }>>();
-
-function recordsOf(store: BlobStore) {
-  let map = records.get(store);
-  if (!map) {
-    map = new Map();
-    records.set(store, map);
-  }
-  return map;
+/** The stored copy's version when it was verified whole within REVERIFY_AFTER_MS, else undefined. */
+async function trustedVersion(deps: Deps, sha256: string): Promise<string | undefined> {
+  const rs = await deps.db.client.execute({
+    sql: "SELECT verified_at, verified_version FROM blobs WHERE sha256 = ?",
+    args: [sha256],
+  });
+  const row = rs.rows[0];
+  const at =
+    typeof row?.verified_at === "number" || typeof row?.verified_at === "bigint" ? Number(row.verified_at) : NaN;
+  const version = row?.verified_version;
+  const age = deps.now() - at;
+  return typeof version === "string" && version !== "" && age >= 0 && age < REVERIFY_AFTER_MS ? version : undefined;
 }
 
-function remember(deps: Deps, sha256: string, version: string): void {
-  const map = recordsOf(deps.blobs);
-  map.delete(sha256);
-  map.set(sha256, { version, at: deps.now() });
-  if (map.size > MAX_RECORDS) {
-    map.delete(map.keys().next().value!);
+/** Records (or, with `version` null, forgets) a whole verification; a failed write only costs a re-hash later. */
+async function record(deps: Deps, sha256: string, version: string | null): Promise<void> {
+  try {
+    await deps.db.write([
+      {
+        sql: "UPDATE blobs SET verified_at = ?, verified_version = ? WHERE sha256 = ?",
+        args: [version === null ? null : deps.now(), version, sha256],
+      },
+    ]);
+  } catch (error) {
+    deps.log({ level: "warn", msg: "could not record a blob's verification", sha256, error: String(error) });
   }
 }
 
 async function damaged(deps: Deps, sha256: string, what: string): Promise<void> {
-  recordsOf(deps.blobs).delete(sha256);
+  await record(deps, sha256, null);
   deps.log({ level: "error", msg: "stored blob does not match its sha256; deleted", sha256, what });
   await deps.blobs.delete(sha256).catch(() => {});
 }
@@ -76,10 +82,10 @@ async function read(
   range?: { start: number; end: number },
 ): Promise<ReadableStream<Uint8Array>> {
   if (range) {
-    const known = recordsOf(deps.blobs).get(sha256);
-    if (known && deps.now() - known.at < REVERIFY_AFTER_MS) {
+    const known = await trustedVersion(deps, sha256);
+    if (known !== undefined) {
       const got = await deps.blobs.get(sha256, range);
-      if (got?.version === known.version) {
+      if (got?.version === known) {
         return got.body;
       }
       await got?.body.cancel();
@@ -97,7 +103,7 @@ async function read(
       await got?.body.cancel();
       throw refused(what, "changed while it was being read");
     }
-    remember(deps, sha256, actual.version);
+    await record(deps, sha256, actual.version);
     return got.body;
   }
 
@@ -135,7 +141,7 @@ async function read(
         if (held) {
           controller.enqueue(held);
         }
-        remember(deps, sha256, got.version);
+        await record(deps, sha256, got.version);
       },
     }),
   );

@@ -3,7 +3,7 @@
  * lists and downloads them.
  */
 import { createRoute, z } from "@hono/zod-openapi";
-import { JobFile, JobFileList, Problem } from "../../schemas/index.ts";
+import { AttemptQuery, JobFile, JobFileList, Problem } from "../../schemas/index.ts";
 import type { MiddlewareHandler } from "hono";
 import type { AppEnv } from "../deps.ts";
 import { requireRole } from "../middleware/auth.ts";
@@ -12,6 +12,13 @@ import { IdParam, bearer, problems } from "./common.ts";
 
 const Sha256 = z.string().regex(/^[0-9a-f]{64}$/, "64 lowercase hex digits");
 
+/** The list's and the download's query: which attempt's files (unknown parameters are refused). */
+export const JobFilesQuery = z.strictObject({
+  attempt: AttemptQuery.optional().openapi({
+    description: "Which attempt's files (1 is the first run; default: the newest attempt that brought files back).",
+  }),
+});
+
 export const listJobFiles = createRoute({
   method: "get",
   path: "/v1/jobs/{id}/files",
@@ -19,13 +26,13 @@ export const listJobFiles = createRoute({
   tags: ["jobs"],
   summary: "The job's outputs brought back from its directory",
   description:
-    "Files the agent uploaded after the job ended (JobSpec.outputs), by path. A match that could not be brought back (a symlink, too large) is named in the job's `reason` instead.",
+    "Files the agent uploaded as an attempt ended (JobSpec.outputs), by path: the newest attempt that brought files back, or the one `attempt` names; `attempts` lists every attempt that did. A match that could not be brought back (a symlink, too large) is named in the job's `reason` instead.",
   security: bearer,
   middleware: requireRole("user"),
-  request: { params: IdParam },
+  request: { params: IdParam, query: JobFilesQuery },
   responses: {
     200: { description: "The files, by path", content: { "application/json": { schema: JobFileList } } },
-    ...problems(401, 404, 429),
+    ...problems(401, 404, 422, 429),
   },
 });
 
@@ -36,7 +43,7 @@ export const downloadJobFile = createRoute({
   tags: ["jobs"],
   summary: "Download one output file (Range supported)",
   description:
-    "The bytes of one output, as an attachment, with `ETag` its sha256. `Range: bytes=a-b` answers 206, an unsatisfiable range 416. The path may be sent with `/` or `%2F` between its segments. Stored content that no longer matches its sha256 is refused (500), never served.",
+    "The bytes of one output, as an attachment, with `ETag` its sha256. `Range: bytes=a-b` answers 206, an unsatisfiable range 416. The path may be sent with `/` or `%2F` between its segments. `attempt` picks an earlier attempt's file (default: the newest attempt that brought files back; `X-Slurmgate-Attempt` says which). Stored content that no longer matches its sha256 is refused (500), never served.",
   security: bearer,
   middleware: requireRole("user"),
   request: {
@@ -47,6 +54,7 @@ export const downloadJobFile = createRoute({
         .max(1_024)
         .openapi({ param: { name: "path", in: "path" }, example: "results/metrics.json" }),
     }),
+    query: JobFilesQuery,
     headers: z.object({ range: z.string().optional() }),
   },
   responses: {
@@ -58,7 +66,7 @@ export const downloadJobFile = createRoute({
       description: "The requested range",
       content: { "application/octet-stream": { schema: z.string().openapi({ format: "binary" }) } },
     },
-    ...problems(401, 404, 429),
+    ...problems(401, 404, 422, 429),
     416: {
       description: "The range lies outside the file",
       content: { "application/problem+json": { schema: Problem } },

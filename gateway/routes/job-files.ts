@@ -6,6 +6,7 @@ import type { Context } from "hono";
 import type { AppEnv, Deps } from "../deps.ts";
 import { listOutputs, openOutput, storeOutput } from "../files/job-outputs.ts";
 import { requireRole } from "../middleware/auth.ts";
+import { validationProblem } from "../problem.ts";
 import { createRouter } from "./common.ts";
 import * as routes from "./job-files.routes.ts";
 
@@ -20,17 +21,17 @@ export function jobFilesRouter(deps: Deps) {
 
   const list: RouteHandler<typeof routes.listJobFiles> = async (c) => {
     const { id } = c.req.valid("param");
-    return c.json({ items: await listOutputs(deps, c.get("principal"), id) }, 200);
+    return c.json(await listOutputs(deps, c.get("principal"), id, c.req.valid("query")), 200);
   };
 
-  const serve = async (c: Context<AppEnv>, id: string, path: string) => {
-    const file = await openOutput(deps, c.get("principal"), id, path, c.req.header("range"));
+  const serve = async (c: Context<AppEnv>, id: string, path: string, query: { attempt?: number }) => {
+    const file = await openOutput(deps, c.get("principal"), id, path, c.req.header("range"), query);
     return c.body(file.body, file.status, file.headers);
   };
 
   const download: RouteHandler<typeof routes.downloadJobFile> = async (c) => {
     const { id, path } = c.req.valid("param");
-    return (await serve(c, id, path)) as never;
+    return (await serve(c, id, path, c.req.valid("query"))) as never;
   };
 
   const router = createRouter()
@@ -39,8 +40,12 @@ export function jobFilesRouter(deps: Deps) {
     .openapi(routes.downloadJobFile, download);
   // The same download with the path's '/' left as they are (curl, a browser): the documented
   // `{path}` is one segment, `%2F`-encoded by generated clients.
-  router.get("/v1/jobs/:id/files/:path{.+/.+}", requireRole("user"), (c) =>
-    serve(c, c.req.param("id"), c.req.param("path")),
-  );
+  router.get("/v1/jobs/:id/files/:path{.+/.+}", requireRole("user"), (c) => {
+    const query = routes.JobFilesQuery.safeParse(c.req.query());
+    if (!query.success) {
+      throw validationProblem(query.error, "query", routes.JobFilesQuery);
+    }
+    return serve(c, c.req.param("id"), c.req.param("path"), query.data);
+  });
   return router;
 }

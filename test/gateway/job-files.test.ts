@@ -59,8 +59,8 @@ describe("agent upload of outputs", () => {
     ).toBe(200);
     const list = await w.call<{ items: unknown[] }>("GET", `/v1/jobs/${id}/files`, w.tokens.alice);
     expect(list.body.items).toEqual([
-      { path: "model/final.pt", size: bytes.length, sha256: sha(bytes) },
-      { path: "results/m.json", size: json.length, sha256: sha(json) },
+      { path: "model/final.pt", size: bytes.length, sha256: sha(bytes), attempt: 1 },
+      { path: "results/m.json", size: json.length, sha256: sha(json), attempt: 1 },
     ]);
   });
 
@@ -104,7 +104,7 @@ describe("agent upload of outputs", () => {
     expect((await w.call<{ items: unknown[] }>("GET", `/v1/jobs/${id}/files`, w.tokens.alice)).body.items).toEqual([]);
     expect((await put(w, id, q, bytes)).status).toBe(200);
     const list = await w.call<{ items: unknown[] }>("GET", `/v1/jobs/${id}/files`, w.tokens.alice);
-    expect(list.body.items).toEqual([{ path: "model/final.pt", size: bytes.length, sha256: sha(bytes) }]);
+    expect(list.body.items).toEqual([{ path: "model/final.pt", size: bytes.length, sha256: sha(bytes), attempt: 1 }]);
   });
 });
 
