@@ -71,6 +71,9 @@ export const DirListing = z
     truncated: z
       .boolean()
       .openapi({ description: `True when the directory has more than ${BROWSE_LIMITS.entries} entries.` }),
+    attempt: z.number().int().min(1).optional().openapi({
+      description: "Whose attempt's directory was read (the gateway's answer always says; the agent's need not).",
+    }),
   })
   .openapi("DirListing");
 export type DirListing = z.infer<typeof DirListing>;
@@ -86,6 +89,9 @@ export const FileSlice = z
       .regex(/^[A-Za-z0-9+/]*={0,2}$/, "base64")
       .openapi({ description: "The bytes, base64." }),
     truncated: z.boolean().openapi({ description: "True when the file has bytes outside `data`." }),
+    attempt: z.number().int().min(1).optional().openapi({
+      description: "Whose attempt's directory was read (the gateway's answer always says; the agent's need not).",
+    }),
   })
   .openapi("FileSlice");
 export type FileSlice = z.infer<typeof FileSlice>;

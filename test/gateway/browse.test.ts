@@ -36,6 +36,22 @@ async function submittedJob(w: W): Promise<string> {
   return job.id;
 }
 
+/** A job of alice's whose attempt 1 reached Slurm and timed out, queued again as attempt 2. */
+async function requeuedJob(w: W): Promise<string> {
+  const job = await w.submit(w.tokens.alice, {
+    cluster: "alpha",
+    retries: { max: 1, onTimeout: true, backoffSeconds: 600 },
+  });
+  const { body } = await w.lease(w.tokens.alphaAgent);
+  const { epoch } = body.leases.find((l) => l.jobId === job.id)!;
+  await w.report(w.tokens.alphaAgent, [
+    { jobId: job.id, epoch, state: "running", slurmJobId: "4242" },
+    { jobId: job.id, epoch, state: "timeout" },
+  ]);
+  expect(await w.job(job.id)).toMatchObject({ state: "queued", attempt: 2 });
+  return job.id;
+}
+
 async function takeAsks(w: W, agentId = "agent-1", wait = 5): Promise<Ask[]> {
   const res = await w.call<{ asks: Ask[] }>("POST", "/v1/agent/lease", w.tokens.alphaAgent, { agentId, max: 1, wait });
   expect(res.status).toBe(200);
@@ -134,7 +150,7 @@ describe("browse through the agent", () => {
     expect((await answer(w, ask!.id, { ok: true, value })).status).toBe(204);
     const res = await listing;
     expect(res.status).toBe(200);
-    expect(res.body).toEqual(value);
+    expect(res.body).toEqual({ ...value, attempt: 1 });
     expect(Date.now() - t0).toBeLessThan(2_000);
     expect(await askCount(w)).toBe(0);
   });
@@ -148,7 +164,7 @@ describe("browse through the agent", () => {
       expect(ask).toMatchObject({ kind: "read_file", from, bytes: 5, path: "stdout" });
       const value = { path: "stdout", size: 11, offset: from === "head" ? 0 : 6, data: "aGVsbG8=", truncated: true };
       await answer(w, ask!.id, { ok: true, value });
-      expect((await read).body).toEqual(value);
+      expect((await read).body).toEqual({ ...value, attempt: 1 });
     }
   });
 
@@ -207,5 +223,80 @@ describe("browse through the agent", () => {
     const res = await read;
     expectProblemShape(res, 504);
     expect(JSON.stringify(res.body)).not.toContain("script");
+  });
+});
+
+describe("browse by attempt", () => {
+  const listing = (path: string) => ({
+    path,
+    entries: [{ name: "stderr", type: "file", size: 7, mtime: "2026-11-30T10:00:00.000Z" }],
+    truncated: false,
+  });
+
+  it("a job back in the queue for a retry shows its last run's directory instead of a 409", async () => {
+    const w = await world();
+    const id = await requeuedJob(w);
+    const res = w.call("GET", `/v1/jobs/${id}/dir`, w.tokens.alice);
+    const [ask] = await takeAsks(w);
+    expect(ask).toMatchObject({ kind: "list_dir", jobId: id, attempt: 1, path: "" });
+    await answer(w, ask!.id, { ok: true, value: listing("") });
+    expect((await res).body).toEqual({ ...listing(""), attempt: 1 });
+
+    const tail = w.call("GET", `/v1/jobs/${id}/tail?path=stderr&attempt=1`, w.tokens.alice);
+    const [ask2] = await takeAsks(w);
+    expect(ask2).toMatchObject({ kind: "read_file", attempt: 1, path: "stderr" });
+    await answer(w, ask2!.id, {
+      ok: true,
+      value: { path: "stderr", size: 3, offset: 0, data: "eHl6", truncated: false },
+    });
+    expect((await tail).body).toMatchObject({ data: "eHl6", attempt: 1 });
+
+    // Attempt 2 has not reached Slurm: asked for by name it is a 409 with the reason, nothing asked.
+    const now = await w.call<{ detail: string }>("GET", `/v1/jobs/${id}/dir?attempt=2`, w.tokens.alice);
+    expectProblemShape(now, 409);
+    expect(now.body.detail).toContain(`attempt 2 of job ${id} has not been submitted to Slurm yet (state queued)`);
+    const unknown = await w.call<{ detail: string; field: string }>(
+      "GET",
+      `/v1/jobs/${id}/dir?attempt=3`,
+      w.tokens.alice,
+    );
+    expectProblemShape(unknown, 404);
+    expect(unknown.body).toMatchObject({ field: "query.attempt" });
+    expect(unknown.body.detail).toContain("no attempt 3");
+    expectProblemShape(await w.call("GET", `/v1/jobs/${id}/dir`, w.tokens.bob), 404);
+    expectProblemShape(await w.call("GET", `/v1/jobs/${id}/dir?attempt=1`, w.tokens.bob), 404);
+    expect(await askCount(w)).toBe(0);
+  });
+
+  it("once the next attempt reaches Slurm it is the default, and the earlier one stays readable by name", async () => {
+    const w = await world();
+    const id = await requeuedJob(w);
+    await w.db.client.execute({ sql: "UPDATE jobs SET run_after = 0 WHERE id = ?", args: [id] });
+    const { body } = await w.lease(w.tokens.alphaAgent);
+    const { epoch } = body.leases.find((l) => l.jobId === id)!;
+    await w.report(w.tokens.alphaAgent, [{ jobId: id, epoch, state: "submitted", slurmJobId: "4243" }]);
+    for (const [query, attempt] of [
+      ["", 2],
+      ["&attempt=1", 1],
+      ["&attempt=2", 2],
+    ] as const) {
+      const res = w.call("GET", `/v1/jobs/${id}/dir?path=${query}`, w.tokens.alice);
+      const [ask] = await takeAsks(w);
+      expect(ask, query).toMatchObject({ attempt });
+      await answer(w, ask!.id, { ok: true, value: listing("") });
+      expect((await res).body).toMatchObject({ attempt });
+    }
+  });
+
+  it("refuses a hostile attempt with a 422 naming query.attempt, before anything is asked", async () => {
+    const w = await world();
+    const id = await requeuedJob(w);
+    for (const route of ["dir", "head", "tail"]) {
+      for (const bad of ["-1", "0", "abc", "1.5", "99999999999999999999", ""]) {
+        const res = await w.call("GET", `/v1/jobs/${id}/${route}?path=stdout&attempt=${bad}`, w.tokens.alice);
+        expect((expectProblemShape(res, 422) as { field?: string }).field, `${route} ${bad}`).toBe("query.attempt");
+      }
+    }
+    expect(await askCount(w)).toBe(0);
   });
 });
