@@ -4,13 +4,14 @@
  * blob damaged on disk never served as good (whole reads break, ranges come only from a verified copy).
  */
 import { createHash, randomBytes } from "node:crypto";
-import { existsSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { hashWhole } from "../../gateway/files/blob-store.ts";
+import { type BlobStore, hashWhole } from "../../gateway/files/blob-store.ts";
+import { createFsBlobStore } from "../../gateway/files/fs-blob-store.ts";
 import { REVERIFY_AFTER_MS } from "../../gateway/files/verified-read.ts";
-import { testClock } from "../helpers/gateway.ts";
+import { createTestGateway, testClock } from "../helpers/gateway.ts";
 import { type World, createWorld, expectProblemShape } from "./world.ts";
 
 const sha = (bytes: Uint8Array | string) => createHash("sha256").update(bytes).digest("hex");
@@ -279,5 +280,210 @@ describe("download", () => {
     const ranged = await get(w, path, w.tokens.alice, { range: "bytes=0-9" });
     expect(ranged.status).toBe(500);
     expect(ranged.bytes.toString()).toContain("no longer matches its sha256");
+  });
+});
+
+describe("outputs per attempt", () => {
+  const text = (v: string) => Buffer.from(v);
+
+  /** Attempt 1 uploads `first` and times out; the retry (attempt 2) uploads `second` at the same path. */
+  async function retried(w: World, first: Buffer, second: Buffer) {
+    const job = await w.submit(w.tokens.alice, {
+      cluster: "alpha",
+      outputs: ["results/*.json", "logs/*.txt"],
+      retries: { max: 1, onTimeout: true, backoffSeconds: 0 },
+    });
+    const one = (await w.lease(w.tokens.alphaAgent)).body.leases.find((l) => l.jobId === job.id)!;
+    await w.report(w.tokens.alphaAgent, [{ jobId: job.id, epoch: one.epoch, state: "running", slurmJobId: "71" }]);
+    const path = "results/m.json";
+    expect(
+      (await put(w, job.id, { epoch: one.epoch, path, sha256: sha(first), size: first.length }, first)).status,
+    ).toBe(200);
+    const log = text("attempt 1 only");
+    const logQ = { epoch: one.epoch, path: "logs/a.txt", sha256: sha(log), size: log.length };
+    expect((await put(w, job.id, logQ, log)).status).toBe(200);
+    await w.report(w.tokens.alphaAgent, [{ jobId: job.id, epoch: one.epoch, state: "timeout" }]);
+    expect(await w.job(job.id)).toMatchObject({ state: "queued", attempt: 2 });
+    const two = (await w.lease(w.tokens.alphaAgent)).body.leases.find((l) => l.jobId === job.id)!;
+    // The first attempt's lease is over: its epoch can no longer add files to either attempt.
+    expect(
+      (await put(w, job.id, { epoch: one.epoch, path, sha256: sha(first), size: first.length }, first)).status,
+    ).toBe(409);
+    await w.report(w.tokens.alphaAgent, [{ jobId: job.id, epoch: two.epoch, state: "running", slurmJobId: "72" }]);
+    const stored = await put(w, job.id, { epoch: two.epoch, path, sha256: sha(second), size: second.length }, second);
+    expect(stored.body).toMatchObject({ path, attempt: 2 });
+    return job.id;
+  }
+
+  it("a retry's file at the same path keeps the first attempt's: each downloadable by attempt, the newest listed by default", async () => {
+    const w = await createWorld();
+    const first = text('{"loss":0.9}');
+    const second = text('{"loss":0.1,"better":true}');
+    const id = await retried(w, first, second);
+
+    const list = await w.call<{ items: unknown[]; attempts: number[] }>("GET", `/v1/jobs/${id}/files`, w.tokens.alice);
+    expect(list.body).toEqual({
+      items: [{ path: "results/m.json", size: second.length, sha256: sha(second), attempt: 2 }],
+      attempts: [1, 2],
+    });
+    const earlier = await w.call("GET", `/v1/jobs/${id}/files?attempt=1`, w.tokens.alice);
+    expect(earlier.body).toEqual({
+      items: [
+        { path: "logs/a.txt", size: 14, sha256: sha("attempt 1 only"), attempt: 1 },
+        { path: "results/m.json", size: first.length, sha256: sha(first), attempt: 1 },
+      ],
+      attempts: [1, 2],
+    });
+    for (const path of [`/v1/jobs/${id}/files/results%2Fm.json`, `/v1/jobs/${id}/files/results/m.json`]) {
+      const newest = await get(w, path, w.tokens.alice);
+      expect(newest.bytes.equals(second)).toBe(true);
+      expect(newest.headers.get("x-slurmgate-attempt")).toBe("2");
+      const one = await get(w, `${path}?attempt=1`, w.tokens.alice);
+      expect(one.bytes.equals(first)).toBe(true);
+      expect(one.headers.get("x-slurmgate-attempt")).toBe("1");
+      const ranged = await get(w, `${path}?attempt=1`, w.tokens.alice, { range: "bytes=0-5" });
+      expect(ranged.status).toBe(206);
+      expect(ranged.bytes.equals(first.subarray(0, 6))).toBe(true);
+      expect((await get(w, `${path}?attempt=2`, w.tokens.alice)).bytes.equals(second)).toBe(true);
+    }
+    // A file only the earlier attempt made is not the current run's: named by attempt it is there.
+    expect((await get(w, `/v1/jobs/${id}/files/logs/a.txt`, w.tokens.alice)).status).toBe(404);
+    expect((await get(w, `/v1/jobs/${id}/files/logs/a.txt?attempt=1`, w.tokens.alice)).status).toBe(200);
+    // Another user sees none of it, whatever attempt they name.
+    expect((await w.call("GET", `/v1/jobs/${id}/files?attempt=1`, w.tokens.bob)).status).toBe(404);
+    expect((await get(w, `/v1/jobs/${id}/files/results/m.json?attempt=1`, w.tokens.bob)).status).toBe(404);
+  });
+
+  it("an unknown attempt is a 404 naming it; a hostile value or unknown parameter a 422 naming the field", async () => {
+    const w = await createWorld();
+    const id = await retried(w, text("{}"), text("[]"));
+    const paths = [
+      `/v1/jobs/${id}/files`,
+      `/v1/jobs/${id}/files/results%2Fm.json`,
+      `/v1/jobs/${id}/files/results/m.json`,
+    ];
+    for (const path of paths) {
+      const unknown = await w.call<{ detail: string }>("GET", `${path}?attempt=3`, w.tokens.alice);
+      expect(expectProblemShape(unknown, 404).field, path).toBe("query.attempt");
+      expect(unknown.body.detail).toContain("no attempt 3");
+      for (const bad of ["-1", "0", "abc", "1.5", "99999999999999999999", "1e3x", ""]) {
+        const res = await w.call("GET", `${path}?attempt=${bad}`, w.tokens.alice);
+        expect(expectProblemShape(res, 422).field, `${path} ${bad}`).toBe("query.attempt");
+      }
+      const extra = await w.call("GET", `${path}?attempt=1&path=x`, w.tokens.alice);
+      expect(expectProblemShape(extra, 422).field, path).toBe("query.path");
+    }
+  });
+
+  it("a job with no outputs yet lists nothing and no attempts", async () => {
+    const w = await createWorld();
+    const { id } = await leased(w);
+    const list = await w.call("GET", `/v1/jobs/${id}/files`, w.tokens.alice);
+    expect(list.body).toEqual({ items: [], attempts: [] });
+    expect((await get(w, `/v1/jobs/${id}/files/results/a.json`, w.tokens.alice)).status).toBe(404);
+  });
+});
+
+describe("verification survives a restart", () => {
+  /** Counts the bytes the app reads out of `inner`, whole or ranged. */
+  function counting(inner: BlobStore): { store: BlobStore; reads: { bytes: number } } {
+    const reads = { bytes: 0 };
+    const store: BlobStore = {
+      ...inner,
+      rehash: (sha256) => hashWhole(store, sha256),
+      async get(sha256, range) {
+        const got = await inner.get(sha256, range);
+        if (!got) {
+          return got;
+        }
+        const counted = new TransformStream<Uint8Array, Uint8Array>({
+          transform(chunk, controller) {
+            reads.bytes += chunk.byteLength;
+            controller.enqueue(chunk);
+          },
+        });
+        return { ...got, body: got.body.pipeThrough(counted) };
+      },
+    };
+    return { store, reads };
+  }
+
+  async function verifiedThenRestarted() {
+    const dir = mkdtempSync(join(tmpdir(), "sg-restart-"));
+    const url = `file:${join(dir, "gw.db")}`;
+    const blobDir = join(dir, "blobs");
+    const first = await createWorld({}, undefined, url);
+    first.deps.blobs = await createFsBlobStore(blobDir);
+    const { id, epoch } = await leased(first);
+    const bytes = randomBytes(200_000);
+    await put(first, id, { epoch, path: "model/final.pt", sha256: sha(bytes), size: bytes.length }, bytes);
+    const path = `/v1/jobs/${id}/files/model/final.pt`;
+    expect((await get(first, path, first.tokens.alice, { range: "bytes=0-9" })).status).toBe(206);
+    first.db.client.close();
+
+    // A new process: same database file and blob directory, nothing carried over in memory.
+    const { store, reads } = counting(await createFsBlobStore(blobDir));
+    const second = await createTestGateway({}, { url, blobs: store });
+    const file = join(blobDir, sha(bytes).slice(0, 2), sha(bytes).slice(2, 4), sha(bytes));
+    const range = (r: string) => get(second as unknown as World, path, first.tokens.alice, { range: r });
+    const done = () => {
+      second.db.client.close();
+      rmSync(dir, { recursive: true, force: true });
+    };
+    return { second, bytes, reads, range, file, done };
+  }
+
+  it("a Range read right after the restart reads only the range", async () => {
+    const { bytes, reads, range, done } = await verifiedThenRestarted();
+    try {
+      const res = await range("bytes=100-199");
+      expect(res.status).toBe(206);
+      expect(res.bytes.equals(bytes.subarray(100, 200))).toBe(true);
+      expect(reads.bytes).toBe(100);
+    } finally {
+      done();
+    }
+  });
+
+  it("a blob rewritten on disk since (another version) is hashed whole again before a range is served", async () => {
+    const { bytes, reads, range, file, done } = await verifiedThenRestarted();
+    try {
+      writeFileSync(file, readFileSync(file));
+      const same = await range("bytes=0-9");
+      expect(same.status).toBe(206);
+      // Whole again (the range read of the stale version may have started before it was dropped).
+      expect(reads.bytes).toBeGreaterThanOrEqual(bytes.length + 10);
+      const damaged = Buffer.from(bytes);
+      damaged[7] = (damaged[7]! + 1) % 256;
+      writeFileSync(file, damaged);
+      const bad = await range("bytes=0-9");
+      expect(bad.status).toBe(500);
+      expect(bad.bytes.toString()).toContain("no longer matches its sha256");
+    } finally {
+      done();
+    }
+  });
+
+  it("a garbage or future verification on the row means 'not verified', never a crash", async () => {
+    const { second, bytes, reads, range, done } = await verifiedThenRestarted();
+    try {
+      for (const [at, version] of [
+        ["'yesterday'", "verified_version"],
+        ["x'00ff'", "verified_version"],
+        ["9007199254740991", "verified_version"],
+        ["verified_at", "NULL"],
+        ["verified_at", "42"],
+        ["-1", "verified_version"],
+      ]) {
+        await second.db.client.execute(`UPDATE blobs SET verified_at = ${at}, verified_version = ${version}`);
+        reads.bytes = 0;
+        const res = await range("bytes=0-9");
+        expect(res.status, `${at} ${version}`).toBe(206);
+        expect(res.bytes.equals(bytes.subarray(0, 10))).toBe(true);
+        expect(reads.bytes, `${at} ${version}`).toBeGreaterThanOrEqual(bytes.length + 10);
+      }
+    } finally {
+      done();
+    }
   });
 });
