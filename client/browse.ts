@@ -8,7 +8,11 @@ import type { RawClient } from "./raw.ts";
 import type { DirListing, FileSlice } from "./types.ts";
 import { type Shape, unwrap } from "./unwrap.ts";
 
-export type BrowseOptions = { signal?: AbortSignal };
+export type BrowseOptions = {
+  signal?: AbortSignal;
+  /** Whose attempt's directory (default: the current attempt once it reached Slurm, else the one before). */
+  attempt?: number;
+};
 export type ReadOptions = BrowseOptions & { /** Bytes to read (default 4096, at most 65536). */ bytes?: number };
 /** A slice of a file with its bytes decoded. */
 export type FileBytes = FileSlice & { bytes: Uint8Array };
@@ -32,7 +36,10 @@ function fromBase64(data: string): Uint8Array {
 /** @example const { entries } = await browseDir(raw, "job_01…", "results"); */
 export function browseDir(raw: RawClient, id: string, path = "", options: BrowseOptions = {}): Promise<DirListing> {
   return unwrap(
-    raw.GET("/v1/jobs/{id}/dir", { params: { path: { id }, query: { path } }, signal: options.signal }),
+    raw.GET("/v1/jobs/{id}/dir", {
+      params: { path: { id }, query: { path, ...(options.attempt === undefined ? {} : { attempt: options.attempt }) } },
+      signal: options.signal,
+    }),
     listing,
   ) as Promise<DirListing>;
 }
@@ -45,7 +52,12 @@ export async function readEnd(
   from: "head" | "tail",
   options: ReadOptions = {},
 ): Promise<FileBytes> {
-  const params = { path: { id }, query: { path, ...(options.bytes === undefined ? {} : { bytes: options.bytes }) } };
+  const query = {
+    path,
+    ...(options.bytes === undefined ? {} : { bytes: options.bytes }),
+    ...(options.attempt === undefined ? {} : { attempt: options.attempt }),
+  };
+  const params = { path: { id }, query };
   const call =
     from === "head"
       ? raw.GET("/v1/jobs/{id}/head", { params, signal: options.signal })

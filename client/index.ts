@@ -10,7 +10,7 @@ import { type WebhookApi, createWebhookApi } from "./webhook-api.ts";
 import type { paths } from "./generated/api.ts";
 import { type ListFilter, listJobs, listPage } from "./list.ts";
 import { type LogChunkOptions, type LogsOptions, followLogs, readLogChunk } from "./logs.ts";
-import { type Downloaded, downloadFiles, listFiles } from "./outputs.ts";
+import { type Downloaded, type FilesOptions, downloadFiles, listFiles } from "./outputs.ts";
 import type { RawClient } from "./raw.ts";
 import { type RetryOptions, resolveRetry } from "./retry.ts";
 import {
@@ -72,7 +72,7 @@ export type { AdminApi } from "./admin.ts";
 export type { BrowseOptions, FileBytes, ReadOptions } from "./browse.ts";
 export type { ListFilter } from "./list.ts";
 export type { LogChunkOptions, LogStream, LogsOptions } from "./logs.ts";
-export { type Downloaded, IntegrityError, selectFiles } from "./outputs.ts";
+export { type Downloaded, type FilesOptions, IntegrityError, selectFiles } from "./outputs.ts";
 export type { RawClient } from "./raw.ts";
 export type { OutageInfo, RetryInfo, RetryOptions } from "./retry.ts";
 export { toSweepRequest } from "./sweep.ts";
@@ -197,15 +197,15 @@ export type SlurmgateClient = WebhookApi & {
   logs(id: string, options?: LogsOptions): AsyncGenerator<string>;
   /** One read of the logs endpoint. */
   logChunk(id: string, options?: LogChunkOptions): Promise<LogChunk>;
-  /** The outputs the job brought back (JobSpec.outputs), by path. */
-  listFiles(jobId: string, options?: { signal?: AbortSignal }): Promise<JobFile[]>;
+  /** The outputs the job brought back (JobSpec.outputs), by path: the newest attempt's, or `attempt`'s. */
+  listFiles(jobId: string, options?: FilesOptions): Promise<JobFile[]>;
   /**
    * Downloads one output (`model/final.pt`) to `dest` (a file, or a directory to put it in), or
    * every output under a prefix (`results/`) into the directory `dest`, streaming each to disk and
    * keeping it only when its sha256 matches (else IntegrityError). Node, Deno or Bun only.
    * @example await client.download(job.id, "results/", "./out/");
    */
-  download(jobId: string, path: string, dest: string, options?: { signal?: AbortSignal }): Promise<Downloaded[]>;
+  download(jobId: string, path: string, dest: string, options?: FilesOptions): Promise<Downloaded[]>;
   /** Clusters you may use, with their partitions and whether an agent is alive. */
   clusters(): Promise<ClusterView[]>;
   /** Who the token belongs to. */
@@ -331,7 +331,7 @@ export function createClient(options: ClientOptions): SlurmgateClient {
     feed: (o = {}) => followFeed(raw, o, policy),
     logs: (id, o) => followLogs(raw, id, o, policy),
     logChunk: (id, o) => readLogChunk(raw, id, o),
-    listFiles: (id, o = {}) => listFiles(raw, id, o.signal),
+    listFiles: (id, o = {}) => listFiles(raw, id, o),
     download: (id, path, dest, o = {}) => downloadFiles(raw, id, path, dest, o),
     clusters: async () => (await unwrap(raw.GET("/v1/clusters"), shapes.items)).items,
     me: () => unwrap(raw.GET("/v1/me"), shapes.me),

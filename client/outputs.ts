@@ -26,8 +26,14 @@ export class IntegrityError extends Error {
 /** One downloaded file: where it came from and where it went. */
 export type Downloaded = JobFile & { dest: string };
 
-export async function listFiles(raw: RawClient, jobId: string, signal?: AbortSignal): Promise<JobFile[]> {
-  const list = await unwrap(raw.GET("/v1/jobs/{id}/files", { params: { path: { id: jobId } }, signal }));
+/** Which attempt's outputs (1 is the first run); default: the newest attempt that brought files back. */
+export type FilesOptions = { signal?: AbortSignal; attempt?: number };
+
+export async function listFiles(raw: RawClient, jobId: string, options: FilesOptions = {}): Promise<JobFile[]> {
+  const query = options.attempt === undefined ? {} : { attempt: options.attempt };
+  const list = await unwrap(
+    raw.GET("/v1/jobs/{id}/files", { params: { path: { id: jobId }, query }, signal: options.signal }),
+  );
   return (list as { items: JobFile[] }).items;
 }
 
@@ -66,12 +72,12 @@ export async function downloadFiles(
   jobId: string,
   path: string,
   dest: string,
-  options: { signal?: AbortSignal } = {},
+  options: FilesOptions = {},
 ): Promise<Downloaded[]> {
   const fs = await nodeOnly<typeof import("node:fs")>("node:fs");
   const { join, dirname, resolve, relative, isAbsolute } = await nodeOnly<typeof import("node:path")>("node:path");
   const { createHash } = await nodeOnly<typeof import("node:crypto")>("node:crypto");
-  const chosen = selectFiles(await listFiles(raw, jobId, options.signal), path);
+  const chosen = selectFiles(await listFiles(raw, jobId, options), path);
   if (chosen.length === 0) {
     throw notFound(jobId, path);
   }
@@ -87,7 +93,8 @@ export async function downloadFiles(
     }
     fs.mkdirSync(dirname(target), { recursive: true });
     const { data, error, response } = await raw.GET("/v1/jobs/{id}/files/{path}", {
-      params: { path: { id: jobId, path: file.path } },
+      // The listed file's own attempt: a retry that uploads meanwhile cannot swap the bytes.
+      params: { path: { id: jobId, path: file.path }, query: { attempt: file.attempt } },
       parseAs: "stream",
       headers: { accept: "application/octet-stream, application/problem+json" },
       signal: options.signal,

@@ -27,9 +27,9 @@ export function jobAndPath(verb: string, arg: string, needPath: boolean): { id: 
 }
 
 /** The listing part of `slurmgate ls` (see ls.ts). */
-export async function listJobDir(io: Io, arg: string, json: boolean): Promise<number> {
+export async function listJobDir(io: Io, arg: string, json: boolean, attempt?: number): Promise<number> {
   const { id, path } = jobAndPath("ls", arg, false);
-  const listing = await clientFor(io).browse(id, path, { signal: io.signal });
+  const listing = await clientFor(io).browse(id, path, { signal: io.signal, attempt });
   if (json) {
     printJson(io, listing);
     return 0;
@@ -52,28 +52,35 @@ function readCommand(from: "head" | "tail"): Command {
     name: from,
     summary: `print the ${from === "head" ? "first" : "last"} bytes of a file in a job's directory`,
     help: `
-Usage: slurmgate ${from} JOB_ID:PATH [-c BYTES]
+Usage: slurmgate ${from} JOB_ID:PATH [-c BYTES] [--attempt N]
 
 Reads the file through the cluster's agent, inside the job's directory, as the job's account;
 symlinks are never followed. PATH is relative to the job directory.
 
 Options:
   -c, --bytes BYTES   how many bytes (default 4096, at most 65536)
+      --attempt N     an earlier attempt's directory (default: the current one once it reached
+                      Slurm, else the one before it)
 
 Examples:
   slurmgate ${from} job_01jd7x2k9m4q8r6t5v3w1y0z:stdout
   slurmgate ${from} -c 65536 job_01jd7x2k9m4q8r6t5v3w1y0z:results/metrics.json
 `,
     async run(argv, io) {
-      const { values, positionals: rest } = parse(from, argv, { bytes: { type: "string", short: "c" } });
+      const { values, positionals: rest } = parse(from, argv, {
+        bytes: { type: "string", short: "c" },
+        attempt: { type: "string" },
+      });
       if (helped(io, command, values)) {
         return 0;
       }
       const [arg = ""] = positionals(from, rest, ["JOB_ID:PATH"]);
       const { id, path } = jobAndPath(from, arg, true);
       const bytes = integer(from, "--bytes", values.bytes);
+      const attempt = integer(from, "--attempt", values.attempt);
       const got = await (from === "head" ? clientFor(io).head : clientFor(io).tail)(id, path, {
         bytes,
+        attempt,
         signal: io.signal,
       });
       io.stdout.write(got.bytes);

@@ -10,10 +10,11 @@ export const ls: Command = {
   summary: "list your jobs, newest first; with JOB[:PATH], a directory of that job's directory",
   help: `
 Usage: slurmgate ls [--state STATE] [--label K=V]... [--cluster NAME] [--limit N | --all] [--json]
-       slurmgate ls JOB_ID[:PATH] [--json]
+       slurmgate ls JOB_ID[:PATH] [--attempt N] [--json]
 
 With JOB_ID[:PATH], lists that directory of the job's directory through the cluster's agent
-(name, type, size, age; symlinks are shown with @ and never followed).
+(name, type, size, age; symlinks are shown with @ and never followed). A job back in the queue for a
+retry shows its last run's directory; --attempt N picks another attempt's.
 
 Options:
   -s, --state STATE     queued, leased, submitted, pending, running, completed, failed, cancelled, …
@@ -36,13 +37,14 @@ Examples:
       cluster: { type: "string", short: "c" },
       limit: { type: "string", short: "n" },
       all: { type: "boolean", short: "a" },
+      attempt: { type: "string" },
     });
     if (helped(io, ls, values)) {
       return 0;
     }
     if (rest.length > 0) {
       const [arg = ""] = positionals("ls", rest, ["JOB_ID[:PATH]"]);
-      return listJobDir(io, arg, values.json === true);
+      return listJobDir(io, arg, values.json === true, integer("ls", "--attempt", values.attempt));
     }
     const max = values.all ? undefined : (integer("ls", "--limit", values.limit) ?? 50);
     const label = Object.fromEntries(

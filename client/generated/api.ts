@@ -154,7 +154,7 @@ export interface paths {
         };
         /**
          * List a directory of the job's directory
-         * @description Name, type (file, dir, symlink, other; symlinks are listed, never followed), size and mtime of each entry. The gateway asks the cluster's agent, which is parked in its lease call and answers at once; it resolves the path inside the job directory one component at a time, follows no symlink, and reads as the job's account. 409 while the job has not reached Slurm; 503 when no agent of the cluster is connected; 504 when it does not answer within SLURMGATE_BROWSE_SECONDS.
+         * @description Name, type (file, dir, symlink, other; symlinks are listed, never followed), size and mtime of each entry. `attempt` picks whose directory (1 is the first run; default: the current attempt once it has reached Slurm, else the one before it, so a job back in the queue for a retry shows its last run); 404 for an attempt the job has not had. The gateway asks the cluster's agent, which is parked in its lease call and answers at once; it resolves the path inside the job directory one component at a time, follows no symlink, and reads as the job's account. 409 while the attempt has not reached Slurm; 503 when no agent of the cluster is connected; 504 when it does not answer within SLURMGATE_BROWSE_SECONDS.
          */
         get: operations["jobDir"];
         put?: never;
@@ -174,7 +174,7 @@ export interface paths {
         };
         /**
          * Read the first bytes of a file in the job's directory
-         * @description Up to `bytes` bytes, base64 in `data`, with the file's size. The gateway asks the cluster's agent, which is parked in its lease call and answers at once; it resolves the path inside the job directory one component at a time, follows no symlink, and reads as the job's account. 409 while the job has not reached Slurm; 503 when no agent of the cluster is connected; 504 when it does not answer within SLURMGATE_BROWSE_SECONDS.
+         * @description Up to `bytes` bytes, base64 in `data`, with the file's size. `attempt` picks whose directory (1 is the first run; default: the current attempt once it has reached Slurm, else the one before it, so a job back in the queue for a retry shows its last run); 404 for an attempt the job has not had. The gateway asks the cluster's agent, which is parked in its lease call and answers at once; it resolves the path inside the job directory one component at a time, follows no symlink, and reads as the job's account. 409 while the attempt has not reached Slurm; 503 when no agent of the cluster is connected; 504 when it does not answer within SLURMGATE_BROWSE_SECONDS.
          */
         get: operations["jobHead"];
         put?: never;
@@ -194,7 +194,7 @@ export interface paths {
         };
         /**
          * Read the last bytes of a file in the job's directory
-         * @description Up to `bytes` bytes, base64 in `data`, with the file's size. The gateway asks the cluster's agent, which is parked in its lease call and answers at once; it resolves the path inside the job directory one component at a time, follows no symlink, and reads as the job's account. 409 while the job has not reached Slurm; 503 when no agent of the cluster is connected; 504 when it does not answer within SLURMGATE_BROWSE_SECONDS.
+         * @description Up to `bytes` bytes, base64 in `data`, with the file's size. `attempt` picks whose directory (1 is the first run; default: the current attempt once it has reached Slurm, else the one before it, so a job back in the queue for a retry shows its last run); 404 for an attempt the job has not had. The gateway asks the cluster's agent, which is parked in its lease call and answers at once; it resolves the path inside the job directory one component at a time, follows no symlink, and reads as the job's account. 409 while the attempt has not reached Slurm; 503 when no agent of the cluster is connected; 504 when it does not answer within SLURMGATE_BROWSE_SECONDS.
          */
         get: operations["jobTail"];
         put?: never;
@@ -486,7 +486,7 @@ export interface paths {
         };
         /**
          * The job's outputs brought back from its directory
-         * @description Files the agent uploaded after the job ended (JobSpec.outputs), by path. A match that could not be brought back (a symlink, too large) is named in the job's `reason` instead.
+         * @description Files the agent uploaded as an attempt ended (JobSpec.outputs), by path: the newest attempt that brought files back, or the one `attempt` names; `attempts` lists every attempt that did. A match that could not be brought back (a symlink, too large) is named in the job's `reason` instead.
          */
         get: operations["listJobFiles"];
         put?: never;
@@ -506,7 +506,7 @@ export interface paths {
         };
         /**
          * Download one output file (Range supported)
-         * @description The bytes of one output, as an attachment, with `ETag` its sha256. `Range: bytes=a-b` answers 206, an unsatisfiable range 416. The path may be sent with `/` or `%2F` between its segments. Stored content that no longer matches its sha256 is refused (500), never served.
+         * @description The bytes of one output, as an attachment, with `ETag` its sha256. `Range: bytes=a-b` answers 206, an unsatisfiable range 416. The path may be sent with `/` or `%2F` between its segments. `attempt` picks an earlier attempt's file (default: the newest attempt that brought files back; `X-Slurmgate-Attempt` says which). Stored content that no longer matches its sha256 is refused (500), never served.
          */
         get: operations["downloadJobFile"];
         put?: never;
@@ -1188,6 +1188,8 @@ export interface components {
             entries: components["schemas"]["DirEntry"][];
             /** @description True when the directory has more than 1000 entries. */
             truncated: boolean;
+            /** @description Whose attempt's directory was read (the gateway's answer always says; the agent's need not). */
+            attempt?: number;
         };
         DirEntry: {
             name: string;
@@ -1210,6 +1212,8 @@ export interface components {
             data: string;
             /** @description True when the file has bytes outside `data`. */
             truncated: boolean;
+            /** @description Whose attempt's directory was read (the gateway's answer always says; the agent's need not). */
+            attempt?: number;
         };
         SweepCreated: components["schemas"]["Sweep"] & {
             /** @description Every element's job id, in element order. */
@@ -1422,10 +1426,14 @@ export interface components {
             path: string;
             size: number;
             sha256: string;
+            /** @description The attempt whose run produced the file. */
+            attempt: number;
         };
-        /** @description The job's outputs the agent brought back, by path. */
+        /** @description One attempt's outputs the agent brought back, by path. */
         JobFileList: {
             items: components["schemas"]["JobFile"][];
+            /** @description Every attempt that brought files back, oldest first; `?attempt=` lists another one. */
+            attempts: number[];
         };
         ClusterView: {
             name: string;
@@ -2406,6 +2414,8 @@ export interface operations {
             query?: {
                 /** @description A path relative to the job directory (`""` is the directory itself): no leading '/', no '..', no NUL, at most 1024 characters. */
                 path?: string;
+                /** @description Whose attempt's directory (default: see above). */
+                attempt?: number;
             };
             header?: never;
             path: {
@@ -2496,6 +2506,8 @@ export interface operations {
                 path?: string;
                 /** @description Bytes to read (1–65536, default 4096). */
                 bytes?: number;
+                /** @description Whose attempt's directory (default: see above). */
+                attempt?: number;
             };
             header?: never;
             path: {
@@ -2586,6 +2598,8 @@ export interface operations {
                 path?: string;
                 /** @description Bytes to read (1–65536, default 4096). */
                 bytes?: number;
+                /** @description Whose attempt's directory (default: see above). */
+                attempt?: number;
             };
             header?: never;
             path: {
@@ -3868,7 +3882,10 @@ export interface operations {
     };
     listJobFiles: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Which attempt's files (1 is the first run; default: the newest attempt that brought files back). */
+                attempt?: number;
+            };
             header?: never;
             path: {
                 id: string;
@@ -3904,6 +3921,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The request is well-formed but invalid; `field` names the culprit */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Rate limited; see Retry-After */
             429: {
                 headers: {
@@ -3917,7 +3943,10 @@ export interface operations {
     };
     downloadJobFile: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Which attempt's files (1 is the first run; default: the newest attempt that brought files back). */
+                attempt?: number;
+            };
             header?: {
                 range?: string;
             };
@@ -3967,6 +3996,15 @@ export interface operations {
             };
             /** @description The range lies outside the file */
             416: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request is well-formed but invalid; `field` names the culprit */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

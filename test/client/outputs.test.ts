@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { IntegrityError, SlurmgateError, createClient } from "../../client/index.ts";
 import { type World, createWorld } from "../gateway/world.ts";
+import { retriedOutputs } from "../helpers/retried-outputs.ts";
 
 const sha = (bytes: Uint8Array | string) => createHash("sha256").update(bytes).digest("hex");
 
@@ -82,5 +83,29 @@ describe("client downloads", () => {
     const err = await lying.download(id, "model/final.pt", join(dir, "final.pt")).catch((e) => e);
     expect(err).toBeInstanceOf(IntegrityError);
     expect(readdirSync(dir)).toEqual([]);
+  });
+});
+
+describe("client downloads by attempt", () => {
+  it("lists and downloads the newest attempt by default, an earlier one by `attempt`; an unknown one is a typed 404", async () => {
+    const w = await createWorld();
+    const first = Buffer.from('{"try":1}');
+    const second = Buffer.from('{"try":2,"ok":true}');
+    const id = await retriedOutputs(w, first, second);
+    const client = clientOf(w);
+    expect(await client.listFiles(id)).toEqual([
+      { path: "results/m.json", size: second.length, sha256: sha(second), attempt: 2 },
+    ]);
+    expect((await client.listFiles(id, { attempt: 1 })).map((f) => f.sha256)).toEqual([sha(first)]);
+    const dir = mkdtempSync(join(tmpdir(), "sg-client-dl-"));
+    await client.download(id, "results/", join(dir, "newest"));
+    expect(readFileSync(join(dir, "newest", "m.json")).equals(second)).toBe(true);
+    const got = await client.download(id, "results/m.json", join(dir, "one.json"), { attempt: 1 });
+    expect(got).toMatchObject([{ attempt: 1 }]);
+    expect(readFileSync(join(dir, "one.json")).equals(first)).toBe(true);
+    const unknown = await client.listFiles(id, { attempt: 7 }).catch((e) => e);
+    expect(unknown).toBeInstanceOf(SlurmgateError);
+    expect(unknown.status).toBe(404);
+    expect(unknown.field).toBe("query.attempt");
   });
 });
