@@ -15,7 +15,7 @@
  */
 import type { Deps } from "../deps.ts";
 import { ApiProblem } from "../problem.ts";
-import { type BlobStore, BlobStoreUnavailable } from "./blob-store.ts";
+import { BlobStoreUnavailable } from "./blob-store.ts";
 
 /** A verified copy is trusted this long for Range reads; after that the next one re-hashes it (bit rot). */
 export const REVERIFY_AFTER_MS = 24 * 3_600_000;
