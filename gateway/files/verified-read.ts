@@ -19,6 +19,7 @@ import { BlobStoreUnavailable } from "./blob-store.ts";
 
 /** A verified copy is trusted this long for Range reads; after that the next one re-hashes it (bit rot). */
 export const REVERIFY_AFTER_MS = 24 * 3_600_000;
+
 /** The stored copy's version when it was verified whole within REVERIFY_AFTER_MS, else undefined. */
 async function trustedVersion(deps: Deps, sha256: string): Promise<string | undefined> {
   const rs = await deps.db.client.execute({
