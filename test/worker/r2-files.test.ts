@@ -302,6 +302,16 @@ describe("files on the Worker (R2)", () => {
     expect(ranged.bytes.equals(bytes.subarray(1000, 2000))).toBe(true);
     const tail = await bytesOf(path, user, { range: "bytes=-10" });
     expect(tail.bytes.equals(bytes.subarray(bytes.length - 10))).toBe(true);
+    // The verification is kept on the blob's row, not in this isolate: every isolate, and the
+    // Worker after a restart, reads the same record.
+    const db = createClient({ url: target.database.url, authToken: target.dbAuthToken });
+    const rs = await db.execute({
+      sql: "SELECT verified_at, verified_version FROM blobs WHERE sha256 = ?",
+      args: [sha(bytes)],
+    });
+    db.close();
+    expect(Number(rs.rows[0]?.verified_at)).toBeGreaterThan(0);
+    expect(String(rs.rows[0]?.verified_version ?? "")).not.toBe("");
 
     const copies = storedCopies(bytes);
     expect(copies).toHaveLength(1);
