@@ -95,13 +95,9 @@ async function writeFile(ctx: SftpContext, p: string, data: string | Uint8Array,
     // `wx` = O_CREAT|O_EXCL: refuses to follow a pre-planted symlink at the temp name.
     const handle = await ctx.call<Buffer>("open", tmp, (x, cb) => x.open(tmp, "wx", { mode }, cb));
     try {
-      const writer = pipelinedWriter(s, handle);
+      const writer = pipelinedWriter(s, handle, `write ${tmp} on ${ctx.where}`);
       await writer.push(buf);
-      await writer.end().catch((err: Error) => {
-        throw Object.assign(new Error(`write ${tmp} on ${ctx.where}: ${err.message}`), {
-          code: (err as { code?: unknown }).code,
-        });
-      });
+      await writer.end();
       // The server's umask may have narrowed the mode at open.
       await ctx.call<void>("chmod", tmp, (x, cb) => x.fchmod(handle, mode, (e) => cb(e)));
     } finally {
@@ -135,15 +131,11 @@ async function writeFileStream(
     // `wx` = O_CREAT|O_EXCL: refuses to follow a pre-planted symlink at the temp name.
     handle = await ctx.call<Buffer>("open", tmp, (x, cb) => x.open(tmp, "wx", { mode }, cb));
     const h = handle;
-    writer = pipelinedWriter(s, h);
+    writer = pipelinedWriter(s, h, `write ${tmp} on ${ctx.where}`);
     for await (const chunk of body) {
       await writer.push(chunk);
     }
-    await writer.end().catch((err: Error) => {
-      throw Object.assign(new Error(`write ${tmp} on ${ctx.where}: ${err.message}`), {
-        code: (err as { code?: unknown }).code,
-      });
-    });
+    await writer.end();
     // The server's umask may have narrowed the mode at open.
     await ctx.call<void>("chmod", tmp, (x, cb) => x.fchmod(h, mode, (e) => cb(e)));
     await ctx.call<void>("close", tmp, (x, cb) => x.close(h, (e) => cb(e)));
@@ -166,9 +158,10 @@ async function writeFileStream(
  * Writes what `push` is given to `handle` from offset 0, in requests of {@link READ_CHUNK} (small
  * chunks are gathered, large ones sent as slices of themselves). `push` resolves once the chunk
  * is sent and fewer than {@link IN_FLIGHT} requests wait for an answer; `end` sends the rest and
- * resolves when every request is answered. The first failed request fails every later call.
+ * resolves when every request is answered. The first failed request fails every later call,
+ * its message prefixed with `what`.
  */
-function pipelinedWriter(s: SFTPWrapper, handle: Buffer) {
+function pipelinedWriter(s: SFTPWrapper, handle: Buffer, what: string) {
   let offset = 0;
   let inFlight = 0;
   let failed: Error | undefined;
@@ -201,7 +194,7 @@ function pipelinedWriter(s: SFTPWrapper, handle: Buffer) {
       wake = undefined;
     }
     if (failed) {
-      throw failed;
+      throw Object.assign(new Error(`${what}: ${failed.message}`), { code: (failed as { code?: unknown }).code });
     }
   };
   return {

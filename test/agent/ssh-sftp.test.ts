@@ -1,8 +1,8 @@
 /**
- * Reads over SFTP against the real loopback sshd (test/ssh/sshd.sh; shared, never restarted): many
- * requests are in flight at once (counted on a wrapped SFTP session, not timed), and the bytes are
- * exactly the file's: ranges across request boundaries, a file that shrinks while read, short
- * answers, a symlink, an empty file, and a connection killed mid-read.
+ * Reads and writes over SFTP against the real loopback sshd (test/ssh/sshd.sh; shared, never
+ * restarted): many requests are in flight at once (counted on a wrapped SFTP session, not timed),
+ * and the bytes are exactly the file's: ranges across request boundaries, a file that shrinks while
+ * read, short answers, a symlink, an empty file, a failed write and a connection killed mid-read.
  */
 import { execFileSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
@@ -10,6 +10,7 @@ import {
   existsSync,
   mkdtempSync,
   readFileSync,
+  readdirSync,
   rmSync,
   symlinkSync,
   truncateSync,
@@ -28,8 +29,8 @@ const KIB = 1024;
 /** The size of one SFTP read request. */
 const REQ = 32 * KIB;
 
-type ReadFn = SFTPWrapper["read"];
-type ReadArgs = Parameters<ReadFn>;
+type ReadArgs = Parameters<SFTPWrapper["read"]>;
+type WriteArgs = Parameters<SFTPWrapper["write"]>;
 /** Called for each read request; returns the arguments to send on (it may change them). */
 type OnRead = (args: ReadArgs, count: number) => ReadArgs | undefined;
 
@@ -38,8 +39,11 @@ const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 let dir: string;
 const connections: SshConnection[] = [];
 
-/** SFTP file operations on their own connection, with every read request seen by `onRead`. */
-function watched(onRead?: OnRead) {
+/** Called for each write request; an error returned is its answer (it is not sent). */
+type OnWrite = (args: WriteArgs, count: number) => Error | undefined;
+
+/** SFTP file operations on their own connection, with every read and write request counted. */
+function watched(onRead?: OnRead, onWrite?: OnWrite) {
   const file = join(TEST_DIR, "ssh", "ssh.json");
   if (!existsSync(file)) {
     execFileSync("bash", [join(REPO, "test/ssh/sshd.sh"), "up"], { stdio: "inherit" });
@@ -56,6 +60,7 @@ function watched(onRead?: OnRead) {
   });
   connections.push(connection);
   const reads = { outstanding: 0, most: 0, count: 0 };
+  const writes = { outstanding: 0, most: 0, count: 0 };
   const wrap = (s: SFTPWrapper): SFTPWrapper =>
     new Proxy(s, {
       get(target, key) {
@@ -71,12 +76,29 @@ function watched(onRead?: OnRead) {
             });
           };
         }
+        if (key === "write") {
+          return (...args: WriteArgs) => {
+            writes.count++;
+            const [handle, buf, off, len, position, cb] = args;
+            const refused = onWrite?.(args, writes.count);
+            if (refused) {
+              setImmediate(() => cb(refused));
+              return;
+            }
+            writes.outstanding++;
+            writes.most = Math.max(writes.most, writes.outstanding);
+            target.write(handle, buf, off, len, position, (err) => {
+              writes.outstanding--;
+              cb(err);
+            });
+          };
+        }
         const value = Reflect.get(target, key);
         return typeof value === "function" ? value.bind(target) : value;
       },
     });
   const ops = createSftpOps({ ...connection, sftp: async () => wrap(await connection.sftp()) });
-  return { ops, reads, connection };
+  return { ops, reads, writes, connection };
 }
 
 beforeAll(() => {
@@ -240,5 +262,56 @@ describe("readFile over SFTP", () => {
       });
     }
     expect(again && sha(again)).toBe(sha(bytes));
+  });
+});
+
+describe("writes over SFTP", () => {
+  async function* chunks(bytes: Buffer, size: number): AsyncIterable<Uint8Array> {
+    for (let at = 0; at < bytes.length; at += size) {
+      yield bytes.subarray(at, at + size);
+    }
+  }
+
+  it("keeps write requests in flight across the body's chunks, and in a whole-file write", async () => {
+    const { ops, writes } = watched();
+    // Odd chunk sizes: small ones are gathered into full requests, large ones sliced.
+    for (const size of [1000, 70_001]) {
+      const bytes = randomBytes(3 * 1024 * KIB + 17);
+      const file = join(dir, `streamed-${size}.bin`);
+      writes.most = 0;
+      await ops.writeFileStream(file, chunks(bytes, size), 0o640);
+      expect(sha(readFileSync(file))).toBe(sha(bytes));
+      // A batch drained before the next is pulled would hold at most 32.
+      expect(writes.most).toBeGreaterThan(32);
+    }
+    const whole = randomBytes(2 * 1024 * KIB + 1);
+    writes.most = 0;
+    await ops.writeFile(join(dir, "whole.bin"), whole, 0o600);
+    expect(sha(readFileSync(join(dir, "whole.bin")))).toBe(sha(whole));
+    // One request at a time would be 1 here.
+    expect(writes.most).toBeGreaterThanOrEqual(16);
+    expect(writes.outstanding).toBe(0);
+  });
+
+  it("a write the server refuses fails the whole write: nothing at the path, no temp", async () => {
+    const { ops, writes } = watched(undefined, (_args, count) =>
+      count >= 40 ? Object.assign(new Error("Failure"), { code: 4 }) : undefined,
+    );
+    const sub = mkdtempSync(join(dir, "refused-"));
+    const err = await ops
+      .writeFileStream(join(sub, "model.bin"), chunks(randomBytes(4 * 1024 * KIB), 64 * KIB), 0o600)
+      .then(
+        () => new Error("resolved"),
+        (e: Error) => e,
+      );
+    expect(err.message).toMatch(/^write \/\S*model\.bin\.[0-9a-f]+\.tmp on \S+: Failure$/);
+    expect(writes.outstanding).toBe(0);
+    expect(readdirSync(sub)).toEqual([]);
+    const again = await ops.writeFile(join(sub, "small"), randomBytes(5 * REQ), 0o600).then(
+      () => new Error("resolved"),
+      (e: Error) => e,
+    );
+    expect(again.message).toMatch(/^write \/\S*small\.[0-9a-f]+\.tmp on \S+: Failure$/);
+    expect(readdirSync(sub)).toEqual([]);
   });
 });
