@@ -5,7 +5,7 @@
  * - the agent's channel, with its own code and the SSH executor against the loopback sshd of the
  *   SSH tests: an input fetched from the gateway and written into a job directory on the "login
  *   node" (`writeInputs`), and an output read back from there and streamed to the gateway
- *   (`bringBackOutputs`), next to `scp` to and from that sshd (a smaller file: see sshSize). The
+ *   (`bringBackOutputs`), next to `scp` to and from that sshd. The
  *   same calls with the local executor show what SSH itself costs.
  * Each round makes new deterministic bytes (so nothing is deduplicated by the content-addressed
  * store) and runs ours, then the floors. Every copy is hashed afterwards: a transfer whose bytes
@@ -122,9 +122,9 @@ type Samples = Record<string, number[]>;
 
 export async function runTransfer(opts: BenchOptions): Promise<Row[]> {
   const size = (opts.quick ? 50 : 200) * MiB;
-  // The SSH executor moves files one 32 KiB SFTP request at a time: under 1 MiB/s on a loaded
-  // machine, so its pair (and scp's) uses a smaller file to fit the run in minutes.
-  const sshSize = (opts.quick ? 16 : 50) * MiB;
+  // The SSH pair moves the same size since its SFTP requests are pipelined (it ran at under
+  // 1 MiB/s with one request at a time, and used a 50 MiB file then).
+  const sshSize = size;
   const rounds = opts.quick ? 1 : 2;
   const ssh = JSON.parse(readFileSync(SSH_JSON, "utf8")) as SshTarget;
   // One filesystem for everything: the source, cp's copies, the gateway's blobs, the job
@@ -249,23 +249,23 @@ export async function runTransfer(opts: BenchOptions): Promise<Row[]> {
       await verifyCopy("cp + sync", syncDst, big.sha);
       rmSync(syncDst);
 
-      // The agent over SSH, then scp both ways, on the smaller file.
-      const small = await upload(join(dir, "ssh-src.bin"), sshSize, 0x55e + round);
-      await through("ssh", sshExec, dir, small);
+      // The agent over SSH, then scp both ways, on new bytes of the same size (so nothing is deduplicated).
+      const sshSrc = await upload(join(dir, "ssh-src.bin"), sshSize, 0x55e + round);
+      await through("ssh", sshExec, dir, sshSrc);
       const scpUp = join(dir, "scp-up.bin");
       add(
         "scp push",
         sshSize,
-        await timed(() => run("scp", [...scpArgs(ssh), small.path, `${ssh.user}@${ssh.host}:${scpUp}`])),
+        await timed(() => run("scp", [...scpArgs(ssh), sshSrc.path, `${ssh.user}@${ssh.host}:${scpUp}`])),
       );
-      await verifyCopy("scp push", scpUp, small.sha);
+      await verifyCopy("scp push", scpUp, sshSrc.sha);
       const scpDown = join(dir, "scp-down.bin");
       add(
         "scp pull",
         sshSize,
         await timed(() => run("scp", [...scpArgs(ssh), `${ssh.user}@${ssh.host}:${scpUp}`, scpDown])),
       );
-      await verifyCopy("scp pull", scpDown, small.sha);
+      await verifyCopy("scp pull", scpDown, sshSrc.sha);
       // A round's files go before the next is written: several copies of 200 MiB add up.
       rmSync(dir, { recursive: true, force: true });
     }

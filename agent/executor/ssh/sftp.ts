@@ -10,6 +10,8 @@ import type { SshConnection } from "./connection.ts";
 
 /** SFTP read size: OpenSSH's sftp-server answers at most this much per request. */
 const READ_CHUNK = 32 * 1024;
+/** SFTP requests of one read or write outstanding at once (OpenSSH's sftp and scp keep 64). */
+const IN_FLIGHT = 64;
 /** SFTP status code for "no such file" (ENOENT, ENOTDIR and ELOOP all map to it in OpenSSH). */
 const SFTP_NO_SUCH_FILE = 2;
 /** ssh2 reports end of file as an error with this code (SSH_FX_EOF). */
@@ -93,12 +95,9 @@ async function writeFile(ctx: SftpContext, p: string, data: string | Uint8Array,
     // `wx` = O_CREAT|O_EXCL: refuses to follow a pre-planted symlink at the temp name.
     const handle = await ctx.call<Buffer>("open", tmp, (x, cb) => x.open(tmp, "wx", { mode }, cb));
     try {
-      let written = 0;
-      while (written < buf.length) {
-        const n = Math.min(READ_CHUNK, buf.length - written);
-        await ctx.call<void>("write", tmp, (x, cb) => x.write(handle, buf, written, n, written, (e) => cb(e)));
-        written += n;
-      }
+      const writer = pipelinedWriter(s, handle, `write ${tmp} on ${ctx.where}`);
+      await writer.push(buf);
+      await writer.end();
       // The server's umask may have narrowed the mode at open.
       await ctx.call<void>("chmod", tmp, (x, cb) => x.fchmod(handle, mode, (e) => cb(e)));
     } finally {
@@ -112,13 +111,11 @@ async function writeFile(ctx: SftpContext, p: string, data: string | Uint8Array,
   }
 }
 
-/** Bytes of a streamed write sent at once, as 32 KiB requests in flight together. */
-const STREAM_BATCH_BYTES = 1024 * 1024;
-
 /**
- * The streamed form of {@link writeFile}: the body is gathered into batches of about 1 MiB, and
- * each batch is written (its requests in flight together, so the round trips overlap) before more
- * is pulled: no more than one batch is ever held.
+ * The streamed form of {@link writeFile}: the body's bytes go out as 32 KiB write requests, up to
+ * {@link IN_FLIGHT} of them unanswered at once (a round trip per request would cap the speed at
+ * 32 KiB per round trip), and more of the body is pulled only while there is room: no more than
+ * that window is ever held.
  */
 async function writeFileStream(
   ctx: SftpContext,
@@ -129,34 +126,16 @@ async function writeFileStream(
   const tmp = posix.join(posix.dirname(p), `.${posix.basename(p)}.${randomBytes(6).toString("hex")}.tmp`);
   const s = await ctx.session();
   let handle: Buffer | undefined;
+  let writer: ReturnType<typeof pipelinedWriter> | undefined;
   try {
     // `wx` = O_CREAT|O_EXCL: refuses to follow a pre-planted symlink at the temp name.
     handle = await ctx.call<Buffer>("open", tmp, (x, cb) => x.open(tmp, "wx", { mode }, cb));
     const h = handle;
-    let offset = 0;
-    const flush = async (buf: Buffer) => {
-      const writes: Promise<void>[] = [];
-      for (let at = 0; at < buf.length; at += READ_CHUNK) {
-        const n = Math.min(READ_CHUNK, buf.length - at);
-        const from = at;
-        const position = offset + at;
-        writes.push(ctx.call<void>("write", tmp, (x, cb) => x.write(h, buf, from, n, position, (e) => cb(e))));
-      }
-      await Promise.all(writes);
-      offset += buf.length;
-    };
-    let pending: Uint8Array[] = [];
-    let size = 0;
+    writer = pipelinedWriter(s, h, `write ${tmp} on ${ctx.where}`);
     for await (const chunk of body) {
-      pending.push(chunk);
-      size += chunk.byteLength;
-      if (size >= STREAM_BATCH_BYTES) {
-        await flush(Buffer.concat(pending));
-        pending = [];
-        size = 0;
-      }
+      await writer.push(chunk);
     }
-    await flush(Buffer.concat(pending));
+    await writer.end();
     // The server's umask may have narrowed the mode at open.
     await ctx.call<void>("chmod", tmp, (x, cb) => x.fchmod(h, mode, (e) => cb(e)));
     await ctx.call<void>("close", tmp, (x, cb) => x.close(h, (e) => cb(e)));
@@ -164,6 +143,8 @@ async function writeFileStream(
     // posix-rename@openssh.com replaces the target atomically; plain SFTP rename refuses to.
     await ctx.call<void>("rename", p, (x, cb) => x.ext_openssh_rename(tmp, p, (e) => cb(e)));
   } catch (err) {
+    // Let the writes in flight be answered before the temp is closed and removed.
+    await writer?.end().catch(() => {});
     const h = handle;
     if (h) {
       await new Promise<void>((resolve) => s.close(h, () => resolve()));
@@ -171,6 +152,81 @@ async function writeFileStream(
     await new Promise<void>((resolve) => s.unlink(tmp, () => resolve()));
     throw err;
   }
+}
+
+/**
+ * Writes what `push` is given to `handle` from offset 0, in requests of {@link READ_CHUNK} (small
+ * chunks are gathered, large ones sent as slices of themselves). `push` resolves once the chunk
+ * is sent and fewer than {@link IN_FLIGHT} requests wait for an answer; `end` sends the rest and
+ * resolves when every request is answered. The first failed request fails every later call,
+ * its message prefixed with `what`.
+ */
+function pipelinedWriter(s: SFTPWrapper, handle: Buffer, what: string) {
+  let offset = 0;
+  let inFlight = 0;
+  let failed: Error | undefined;
+  let pending: Buffer | undefined;
+  let pendingSize = 0;
+  let wake: (() => void) | undefined;
+  const send = (buf: Buffer) => {
+    inFlight++;
+    const position = offset;
+    offset += buf.length;
+    try {
+      s.write(handle, buf, 0, buf.length, position, (err) => {
+        inFlight--;
+        if (err) {
+          failed ??= err;
+        }
+        wake?.();
+      });
+    } catch (err) {
+      inFlight--;
+      failed ??= err as Error;
+    }
+  };
+  /** Resolves once at most `most` requests are unanswered; rejects when one has failed. */
+  const room = async (most: number) => {
+    while (!failed && inFlight > most) {
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+      });
+      wake = undefined;
+    }
+    if (failed) {
+      throw Object.assign(new Error(`${what}: ${failed.message}`), { code: (failed as { code?: unknown }).code });
+    }
+  };
+  return {
+    async push(chunk: Uint8Array) {
+      let data = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+      while (data.length) {
+        if (!pending && data.length >= READ_CHUNK) {
+          send(data.subarray(0, READ_CHUNK));
+          data = data.subarray(READ_CHUNK);
+        } else {
+          pending ??= Buffer.allocUnsafe(READ_CHUNK);
+          const n = data.copy(pending, pendingSize);
+          pendingSize += n;
+          data = data.subarray(n);
+          if (pendingSize === READ_CHUNK) {
+            send(pending);
+            pending = undefined;
+            pendingSize = 0;
+          }
+        }
+        await room(IN_FLIGHT - 1);
+      }
+    },
+    async end() {
+      if (pending && !failed) {
+        send(pending.subarray(0, pendingSize));
+      }
+      pending = undefined;
+      pendingSize = 0;
+      await room(0);
+    },
+  };
 }
 
 async function readFile(
@@ -191,28 +247,65 @@ async function readFile(
     const length =
       range.length ?? Math.max(0, (await ctx.call<Stats>("fstat", p, (s, cb) => s.fstat(handle, cb))).size - offset);
     const buf = Buffer.alloc(length);
-    let got = 0;
-    while (got < length) {
-      const want = Math.min(READ_CHUNK, length - got);
-      const n = await ctx
-        .call<number>("read", p, (s, cb) =>
-          s.read(handle, buf, got, want, offset + got, (e, bytesRead) => cb(e, bytesRead)),
-        )
-        .catch((err: { code?: unknown }) => {
-          if (err.code === SFTP_EOF) {
-            return 0;
-          }
-          throw err;
-        });
-      if (!n) {
-        break;
-      }
-      got += n;
-    }
+    const got = await readPipelined(await ctx.session(), handle, buf, offset).catch((err: Error) => {
+      throw Object.assign(new Error(`read ${p} on ${ctx.where}: ${err.message}`), {
+        code: (err as { code?: unknown }).code,
+      });
+    });
     return buf.subarray(0, got);
   } finally {
     await ctx.call<void>("close", p, (s, cb) => s.close(handle, (e) => cb(e))).catch(() => {});
   }
+}
+
+/**
+ * Fills `buf` from `position` with up to {@link IN_FLIGHT} reads outstanding, as OpenSSH's sftp
+ * does: one read at a time waits a round trip per 32 KiB. Resolves how many bytes from the start
+ * are the file's: the first end of file any read meets cuts the result there (a file that shrank
+ * meanwhile gives a short result, never a padded one). A read answered short of its end of file
+ * is asked again for the rest, as SFTP allows a server to answer short.
+ */
+function readPipelined(s: SFTPWrapper, handle: Buffer, buf: Buffer, position: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    let end = buf.length;
+    let next = 0;
+    let inFlight = 0;
+    let failed: Error | undefined;
+    const settle = () => {
+      if (inFlight === 0) {
+        failed ? reject(failed) : resolve(end);
+      }
+    };
+    const issue = (at: number, want: number) => {
+      inFlight++;
+      try {
+        s.read(handle, buf, at, want, position + at, (err, n) => {
+          inFlight--;
+          if (err && (err as { code?: unknown }).code !== SFTP_EOF) {
+            failed ??= err;
+          } else if (!n) {
+            end = Math.min(end, at);
+          } else if (n < want && at + n < end) {
+            issue(at + n, want - n);
+          }
+          fill();
+          settle();
+        });
+      } catch (err) {
+        inFlight--;
+        failed ??= err as Error;
+      }
+    };
+    const fill = () => {
+      while (!failed && inFlight < IN_FLIGHT && next < end) {
+        const want = Math.min(READ_CHUNK, end - next);
+        issue(next, want);
+        next += want;
+      }
+    };
+    fill();
+    settle();
+  });
 }
 
 async function mkdir(ctx: SftpContext, p: string, mode = 0o700): Promise<void> {
