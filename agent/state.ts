@@ -91,8 +91,7 @@ function apply(state: AgentState, entry: JournalEntry): void {
  */
 function slurmIdOnly(previous: TrackedJob | undefined, next: TrackedJob): SlurmIdEntry | null {
   if (
-    !previous ||
-    previous.phase !== "submitting" ||
+    previous?.phase !== "submitting" ||
     next.phase !== "submitted" ||
     previous.slurmJobId !== null ||
     !next.slurmJobId
