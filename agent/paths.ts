@@ -66,25 +66,44 @@ async function walkCreate(
   field: string,
   followInside: boolean,
 ): Promise<string> {
+  return (await walkCreateDir(executor, roots, base, segments, field, followInside)).real;
+}
+
+/** {@link walkCreate}, also saying whether the last directory was created by this very walk. */
+async function walkCreateDir(
+  executor: Executor,
+  roots: Roots,
+  base: string,
+  segments: string[],
+  field: string,
+  followInside: boolean,
+): Promise<{ real: string; created: boolean }> {
   for (const segment of segments) {
     if (!/^[A-Za-z0-9_.+-]+$/.test(segment) || segment === "." || segment === "..") {
       throw new PathError(field, `${JSON.stringify(segment)} is not a plain directory name`);
     }
   }
   let current = base;
+  let created = false;
+  let checked: string | null = null;
   for (const segment of segments) {
     const next = posix.join(current, segment);
     let st = await executor.stat(next);
+    created = false;
+    checked = null;
     if (!st) {
-      const created = await executor.mkdirNoFollow(next, 0o700).catch((err: { code?: string; message?: string }) => {
+      created = await executor.mkdirNoFollow(next, 0o700).catch((err: { code?: string; message?: string }) => {
         if (err instanceof IdentityRefusal) {
           throw err; // sudo refused to act as the job's account: not a path problem
         }
         throw new PathError(field, `${next} cannot be created safely: ${err.message ?? err.code}`);
       });
       st = await executor.stat(next);
-      if (created && (!st?.isDirectory || (await executor.realpath(next)) !== next)) {
-        throw new PathError(field, `${next} changed while it was being created; refusing it`);
+      if (created) {
+        if (!st?.isDirectory || (await executor.realpath(next)) !== next) {
+          throw new PathError(field, `${next} changed while it was being created; refusing it`);
+        }
+        checked = next;
       }
     }
     if (!st) {
@@ -109,8 +128,12 @@ async function walkCreate(
     }
     current = next;
   }
-  // The last word is realpath's: whatever happened on the way, the result must be inside.
-  return confine(executor, roots, current, field);
+  // The last word is realpath's: whatever happened on the way, the result must be inside. A
+  // directory this walk just created was realpath-checked right after mkdir: no second realpath.
+  if (checked !== null && checked === current && roots.real.some((root) => isInsideRoot(checked!, root))) {
+    return { real: checked, created };
+  }
+  return { real: await confine(executor, roots, current, field), created };
 }
 
 /**
@@ -134,6 +157,20 @@ export async function prepareJobDir(
   jobId: string,
   attempt = 1,
 ): Promise<string> {
+  return (await createJobDir(executor, roots, owner, jobId, attempt)).dir;
+}
+
+/**
+ * {@link prepareJobDir}, also saying whether the job directory was `fresh`: created just now by this
+ * call (mode 0700, realpath-checked), so it holds nothing from an earlier try of this attempt.
+ */
+export async function createJobDir(
+  executor: Executor,
+  roots: Roots,
+  owner: string,
+  jobId: string,
+  attempt = 1,
+): Promise<{ dir: string; fresh: boolean }> {
   if (!USER_NAME.test(owner)) {
     throw new PathError("owner", `${JSON.stringify(owner)} is not a valid user name`);
   }
@@ -143,7 +180,15 @@ export async function prepareJobDir(
   if (!Number.isSafeInteger(attempt) || attempt < 1) {
     throw new PathError("attempt", `${attempt} is not an attempt number`);
   }
-  return walkCreate(executor, roots, roots.real[0]!, [owner, jobDirName(jobId, attempt)], "jobDir", false);
+  const made = await walkCreateDir(
+    executor,
+    roots,
+    roots.real[0]!,
+    [owner, jobDirName(jobId, attempt)],
+    "jobDir",
+    false,
+  );
+  return { dir: made.real, fresh: made.created };
 }
 
 /**

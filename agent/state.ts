@@ -8,6 +8,14 @@
  * An append is one small write. The journal is folded into the snapshot (temp file + rename) when it
  * grows past a few times the number of jobs, and on every start; a torn last line (a crash mid-
  * append) is ignored, since what it described had not been acted on yet.
+ *
+ * The Slurm-id record is small: `{"submitted":{jobId,epoch,slurmJobId}}`, meaning "the
+ * "submitting" record of this job under this epoch now has this Slurm id". The submitting record
+ * before it carries the whole lease and spec (a restart needs them to finish the job); writing them
+ * a second time right after sbatch was most of the journal's bytes per job. A small record whose
+ * "submitting" record is missing (a corrupt line before it) or names another epoch is ignored like
+ * any corrupt line: the gateway's next lease of that job has a newer epoch, so its tag is looked up
+ * before anything is submitted again. Compaction still writes whole records.
  */
 import { appendFileSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
@@ -58,16 +66,48 @@ export type StateStore = {
   batch(fn: () => void): void;
 };
 
-type JournalEntry = { put: TrackedJob } | { remove: string } | { agentId: string };
+type SlurmIdEntry = { jobId: string; epoch: number; slurmJobId: string };
+type JournalEntry = { put: TrackedJob } | { submitted: SlurmIdEntry } | { remove: string } | { agentId: string };
 
 function apply(state: AgentState, entry: JournalEntry): void {
   if ("put" in entry) {
     state.jobs[entry.put.jobId] = entry.put;
+  } else if ("submitted" in entry) {
+    const { jobId, epoch, slurmJobId } = entry.submitted;
+    const base = state.jobs[jobId];
+    if (base?.phase === "submitting" && base.epoch === epoch && typeof slurmJobId === "string" && slurmJobId) {
+      state.jobs[jobId] = { ...base, phase: "submitted", slurmJobId };
+    }
   } else if ("remove" in entry) {
     delete state.jobs[entry.remove];
   } else {
     state.agentId = entry.agentId;
   }
+}
+
+/**
+ * The small Slurm-id record when `next` is `previous` with only its phase moved from submitting to
+ * submitted and its Slurm id set (job-life.ts `submitted`); null when anything else changed too.
+ */
+function slurmIdOnly(previous: TrackedJob | undefined, next: TrackedJob): SlurmIdEntry | null {
+  if (
+    previous?.phase !== "submitting" ||
+    next.phase !== "submitted" ||
+    previous.slurmJobId !== null ||
+    !next.slurmJobId
+  ) {
+    return null;
+  }
+  const keys = Object.keys(next);
+  if (keys.length !== Object.keys(previous).length) {
+    return null;
+  }
+  for (const key of keys as (keyof TrackedJob)[]) {
+    if (key !== "phase" && key !== "slurmJobId" && previous[key] !== next[key]) {
+      return null; // a shallow check: `submitted` keeps every other field as the same value
+    }
+  }
+  return { jobId: next.jobId, epoch: next.epoch, slurmJobId: next.slurmJobId };
 }
 
 function readOrNull(path: string): string | null {
@@ -123,9 +163,10 @@ export function openStateStore(path: string): StateStore {
       compact();
     }
   };
-  const record = (entry: JournalEntry) => {
+  /** `entry` changes the state in memory; `written` (the same change, maybe smaller) goes to disk. */
+  const record = (entry: JournalEntry, written: JournalEntry = entry) => {
     apply(state, entry);
-    pending.push(`${JSON.stringify(entry)}\n`);
+    pending.push(`${JSON.stringify(written)}\n`);
     if (batching === 0) {
       flush();
     }
@@ -135,7 +176,10 @@ export function openStateStore(path: string): StateStore {
   return {
     state,
     get: (id) => state.jobs[id],
-    put: (job) => record({ put: job }),
+    put(job) {
+      const small = slurmIdOnly(state.jobs[job.jobId], job);
+      record({ put: job }, small ? { submitted: small } : undefined);
+    },
     remove(id) {
       if (state.jobs[id]) {
         record({ remove: id });

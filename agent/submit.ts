@@ -15,7 +15,7 @@ import { type AgentContext, crashPoint } from "./context.ts";
 import type { Executor } from "./executor/types.ts";
 import type { Lease, Report } from "./gateway-api.ts";
 import { InputRefusal, InputUnreachable, writeInputs } from "./inputs.ts";
-import { PathError, checkContainerPaths, jobDirName, prepareJobDir, resolveWorkdir } from "./paths.ts";
+import { PathError, checkContainerPaths, createJobDir, jobDirName, resolveWorkdir } from "./paths.ts";
 import { IdentityRefusal, type RunAs } from "./identity/guard.ts";
 import {
   checkOwnedJobDir,
@@ -233,7 +233,7 @@ async function prepare(ctx: AgentContext, lease: Lease) {
   if (acting.sudo) {
     await checkUserDirBefore(executor, ctx.roots, lease.owner, runAs!.uid);
   }
-  const jobDir = await prepareJobDir(executor, ctx.roots, lease.owner, lease.jobId, lease.attempt);
+  const { dir: jobDir, fresh } = await createJobDir(executor, ctx.roots, lease.owner, lease.jobId, lease.attempt);
   const guardAs = acting.sudo ? { executor, uid: runAs!.uid } : null;
   await guardDir(ctx, lease.owner, jobDir, jobDirName(lease.jobId, lease.attempt), guardAs);
   const previousJobDir =
@@ -264,17 +264,46 @@ async function prepare(ctx: AgentContext, lease: Lease) {
     allowedSbatchArgs: ctx.config.SLURMGATE_ALLOWED_SBATCH_ARGS,
     caches,
   });
-  for (const file of rendered.files) {
-    await executor.writeFile(`${jobDir}/${file.name}`, file.data, file.mode);
-  }
   const scriptPath = `${jobDir}/${JOB_FILES.script}`;
-  await executor.writeFile(scriptPath, rendered.script, 0o700);
-  // A leftover exit file from an earlier attempt must not count as this attempt's evidence.
-  await executor.rm(`${jobDir}/exitcode`);
+  await writeJobFiles(executor, jobDir, fresh, [
+    ...rendered.files,
+    { name: JOB_FILES.script, data: rendered.script, mode: 0o700 },
+  ]);
   if (runAs && !acting.sudo) {
     await handOver(ctx.executor, jobDir, runAs);
   }
   return { jobDir, scriptPath, rendered, runAs, slurm: acting.slurm, sudo: acting.sudo };
+}
+
+/**
+ * The job's data files and script. In a directory made just now for this submission (`fresh`),
+ * empty optional files are left out (the wrapper reads them missing as empty) and the rest are
+ * created new in one call; a plain job gets its argv and its script, two files instead of seven.
+ * A directory that existed (a second try of the same attempt) may hold an earlier try's files and
+ * exit file: everything is written over it, as before, and the exit file is removed.
+ */
+async function writeJobFiles(
+  executor: Executor,
+  jobDir: string,
+  fresh: boolean,
+  files: { name: string; data: string | Uint8Array; mode: number; optional?: true }[],
+) {
+  if (fresh) {
+    const needed = files.filter((f) => !(f.optional && f.data.length === 0));
+    if (executor.writeNewFiles) {
+      await executor.writeNewFiles(jobDir, needed);
+      return;
+    }
+    for (const file of needed) {
+      await executor.writeFile(`${jobDir}/${file.name}`, file.data, file.mode);
+    }
+    return;
+  }
+  for (const file of files) {
+    await executor.writeFile(`${jobDir}/${file.name}`, file.data, file.mode);
+  }
+  // A leftover exit file from an earlier try must not count as this one's evidence.
+  await executor.rm(`${jobDir}/exitcode`);
 }
 
 /** The identity checks of a directory the agent made for a job (or a sweep batch) named `name` under `<root>/<owner>`. */

@@ -47,6 +47,11 @@ export function createLocalExecutor(options: LocalExecutorOptions = {}): Executo
     // takes microseconds on the login node, less than the thread-pool round trip of its async form,
     // and there are ~30 of them on the path of every submission (bench/RESULTS-agent.md).
     writeFile: async (p, data, mode) => writeFileAtomic(p, data, mode),
+    writeNewFiles: async (dir, files) => {
+      for (const file of files) {
+        writeNewFile(path.join(dir, file.name), file.data, file.mode);
+      }
+    },
     writeFileStream: writeStreamAtomic,
     readFile: readRange,
     stat: async (p) => statOrNull(p),
@@ -189,6 +194,42 @@ function writeFileAtomic(p: string, data: string | Uint8Array, mode = 0o600): vo
     fsSync.rmSync(tmp, { force: true });
     throw err;
   }
+}
+
+/** Read once: process.umask() without an argument is racy only while something changes it. */
+let umask: number | undefined;
+
+/**
+ * A file created where it is to stay: one open, one write, one close. The temp + rename of
+ * {@link writeFileAtomic} exists for directories another account may write into (a symlink planted
+ * at the name would otherwise be written through, or a reader see half a file); O_EXCL|O_NOFOLLOW
+ * gives the first guarantee by itself (it fails on any existing name, symlink or not), and the
+ * second holds in a directory no reader knows of yet. On EEXIST it falls back to the temp + rename.
+ */
+function writeNewFile(p: string, data: string | Uint8Array, mode: number): void {
+  const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fsSync.constants;
+  let fd: number;
+  try {
+    fd = fsSync.openSync(p, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "EEXIST") {
+      writeFileAtomic(p, data, mode);
+      return;
+    }
+    throw err;
+  }
+  try {
+    fsSync.writeFileSync(fd, data);
+    umask ??= process.umask();
+    if (umask & mode) {
+      fsSync.fchmodSync(fd, mode); // a umask that takes the owner's own bits: give the mode back
+    }
+  } catch (err) {
+    fsSync.closeSync(fd);
+    fsSync.rmSync(p, { force: true });
+    throw err;
+  }
+  fsSync.closeSync(fd);
 }
 
 /** The temp file beside `p` a write goes to before its rename. */

@@ -94,6 +94,17 @@ export interface Executor {
   /** Writes a whole file atomically enough for our use (temp file + rename), with `mode` (default 0o600). */
   writeFile(path: string, data: string | Uint8Array, mode?: number): Promise<void>;
   /**
+   * Creates each of `files` in the directory `dir`, new, with its mode. For a directory the agent
+   * has just created, private (0700) and empty, where nothing can be planted: each file is created
+   * directly (O_CREAT|O_EXCL|O_NOFOLLOW) instead of through a temp file and a rename. A name that
+   * exists after all (a symlink, a file) is never written through: it is replaced as
+   * {@link writeFile} replaces it. Optional: without it, the caller uses writeFile for each file.
+   */
+  writeNewFiles?(
+    dir: string,
+    files: readonly { name: string; data: string | Uint8Array; mode: number }[],
+  ): Promise<void>;
+  /**
    * Writes a file from a stream, never holding it whole: the chunks go to a new temp file beside
    * `path` (created exclusively, never through a symlink) as `body` yields them, and the temp is
    * renamed over `path` with `mode` only once `body` has ended. When `body` throws (a dropped

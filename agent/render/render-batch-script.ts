@@ -57,6 +57,12 @@ export interface RenderedFile {
   name: string;
   data: Buffer;
   mode: number;
+  /**
+   * The wrapper reads this file missing as this file empty, so an empty one need not be written
+   * into a directory made for this very submission (agent/submit.ts). Where the directory may
+   * hold an older copy, it must still be written, empty, over it.
+   */
+  optional?: true;
 }
 
 /** The renderer's output. */
@@ -65,7 +71,7 @@ export interface RenderedJob {
   script: string;
   /** Options that must also be on the sbatch command line (they beat SBATCH_* variables). */
   sbatchArgs: string[];
-  /** Data files; all of them are always returned (empty when unused) so stale ones are overwritten. */
+  /** Data files; all of them are always returned (empty when unused) so stale ones can be overwritten. */
   files: RenderedFile[];
 }
 
@@ -123,7 +129,7 @@ export function renderBatchScript(input: RenderInput): RenderedJob {
   });
   const files = [
     ...jobDataFiles(spec, cacheEnv(caches)),
-    { name: JOB_FILES.services, data: encodeNulList(services), mode: 0o600 },
+    { name: JOB_FILES.services, data: encodeNulList(services), mode: 0o600, optional: true as const },
   ];
   return { script: `${header.join("\n")}\n${wrapper}`, sbatchArgs: ["--export=NONE"], files };
 }
@@ -139,15 +145,24 @@ export function scriptHeader(directives: readonly string[]): string[] {
   ];
 }
 
-/** The data files the wrapper reads from a job's directory (all of them, empty when unused). */
+/**
+ * The data files the wrapper reads from a job's directory (all of them, empty when unused). Each
+ * the wrapper reads missing as empty is `optional` (template.ts sg_read_opt, or its `-s` tests); the
+ * payload is, only when the job runs a command: a script job's bash needs the file, even empty.
+ */
 export function jobDataFiles(spec: JobSpec, platformEnv: Readonly<Record<string, string>> = {}): RenderedFile[] {
-  const file = (name: string, data: Buffer): RenderedFile => ({ name, data, mode: 0o600 });
+  const file = (name: string, data: Buffer, optional = true): RenderedFile => ({
+    name,
+    data,
+    mode: 0o600,
+    ...(optional ? { optional } : {}),
+  });
   return [
     file(JOB_FILES.argv, encodeNulList(spec.command ?? [])),
     file(JOB_FILES.env, encodeEnvEntries({ ...platformEnv, ...spec.env })),
     file(JOB_FILES.containerEnv, encodeEnvEntries(spec.container?.env ?? {})),
     file(JOB_FILES.setup, encodeNulList(spec.setup)),
-    file(JOB_FILES.payload, Buffer.from(spec.script ?? "", "utf8")),
+    file(JOB_FILES.payload, Buffer.from(spec.script ?? "", "utf8"), spec.command !== undefined),
   ];
 }
 

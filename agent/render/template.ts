@@ -49,7 +49,7 @@ import { noEarlyExportCasePattern } from "./env-policy.ts";
 import { type LauncherParams, portRangeShell } from "./launcher.ts";
 
 /** Bumped whenever the wrapper's behaviour changes; shown in the script header. */
-export const TEMPLATE_VERSION = 6;
+export const TEMPLATE_VERSION = 7;
 
 /** Values substituted into the parameter block (all validated by the caller). */
 export interface TemplateParams {
@@ -179,6 +179,15 @@ sg_read() {
   local sg_item
   while IFS= read -r -d '' sg_item; do sg_items+=("$sg_item"); done <"$1"
 }
+# A data file the agent leaves out when it would be empty (render-batch-script.ts RenderedFile
+# .optional): missing reads as no items. A dangling symlink there is not "missing": sg_read refuses it.
+sg_read_opt() {
+  if [[ ! -e $1 && ! -L $1 ]]; then
+    sg_items=()
+    return 0
+  fi
+  sg_read "$1"
+}
 sg_check_env() {
   local sg_kv
   for sg_kv in "${"$"}{sg_items[@]}"; do
@@ -207,12 +216,12 @@ if [[ -n $sg_batch_dir ]]; then
   fi
 fi
 
-sg_read "$sg_dir/env.nul" && sg_check_env "$sg_dir/env.nul"
+sg_read_opt "$sg_dir/env.nul" && sg_check_env "$sg_dir/env.nul"
 sg_env=("${"$"}{sg_items[@]}")
 sg_cenv=()
 sg_image=
 if ((${"$"}{#sg_runtime[@]})); then
-  sg_read "$sg_dir/container-env.nul" && sg_check_env "$sg_dir/container-env.nul"
+  sg_read_opt "$sg_dir/container-env.nul" && sg_check_env "$sg_dir/container-env.nul"
   sg_cenv=("${"$"}{sg_items[@]}")
   case $(uname -m) in
     x86_64 | amd64) sg_image=$sg_image_x86_64 ;;
@@ -224,7 +233,7 @@ if ((${"$"}{#sg_runtime[@]})); then
   fi
 fi
 if [[ $sg_mode == command ]]; then
-  sg_read "$sg_dir/argv.nul"
+  sg_read_opt "$sg_dir/argv.nul"
   sg_payload=("${"$"}{sg_items[@]}")
   ((${"$"}{#sg_payload[@]})) || sg_fail "empty command"
 elif ((${"$"}{#sg_runtime[@]})); then

@@ -113,7 +113,7 @@ describe("services.nul", () => {
     ]);
     expect(job.script).not.toContain("$(id)");
     expect(job.script).not.toContain("model-api");
-    expect(job.script).toContain("template v6");
+    expect(job.script).toContain("template v7");
   });
 
   it("is empty without services, so a stale one from an earlier attempt is overwritten", () => {
