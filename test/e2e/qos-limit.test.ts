@@ -7,8 +7,8 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Job, JobEvent } from "../../schemas/index.ts";
-import { type E2E, slurm, slurmJobsTagged, startE2E, startGamma, stopGamma } from "./harness.ts";
+import type { Job, JobEvent, SweepCreated, SweepDetail } from "../../schemas/index.ts";
+import { type AgentProcess, type E2E, slurm, slurmJobsTagged, startE2E, startGamma, stopGamma } from "./harness.ts";
 
 const run = promisify(execFile);
 let e2e: E2E;
@@ -39,9 +39,10 @@ async function inSlurm(): Promise<string[]> {
   return stdout.split("\n").filter((line) => line.includes("slurmgate:"));
 }
 
-/** Samples squeue every 300 ms until stopped; returns the most jobs Slurm held at once. */
+/** Samples squeue every 300 ms until stopped; returns the most jobs Slurm held, and ran, at once. */
 function sampleSqueue() {
   let most = 0;
+  let mostRunning = 0;
   let samples = 0;
   let stop = false;
   const done = (async () => {
@@ -49,6 +50,7 @@ function sampleSqueue() {
       const held = await inSlurm().catch(() => null);
       if (held) {
         most = Math.max(most, held.length);
+        mostRunning = Math.max(mostRunning, held.filter((line) => line.split("|")[1] === "RUNNING").length);
         samples++;
       }
       await new Promise((r) => setTimeout(r, 300));
@@ -58,7 +60,7 @@ function sampleSqueue() {
     async stop() {
       stop = true;
       await done;
-      return { most, samples };
+      return { most, mostRunning, samples };
     },
   };
 }
@@ -173,4 +175,150 @@ describe("a real QOS submit limit (MaxSubmitJobsPerUser=2 on gamma)", () => {
     }
     await agent.stop();
   }, 300_000);
+});
+
+async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const res = await fetch(e2e.url + path, {
+    method,
+    headers: { authorization: `Bearer ${e2e.alice}`, ...(body ? { "content-type": "application/json" } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await res.text();
+  if (!res.ok) {
+    throw new Error(`${method} ${path} → ${res.status}: ${text}`);
+  }
+  return JSON.parse(text) as T;
+}
+
+const sweep = (id: string) => call<SweepDetail>("GET", `/v1/sweeps/${id}?limit=100`);
+
+/**
+ * Every array task gamma has a record of (squeue and sacct), by its batch tag and index: one entry
+ * per `<array>_<index>`, so an element submitted twice shows twice under its tag and index.
+ */
+function tasksByTagAndIndex(): Map<string, string[]> {
+  const queue = slurm("gamma", "squeue", ["-h", "--states=all", "-r", "-o", "%i|%k"]);
+  const acct = slurm("gamma", "sacct", ["-X", "-P", "-n", "-o", "JobID,Comment", "--starttime=now-2hours"]);
+  const out = new Map<string, Set<string>>();
+  for (const line of `${queue}\n${acct}`.split("\n")) {
+    const [id = "", comment = ""] = line.trim().split("|");
+    const m = /^(\d+)_\[?([\d,-]+)(?:%\d+)?\]?$/.exec(id);
+    if (!m || !comment.startsWith("slurmgate:batch:")) {
+      continue;
+    }
+    for (const part of m[2]!.split(",")) {
+      const [from, to = from] = part.split("-").map(Number);
+      for (let t = from!; t <= to!; t++) {
+        const key = `${comment}#${t}`;
+        out.set(key, (out.get(key) ?? new Set()).add(`${m[1]}_${t}`));
+      }
+    }
+  }
+  return new Map([...out].map(([k, v]) => [k, [...v]]));
+}
+
+/** Each element in Slurm exactly once: one task under its batch's tag and its index, and it is the element's. */
+function expectEachOnce(elements: SweepDetail["elements"]) {
+  const tasks = tasksByTagAndIndex();
+  const tags = new Set<string>();
+  for (const el of elements) {
+    const index = el.slurmJobId?.split("_")[1];
+    const mine = [...tasks].filter(([key, ids]) => key.endsWith(`#${index}`) && ids.includes(el.slurmJobId!));
+    expect(mine, `${el.jobId} ${el.slurmJobId}`).toHaveLength(1);
+    expect(mine[0]![1]).toEqual([el.slurmJobId]);
+    tags.add(mine[0]![0].split("#")[0]!);
+  }
+  expect(tags.size).toBe(1); // one batch, split into parts under the one tag
+}
+
+async function sweepDone(id: string, timeoutMs: number): Promise<SweepDetail> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const s = await sweep(id);
+    if (s.state !== "active") {
+      return s;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`sweep ${id} still active: ${JSON.stringify(s.counts)}`);
+    }
+    await new Promise((r) => setTimeout(r, 1_000));
+  }
+}
+
+const exitOf = (agent: AgentProcess) =>
+  new Promise<string | null>((resolve) => {
+    if (agent.child.exitCode !== null || agent.child.signalCode !== null) {
+      resolve(agent.child.signalCode);
+      return;
+    }
+    agent.child.once("exit", (_code, signal) => resolve(signal));
+  });
+
+const gammaSweep = (name: string, extra: Record<string, unknown> = {}) =>
+  call<SweepCreated>("POST", "/v1/sweeps", {
+    base: { name, cluster: "gamma", partition: "cpu", command: ["bash", "-c", 'sleep 4; echo "element $N"'] },
+    grid: { N: [0, 1, 2, 3, 4] },
+    ...extra,
+  });
+
+describe("a sweep larger than the QOS submit limit (one array of 5, MaxSubmitJobsPerUser=2)", () => {
+  it("goes in part by part: every element once, never more than 2 in Slurm, the waiting ones show the QOS reason", async () => {
+    const agent = e2e.startAgent("gamma");
+    await e2e.waitClustersAlive(60_000, ["gamma"]);
+    const sampler = sampleSqueue();
+    const created = await gammaSweep("qos-sweep");
+    // While some elements are in Slurm, the others wait, queued, under Slurm's own reason.
+    const waiting = await (async () => {
+      const deadline = Date.now() + 90_000;
+      for (;;) {
+        const els = (await sweep(created.id)).elements;
+        const held = els.filter((e) => e.state === "queued" && /QOSMaxSubmitJobPerUserLimit/.test(e.reason ?? ""));
+        if (held.length > 0 && els.some((e) => e.slurmJobId !== null)) {
+          return held;
+        }
+        expect(Date.now()).toBeLessThan(deadline);
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    })();
+    for (const el of waiting) {
+      expect(el.reason).toMatch(/^Slurm's queue is full for this user \(QOSMaxSubmitJobPerUserLimit\): waiting/);
+    }
+    const done = await sweepDone(created.id, 300_000);
+    const { most, samples } = await sampler.stop();
+    expect(done).toMatchObject({ state: "completed", counts: { completed: 5 } });
+    expect(samples).toBeGreaterThan(10);
+    expect(most).toBeLessThanOrEqual(2);
+    const els = (await sweep(created.id)).elements;
+    expectEachOnce(els);
+    for (const [i, el] of els.entries()) {
+      expect(await e2e.logs(e2e.alice, el.jobId)).toBe(`element ${i}\n`);
+      const history = await events(el.jobId);
+      expect(history.filter((e) => e.state === "failed" || e.state === "rejected")).toEqual([]);
+    }
+    expect(agent.child.exitCode).toBeNull();
+    await agent.stop();
+  }, 360_000);
+
+  it("agent SIGKILLed between two parts: after a restart no element is lost or doubled, and maxParallel holds across parts", async () => {
+    const created = await gammaSweep("qos-crash", { maxParallel: 1 });
+    const sampler = sampleSqueue();
+    const first = e2e.startAgent("gamma", { SLURMGATE_TEST_CRASH_AT: "between-parts" });
+    expect(await exitOf(first)).toBe("SIGKILL");
+    // The first part is in Slurm; the rest were recorded "submitting" and never sent.
+    const after = (await sweep(created.id)).elements;
+    expect(after.filter((e) => e.slurmJobId !== null).length).toBeLessThanOrEqual(2);
+    const second = e2e.startAgent("gamma", { SLURMGATE_STATE_FILE: first.stateFile });
+    const done = await sweepDone(created.id, 300_000);
+    const { most, mostRunning } = await sampler.stop();
+    expect(done).toMatchObject({ state: "completed", counts: { completed: 5 } });
+    expect(most).toBeLessThanOrEqual(2);
+    // maxParallel 1 is the batch's, not each part's: never two elements running at once.
+    expect(mostRunning).toBe(1);
+    const els = (await sweep(created.id)).elements;
+    expectEachOnce(els);
+    for (const [i, el] of els.entries()) {
+      expect(await e2e.logs(e2e.alice, el.jobId)).toBe(`element ${i}\n`);
+    }
+    await second.stop();
+  }, 360_000);
 });
