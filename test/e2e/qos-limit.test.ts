@@ -7,6 +7,7 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { requeueAfterSeconds } from "../../agent/requeue-wait.ts";
 import type { Job, JobEvent, SweepCreated, SweepDetail } from "../../schemas/index.ts";
 import { type AgentProcess, type E2E, slurm, slurmJobsTagged, startE2E, startGamma, stopGamma } from "./harness.ts";
 
@@ -73,6 +74,25 @@ async function events(id: string): Promise<JobEvent[]> {
   return ((await res.json()) as { events: JobEvent[] }).events;
 }
 
+/**
+ * Each back-pressure give-back in a job's history held it for the one requeue-wait rule's time
+ * (agent/requeue-wait.ts) before the gateway offered it again; returns how many give-backs there were.
+ */
+function expectHeldForTheRule(history: JobEvent[]): number {
+  const wait = requeueAfterSeconds("no-room") * 1_000;
+  let giveBacks = 0;
+  for (const [i, e] of history.entries()) {
+    if (e.state === "queued" && /^back-pressure:/.test(e.detail ?? "")) {
+      giveBacks++;
+      const next = history.slice(i + 1).find((x) => x.state === "leased");
+      if (next) {
+        expect(Date.parse(next.at) - Date.parse(e.at)).toBeGreaterThanOrEqual(wait - 1_000);
+      }
+    }
+  }
+  return giveBacks;
+}
+
 const heldBack = (job: Job) => job.state === "queued" && /QOSMaxSubmitJobPerUserLimit/.test(job.reason ?? "");
 
 describe("a real QOS submit limit (MaxSubmitJobsPerUser=2 on gamma)", () => {
@@ -111,6 +131,7 @@ describe("a real QOS submit limit (MaxSubmitJobsPerUser=2 on gamma)", () => {
       expect(slurmJobsTagged("gamma", x.id)).toHaveLength(1);
       const history = await events(x.id);
       expect(history.filter((e) => e.state === "failed" || e.state === "rejected")).toEqual([]);
+      expectHeldForTheRule(history);
     }
     // Each held-back job's history shows the QOS refusal as back-pressure, never as an end.
     for (const x of held) {
@@ -192,14 +213,11 @@ async function call<T>(method: string, path: string, body?: unknown): Promise<T>
 
 const sweep = (id: string) => call<SweepDetail>("GET", `/v1/sweeps/${id}?limit=100`);
 
-/**
- * Every array task gamma has a record of (squeue and sacct), by its batch tag and index: one entry
- * per `<array>_<index>`, so an element submitted twice shows twice under its tag and index.
- */
-function tasksByTagAndIndex(): Map<string, string[]> {
+/** Every sweep-array task gamma has a record of (squeue and sacct), as `<array>_<index>`, once each. */
+function batchTasks(): Set<string> {
   const queue = slurm("gamma", "squeue", ["-h", "--states=all", "-r", "-o", "%i|%k"]);
   const acct = slurm("gamma", "sacct", ["-X", "-P", "-n", "-o", "JobID,Comment", "--starttime=now-2hours"]);
-  const out = new Map<string, Set<string>>();
+  const out = new Set<string>();
   for (const line of `${queue}\n${acct}`.split("\n")) {
     const [id = "", comment = ""] = line.trim().split("|");
     const m = /^(\d+)_\[?([\d,-]+)(?:%\d+)?\]?$/.exec(id);
@@ -209,26 +227,21 @@ function tasksByTagAndIndex(): Map<string, string[]> {
     for (const part of m[2]!.split(",")) {
       const [from, to = from] = part.split("-").map(Number);
       for (let t = from!; t <= to!; t++) {
-        const key = `${comment}#${t}`;
-        out.set(key, (out.get(key) ?? new Set()).add(`${m[1]}_${t}`));
+        out.add(`${m[1]}_${t}`);
       }
     }
   }
-  return new Map([...out].map(([k, v]) => [k, [...v]]));
+  return out;
 }
 
-/** Each element in Slurm exactly once: one task under its batch's tag and its index, and it is the element's. */
-function expectEachOnce(elements: SweepDetail["elements"]) {
-  const tasks = tasksByTagAndIndex();
-  const tags = new Set<string>();
-  for (const el of elements) {
-    const index = el.slurmJobId?.split("_")[1];
-    const mine = [...tasks].filter(([key, ids]) => key.endsWith(`#${index}`) && ids.includes(el.slurmJobId!));
-    expect(mine, `${el.jobId} ${el.slurmJobId}`).toHaveLength(1);
-    expect(mine[0]![1]).toEqual([el.slurmJobId]);
-    tags.add(mine[0]![0].split("#")[0]!);
-  }
-  expect(tags.size).toBe(1); // one batch, split into parts under the one tag
+/**
+ * Each element in Slurm exactly once: the array tasks that appeared on gamma since `before` are
+ * exactly the elements' own, one each (gamma runs nothing but this file's jobs).
+ */
+function expectEachOnce(elements: SweepDetail["elements"], before: Set<string>) {
+  const appeared = [...batchTasks()].filter((id) => !before.has(id)).sort();
+  expect(appeared).toEqual(elements.map((e) => e.slurmJobId).sort());
+  expect(new Set(appeared).size).toBe(elements.length);
 }
 
 async function sweepDone(id: string, timeoutMs: number): Promise<SweepDetail> {
@@ -265,6 +278,7 @@ describe("a sweep larger than the QOS submit limit (one array of 5, MaxSubmitJob
   it("goes in part by part: every element once, never more than 2 in Slurm, the waiting ones show the QOS reason", async () => {
     const agent = e2e.startAgent("gamma");
     await e2e.waitClustersAlive(60_000, ["gamma"]);
+    const before = batchTasks();
     const sampler = sampleSqueue();
     const created = await gammaSweep("qos-sweep");
     // While some elements are in Slurm, the others wait, queued, under Slurm's own reason.
@@ -289,17 +303,21 @@ describe("a sweep larger than the QOS submit limit (one array of 5, MaxSubmitJob
     expect(samples).toBeGreaterThan(10);
     expect(most).toBeLessThanOrEqual(2);
     const els = (await sweep(created.id)).elements;
-    expectEachOnce(els);
+    expectEachOnce(els, before);
+    let giveBacks = 0;
     for (const [i, el] of els.entries()) {
       expect(await e2e.logs(e2e.alice, el.jobId)).toBe(`element ${i}\n`);
       const history = await events(el.jobId);
       expect(history.filter((e) => e.state === "failed" || e.state === "rejected")).toEqual([]);
+      giveBacks += expectHeldForTheRule(history);
     }
+    expect(giveBacks).toBeGreaterThanOrEqual(3);
     expect(agent.child.exitCode).toBeNull();
     await agent.stop();
   }, 360_000);
 
   it("agent SIGKILLed between two parts: after a restart no element is lost or doubled, and maxParallel holds across parts", async () => {
+    const before = batchTasks();
     const created = await gammaSweep("qos-crash", { maxParallel: 1 });
     const sampler = sampleSqueue();
     const first = e2e.startAgent("gamma", { SLURMGATE_TEST_CRASH_AT: "between-parts" });
@@ -315,7 +333,7 @@ describe("a sweep larger than the QOS submit limit (one array of 5, MaxSubmitJob
     // maxParallel 1 is the batch's, not each part's: never two elements running at once.
     expect(mostRunning).toBe(1);
     const els = (await sweep(created.id)).elements;
-    expectEachOnce(els);
+    expectEachOnce(els, before);
     for (const [i, el] of els.entries()) {
       expect(await e2e.logs(e2e.alice, el.jobId)).toBe(`element ${i}\n`);
     }
