@@ -37,6 +37,7 @@ import { writeJobSecrets } from "./secrets.ts";
 import { adopted, beganSubmitting, submitted } from "./job-life.ts";
 import { parseDisplayId } from "./track.ts";
 import { requeueReport } from "./requeue-wait.ts";
+import { heldByUser, zeroLimitCode, zeroLimitMessage } from "./submit-limit.ts";
 
 export class Refusal extends Error {
   readonly code: RejectCode;
@@ -361,7 +362,15 @@ export async function sbatchReady(ctx: AgentContext, ready: ReadyLease): Promise
   if (!slurmJobId && !outcome.ok) {
     ctx.state.remove(lease.jobId);
     if (outcome.code === "backpressure") {
-      return { kind: "requeue", report: requeueReport(lease, outcome.message, "no-room"), full: outcome.message };
+      // A job array of the user's own counts each task: only a single job can show a limit of 0.
+      const zero = lease.spec?.array ? null : zeroLimitCode(outcome, await heldByUser(slurm, outcome));
+      if (!zero) {
+        return { kind: "requeue", report: requeueReport(lease, outcome.message, "no-room"), full: outcome.message };
+      }
+      return {
+        kind: "refused",
+        report: { ...refusedReport(lease, zero, zeroLimitMessage(outcome.message)), script: rendered.script },
+      };
     }
     if (isUnknownOutcome(outcome.code)) {
       return { kind: "retry", message: outcome.message };

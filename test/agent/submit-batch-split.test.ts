@@ -5,7 +5,7 @@
 import { describe, expect, it } from "vitest";
 import { requeueAfterSeconds, requeueReport } from "../../agent/requeue-wait.ts";
 import { classifySbatchError } from "../../agent/slurm/sbatch.ts";
-import { nextPartSize, zeroLimitCode } from "../../agent/submit-batch.ts";
+import { nextPartSize, zeroLimitCode } from "../../agent/submit-limit.ts";
 import { NotNow, failedBefore } from "../../agent/submit.ts";
 import { type Lease, Report } from "../../schemas/agent.ts";
 import { JobSpec } from "../../schemas/job.ts";
