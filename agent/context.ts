@@ -41,7 +41,7 @@ export type AgentContext = {
   onCrashPoint?: (step: CrashStep) => void;
 };
 
-export type CrashStep = "before-sbatch" | "after-sbatch" | "before-report" | "mid-output-upload";
+export type CrashStep = "before-sbatch" | "after-sbatch" | "between-parts" | "before-report" | "mid-output-upload";
 
 /**
  * Fault injection for the exactly-once tests: the process dies as abruptly as a power cut would

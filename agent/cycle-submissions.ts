@@ -16,6 +16,7 @@ import { afterLookup, sortLease } from "./lease-sort.ts";
 import type { Pacer } from "./pacer.ts";
 import { jobDirName } from "./paths.ts";
 import type { Reporter } from "./reporter.ts";
+import { requeueReport } from "./requeue-wait.ts";
 import { type SubmitResult, adoptLease, lookupByTag, prepareLease, sbatchReady } from "./submit.ts";
 import { type Submission, planSubmissions, submitBatch } from "./submit-batch.ts";
 
@@ -180,12 +181,11 @@ async function submitFresh(ctx: AgentContext, reporter: Reporter, pacer: Pacer, 
     if ((unreachable || full) && queue.length) {
       // The controller did not answer, or takes no job now: give the rest back rather than ask for each.
       const reason = full ?? `Slurm did not answer sbatch (${unreachable}); will retry`;
-      const retryAfterSeconds = full ? 60 : 30;
       for (const lease of queue.splice(0).flatMap(membersOf)) {
         if (full) {
           ctx.state.remove(lease.jobId); // not submitted: its tag was looked up, or it never ran
         }
-        outbox.push({ jobId: lease.jobId, epoch: lease.epoch, logs: [], requeue: { reason, retryAfterSeconds } });
+        outbox.push(requeueReport(lease, reason, full ? "no-room" : "not-now"));
       }
     }
   } finally {

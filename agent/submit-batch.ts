@@ -11,10 +11,14 @@
  * Exactly-once as for plain jobs: every member is recorded "submitting" (one journal append) before
  * sbatch, and `<array>_<index>` right after it; an unknown outcome is resolved by looking up the
  * batch tag (the array must contain the member's index) and the member's own job tag.
+ *
+ * An array refused for a submit limit is split (see nextPartSize): its parts are disjoint prefixes,
+ * each recorded as soon as it is in, and what does not fit goes back to wait with Slurm's reason.
  */
 import { posix } from "node:path";
 import { LeaseBatch, type RejectCode } from "../schemas/agent.ts";
 import { type JobSpec, JobSpec as JobSpecSchema } from "../schemas/job.ts";
+import { isTerminal } from "../schemas/job.ts";
 import { DEFAULT_MAX_ARRAY_SIZE, PER_ELEMENT_FIELDS } from "../schemas/sweep.ts";
 import { crashPoint, type AgentContext } from "./context.ts";
 import type { Lease, Report } from "./gateway-api.ts";
@@ -25,6 +29,8 @@ import { checkContainerPaths, jobDirName, prepareBatchDir, prepareJobDir, resolv
 import { JOB_FILES } from "./render/data-files.ts";
 import { renderArrayElement, renderArrayScript } from "./render/render-batch-array.ts";
 import { writeJobSecrets } from "./secrets.ts";
+import { requeueReport } from "./requeue-wait.ts";
+import { heldByUser, nextPartSize, zeroLimitCode, zeroLimitMessage } from "./submit-limit.ts";
 import { isUnknownOutcome } from "./slurm/result.ts";
 import {
   failedBefore,
@@ -36,7 +42,6 @@ import {
   guardDir,
   lookupByTag,
   refusedReport,
-  requeueReport,
 } from "./submit.ts";
 import { beganSubmitting, submitted } from "./job-life.ts";
 
@@ -187,28 +192,6 @@ export async function submitBatch(ctx: AgentContext, leases: Lease[]): Promise<S
   if (members.length === 0) {
     return resultList();
   }
-  let rendered: ReturnType<typeof renderArrayScript>;
-  try {
-    rendered = renderArrayScript({
-      batch: { id: batch.id, maxParallel: batch.maxParallel },
-      batchDir,
-      spec,
-      indexes: members.map((m) => m.index),
-      workdir,
-      apptainerBin: ctx.config.SLURMGATE_APPTAINER,
-      allowedSbatchArgs: ctx.config.SLURMGATE_ALLOWED_SBATCH_ARGS,
-    });
-    const scriptPath = `${batchDir}/${JOB_FILES.script}`;
-    await executor.writeFile(scriptPath, rendered.script, 0o700);
-    if (runAs && !acting.sudo) {
-      await handOver(ctx.executor, batchDir, runAs);
-    }
-  } catch (err) {
-    for (const m of members) {
-      results.set(m.lease.jobId, failedBefore(m.lease, err));
-    }
-    return resultList();
-  }
   const now = ctx.now();
   const records = new Map(members.map((m) => [m.lease.jobId, beganSubmitting(m.lease, m.jobDir, now)]));
   ctx.state.batch(() => {
@@ -217,80 +200,147 @@ export async function submitBatch(ctx: AgentContext, leases: Lease[]): Promise<S
     }
   });
   crashPoint(ctx, "before-sbatch");
-  const outcome = await acting.slurm.sbatch(`${batchDir}/${JOB_FILES.script}`, [
-    ...rendered.sbatchArgs,
-    ...sbatchIdentityArgs(acting.sudo ? null : runAs),
-  ]);
-  crashPoint(ctx, "after-sbatch");
-  const ids = new Map<string, string>();
-  if (outcome.ok) {
-    for (const m of members) {
-      ids.set(m.lease.jobId, `${outcome.value.slurmJobId}_${m.index}`);
+  const done = new Map<string, { slurmJobId: string; script: string }>();
+  // Parts are prefixes of what is left, so each element is in at most one array of its batch tag.
+  let rest = members;
+  let size = rest.length;
+  while (rest.length > 0) {
+    const part = rest.slice(0, size);
+    const throttle = partThrottle(ctx, batch);
+    if (throttle !== null && throttle < 1) {
+      const reason = `the sweep's maxParallel ${batch.maxParallel} is taken by its elements in Slurm: waiting`;
+      giveBack(ctx, rest, { report: (l) => requeueReport(l, reason, "no-room") }, results);
+      break;
     }
-  } else if (isUnknownOutcome(outcome.code)) {
-    // The controller may have queued the array before the error: only the tags can tell.
-    const lookup = await lookupByTag(
-      ctx,
-      members.map((m) => ({ jobId: m.lease.jobId, attempt: m.lease.attempt, since: now, batch: m.lease.batch })),
-    );
-    for (const m of members) {
-      const found = lookup.found.get(m.lease.jobId);
-      if (found) {
-        ids.set(m.lease.jobId, found);
+    let rendered: ReturnType<typeof renderArrayScript>;
+    try {
+      rendered = renderArrayScript({
+        batch: { id: batch.id, maxParallel: throttle },
+        batchDir,
+        spec,
+        indexes: part.map((m) => m.index),
+        workdir,
+        apptainerBin: ctx.config.SLURMGATE_APPTAINER,
+        allowedSbatchArgs: ctx.config.SLURMGATE_ALLOWED_SBATCH_ARGS,
+      });
+      // Slurm keeps its own copy of a submitted script: the next part may write over this one.
+      await executor.writeFile(`${batchDir}/${JOB_FILES.script}`, rendered.script, 0o700);
+      if (runAs && !acting.sudo) {
+        await handOver(ctx.executor, batchDir, runAs);
+      }
+    } catch (err) {
+      giveBack(ctx, rest, { result: (l) => failedBefore(l, err) }, results);
+      break;
+    }
+    const outcome = await acting.slurm.sbatch(`${batchDir}/${JOB_FILES.script}`, [
+      ...rendered.sbatchArgs,
+      ...sbatchIdentityArgs(acting.sudo ? null : runAs),
+    ]);
+    crashPoint(ctx, "after-sbatch");
+    const ids = new Map<string, string>();
+    if (outcome.ok) {
+      for (const m of part) {
+        ids.set(m.lease.jobId, `${outcome.value.slurmJobId}_${m.index}`);
+      }
+    } else if (isUnknownOutcome(outcome.code)) {
+      // The controller may have queued the array before the error: only the tags can tell.
+      const lookup = await lookupByTag(
+        ctx,
+        part.map((m) => ({ jobId: m.lease.jobId, attempt: m.lease.attempt, since: now, batch: m.lease.batch })),
+      );
+      for (const m of part) {
+        const found = lookup.found.get(m.lease.jobId);
+        if (found) {
+          ids.set(m.lease.jobId, found);
+        } else {
+          results.set(m.lease.jobId, { kind: "retry", message: outcome.message });
+        }
+      }
+    } else {
+      const smaller = nextPartSize(part.length, outcome);
+      if (smaller !== null) {
+        size = smaller;
+        continue;
+      }
+      const held = part.length === 1 && done.size === 0 ? await heldByUser(acting.slurm, outcome) : null;
+      const zero = zeroLimitCode(outcome, held);
+      if (outcome.code === "backpressure" && !zero) {
+        const report = (l: Lease) => requeueReport(l, outcome.message, "no-room");
+        giveBack(ctx, rest, { report, full: outcome.message }, results);
       } else {
-        results.set(m.lease.jobId, { kind: "retry", message: outcome.message });
+        const code = zero ?? ((outcome.code === "invalid_argument" ? "invalid_spec" : outcome.code) as RejectCode);
+        const message = zero ? zeroLimitMessage(outcome.message) : outcome.message;
+        const report = (l: Lease) => ({ ...refusedReport(l, code, message), script: rendered.script });
+        giveBack(ctx, rest, { refused: report }, results);
       }
+      break;
     }
-  } else {
-    // Slurm refused the whole array: every member gets the refusal (or goes back, for back-pressure).
-    refuseAll(ctx, members, outcome, rendered.script, results);
-    return resultList();
+    ctx.state.batch(() => {
+      for (const [jobId, slurmJobId] of ids) {
+        ctx.state.put(submitted(records.get(jobId)!, slurmJobId));
+        done.set(jobId, { slurmJobId, script: rendered.script });
+      }
+    });
+    rest = rest.slice(part.length);
+    if (ids.size < part.length) {
+      // Slurm did not answer: ask nothing more of it this cycle. Not one of these was tried.
+      const reason = `Slurm did not answer sbatch (${outcome.ok ? "" : outcome.message}); will retry`;
+      giveBack(ctx, rest, { report: (l) => requeueReport(l, reason, "not-now") }, results);
+      break;
+    }
+    size = Math.min(size, rest.length);
+    if (rest.length > 0) {
+      crashPoint(ctx, "between-parts");
+    }
   }
-  ctx.state.batch(() => {
-    for (const m of members) {
-      const slurmJobId = ids.get(m.lease.jobId);
-      if (slurmJobId) {
-        ctx.state.put(submitted(records.get(m.lease.jobId)!, slurmJobId));
-      }
-    }
-  });
-  crashPoint(ctx, "before-report");
-  for (const [jobId, report] of submittedReports(ctx, members, ids, rendered.script, runAs)) {
+  if (done.size > 0) {
+    crashPoint(ctx, "before-report");
+  }
+  for (const [jobId, report] of submittedReports(ctx, members, done, runAs)) {
     results.set(jobId, { kind: "submitted", report });
   }
   return resultList();
 }
 
-/** Slurm refused the whole array: every member is forgotten and refused, or given back for back-pressure. */
-function refuseAll(
-  ctx: AgentContext,
-  members: Member[],
-  outcome: { code: string; message: string },
-  script: string,
-  results: Map<string, SubmitResult>,
-) {
-  const code = outcome.code;
+/**
+ * The throttle (`%N`) for an array of a batch: maxParallel less the batch's elements this agent has
+ * in Slurm already (an earlier part of a split array, a retried element's siblings). Each element
+ * of an earlier array still running was counted here, and the earlier arrays gain none, so all the
+ * batch's arrays together never run more than maxParallel. Null: no throttle.
+ */
+function partThrottle(ctx: AgentContext, batch: { id: string; maxParallel: number | null }): number | null {
+  if (batch.maxParallel === null) {
+    return null;
+  }
+  const inSlurm = ctx.state
+    .all()
+    .filter(
+      (j) =>
+        j.lease?.batch?.id === batch.id && j.slurmJobId !== null && !(j.reported !== null && isTerminal(j.reported)),
+    ).length;
+  return batch.maxParallel - inSlurm;
+}
+
+type GiveBack =
+  | { report: (lease: Lease) => Report; full?: string }
+  | { refused: (lease: Lease) => Report }
+  | { result: (lease: Lease) => SubmitResult };
+
+/** Members not submitted: forgotten, then given back (for now), refused, or failed before sbatch. */
+function giveBack(ctx: AgentContext, members: Member[], how: GiveBack, results: Map<string, SubmitResult>) {
   ctx.state.batch(() => {
     for (const m of members) {
       ctx.state.remove(m.lease.jobId);
     }
   });
-  for (const m of members) {
+  for (const { lease } of members) {
     results.set(
-      m.lease.jobId,
-      code === "backpressure"
-        ? { kind: "requeue", report: requeueReport(m.lease, outcome.message, 60), full: outcome.message }
-        : {
-            kind: "refused",
-            report: {
-              ...refusedReport(
-                m.lease,
-                (code === "invalid_argument" ? "invalid_spec" : code) as RejectCode,
-                outcome.message,
-              ),
-              script,
-            },
-          },
+      lease.jobId,
+      "result" in how
+        ? how.result(lease)
+        : "refused" in how
+          ? { kind: "refused", report: how.refused(lease) }
+          : { kind: "requeue", report: how.report(lease), full: how.full },
     );
   }
 }
@@ -299,8 +349,7 @@ function refuseAll(
 function submittedReports(
   ctx: AgentContext,
   members: Member[],
-  ids: Map<string, string>,
-  script: string,
+  done: Map<string, { slurmJobId: string; script: string }>,
   runAs: RunAs | null,
 ): [string, Report][] {
   const reason = ctx.identity
@@ -311,12 +360,20 @@ function submittedReports(
       )
     : undefined;
   return members.flatMap((m): [string, Report][] => {
-    const slurmJobId = ids.get(m.lease.jobId);
-    return slurmJobId
+    const got = done.get(m.lease.jobId);
+    return got
       ? [
           [
             m.lease.jobId,
-            { jobId: m.lease.jobId, epoch: m.lease.epoch, state: "submitted", slurmJobId, script, reason, logs: [] },
+            {
+              jobId: m.lease.jobId,
+              epoch: m.lease.epoch,
+              state: "submitted",
+              slurmJobId: got.slurmJobId,
+              script: got.script,
+              reason,
+              logs: [],
+            },
           ],
         ]
       : [];

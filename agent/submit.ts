@@ -36,6 +36,8 @@ import { SERVICE_SECRETS_FILE, serviceSecretNames } from "./render/services.ts";
 import { writeJobSecrets } from "./secrets.ts";
 import { adopted, beganSubmitting, submitted } from "./job-life.ts";
 import { parseDisplayId } from "./track.ts";
+import { requeueReport } from "./requeue-wait.ts";
+import { heldByUser, zeroLimitCode, zeroLimitMessage } from "./submit-limit.ts";
 
 export class Refusal extends Error {
   readonly code: RejectCode;
@@ -323,11 +325,6 @@ export async function guardDir(
   }
 }
 
-/** Gives the job back to the gateway's queue for now: nothing was submitted. */
-export function requeueReport(lease: Lease, reason: string, retryAfterSeconds: number): Report {
-  return { jobId: lease.jobId, epoch: lease.epoch, logs: [], requeue: { reason, retryAfterSeconds } };
-}
-
 export function refusedReport(lease: Lease, code: RejectCode, message: string): Report {
   return { jobId: lease.jobId, epoch: lease.epoch, state: "rejected", code, reason: message, logs: [] };
 }
@@ -350,7 +347,7 @@ export async function prepareLease(ctx: AgentContext, lease: Lease): Promise<Rea
 /** The result for a lease that failed before sbatch, by what went wrong; anything else is thrown. */
 export function failedBefore(lease: Lease, err: unknown): SubmitResult {
   if (err instanceof NotNow || err instanceof InputUnreachable) {
-    return { kind: "requeue", report: requeueReport(lease, err.message, 30) };
+    return { kind: "requeue", report: requeueReport(lease, err.message, "not-now") };
   }
   if (
     err instanceof Refusal ||
@@ -394,7 +391,15 @@ export async function sbatchReady(ctx: AgentContext, ready: ReadyLease): Promise
   if (!slurmJobId && !outcome.ok) {
     ctx.state.remove(lease.jobId);
     if (outcome.code === "backpressure") {
-      return { kind: "requeue", report: requeueReport(lease, outcome.message, 60), full: outcome.message };
+      // A job array of the user's own counts each task: only a single job can show a limit of 0.
+      const zero = lease.spec?.array ? null : zeroLimitCode(outcome, await heldByUser(slurm, outcome));
+      if (!zero) {
+        return { kind: "requeue", report: requeueReport(lease, outcome.message, "no-room"), full: outcome.message };
+      }
+      return {
+        kind: "refused",
+        report: { ...refusedReport(lease, zero, zeroLimitMessage(outcome.message)), script: rendered.script },
+      };
     }
     if (isUnknownOutcome(outcome.code)) {
       return { kind: "retry", message: outcome.message };

@@ -144,8 +144,23 @@ export function waitingReason(stderr: string, message: string): string {
     ? "Slurm's queue is full (MaxJobCount)"
     : /temporarily unable to accept job|Resource temporarily unavailable/i.test(stderr)
       ? "Slurm is not accepting jobs for the moment"
-      : `Slurm's queue is full for this user (${limit ?? "MaxSubmitJobs of a QOS or association"})`;
+      : `${SUBMIT_LIMIT_WORDS} (${limit ?? "MaxSubmitJobs of a QOS or association"})`;
   return `${words}: waiting${message ? ` (${message})` : ""}`.slice(0, 1_000);
+}
+
+const SUBMIT_LIMIT_WORDS = "Slurm's queue is full for this user";
+
+/**
+ * The submit limit a back-pressure reason (from {@link waitingReason}) names, or null when the
+ * refusal was a full controller or a pause. A submit limit counts every element of an array, so a
+ * smaller array may fit where the whole one does not; a full controller counts the array as one.
+ * @example
+ * submitLimitOf("Slurm's queue is full for this user (QOSMaxSubmitJobPerUserLimit): waiting (…)") // => "QOSMaxSubmitJobPerUserLimit"
+ */
+export function submitLimitOf(reason: string): string | null {
+  return reason.startsWith(`${SUBMIT_LIMIT_WORDS} (`)
+    ? reason.slice(SUBMIT_LIMIT_WORDS.length + 2, reason.indexOf(")", SUBMIT_LIMIT_WORDS.length))
+    : null;
 }
 
 /** The most useful line of sbatch's stderr, without the `sbatch: error:` prefix. */

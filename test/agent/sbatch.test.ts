@@ -4,6 +4,7 @@ import {
   classifySbatchError,
   parseSbatchOutput,
   sbatchErrorMessage,
+  submitLimitOf,
 } from "../../agent/slurm/sbatch.ts";
 import { buildSlurmEnv } from "../../agent/slurm/env.ts";
 import { fixture } from "./helpers/fixtures.ts";
@@ -154,6 +155,22 @@ describe("classifySbatchError", () => {
     ],
   ])("a full controller is back-pressure with a reason that says so: %s", (stderr, message) => {
     expect(classifySbatchError(stderr)).toEqual({ code: "backpressure", message });
+  });
+
+  it("names the submit limit in a back-pressure reason, and nothing for a full controller or a pause", () => {
+    const reason = (file: string) => classifySbatchError(fixture(file)).message;
+    expect(submitLimitOf(reason("sbatch-qos-max-submit-per-user.stderr.txt"))).toBe("QOSMaxSubmitJobPerUserLimit");
+    expect(submitLimitOf(reason("sbatch-qos-grp-submit.stderr.txt"))).toBe("QOSGrpSubmitJobsLimit");
+    expect(submitLimitOf(reason("sbatch-assoc-max-submit.stderr.txt"))).toBe("AssocMaxSubmitJobLimit");
+    expect(
+      submitLimitOf(classifySbatchError("sbatch: error: Slurm job queue full, sleeping and retrying").message),
+    ).toBeNull();
+    expect(
+      submitLimitOf(classifySbatchError("sbatch: error: Slurm temporarily unable to accept job, sleeping").message),
+    ).toBeNull();
+    // Only the reason's own opening counts, never the words quoted later in it.
+    expect(submitLimitOf("waiting (Slurm's queue is full for this user (X))")).toBeNull();
+    expect(submitLimitOf("")).toBeNull();
   });
 
   it("treats a timeout as transient whatever stderr says", () => {

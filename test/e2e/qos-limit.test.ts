@@ -7,8 +7,9 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Job, JobEvent } from "../../schemas/index.ts";
-import { type E2E, slurm, slurmJobsTagged, startE2E, startGamma, stopGamma } from "./harness.ts";
+import { requeueAfterSeconds } from "../../agent/requeue-wait.ts";
+import type { Job, JobEvent, SweepCreated, SweepDetail } from "../../schemas/index.ts";
+import { type AgentProcess, type E2E, slurm, slurmJobsTagged, startE2E, startGamma, stopGamma } from "./harness.ts";
 
 const run = promisify(execFile);
 let e2e: E2E;
@@ -39,9 +40,10 @@ async function inSlurm(): Promise<string[]> {
   return stdout.split("\n").filter((line) => line.includes("slurmgate:"));
 }
 
-/** Samples squeue every 300 ms until stopped; returns the most jobs Slurm held at once. */
+/** Samples squeue every 300 ms until stopped; returns the most jobs Slurm held, and ran, at once. */
 function sampleSqueue() {
   let most = 0;
+  let mostRunning = 0;
   let samples = 0;
   let stop = false;
   const done = (async () => {
@@ -49,6 +51,7 @@ function sampleSqueue() {
       const held = await inSlurm().catch(() => null);
       if (held) {
         most = Math.max(most, held.length);
+        mostRunning = Math.max(mostRunning, held.filter((line) => line.split("|")[1] === "RUNNING").length);
         samples++;
       }
       await new Promise((r) => setTimeout(r, 300));
@@ -58,7 +61,7 @@ function sampleSqueue() {
     async stop() {
       stop = true;
       await done;
-      return { most, samples };
+      return { most, mostRunning, samples };
     },
   };
 }
@@ -69,6 +72,25 @@ async function events(id: string): Promise<JobEvent[]> {
   });
   expect(res.status).toBe(200);
   return ((await res.json()) as { events: JobEvent[] }).events;
+}
+
+/**
+ * Each back-pressure give-back in a job's history held it for the one requeue-wait rule's time
+ * (agent/requeue-wait.ts) before the gateway offered it again; returns how many give-backs there were.
+ */
+function expectHeldForTheRule(history: JobEvent[]): number {
+  const wait = requeueAfterSeconds("no-room") * 1_000;
+  let giveBacks = 0;
+  for (const [i, e] of history.entries()) {
+    if (e.state === "queued" && /^back-pressure:/.test(e.detail ?? "")) {
+      giveBacks++;
+      const next = history.slice(i + 1).find((x) => x.state === "leased");
+      if (next) {
+        expect(Date.parse(next.at) - Date.parse(e.at)).toBeGreaterThanOrEqual(wait - 1_000);
+      }
+    }
+  }
+  return giveBacks;
 }
 
 const heldBack = (job: Job) => job.state === "queued" && /QOSMaxSubmitJobPerUserLimit/.test(job.reason ?? "");
@@ -109,6 +131,7 @@ describe("a real QOS submit limit (MaxSubmitJobsPerUser=2 on gamma)", () => {
       expect(slurmJobsTagged("gamma", x.id)).toHaveLength(1);
       const history = await events(x.id);
       expect(history.filter((e) => e.state === "failed" || e.state === "rejected")).toEqual([]);
+      expectHeldForTheRule(history);
     }
     // Each held-back job's history shows the QOS refusal as back-pressure, never as an end.
     for (const x of held) {
@@ -173,4 +196,147 @@ describe("a real QOS submit limit (MaxSubmitJobsPerUser=2 on gamma)", () => {
     }
     await agent.stop();
   }, 300_000);
+});
+
+async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const res = await fetch(e2e.url + path, {
+    method,
+    headers: { authorization: `Bearer ${e2e.alice}`, ...(body ? { "content-type": "application/json" } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await res.text();
+  if (!res.ok) {
+    throw new Error(`${method} ${path} → ${res.status}: ${text}`);
+  }
+  return JSON.parse(text) as T;
+}
+
+const sweep = (id: string) => call<SweepDetail>("GET", `/v1/sweeps/${id}?limit=100`);
+
+/** Every sweep-array task gamma has a record of (squeue and sacct), as `<array>_<index>`, once each. */
+function batchTasks(): Set<string> {
+  const queue = slurm("gamma", "squeue", ["-h", "--states=all", "-r", "-o", "%i|%k"]);
+  const acct = slurm("gamma", "sacct", ["-X", "-P", "-n", "-o", "JobID,Comment", "--starttime=now-2hours"]);
+  const out = new Set<string>();
+  for (const line of `${queue}\n${acct}`.split("\n")) {
+    const [id = "", comment = ""] = line.trim().split("|");
+    const m = /^(\d+)_\[?([\d,-]+)(?:%\d+)?\]?$/.exec(id);
+    if (!m || !comment.startsWith("slurmgate:batch:")) {
+      continue;
+    }
+    for (const part of m[2]!.split(",")) {
+      const [from, to = from] = part.split("-").map(Number);
+      for (let t = from!; t <= to!; t++) {
+        out.add(`${m[1]}_${t}`);
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * Each element in Slurm exactly once: the array tasks that appeared on gamma since `before` are
+ * exactly the elements' own, one each (gamma runs nothing but this file's jobs).
+ */
+function expectEachOnce(elements: SweepDetail["elements"], before: Set<string>) {
+  const appeared = [...batchTasks()].filter((id) => !before.has(id)).sort();
+  expect(appeared).toEqual(elements.map((e) => e.slurmJobId).sort());
+  expect(new Set(appeared).size).toBe(elements.length);
+}
+
+async function sweepDone(id: string, timeoutMs: number): Promise<SweepDetail> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const s = await sweep(id);
+    if (s.state !== "active") {
+      return s;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`sweep ${id} still active: ${JSON.stringify(s.counts)}`);
+    }
+    await new Promise((r) => setTimeout(r, 1_000));
+  }
+}
+
+const exitOf = (agent: AgentProcess) =>
+  new Promise<string | null>((resolve) => {
+    if (agent.child.exitCode !== null || agent.child.signalCode !== null) {
+      resolve(agent.child.signalCode);
+      return;
+    }
+    agent.child.once("exit", (_code, signal) => resolve(signal));
+  });
+
+const gammaSweep = (name: string, extra: Record<string, unknown> = {}) =>
+  call<SweepCreated>("POST", "/v1/sweeps", {
+    base: { name, cluster: "gamma", partition: "cpu", command: ["bash", "-c", 'sleep 4; echo "element $N"'] },
+    grid: { N: [0, 1, 2, 3, 4] },
+    ...extra,
+  });
+
+describe("a sweep larger than the QOS submit limit (one array of 5, MaxSubmitJobsPerUser=2)", () => {
+  it("goes in part by part: every element once, never more than 2 in Slurm, the waiting ones show the QOS reason", async () => {
+    const agent = e2e.startAgent("gamma");
+    await e2e.waitClustersAlive(60_000, ["gamma"]);
+    const before = batchTasks();
+    const sampler = sampleSqueue();
+    const created = await gammaSweep("qos-sweep");
+    // While some elements are in Slurm, the others wait, queued, under Slurm's own reason.
+    const waiting = await (async () => {
+      const deadline = Date.now() + 90_000;
+      for (;;) {
+        const els = (await sweep(created.id)).elements;
+        const held = els.filter((e) => e.state === "queued" && /QOSMaxSubmitJobPerUserLimit/.test(e.reason ?? ""));
+        if (held.length > 0 && els.some((e) => e.slurmJobId !== null)) {
+          return held;
+        }
+        expect(Date.now()).toBeLessThan(deadline);
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    })();
+    for (const el of waiting) {
+      expect(el.reason).toMatch(/^Slurm's queue is full for this user \(QOSMaxSubmitJobPerUserLimit\): waiting/);
+    }
+    const done = await sweepDone(created.id, 300_000);
+    const { most, samples } = await sampler.stop();
+    expect(done).toMatchObject({ state: "completed", counts: { completed: 5 } });
+    expect(samples).toBeGreaterThan(10);
+    expect(most).toBeLessThanOrEqual(2);
+    const els = (await sweep(created.id)).elements;
+    expectEachOnce(els, before);
+    let giveBacks = 0;
+    for (const [i, el] of els.entries()) {
+      expect(await e2e.logs(e2e.alice, el.jobId)).toBe(`element ${i}\n`);
+      const history = await events(el.jobId);
+      expect(history.filter((e) => e.state === "failed" || e.state === "rejected")).toEqual([]);
+      giveBacks += expectHeldForTheRule(history);
+    }
+    expect(giveBacks).toBeGreaterThanOrEqual(3);
+    expect(agent.child.exitCode).toBeNull();
+    await agent.stop();
+  }, 360_000);
+
+  it("agent SIGKILLed between two parts: after a restart no element is lost or doubled, and maxParallel holds across parts", async () => {
+    const before = batchTasks();
+    const created = await gammaSweep("qos-crash", { maxParallel: 1 });
+    const sampler = sampleSqueue();
+    const first = e2e.startAgent("gamma", { SLURMGATE_TEST_CRASH_AT: "between-parts" });
+    expect(await exitOf(first)).toBe("SIGKILL");
+    // The first part is in Slurm; the rest were recorded "submitting" and never sent.
+    const after = (await sweep(created.id)).elements;
+    expect(after.filter((e) => e.slurmJobId !== null).length).toBeLessThanOrEqual(2);
+    const second = e2e.startAgent("gamma", { SLURMGATE_STATE_FILE: first.stateFile });
+    const done = await sweepDone(created.id, 300_000);
+    const { most, mostRunning } = await sampler.stop();
+    expect(done).toMatchObject({ state: "completed", counts: { completed: 5 } });
+    expect(most).toBeLessThanOrEqual(2);
+    // maxParallel 1 is the batch's, not each part's: never two elements running at once.
+    expect(mostRunning).toBe(1);
+    const els = (await sweep(created.id)).elements;
+    expectEachOnce(els, before);
+    for (const [i, el] of els.entries()) {
+      expect(await e2e.logs(e2e.alice, el.jobId)).toBe(`element ${i}\n`);
+    }
+    await second.stop();
+  }, 360_000);
 });
