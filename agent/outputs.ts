@@ -128,8 +128,9 @@ const sameFile = (a: FileStat, b: FileStat) => a.size === b.size && a.mtimeMs ==
 /**
  * The file's bytes, read once and hashed as they go. Before the last byte leaves, the file is
  * looked at again: one written to while it was read (same size or not) throws, so the upload breaks
- * off before the gateway has all of it and nothing torn is ever listed. The check rests on mtime,
- * whose grain over SFTP is a second: a rewrite within the second it was read is not seen there.
+ * off before the gateway has all of it and nothing torn is ever listed. The check rests on size and
+ * mtime, whose grain over SFTP and through sudo's `stat` is a second: a same-size rewrite within the
+ * second the file was read is not seen there (locally it is to the nanosecond).
  */
 async function* readOnce(
   executor: Executor,
