@@ -208,13 +208,14 @@ function cycleRunner(ctx: AgentContext, mode: "local" | "ssh", signal: AbortSign
     }
   };
 
-  const cycle = async (wait: number, forceTrack: boolean) => {
+  const cycle = async (wait: number, forceTrack: boolean, waitForOutputs = false) => {
     if (ctx.now() - inventoryAt >= config.SLURMGATE_INVENTORY_SECONDS * 1000) {
       await publishInventory();
     }
     const stats = await runCycle(ctx, reporter, pacer, {
       wait,
       forceTrack,
+      waitForOutputs,
       signal,
       heartbeat: { version: AGENT_VERSION, cycleMs: last.stats?.cycleMs, mode },
     });
@@ -314,7 +315,8 @@ export async function createAgent(
     status,
     async runOnce() {
       try {
-        return await runner.cycle(0, true);
+        // The process ends after this cycle: an upload left running beside it would die with it.
+        return await runner.cycle(0, true, true);
       } finally {
         unlock();
         ssh?.close();

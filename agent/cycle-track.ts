@@ -9,7 +9,8 @@ import type { AgentContext } from "./context.ts";
 import type { Lease, Report } from "./gateway-api.ts";
 import { logsShipped } from "./job-life.ts";
 import { collectLogs, readResult } from "./logs.ts";
-import { bringBackOutputs, outputsNote } from "./outputs.ts";
+import { forgetOutputs, outputsProgress, outputsSettled, uploadsRunning } from "./output-worker.ts";
+import { outputsNote } from "./outputs.ts";
 import type { Pacer } from "./pacer.ts";
 import type { Reporter } from "./reporter.ts";
 import type { TrackedJob } from "./state.ts";
@@ -42,7 +43,14 @@ export async function flushEndedAttempts(ctx: AgentContext, reporter: Reporter, 
   }
 }
 
-export async function track(ctx: AgentContext, reporter: Reporter, pacer: Pacer, stats: CycleStats) {
+export async function track(
+  ctx: AgentContext,
+  reporter: Reporter,
+  pacer: Pacer,
+  stats: CycleStats,
+  options: { waitForOutputs?: boolean } = {},
+) {
+  forgetOutputs(ctx, new Set(ctx.state.all().map((j) => j.jobId)));
   const jobs = ctx.state.all().filter((j) => j.phase === "submitted" && j.slurmJobId);
   stats.tracked = jobs.length;
   if (jobs.length === 0) {
@@ -89,7 +97,7 @@ export async function track(ctx: AgentContext, reporter: Reporter, pacer: Pacer,
       }
     }
   }
-  await outputsBeforeTerminal(ctx, jobs, byJob, next, drainedJobs, stats);
+  await outputsBeforeTerminal(ctx, jobs, byJob, next, drainedJobs, stats, options.waitForOutputs ?? false);
   const batch = [...byJob.values()];
   if (!(await reporter.send(batch))) {
     stats.errors.push("reports not delivered; will resend");
@@ -110,7 +118,8 @@ export async function track(ctx: AgentContext, reporter: Reporter, pacer: Pacer,
       }
     }
   });
-  pacer.tracked(ctx.now(), reports.length > 0);
+  // While outputs upload, tracking stays at its fastest: their job's end is reported soon after.
+  pacer.tracked(ctx.now(), reports.length > 0 || uploadsRunning(ctx) > 0);
 }
 
 const MAX_REASON = 4_096;
@@ -118,8 +127,10 @@ const MAX_REASON = 4_096;
 /**
  * A job that declared outputs reports its terminal state only once they are uploaded or
  * definitively skipped (named in its reason), so nobody is told a job is done while its outputs are
- * still missing. When the gateway cannot take them now the terminal state is held back (its logs
- * still go) and the job is looked at again next cycle, from its record before this transition.
+ * still missing. The uploads run beside the cycle (output-worker.ts): while they do, or when the
+ * gateway could not take them, the terminal state is held back (its logs still go) and the job is
+ * looked at again next cycle, from its record before this transition. Other jobs' reports go now.
+ * `wait` (a one-shot agent) waits for the uploads within this cycle instead.
  */
 async function outputsBeforeTerminal(
   ctx: AgentContext,
@@ -128,23 +139,31 @@ async function outputsBeforeTerminal(
   next: Map<string, TrackedJob>,
   drainedJobs: Set<string>,
   stats: CycleStats,
+  wait: boolean,
 ): Promise<void> {
   for (const report of [...byJob.values()]) {
     const job = next.get(report.jobId);
     if (!report.state || !isTerminal(report.state) || !job?.outputs?.length) {
       continue;
     }
-    const outcome = await bringBackOutputs(ctx, job);
-    if (outcome.done) {
+    let progress = outputsProgress(ctx, job);
+    while (wait && !progress.settled) {
+      await outputsSettled(ctx);
+      progress = outputsProgress(ctx, job);
+    }
+    const outcome = progress.settled;
+    if (outcome?.done) {
       const note = outputsNote(outcome.skipped);
       if (note) {
         report.reason = (report.reason ? `${report.reason}; ${note}` : note).slice(0, MAX_REASON);
       }
       continue;
     }
-    stats.errors.push(
-      `outputs of ${job.jobId} not uploaded yet (${outcome.message}); its end is reported once they are`,
-    );
+    if (outcome) {
+      stats.errors.push(
+        `outputs of ${job.jobId} not uploaded yet (${outcome.message}); its end is reported once they are`,
+      );
+    }
     const old = before.find((j) => j.jobId === job.jobId);
     next.set(job.jobId, {
       ...job,

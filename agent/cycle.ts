@@ -34,6 +34,8 @@ export async function runCycle(
   options: {
     wait: number;
     forceTrack?: boolean;
+    /** A one-shot agent: outputs are uploaded within this cycle, not beside it (output-worker.ts). */
+    waitForOutputs?: boolean;
     signal?: AbortSignal;
     /** Shown on GET /v1/clusters: what this agent is and how long its last cycle's work took. */
     heartbeat?: { version: string; cycleMs?: number; mode: "local" | "ssh" };
@@ -82,7 +84,7 @@ export async function runCycle(
   }
   if (options.forceTrack || pacer.trackDue(ctx.now())) {
     try {
-      await track(ctx, reporter, pacer, stats);
+      await track(ctx, reporter, pacer, stats, { waitForOutputs: options.waitForOutputs });
     } catch (err) {
       stats.errors.push(`track: ${(err as Error).message}`);
       pacer.tracked(ctx.now(), false);

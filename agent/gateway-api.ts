@@ -42,7 +42,10 @@ export type GatewayApi = {
    * connection dropped mid-body makes the iteration throw {@link DownloadCut}.
    */
   file(ref: string, agentId: string): Promise<ApiResult<AsyncIterable<Uint8Array>>>;
-  /** Streams one output file of a job; the gateway hashes it and refuses it when the sha256 differs. */
+  /**
+   * Streams one output file of a job, its sha256 after the bytes; the gateway hashes what arrives
+   * and refuses it when the two differ. Abandoned only under the idle rule ({@link UPLOAD_IDLE_MS}).
+   */
   uploadOutput?(upload: OutputUpload): Promise<ApiResult<null>>;
 };
 
@@ -50,10 +53,29 @@ export type OutputUpload = {
   jobId: string;
   epoch: number;
   path: string;
-  sha256: string;
   size: number;
+  /** The file's bytes, read once: the body is hashed as it is read, never read a second time to hash it. */
   body: AsyncIterable<Uint8Array>;
+  /**
+   * The sha256 (hex) of what `body` yielded, asked for once it has ended and sent after the bytes:
+   * the gateway lists the file only when its own hash of what arrived is this one.
+   */
+  sha256(): string;
 };
+
+/**
+ * The idle rule of output uploads: one is aborted only when no bytes have moved (read from the
+ * file or taken by the connection) for this long, whatever its size or the link's speed. Over SSH
+ * on a loaded machine an output moves at 0.3 MiB/s (bench/RESULTS.md "transfer"), which any fixed
+ * per-MiB deadline either cuts off or waits far too long for when the link is dead.
+ */
+export const UPLOAD_IDLE_MS = 60_000;
+/** The overall cap of one output upload, however steadily it moves: 2 GiB at 0.1 MiB/s fits. */
+export const UPLOAD_MAX_MS = 6 * 3_600_000;
+/** The slices the connection is handed, so that "bytes moved" is seen at this grain, not per 8 MiB read. */
+const UPLOAD_SLICE_BYTES = 64 * 1024;
+/** The agent's sha256 that ends an upload's body: 64 lowercase hex digits. */
+const TRAILER_BYTES = 64;
 
 /** The body of a download stopped before its end: the bytes so far are not the file. */
 export class DownloadCut extends Error {}
@@ -129,22 +151,40 @@ async function call<T>(run: () => Promise<{ data?: T; error?: unknown; response:
   }
 }
 
-/** A pull stream over an async iterable: the next chunk is read only when fetch wants it. */
-function streamOf(source: AsyncIterable<Uint8Array>): ReadableStream<Uint8Array> {
-  const it = source[Symbol.asyncIterator]();
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      const next = await it.next();
-      if (next.done) {
-        controller.close();
-      } else {
-        controller.enqueue(next.value);
-      }
+/**
+ * An upload's body as the connection pulls it: the file's bytes in slices, then the agent's sha256.
+ * `moved` is called whenever bytes move (a chunk read from the source, a slice taken by fetch).
+ */
+function uploadStream(upload: OutputUpload, moved: () => void): ReadableStream<Uint8Array> {
+  const it = upload.body[Symbol.asyncIterator]();
+  let pending: Uint8Array = new Uint8Array(0);
+  let ended = false;
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        moved();
+        if (pending.byteLength === 0 && !ended) {
+          const next = await it.next();
+          moved();
+          if (next.done) {
+            ended = true;
+            controller.enqueue(Buffer.from(upload.sha256(), "ascii"));
+            controller.close();
+            return;
+          }
+          pending = next.value;
+        }
+        const slice = pending.subarray(0, UPLOAD_SLICE_BYTES);
+        pending = pending.subarray(slice.byteLength);
+        controller.enqueue(slice);
+      },
+      async cancel() {
+        await it.return?.();
+      },
     },
-    async cancel() {
-      await it.return?.();
-    },
-  });
+    // Pulled only when fetch asks: a slice taken is a slice the connection accepted.
+    { highWaterMark: 0 },
+  );
 }
 
 export function createGatewayApi(options: {
@@ -152,6 +192,9 @@ export function createGatewayApi(options: {
   token: string;
   fetch?: typeof fetch;
   timeoutMs?: number;
+  /** Tests only: the idle rule and the overall cap of output uploads (default UPLOAD_IDLE_MS, UPLOAD_MAX_MS). */
+  uploadIdleMs?: number;
+  uploadMaxMs?: number;
 }): GatewayApi {
   const client = createFetchClient<paths>({
     baseUrl: options.baseUrl.replace(/\/$/, ""),
@@ -196,30 +239,39 @@ export function createGatewayApi(options: {
     },
     // Raw fetch: the typed client would buffer the body, and an output may be gigabytes.
     uploadOutput: async (upload) => {
-      const query = new URLSearchParams({
-        epoch: String(upload.epoch),
-        path: upload.path,
-        sha256: upload.sha256,
-        size: String(upload.size),
-      });
+      const query = new URLSearchParams({ epoch: String(upload.epoch), path: upload.path, size: String(upload.size) });
       const url = `${options.baseUrl.replace(/\/$/, "")}/v1/agent/jobs/${encodeURIComponent(upload.jobId)}/outputs?${query}`;
-      return call(async () => {
-        const response = await (options.fetch ?? fetch)(url, {
-          method: "PUT",
-          headers: {
-            authorization: `Bearer ${options.token}`,
-            "user-agent": "slurmgate-agent",
-            "content-type": "application/octet-stream",
-            "content-length": String(upload.size),
-          },
-          body: streamOf(upload.body),
-          duplex: "half",
-          // At least 1 MiB/s on top of the usual deadline.
-          signal: timeout(Math.ceil(upload.size / 1_048_576) * 1_000),
-        } as RequestInit);
-        const error = response.ok ? undefined : await response.json().catch(() => undefined);
-        return { data: response.ok ? null : undefined, error, response };
-      });
+      const idleMs = options.uploadIdleMs ?? UPLOAD_IDLE_MS;
+      const idle = new AbortController();
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const moved = () => {
+        clearTimeout(timer);
+        timer = setTimeout(
+          () => idle.abort(new Error(`no bytes moved for ${idleMs / 1000} s; the upload was abandoned`)),
+          idleMs,
+        );
+      };
+      moved();
+      try {
+        return await call(async () => {
+          const response = await (options.fetch ?? fetch)(url, {
+            method: "PUT",
+            headers: {
+              authorization: `Bearer ${options.token}`,
+              "user-agent": "slurmgate-agent",
+              "content-type": "application/octet-stream",
+              "content-length": String(upload.size + TRAILER_BYTES),
+            },
+            body: uploadStream(upload, moved),
+            duplex: "half",
+            signal: AbortSignal.any([idle.signal, AbortSignal.timeout(options.uploadMaxMs ?? UPLOAD_MAX_MS)]),
+          } as RequestInit);
+          const error = response.ok ? undefined : await response.json().catch(() => undefined);
+          return { data: response.ok ? null : undefined, error, response };
+        });
+      } finally {
+        clearTimeout(timer);
+      }
     },
     // Raw fetch, as for outputs: the typed client would buffer the body. Minutes, not seconds.
     file: (ref, agentId) => {

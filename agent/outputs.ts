@@ -1,9 +1,11 @@
 /**
  * Brings a job's declared outputs back after it ends: finds what the spec's globs match inside the
- * job directory without following any symlink, then streams each regular file to the gateway,
- * which hashes it into its blob store. What cannot be brought back is named, never dropped silently.
+ * job directory without following any symlink, then streams each regular file to the gateway, read
+ * once and hashed on the way, with its sha256 after the bytes; the gateway hashes what arrives into
+ * its blob store and lists it only when the two agree. What cannot be brought back is named, never
+ * dropped silently. The uploads run beside the tracking cycle (output-worker.ts).
  */
-import { createHash } from "node:crypto";
+import { type Hash, createHash } from "node:crypto";
 import { posix } from "node:path";
 import {
   MAX_OUTPUT_DEPTH,
@@ -15,7 +17,7 @@ import {
 import { RELATIVE_PATH } from "../schemas/patterns.ts";
 import type { AgentContext } from "./context.ts";
 import { crashPoint } from "./context.ts";
-import type { Executor } from "./executor/types.ts";
+import type { Executor, FileStat } from "./executor/types.ts";
 import { IdentityRefusal } from "./identity/guard.ts";
 import { SUDO_FIND } from "./identity/sudo.ts";
 import type { TrackedJob } from "./state.ts";
@@ -96,15 +98,17 @@ export function planOutputs(globs: string[], entries: Entry[], ownerUid: number 
 
 /**
  * Each component of `rel` below `jobDir` is looked at again just before reading (lstat): a
- * directory, never a symlink, and the last one a regular file. The read itself opens with
- * O_NOFOLLOW (Executor.readFile).
+ * directory, never a symlink, and the last one a regular file, whose stat is answered (the read is
+ * checked against it). The read itself opens with O_NOFOLLOW (Executor.readFile).
  */
-async function stillConfined(executor: Executor, jobDir: string, rel: string): Promise<string | undefined> {
+async function stillConfined(executor: Executor, jobDir: string, rel: string): Promise<string | FileStat> {
   const segments = rel.split("/");
   let current = jobDir;
+  let last: FileStat | undefined;
   for (const [i, segment] of segments.entries()) {
     current = posix.join(current, segment);
     const st = await executor.stat(current);
+    last = st ?? undefined;
     if (!st) {
       return "vanished before it was read";
     }
@@ -115,29 +119,56 @@ async function stillConfined(executor: Executor, jobDir: string, rel: string): P
       return "changed into something else before it was read";
     }
   }
-  return undefined;
+  return last!;
 }
 
-async function* chunks(executor: Executor, path: string, size: number): AsyncGenerator<Buffer> {
+/** What a read may not see change under it: a rewrite in place shows in mtime (size aside). */
+const sameFile = (a: FileStat, b: FileStat) => a.size === b.size && a.mtimeMs === b.mtimeMs && a.isFile && b.isFile;
+
+/**
+ * The file's bytes, read once and hashed as they go. Before the last byte leaves, the file is
+ * looked at again: one written to while it was read (same size or not) throws, so the upload breaks
+ * off before the gateway has all of it and nothing torn is ever listed. The check rests on size and
+ * mtime, whose grain over SFTP and through sudo's `stat` is a second: a same-size rewrite within the
+ * second the file was read is not seen there (locally it is to the nanosecond).
+ */
+async function* readOnce(
+  executor: Executor,
+  path: string,
+  size: number,
+  before: FileStat,
+  hash: Hash,
+): AsyncGenerator<Buffer> {
+  if (before.size !== size) {
+    throw new OutputUnreadable("it changed while it was read");
+  }
+  let held: Buffer | undefined;
   for (let offset = 0; offset < size; offset += CHUNK_BYTES) {
-    const bytes = await executor.readFile(path, { offset, length: Math.min(CHUNK_BYTES, size - offset) });
+    const want = Math.min(CHUNK_BYTES, size - offset);
+    const bytes = await executor.readFile(path, { offset, length: want });
     if (!bytes) {
-      throw new Error("it became unreadable (gone or replaced by a symlink)");
+      throw new OutputUnreadable("it became unreadable (gone or replaced by a symlink)");
     }
-    yield bytes;
-    if (bytes.length < Math.min(CHUNK_BYTES, size - offset)) {
-      throw new Error("it shrank while it was read");
+    if (bytes.length < want) {
+      throw new OutputUnreadable("it shrank while it was read");
     }
+    hash.update(bytes);
+    if (held) {
+      yield held;
+    }
+    held = bytes;
+  }
+  const after = await executor.stat(path);
+  if (!after || !sameFile(before, after)) {
+    throw new OutputUnreadable("it changed while it was read");
+  }
+  if (held) {
+    yield held;
   }
 }
 
-async function hashFile(executor: Executor, path: string, size: number): Promise<string> {
-  const hash = createHash("sha256");
-  for await (const bytes of chunks(executor, path, size)) {
-    hash.update(bytes);
-  }
-  return hash.digest("hex");
-}
+/** A reason an output cannot be brought back as it is now: it is skipped and named, not retried. */
+class OutputUnreadable extends Error {}
 
 export type OutputsOutcome =
   /** Every match was uploaded or is definitively skipped (named in `skipped`). */
@@ -185,36 +216,40 @@ export async function bringBackOutputs(ctx: AgentContext, job: TrackedJob): Prom
   for (const file of plan.files) {
     const full = posix.join(job.jobDir, file.path);
     const unsafe = await stillConfined(ctx.executor, job.jobDir, file.path);
-    if (unsafe) {
+    if (typeof unsafe === "string") {
       skipped.push({ path: file.path, why: unsafe });
       continue;
     }
-    let sha256: string;
-    try {
-      sha256 = await hashFile(ctx.executor, full, file.size);
-    } catch (err) {
-      skipped.push({ path: file.path, why: (err as Error).message });
-      continue;
-    }
-    const body = chunks(ctx.executor, full, file.size);
+    const before = unsafe;
+    const hash = createHash("sha256");
     let sent = 0;
-    const counted = (async function* () {
-      for await (const bytes of body) {
-        sent += bytes.length;
-        if (sent > file.size / 2) {
-          crashPoint(ctx, "mid-output-upload");
+    let unreadable: string | undefined;
+    const body = (async function* () {
+      try {
+        for await (const bytes of readOnce(ctx.executor, full, file.size, before, hash)) {
+          sent += bytes.length;
+          if (sent > file.size / 2) {
+            crashPoint(ctx, "mid-output-upload");
+          }
+          yield bytes;
         }
-        yield bytes;
+      } catch (err) {
+        unreadable = err instanceof OutputUnreadable ? err.message : undefined;
+        throw err;
       }
     })();
     const result = await upload({
       jobId: job.jobId,
       epoch: job.epoch,
       path: file.path,
-      sha256,
       size: file.size,
-      body: counted,
+      body,
+      sha256: () => hash.digest("hex"),
     });
+    if (unreadable) {
+      skipped.push({ path: file.path, why: unreadable });
+      continue;
+    }
     if (!result.ok) {
       if (result.retryable || result.status === undefined) {
         return { done: false, message: `${file.path}: ${result.message}` };

@@ -467,7 +467,7 @@ export interface paths {
         get?: never;
         /**
          * Stream one output file of a leased job
-         * @description The body is the file's bytes. The gateway hashes them into its blob store and lists the file only once every byte arrived and its sha256 is the one named; the same job, path and sha256 again is harmless.
+         * @description The body is the file's `size` bytes, then (when `sha256` is not in the query) their sha256 as 64 lowercase hex digits: the agent hashes the file while it sends it and reads it once. The gateway hashes what arrives into its blob store and lists the file only once every byte arrived and its hash is the one the agent named (422 otherwise, nothing listed); the same job, path and bytes again is harmless.
          */
         put: operations["agentUploadOutput"];
         post?: never;
@@ -3773,7 +3773,8 @@ export interface operations {
             query: {
                 epoch?: number | null;
                 path: string;
-                sha256: string;
+                /** @description The sha256 named up front; absent, it follows the bytes at the end of the body */
+                sha256?: string;
                 size?: number | null;
             };
             header?: never;

@@ -13,7 +13,49 @@ import { visibleJob } from "../services/jobs.ts";
 import { BlobHashMismatch, BlobStoreUnavailable, BlobTooLarge } from "./blob-store.ts";
 import { readVerified } from "./verified-read.ts";
 
-export type OutputUpload = { epoch: number; path: string; sha256: string; size: number };
+/** `sha256` named up front, or (absent) sent by the agent after the file's bytes: see {@link splitTrailer}. */
+export type OutputUpload = { epoch: number; path: string; sha256?: string; size: number };
+
+/** The agent's sha256 after the bytes: 64 lowercase hex digits, nothing else. */
+const TRAILER_BYTES = 64;
+
+/**
+ * The first `size` bytes of `body` as a stream of their own, and the bytes after them (the
+ * agent's sha256, which it knows only once it has read the whole file: it hashes while sending
+ * rather than reading twice). The stream ends only when `body` does, so the bytes are stored
+ * only once the trailer has arrived too; more than {@link TRAILER_BYTES} after them is refused.
+ */
+function splitTrailer(body: ReadableStream<Uint8Array>, size: number) {
+  const reader = body.getReader();
+  const tail: Uint8Array[] = [];
+  let taken = 0;
+  let tailBytes = 0;
+  const content = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const { done, value } = await reader.read();
+      if (done) {
+        controller.close();
+        return;
+      }
+      const head = value.subarray(0, Math.max(0, size - taken));
+      taken += head.byteLength;
+      if (head.byteLength > 0) {
+        controller.enqueue(head);
+      }
+      if (head.byteLength < value.byteLength) {
+        tailBytes += value.byteLength - head.byteLength;
+        if (tailBytes > TRAILER_BYTES) {
+          controller.error(new BlobTooLarge(size));
+          await reader.cancel().catch(() => {});
+          return;
+        }
+        tail.push(value.subarray(head.byteLength));
+      }
+    },
+    cancel: (reason) => reader.cancel(reason),
+  });
+  return { content, trailer: () => Buffer.concat(tail).toString("latin1") };
+}
 
 const notFound = (id: string) => new ApiProblem("not_found", `job ${id} not found`, { field: "path.id" });
 
@@ -66,9 +108,10 @@ export async function storeOutput(
   if (!body) {
     throw new ApiProblem("validation_failed", "the body is the file's bytes", { field: "body" });
   }
+  const split = upload.sha256 === undefined ? splitTrailer(body, upload.size) : undefined;
   let stored: { sha256: string; size: number };
   try {
-    stored = await deps.blobs.put(body, { maxBytes: upload.size, expectedSha256: upload.sha256 });
+    stored = await deps.blobs.put(split?.content ?? body, { maxBytes: upload.size, expectedSha256: upload.sha256 });
   } catch (error) {
     if (error instanceof BlobTooLarge) {
       throw new ApiProblem("payload_too_large", `more than the ${upload.size} bytes announced`, { field: "body" });
@@ -89,11 +132,26 @@ export async function storeOutput(
   // The epoch check above makes this the lease's own attempt: never a value the agent names.
   const attempt = Number(row.attempt);
   const now = deps.now();
+  const blobRow = {
+    sql: "INSERT INTO blobs (sha256, size, created_at) VALUES (?, ?, ?) ON CONFLICT (sha256) DO NOTHING",
+    args: [stored.sha256, stored.size, now],
+  };
+  if (split) {
+    const agents = split.trailer();
+    if (agents !== stored.sha256) {
+      // The bytes stay stored under their own hash, unlisted; the row lets retention collect them.
+      await deps.db.write([blobRow]);
+      throw new ApiProblem(
+        "validation_failed",
+        /^[0-9a-f]{64}$/.test(agents)
+          ? `the bytes that arrived hash to sha256:${stored.sha256}, the agent read sha256:${agents}`
+          : "the body must end with the sha256 of the bytes before it, as 64 lowercase hex digits",
+        { field: "body" },
+      );
+    }
+  }
   await deps.db.write([
-    {
-      sql: "INSERT INTO blobs (sha256, size, created_at) VALUES (?, ?, ?) ON CONFLICT (sha256) DO NOTHING",
-      args: [stored.sha256, stored.size, now],
-    },
+    blobRow,
     {
       // One row per attempt and path: an agent that uploads again after a restart replaces, never duplicates.
       sql: `INSERT INTO job_files (job_id, attempt, path, sha256, size, created_at) VALUES (?, ?, ?, ?, ?, ?)

@@ -100,7 +100,7 @@ export const agentUploadOutput = createRoute({
   tags: ["agent"],
   summary: "Stream one output file of a leased job",
   description:
-    "The body is the file's bytes. The gateway hashes them into its blob store and lists the file only once every byte arrived and its sha256 is the one named; the same job, path and sha256 again is harmless.",
+    "The body is the file's `size` bytes, then (when `sha256` is not in the query) their sha256 as 64 lowercase hex digits: the agent hashes the file while it sends it and reads it once. The gateway hashes what arrives into its blob store and lists the file only once every byte arrived and its hash is the one the agent named (422 otherwise, nothing listed); the same job, path and bytes again is harmless.",
   security: bearer,
   middleware: [requireRole("agent"), octetStreamOnly] as const,
   request: {
@@ -108,7 +108,9 @@ export const agentUploadOutput = createRoute({
     query: z.strictObject({
       epoch: z.coerce.number().int().min(0),
       path: z.string().min(1).max(1_024),
-      sha256: Sha256,
+      sha256: Sha256.optional().openapi({
+        description: "The sha256 named up front; absent, it follows the bytes at the end of the body",
+      }),
       size: z.coerce.number().int().min(0),
     }),
     body: {

@@ -1,21 +1,27 @@
 /**
  * Output globs are confined lexically (schema) and again on the directory itself: hostile globs
  * are refused, `*`/`?` never cross a `/`, `**` never climbs out, and on a real directory a planted
- * symlink (to /etc/passwd, to a directory outside) is named and skipped, never read.
+ * symlink (to /etc/passwd, to a directory outside) is named and skipped, never read. Through the
+ * real gateway app: each output is read once (hashed while sent), and one rewritten while it is
+ * read is skipped as changed, never listed with bytes of two versions.
  */
 import { execFileSync } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { createLocalExecutor } from "../../agent/executor/local.ts";
 import type { AgentContext } from "../../agent/context.ts";
+import type { Executor } from "../../agent/executor/types.ts";
+import { createGatewayApi } from "../../agent/gateway-api.ts";
 import { sudoExecutor, sudoReads } from "../../agent/identity/sudo.ts";
 import { bringBackOutputs, listJobDir, outputsNote, planOutputs } from "../../agent/outputs.ts";
 import type { TrackedJob } from "../../agent/state.ts";
 import { JobSpec } from "../../schemas/job.ts";
 import { MAX_OUTPUT_FILE_BYTES, globMatcher, outputGlobProblem } from "../../schemas/outputs.ts";
 import { ensurePosixUser } from "../e2e/posix-users.ts";
+import { createWorld } from "../gateway/world.ts";
 
 describe("output globs (lexical)", () => {
   it.each([
@@ -178,5 +184,86 @@ describe("collecting outputs in sudo mode", () => {
       uploaded: 0,
       skipped: [{ why: expect.stringContaining("no account") }],
     });
+  });
+});
+
+describe("outputs read once, through the real gateway app", () => {
+  const MIB = 1024 * 1024;
+  const sha = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex");
+
+  async function setup(files: Record<string, Buffer>) {
+    const w = await createWorld();
+    const job = await w.submit(w.tokens.alice, { cluster: "alpha", outputs: ["model/*"] });
+    const epoch = (await w.lease(w.tokens.alphaAgent)).body.leases.find((l) => l.jobId === job.id)!.epoch;
+    const jobDir = mkdtempSync(join(tmpdir(), "sg-outputs-once-"));
+    mkdirSync(join(jobDir, "model"));
+    for (const [name, bytes] of Object.entries(files)) {
+      writeFileSync(join(jobDir, "model", name), bytes);
+    }
+    const api = createGatewayApi({
+      baseUrl: "http://gw",
+      token: w.tokens.alphaAgent,
+      fetch: ((input: string, init: RequestInit) => w.app.request(input, init)) as typeof fetch,
+    });
+    const tracked = { jobId: job.id, epoch, owner: "alice", jobDir, outputs: ["model/*"] } as unknown as TrackedJob;
+    const listed = async () =>
+      (await w.call<{ items: unknown[] }>("GET", `/v1/jobs/${job.id}/files`, w.tokens.alice)).body.items;
+    return { api, tracked, jobDir, listed, cleanup: () => rmSync(jobDir, { recursive: true, force: true }) };
+  }
+
+  it("reads each byte of each output once and the gateway lists it with the sha256 of those bytes", async () => {
+    const big = randomBytes(9 * MIB);
+    const small = Buffer.from("tiny");
+    const { api, tracked, listed, cleanup } = await setup({ "big.bin": big, "small.bin": small });
+    try {
+      const local = createLocalExecutor({ spawners: 0 });
+      let bytesRead = 0;
+      const counting: Executor = {
+        ...local,
+        readFile: async (path, range) => {
+          const got = await local.readFile(path, range);
+          bytesRead += got?.length ?? 0;
+          return got;
+        },
+      };
+      const ctx = { executor: counting, api, log: () => {} } as unknown as AgentContext;
+      expect(await bringBackOutputs(ctx, tracked)).toEqual({ done: true, uploaded: 2, skipped: [] });
+      expect(bytesRead).toBe(big.length + small.length);
+      expect(await listed()).toEqual([
+        { path: "model/big.bin", size: big.length, sha256: sha(big) },
+        { path: "model/small.bin", size: small.length, sha256: sha(small) },
+      ]);
+    } finally {
+      cleanup();
+    }
+  });
+
+  it("a file rewritten while it is read (other bytes, same size) is skipped as changed, never listed torn", async () => {
+    const first = randomBytes(9 * MIB);
+    const { api, tracked, jobDir, listed, cleanup } = await setup({ "big.bin": first });
+    try {
+      const local = createLocalExecutor({ spawners: 0 });
+      let reads = 0;
+      const rewriting: Executor = {
+        ...local,
+        readFile: async (path, range) => {
+          const got = await local.readFile(path, range);
+          if (++reads === 1) {
+            // The job (or something it left running) rewrites its output while the agent reads it.
+            writeFileSync(join(jobDir, "model", "big.bin"), randomBytes(first.length));
+          }
+          return got;
+        },
+      };
+      const ctx = { executor: rewriting, api, log: () => {} } as unknown as AgentContext;
+      expect(await bringBackOutputs(ctx, tracked)).toEqual({
+        done: true,
+        uploaded: 0,
+        skipped: [{ path: "model/big.bin", why: "it changed while it was read" }],
+      });
+      expect(await listed()).toEqual([]);
+    } finally {
+      cleanup();
+    }
   });
 });
