@@ -230,8 +230,8 @@ describe("outputs read once, through the real gateway app", () => {
       expect(await bringBackOutputs(ctx, tracked)).toEqual({ done: true, uploaded: 2, skipped: [] });
       expect(bytesRead).toBe(big.length + small.length);
       expect(await listed()).toEqual([
-        { path: "model/big.bin", size: big.length, sha256: sha(big) },
-        { path: "model/small.bin", size: small.length, sha256: sha(small) },
+        { path: "model/big.bin", size: big.length, sha256: sha(big), attempt: 1 },
+        { path: "model/small.bin", size: small.length, sha256: sha(small), attempt: 1 },
       ]);
     } finally {
       cleanup();
