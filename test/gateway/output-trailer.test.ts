@@ -39,7 +39,9 @@ describe("output upload with the sha256 after the bytes", () => {
     expect(first.status, JSON.stringify(first.body)).toBe(200);
     expect(first.body).toEqual({ path: "model/final.pt", size: bytes.length, sha256: sha(bytes), attempt: 1 });
     expect((await put(w, id, epoch, bytes.length, body)).status).toBe(200);
-    expect(await files(w, id)).toEqual([{ path: "model/final.pt", size: bytes.length, sha256: sha(bytes), attempt: 1 }]);
+    expect(await files(w, id)).toEqual([
+      { path: "model/final.pt", size: bytes.length, sha256: sha(bytes), attempt: 1 },
+    ]);
   });
 
   it("refuses, naming the body, a trailer that is another hash, missing, not lowercase hex or too long; nothing is listed", async () => {
