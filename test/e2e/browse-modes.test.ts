@@ -61,8 +61,8 @@ async function exercise(dirOf: (id: string) => string, planted?: (dir: string) =
   // Outputs: byte-identical, and neither symlink (as a file, or through a parent) uploaded.
   const client = createClient({ baseUrl: e2e.url, token: e2e.alice, retry: { attempts: 1 } });
   expect(await client.listFiles(job.id)).toEqual([
-    { path: "big.bin", size: 100_000, sha256: sha(big) },
-    { path: "out/m.json", size: 8, sha256: sha(Buffer.from('{"x":1}\n')) },
+    { path: "big.bin", size: 100_000, sha256: sha(big), attempt: 1 },
+    { path: "out/m.json", size: 8, sha256: sha(Buffer.from('{"x":1}\n')), attempt: 1 },
   ]);
   await client.download(job.id, "big.bin", join(out, `${job.id}.bin`));
   expect(readFileSync(join(out, `${job.id}.bin`)).equals(big)).toBe(true);

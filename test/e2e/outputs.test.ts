@@ -78,11 +78,12 @@ describe("job outputs on real Slurm", () => {
       const files = await client.listFiles(job.id);
       const modelSha = await sha256File(join(jobDir(job.id), "model/final.pt"));
       expect(files).toEqual([
-        { path: "model/final.pt", size: 200 * MIB, sha256: modelSha },
+        { path: "model/final.pt", size: 200 * MIB, sha256: modelSha, attempt: 1 },
         {
           path: "results/metrics.json",
           size: 15,
           sha256: createHash("sha256").update('{"loss": 0.25}\n').digest("hex"),
+          attempt: 1,
         },
       ]);
 
@@ -129,7 +130,7 @@ describe("job outputs on real Slurm", () => {
       const done = await e2e.waitTerminal(e2e.alice, job.id, 120_000);
       expect(done.state).toBe("completed");
       const modelSha = await sha256File(join(jobDir(job.id), "model/final.pt"));
-      expect(await client.listFiles(job.id)).toEqual([{ path: "model/final.pt", size: 40 * MIB, sha256: modelSha }]);
+      expect(await client.listFiles(job.id)).toEqual([{ path: "model/final.pt", size: 40 * MIB, sha256: modelSha, attempt: 1 }]);
       await client.download(job.id, "model/final.pt", join(out, "after-crash.pt"));
       expect(await sha256File(join(out, "after-crash.pt"))).toBe(modelSha);
     } finally {
