@@ -130,7 +130,9 @@ describe("job outputs on real Slurm", () => {
       const done = await e2e.waitTerminal(e2e.alice, job.id, 120_000);
       expect(done.state).toBe("completed");
       const modelSha = await sha256File(join(jobDir(job.id), "model/final.pt"));
-      expect(await client.listFiles(job.id)).toEqual([{ path: "model/final.pt", size: 40 * MIB, sha256: modelSha, attempt: 1 }]);
+      expect(await client.listFiles(job.id)).toEqual([
+        { path: "model/final.pt", size: 40 * MIB, sha256: modelSha, attempt: 1 },
+      ]);
       await client.download(job.id, "model/final.pt", join(out, "after-crash.pt"));
       expect(await sha256File(join(out, "after-crash.pt"))).toBe(modelSha);
     } finally {
