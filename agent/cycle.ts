@@ -6,6 +6,7 @@
  * Each step is its own module: cycle-cancels.ts, cycle-submissions.ts (with lease-sort.ts and
  * cycle-outbox.ts), cycle-track.ts; every change to a tracked job goes through job-life.ts.
  */
+import { MAX_HOLDING_PER_LEASE } from "../schemas/agent.ts";
 import { answerAsks } from "./asks.ts";
 import type { AgentContext } from "./context.ts";
 import { forgetLost, handleCancels } from "./cycle-cancels.ts";
@@ -51,13 +52,13 @@ export async function runCycle(
     gatewayReachable: true,
     cycleMs: 0,
   };
-  const holding = ctx.state.all().map((j) => j.jobId);
   // An agent that does not know yet whose jobs it may run asks for none (max 0 is not allowed: skip).
   if (ctx.identity && !(await ctx.identity.ready().catch(() => false))) {
     stats.gatewayReachable = false;
     stats.errors.push("identity: could not learn from the gateway whose jobs this agent runs");
     return stats;
   }
+  const holding = await renewBeyondOneCall(ctx, stats, options.signal);
   const response = await ctx.api.lease(
     { agentId: ctx.agentId, max: ctx.config.SLURMGATE_MAX_LEASE, wait: options.wait, holding, ...options.heartbeat },
     options.signal,
@@ -92,4 +93,30 @@ export async function runCycle(
   }
   stats.cycleMs = ctx.now() - started;
   return stats;
+}
+
+/**
+ * Held jobs beyond what one lease call may list are renewed first, in renewal-only calls (`max: 0`),
+ * so that no lease lapses however many jobs this agent tracks. Returns the ones left for the
+ * claiming call.
+ */
+async function renewBeyondOneCall(ctx: AgentContext, stats: CycleStats, signal?: AbortSignal): Promise<string[]> {
+  const holding = ctx.state.all().map((j) => j.jobId);
+  for (let end = holding.length; end > MAX_HOLDING_PER_LEASE; end -= MAX_HOLDING_PER_LEASE) {
+    const renewed = await ctx.api.lease(
+      {
+        agentId: ctx.agentId,
+        max: 0,
+        wait: 0,
+        holding: holding.slice(Math.max(MAX_HOLDING_PER_LEASE, end - MAX_HOLDING_PER_LEASE), end),
+      },
+      signal,
+    );
+    if (renewed.ok) {
+      forgetLost(ctx, renewed.value.lost);
+    } else {
+      stats.errors.push(`lease (renewal only): ${renewed.message}`);
+    }
+  }
+  return holding.slice(0, MAX_HOLDING_PER_LEASE);
 }

@@ -9,9 +9,18 @@ import { JobId, JobSpec, JobState, JobTask, MAX_REPORTED_TASKS, SERVICE_NAME } f
 import { ABSOLUTE_PATH, SLURM_NAME } from "./patterns.ts";
 import { SBATCH_OPTION } from "./sbatch.ts";
 
+/**
+ * Most held jobs one lease call may list. An agent tracking more (a 10,000-element sweep and a few
+ * jobs besides) renews the rest in calls with `max: 0` before its claiming call.
+ */
+export const MAX_HOLDING_PER_LEASE = 10_000;
+
 export const LeaseRequest = z
   .strictObject({
-    max: z.number().int().min(1).max(100).default(10).openapi({ description: "Most jobs to lease in this call." }),
+    max: z.number().int().min(0).max(100).default(10).openapi({
+      description:
+        "Most jobs to lease in this call. 0: only renew `holding`; nothing is claimed, no cancel order or ask is handed out.",
+    }),
     wait: z
       .number()
       .int()
@@ -32,9 +41,13 @@ export const LeaseRequest = z
       .optional()
       .openapi({ description: "How long the agent's last cycle's work took." }),
     mode: z.enum(["local", "ssh"]).optional(),
-    holding: z.array(JobId).max(10_000).default([]).openapi({
-      description: "Jobs this agent tracks; their leases are renewed and cancel requests for them are returned.",
-    }),
+    holding: z
+      .array(JobId)
+      .max(MAX_HOLDING_PER_LEASE)
+      .default([])
+      .openapi({
+        description: `Jobs this agent tracks; their leases are renewed and cancel requests for them are returned. At most ${MAX_HOLDING_PER_LEASE.toLocaleString("en")} per call: an agent holding more renews the rest in calls with \`max: 0\`.`,
+      }),
   })
   .openapi("LeaseRequest");
 export type LeaseRequest = z.infer<typeof LeaseRequest>;

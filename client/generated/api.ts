@@ -1668,7 +1668,7 @@ export interface components {
         };
         LeaseRequest: {
             /**
-             * @description Most jobs to lease in this call.
+             * @description Most jobs to lease in this call. 0: only renew `holding`; nothing is claimed, no cancel order or ask is handed out.
              * @default 10
              */
             max: number;
@@ -1686,7 +1686,7 @@ export interface components {
             /** @enum {string} */
             mode?: "local" | "ssh";
             /**
-             * @description Jobs this agent tracks; their leases are renewed and cancel requests for them are returned.
+             * @description Jobs this agent tracks; their leases are renewed and cancel requests for them are returned. At most 10,000 per call: an agent holding more renews the rest in calls with `max: 0`.
              * @default []
              */
             holding: string[];

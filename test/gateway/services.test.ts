@@ -10,6 +10,7 @@ import { revokeToken } from "../../gateway/store/tokens.ts";
 import { upsertUser } from "../../gateway/store/users.ts";
 import { captureStatements } from "../helpers/capture-sql.ts";
 import { sampleInventory, testClock } from "../helpers/gateway.ts";
+import { MAX_HOLDING_PER_LEASE } from "../../schemas/agent.ts";
 import { createWorld, expectProblemShape, spec } from "./world.ts";
 
 describe("the queue cap", () => {
@@ -94,6 +95,54 @@ describe("a lease call", () => {
     expect(res.status).toBe(200);
     expect(res.body.cancels.map((c) => c.jobId)).toEqual([job.id]);
     expect(Date.now() - started).toBeLessThan(5_000);
+  });
+});
+
+describe("a renewal-only lease call (max 0)", () => {
+  const expiry = async (w: Awaited<ReturnType<typeof createWorld>>, id: string) =>
+    Number(
+      (await w.db.client.execute({ sql: "SELECT lease_expires_at AS e FROM jobs WHERE id = ?", args: [id] })).rows[0]
+        ?.e,
+    );
+
+  it("renews what it lists and names the rest lost, but claims nothing and hands out no cancel order or ask", async () => {
+    const w = await createWorld({ SLURMGATE_LEASE_SECONDS: "60" }, testClock());
+    const held = await w.submit(w.tokens.alice, { cluster: "alpha" });
+    expect((await w.lease(w.tokens.alphaAgent)).body.leases.map((l) => l.jobId)).toEqual([held.id]);
+    const queued = await w.submit(w.tokens.alice, { cluster: "alpha" });
+    expect((await w.call("POST", `/v1/jobs/${held.id}/cancel`, w.tokens.alice)).status).toBe(202);
+    await w.db.client.execute({
+      sql: `INSERT INTO agent_asks (id, cluster, owner, kind, body, created_at, expires_at)
+            VALUES ('ask_00000000000000000000000001', 'alpha', 'alice', 'estimate', '{not json', ?, ?)`,
+      args: [w.clock.now(), w.clock.now() + 600_000],
+    });
+    const before = await expiry(w, held.id);
+    w.clock.advance(30_000);
+    const stranger = "job_00000000000000000000000000";
+    const res = await w.lease(w.tokens.alphaAgent, "agent-1", { max: 0, wait: 20, holding: [held.id, stranger] });
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ leases: [], cancels: [], asks: [], lost: [stranger] });
+    expect(await expiry(w, held.id)).toBe(before + 30_000);
+    // The claiming call still gets all three: the queued job, the cancel order, the ask untouched.
+    const asks = await w.db.client.execute("SELECT count(*) AS n FROM agent_asks");
+    expect(Number(asks.rows[0]?.n)).toBe(1);
+    const next = await w.lease(w.tokens.alphaAgent, "agent-1", { holding: [held.id] });
+    expect(next.body.leases.map((l) => l.jobId)).toEqual([queued.id]);
+    expect(next.body.cancels.map((c) => c.jobId)).toEqual([held.id]);
+  });
+
+  it("does not wait: a renewal-only call answers at once even with wait set", async () => {
+    const w = await createWorld();
+    const started = Date.now();
+    expect((await w.lease(w.tokens.alphaAgent, "agent-1", { max: 0, wait: 5 })).status).toBe(200);
+    expect(Date.now() - started).toBeLessThan(2_000);
+  });
+
+  it("refuses more held jobs than MAX_HOLDING_PER_LEASE, naming the field", async () => {
+    const w = await createWorld();
+    const holding = Array.from({ length: MAX_HOLDING_PER_LEASE + 1 }, (_, i) => `job_${String(i).padStart(26, "0")}`);
+    const res = await w.lease(w.tokens.alphaAgent, "agent-1", { max: 0, holding });
+    expect(expectProblemShape(res, 422)).toMatchObject({ field: "body.holding" });
   });
 });
 
