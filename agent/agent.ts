@@ -5,7 +5,8 @@
  */
 import { sleep } from "./sleep.ts";
 import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs";
-import { hostname, userInfo } from "node:os";
+import { hostname } from "node:os";
+import { agentAccount } from "./identity/agent-account.ts";
 import { join } from "node:path";
 import type { AgentConfig } from "./config.ts";
 import type { AgentContext } from "./context.ts";
@@ -81,7 +82,7 @@ function sudoFor(
 ): NonNullable<AgentContext["sudo"]> {
   // Files a user's tools create through sudo get the union of this umask and sudoers' own: 0600.
   process.umask(0o077);
-  const options = { account: userInfo().username, slurmBin: config.SLURMGATE_SLURM_BIN };
+  const options = { account: agentAccount().username, slurmBin: config.SLURMGATE_SLURM_BIN };
   const cache = new Map<string, { executor: Executor; slurm: SlurmCommands }>();
   return {
     as(owner) {

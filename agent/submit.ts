@@ -7,7 +7,7 @@
  * crash, an sbatch that timed out), the tag `slurmgate:<job id>:<attempt>` is looked up in squeue and
  * sacct first; the lookup for all such leases of one cycle costs one squeue and one sacct.
  */
-import { userInfo } from "node:os";
+import { agentAccount } from "./identity/agent-account.ts";
 import { posix } from "node:path";
 import type { RejectCode } from "../schemas/agent.ts";
 import { JobSpec } from "../schemas/job.ts";
@@ -177,7 +177,7 @@ export async function checkAccount(ctx: AgentContext, spec: JobSpec, runAs: RunA
     return;
   }
   const sshUser = ctx.config.SLURMGATE_SSH_HOST ? ctx.config.SLURMGATE_SSH_USER : undefined;
-  const user = runAs?.name ?? sshUser ?? userInfo().username;
+  const user = runAs?.name ?? sshUser ?? agentAccount().username;
   const cluster = ctx.config.SLURMGATE_CLUSTER;
   const assoc = await ctx.slurm.accountsOf(user, cluster);
   if (!assoc.ok) {

@@ -4,7 +4,7 @@
  * acting as each user through sudo (SLURMGATE_RUN_AS=sudo); otherwise the token decides between
  * personal and self.
  */
-import { userInfo } from "node:os";
+import { agentAccount } from "./agent-account.ts";
 import type { AgentConfig } from "../config.ts";
 import type { Executor } from "../executor/types.ts";
 import type { GatewayApi } from "../gateway-api.ts";
@@ -55,7 +55,7 @@ export function identityFromConfig(config: AgentConfig, executor: Executor, api:
       const me = await api.me();
       return me.ok ? { user: me.value.user ?? null } : undefined;
     },
-    posixUser: config.SLURMGATE_OWNER_IS_POSIX_USER ? userInfo().username : undefined,
+    posixUser: config.SLURMGATE_OWNER_IS_POSIX_USER ? agentAccount().username : undefined,
   });
 }
 

@@ -8,7 +8,7 @@
  * Sudo layout: `<root>/<owner>` and everything under it belong to the job's account from birth
  * (created through sudo as that account); `<root>/<owner>` must belong to it.
  */
-import { userInfo } from "node:os";
+import { agentAccount } from "./agent-account.ts";
 import { posix } from "node:path";
 import type { Executor } from "../executor/types.ts";
 import type { Roots } from "../paths.ts";
@@ -121,6 +121,6 @@ export function describeRunAs(agentId: string, runAs: RunAs | null, sshUser?: st
   if (sshUser !== undefined) {
     return `submitted by agent ${agentId} as its SSH account ${sshUser}`;
   }
-  const me = userInfo();
+  const me = agentAccount();
   return `submitted by agent ${agentId} as ${me.username} (uid ${me.uid}, gid ${me.gid})`;
 }

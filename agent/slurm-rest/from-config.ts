@@ -2,7 +2,7 @@
  * The REST backend an agent's config asks for: its client (target, JWT from a file) and commands.
  */
 import { readFileSync, statSync } from "node:fs";
-import { userInfo } from "node:os";
+import { agentAccount } from "../identity/agent-account.ts";
 import type { AgentConfig } from "../config.ts";
 import type { SlurmCommands } from "../slurm-commands.ts";
 import { type RestAuth, type RestClient, createRestClient, parseRestTarget } from "./client.ts";
@@ -43,7 +43,7 @@ export function restSlurmCommands(config: AgentConfig, cli: SlurmCommands): Slur
 }
 
 function restUser(config: AgentConfig): string {
-  return config.SLURMGATE_SLURMRESTD_USER ?? userInfo().username;
+  return config.SLURMGATE_SLURMRESTD_USER ?? agentAccount().username;
 }
 
 /** Tokens are renewed by rewriting the file: read it again when its mtime changes. */
