@@ -92,11 +92,15 @@ export function renderWrapper(p: TemplateParams): string {
     `sg_launcher=${shellQuote(p.launcher?.kind ?? "")}`,
     `sg_launcher_opts=(${(p.launcher?.options ?? []).map(shellQuote).join(" ")})`,
   ];
-  const body = BODY.replaceAll("@NO_EARLY_EXPORT@", noEarlyExportCasePattern()).replace(
-    "@PORT_RANGE@",
-    portRangeShell(),
-  );
-  return `${params.join("\n")}\n${body}`;
+  return `${params.join("\n")}\n${fixedBody()}`;
+}
+
+let body: string | undefined;
+
+/** The wrapper's fixed part: the same text for every job (22 KB), so it is filled in once. */
+function fixedBody(): string {
+  body ??= BODY.replaceAll("@NO_EARLY_EXPORT@", noEarlyExportCasePattern()).replace("@PORT_RANGE@", portRangeShell());
+  return body;
 }
 
 // No umask change: the data files are written 0600 by the agent, and the payload keeps the umask
