@@ -9,6 +9,8 @@ import createFetchClient from "openapi-fetch";
 import { isRetryableStatus } from "../client/errors.ts";
 import type { components, paths } from "../client/generated/api.ts";
 
+const utf8 = new TextEncoder();
+
 export type Lease = components["schemas"]["Lease"];
 export type LeaseResponse = components["schemas"]["LeaseResponse"];
 export type Report = components["schemas"]["Report"];
@@ -200,6 +202,9 @@ export function createGatewayApi(options: {
     baseUrl: options.baseUrl.replace(/\/$/, ""),
     headers: { authorization: `Bearer ${options.token}`, "user-agent": "slurmgate-agent" },
     fetch: options.fetch,
+    // Bytes, not a string: fetch re-scans a string body for lone surrogates before encoding it, and
+    // a report request carries up to 100 rendered scripts (~23 KB each).
+    bodySerializer: (body: unknown) => utf8.encode(JSON.stringify(body)),
   });
   const timeout = (extraMs = 0) => AbortSignal.timeout((options.timeoutMs ?? 30_000) + extraMs);
   return {
