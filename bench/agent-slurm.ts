@@ -87,33 +87,38 @@ export async function countRpcs<T>(
   return { value, rpcs: rpcDelta(before, after), ms };
 }
 
-const BASH_LOOP = 'for f in "$@"; do sbatch --parsable --hold --export=NONE "$f" || exit 1; done';
+const BASH_LOOP = 'for f in "$@"; do sbatch --parsable --hold --export=NONE "$f" || exit 1; done; times';
+const XARGS_LOOP = 'xargs -0 -n 1 -P "$1" sbatch --parsable --hold --export=NONE; times';
 
 /**
  * The raw floor: `sbatch --parsable --hold --export=NONE <script>` over the same scripts, from a bash
- * loop (sequential) or `xargs -P` (parallel). Returns the Slurm job ids and the wall time.
+ * loop (sequential) or `xargs -P` (parallel). Returns the Slurm job ids, the wall time, and the CPU
+ * time (user + system) its sbatch processes took, from bash's `times`.
  */
 export async function rawSbatchLoop(
   env: SlurmEnv,
   scripts: string[],
   parallel = 1,
-): Promise<{ ids: string[]; seconds: number }> {
+): Promise<{ ids: string[]; seconds: number; cpuMs: number }> {
   const t = performance.now();
   const { stdout } =
     parallel === 1
       ? await exec("bash", ["-c", BASH_LOOP, "bench", ...scripts], env)
-      : await exec(
-          "xargs",
-          ["-0", "-n", "1", "-P", String(parallel), "sbatch", "--parsable", "--hold", "--export=NONE"],
-          env,
-          scripts.map((s) => `${s}\0`).join(""),
-        );
+      : await exec("bash", ["-c", XARGS_LOOP, "bench", String(parallel)], env, scripts.map((s) => `${s}\0`).join(""));
   const seconds = (performance.now() - t) / 1000;
-  const ids = stdout
-    .split("\n")
-    .map((l) => l.trim().split(";")[0]!)
-    .filter((l) => /^\d+$/.test(l));
-  return { ids, seconds };
+  const lines = stdout.split("\n").map((l) => l.trim());
+  const ids = lines.map((l) => l.split(";")[0]!).filter((l) => /^\d+$/.test(l));
+  return { ids, seconds, cpuMs: childrenCpuMs(lines) };
+}
+
+/** The children's line of bash's `times` ("0m1.234s 0m0.567s", the last such line): user + system, in ms. */
+function childrenCpuMs(lines: string[]): number {
+  const times = lines.filter((l) => /^\d+m[\d.]+s \d+m[\d.]+s$/.test(l)).at(-1);
+  const seconds = (times ?? "").split(" ").map((part) => {
+    const [, m, s] = /^(\d+)m([\d.]+)s$/.exec(part) ?? [];
+    return Number(m) * 60 + Number(s);
+  });
+  return times ? (seconds[0]! + seconds[1]!) * 1000 : Number.NaN;
 }
 
 const NODE_LOOP = `
