@@ -30,7 +30,7 @@ import { JOB_FILES } from "./render/data-files.ts";
 import { renderArrayElement, renderArrayScript } from "./render/render-batch-array.ts";
 import { writeJobSecrets } from "./secrets.ts";
 import { requeueReport } from "./requeue-wait.ts";
-import { heldByUser, nextPartSize, zeroLimitCode, zeroLimitMessage } from "./submit-limit.ts";
+import { heldByUser, neverFitsCode, neverFitsMessage, nextPartSize } from "./submit-limit.ts";
 import { isUnknownOutcome } from "./slurm/result.ts";
 import {
   failedBefore,
@@ -263,13 +263,13 @@ export async function submitBatch(ctx: AgentContext, leases: Lease[]): Promise<S
         continue;
       }
       const held = part.length === 1 && done.size === 0 ? await heldByUser(acting.slurm, outcome) : null;
-      const zero = zeroLimitCode(outcome, held);
-      if (outcome.code === "backpressure" && !zero) {
+      const never = neverFitsCode(outcome, held);
+      if (outcome.code === "backpressure" && !never) {
         const report = (l: Lease) => requeueReport(l, outcome.message, "no-room");
         giveBack(ctx, rest, { report, full: outcome.message }, results);
       } else {
-        const code = zero ?? ((outcome.code === "invalid_argument" ? "invalid_spec" : outcome.code) as RejectCode);
-        const message = zero ? zeroLimitMessage(outcome.message) : outcome.message;
+        const code = never ?? ((outcome.code === "invalid_argument" ? "invalid_spec" : outcome.code) as RejectCode);
+        const message = never ? neverFitsMessage(outcome.message, 1) : outcome.message;
         const report = (l: Lease) => ({ ...refusedReport(l, code, message), script: rendered.script });
         giveBack(ctx, rest, { refused: report }, results);
       }
