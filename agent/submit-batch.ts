@@ -164,11 +164,17 @@ export function planSubmissions(ctx: Pick<AgentContext, "log" | "maxArraySize">,
 type Member = { lease: Lease; index: number; jobDir: string };
 
 /**
- * Submits one sweep batch (leases already checked by {@link planSubmissions}) as one array.
+ * Submits one sweep batch (leases already checked by {@link planSubmissions}) as one array, or as
+ * parts of it when a submit limit refuses the whole (each part's sbatch paced like any other).
  * Returns one result per lease, in lease order; a member whose sbatch outcome is unknown and not
  * found by tag gets `retry` and stays "submitting" in the state, to be looked up again.
  */
-export async function submitBatch(ctx: AgentContext, leases: Lease[]): Promise<SubmitResult[]> {
+export async function submitBatch(
+  ctx: AgentContext,
+  leases: Lease[],
+  /** Waits for the pacer's next slot (SLURMGATE_SUBMITS_PER_SECOND): before every sbatch, each part's too. */
+  beforeSubmit: () => Promise<void>,
+): Promise<SubmitResult[]> {
   const first = leases[0]!;
   const batch = first.batch!;
   const results = new Map<string, SubmitResult>();
@@ -232,6 +238,7 @@ export async function submitBatch(ctx: AgentContext, leases: Lease[]): Promise<S
       giveBack(ctx, rest, { result: (l) => failedBefore(l, err) }, results);
       break;
     }
+    await beforeSubmit();
     const outcome = await acting.slurm.sbatch(`${batchDir}/${JOB_FILES.script}`, [
       ...rendered.sbatchArgs,
       ...sbatchIdentityArgs(acting.sudo ? null : runAs),
