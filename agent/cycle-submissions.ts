@@ -168,8 +168,10 @@ async function submitFresh(ctx: AgentContext, reporter: Reporter, pacer: Pacer, 
         continue;
       }
       if (submission.kind === "batch") {
-        await pacer.beforeSubmit();
-        await settle(submission.leases, submitBatch(ctx, submission.leases));
+        await settle(
+          submission.leases,
+          submitBatch(ctx, submission.leases, () => pacer.beforeSubmit()),
+        );
       } else {
         await settle([submission.lease], Promise.resolve([ready as SubmitResult]));
       }

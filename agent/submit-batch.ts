@@ -30,7 +30,7 @@ import { JOB_FILES } from "./render/data-files.ts";
 import { renderArrayElement, renderArrayScript } from "./render/render-batch-array.ts";
 import { writeJobSecrets } from "./secrets.ts";
 import { requeueReport } from "./requeue-wait.ts";
-import { heldByUser, nextPartSize, zeroLimitCode, zeroLimitMessage } from "./submit-limit.ts";
+import { heldByUser, neverFitsCode, neverFitsMessage, nextPartSize } from "./submit-limit.ts";
 import { isUnknownOutcome } from "./slurm/result.ts";
 import {
   failedBefore,
@@ -164,11 +164,17 @@ export function planSubmissions(ctx: Pick<AgentContext, "log" | "maxArraySize">,
 type Member = { lease: Lease; index: number; jobDir: string };
 
 /**
- * Submits one sweep batch (leases already checked by {@link planSubmissions}) as one array.
+ * Submits one sweep batch (leases already checked by {@link planSubmissions}) as one array, or as
+ * parts of it when a submit limit refuses the whole (each part's sbatch paced like any other).
  * Returns one result per lease, in lease order; a member whose sbatch outcome is unknown and not
  * found by tag gets `retry` and stays "submitting" in the state, to be looked up again.
  */
-export async function submitBatch(ctx: AgentContext, leases: Lease[]): Promise<SubmitResult[]> {
+export async function submitBatch(
+  ctx: AgentContext,
+  leases: Lease[],
+  /** Waits for the pacer's next slot (SLURMGATE_SUBMITS_PER_SECOND): before every sbatch, each part's too. */
+  beforeSubmit: () => Promise<void>,
+): Promise<SubmitResult[]> {
   const first = leases[0]!;
   const batch = first.batch!;
   const results = new Map<string, SubmitResult>();
@@ -232,6 +238,7 @@ export async function submitBatch(ctx: AgentContext, leases: Lease[]): Promise<S
       giveBack(ctx, rest, { result: (l) => failedBefore(l, err) }, results);
       break;
     }
+    await beforeSubmit();
     const outcome = await acting.slurm.sbatch(`${batchDir}/${JOB_FILES.script}`, [
       ...rendered.sbatchArgs,
       ...sbatchIdentityArgs(acting.sudo ? null : runAs),
@@ -263,13 +270,13 @@ export async function submitBatch(ctx: AgentContext, leases: Lease[]): Promise<S
         continue;
       }
       const held = part.length === 1 && done.size === 0 ? await heldByUser(acting.slurm, outcome) : null;
-      const zero = zeroLimitCode(outcome, held);
-      if (outcome.code === "backpressure" && !zero) {
+      const never = neverFitsCode(outcome, held);
+      if (outcome.code === "backpressure" && !never) {
         const report = (l: Lease) => requeueReport(l, outcome.message, "no-room");
         giveBack(ctx, rest, { report, full: outcome.message }, results);
       } else {
-        const code = zero ?? ((outcome.code === "invalid_argument" ? "invalid_spec" : outcome.code) as RejectCode);
-        const message = zero ? zeroLimitMessage(outcome.message) : outcome.message;
+        const code = never ?? ((outcome.code === "invalid_argument" ? "invalid_spec" : outcome.code) as RejectCode);
+        const message = never ? neverFitsMessage(outcome.message, 1) : outcome.message;
         const report = (l: Lease) => ({ ...refusedReport(l, code, message), script: rendered.script });
         giveBack(ctx, rest, { refused: report }, results);
       }

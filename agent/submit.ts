@@ -37,7 +37,7 @@ import { writeJobSecrets } from "./secrets.ts";
 import { adopted, beganSubmitting, submitted } from "./job-life.ts";
 import { parseDisplayId } from "./track.ts";
 import { requeueReport } from "./requeue-wait.ts";
-import { heldByUser, zeroLimitCode, zeroLimitMessage } from "./submit-limit.ts";
+import { heldByUser, neverFitsCode, neverFitsMessage, tasksAsked } from "./submit-limit.ts";
 
 export class Refusal extends Error {
   readonly code: RejectCode;
@@ -391,15 +391,13 @@ export async function sbatchReady(ctx: AgentContext, ready: ReadyLease): Promise
   if (!slurmJobId && !outcome.ok) {
     ctx.state.remove(lease.jobId);
     if (outcome.code === "backpressure") {
-      // A job array of the user's own counts each task: only a single job can show a limit of 0.
-      const zero = lease.spec?.array ? null : zeroLimitCode(outcome, await heldByUser(slurm, outcome));
-      if (!zero) {
+      // One job, however many array tasks it asks for: it cannot be split.
+      const never = neverFitsCode(outcome, await heldByUser(slurm, outcome));
+      if (!never) {
         return { kind: "requeue", report: requeueReport(lease, outcome.message, "no-room"), full: outcome.message };
       }
-      return {
-        kind: "refused",
-        report: { ...refusedReport(lease, zero, zeroLimitMessage(outcome.message)), script: rendered.script },
-      };
+      const message = neverFitsMessage(outcome.message, tasksAsked(lease.spec));
+      return { kind: "refused", report: { ...refusedReport(lease, never, message), script: rendered.script } };
     }
     if (isUnknownOutcome(outcome.code)) {
       return { kind: "retry", message: outcome.message };

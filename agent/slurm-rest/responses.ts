@@ -50,6 +50,10 @@ export function readSubmitResponse(res: RestResponse): SlurmResult<Submitted, Sb
     return failed("invalid_argument", `slurmrestd refused the request: ${errors.join("; ")}`, false);
   }
   // Same rules as sbatch: "Batch job submission failed: <Slurm's error>" is a refusal by slurmctld.
+  // A submit limit comes as Slurm's text only, "Job violates accounting/QOS policy (job submit
+  // limit, …)" (error_code 2050), without the QOSMaxSubmitJobPerUserLimit line sbatch prints: it
+  // is back-pressure that splits an array, but it cannot say per-user from group, so the never-fits
+  // refusal (agent/submit-limit.ts) never applies here: such a job waits.
   const stderr = errors.map((e) => `sbatch: error: Batch job submission failed: ${e}`).join("\n");
   const { code, message } = classifySbatchError(stderr);
   return failed(code, message, code === "backpressure" || code === "transient");

@@ -5,7 +5,10 @@
 import { describe, expect, it } from "vitest";
 import { requeueAfterSeconds, requeueReport } from "../../agent/requeue-wait.ts";
 import { classifySbatchError } from "../../agent/slurm/sbatch.ts";
-import { nextPartSize, zeroLimitCode } from "../../agent/submit-limit.ts";
+import { readFileSync } from "node:fs";
+import { arrayTaskCount, expandArrayIndexes } from "../../agent/array-indexes.ts";
+import { readSubmitResponse } from "../../agent/slurm-rest/responses.ts";
+import { neverFitsCode, neverFitsMessage, nextPartSize, tasksAsked } from "../../agent/submit-limit.ts";
 import { NotNow, failedBefore } from "../../agent/submit.ts";
 import { type Lease, Report } from "../../schemas/agent.ts";
 import { JobSpec } from "../../schemas/job.ts";
@@ -57,22 +60,22 @@ describe("the split rule (an array refused for a submit limit)", () => {
   });
 });
 
-describe("a limit of 0 (one element refused while Slurm holds none of the user's jobs)", () => {
+describe("a submission that never fits (one job refused while Slurm holds none of the user's jobs)", () => {
   it("is a refusal naming the rule, for a per-user QOS or association limit", () => {
-    expect(zeroLimitCode(refusal("qos-max-submit-per-user"), 0)).toBe("slurm_qos_limit");
-    expect(zeroLimitCode(refusal("assoc-max-submit"), 0)).toBe("slurm_assoc_limit");
+    expect(neverFitsCode(refusal("qos-max-submit-per-user"), 0)).toBe("slurm_qos_limit");
+    expect(neverFitsCode(refusal("assoc-max-submit"), 0)).toBe("slurm_assoc_limit");
   });
 
   it("is waited for whenever it is less than certain", () => {
     // The user holds a job (or one that ended since): the limit may just be reached.
-    expect(zeroLimitCode(refusal("qos-max-submit-per-user"), 1)).toBeNull();
+    expect(neverFitsCode(refusal("qos-max-submit-per-user"), 1)).toBeNull();
     // squeue could not answer: no guess.
-    expect(zeroLimitCode(refusal("qos-max-submit-per-user"), null)).toBeNull();
+    expect(neverFitsCode(refusal("qos-max-submit-per-user"), null)).toBeNull();
     // A group limit counts other users' jobs, which this user's squeue does not see.
-    expect(zeroLimitCode(refusal("qos-grp-submit"), 0)).toBeNull();
+    expect(neverFitsCode(refusal("qos-grp-submit"), 0)).toBeNull();
     // A limit Slurm did not name, a full controller, a refusal of the spec.
     expect(
-      zeroLimitCode(
+      neverFitsCode(
         classifySbatchError(
           "sbatch: error: Batch job submission failed: Job violates accounting/QOS policy (job submit limit, user's size and/or time limits)\n",
         ),
@@ -80,9 +83,60 @@ describe("a limit of 0 (one element refused while Slurm holds none of the user's
       ),
     ).toBeNull();
     expect(
-      zeroLimitCode(classifySbatchError("sbatch: error: Slurm job queue full, sleeping and retrying\n"), 0),
+      neverFitsCode(classifySbatchError("sbatch: error: Slurm job queue full, sleeping and retrying\n"), 0),
     ).toBeNull();
-    expect(zeroLimitCode(refusal("invalid-partition"), 0)).toBeNull();
+    expect(neverFitsCode(refusal("invalid-partition"), 0)).toBeNull();
+  });
+
+  it("says how many tasks were asked for, and never advises a throttle as a way in", () => {
+    const r = refusal("qos-max-submit-per-user");
+    const many = neverFitsMessage(r.message, 5);
+    expect(many).toMatch(
+      /^the job asks for 5 array tasks and Slurm's QOSMaxSubmitJobPerUserLimit refuses them all even with none of this user's jobs queued: .*only an array of fewer tasks can go in \(QOSMaxSubmitJobPerUserLimit: Job violates accounting\/QOS policy/,
+    );
+    expect(many).toContain("a %N throttle does not change that");
+    expect(neverFitsMessage(r.message, 1)).toMatch(
+      /^Slurm's QOSMaxSubmitJobPerUserLimit allows this user no job on this cluster \(a limit of 0\)/,
+    );
+    expect(neverFitsMessage(`${r.message}${"x".repeat(5_000)})`, 9_999_999)).toHaveLength(1_000);
+  });
+
+  it("counts the tasks of a job's own array as Slurm does: an index given twice is one task", () => {
+    expect(tasksAsked(JobSpec.parse({ name: "x", command: ["true"] }))).toBe(1);
+    expect(tasksAsked(JobSpec.parse({ name: "x", command: ["true"], array: { indexes: "0-4", maxParallel: 1 } }))).toBe(
+      5,
+    );
+    for (const expression of ["0-9,5-14:5", "7", "1,1,1", "0-99:7,3,50-60", "9999999", "0-6:3,9"]) {
+      expect(arrayTaskCount(expression), expression).toBe(new Set(expandArrayIndexes(expression, 20_000)).size);
+    }
+    // The largest expression the schema lets through: counted without listing 64 ranges of 10 million.
+    const widest = Array.from({ length: 64 }, () => "0-9999999").join(",");
+    expect(arrayTaskCount(widest)).toBe(10_000_000);
+  });
+});
+
+describe("slurmrestd's submit-limit refusal (captured from slurmrestd 22.05.8 on gamma)", () => {
+  const answer = JSON.parse(
+    readFileSync(new URL("../fixtures/slurmrestd/submit-qos-max-submit-per-user.json", import.meta.url), "utf8"),
+  );
+  const r = readSubmitResponse(answer);
+
+  it("is back-pressure that says it is a submit limit, and splits an array like sbatch's", () => {
+    expect(r).toMatchObject({ ok: false, code: "backpressure", retryable: true });
+    if (r.ok) {
+      throw new Error("not a refusal");
+    }
+    expect(r.message).toMatch(
+      /^Slurm's queue is full for this user \(MaxSubmitJobs of a QOS or association\): waiting/,
+    );
+    expect(sizesTried(5, r)).toEqual([5, 3, 2, 1]);
+  });
+
+  it("never refuses for good: the answer cannot tell a per-user limit from a group one", () => {
+    if (r.ok) {
+      throw new Error("not a refusal");
+    }
+    expect(neverFitsCode(r, 0)).toBeNull();
   });
 });
 

@@ -5,17 +5,31 @@
  * Real slurmctld, real sbatch, real gateway over HTTP, real agent: nothing imitates Slurm here.
  */
 import { execFile } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { chmodSync, mkdtempSync } from "node:fs";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createAgent } from "../../agent/agent.ts";
+import { parseAgentConfig } from "../../agent/config.ts";
+import type { AgentContext } from "../../agent/context.ts";
+import type { GatewayApi, Lease } from "../../agent/gateway-api.ts";
+import { createPacer } from "../../agent/pacer.ts";
 import { requeueAfterSeconds } from "../../agent/requeue-wait.ts";
+import { submitBatch } from "../../agent/submit-batch.ts";
+import { JobSpec } from "../../schemas/index.ts";
 import type { Job, JobEvent, SweepCreated, SweepDetail } from "../../schemas/index.ts";
+import { type RestDaemon, startSlurmrestd } from "../helpers/slurmrestd.ts";
 import { type AgentProcess, type E2E, slurm, slurmJobsTagged, startE2E, startGamma, stopGamma } from "./harness.ts";
+import { type PosixUser, ensurePosixUser, spawnAgentAs } from "./posix-users.ts";
 
 const run = promisify(execFile);
 let e2e: E2E;
 let gamma: ReturnType<typeof startGamma>;
+/** slurmrestd runs as this user (it refuses root); gamma.sh puts it in the same QOS as root. */
+let restUser: PosixUser;
 
 beforeAll(async () => {
+  restUser = ensurePosixUser("sg-alice");
   gamma = startGamma();
   e2e = await startE2E({}, {}, { gamma: true });
 }, 120_000);
@@ -94,6 +108,126 @@ function expectHeldForTheRule(history: JobEvent[]): number {
 }
 
 const heldBack = (job: Job) => job.state === "queued" && /QOSMaxSubmitJobPerUserLimit/.test(job.reason ?? "");
+
+/** Root's jobs gamma's controller holds in any state (ended ones for MinJobAge, 300 s). */
+const heldOfRoot = () => slurm("gamma", "squeue", ["-h", "--states=all", "-u", "root", "-o", "%i"]).trim();
+
+// First in the file: the never-fits rule needs a controller that holds none of root's jobs, which
+// a fresh gamma does (jobs an earlier run left are cancelled by gamma.sh and age out in MinJobAge).
+describe("a job's own array larger than the QOS submit limit (MaxSubmitJobsPerUser=2)", () => {
+  it("0-4 is refused for good, naming the limit, when Slurm holds none of the user's jobs; 0-1 completes; 0-4 waits while a job of the user is held", async () => {
+    const deadline = Date.now() + 330_000;
+    while (heldOfRoot() !== "") {
+      expect(Date.now(), `gamma still holds root's jobs: ${heldOfRoot()}`).toBeLessThan(deadline);
+      await new Promise((r) => setTimeout(r, 5_000));
+    }
+    const agent = e2e.startAgent("gamma");
+    await e2e.waitClustersAlive(60_000, ["gamma"]);
+    const arrayJob = (name: string, indexes: string) => ({ ...job(name, 1), array: { indexes } });
+
+    const tooBig = await e2e.submit(e2e.alice, arrayJob("qos-array-5", "0-4"));
+    const refused = await e2e.waitTerminal(e2e.alice, tooBig.id, 60_000);
+    expect(refused).toMatchObject({ state: "rejected", code: "slurm_qos_limit", slurmJobId: null });
+    expect(refused.reason).toMatch(
+      /^the job asks for 5 array tasks and Slurm's QOSMaxSubmitJobPerUserLimit refuses them all even with none of this user's jobs queued: .*\(QOSMaxSubmitJobPerUserLimit: Job violates accounting\/QOS policy/,
+    );
+    expect(refused.reason).not.toMatch(/%N throttle (may|can|will) help/);
+    // GET /v1/jobs/{id} itself, not only the wait's view of it.
+    const got = await call<Job>("GET", `/v1/jobs/${tooBig.id}`);
+    expect(got.reason).toBe(refused.reason);
+    expect(slurmJobsTagged("gamma", tooBig.id)).toHaveLength(0);
+
+    const fits = await e2e.submit(e2e.alice, arrayJob("qos-array-2", "0-1"));
+    expect((await e2e.waitTerminal(e2e.alice, fits.id, 120_000)).state).toBe("completed");
+
+    // Worst timing: the ended 0-1 is still held (MinJobAge), so the limit may only be reached: wait.
+    expect(heldOfRoot()).not.toBe("");
+    const waits = await e2e.submit(e2e.alice, arrayJob("qos-array-5-again", "0-4"));
+    const held = await e2e.waitFor(e2e.alice, waits.id, (x) => heldBack(x) || isEnded(x), 60_000);
+    expect(held.state).toBe("queued");
+    expect(held.code ?? null).toBeNull();
+    await call("POST", `/v1/jobs/${waits.id}/cancel`);
+    expect((await e2e.waitTerminal(e2e.alice, waits.id, 60_000)).state).toBe("cancelled");
+    await agent.stop();
+  }, 480_000);
+});
+
+const isEnded = (job: Job) => ["completed", "failed", "rejected", "cancelled", "timeout"].includes(job.state);
+
+describe("the pacer bounds every part of a split array (SLURMGATE_SUBMITS_PER_SECOND)", () => {
+  it("each sbatch of a 5-element array split by a real QOS refusal waits for its own slot", async () => {
+    // --begin: held an hour ahead, the parts never run (they are cancelled below).
+    const env = e2e.agentEnv("gamma", { SLURMGATE_ALLOWED_SBATCH_ARGS: "--begin" });
+    const api = {
+      me: async () => ({
+        ok: true as const,
+        value: { kind: "agent", cluster: "gamma", user: null, serverTime: new Date().toISOString() },
+      }),
+    } as unknown as GatewayApi;
+    const agent = await createAgent(parseAgentConfig(env), env, { api, log: () => {} });
+    // A fake clock that the pacer's sleep moves: each sbatch records the slot it went in at.
+    let clock = 1_000_000;
+    const rate = 2;
+    const pacer = createPacer(
+      { config: { ...agent.ctx.config, SLURMGATE_SUBMITS_PER_SECOND: rate }, now: () => clock } as AgentContext,
+      async (ms) => {
+        clock += ms;
+      },
+    );
+    const calls: { at: number }[] = [];
+    const real = agent.ctx.slurm;
+    agent.ctx.slurm = {
+      ...real,
+      sbatch: (script, args) => {
+        calls.push({ at: clock });
+        return real.sbatch(script, args);
+      },
+    };
+    const batch = `bat_${randomBytes(12).toString("hex")}`;
+    const leases = Array.from(
+      { length: 5 },
+      (_, i): Lease => ({
+        jobId: `job_${randomBytes(13).toString("hex")}`,
+        epoch: 1,
+        attempt: 1,
+        owner: "alice",
+        expiresAt: new Date(Date.now() + 60_000).toISOString(),
+        spec: JobSpec.parse({
+          name: `paced-${i}`,
+          partition: "cpu",
+          command: ["true"],
+          env: { I: String(i) },
+          extraSbatchArgs: ["--begin=now+1hour"],
+        }),
+        slurmJobId: null,
+        dependsOnSlurmIds: [],
+        batch: { id: batch, index: i, size: 5, maxParallel: null },
+      }),
+    );
+    try {
+      const results = await submitBatch(agent.ctx, leases, () => pacer.beforeSubmit());
+      const submitted = results.filter((r) => r.kind === "submitted").length;
+      // 5 and 3 refused, then parts of 2 and 1 (as room allows): every part was an sbatch of its own.
+      expect(calls.length, JSON.stringify(results)).toBeGreaterThanOrEqual(3);
+      expect(submitted).toBeGreaterThanOrEqual(1);
+      expect(submitted).toBeLessThanOrEqual(gamma.submitLimit);
+      // N calls take at least (N-1)/rate: consecutive ones are a slot (1/rate s) apart or more.
+      for (let i = 1; i < calls.length; i++) {
+        expect(calls[i]!.at - calls[i - 1]!.at, JSON.stringify(calls)).toBeGreaterThanOrEqual(1_000 / rate);
+      }
+      expect(calls.at(-1)!.at - calls[0]!.at).toBeGreaterThanOrEqual(((calls.length - 1) * 1_000) / rate);
+    } finally {
+      const arrays = slurm("gamma", "squeue", ["-h", "-o", "%F|%k"])
+        .split("\n")
+        .filter((line) => line.endsWith(`slurmgate:batch:${batch}`))
+        .map((line) => line.split("|")[0]!);
+      if (arrays.length > 0) {
+        slurm("gamma", "scancel", [...new Set(arrays)]);
+      }
+      agent.stop();
+    }
+  }, 120_000);
+});
 
 describe("a real QOS submit limit (MaxSubmitJobsPerUser=2 on gamma)", () => {
   it("five jobs at once: at most two in Slurm, the rest wait with the QOS reason, all complete once each", async () => {
@@ -339,4 +473,87 @@ describe("a sweep larger than the QOS submit limit (one array of 5, MaxSubmitJob
     }
     await second.stop();
   }, 360_000);
+});
+
+/**
+ * The REST backend (SLURMGATE_SLURMRESTD) under the same limit: slurmrestd 22.05 answers a submit
+ * limit with Slurm's error text only ("Job violates accounting/QOS policy (job submit limit, …)",
+ * error_code 2050), without the QOSMaxSubmitJobPerUserLimit line sbatch prints. It is still
+ * back-pressure naming a submit limit, and an array is still split; it is never refused for good,
+ * since the answer cannot tell a per-user limit from a group one.
+ */
+describe("a sweep larger than the QOS submit limit through slurmrestd", () => {
+  let daemon: RestDaemon;
+  beforeAll(async () => {
+    daemon = await startSlurmrestd({ slurmConf: gamma.slurmConf, user: restUser });
+  }, 60_000);
+  afterAll(async () => {
+    await daemon?.stop();
+  });
+
+  it("every element completes once, never more than 2 in Slurm, the waiting ones show a submit limit", async () => {
+    const root = mkdtempSync("/var/tmp/sg-qos-restd-");
+    chmodSync(root, 0o1777);
+    const agent = spawnAgentAs(
+      restUser,
+      e2e.agentEnv("gamma", {
+        SLURMGATE_SHARED_ROOTS: root,
+        SLURMGATE_STATE_FILE: `/home/${restUser.name}/agent-qos-restd-${Date.now()}.json`,
+        SLURMGATE_SLURMRESTD: daemon.target,
+        SLURMGATE_SLURMRESTD_USER: restUser.name,
+      }),
+    );
+    try {
+      // Not one of the harness's agents: wait for gamma's inventory, or the agent's end, here.
+      for (const deadline = Date.now() + 60_000; ; ) {
+        const { items } = await call<{ items: { name: string; alive: boolean; inventory: unknown }[] }>(
+          "GET",
+          "/v1/clusters",
+        );
+        if (items.some((c) => c.name === "gamma" && c.alive && c.inventory)) {
+          break;
+        }
+        expect(agent.child.exitCode, agent.logs()).toBeNull();
+        expect(Date.now(), agent.logs()).toBeLessThan(deadline);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      const before = batchTasks();
+      const sampler = sampleSqueue();
+      const created = await gammaSweep("qos-rest-sweep");
+      const waiting = await (async () => {
+        const deadline = Date.now() + 90_000;
+        for (;;) {
+          const els = (await sweep(created.id)).elements;
+          const held = els.filter((e) => e.state === "queued" && /submit limit|MaxSubmitJobs/.test(e.reason ?? ""));
+          if (held.length > 0 && els.some((e) => e.slurmJobId !== null)) {
+            return held;
+          }
+          expect(Date.now(), agent.logs().slice(-2_000)).toBeLessThan(deadline);
+          await new Promise((r) => setTimeout(r, 500));
+        }
+      })();
+      for (const el of waiting) {
+        expect(el.reason).toMatch(
+          /^Slurm's queue is full for this user \(MaxSubmitJobs of a QOS or association\): waiting \(Job violates accounting\/QOS policy \(job submit limit/,
+        );
+      }
+      const done = await sweepDone(created.id, 300_000);
+      const { most, samples } = await sampler.stop();
+      expect(done, agent.logs().slice(-2_000)).toMatchObject({ state: "completed", counts: { completed: 5 } });
+      expect(samples).toBeGreaterThan(10);
+      expect(most).toBeLessThanOrEqual(2);
+      const els = (await sweep(created.id)).elements;
+      expectEachOnce(els, before);
+      for (const [i, el] of els.entries()) {
+        expect(await e2e.logs(e2e.alice, el.jobId)).toBe(`element ${i}\n`);
+        const history = await events(el.jobId);
+        expect(history.filter((e) => e.state === "failed" || e.state === "rejected")).toEqual([]);
+      }
+      // The refusals went through slurmrestd, not sbatch.
+      expect(daemon.logs()).toMatch(/POST \/slurm\/v0\.0\.38\/job\/submit/);
+      expect(agent.child.exitCode).toBeNull();
+    } finally {
+      await agent.stop();
+    }
+  }, 420_000);
 });

@@ -346,6 +346,8 @@ describe("submitting a batch (the agent's submit step on real Slurm, leases hand
   let agent: AgentHandle;
   let sbatchCalls = 0;
   let lose = false;
+  // One sbatch per batch here: nothing to pace.
+  const noPace = async () => {};
   beforeAll(async () => {
     const env = e2e.agentEnv("alpha", agentEnv);
     const api = {
@@ -397,7 +399,7 @@ describe("submitting a batch (the agent's submit step on real Slurm, leases hand
     const leases = batchOf(3);
     lose = true;
     sbatchCalls = 0;
-    const results = await submitBatch(agent.ctx, leases).finally(() => {
+    const results = await submitBatch(agent.ctx, leases, noPace).finally(() => {
       lose = false;
     });
     expect(sbatchCalls).toBe(1);
@@ -412,7 +414,7 @@ describe("submitting a batch (the agent's submit step on real Slurm, leases hand
 
   it("gives every member Slurm's refusal of the whole array, and keeps none of them", async () => {
     const leases = batchOf(2, { resources: { gpus: { count: 1, type: "nosuchgpu" } } });
-    const results = await submitBatch(agent.ctx, leases);
+    const results = await submitBatch(agent.ctx, leases, noPace);
     expect(results.map((r) => (r.kind === "refused" ? r.report.code : r.kind))).toEqual([
       "slurm_node_config",
       "slurm_node_config",
@@ -425,11 +427,11 @@ describe("submitting a batch (the agent's submit step on real Slurm, leases hand
 
   it("refuses only the member it cannot prepare (a job id that is not one) and submits the others as one array", async () => {
     const leases = batchOf(3);
-    const results = await submitBatch(agent.ctx, [
-      leases[0]!,
-      { ...leases[1]!, jobId: "job_..", batch: leases[1]!.batch } as Lease,
-      leases[2]!,
-    ]);
+    const results = await submitBatch(
+      agent.ctx,
+      [leases[0]!, { ...leases[1]!, jobId: "job_..", batch: leases[1]!.batch } as Lease, leases[2]!],
+      noPace,
+    );
     expect(results.map((r) => r.kind)).toEqual(["submitted", "refused", "submitted"]);
     const ids = results.flatMap((r) => (r.kind === "submitted" ? [r.report.slurmJobId] : []));
     const array = ids[0]!.split("_")[0]!;

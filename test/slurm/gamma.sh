@@ -22,6 +22,8 @@ C=gamma
 NODE=gamma-1
 QOS=sg-submit2
 SUBMIT_LIMIT=2
+# sg-alice: test/e2e/posix-users.ts makes it; slurmrestd runs as it (it refuses root).
+USERS="root sg-alice"
 CTLD_PORT=$((PORT_BASE + 37))
 SLURMD_PORT=$((PORT_BASE + 38))
 DBD_PORT=$((PORT_BASE + 19))
@@ -114,7 +116,8 @@ EOF
   mv -f "$tmp" "$CONF"
 }
 
-# The association gamma enforces: user root, account default, QOS sg-submit2 only (and as its default).
+# The associations gamma enforces: users root and sg-alice (the REST backend's slurmrestd user), account
+# default, QOS sg-submit2 only (and as its default).
 ensure_accounting() {
   g sacctmgr -n -P show cluster format=cluster | grep -qx "$C" || g sacctmgr -i add cluster "$C" >/dev/null
   if [ -z "$(g sacctmgr -n -P show qos "$QOS" format=name)" ]; then
@@ -125,10 +128,14 @@ ensure_accounting() {
   if [ -z "$(g sacctmgr -n -P show assoc cluster=$C account=default user= format=account)" ]; then
     g sacctmgr -i add account default cluster=$C Description=slurmgate-tests Organization=slurmgate >/dev/null
   fi
-  if [ -z "$(g sacctmgr -n -P show assoc cluster=$C account=default user=root format=user)" ]; then
-    g sacctmgr -i add user root account=default cluster=$C DefaultAccount=default >/dev/null
-  fi
-  g sacctmgr -i modify user root where cluster=$C account=default set QOS=$QOS DefaultQOS=$QOS >/dev/null || true
+  local u
+  for u in $USERS; do
+    id "$u" >/dev/null 2>&1 || continue # sg-alice exists once a REST test has made it
+    if [ -z "$(g sacctmgr -n -P show assoc cluster=$C account=default user=$u format=user)" ]; then
+      g sacctmgr -i add user $u account=default cluster=$C DefaultAccount=default >/dev/null
+    fi
+    g sacctmgr -i modify user $u where cluster=$C account=default set QOS=$QOS DefaultQOS=$QOS >/dev/null || true
+  done
 }
 
 ctld_ready() { g timeout 10 scontrol ping 2>/dev/null | grep -q 'is UP'; }
@@ -162,7 +169,7 @@ cmd_up() {
   for ((i = 0; i < 300; i++)); do ctld_ready && break; sleep 0.2; done
   ctld_ready || die "slurmctld $C does not answer"
   # A job left by an earlier run would count against the limit.
-  g timeout 15 scancel --full --quiet --user=root 2>/dev/null || true
+  for u in $USERS; do g timeout 15 scancel --full --quiet --user=$u 2>/dev/null || true; done
   for ((i = 0; i < 100; i++)); do
     st=$(node_state)
     case $st in
@@ -179,7 +186,7 @@ cmd_down() {
   exec 9>"$DIR/.gamma.lock"
   flock -w 120 9 || die "another gamma.sh holds $DIR/.gamma.lock"
   if pid_alive "$DIR/$C/run/slurmctld.pid" slurmctld; then
-    g timeout 15 scancel --full --quiet --user=root 2>/dev/null || true
+    for u in $USERS; do g timeout 15 scancel --full --quiet --user=$u 2>/dev/null || true; done
   fi
   stop_pidfile "$DIR/$C/run/slurmd.pid" slurmd
   stop_pidfile "$DIR/$C/run/slurmctld.pid" slurmctld
