@@ -6,12 +6,12 @@
  * too: SIGTERM the moment the gateway has stored the bytes, before the agent hears back.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { createHash } from "node:crypto";
-import { createReadStream, existsSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createClient } from "../../client/index.ts";
 import type { BlobStore } from "../../gateway/files/blob-store.ts";
+import { sha256File } from "../helpers/sha256-file.ts";
 import { type E2E, REPO, slurmClusters, startE2E } from "./harness.ts";
 
 let e2e: E2E;
@@ -25,22 +25,8 @@ afterAll(async () => {
 const MIB = 1024 * 1024;
 const NODE = existsSync("/usr/bin/node") ? "/usr/bin/node" : process.execPath;
 
-function sha256File(path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const hash = createHash("sha256");
-    createReadStream(path)
-      .on("data", (d) => hash.update(d))
-      .on("end", () => resolve(hash.digest("hex")))
-      .on("error", reject);
-  });
-}
-
 /** The gateway's own blob store, watched: each put's start, and how it ended (answered only after `onStored`). */
-function watchPuts(
-  blobs: BlobStore,
-  onStart: () => void = () => {},
-  onStored: () => Promise<unknown> | void = () => {},
-) {
+function watchPuts(blobs: BlobStore, onStart: () => void = () => {}, onStored: () => unknown = () => {}) {
   const real = blobs.put;
   const ended: ("stored" | "failed")[] = [];
   blobs.put = async (body, options) => {
