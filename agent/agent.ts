@@ -27,6 +27,7 @@ import { type SlurmCommands, slurmCommandsFor } from "./slurm-commands.ts";
 import { openStateStore } from "./state.ts";
 import { type CycleStats, createPacer, runCycle } from "./cycle.ts";
 import { createReporter } from "./reporter.ts";
+import { outputsSettled } from "./output-worker.ts";
 
 export type AgentHandle = {
   ctx: AgentContext;
@@ -127,6 +128,7 @@ async function assemble(
   overrides: AgentOverrides,
   api: GatewayApi,
   log: Logger,
+  stopping: AbortSignal,
 ) {
   const ssh = !overrides.executor && config.SLURMGATE_SSH_HOST ? sshExecutorFromConfig(config, env, log) : null;
   const baseExecutor =
@@ -183,6 +185,7 @@ async function assemble(
     partitions: [],
     accounting: true,
     crashAt: env.SLURMGATE_TEST_CRASH_AT,
+    stopping,
   };
   return { ctx, ssh, unlock, stateFile };
 }
@@ -293,9 +296,9 @@ export async function createAgent(
   const api = overrides.api ?? createGatewayApi({ baseUrl: config.SLURMGATE_URL, token: config.SLURMGATE_AGENT_TOKEN });
   // Before anything is locked, created or connected: a token of another cluster must not start.
   await verifyAgentToken(api, config.SLURMGATE_CLUSTER, { retry: overrides.waitForGateway ?? false, log });
-  const { ctx, ssh, unlock, stateFile } = await assemble(config, env, overrides, api, log);
-  const { agentId, state } = ctx;
   const controller = new AbortController();
+  const { ctx, ssh, unlock, stateFile } = await assemble(config, env, overrides, api, log, controller.signal);
+  const { agentId, state } = ctx;
   const mode = overrides.mode ?? (config.SLURMGATE_SSH_HOST ? "ssh" : "local");
   const runner = cycleRunner(ctx, mode, controller.signal);
 
@@ -335,6 +338,8 @@ export async function createAgent(
         await loop(ctx, runner, controller.signal);
       } finally {
         if (controller.signal.aborted) {
+          // Aborted by the same signal, the uploads end at once; none may run on after "stopped".
+          await outputsSettled(ctx);
           await sayGoodbye(ctx);
         }
         unlock();

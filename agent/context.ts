@@ -35,6 +35,8 @@ export type AgentContext = {
    * as the account a job's owner maps to, through sudo; null for an owner the mapping lacks.
    */
   sudo?: { as(owner: string): { executor: Executor; slurm: SlurmCommands } | null };
+  /** Aborted when the agent is told to stop: a running output upload breaks off (the next start redoes it). */
+  stopping?: AbortSignal;
   /** Test-only fault injection: SIGKILL the agent at a named step (see crashPoint). */
   crashAt?: string;
   /** Test-only: called at every crash point; a unit test throws from it to stop the step there. */

@@ -63,6 +63,8 @@ export type OutputUpload = {
    * the gateway lists the file only when its own hash of what arrived is this one.
    */
   sha256(): string;
+  /** The agent stopping: the upload breaks off at once, whatever the idle rule. */
+  signal?: AbortSignal;
 };
 
 /**
@@ -249,7 +251,12 @@ export function createGatewayApi(options: {
       const idleMs = options.uploadIdleMs ?? UPLOAD_IDLE_MS;
       const idle = new AbortController();
       let timer: ReturnType<typeof setTimeout> | undefined;
+      let over = false;
       const moved = () => {
+        // A read still under way when the upload ended (aborted) must not arm a timer that holds the process.
+        if (over) {
+          return;
+        }
         clearTimeout(timer);
         timer = setTimeout(
           () => idle.abort(new Error(`no bytes moved for ${idleMs / 1000} s; the upload was abandoned`)),
@@ -269,12 +276,17 @@ export function createGatewayApi(options: {
             },
             body: uploadStream(upload, moved),
             duplex: "half",
-            signal: AbortSignal.any([idle.signal, AbortSignal.timeout(options.uploadMaxMs ?? UPLOAD_MAX_MS)]),
+            signal: AbortSignal.any([
+              idle.signal,
+              AbortSignal.timeout(options.uploadMaxMs ?? UPLOAD_MAX_MS),
+              ...(upload.signal ? [upload.signal] : []),
+            ]),
           } as RequestInit);
           const error = response.ok ? undefined : await response.json().catch(() => undefined);
           return { data: response.ok ? null : undefined, error, response };
         });
       } finally {
+        over = true;
         clearTimeout(timer);
       }
     },

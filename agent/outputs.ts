@@ -138,12 +138,14 @@ async function* readOnce(
   size: number,
   before: FileStat,
   hash: Hash,
+  signal: AbortSignal | undefined,
 ): AsyncGenerator<Buffer> {
   if (before.size !== size) {
     throw new OutputUnreadable("it changed while it was read");
   }
   let held: Buffer | undefined;
   for (let offset = 0; offset < size; offset += CHUNK_BYTES) {
+    signal?.throwIfAborted();
     const want = Math.min(CHUNK_BYTES, size - offset);
     const bytes = await executor.readFile(path, { offset, length: want });
     if (!bytes) {
@@ -214,6 +216,9 @@ export async function bringBackOutputs(ctx: AgentContext, job: TrackedJob): Prom
   const skipped = [...plan.skipped];
   let uploaded = 0;
   for (const file of plan.files) {
+    if (ctx.stopping?.aborted) {
+      return { done: false, message: "the agent is stopping; its next start uploads the rest" };
+    }
     const full = posix.join(job.jobDir, file.path);
     const unsafe = await stillConfined(ctx.executor, job.jobDir, file.path);
     if (typeof unsafe === "string") {
@@ -226,7 +231,7 @@ export async function bringBackOutputs(ctx: AgentContext, job: TrackedJob): Prom
     let unreadable: string | undefined;
     const body = (async function* () {
       try {
-        for await (const bytes of readOnce(ctx.executor, full, file.size, before, hash)) {
+        for await (const bytes of readOnce(ctx.executor, full, file.size, before, hash, ctx.stopping)) {
           sent += bytes.length;
           if (sent > file.size / 2) {
             crashPoint(ctx, "mid-output-upload");
@@ -245,6 +250,7 @@ export async function bringBackOutputs(ctx: AgentContext, job: TrackedJob): Prom
       size: file.size,
       body,
       sha256: () => hash.digest("hex"),
+      signal: ctx.stopping,
     });
     if (unreadable) {
       skipped.push({ path: file.path, why: unreadable });

@@ -51,7 +51,8 @@ const JOB_ID = /^job_[0-9a-z]{20,40}$/;
 
 /**
  * Walks `segments` down from `base` (a real root), creating what is missing ONE level at a time with
- * mode 0700, and returns the real path reached. Nothing is ever created outside the roots:
+ * mode 0700, and returns the real path reached and whether this very walk created the last directory.
+ * Nothing is ever created outside the roots:
  * - each segment is a plain name (never `.`, `..`, empty or with a `/`), checked before any I/O;
  * - each existing component is lstat-ed; a symlink is refused, except (with `followInside`) one
  *   whose target is an existing directory inside the roots, where the walk continues from the target;
@@ -59,18 +60,6 @@ const JOB_ID = /^job_[0-9a-z]{20,40}$/;
  *   the new directory must resolve to itself afterwards (a swap in between is refused).
  */
 async function walkCreate(
-  executor: Executor,
-  roots: Roots,
-  base: string,
-  segments: string[],
-  field: string,
-  followInside: boolean,
-): Promise<string> {
-  return (await walkCreateDir(executor, roots, base, segments, field, followInside)).real;
-}
-
-/** {@link walkCreate}, also saying whether the last directory was created by this very walk. */
-async function walkCreateDir(
   executor: Executor,
   roots: Roots,
   base: string,
@@ -180,14 +169,7 @@ export async function createJobDir(
   if (!Number.isSafeInteger(attempt) || attempt < 1) {
     throw new PathError("attempt", `${attempt} is not an attempt number`);
   }
-  const made = await walkCreateDir(
-    executor,
-    roots,
-    roots.real[0]!,
-    [owner, jobDirName(jobId, attempt)],
-    "jobDir",
-    false,
-  );
+  const made = await walkCreate(executor, roots, roots.real[0]!, [owner, jobDirName(jobId, attempt)], "jobDir", false);
   return { dir: made.real, fresh: made.created };
 }
 
@@ -202,7 +184,7 @@ export async function prepareBatchDir(executor: Executor, roots: Roots, owner: s
   if (!LeaseBatch.shape.id.safeParse(batchId).success) {
     throw new PathError("batch.id", `${JSON.stringify(batchId)} is not a batch id`);
   }
-  return walkCreate(executor, roots, roots.real[0]!, [owner, batchId], "batchDir", false);
+  return (await walkCreate(executor, roots, roots.real[0]!, [owner, batchId], "batchDir", false)).real;
 }
 
 /**
@@ -213,7 +195,7 @@ export async function resolveWorkdir(executor: Executor, roots: Roots, workdir: 
   if (!RELATIVE_PATH.test(workdir)) {
     throw new PathError("workdir", `${JSON.stringify(workdir)} is not a relative path without '.' or '..' segments`);
   }
-  return walkCreate(executor, roots, roots.real[0]!, workdir.split("/"), "workdir", true);
+  return (await walkCreate(executor, roots, roots.real[0]!, workdir.split("/"), "workdir", true)).real;
 }
 
 /** Bind sources and image files must exist inside the roots. */

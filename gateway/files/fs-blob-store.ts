@@ -7,6 +7,7 @@ import { createHash, randomUUID } from "node:crypto";
 import { mkdir, open, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable } from "node:stream";
+import { eachChunkCapped } from "../../client/read-capped.ts";
 import { SHA256_HEX } from "../../schemas/files.ts";
 import { type BlobStore, BlobHashMismatch, BlobTooLarge, hashWhole } from "./blob-store.ts";
 
@@ -29,20 +30,14 @@ export async function createFsBlobStore(dir: string): Promise<BlobStore> {
       const handle = await open(tmpFile, "wx", 0o600);
       const hash = createHash("sha256");
       const reader = body.getReader();
-      let size = 0;
       let moved = false;
       try {
-        for (;;) {
-          const { done, value } = await reader.read();
-          if (done) {
-            break;
-          }
-          size += value.byteLength;
-          if (size > maxBytes) {
-            throw new BlobTooLarge(maxBytes);
-          }
-          hash.update(value);
-          await handle.write(value);
+        const size = await eachChunkCapped(reader, maxBytes, async (chunk) => {
+          hash.update(chunk);
+          await handle.write(chunk);
+        });
+        if (size === null) {
+          throw new BlobTooLarge(maxBytes);
         }
         await handle.sync();
         await handle.close();

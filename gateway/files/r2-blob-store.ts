@@ -9,6 +9,7 @@
  * Either way R2 checks the bytes it stores under a name against that name (`sha256` on put).
  * Hashing is crypto.DigestStream, Workers' streaming SHA-256.
  */
+import { concatBytes, eachChunkCapped } from "../../client/read-capped.ts";
 import { SHA256_HEX } from "../../schemas/files.ts";
 import { type BlobStore, BlobHashMismatch, BlobTooLarge, type Digester, hashWhole } from "./blob-store.ts";
 
@@ -66,16 +67,6 @@ function blobKey(sha256: string): string {
   return `blobs/${sha256}`;
 }
 
-function join(chunks: Uint8Array[], total: number): Uint8Array {
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, at);
-    at += chunk.byteLength;
-  }
-  return out;
-}
-
 const CONTENT = { httpMetadata: { contentType: "application/octet-stream" } };
 
 export function createR2BlobStore(bucket: R2BucketLike): BlobStore {
@@ -83,7 +74,6 @@ export function createR2BlobStore(bucket: R2BucketLike): BlobStore {
     async put(body, { maxBytes, expectedSha256 }) {
       const digester = workersDigester();
       const reader = body.getReader();
-      let size = 0;
       let pending: Uint8Array[] = [];
       let pendingBytes = 0;
       const tmpKey = `tmp/${crypto.randomUUID()}`;
@@ -91,25 +81,20 @@ export function createR2BlobStore(bucket: R2BucketLike): BlobStore {
       let completed = false;
       const parts: R2UploadedPartLike[] = [];
       try {
-        for (;;) {
-          const { done, value } = await reader.read();
-          if (done) {
-            break;
-          }
-          size += value.byteLength;
-          if (size > maxBytes) {
-            throw new BlobTooLarge(maxBytes);
-          }
-          await digester.update(value);
-          pending.push(value);
-          pendingBytes += value.byteLength;
+        const size = await eachChunkCapped(reader, maxBytes, async (chunk) => {
+          await digester.update(chunk);
+          pending.push(chunk);
+          pendingBytes += chunk.byteLength;
           while (pendingBytes >= PART_BYTES) {
-            const all = join(pending, pendingBytes);
+            const all = concatBytes(pending, pendingBytes);
             upload ??= await bucket.createMultipartUpload(tmpKey);
             parts.push(await upload.uploadPart(parts.length + 1, all.slice(0, PART_BYTES)));
             pending = [all.subarray(PART_BYTES)];
             pendingBytes -= PART_BYTES;
           }
+        });
+        if (size === null) {
+          throw new BlobTooLarge(maxBytes);
         }
         const sha256 = await digester.digest();
         if (expectedSha256 !== undefined && expectedSha256 !== sha256) {
@@ -118,11 +103,11 @@ export function createR2BlobStore(bucket: R2BucketLike): BlobStore {
         const key = blobKey(sha256);
         // Same bytes, same name: writing again changes nothing a reader could see, and heals a damaged copy.
         if (!upload) {
-          await bucket.put(key, join(pending, pendingBytes), { sha256, ...CONTENT });
+          await bucket.put(key, concatBytes(pending, pendingBytes), { sha256, ...CONTENT });
           return { sha256, size };
         }
         if (pendingBytes > 0) {
-          parts.push(await upload.uploadPart(parts.length + 1, join(pending, pendingBytes)));
+          parts.push(await upload.uploadPart(parts.length + 1, concatBytes(pending, pendingBytes)));
         }
         await upload.complete(parts);
         completed = true;

@@ -5,6 +5,7 @@
  * instead of a reset connection.
  */
 import type { MiddlewareHandler } from "hono";
+import { readCapped } from "../../client/read-capped.ts";
 import { ApiProblem } from "../problem.ts";
 
 function tooLarge(maxBytes: number): ApiProblem {
@@ -25,25 +26,10 @@ export function bodyLimit(maxBytes: number): MiddlewareHandler {
       return next();
     }
     const reader = raw.body.getReader();
-    const chunks: Uint8Array[] = [];
-    let size = 0;
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) {
-        break;
-      }
-      size += value.byteLength;
-      if (size > maxBytes) {
-        reader.releaseLock();
-        throw tooLarge(maxBytes);
-      }
-      chunks.push(value);
-    }
-    const body = new Uint8Array(size);
-    let offset = 0;
-    for (const chunk of chunks) {
-      body.set(chunk, offset);
-      offset += chunk.byteLength;
+    const body = await readCapped(reader, maxBytes);
+    if (body === null) {
+      reader.releaseLock();
+      throw tooLarge(maxBytes);
     }
     c.req.raw = new Request(raw, { body });
     return next();

@@ -6,11 +6,12 @@
  */
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { createReadStream, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createClient } from "../../client/index.ts";
+import { sha256File } from "../helpers/sha256-file.ts";
 import { type E2E, REPO, slurmClusters, startE2E } from "./harness.ts";
 
 let e2e: E2E;
@@ -26,16 +27,6 @@ afterAll(async () => {
 });
 
 const MIB = 1024 * 1024;
-
-function sha256File(path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const hash = createHash("sha256");
-    createReadStream(path)
-      .on("data", (d) => hash.update(d))
-      .on("end", () => resolve(hash.digest("hex")))
-      .on("error", reject);
-  });
-}
 
 function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const child = spawn(process.execPath, [join(REPO, "bin/slurmgate.mjs"), ...args], {
