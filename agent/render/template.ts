@@ -49,7 +49,7 @@ import { noEarlyExportCasePattern } from "./env-policy.ts";
 import { type LauncherParams, portRangeShell } from "./launcher.ts";
 
 /** Bumped whenever the wrapper's behaviour changes; shown in the script header. */
-export const TEMPLATE_VERSION = 7;
+export const TEMPLATE_VERSION = 8;
 
 /** Values substituted into the parameter block (all validated by the caller). */
 export interface TemplateParams {
@@ -134,9 +134,10 @@ sg_stop_services() {
 sg_done() {
   trap - EXIT HUP INT TERM
   sg_stop_services
+  # Secrets go before the exit code appears: whoever sees the job ended never finds them still there.
+  if [[ -n $sg_secrets && -z $sg_task ]]; then rm -f -- "$sg_secrets"; fi
   printf '%s\n' "$1" >"$sg_dir/.exitcode$sg_sfx.tmp" &&
     mv -f -- "$sg_dir/.exitcode$sg_sfx.tmp" "$sg_dir/exitcode$sg_sfx"
-  if [[ -n $sg_secrets && -z $sg_task ]]; then rm -f -- "$sg_secrets"; fi
   exit "$1"
 }
 # What the wrapper itself could not do: a line for the job's stderr, and "<code> <message>" in

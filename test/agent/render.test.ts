@@ -1,7 +1,8 @@
-import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { shellQuote } from "../../agent/executor/quote.ts";
 import { RenderError } from "../../agent/render/errors.ts";
 import { renderBatchScript, type RenderInput } from "../../agent/render/render-batch-script.ts";
 import { encodeEnvEntries } from "../../agent/render/data-files.ts";
@@ -358,6 +359,28 @@ describe("renderBatchScript: the wrapper, run with bash", () => {
     expect(probe.env.API_TOKEN).toBe(secret);
     expect(probe.env.SLURMGATE_SECRETS_FILE).toBe(secretsFile);
     await expect(stat(secretsFile)).rejects.toThrow();
+  });
+
+  it("removes the secrets file before the exit code appears, not after", async () => {
+    const jobDir = join(root, "secrets-order");
+    const secretsFile = join(jobDir, "secrets.nul");
+    const job = renderBatchScript(input({ command: ["true"], secrets: ["API_TOKEN"] }, { jobDir, secretsFile }));
+    const script = await writeJob(jobDir, job);
+    await writeFile(secretsFile, encodeEnvEntries({ API_TOKEN: "x" }), { mode: 0o600 });
+    // A `mv` first on PATH notes, at the moment the exit code is moved into place, whether the
+    // secrets file is still there: whoever polls for the exit code could see exactly that.
+    const shims = join(root, "secrets-order-shims");
+    await mkdir(shims, { recursive: true });
+    const seen = join(root, "secrets-order-seen");
+    await writeFile(
+      join(shims, "mv"),
+      `#!/bin/bash\ncase "\${@: -1}" in */exitcode) if [[ -e ${shellQuote(secretsFile)} ]]; then echo present; else echo absent; fi >>${shellQuote(seen)};; esac\nexec /bin/mv "$@"\n`,
+      { mode: 0o755 },
+    );
+    const result = await runBatchScript(script, { PATH: `${shims}:${process.env.PATH ?? "/usr/bin:/bin"}` });
+    expect(result.code, result.stderr).toBe(0);
+    expect((await readFile(seen, "utf8")).trim()).toBe("absent");
+    expect((await readFile(join(jobDir, "exitcode"), "utf8")).trim()).toBe("0");
   });
 
   it("keeps the shared secrets file for array tasks and writes per-task exit codes", async () => {

@@ -3,6 +3,7 @@
  * refusals of what a compromised gateway could send, and the wrapper starting, checking, exporting
  * and stopping services, with env and secrets kept to the part they were meant for.
  */
+import { TEMPLATE_VERSION } from "../../agent/render/template.ts";
 import { execFileSync } from "node:child_process";
 import { createServer } from "node:net";
 import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
@@ -113,7 +114,7 @@ describe("services.nul", () => {
     ]);
     expect(job.script).not.toContain("$(id)");
     expect(job.script).not.toContain("model-api");
-    expect(job.script).toContain("template v7");
+    expect(job.script).toContain(`template v${TEMPLATE_VERSION}`);
   });
 
   it("is empty without services, so a stale one from an earlier attempt is overwritten", () => {
