@@ -52,7 +52,7 @@ export async function runCycle(
     gatewayReachable: true,
     cycleMs: 0,
   };
-  // An agent that does not know yet whose jobs it may run asks for none (max 0 is not allowed: skip).
+  // An agent that does not know yet whose jobs it may run makes no lease call at all.
   if (ctx.identity && !(await ctx.identity.ready().catch(() => false))) {
     stats.gatewayReachable = false;
     stats.errors.push("identity: could not learn from the gateway whose jobs this agent runs");
@@ -102,16 +102,9 @@ export async function runCycle(
  */
 async function renewBeyondOneCall(ctx: AgentContext, stats: CycleStats, signal?: AbortSignal): Promise<string[]> {
   const holding = ctx.state.all().map((j) => j.jobId);
-  for (let end = holding.length; end > MAX_HOLDING_PER_LEASE; end -= MAX_HOLDING_PER_LEASE) {
-    const renewed = await ctx.api.lease(
-      {
-        agentId: ctx.agentId,
-        max: 0,
-        wait: 0,
-        holding: holding.slice(Math.max(MAX_HOLDING_PER_LEASE, end - MAX_HOLDING_PER_LEASE), end),
-      },
-      signal,
-    );
+  for (let start = MAX_HOLDING_PER_LEASE; start < holding.length; start += MAX_HOLDING_PER_LEASE) {
+    const chunk = holding.slice(start, start + MAX_HOLDING_PER_LEASE);
+    const renewed = await ctx.api.lease({ agentId: ctx.agentId, max: 0, wait: 0, holding: chunk }, signal);
     if (renewed.ok) {
       forgetLost(ctx, renewed.value.lost);
     } else {

@@ -90,10 +90,10 @@ export async function leaseForAgent(
   await touchAgent(deps.db, { cluster, agentId, version, mode, cycleMs, user: principal.user }, now);
   const scope = await scopeFor(deps, principal, agentId);
   const lost = await renewLeases(deps.db, { cluster, agentId, holding: input.holding, now, leaseMs });
-  const answer = { lost, leaseSeconds: deps.config.SLURMGATE_LEASE_SECONDS, serverTime: iso(deps.now()) };
+  const leaseSeconds = deps.config.SLURMGATE_LEASE_SECONDS;
   if (input.max === 0) {
     // A renewal only: cancel orders and asks wait for the agent's claiming call, which handles them.
-    return { leases: [], cancels: [], asks: [], ...answer };
+    return { leases: [], cancels: [], asks: [], lost, leaseSeconds, serverTime: iso(deps.now()) };
   }
   let cancels: CancelOrderRow[] = [];
   let asks: AgentAsk[] = [];
@@ -108,7 +108,7 @@ export async function leaseForAgent(
   const options = { recheckMs: deps.recheckMs, now: deps.now, signal };
   const claimed = (await longPoll(deps.notifier, `cluster:${cluster}`, wait, check, options)) ?? [];
   const leases = await toLeases(deps, claimed);
-  return { leases, cancels, asks, ...answer, serverTime: iso(deps.now()) };
+  return { leases, cancels, lost, asks, leaseSeconds, serverTime: iso(deps.now()) };
 }
 
 /** Applies each report in order, fenced by its epoch; one outcome per report. */
