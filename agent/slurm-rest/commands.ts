@@ -5,6 +5,7 @@
  * answer that never came is an unknown outcome (look the tag up before any retry).
  */
 import { readFile, stat } from "node:fs/promises";
+import { type Lane, type LaneCall, laneCall } from "../executor/lane.ts";
 import type { SlurmCommands } from "../slurm-commands.ts";
 import { checkJobIds } from "../slurm/fields.ts";
 import { type SlurmFailure, failed, succeeded } from "../slurm/result.ts";
@@ -63,8 +64,14 @@ export function createRestSlurmCommands(options: {
       } catch (err) {
         return failed("invalid_argument", `sbatch (slurmrestd): ${(err as Error).message}`, false);
       }
-      const sent = await call("job submit", "POST", `${REST_API}/job/submit`, submission);
-      return sent.ok ? readSubmitResponse(sent.value) : sent;
+      const send = async () => {
+        const sent = await call("job submit", "POST", `${REST_API}/job/submit`, submission);
+        return sent.ok ? readSubmitResponse(sent.value) : sent;
+      };
+      const lane = laneCall();
+      const withdrawn = () =>
+        failed("unreachable", "job submit: withdrawn before it was sent; it never reached slurmrestd", true);
+      return lane && !lane.claimed ? sendInLane(lane, send, withdrawn) : send();
     },
     async squeue() {
       // slurmrestd renders the whole queue (every user's: v0.0.38 cannot filter) as JSON, seconds of
@@ -115,6 +122,34 @@ export function createRestSlurmCommands(options: {
     },
   };
 }
+
+/** Each lane's last submission: the lane's next one is sent the moment it has its answer. */
+const laneTails = new WeakMap<Lane, Promise<unknown>>();
+
+/**
+ * A submission lane over REST (agent/executor/lane.ts), as the spawner keeps one for sbatch: the
+ * request is built now and queued behind the lane's request in flight, so it goes out the moment that
+ * one is answered instead of after a turn through the agent; one request in flight per lane. The
+ * caller wrote the job's "submitting" record before this, so a request sent later is still one a
+ * restarted agent looks up by tag. Withdrawn before it went out, it never does, and reads as an
+ * answer that never came (looked up by tag, never taken for a refusal).
+ */
+function sendInLane<T>(call: LaneCall, send: () => Promise<T>, withdrawnAnswer: () => T): Promise<T> {
+  call.claimed = true;
+  let withdrawn = false;
+  const before = laneTails.get(call.lane) ?? Promise.resolve();
+  const result = before.then(() => (withdrawn ? withdrawnAnswer() : send()));
+  laneTails.set(call.lane, result.then(noop, noop));
+  call.cancel = () => {
+    withdrawn = true;
+  };
+  call.handedOver();
+  return result.finally(() => {
+    call.cancel = undefined;
+  });
+}
+
+const noop = () => {};
 
 /** Whether the daemon answers a ping: null when it does, else why not (for the agent's doctor). */
 export async function pingRest(client: RestClient): Promise<string | null> {

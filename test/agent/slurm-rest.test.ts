@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { parseAgentConfig } from "../../agent/config.ts";
+import { Lane, inLane } from "../../agent/executor/lane.ts";
 import { createSlurmCommands } from "../../agent/slurm-commands.ts";
 import { createRestClient, parseRestTarget } from "../../agent/slurm-rest/client.ts";
 import { createRestSlurmCommands } from "../../agent/slurm-rest/commands.ts";
@@ -350,6 +351,81 @@ describe("the client and the commands against a daemon that misbehaves", () => {
     const queue = await rest().squeue();
     // A queue that could not be read is "don't know", never an empty queue.
     expect(queue.ok).toBe(false);
+  });
+
+  describe("a submission lane (the next request waits in the agent, sent the moment the one before is answered)", () => {
+    /** A daemon that holds every submit until released, numbering them in the order they arrive. */
+    const heldDaemon = async () => {
+      const arrived: string[] = [];
+      const release: (() => void)[] = [];
+      let inFlight = 0;
+      let mostInFlight = 0;
+      await serve((req, res) => {
+        let body = "";
+        req.on("data", (d) => (body += d));
+        req.on("end", () => {
+          inFlight++;
+          mostInFlight = Math.max(mostInFlight, inFlight);
+          arrived.push(JSON.parse(body).job.name);
+          release.push(() => {
+            inFlight--;
+            res.end(JSON.stringify({ ...fixture("submit-ok.json").body, job_id: 100 + arrived.length }));
+          });
+        });
+      });
+      const requests = async (count: number) => {
+        for (let waited = 0; arrived.length < count && waited < 2_000; waited += 10) {
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        }
+        return [...arrived];
+      };
+      return { requests, release: () => release.shift()?.(), mostInFlight: () => mostInFlight };
+    };
+    const named = (name: string) => {
+      const path = `${dir}.${name}.sbatch`;
+      writeFileSync(path, `#!/bin/bash\n#SBATCH --job-name=${name}\ntrue\n`);
+      return path;
+    };
+
+    it("hands the next submission over at once but sends it only when the one before is answered", async () => {
+      const daemon = await heldDaemon();
+      const commands = rest();
+      const lane = new Lane();
+      const first = inLane(lane, () => commands.sbatch(named("first"), []));
+      await first.handedOver;
+      const second = inLane(lane, () => commands.sbatch(named("second"), []));
+      await second.handedOver; // queued, not waiting for the first's answer
+      expect(await daemon.requests(1)).toEqual(["first"]);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(await daemon.requests(1)).toEqual(["first"]); // still held back
+      daemon.release();
+      expect(await first.result).toMatchObject({ ok: true, value: { slurmJobId: "101" } });
+      expect(await daemon.requests(2)).toEqual(["first", "second"]);
+      daemon.release();
+      expect(await second.result).toMatchObject({ ok: true, value: { slurmJobId: "102" } });
+      expect(daemon.mostInFlight()).toBe(1);
+    });
+
+    it("a submission withdrawn while it waits is never sent, and reads as an answer that never came", async () => {
+      const daemon = await heldDaemon();
+      const commands = rest();
+      const lane = new Lane();
+      const first = inLane(lane, () => commands.sbatch(named("first"), []));
+      await first.handedOver;
+      const second = inLane(lane, () => commands.sbatch(named("second"), []));
+      await second.handedOver;
+      second.cancel();
+      daemon.release();
+      expect((await first.result).ok).toBe(true);
+      const withdrawn = await second.result;
+      expect(!withdrawn.ok && isUnknownOutcome(withdrawn.code)).toBe(true); // looked up by tag, never "refused"
+      expect(withdrawn).toMatchObject({ message: expect.stringContaining("withdrawn before it was sent") });
+      // The lane goes on: a later submission is sent, and the withdrawn one never was.
+      const third = inLane(lane, () => commands.sbatch(named("third"), []));
+      expect(await daemon.requests(2)).toEqual(["first", "third"]);
+      daemon.release();
+      expect((await third.result).ok).toBe(true);
+    });
   });
 
   it("a huge answer is cut off, not buffered without bound", async () => {
