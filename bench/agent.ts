@@ -77,7 +77,7 @@ const round2 = (x: number) => round(x, 1);
 type Sizes = { submit: number; naiveSample: number; latency: number; polled: number };
 
 /** Jobs each agent start submits before the measured window (= its MAX_LEASE: exactly its first lease call). */
-const WARM_UP = 100;
+export const WARM_UP = 100;
 
 const FULL: Sizes = { submit: 500, naiveSample: 100, latency: 50, polled: 30 };
 const QUICK: Sizes = { submit: 100, naiveSample: 50, latency: 15, polled: 10 };

@@ -55,21 +55,19 @@ export function ensureSudoRule(account: string, members: readonly string[]): voi
 export type UserAgent = { child: ChildProcess; logs: () => string; stop: () => Promise<void> };
 
 /** Runs the agent under `user`'s own uid, gid and groups (env from `e2e.agentEnv`). */
-export function spawnAgentAs(user: PosixUser, env: Record<string, string>): UserAgent {
+export function spawnAgentAs(
+  user: PosixUser,
+  env: Record<string, string>,
+  /** The one-file agent as it ships (scripts/build-agent.ts), instead of the sources through tsx. */
+  bundle?: string,
+): UserAgent {
   const nodeBin = existsSync("/usr/bin/node") ? "/usr/bin/node" : process.execPath;
-  const child = spawn(
-    "setpriv",
-    [
-      `--reuid=${user.uid}`,
-      `--regid=${user.gid}`,
-      "--init-groups",
-      nodeBin,
-      "--import",
-      "tsx",
-      join(REPO, "agent/main.ts"),
-    ],
-    { cwd: REPO, env: { HOME: `/home/${user.name}`, USER: user.name, ...env }, stdio: ["ignore", "pipe", "pipe"] },
-  );
+  const entry = bundle ? [bundle] : ["--import", "tsx", join(REPO, "agent/main.ts")];
+  const child = spawn("setpriv", [`--reuid=${user.uid}`, `--regid=${user.gid}`, "--init-groups", nodeBin, ...entry], {
+    cwd: REPO,
+    env: { HOME: `/home/${user.name}`, USER: user.name, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   let output = "";
   child.stdout?.on("data", (d) => (output += d));
   child.stderr?.on("data", (d) => (output += d));
