@@ -190,7 +190,8 @@ class Bench {
     const node = existsSync("/usr/bin/node") ? "/usr/bin/node" : process.execPath;
     // BENCH_PROF=<dir>: a CPU profile of each agent process, written when it stops.
     const prof = process.env.BENCH_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROF}`] : [];
-    const child = spawn(node, [...prof, this.bundle], {
+    // --pdeathsig: an agent never outlives a bench that was killed (it would go on leasing from nothing).
+    const child = spawn("setpriv", ["--pdeathsig", "SIGTERM", node, ...prof, this.bundle], {
       env: this.agentEnv(stateFile, extra),
       stdio: ["ignore", "ignore", "pipe"],
     });

@@ -63,11 +63,17 @@ export function spawnAgentAs(
 ): UserAgent {
   const nodeBin = existsSync("/usr/bin/node") ? "/usr/bin/node" : process.execPath;
   const entry = bundle ? [bundle] : ["--import", "tsx", join(REPO, "agent/main.ts")];
-  const child = spawn("setpriv", [`--reuid=${user.uid}`, `--regid=${user.gid}`, "--init-groups", nodeBin, ...entry], {
-    cwd: REPO,
-    env: { HOME: `/home/${user.name}`, USER: user.name, ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  // --pdeathsig: the agent never outlives the test or bench process that started it, killed or not.
+  const pdeath = "--pdeathsig=SIGTERM";
+  const child = spawn(
+    "setpriv",
+    [`--reuid=${user.uid}`, `--regid=${user.gid}`, "--init-groups", pdeath, nodeBin, ...entry],
+    {
+      cwd: REPO,
+      env: { HOME: `/home/${user.name}`, USER: user.name, ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
   let output = "";
   child.stdout?.on("data", (d) => (output += d));
   child.stderr?.on("data", (d) => (output += d));
