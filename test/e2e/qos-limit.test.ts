@@ -5,18 +5,17 @@
  * Real slurmctld, real sbatch, real gateway over HTTP, real agent: nothing imitates Slurm here.
  */
 import { execFile } from "node:child_process";
-import { randomBytes } from "node:crypto";
 import { chmodSync, mkdtempSync } from "node:fs";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { batchLeases } from "../helpers/batch-leases.ts";
 import { createAgent } from "../../agent/agent.ts";
 import { parseAgentConfig } from "../../agent/config.ts";
 import type { AgentContext } from "../../agent/context.ts";
-import type { GatewayApi, Lease } from "../../agent/gateway-api.ts";
+import type { GatewayApi } from "../../agent/gateway-api.ts";
 import { createPacer } from "../../agent/pacer.ts";
 import { requeueAfterSeconds } from "../../agent/requeue-wait.ts";
 import { submitBatch } from "../../agent/submit-batch.ts";
-import { JobSpec } from "../../schemas/index.ts";
 import type { Job, JobEvent, SweepCreated, SweepDetail } from "../../schemas/index.ts";
 import { type RestDaemon, startSlurmrestd } from "../helpers/slurmrestd.ts";
 import { type AgentProcess, type E2E, slurm, slurmJobsTagged, startE2E, startGamma, stopGamma } from "./harness.ts";
@@ -183,27 +182,7 @@ describe("the pacer bounds every part of a split array (SLURMGATE_SUBMITS_PER_SE
         return real.sbatch(script, args);
       },
     };
-    const batch = `bat_${randomBytes(12).toString("hex")}`;
-    const leases = Array.from(
-      { length: 5 },
-      (_, i): Lease => ({
-        jobId: `job_${randomBytes(13).toString("hex")}`,
-        epoch: 1,
-        attempt: 1,
-        owner: "alice",
-        expiresAt: new Date(Date.now() + 60_000).toISOString(),
-        spec: JobSpec.parse({
-          name: `paced-${i}`,
-          partition: "cpu",
-          command: ["true"],
-          env: { I: String(i) },
-          extraSbatchArgs: ["--begin=now+1hour"],
-        }),
-        slurmJobId: null,
-        dependsOnSlurmIds: [],
-        batch: { id: batch, index: i, size: 5, maxParallel: null },
-      }),
-    );
+    const leases = batchLeases(5, { name: "paced", spec: { partition: "cpu" } });
     try {
       const results = await submitBatch(agent.ctx, leases, () => pacer.beforeSubmit());
       const submitted = results.filter((r) => r.kind === "submitted").length;
@@ -219,7 +198,7 @@ describe("the pacer bounds every part of a split array (SLURMGATE_SUBMITS_PER_SE
     } finally {
       const arrays = slurm("gamma", "squeue", ["-h", "-o", "%F|%k"])
         .split("\n")
-        .filter((line) => line.endsWith(`slurmgate:batch:${batch}`))
+        .filter((line) => line.endsWith(`slurmgate:batch:${leases[0]!.batch!.id}`))
         .map((line) => line.split("|")[0]!);
       if (arrays.length > 0) {
         slurm("gamma", "scancel", [...new Set(arrays)]);

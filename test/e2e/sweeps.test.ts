@@ -1,18 +1,11 @@
-/**
- * Sweeps on real Slurm: a sweep's elements that share a spec become ONE array per batch (at most
- * MaxArraySize elements), `maxParallel` is Slurm's own throttle, every element is a job of its own
- * (state, exit code, logs, result, retry, cancel), and an agent SIGKILLed while submitting a batch
- * still puts each element into Slurm exactly once.
- */
-import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { batchLeases } from "../helpers/batch-leases.ts";
 import { type AgentHandle, createAgent } from "../../agent/agent.ts";
 import { parseAgentConfig } from "../../agent/config.ts";
 import type { GatewayApi, Lease } from "../../agent/gateway-api.ts";
 import { submitBatch } from "../../agent/submit-batch.ts";
-import { JobSpec } from "../../schemas/index.ts";
 import type { Job, SweepCreated, SweepDetail, SweepResultLine } from "../../schemas/index.ts";
 import { type AgentProcess, type E2E, slurm, slurmClusters, startE2E } from "./harness.ts";
 
@@ -371,29 +364,8 @@ describe("submitting a batch (the agent's submit step on real Slurm, leases hand
     };
   });
 
-  const batchOf = (n: number, spec: Record<string, unknown> = {}) => {
-    const batch = `bat_${randomBytes(12).toString("hex")}`;
-    return Array.from(
-      { length: n },
-      (_, i): Lease => ({
-        jobId: `job_${randomBytes(13).toString("hex")}`,
-        epoch: 1,
-        attempt: 1,
-        owner: "alice",
-        expiresAt: new Date(Date.now() + 60_000).toISOString(),
-        spec: JobSpec.parse({
-          name: `direct-${i}`,
-          command: ["true"],
-          env: { I: String(i) },
-          extraSbatchArgs: ["--begin=now+1hour"],
-          ...spec,
-        }),
-        slurmJobId: null,
-        dependsOnSlurmIds: [],
-        batch: { id: batch, index: i, size: n, maxParallel: 2 },
-      }),
-    );
-  };
+  const batchOf = (n: number, spec: Record<string, unknown> = {}) =>
+    batchLeases(n, { name: "direct", maxParallel: 2, spec });
 
   it("finds every member by the batch tag when sbatch's answer is lost: one array, no second sbatch", async () => {
     const leases = batchOf(3);
