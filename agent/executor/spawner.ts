@@ -40,7 +40,16 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { accessSync, constants, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import {
+  accessSync,
+  constants,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  unlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
@@ -101,6 +110,17 @@ while IFS= read -r q; do
 done
 `.replaceAll("@{", "${"); // @{ stands for bash's ${ in this template
 
+/** unlink, where a missing file is fine (rmSync would stat it first, through rimraf, per command). */
+function removeIfThere(file: string) {
+  try {
+    unlinkSync(file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") {
+      throw err;
+    }
+  }
+}
+
 /** Queueing needs the parent check, which reads /proc (the agent runs on Linux login nodes). */
 const canQueue = existsSync(`/proc/${process.pid}/stat`);
 
@@ -130,6 +150,8 @@ type Pending = {
   startFailed?: boolean;
   /** Withdrawn, and bash confirmed it never started. */
   withdrawn?: boolean;
+  /** A kill file was written for it (removed when it ends). */
+  killFile?: boolean;
   ended: { out: boolean; err: boolean };
   out: ReturnType<typeof outputCap>;
   err: ReturnType<typeof outputCap>;
@@ -250,7 +272,7 @@ class Spawner {
         this.begin(p);
       }
       this.child.stdin!.write(`${seq}\n`);
-      onQueued?.(() => rmSync(`${this.requestFile}.${seq}`, { force: true }));
+      onQueued?.(() => removeIfThere(`${this.requestFile}.${seq}`));
     });
   }
 
@@ -280,6 +302,7 @@ class Spawner {
     if (this.queue.includes(p) && p.status === undefined && this.child.pid !== undefined) {
       try {
         writeFileSync(`${this.requestFile}.k${p.seq}`, "", { mode: 0o600 });
+        p.killFile = true;
         process.kill(this.child.pid, sig === "SIGTERM" ? "SIGUSR1" : "SIGUSR2");
       } catch {}
     }
@@ -295,7 +318,7 @@ class Spawner {
         continue;
       }
       if (kind === "D" || kind === "X" || kind === "C") {
-        rmSync(`${this.requestFile}.${p.seq}`, { force: true }); // read by now, or withdrawn
+        removeIfThere(`${this.requestFile}.${p.seq}`); // read by now, or withdrawn
       }
       if (kind === "X") {
         p.startFailed = true;
@@ -363,7 +386,9 @@ class Spawner {
     for (const t of p.timers) {
       clearTimeout(t);
     }
-    rmSync(`${this.requestFile}.k${p.seq}`, { force: true });
+    if (p.killFile) {
+      removeIfThere(`${this.requestFile}.k${p.seq}`);
+    }
     if (p.withdrawn) {
       p.reject(Object.assign(new Error("withdrawn before it started; it never ran"), { code: "ECANCELED" }));
       return;
