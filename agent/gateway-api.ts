@@ -8,6 +8,7 @@
 import createFetchClient from "openapi-fetch";
 import { isRetryableStatus } from "../client/errors.ts";
 import type { components, paths } from "../client/generated/api.ts";
+import { reportRequest } from "./report-request.ts";
 
 const utf8 = new TextEncoder();
 
@@ -205,7 +206,7 @@ export function createGatewayApi(options: {
     headers: { authorization: `Bearer ${options.token}`, "user-agent": "slurmgate-agent" },
     fetch: options.fetch,
     // Bytes, not a string: fetch re-scans a string body for lone surrogates before encoding it, and
-    // a report request carries up to 100 rendered scripts (~23 KB each).
+    // a report request carries scripts and base64 log chunks (megabytes).
     bodySerializer: (body: unknown) => utf8.encode(JSON.stringify(body)),
   });
   const timeout = (extraMs = 0) => AbortSignal.timeout((options.timeoutMs ?? 30_000) + extraMs);
@@ -220,7 +221,7 @@ export function createGatewayApi(options: {
       ),
     report: async (agentId, reports) => {
       const result = await call(() =>
-        client.POST("/v1/agent/reports", { body: { agentId, reports }, signal: timeout() }),
+        client.POST("/v1/agent/reports", { body: reportRequest(agentId, reports), signal: timeout() }),
       );
       return result.ok ? { ok: true, value: result.value.outcomes } : result;
     },

@@ -172,6 +172,8 @@ export type SlurmgateClient = WebhookApi & {
   cancel(id: string, options?: { signal?: AbortSignal }): Promise<Job>;
   /** An array job's tasks: state, exit code and reason of each, and counts per state (empty for a plain job). */
   tasks(id: string, options?: { signal?: AbortSignal }): Promise<JobTasks>;
+  /** The exact batch script the agent gave sbatch for the job (404 until it has reported it submitted). */
+  script(id: string, options?: { signal?: AbortSignal }): Promise<string>;
   /** Lists a directory of the job's directory (`""`: the directory itself), through its cluster's agent. */
   browse(id: string, path?: string, options?: BrowseOptions): Promise<DirListing>;
   /** The first `bytes` (default 4096) of a file in the job's directory. */
@@ -322,6 +324,16 @@ export function createClient(options: ClientOptions): SlurmgateClient {
       unwrap(raw.POST("/v1/jobs/{id}/cancel", { params: { path: { id } }, signal: o.signal }), shapes.job),
     tasks: (id, o = {}) =>
       unwrap(raw.GET("/v1/jobs/{id}/tasks", { params: { path: { id } }, signal: o.signal }), shapes.tasks),
+    script: (id, o = {}) =>
+      unwrap(
+        raw.GET("/v1/jobs/{id}/script", {
+          params: { path: { id } },
+          headers: { accept: "text/plain" },
+          parseAs: "text",
+          signal: o.signal,
+        }),
+        shapes.text,
+      ),
     browse: (id, path, o) => browseDir(raw, id, path, o),
     head: (id, path, o) => readEnd(raw, id, path, "head", o),
     tail: (id, path, o) => readEnd(raw, id, path, "tail", o),

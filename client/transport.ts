@@ -85,6 +85,8 @@ const JSON_TYPE = /^application\/([a-z0-9.+-]+\+)?json\b/i;
 const NDJSON_TYPE = /\bapplication\/x-ndjson\b/i;
 /** A job's output file, when asked for: streamed to disk by the caller, never read into memory. */
 const OCTET_TYPE = /\bapplication\/octet-stream\b/i;
+/** A job's batch script, when asked for: text, read here like a JSON body. */
+const TEXT_TYPE = /^text\/plain\b/i;
 
 /** Reads the body once, proves it is what the API promises, and hands back an equivalent Response. */
 async function checked(request: Request, response: Response): Promise<Response> {
@@ -103,6 +105,9 @@ async function checked(request: Request, response: Response): Promise<Response> 
   }
   const body = await readText(request, response);
   const info = { status: response.status, contentType, body, url: request.url };
+  if (response.ok && TEXT_TYPE.test(contentType) && TEXT_TYPE.test(accept)) {
+    return new Response(body, { status: response.status, statusText: response.statusText, headers: response.headers });
+  }
   if (!JSON_TYPE.test(contentType)) {
     const what = response.ok
       ? `expected JSON, got ${contentType || "no content type"}`

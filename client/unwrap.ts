@@ -73,6 +73,7 @@ export const shapes = {
       isObject(v) && typeof v.data === "string" && typeof v.nextOffset === "number" && typeof v.complete === "boolean",
   },
   items: { what: "a list of items", test: itemsOf(isObject) },
+  text: { what: "text", test: (v: unknown) => typeof v === "string" },
   tasks: {
     what: "a job's tasks",
     test: (v: unknown) => itemsOf(isObject)(v) && isObject(v) && typeof v.jobId === "string" && isObject(v.counts),

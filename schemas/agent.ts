@@ -6,6 +6,7 @@ import { AgentAsk } from "./asks.ts";
 import { CacheEntry, MAX_INVENTORY_CACHES } from "./cache.ts";
 import { AgentIdentity, IDENTITY_REJECT_CODES } from "./identity.ts";
 import { JobId, JobSpec, JobState, JobTask, MAX_REPORTED_TASKS, SERVICE_NAME } from "./job.ts";
+import { SHA256_HEX } from "./files.ts";
 import { ABSOLUTE_PATH, SLURM_NAME } from "./patterns.ts";
 import { SBATCH_OPTION } from "./sbatch.ts";
 
@@ -180,6 +181,14 @@ export const LogAppend = z.strictObject({
   }),
 });
 
+/** Longest rendered script a report may carry, whole or as head plus body (characters). */
+export const MAX_SCRIPT_CHARS = 1_100_000;
+/**
+ * Most script bodies one report request may carry: the wrapper's fixed body of the template version
+ * that rendered the scripts, and of an older one for reports kept across an agent upgrade.
+ */
+export const MAX_SCRIPT_BODIES = 4;
+
 export const Report = z
   .strictObject({
     jobId: JobId,
@@ -196,11 +205,14 @@ export const Report = z
       .union([RejectCode, EndingCode])
       .optional()
       .openapi({ description: "A refusal's code (rejected), or how a job that ran ended when it did not complete." }),
-    script: z
-      .string()
-      .max(1_100_000)
-      .optional()
-      .openapi({ description: "The exact rendered batch script, for audit." }),
+    script: z.string().max(MAX_SCRIPT_CHARS).optional().openapi({
+      description:
+        "The exact rendered batch script, for audit; with `scriptBody`, only its head (the script is `script` followed by that body).",
+    }),
+    scriptBody: z.string().regex(SHA256_HEX, "lowercase sha256 hex").optional().openapi({
+      description:
+        "The sha256 (lowercase hex) of the text that follows `script` in the rendered script: a body the request carries in `scriptBodies`, so a wrapper body shared by many jobs travels and is stored once.",
+    }),
     logs: z
       .array(LogAppend)
       .max(MAX_LOG_CHUNKS_PER_REPORT)
@@ -219,7 +231,36 @@ export const Report = z
 export type Report = z.infer<typeof Report>;
 
 export const ReportBatch = z
-  .strictObject({ agentId: z.string().max(128).optional(), reports: z.array(Report).min(1).max(500) })
+  .strictObject({
+    agentId: z.string().max(128).optional(),
+    reports: z.array(Report).min(1).max(500),
+    scriptBodies: z
+      .record(
+        z.string().regex(SHA256_HEX, "a body's key is its sha256 (lowercase hex)"),
+        z.string().max(MAX_SCRIPT_CHARS),
+      )
+      .optional()
+      .openapi({
+        description: `The script bodies the reports name in \`scriptBody\`, each under its sha256 (lowercase hex); at most ${MAX_SCRIPT_BODIES}. The gateway checks each hash.`,
+      }),
+  })
+  .superRefine((batch, ctx) => {
+    const bodies = batch.scriptBodies ?? {};
+    if (Object.keys(bodies).length > MAX_SCRIPT_BODIES) {
+      ctx.addIssue({ code: "custom", path: ["scriptBodies"], message: `at most ${MAX_SCRIPT_BODIES} bodies` });
+    }
+    batch.reports.forEach((report, i) => {
+      if (report.scriptBody === undefined) {
+        return;
+      }
+      const path = ["reports", i, "scriptBody"];
+      if (report.script === undefined) {
+        ctx.addIssue({ code: "custom", path, message: "a scriptBody needs the script's head in `script`" });
+      } else if (!Object.hasOwn(bodies, report.scriptBody)) {
+        ctx.addIssue({ code: "custom", path, message: "names a body this request's scriptBodies does not carry" });
+      }
+    });
+  })
   .openapi("ReportBatch");
 
 export const ReportOutcome = z

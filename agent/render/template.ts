@@ -43,6 +43,7 @@
  * torchrun's `--node_rank` is set on each node from `$SLURM_NODEID` by a fixed shim.
  * Portable to bash 4.2 (no `mapfile -d`, no `${a[@]}` under `set -u`).
  */
+import { createHash } from "node:crypto";
 import { shellQuote } from "../executor/quote.ts";
 import { JOB_ARGV_REFS, SERVICE_OWN_PORT_REF } from "../../schemas/argv-refs.ts";
 import { noEarlyExportCasePattern } from "./env-policy.ts";
@@ -92,14 +93,24 @@ export function renderWrapper(p: TemplateParams): string {
     `sg_launcher=${shellQuote(p.launcher?.kind ?? "")}`,
     `sg_launcher_opts=(${(p.launcher?.options ?? []).map(shellQuote).join(" ")})`,
   ];
-  return `${params.join("\n")}\n${fixedBody()}`;
+  return `${params.join("\n")}\n${wrapperBody().text}`;
 }
 
-let body: string | undefined;
+let body: { text: string; sha256: string } | undefined;
 
-/** The wrapper's fixed part: the same text for every job (22 KB), so it is filled in once. */
-function fixedBody(): string {
-  body ??= BODY.replaceAll("@NO_EARLY_EXPORT@", noEarlyExportCasePattern()).replace("@PORT_RANGE@", portRangeShell());
+/**
+ * The wrapper's fixed part: the same text for every job of this template version, single or array
+ * (22 KB), so it is filled in and hashed once. Every rendered script ends with exactly this text, so
+ * a report request sends it once and each script as the head before it (agent/report-request.ts).
+ */
+export function wrapperBody(): { text: string; sha256: string } {
+  if (!body) {
+    const text = BODY.replaceAll("@NO_EARLY_EXPORT@", noEarlyExportCasePattern()).replace(
+      "@PORT_RANGE@",
+      portRangeShell(),
+    );
+    body = { text, sha256: createHash("sha256").update(text, "utf8").digest("hex") };
+  }
   return body;
 }
 

@@ -1,4 +1,5 @@
 import { parse, positionals } from "../args.ts";
+import { UsageError } from "../errors.ts";
 import { type Command, helped } from "../command.ts";
 import { clientFor } from "../config.ts";
 import { printJson, table } from "../output.ts";
@@ -7,22 +8,31 @@ export const show: Command = {
   name: "show",
   summary: "show a job, its spec, its history and (for an array) its tasks",
   help: `
-Usage: slurmgate show JOB_ID [--json]
+Usage: slurmgate show JOB_ID [--json | --script]
 
 An array job also lists each task with its state, exit code and how it ended
-(in --json, as "tasks").
+(in --json, as "tasks"). --script prints only the exact batch script the agent
+gave sbatch (once the job has been submitted).
 
 Examples:
   slurmgate show job_01jd7x2k9m4q8r6t5v3w1y0z
   slurmgate show job_01jd7x2k9m4q8r6t5v3w1y0z --json | jq .result
+  slurmgate show job_01jd7x2k9m4q8r6t5v3w1y0z --script > job.sbatch
 `,
   async run(argv, io) {
-    const { values, positionals: rest } = parse("show", argv, {});
+    const { values, positionals: rest } = parse("show", argv, { script: { type: "boolean" } });
     if (helped(io, show, values)) {
       return 0;
     }
     const [id = ""] = positionals("show", rest, ["JOB_ID"]);
+    if (values.script && values.json) {
+      throw new UsageError("--script and --json do not go together", "show");
+    }
     const client = clientFor(io);
+    if (values.script) {
+      io.stdout.write(await client.script(id, { signal: io.signal }));
+      return 0;
+    }
     const job = await client.get(id, { signal: io.signal });
     const tasks = job.spec?.array ? (await client.tasks(id, { signal: io.signal })).items : undefined;
     if (values.json) {

@@ -145,6 +145,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/jobs/{id}/script": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The batch script the agent rendered and submitted for the job
+         * @description The exact text the agent wrote to `job.sbatch` and gave to sbatch (for the latest attempt it reported), for audit. 404 until the agent has reported the job submitted.
+         */
+        get: operations["jobScript"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/jobs/{id}/dir": {
         parameters: {
             query?: never;
@@ -1721,6 +1741,10 @@ export interface components {
         ReportBatch: {
             agentId?: string;
             reports: components["schemas"]["Report"][];
+            /** @description The script bodies the reports name in `scriptBody`, each under its sha256 (lowercase hex); at most 4. The gateway checks each hash. */
+            scriptBodies?: {
+                [key: string]: string;
+            };
         };
         Report: {
             /** @example job_01jd7x2k9m4q8r6t5v3w1y0z */
@@ -1733,8 +1757,10 @@ export interface components {
             reason?: string;
             /** @description A refusal's code (rejected), or how a job that ran ended when it did not complete. */
             code?: ("policy_rejected" | "invalid_spec" | "path_outside_roots" | "secret_missing" | "slurm_invalid_partition" | "slurm_invalid_account" | "slurm_invalid_qos" | "slurm_qos_limit" | "slurm_assoc_limit" | "slurm_gres_unavailable" | "slurm_time_limit" | "slurm_memory_limit" | "slurm_node_config" | "slurm_dependency" | "slurm_rejected" | "job_vanished" | "cache_missing" | "input_missing" | "input_corrupt" | "owner_not_mapped" | "owner_not_agent_user" | "owner_unknown_account" | "owner_privileged_account" | "account_not_associated" | "sudo_refused") | ("exited_nonzero" | "killed_by_signal" | "setup_failed" | "image_missing" | "wrapper_failed" | "service_unhealthy" | "out_of_memory" | "time_limit" | "node_fail" | "preempted" | "cancelled_by_user" | "cancelled_in_slurm");
-            /** @description The exact rendered batch script, for audit. */
+            /** @description The exact rendered batch script, for audit; with `scriptBody`, only its head (the script is `script` followed by that body). */
             script?: string;
+            /** @description The sha256 (lowercase hex) of the text that follows `script` in the rendered script: a body the request carries in `scriptBodies`, so a wrapper body shared by many jobs travels and is stored once. */
+            scriptBody?: string;
             /**
              * @description Two streams, or two per array task (the agent ships up to 1,000 tasks' logs).
              * @default []
@@ -2400,6 +2426,64 @@ export interface operations {
             };
             /** @description Rate limited; see Retry-After */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    jobScript: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The rendered batch script */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description Missing, unknown, revoked or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such object, or not yours */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The stored script is incomplete (its shared body is missing from the database) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };

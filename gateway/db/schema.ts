@@ -99,7 +99,9 @@ export const jobs = sqliteTable(
     result: text("result"),
     // An array's tasks as the agent last reported them, a JSON list of JobTask (at most MAX_REPORTED_TASKS).
     tasks: text("tasks"),
+    // The rendered batch script, or its head when `script_body` names the body that follows it.
     script: text("script"),
+    scriptBody: text("script_body"),
     idempotencyKey: text("idempotency_key"),
     specHash: text("spec_hash"),
     // A sweep element: its sweep and position there (null for a job on its own).
@@ -308,6 +310,16 @@ export const agentAsks = sqliteTable(
     index("agent_asks_expiry").on(t.expiresAt),
   ],
 );
+
+/**
+ * Script bodies shared by many jobs' rendered scripts (the wrapper's fixed body of a template
+ * version), each stored once under its sha256: `jobs.script` holds only the head that precedes it.
+ */
+export const scriptBodies = sqliteTable("script_bodies", {
+  sha256: text("sha256").primaryKey(),
+  body: text("body").notNull(),
+  createdAt: integer("created_at").notNull(),
+});
 
 /** Blobs the store holds (gateway/files): the bytes live there, keyed by sha256 (64 lowercase hex). */
 export const blobs = sqliteTable("blobs", {

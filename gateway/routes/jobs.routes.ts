@@ -1,5 +1,5 @@
 /**
- * The user API's contracts: submit, list, get, events, cancel, logs.
+ * The user API's contracts: submit, list, get, events, cancel, logs, tasks, script.
  */
 import { requireRole } from "../middleware/auth.ts";
 import { createRoute, z } from "@hono/zod-openapi";
@@ -14,6 +14,7 @@ import {
   LogStream,
   SERVICE_NAME,
   Preflight,
+  Problem,
 } from "../../schemas/index.ts";
 import { IdParam, bearer, problems } from "./common.ts";
 
@@ -229,5 +230,29 @@ export const jobTasks = createRoute({
   responses: {
     200: { description: "The tasks", content: { "application/json": { schema: JobTasks } } },
     ...problems(401, 404, 429),
+  },
+});
+
+export const jobScript = createRoute({
+  method: "get",
+  path: "/v1/jobs/{id}/script",
+  operationId: "jobScript",
+  tags: ["jobs"],
+  summary: "The batch script the agent rendered and submitted for the job",
+  description:
+    "The exact text the agent wrote to `job.sbatch` and gave to sbatch (for the latest attempt it reported), for audit. 404 until the agent has reported the job submitted.",
+  security: bearer,
+  middleware: requireRole("user"),
+  request: { params: IdParam },
+  responses: {
+    200: {
+      description: "The rendered batch script",
+      content: { "text/plain": { schema: z.string().openapi({ description: "The script, UTF-8" }) } },
+    },
+    ...problems(401, 404, 429),
+    500: {
+      description: "The stored script is incomplete (its shared body is missing from the database)",
+      content: { "application/problem+json": { schema: Problem } },
+    },
   },
 });

@@ -8,6 +8,7 @@ import { longPoll } from "../notifier.ts";
 import { streamJobEvents } from "../services/event-streams.ts";
 import { wantsEventStream } from "../sse.ts";
 import { readJobLog } from "../services/job-logs.ts";
+import { readVisibleScript } from "../services/job-script.ts";
 import { cancelJob, listVisibleJobs, preflightJob, submitJob, visibleJob } from "../services/jobs.ts";
 import { listEvents } from "../store/jobs.ts";
 import { readJobTasks } from "../store/tasks.ts";
@@ -84,6 +85,13 @@ export function jobsRouter(deps: Deps) {
     return c.json(await readJobLog(deps, c.get("principal"), id, c.req.valid("query"), c.req.raw.signal), 200);
   };
 
+  const script: RouteHandler<typeof routes.jobScript> = async (c) =>
+    c.body(await readVisibleScript(deps, c.get("principal"), c.req.valid("param").id), 200, {
+      "content-type": "text/plain; charset=utf-8",
+      "x-content-type-options": "nosniff",
+      "cache-control": "private, no-cache",
+    }) as never;
+
   return createRouter()
     .openapi(routes.submitJob, submit)
     .openapi(routes.preflightJob, preflight)
@@ -92,5 +100,6 @@ export function jobsRouter(deps: Deps) {
     .openapi(routes.jobEvents, events)
     .openapi(routes.jobTasks, tasks)
     .openapi(routes.cancelJob, cancel)
-    .openapi(routes.jobLogs, logs);
+    .openapi(routes.jobLogs, logs)
+    .openapi(routes.jobScript, script);
 }

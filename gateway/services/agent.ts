@@ -6,7 +6,7 @@ import type { AgentAsk, Inventory, LeaseRequest, LeaseResponse, Report } from ".
 import { clusterLiveness } from "../agent-liveness.ts";
 import type { Deps, Principal } from "../deps.ts";
 import { longPoll, notifyJob } from "../notifier.ts";
-import { ApiProblem } from "../problem.ts";
+import { ApiProblem, listedProblem } from "../problem.ts";
 import { listAgents, markAgentStopped, touchAgent } from "../store/agents.ts";
 import { getCluster, saveInventory } from "../store/clusters.ts";
 import { type AgentScope, effectiveAgentId, readAgentScope, servesOf } from "../store/agent-scope.ts";
@@ -22,6 +22,7 @@ import {
 } from "../store/leases.ts";
 import { applyReport, type ReportOutcome } from "../store/reports.ts";
 import { takeAsks } from "../store/asks.ts";
+import { misnamedBodies, storeScriptBodies } from "../store/script-bodies.ts";
 
 export type AgentPrincipal = Extract<Principal, { kind: "agent" }>;
 
@@ -111,21 +112,41 @@ export async function leaseForAgent(
   return { leases, cancels, lost, asks, leaseSeconds, serverTime: iso(deps.now()) };
 }
 
-/** Applies each report in order, fenced by its epoch; one outcome per report. */
+/**
+ * Applies each report in order, fenced by its epoch; one outcome per report. The script bodies the
+ * reports name are checked against their hashes and stored first (the schema already checked that
+ * every named body is carried).
+ */
 export async function applyReports(
   deps: Deps,
   principal: AgentPrincipal,
-  batch: { reports: Report[]; agentId?: string },
+  batch: { reports: Report[]; agentId?: string; scriptBodies?: Record<string, string> },
 ): Promise<{ outcomes: ReportOutcome[] }> {
   const { cluster } = principal;
   const agentId = effectiveAgentId(principal.user, batch.agentId ?? "unknown");
   const scope = await scopeFor(deps, principal, agentId);
+  await storeNamedBodies(deps, batch.reports, batch.scriptBodies ?? {});
   const outcomes: ReportOutcome[] = [];
   for (const report of batch.reports) {
     outcomes.push(await applyReport(deps.db, { cluster, agentId, now: deps.now(), scope }, report));
     notifyJob(deps.notifier, report.jobId);
   }
   return { outcomes };
+}
+
+async function storeNamedBodies(deps: Deps, reports: Report[], bodies: Record<string, string>): Promise<void> {
+  const wrong = await misnamedBodies(bodies);
+  if (wrong.length) {
+    const message = "is not the sha256 of its text";
+    throw listedProblem(
+      "validation_failed",
+      wrong.map((key) => ({ field: `body.scriptBodies.${key}`, message })),
+    );
+  }
+  // A body no report names is not kept: the store holds only what some job's script is made of.
+  const named = new Set(reports.map((report) => report.scriptBody));
+  const kept = Object.fromEntries(Object.entries(bodies).filter(([key]) => named.has(key)));
+  await storeScriptBodies(deps.db, kept, deps.now());
 }
 
 async function registered(deps: Deps, cluster: string) {

@@ -186,7 +186,9 @@ function planTransition(row: Row, from: JobState, seq: number, report: Report, a
     changes.code = report.code;
   }
   if (report.script !== undefined) {
+    // The head alone when the body is named (stored once in script_bodies before this report).
     changes.script = report.script;
+    changes.script_body = report.scriptBody ?? null;
   }
   if (report.result !== undefined) {
     const json = JSON.stringify(report.result);

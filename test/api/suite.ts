@@ -3,6 +3,7 @@
  * seeds everything through the admin and agent APIs. Run it against Node (node.test.ts) or any
  * other target that offers { baseUrl, adminToken, close }.
  */
+import { createHash } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 export type ApiTarget = { baseUrl: string; adminToken: string; close(): Promise<void> };
@@ -261,6 +262,42 @@ export function defineApiSuite(label: string, createTarget: () => Promise<ApiTar
       expect(done.events).toHaveLength(done.lastSeq);
       const logs = await ok(call<{ data: string; complete: boolean }>("GET", `/v1/jobs/${job.id}/logs`, tokens.alice));
       expect(logs).toMatchObject({ data: "hello\n", complete: true });
+    });
+
+    it("stores a script body once, answers the script whole, and refuses a body under the wrong hash", async () => {
+      const body = `\nsg_body=1 # ${run} é ✓\n`.repeat(500);
+      const sha = createHash("sha256").update(body, "utf8").digest("hex");
+      const a = await ok(submit(tokens.alice, { name: "sa" }), 201);
+      const b = await ok(submit(tokens.alice, { name: "sb" }), 201);
+      const leases = (await lease()).leases;
+      const epoch = (id: string) => leases.find((l) => l.jobId === id)!.epoch;
+      const head = (id: string) => `#!/bin/bash\nsg_job_id='${id}'\n`;
+      const wrong = await call("POST", "/v1/agent/reports", tokens.agent, {
+        reports: [{ jobId: a.id, epoch: epoch(a.id), state: "submitted", script: head(a.id), scriptBody: sha }],
+        scriptBodies: { [sha]: `${body}x` },
+      });
+      expect(wrong.status).toBe(422);
+      expect((wrong.body as { field?: string }).field).toBe(`body.scriptBodies.${sha}`);
+      const out = await ok(
+        call<{ outcomes: { status: string }[] }>("POST", "/v1/agent/reports", tokens.agent, {
+          reports: [a, b].map((job) => ({
+            jobId: job.id,
+            epoch: epoch(job.id),
+            state: "submitted",
+            script: head(job.id),
+            scriptBody: sha,
+          })),
+          scriptBodies: { [sha]: body },
+        }),
+      );
+      expect(out.outcomes.map((o) => o.status)).toEqual(["applied", "applied"]);
+      for (const job of [a, b]) {
+        const res = await fetch(`${target.baseUrl}/v1/jobs/${job.id}/script`, {
+          headers: { authorization: `Bearer ${tokens.alice}` },
+        });
+        expect(res.headers.get("content-type")).toBe("text/plain; charset=utf-8");
+        expect(await res.text()).toBe(head(job.id) + body);
+      }
     });
 
     it("cancels queued jobs at once and held jobs through the agent", async () => {

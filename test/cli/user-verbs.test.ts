@@ -269,6 +269,21 @@ describe("ls, show, logs, cancel, wait, clusters", () => {
     expect(json.tasks).toEqual(tasks);
   });
 
+  it("show --script prints the exact script the agent reported, and client.script returns it", async () => {
+    const id = (await runCli(["submit", "-q", "--", "true"], { env })).stdout.trim();
+    const none = await runCli(["show", id, "--script"], { env });
+    expect(none.code).toBe(1);
+    expect(oneLine(none.stderr)).toMatch(/has no script yet.*\(404 not_found\)$/);
+    const script = "#!/bin/bash\n#SBATCH --job-name=t\necho 'é ✓' $HOME\n\n";
+    await world.agent.leaseJob(id);
+    await world.agent.report(id, { state: "submitted", slurmJobId: "779", script });
+    const shown = await runCli(["show", id, "--script"], { env });
+    expect(shown.code, shown.stderr).toBe(0);
+    expect(shown.stdout).toBe(script);
+    expect(await world.user.script(id)).toBe(script);
+    expect((await runCli(["show", id, "--script", "--json"], { env })).code).toBe(2);
+  });
+
   it("cancel cancels, and wait on a cancelled job exits 3", async () => {
     const id = (await runCli(["submit", "-q", "--", "sleep", "100"], { env })).stdout.trim();
     const cancelled = await runCli(["cancel", id], { env });

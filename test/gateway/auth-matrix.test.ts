@@ -43,6 +43,8 @@ const RECIPES: Record<string, Recipe> = {
   cancelJob: { ok: 202, audience: "job", params: jobParam },
   jobLogs: { ok: 200, audience: "job", params: jobParam },
   jobTasks: { ok: 200, audience: "job", params: jobParam },
+  // The matrix job is still queued: past authorisation, it has no script yet.
+  jobScript: { ok: 404, audience: "job", params: jobParam },
   // Past authorisation, the matrix's job is still queued: it has no directory yet.
   jobDir: { ok: 409, audience: "job", params: jobParam },
   jobHead: { ok: 409, audience: "job", params: jobParam },
