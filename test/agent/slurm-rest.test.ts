@@ -387,7 +387,8 @@ describe("the client and the commands against a daemon that misbehaves", () => {
       return path;
     };
 
-    it("hands the next submission over at once but sends it only when the one before is answered", async () => {
+    /** "first" sent and held by the daemon, "second" handed over behind it in the same lane. */
+    const twoInOneLane = async () => {
       const daemon = await heldDaemon();
       const commands = rest();
       const lane = new Lane();
@@ -395,6 +396,11 @@ describe("the client and the commands against a daemon that misbehaves", () => {
       await first.handedOver;
       const second = inLane(lane, () => commands.sbatch(named("second"), []));
       await second.handedOver; // queued, not waiting for the first's answer
+      return { daemon, commands, lane, first, second };
+    };
+
+    it("hands the next submission over at once but sends it only when the one before is answered", async () => {
+      const { daemon, first, second } = await twoInOneLane();
       expect(await daemon.requests(1)).toEqual(["first"]);
       await new Promise((resolve) => setTimeout(resolve, 100));
       expect(await daemon.requests(1)).toEqual(["first"]); // still held back
@@ -407,13 +413,7 @@ describe("the client and the commands against a daemon that misbehaves", () => {
     });
 
     it("a submission withdrawn while it waits is never sent, and reads as an answer that never came", async () => {
-      const daemon = await heldDaemon();
-      const commands = rest();
-      const lane = new Lane();
-      const first = inLane(lane, () => commands.sbatch(named("first"), []));
-      await first.handedOver;
-      const second = inLane(lane, () => commands.sbatch(named("second"), []));
-      await second.handedOver;
+      const { daemon, commands, lane, first, second } = await twoInOneLane();
       second.cancel();
       daemon.release();
       expect((await first.result).ok).toBe(true);
