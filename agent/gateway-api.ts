@@ -220,9 +220,15 @@ export function createGatewayApi(options: {
         }),
       ),
     report: async (agentId, reports) => {
-      const result = await call(() =>
-        client.POST("/v1/agent/reports", { body: reportRequest(agentId, reports), signal: timeout() }),
-      );
+      const send = (body: components["schemas"]["ReportBatch"]) =>
+        call(() => client.POST("/v1/agent/reports", { body, signal: timeout() }));
+      const body = reportRequest(agentId, reports);
+      let result = await send(body);
+      if (!result.ok && result.status === 422 && body.scriptBodies) {
+        // A gateway from before shared script bodies refuses the field (strict bodies): the same
+        // reports with whole scripts, as it knows them, so agents may be upgraded before gateways.
+        result = await send({ agentId, reports });
+      }
       return result.ok ? { ok: true, value: result.value.outcomes } : result;
     },
     inventory: async (inventory) => {

@@ -161,4 +161,72 @@ describe("reportRequest", () => {
     }
     expect(leases.map((l) => l.jobId).sort()).toEqual(ids.sort());
   });
+
+  it("a gateway from before shared bodies refuses the field: the same reports go again, scripts whole", async () => {
+    const w = await createWorld();
+    const sent: { scriptBodies?: unknown; reports: Report[] }[] = [];
+    const api = createGatewayApi({
+      baseUrl: "http://gateway.test",
+      token: w.tokens.alphaAgent,
+      fetch: async (input, init) => {
+        const request = input instanceof Request ? input : new Request(input, init);
+        if (request.url.endsWith("/v1/agent/reports")) {
+          const wire = JSON.parse(await request.clone().text());
+          sent.push(wire);
+          if (wire.scriptBodies) {
+            // What a strict ReportBatch without the field answers (an older gateway).
+            const problem = {
+              type: "about:blank",
+              title: "Validation failed",
+              status: 422,
+              detail: "body.scriptBodies: unknown field",
+            };
+            return new Response(JSON.stringify(problem), {
+              status: 422,
+              headers: { "content-type": "application/problem+json" },
+            });
+          }
+        }
+        return w.app.request(request);
+      },
+    });
+    await w.submit(w.tokens.alice);
+    const [lease] = (await w.lease(w.tokens.alphaAgent, "agent-1", { max: 1 })).body.leases;
+    const script = single({ name: "old-gateway", command: ["true"] }, lease!.jobId) as string;
+    const report: Report = {
+      jobId: lease!.jobId,
+      epoch: lease!.epoch,
+      state: "submitted",
+      slurmJobId: "7",
+      script,
+      logs: [],
+    };
+    const result = await api.report("agent-1", [report]);
+    expect(result.ok && result.value.map((o) => o.status)).toEqual(["applied"]);
+    expect(sent.map((b) => [Boolean(b.scriptBodies), b.reports[0]?.script === script])).toEqual([
+      [true, false],
+      [false, true],
+    ]);
+    const res = await w.request("GET", `/v1/jobs/${report.jobId}/script`, { token: w.tokens.alice });
+    expect(await res.text()).toBe(script);
+  });
+
+  it("a report refused for itself is refused again, once: no loop, the caller sees the 422", async () => {
+    const w = await createWorld();
+    let requests = 0;
+    const api = createGatewayApi({
+      baseUrl: "http://gateway.test",
+      token: w.tokens.alphaAgent,
+      fetch: async (input, init) => {
+        const request = input instanceof Request ? input : new Request(input, init);
+        requests += request.url.endsWith("/v1/agent/reports") ? 1 : 0;
+        return w.app.request(request);
+      },
+    });
+    const script = single({ name: "bad", command: ["true"] }) as string;
+    const bad = { jobId: "not-a-job-id", epoch: 1, state: "submitted", script, logs: [] } as unknown as Report;
+    const result = await api.report("agent-1", [bad]);
+    expect(result).toMatchObject({ ok: false, status: 422 });
+    expect(requests).toBe(2);
+  });
 });
