@@ -47,6 +47,33 @@ const single = (spec: JobSpecInput, jobId = "job_0123456789abcdefghij") =>
     }),
   );
 
+/**
+ * The agent's gateway client against the real in-process gateway `w`, recording each report
+ * request's JSON body; `answer` may answer one in the gateway's place.
+ */
+function agentApi(w: Awaited<ReturnType<typeof createWorld>>, answer?: (wire: ReportWire) => Response | undefined) {
+  const sent: ReportWire[] = [];
+  const api = createGatewayApi({
+    baseUrl: "http://gateway.test",
+    token: w.tokens.alphaAgent,
+    fetch: async (input, init) => {
+      const request = input instanceof Request ? input : new Request(input, init);
+      if (request.url.endsWith("/v1/agent/reports")) {
+        const wire = JSON.parse(await request.clone().text()) as ReportWire;
+        sent.push(wire);
+        const answered = answer?.(wire);
+        if (answered) {
+          return answered;
+        }
+      }
+      return w.app.request(request);
+    },
+  });
+  return { api, sent };
+}
+
+type ReportWire = { reports: Report[]; scriptBodies?: Record<string, string> };
+
 describe("a rendered script is head + the wrapper body", () => {
   it("holds for single jobs and arrays, for arbitrary specs", () => {
     expect(body.sha256).toBe(createHash("sha256").update(body.text, "utf8").digest("hex"));
@@ -126,18 +153,7 @@ describe("reportRequest", () => {
 
   it("through the real gateway: the script read back is the one rendered, byte for byte", async () => {
     const w = await createWorld();
-    const sent: string[] = [];
-    const api = createGatewayApi({
-      baseUrl: "http://gateway.test",
-      token: w.tokens.alphaAgent,
-      fetch: async (input, init) => {
-        const request = input instanceof Request ? input : new Request(input, init);
-        if (request.url.endsWith("/v1/agent/reports")) {
-          sent.push(await request.clone().text());
-        }
-        return w.app.request(request);
-      },
-    });
+    const { api, sent } = agentApi(w);
     const ids = [(await w.submit(w.tokens.alice)).id, (await w.submit(w.tokens.alice)).id];
     const leases = (await w.lease(w.tokens.alphaAgent, "agent-1", { max: 10 })).body.leases;
     const reports: Report[] = leases.map((lease) => ({
@@ -152,7 +168,7 @@ describe("reportRequest", () => {
     const result = await api.report("agent-1", reports);
     expect(result.ok && result.value.map((o) => o.status)).toEqual(["applied", "applied"]);
     expect(sent).toHaveLength(1);
-    const wire = JSON.parse(sent[0] as string) as { reports: Report[]; scriptBodies?: Record<string, string> };
+    const wire = sent[0]!;
     expect(wire.scriptBodies).toEqual({ [body.sha256]: body.text });
     expect(wire.reports.map((r) => r.scriptBody)).toEqual([body.sha256, body.sha256]);
     for (const report of reports) {
@@ -164,32 +180,21 @@ describe("reportRequest", () => {
 
   it("a gateway from before shared bodies refuses the field: the same reports go again, scripts whole", async () => {
     const w = await createWorld();
-    const sent: { scriptBodies?: unknown; reports: Report[] }[] = [];
-    const api = createGatewayApi({
-      baseUrl: "http://gateway.test",
-      token: w.tokens.alphaAgent,
-      fetch: async (input, init) => {
-        const request = input instanceof Request ? input : new Request(input, init);
-        if (request.url.endsWith("/v1/agent/reports")) {
-          const wire = JSON.parse(await request.clone().text());
-          sent.push(wire);
-          if (wire.scriptBodies) {
-            // What a strict ReportBatch without the field answers (an older gateway).
-            const problem = {
-              type: "about:blank",
-              title: "Validation failed",
-              status: 422,
-              detail: "body.scriptBodies: unknown field",
-            };
-            return new Response(JSON.stringify(problem), {
-              status: 422,
-              headers: { "content-type": "application/problem+json" },
-            });
-          }
-        }
-        return w.app.request(request);
-      },
-    });
+    // What a strict ReportBatch without the field answers (an older gateway).
+    const problem = {
+      type: "about:blank",
+      title: "Validation failed",
+      status: 422,
+      detail: "body.scriptBodies: unknown field",
+    };
+    const { api, sent } = agentApi(w, (wire) =>
+      wire.scriptBodies
+        ? new Response(JSON.stringify(problem), {
+            status: 422,
+            headers: { "content-type": "application/problem+json" },
+          })
+        : undefined,
+    );
     await w.submit(w.tokens.alice);
     const [lease] = (await w.lease(w.tokens.alphaAgent, "agent-1", { max: 1 })).body.leases;
     const script = single({ name: "old-gateway", command: ["true"] }, lease!.jobId) as string;
@@ -213,20 +218,11 @@ describe("reportRequest", () => {
 
   it("a report refused for itself is refused again, once: no loop, the caller sees the 422", async () => {
     const w = await createWorld();
-    let requests = 0;
-    const api = createGatewayApi({
-      baseUrl: "http://gateway.test",
-      token: w.tokens.alphaAgent,
-      fetch: async (input, init) => {
-        const request = input instanceof Request ? input : new Request(input, init);
-        requests += request.url.endsWith("/v1/agent/reports") ? 1 : 0;
-        return w.app.request(request);
-      },
-    });
+    const { api, sent } = agentApi(w);
     const script = single({ name: "bad", command: ["true"] }) as string;
     const bad = { jobId: "not-a-job-id", epoch: 1, state: "submitted", script, logs: [] } as unknown as Report;
     const result = await api.report("agent-1", [bad]);
     expect(result).toMatchObject({ ok: false, status: 422 });
-    expect(requests).toBe(2);
+    expect(sent).toHaveLength(2);
   });
 });
