@@ -5,12 +5,10 @@
  * time: a report kept in memory holds the whole script, so one kept across an upgrade is still right.
  */
 import type { components } from "../client/generated/api.ts";
-import { wrapperBody } from "./render/template.ts";
+import { type ScriptBody, wrapperBody } from "./render/template.ts";
 
 type ReportBatch = components["schemas"]["ReportBatch"];
 type Report = components["schemas"]["Report"];
-
-export type ScriptBody = { text: string; sha256: string };
 
 /**
  * @example

@@ -33,14 +33,18 @@ export function tokenKind(token: string): TokenKind | undefined {
   return undefined;
 }
 
-export async function hashToken(token: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(token));
+/** Lowercase hex sha256 of a string's UTF-8 bytes (Web Crypto: the same on Node and Workers). */
+export async function sha256Hex(text: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
   return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
+/** A token is stored only as its sha256. */
+export const hashToken = sha256Hex;
+
 /** Stable fingerprint of a JSON value (key order normalised), for idempotency checks. */
 export async function hashJson(value: unknown): Promise<string> {
-  return hashToken(canonicalJson(value));
+  return sha256Hex(canonicalJson(value));
 }
 
 export function canonicalJson(value: unknown): string {

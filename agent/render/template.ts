@@ -96,14 +96,17 @@ export function renderWrapper(p: TemplateParams): string {
   return `${params.join("\n")}\n${wrapperBody().text}`;
 }
 
-let body: { text: string; sha256: string } | undefined;
+/** A fixed text every rendered script ends with, and its sha256 (lowercase hex). */
+export type ScriptBody = { text: string; sha256: string };
+
+let body: ScriptBody | undefined;
 
 /**
  * The wrapper's fixed part: the same text for every job of this template version, single or array
  * (22 KB), so it is filled in and hashed once. Every rendered script ends with exactly this text, so
  * a report request sends it once and each script as the head before it (agent/report-request.ts).
  */
-export function wrapperBody(): { text: string; sha256: string } {
+export function wrapperBody(): ScriptBody {
   if (!body) {
     const text = BODY.replaceAll("@NO_EARLY_EXPORT@", noEarlyExportCasePattern()).replace(
       "@PORT_RANGE@",

@@ -4,14 +4,7 @@
  * Web Crypto, not node:crypto: the same code runs on Workers.
  */
 import type { Database } from "../db/client.ts";
-
-const utf8 = new TextEncoder();
-
-/** Lowercase hex sha256 of the text's UTF-8 bytes. */
-export async function sha256Hex(text: string): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", utf8.encode(text)));
-  return Array.from(digest, (byte) => byte.toString(16).padStart(2, "0")).join("");
-}
+import { sha256Hex } from "../tokens.ts";
 
 /** The keys of `bodies` that are not the sha256 of their text. */
 export async function misnamedBodies(bodies: Readonly<Record<string, string>>): Promise<string[]> {
