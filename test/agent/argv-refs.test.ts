@@ -95,7 +95,8 @@ describe("the wrapper expands references with plain bash", () => {
     });
     const script = await writeJob(jobDir, job);
     await bashSyntaxCheck(script);
-    return { jobDir, result: await runBatchScript(script) };
+    // Job id 4243: a port slot apart from services-render's 4242, whose services run at the same time.
+    return { jobDir, result: await runBatchScript(script, { SLURM_JOB_ID: "4243", SLURM_JOBID: "4243" }) };
   }
 
   it("gives the payload its own result path, job dir and cache path, the rest byte-exact", async () => {

@@ -6,7 +6,7 @@
 import { TEMPLATE_VERSION } from "../../agent/render/template.ts";
 import { execFileSync } from "node:child_process";
 import { createServer } from "node:net";
-import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { access, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -51,6 +51,12 @@ function refusal(fn: () => unknown): RenderError {
   }
   throw new Error("expected a RenderError");
 }
+
+const exists = (path: string) =>
+  access(path).then(
+    () => true,
+    () => false,
+  );
 
 function alive(mark: string): boolean {
   try {
@@ -454,10 +460,11 @@ describe("the wrapper with services, run with bash", () => {
   it("stops the services when the job is cancelled (SIGTERM to the wrapper), ending 143", async () => {
     const mark = `sg-svc-cancel-${process.pid}`;
     const jobDir = join(root, "cancel");
+    const started = join(jobDir, "payload-started");
     const job = renderBatchScript(
       input(
         {
-          command: ["sleep", "30"],
+          command: ["/bin/sh", "-c", `: >${started}; exec sleep 30`],
           services: [{ name: "api", command: [NODE, "-e", server(mark)], health: { tcp: true }, timeoutSeconds: 20 }],
         },
         jobDir,
@@ -465,16 +472,27 @@ describe("the wrapper with services, run with bash", () => {
     );
     const script = await writeJob(jobDir, job);
     const { spawn } = await import("node:child_process");
+    // A slot of its own (313 → ports 30016-30047): below the kernel's ephemeral range and apart
+    // from the 4242 every other rendered-script test uses, so no other file's service races for it.
     const child = spawn("bash", [script], {
-      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", SLURM_JOB_ID: "777" },
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", SLURM_JOB_ID: "313" },
       stdio: "ignore",
     });
-    const closed = new Promise<number | null>((r) => child.on("close", (c) => r(c)));
-    for (let i = 0; i < 100 && !alive(mark); i++) {
+    let exited = false;
+    const closed = new Promise<number | null>((r) =>
+      child.on("close", (c) => {
+        exited = true;
+        r(c);
+      }),
+    );
+    // The payload starts only once the service is healthy: that, not a glimpse of the process, is
+    // the moment a cancellation must find it running.
+    for (let i = 0; i < 300 && !exited && !(await exists(started)); i++) {
       await new Promise((r) => setTimeout(r, 100));
     }
+    const failure = await readFile(join(jobDir, "failure"), "utf8").catch(() => "");
+    expect(await exists(started), `the payload never started; failure: ${failure}`).toBe(true);
     expect(alive(mark)).toBe(true);
-    await new Promise((r) => setTimeout(r, 1_500));
     child.kill("SIGTERM");
     expect(await closed).toBe(143);
     expect(alive(mark)).toBe(false);
