@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import { AllowedSbatchOption } from "../schemas/sbatch.ts";
+import { NO_ROOM_WAIT_SECONDS } from "./requeue-wait.ts";
 import { parseRestTarget } from "./slurm-rest/client.ts";
 
 const seconds = (fallback: number, min: number, max: number) =>
@@ -47,6 +48,7 @@ export const AgentConfig = z.object({
   SLURMGATE_SUBMITS_PER_SECOND: z.coerce.number().min(0.1).max(1_000).default(5), // gentle on a shared slurmctld
   SLURMGATE_SUBMIT_CONCURRENCY: seconds(1, 1, 16), // sbatch calls in flight at once; the rate limit above still applies
   SLURMGATE_MAX_LEASE: seconds(10, 1, 100), // jobs leased per call
+  SLURMGATE_NO_ROOM_WAIT_SECONDS: seconds(NO_ROOM_WAIT_SECONDS, 5, 3_600), // a job Slurm had no room for (a full queue, a submit limit, a sweep's maxParallel taken) waits this long in the gateway's queue before it is offered again
   SLURMGATE_LOG_BYTES_PER_JOB: seconds(262_144, 1_024, 1_048_576), // log bytes shipped per job per cycle
   SLURMGATE_LOG_BYTES_PER_CYCLE: seconds(2_097_152, 4_096, 16_777_216), // log bytes shipped per cycle in total
   SLURMGATE_COMMAND_TIMEOUT_SECONDS: seconds(60, 5, 600), // a Slurm command that takes longer is killed and treated as ambiguous

@@ -187,7 +187,7 @@ async function submitFresh(ctx: AgentContext, reporter: Reporter, pacer: Pacer, 
         if (full) {
           ctx.state.remove(lease.jobId); // not submitted: its tag was looked up, or it never ran
         }
-        outbox.push(requeueReport(lease, reason, full ? "no-room" : "not-now"));
+        outbox.push(requeueReport(lease, reason, full ? "no-room" : "not-now", ctx.config));
       }
     }
   } finally {

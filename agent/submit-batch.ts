@@ -183,7 +183,7 @@ export async function submitBatch(
   try {
     common = await prepareCommon(ctx, first);
   } catch (err) {
-    return leases.map((l) => failedBefore(l, err));
+    return leases.map((l) => failedBefore(ctx, l, err));
   }
   const { spec, runAs, acting, batchDir, workdir } = common;
   const executor = acting.executor;
@@ -192,7 +192,7 @@ export async function submitBatch(
     try {
       members.push(await prepareMember(ctx, common, lease));
     } catch (err) {
-      results.set(lease.jobId, failedBefore(lease, err));
+      results.set(lease.jobId, failedBefore(ctx, lease, err));
     }
   }
   if (members.length === 0) {
@@ -215,7 +215,7 @@ export async function submitBatch(
     const throttle = partThrottle(ctx, batch);
     if (throttle !== null && throttle < 1) {
       const reason = `the sweep's maxParallel ${batch.maxParallel} is taken by its elements in Slurm: waiting`;
-      giveBack(ctx, rest, { report: (l) => requeueReport(l, reason, "no-room") }, results);
+      giveBack(ctx, rest, { report: (l) => requeueReport(l, reason, "no-room", ctx.config) }, results);
       break;
     }
     let rendered: ReturnType<typeof renderArrayScript>;
@@ -235,7 +235,7 @@ export async function submitBatch(
         await handOver(ctx.executor, batchDir, runAs);
       }
     } catch (err) {
-      giveBack(ctx, rest, { result: (l) => failedBefore(l, err) }, results);
+      giveBack(ctx, rest, { result: (l) => failedBefore(ctx, l, err) }, results);
       break;
     }
     await beforeSubmit();
@@ -272,7 +272,7 @@ export async function submitBatch(
       const held = part.length === 1 && done.size === 0 ? await heldByUser(acting.slurm, outcome) : null;
       const never = neverFitsCode(outcome, held);
       if (outcome.code === "backpressure" && !never) {
-        const report = (l: Lease) => requeueReport(l, outcome.message, "no-room");
+        const report = (l: Lease) => requeueReport(l, outcome.message, "no-room", ctx.config);
         giveBack(ctx, rest, { report, full: outcome.message }, results);
       } else {
         const code = never ?? ((outcome.code === "invalid_argument" ? "invalid_spec" : outcome.code) as RejectCode);
@@ -292,7 +292,7 @@ export async function submitBatch(
     if (ids.size < part.length) {
       // Slurm did not answer: ask nothing more of it this cycle. Not one of these was tried.
       const reason = `Slurm did not answer sbatch (${outcome.ok ? "" : outcome.message}); will retry`;
-      giveBack(ctx, rest, { report: (l) => requeueReport(l, reason, "not-now") }, results);
+      giveBack(ctx, rest, { report: (l) => requeueReport(l, reason, "not-now", ctx.config) }, results);
       break;
     }
     size = Math.min(size, rest.length);

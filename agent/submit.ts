@@ -36,7 +36,7 @@ import { SERVICE_SECRETS_FILE, serviceSecretNames } from "./render/services.ts";
 import { writeJobSecrets } from "./secrets.ts";
 import { adopted, beganSubmitting, submitted } from "./job-life.ts";
 import { parseDisplayId } from "./track.ts";
-import { requeueReport } from "./requeue-wait.ts";
+import { type RequeueWaitConfig, requeueReport } from "./requeue-wait.ts";
 import { heldByUser, neverFitsCode, neverFitsMessage, tasksAsked } from "./submit-limit.ts";
 
 export class Refusal extends Error {
@@ -340,14 +340,14 @@ export async function prepareLease(ctx: AgentContext, lease: Lease): Promise<Rea
   try {
     return { kind: "ready", lease, prepared: await prepare(ctx, lease) };
   } catch (err) {
-    return failedBefore(lease, err);
+    return failedBefore(ctx, lease, err);
   }
 }
 
 /** The result for a lease that failed before sbatch, by what went wrong; anything else is thrown. */
-export function failedBefore(lease: Lease, err: unknown): SubmitResult {
+export function failedBefore(ctx: { config: RequeueWaitConfig }, lease: Lease, err: unknown): SubmitResult {
   if (err instanceof NotNow || err instanceof InputUnreachable) {
-    return { kind: "requeue", report: requeueReport(lease, err.message, "not-now") };
+    return { kind: "requeue", report: requeueReport(lease, err.message, "not-now", ctx.config) };
   }
   if (
     err instanceof Refusal ||
@@ -394,7 +394,11 @@ export async function sbatchReady(ctx: AgentContext, ready: ReadyLease): Promise
       // One job, however many array tasks it asks for: it cannot be split.
       const never = neverFitsCode(outcome, await heldByUser(slurm, outcome));
       if (!never) {
-        return { kind: "requeue", report: requeueReport(lease, outcome.message, "no-room"), full: outcome.message };
+        return {
+          kind: "requeue",
+          report: requeueReport(lease, outcome.message, "no-room", ctx.config),
+          full: outcome.message,
+        };
       }
       const message = neverFitsMessage(outcome.message, tasksAsked(lease.spec));
       return { kind: "refused", report: { ...refusedReport(lease, never, message), script: rendered.script } };

@@ -58,7 +58,7 @@ describe("job inputs on the agent", () => {
     expect(corrupt.code).toBe("input_corrupt");
     expect(readdirSync(s.jobDir)).toEqual([]);
     const lease = { jobId: s.job.id, epoch: 1, attempt: 1 } as never;
-    expect(failedBefore(lease, corrupt)).toMatchObject({
+    expect(failedBefore({ config: { SLURMGATE_NO_ROOM_WAIT_SECONDS: 60 } }, lease, corrupt)).toMatchObject({
       kind: "refused",
       report: { state: "rejected", code: "input_corrupt" },
     });

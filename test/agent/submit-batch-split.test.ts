@@ -3,7 +3,8 @@
  * sbatch printed (test/fixtures/slurm/sbatch-*), and the one rule for how long a job given back waits.
  */
 import { describe, expect, it } from "vitest";
-import { requeueAfterSeconds, requeueReport } from "../../agent/requeue-wait.ts";
+import { parseAgentConfig } from "../../agent/config.ts";
+import { NO_ROOM_WAIT_SECONDS, requeueAfterSeconds, requeueReport } from "../../agent/requeue-wait.ts";
 import { classifySbatchError } from "../../agent/slurm/sbatch.ts";
 import { readFileSync } from "node:fs";
 import { arrayTaskCount, expandArrayIndexes } from "../../agent/array-indexes.ts";
@@ -152,24 +153,50 @@ const lease: Lease = {
   batch: null,
 };
 
+/** Only what the agent's config requires, so every other variable takes its default. */
+const REQUIRED = {
+  SLURMGATE_URL: "http://127.0.0.1:8080",
+  SLURMGATE_AGENT_TOKEN: `sga_${"a".repeat(32)}`,
+  SLURMGATE_CLUSTER: "alpha",
+  SLURMGATE_SHARED_ROOTS: "/scratch",
+};
+
 describe("the one requeue-wait rule", () => {
+  const defaults = parseAgentConfig(REQUIRED);
+
   it("waits longer for room in Slurm than for an answer that was missed, within what the gateway takes", () => {
-    expect(requeueAfterSeconds("no-room")).toBe(60);
-    expect(requeueAfterSeconds("not-now")).toBe(30);
+    expect(requeueAfterSeconds("no-room", defaults)).toBe(NO_ROOM_WAIT_SECONDS);
+    expect(NO_ROOM_WAIT_SECONDS).toBe(60);
+    expect(requeueAfterSeconds("not-now", defaults)).toBe(30);
     for (const cause of ["no-room", "not-now"] as const) {
-      const report = requeueReport(lease, "x".repeat(5_000), cause);
+      const report = requeueReport(lease, "x".repeat(5_000), cause, defaults);
       expect(Report.parse(report).requeue).toEqual({
         reason: "x".repeat(1_024),
-        retryAfterSeconds: requeueAfterSeconds(cause),
+        retryAfterSeconds: requeueAfterSeconds(cause, defaults),
       });
     }
   });
 
+  it("takes the site's SLURMGATE_NO_ROOM_WAIT_SECONDS for room, never for a missed answer, and refuses one out of bounds", () => {
+    const site = parseAgentConfig({ ...REQUIRED, SLURMGATE_NO_ROOM_WAIT_SECONDS: "15" });
+    expect(requeueReport(lease, "full", "no-room", site).requeue?.retryAfterSeconds).toBe(15);
+    expect(requeueReport(lease, "blip", "not-now", site).requeue?.retryAfterSeconds).toBe(30);
+    for (const bad of ["0", "4", "3601", "1.5", "soon"]) {
+      expect(() => parseAgentConfig({ ...REQUIRED, SLURMGATE_NO_ROOM_WAIT_SECONDS: bad })).toThrow(
+        new RegExp(`^invalid SLURMGATE_NO_ROOM_WAIT_SECONDS: .*\\(got "${bad.replace(".", "\\.")}"\\)$`),
+      );
+    }
+  });
+
   it("a job that cannot be judged now goes back with the rule's wait", () => {
-    const result = failedBefore(lease, new NotNow("cannot list this cluster's partitions"));
+    const result = failedBefore({ config: defaults }, lease, new NotNow("cannot list this cluster's partitions"));
     expect(result).toMatchObject({
       kind: "requeue",
-      report: { jobId: lease.jobId, epoch: 3, requeue: { retryAfterSeconds: requeueAfterSeconds("not-now") } },
+      report: {
+        jobId: lease.jobId,
+        epoch: 3,
+        requeue: { retryAfterSeconds: requeueAfterSeconds("not-now", defaults) },
+      },
     });
   });
 });

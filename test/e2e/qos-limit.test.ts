@@ -88,11 +88,17 @@ async function events(id: string): Promise<JobEvent[]> {
 }
 
 /**
- * Each back-pressure give-back in a job's history held it for the one requeue-wait rule's time
+ * The agents here wait 10 s for room instead of the default 60 (SLURMGATE_NO_ROOM_WAIT_SECONDS):
+ * gamma's jobs end in seconds, and every test below waits for room at least once.
+ */
+const NO_ROOM_WAIT = { SLURMGATE_NO_ROOM_WAIT_SECONDS: "10" };
+
+/**
+ * Each back-pressure give-back in a job's history held it for the agent's configured wait
  * (agent/requeue-wait.ts) before the gateway offered it again; returns how many give-backs there were.
  */
 function expectHeldForTheRule(history: JobEvent[]): number {
-  const wait = requeueAfterSeconds("no-room") * 1_000;
+  const wait = requeueAfterSeconds("no-room", parseAgentConfig(e2e.agentEnv("gamma", NO_ROOM_WAIT))) * 1_000;
   let giveBacks = 0;
   for (const [i, e] of history.entries()) {
     if (e.state === "queued" && /^back-pressure:/.test(e.detail ?? "")) {
@@ -120,7 +126,7 @@ describe("a job's own array larger than the QOS submit limit (MaxSubmitJobsPerUs
       expect(Date.now(), `gamma still holds root's jobs: ${heldOfRoot()}`).toBeLessThan(deadline);
       await new Promise((r) => setTimeout(r, 5_000));
     }
-    const agent = e2e.startAgent("gamma");
+    const agent = e2e.startAgent("gamma", NO_ROOM_WAIT);
     await e2e.waitClustersAlive(60_000, ["gamma"]);
     const arrayJob = (name: string, indexes: string) => ({ ...job(name, 1), array: { indexes } });
 
@@ -211,7 +217,7 @@ describe("the pacer bounds every part of a split array (SLURMGATE_SUBMITS_PER_SE
 describe("a real QOS submit limit (MaxSubmitJobsPerUser=2 on gamma)", () => {
   it("five jobs at once: at most two in Slurm, the rest wait with the QOS reason, all complete once each", async () => {
     expect(gamma.submitLimit).toBe(2);
-    const agent = e2e.startAgent("gamma");
+    const agent = e2e.startAgent("gamma", NO_ROOM_WAIT);
     await e2e.waitClustersAlive(60_000, ["gamma"]);
     const sampler = sampleSqueue();
     const jobs = await Promise.all([1, 2, 3, 4, 5].map((n) => e2e.submit(e2e.alice, job(`qos-${n}`, 15))));
@@ -259,7 +265,7 @@ describe("a real QOS submit limit (MaxSubmitJobsPerUser=2 on gamma)", () => {
   }, 330_000);
 
   it("the limit lifted while jobs wait: the rest go in without restarting the agent", async () => {
-    const agent = e2e.startAgent("gamma");
+    const agent = e2e.startAgent("gamma", NO_ROOM_WAIT);
     await e2e.waitClustersAlive(60_000, ["gamma"]);
     const pid = agent.child.pid;
     const jobs = await Promise.all([1, 2, 3, 4].map((n) => e2e.submit(e2e.alice, job(`qos-lift-${n}`, 300))));
@@ -389,7 +395,7 @@ const gammaSweep = (name: string, extra: Record<string, unknown> = {}) =>
 
 describe("a sweep larger than the QOS submit limit (one array of 5, MaxSubmitJobsPerUser=2)", () => {
   it("goes in part by part: every element once, never more than 2 in Slurm, the waiting ones show the QOS reason", async () => {
-    const agent = e2e.startAgent("gamma");
+    const agent = e2e.startAgent("gamma", NO_ROOM_WAIT);
     await e2e.waitClustersAlive(60_000, ["gamma"]);
     const before = batchTasks();
     const sampler = sampleSqueue();
@@ -433,12 +439,12 @@ describe("a sweep larger than the QOS submit limit (one array of 5, MaxSubmitJob
     const before = batchTasks();
     const created = await gammaSweep("qos-crash", { maxParallel: 1 });
     const sampler = sampleSqueue();
-    const first = e2e.startAgent("gamma", { SLURMGATE_TEST_CRASH_AT: "between-parts" });
+    const first = e2e.startAgent("gamma", { ...NO_ROOM_WAIT, SLURMGATE_TEST_CRASH_AT: "between-parts" });
     expect(await exitOf(first)).toBe("SIGKILL");
     // The first part is in Slurm; the rest were recorded "submitting" and never sent.
     const after = (await sweep(created.id)).elements;
     expect(after.filter((e) => e.slurmJobId !== null).length).toBeLessThanOrEqual(2);
-    const second = e2e.startAgent("gamma", { SLURMGATE_STATE_FILE: first.stateFile });
+    const second = e2e.startAgent("gamma", { ...NO_ROOM_WAIT, SLURMGATE_STATE_FILE: first.stateFile });
     const done = await sweepDone(created.id, 300_000);
     const { most, mostRunning } = await sampler.stop();
     expect(done).toMatchObject({ state: "completed", counts: { completed: 5 } });
@@ -476,6 +482,7 @@ describe("a sweep larger than the QOS submit limit through slurmrestd", () => {
     const agent = spawnAgentAs(
       restUser,
       e2e.agentEnv("gamma", {
+        ...NO_ROOM_WAIT,
         SLURMGATE_SHARED_ROOTS: root,
         SLURMGATE_STATE_FILE: `/home/${restUser.name}/agent-qos-restd-${Date.now()}.json`,
         SLURMGATE_SLURMRESTD: daemon.target,
