@@ -77,6 +77,7 @@ describe("expandArgvRefs", () => {
     expect(expandArgvRefs("{SLURMGATE_RESULT}{SLURMGATE_RESULT}{SLURMGATE_RESULT", values)).toBe(
       "/r/r{SLURMGATE_RESULT",
     );
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell-style "${…}" in argv is the input under test
     expect(expandArgvRefs("{slurmgate_result} {NOT_OURS} ${SLURMGATE_RESULT}", values)).toBe(
       "{slurmgate_result} {NOT_OURS} $/r",
     );
