@@ -1,13 +1,25 @@
 /**
  * How fast the agent calls sbatch and how often it tracks: sbatch calls stay under the configured
- * rate; tracking runs faster while things change and slower while nothing does.
+ * rate; tracking runs faster while things change and slower while nothing does, and never takes
+ * more than its share of the agent's time.
  */
 import type { AgentContext } from "./context.ts";
+
+/**
+ * The most of the agent's time tracking may take: after a track that took d ms the next waits at
+ * least d × (1 / share − 1), up to SLURMGATE_TRACK_MAX_SECONDS. Tracking runs between submissions in
+ * one cycle, so a listing that takes seconds (slurmrestd 22.05 renders every user's queue: ~7 s for
+ * 2,000 jobs under load) would otherwise stall submission every few seconds; an squeue of the
+ * agent's own jobs (tens of ms) is never slowed by it.
+ */
+export const TRACK_SHARE = 0.2;
 
 export type Pacer = {
   /** Waits so that sbatch calls stay under the configured rate. */
   beforeSubmit(): Promise<void>;
   trackDue(now: number): boolean;
+  /** Before a track: its duration sets the least wait before the next (TRACK_SHARE). */
+  trackStarting(now: number): void;
   /** After a track: faster while things change, slower (up to the max) while nothing does. */
   tracked(now: number, changed: boolean): void;
   submittedNow(now: number): void;
@@ -21,6 +33,9 @@ export function createPacer(ctx: AgentContext, sleep: (ms: number) => Promise<vo
   let nextSlot = 0;
   let interval = minMs;
   let nextTrack = 0;
+  let trackStart: number | null = null;
+  // No track before this, whatever changes: the last track's duration, paid back.
+  let earliest = 0;
   return {
     async beforeSubmit() {
       // Reserve a slot before waiting, so concurrent submitters never share one.
@@ -32,13 +47,19 @@ export function createPacer(ctx: AgentContext, sleep: (ms: number) => Promise<vo
       }
     },
     trackDue: (now) => now >= nextTrack,
+    trackStarting(now) {
+      trackStart = now;
+    },
     tracked(now, changed) {
+      const took = trackStart === null ? 0 : Math.max(0, now - trackStart);
+      trackStart = null;
+      earliest = now + Math.min(maxMs, took * (1 / TRACK_SHARE - 1));
       interval = changed ? minMs : Math.min(maxMs, interval * 2);
-      nextTrack = now + interval;
+      nextTrack = Math.max(earliest, now + interval);
     },
     submittedNow(now) {
       interval = minMs;
-      nextTrack = Math.min(nextTrack, now + minMs);
+      nextTrack = Math.max(earliest, Math.min(nextTrack, now + minMs));
     },
     msUntilTrack: (now) => Math.max(0, nextTrack - now),
   };
