@@ -5,8 +5,6 @@
  */
 import { basename } from "node:path";
 import { describe, expect, it } from "vitest";
-import { parseAgentConfig } from "../../agent/config.ts";
-import type { AgentContext } from "../../agent/context.ts";
 import { runCycle } from "../../agent/cycle.ts";
 import { TRACK_SHARE, createPacer } from "../../agent/pacer.ts";
 import { createReporter } from "../../agent/reporter.ts";
@@ -57,45 +55,5 @@ describe("tracking's share of the agent's time", () => {
     // Every 2 s, give or take one cycle (5 sbatch + the lease call: 150 ms) and the listing itself.
     expect(listings).toBeGreaterThanOrEqual(Math.floor(elapsed / (2_000 + 150 + 20)));
     expect(listings).toBeLessThanOrEqual(Math.ceil(elapsed / 2_000) + 1);
-  });
-});
-
-describe("the pacer's least wait after a track", () => {
-  const config = parseAgentConfig({
-    SLURMGATE_URL: "http://gw",
-    SLURMGATE_AGENT_TOKEN: `sga_${"a".repeat(43)}`,
-    SLURMGATE_CLUSTER: "alpha",
-    SLURMGATE_SHARED_ROOTS: "/shared",
-    SLURMGATE_TRACK_MIN_SECONDS: "2",
-    SLURMGATE_TRACK_MAX_SECONDS: "60",
-  });
-  const pacerAt = () => createPacer({ config, now: () => 0 } as unknown as AgentContext, async () => {});
-
-  it("waits four times a slow track's duration, even when things changed and a job was just submitted", () => {
-    const pacer = pacerAt();
-    pacer.trackStarting(10_000);
-    pacer.tracked(17_000, true);
-    pacer.submittedNow(17_500);
-    expect(pacer.trackDue(44_999)).toBe(false);
-    expect(pacer.trackDue(45_000)).toBe(true);
-  });
-
-  it("never waits longer than SLURMGATE_TRACK_MAX_SECONDS, however long the track took", () => {
-    const pacer = pacerAt();
-    pacer.trackStarting(0);
-    pacer.tracked(100_000, false);
-    expect(pacer.msUntilTrack(100_000)).toBe(60_000);
-  });
-
-  it("leaves a fast track's pace alone: 2 s after a change, 2 s after a submission", () => {
-    const pacer = pacerAt();
-    pacer.trackStarting(0);
-    pacer.tracked(50, true);
-    expect(pacer.msUntilTrack(50)).toBe(2_000);
-    pacer.trackStarting(2_050);
-    pacer.tracked(2_100, false);
-    expect(pacer.msUntilTrack(2_100)).toBe(4_000);
-    pacer.submittedNow(3_000);
-    expect(pacer.msUntilTrack(3_000)).toBe(2_000);
   });
 });
