@@ -1,7 +1,8 @@
 /**
  * Guarded writes to one job: every change bumps `last_seq` and appends the matching event row, in
  * one atomic batch, only if nobody changed the job since it was read (optimistic concurrency on
- * last_seq). A zero-row update means "lost the race": the caller re-reads and decides again.
+ * last_seq). A zero-row update means "lost the race": the caller re-reads and decides again. The two
+ * statements must stay adjacent in a batch: the event checks that the update just before it landed.
  */
 import type { InStatement } from "@libsql/client";
 
@@ -30,7 +31,10 @@ export function guardedTransition(
       args: [...columns.map((c) => changes[c] ?? null), now, jobId, expectedSeq],
     },
     {
-      sql: "INSERT INTO job_events (job_id, seq, at, actor, type, state, detail) SELECT id, last_seq, ?, ?, ?, ?, ? FROM jobs WHERE id = ? AND last_seq = ?",
+      // changes(): only after this update itself landed. The seq alone is not enough: a writer that
+      // changed the job once since it was read leaves it at exactly expectedSeq + 1, and its event
+      // is there already.
+      sql: "INSERT INTO job_events (job_id, seq, at, actor, type, state, detail) SELECT id, last_seq, ?, ?, ?, ?, ? FROM jobs WHERE id = ? AND last_seq = ? AND changes() = 1",
       args: [now, event.actor, event.type, event.state ?? null, event.detail ?? null, jobId, expectedSeq + 1],
     },
   ];
