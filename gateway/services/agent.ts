@@ -20,7 +20,7 @@ import {
   rejectInvalidClaim,
   renewLeases,
 } from "../store/leases.ts";
-import { applyReport, type ReportOutcome } from "../store/reports.ts";
+import { applyReportBatch, type ReportOutcome } from "../store/reports.ts";
 import { takeAsks } from "../store/asks.ts";
 import { misnamedBodies, storeScriptBodies } from "../store/script-bodies.ts";
 
@@ -126,9 +126,8 @@ export async function applyReports(
   const agentId = effectiveAgentId(principal.user, batch.agentId ?? "unknown");
   const scope = await scopeFor(deps, principal, agentId);
   await storeNamedBodies(deps, batch.reports, batch.scriptBodies ?? {});
-  const outcomes: ReportOutcome[] = [];
+  const outcomes = await applyReportBatch(deps.db, { cluster, agentId, now: deps.now(), scope }, batch.reports);
   for (const report of batch.reports) {
-    outcomes.push(await applyReport(deps.db, { cluster, agentId, now: deps.now(), scope }, report));
     notifyJob(deps.notifier, report.jobId);
   }
   return { outcomes };

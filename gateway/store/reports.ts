@@ -17,61 +17,120 @@ export type ReportOutcome = { jobId: string; status: ReportStatus; detail?: stri
 
 const MAX_RESULT_BYTES = 65_536;
 
+const REPORT_COLUMNS = "id, owner, state, cluster, epoch, attempt, last_seq, spec, slurm_job_id, cancel_requested";
+
 async function readForReport(db: Database, id: string): Promise<Row | undefined> {
-  const rs = await db.client.execute({
-    sql: "SELECT id, owner, state, cluster, epoch, attempt, last_seq, spec, slurm_job_id, cancel_requested FROM jobs WHERE id = ?",
-    args: [id],
-  });
+  const rs = await db.client.execute({ sql: `SELECT ${REPORT_COLUMNS} FROM jobs WHERE id = ?`, args: [id] });
   return rs.rows[0];
 }
 
-export async function applyReport(
-  db: Database,
-  ctx: { cluster: string; agentId: string; now: number; scope?: AgentScope },
-  report: Report,
-): Promise<ReportOutcome> {
-  const actor = `agent:${ctx.cluster}/${ctx.agentId}`;
-  for (let tries = 0; tries < 10; tries++) {
-    const row = await readForReport(db, report.jobId);
-    // A job of a user this agent may not run is, to it, a job that does not exist.
-    if (!row || String(row.cluster) !== ctx.cluster || (ctx.scope && !scopeAllows(ctx.scope, String(row.owner)))) {
-      return { jobId: report.jobId, status: "not_found" };
-    }
-    const logs = logStatements(row, report);
-    const epoch = Number(row.epoch);
-    const from = String(row.state) as JobState;
-    const stale =
-      report.epoch !== epoch
-        ? `epoch ${report.epoch} is stale; current is ${epoch}`
-        : // Nobody holds a queued job (its lease expired or was given back): the sender's epoch is a leftover.
-          from === "queued"
-          ? "the job is queued: no agent holds it"
-          : undefined;
-    if (stale) {
-      // The bytes of an attempt that has ended belong to nobody's lease: keep them, so a retry loses nothing.
-      if (logs.ended.length) {
-        await db.write(logs.ended);
-      }
-      if (logs.ended.length && logs.ended.length === report.logs.length && isLogsOnly(report)) {
-        return { jobId: report.jobId, status: "applied", detail: "logs of an attempt that has ended" };
-      }
-      return { jobId: report.jobId, status: "stale", detail: stale };
-    }
-    const seq = Number(row.last_seq);
-    const cancelRequested = Boolean(Number(row.cancel_requested));
-    const plan = planTransition(row, from, seq, report, actor, ctx.now);
-    if (plan.status !== "apply") {
-      if (logs.all.length) {
-        await db.write(logs.all);
-      }
-      return { jobId: report.jobId, status: plan.status, detail: plan.detail, cancelRequested };
-    }
-    const results = await db.write([...plan.statements, ...logs.all]);
-    if (results[0]?.rowsAffected === 1) {
-      return { jobId: report.jobId, status: "applied", cancelRequested };
+async function readForReports(db: Database, ids: string[]): Promise<Map<string, Row>> {
+  const rows = new Map<string, Row>();
+  if (ids.length) {
+    const rs = await db.client.execute({
+      sql: `SELECT ${REPORT_COLUMNS} FROM jobs WHERE id IN (${ids.map(() => "?").join(", ")})`,
+      args: ids,
+    });
+    for (const row of rs.rows) {
+      rows.set(String(row.id), row);
     }
   }
-  return { jobId: report.jobId, status: "stale", detail: "job kept changing while the report was applied" };
+  return rows;
+}
+
+type ReportContext = { cluster: string; agentId: string; now: number; scope?: AgentScope };
+
+/**
+ * What one report does to the job as read: the statements to write and the outcome they stand for.
+ * `guarded`: the first statement is the job's guarded update, and the outcome holds only if it
+ * changed the row (otherwise the job changed since it was read: read again and decide again).
+ */
+type Decision = { outcome: ReportOutcome; statements: InStatement[]; guarded: boolean };
+
+function decide(row: Row | undefined, report: Report, ctx: ReportContext): Decision {
+  const none = (outcome: ReportOutcome, statements: InStatement[] = []): Decision => ({
+    outcome,
+    statements,
+    guarded: false,
+  });
+  // A job of a user this agent may not run is, to it, a job that does not exist.
+  if (!row || String(row.cluster) !== ctx.cluster || (ctx.scope && !scopeAllows(ctx.scope, String(row.owner)))) {
+    return none({ jobId: report.jobId, status: "not_found" });
+  }
+  const logs = logStatements(row, report);
+  const epoch = Number(row.epoch);
+  const from = String(row.state) as JobState;
+  const stale =
+    report.epoch !== epoch
+      ? `epoch ${report.epoch} is stale; current is ${epoch}`
+      : // Nobody holds a queued job (its lease expired or was given back): the sender's epoch is a leftover.
+        from === "queued"
+        ? "the job is queued: no agent holds it"
+        : undefined;
+  if (stale) {
+    // The bytes of an attempt that has ended belong to nobody's lease: keep them, so a retry loses nothing.
+    if (logs.ended.length && logs.ended.length === report.logs.length && isLogsOnly(report)) {
+      return none({ jobId: report.jobId, status: "applied", detail: "logs of an attempt that has ended" }, logs.ended);
+    }
+    return none({ jobId: report.jobId, status: "stale", detail: stale }, logs.ended);
+  }
+  const cancelRequested = Boolean(Number(row.cancel_requested));
+  const actor = `agent:${ctx.cluster}/${ctx.agentId}`;
+  const plan = planTransition(row, from, Number(row.last_seq), report, actor, ctx.now);
+  if (plan.status !== "apply") {
+    return none({ jobId: report.jobId, status: plan.status, detail: plan.detail, cancelRequested }, logs.all);
+  }
+  return {
+    outcome: { jobId: report.jobId, status: "applied", cancelRequested },
+    statements: [...plan.statements, ...logs.all],
+    guarded: true,
+  };
+}
+
+const LOST_RACES = { status: "stale", detail: "job kept changing while the report was applied" } as const;
+
+export async function applyReport(db: Database, ctx: ReportContext, report: Report): Promise<ReportOutcome> {
+  for (let tries = 0; tries < 10; tries++) {
+    const decision = decide(await readForReport(db, report.jobId), report, ctx);
+    const results = decision.statements.length ? await db.write(decision.statements) : [];
+    if (!decision.guarded || results[0]?.rowsAffected === 1) {
+      return decision.outcome;
+    }
+  }
+  return { jobId: report.jobId, ...LOST_RACES };
+}
+
+/**
+ * Applies a request's reports with one read and one atomic write for all of them (a transaction per
+ * report cost the gateway about 0.4 ms of CPU each on an embedded file, and two round trips each on
+ * Turso), with the same outcomes as applying them one by one in order. Reports of a job named more
+ * than once, and any whose job changed between the read and the write, are applied one at a time
+ * after it, in their order.
+ */
+export async function applyReportBatch(db: Database, ctx: ReportContext, reports: Report[]): Promise<ReportOutcome[]> {
+  const named = new Map<string, number>();
+  for (const report of reports) {
+    named.set(report.jobId, (named.get(report.jobId) ?? 0) + 1);
+  }
+  const once = [...named].filter(([, n]) => n === 1).map(([id]) => id);
+  const rows = await readForReports(db, once);
+  const decisions = reports.map((report) =>
+    named.get(report.jobId) === 1 ? decide(rows.get(report.jobId), report, ctx) : null,
+  );
+  const statements: InStatement[] = [];
+  const firstStatement = decisions.map((decision) => {
+    const at = statements.length;
+    statements.push(...(decision?.statements ?? []));
+    return at;
+  });
+  const results = statements.length ? await db.write(statements) : [];
+  const outcomes: ReportOutcome[] = [];
+  for (const [i, report] of reports.entries()) {
+    const decision = decisions[i];
+    const held = decision && (!decision.guarded || results[firstStatement[i]!]?.rowsAffected === 1);
+    outcomes.push(held ? decision.outcome : await applyReport(db, ctx, report));
+  }
+  return outcomes;
 }
 
 function isLogsOnly(report: Report): boolean {
