@@ -22,7 +22,7 @@ import {
 } from "../store/leases.ts";
 import { applyReportBatch, type ReportOutcome } from "../store/reports.ts";
 import { takeAsks } from "../store/asks.ts";
-import { misnamedBodies, storeScriptBodies } from "../store/script-bodies.ts";
+import { misnamedBodies, scriptBodyInserts } from "../store/script-bodies.ts";
 
 export type AgentPrincipal = Extract<Principal, { kind: "agent" }>;
 
@@ -125,15 +125,20 @@ export async function applyReports(
   const { cluster } = principal;
   const agentId = effectiveAgentId(principal.user, batch.agentId ?? "unknown");
   const scope = await scopeFor(deps, principal, agentId);
-  await storeNamedBodies(deps, batch.reports, batch.scriptBodies ?? {});
-  const outcomes = await applyReportBatch(deps.db, { cluster, agentId, now: deps.now(), scope }, batch.reports);
+  const bodies = namedBodies(batch.reports, await checkedBodies(batch.scriptBodies ?? {}));
+  const outcomes = await applyReportBatch(
+    deps.db,
+    { cluster, agentId, now: deps.now(), scope },
+    batch.reports,
+    scriptBodyInserts(bodies, deps.now()),
+  );
   for (const report of batch.reports) {
     notifyJob(deps.notifier, report.jobId);
   }
   return { outcomes };
 }
 
-async function storeNamedBodies(deps: Deps, reports: Report[], bodies: Record<string, string>): Promise<void> {
+async function checkedBodies(bodies: Record<string, string>): Promise<Record<string, string>> {
   const wrong = await misnamedBodies(bodies);
   if (wrong.length) {
     const message = "is not the sha256 of its text";
@@ -142,10 +147,13 @@ async function storeNamedBodies(deps: Deps, reports: Report[], bodies: Record<st
       wrong.map((key) => ({ field: `body.scriptBodies.${key}`, message })),
     );
   }
-  // A body no report names is not kept: the store holds only what some job's script is made of.
+  return bodies;
+}
+
+/** A body no report names is not kept: the store holds only what some job's script is made of. */
+function namedBodies(reports: Report[], bodies: Record<string, string>): Record<string, string> {
   const named = new Set(reports.map((report) => report.scriptBody));
-  const kept = Object.fromEntries(Object.entries(bodies).filter(([key]) => named.has(key)));
-  await storeScriptBodies(deps.db, kept, deps.now());
+  return Object.fromEntries(Object.entries(bodies).filter(([key]) => named.has(key)));
 }
 
 async function registered(deps: Deps, cluster: string) {

@@ -107,7 +107,13 @@ export async function applyReport(db: Database, ctx: ReportContext, report: Repo
  * than once, and any whose job changed between the read and the write, are applied one at a time
  * after it, in their order.
  */
-export async function applyReportBatch(db: Database, ctx: ReportContext, reports: Report[]): Promise<ReportOutcome[]> {
+export async function applyReportBatch(
+  db: Database,
+  ctx: ReportContext,
+  reports: Report[],
+  /** Written first, in the same transaction (the script bodies the reports name). */
+  before: InStatement[] = [],
+): Promise<ReportOutcome[]> {
   const named = new Map<string, number>();
   for (const report of reports) {
     named.set(report.jobId, (named.get(report.jobId) ?? 0) + 1);
@@ -117,7 +123,7 @@ export async function applyReportBatch(db: Database, ctx: ReportContext, reports
   const decisions = reports.map((report) =>
     named.get(report.jobId) === 1 ? decide(rows.get(report.jobId), report, ctx) : null,
   );
-  const statements: InStatement[] = [];
+  const statements: InStatement[] = [...before];
   const firstStatement = decisions.map((decision) => {
     const at = statements.length;
     statements.push(...(decision?.statements ?? []));

@@ -3,6 +3,7 @@
  * under their sha256; a job row keeps the head in `jobs.script` and the hash in `jobs.script_body`.
  * Web Crypto, not node:crypto: the same code runs on Workers.
  */
+import type { InStatement } from "@libsql/client";
 import type { Database } from "../db/client.ts";
 import { sha256Hex } from "../tokens.ts";
 
@@ -18,23 +19,15 @@ export async function misnamedBodies(bodies: Readonly<Record<string, string>>): 
 }
 
 /**
- * Stores bodies (already checked against their keys) in one batch; one that is already there is left
- * alone. Written before the reports that name them, so no job row ever names a body not stored.
+ * The statements that store bodies (already checked against their keys); one that is already there
+ * is left alone. They go first in the batch of the reports that name them, so no job row ever names
+ * a body not stored.
  */
-export async function storeScriptBodies(
-  db: Database,
-  bodies: Readonly<Record<string, string>>,
-  now: number,
-): Promise<void> {
-  const entries = Object.entries(bodies);
-  if (entries.length) {
-    await db.write(
-      entries.map(([sha256, body]) => ({
-        sql: "INSERT OR IGNORE INTO script_bodies (sha256, body, created_at) VALUES (?, ?, ?)",
-        args: [sha256, body, now],
-      })),
-    );
-  }
+export function scriptBodyInserts(bodies: Readonly<Record<string, string>>, now: number): InStatement[] {
+  return Object.entries(bodies).map(([sha256, body]) => ({
+    sql: "INSERT OR IGNORE INTO script_bodies (sha256, body, created_at) VALUES (?, ?, ?)",
+    args: [sha256, body, now],
+  }));
 }
 
 export type StoredScript =

@@ -4,6 +4,7 @@
  * order, whatever the mix (several reports of one job, stale epochs, illegal moves, unknown jobs,
  * logs), and a job that changes between the read and the write is decided again.
  */
+import { createHash } from "node:crypto";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { testClock } from "../helpers/gateway.ts";
@@ -172,7 +173,7 @@ describe("a request's reports in one read and one write", () => {
     expect(after.events.filter((e) => e.type === "cancel_requested")).toHaveLength(1);
   });
 
-  it("reads every job of a 500-report request at once and writes once", async () => {
+  it("reads every job of a 500-report request at once and writes once, the script body it names included", async () => {
     const { w } = await leasedWorld();
     const ids: string[] = [];
     for (let i = 0; i < 500; i++) {
@@ -203,15 +204,27 @@ describe("a request's reports in one read and one write", () => {
       calls.push(`write ${stmts.length}`);
       return batch.call(w.db.client, stmts, mode);
     }) as typeof batch;
-    const out = await w.report(
-      w.tokens.alphaAgent,
-      ids.map((id, i) => ({ jobId: id, epoch: epochs.get(id)!, state: "submitted", slurmJobId: String(1000 + i) })),
-    );
+    const body = "# the wrapper's fixed body\n".repeat(100);
+    const sha256 = createHash("sha256").update(body).digest("hex");
+    const out = await w.call<{ outcomes: { status: string }[] }>("POST", "/v1/agent/reports", w.tokens.alphaAgent, {
+      agentId: "agent-1",
+      reports: ids.map((id, i) => ({
+        jobId: id,
+        epoch: epochs.get(id)!,
+        state: "submitted",
+        slurmJobId: String(1000 + i),
+        script: `#!/bin/bash\n# job ${i}\n`,
+        scriptBody: sha256,
+      })),
+      scriptBodies: { [sha256]: body },
+    });
     w.db.client.execute = execute;
     w.db.client.batch = batch;
     expect(out.status).toBe(200);
     expect(out.body.outcomes.every((o) => o.status === "applied")).toBe(true);
-    expect(calls).toEqual(["read", "write 1000"]);
+    expect(calls).toEqual(["read", "write 1001"]);
     expect((await w.job(ids[499]!)).slurmJobId).toBe("1499");
+    const script = await w.request("GET", `/v1/jobs/${ids[499]}/script`, { token: w.tokens.alice });
+    expect(await script.text()).toBe(`#!/bin/bash\n# job 499\n${body}`);
   });
 });
