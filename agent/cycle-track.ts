@@ -58,7 +58,9 @@ export async function track(
     return;
   }
   const live = jobs.filter((j) => !j.reported || !isTerminal(j.reported));
+  const listing = ctx.now();
   const seen = await observe(ctx, live);
+  pacer.listed(ctx.now() - listing);
   const doomed = neverRuns(seen);
   if (doomed.size > 0) {
     const targets = live.filter((j) => doomed.has(j.jobId)).map((j) => ({ slurmJobId: j.slurmJobId!, owner: j.owner }));

@@ -84,7 +84,6 @@ export async function runCycle(
     await handleLeases(ctx, reporter, pacer, pending, stats);
   }
   if (options.forceTrack || pacer.trackDue(ctx.now())) {
-    pacer.trackStarting(ctx.now());
     try {
       await track(ctx, reporter, pacer, stats, { waitForOutputs: options.waitForOutputs });
     } catch (err) {

@@ -6,11 +6,12 @@
 import type { AgentContext } from "./context.ts";
 
 /**
- * The most of the agent's time tracking may take: after a track that took d ms the next waits at
- * least d × (1 / share − 1), up to SLURMGATE_TRACK_MAX_SECONDS. Tracking runs between submissions in
- * one cycle, so a listing that takes seconds (slurmrestd 22.05 renders every user's queue: ~7 s for
- * 2,000 jobs under load) would otherwise stall submission every few seconds; an squeue of the
- * agent's own jobs (tens of ms) is never slowed by it.
+ * The most of the agent's time listing Slurm's queue may take: after a listing that took d ms the
+ * next track waits at least d × (1 / share − 1), up to SLURMGATE_TRACK_MAX_SECONDS. Tracking runs
+ * between submissions in one cycle, so a listing that takes seconds (slurmrestd 22.05 renders every
+ * user's queue: ~7 s for 2,000 jobs under load) would otherwise stall submission every few seconds;
+ * an squeue of the agent's own jobs (tens of ms) is never slowed by it. Only the listing counts:
+ * shipping logs and results is the tracking users wait for.
  */
 export const TRACK_SHARE = 0.2;
 
@@ -18,8 +19,8 @@ export type Pacer = {
   /** Waits so that sbatch calls stay under the configured rate. */
   beforeSubmit(): Promise<void>;
   trackDue(now: number): boolean;
-  /** Before a track: its duration sets the least wait before the next (TRACK_SHARE). */
-  trackStarting(now: number): void;
+  /** How long this track's listing of Slurm's queue took: it sets the least wait before the next (TRACK_SHARE). */
+  listed(ms: number): void;
   /** After a track: faster while things change, slower (up to the max) while nothing does. */
   tracked(now: number, changed: boolean): void;
   submittedNow(now: number): void;
@@ -33,8 +34,8 @@ export function createPacer(ctx: AgentContext, sleep: (ms: number) => Promise<vo
   let nextSlot = 0;
   let interval = minMs;
   let nextTrack = 0;
-  let trackStart: number | null = null;
-  // No track before this, whatever changes: the last track's duration, paid back.
+  let listedMs = 0;
+  // No track before this, whatever changes: the last listing's duration, paid back.
   let earliest = 0;
   return {
     async beforeSubmit() {
@@ -47,13 +48,12 @@ export function createPacer(ctx: AgentContext, sleep: (ms: number) => Promise<vo
       }
     },
     trackDue: (now) => now >= nextTrack,
-    trackStarting(now) {
-      trackStart = now;
+    listed(ms) {
+      listedMs = Math.max(0, ms);
     },
     tracked(now, changed) {
-      const took = trackStart === null ? 0 : Math.max(0, now - trackStart);
-      trackStart = null;
-      earliest = now + Math.min(maxMs, took * (1 / TRACK_SHARE - 1));
+      earliest = now + Math.min(maxMs, listedMs * (1 / TRACK_SHARE - 1));
+      listedMs = 0;
       interval = changed ? minMs : Math.min(maxMs, interval * 2);
       nextTrack = Math.max(earliest, now + interval);
     },

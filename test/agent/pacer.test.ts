@@ -35,31 +35,35 @@ describe("the pacer's least wait after a track", () => {
   const config = configWith({ SLURMGATE_TRACK_MIN_SECONDS: "2", SLURMGATE_TRACK_MAX_SECONDS: "60" });
   const pacerAt = () => createPacer({ config, now: () => 0 } as unknown as AgentContext, async () => {});
 
-  it("waits four times a slow track's duration, even when things changed and a job was just submitted", () => {
+  it("waits four times a slow listing's duration, even when things changed and a job was just submitted", () => {
     const pacer = pacerAt();
-    pacer.trackStarting(10_000);
+    pacer.listed(7_000);
     pacer.tracked(17_000, true);
     pacer.submittedNow(17_500);
     expect(pacer.trackDue(44_999)).toBe(false);
     expect(pacer.trackDue(45_000)).toBe(true);
   });
 
-  it("never waits longer than SLURMGATE_TRACK_MAX_SECONDS, however long the track took", () => {
+  it("never waits longer than SLURMGATE_TRACK_MAX_SECONDS, however long the listing took", () => {
     const pacer = pacerAt();
-    pacer.trackStarting(0);
+    pacer.listed(100_000);
     pacer.tracked(100_000, false);
     expect(pacer.msUntilTrack(100_000)).toBe(60_000);
   });
 
-  it("leaves a fast track's pace alone: 2 s after a change, 2 s after a submission", () => {
+  it("leaves a fast listing's pace alone: 2 s after a change, 2 s after a submission", () => {
     const pacer = pacerAt();
-    pacer.trackStarting(0);
+    pacer.listed(50);
     pacer.tracked(50, true);
     expect(pacer.msUntilTrack(50)).toBe(2_000);
-    pacer.trackStarting(2_050);
+    pacer.listed(50);
     pacer.tracked(2_100, false);
     expect(pacer.msUntilTrack(2_100)).toBe(4_000);
     pacer.submittedNow(3_000);
     expect(pacer.msUntilTrack(3_000)).toBe(2_000);
+    // A track that spent 8 s shipping logs after a 50 ms listing is no slow listing.
+    pacer.listed(50);
+    pacer.tracked(13_000, true);
+    expect(pacer.msUntilTrack(13_000)).toBe(2_000);
   });
 });
