@@ -7,7 +7,7 @@
 import { execFile } from "node:child_process";
 import { chmodSync, mkdtempSync } from "node:fs";
 import { promisify } from "node:util";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { batchLeases } from "../helpers/batch-leases.ts";
 import { createAgent } from "../../agent/agent.ts";
 import { parseAgentConfig } from "../../agent/config.ts";
@@ -16,7 +16,7 @@ import type { GatewayApi } from "../../agent/gateway-api.ts";
 import { createPacer } from "../../agent/pacer.ts";
 import { requeueAfterSeconds } from "../../agent/requeue-wait.ts";
 import { submitBatch } from "../../agent/submit-batch.ts";
-import type { Job, JobEvent, SweepCreated, SweepDetail } from "../../schemas/index.ts";
+import { LIVE_STATES, type Job, type JobEvent, type SweepCreated, type SweepDetail } from "../../schemas/index.ts";
 import { type RestDaemon, startSlurmrestd } from "../helpers/slurmrestd.ts";
 import { type AgentProcess, type E2E, slurm, slurmJobsTagged, startE2E, startGamma, stopGamma } from "./harness.ts";
 import { type PosixUser, ensurePosixUser, spawnAgentAs } from "./posix-users.ts";
@@ -36,6 +36,29 @@ beforeAll(async () => {
 afterAll(async () => {
   await e2e?.close();
   stopGamma();
+});
+
+/**
+ * gamma's QOS counts every job of root's, so a test that failed half-way must not hand its agents,
+ * its waiting jobs or its Slurm jobs to the next one: stop every agent it started (the harness keeps
+ * them until the file ends), cancel its live gamma jobs, and empty gamma's queue.
+ */
+const startedAgents: { stop: () => Promise<void> }[] = [];
+const startAgent = (env: Record<string, string>) => {
+  const agent = e2e.startAgent("gamma", env);
+  startedAgents.push(agent);
+  return agent;
+};
+afterEach(async () => {
+  await Promise.all(startedAgents.splice(0).map((a) => a.stop()));
+  for (const state of LIVE_STATES) {
+    const page = await call<{ items: Job[] }>("GET", `/v1/jobs?cluster=gamma&state=${state}&limit=500`);
+    for (const j of page.items) {
+      await call("POST", `/v1/jobs/${j.id}/cancel`).catch(() => undefined);
+    }
+  }
+  slurm("gamma", "scancel", ["-u", "root"]);
+  slurm("gamma", "scancel", ["-u", restUser.name]);
 });
 
 const job = (name: string, seconds: number) => ({
@@ -126,7 +149,7 @@ describe("a job's own array larger than the QOS submit limit (MaxSubmitJobsPerUs
       expect(Date.now(), `gamma still holds root's jobs: ${heldOfRoot()}`).toBeLessThan(deadline);
       await new Promise((r) => setTimeout(r, 5_000));
     }
-    const agent = e2e.startAgent("gamma", NO_ROOM_WAIT);
+    const agent = startAgent(NO_ROOM_WAIT);
     await e2e.waitClustersAlive(60_000, ["gamma"]);
     const arrayJob = (name: string, indexes: string) => ({ ...job(name, 1), array: { indexes } });
 
@@ -217,7 +240,7 @@ describe("the pacer bounds every part of a split array (SLURMGATE_SUBMITS_PER_SE
 describe("a real QOS submit limit (MaxSubmitJobsPerUser=2 on gamma)", () => {
   it("five jobs at once: at most two in Slurm, the rest wait with the QOS reason, all complete once each", async () => {
     expect(gamma.submitLimit).toBe(2);
-    const agent = e2e.startAgent("gamma", NO_ROOM_WAIT);
+    const agent = startAgent(NO_ROOM_WAIT);
     await e2e.waitClustersAlive(60_000, ["gamma"]);
     const sampler = sampleSqueue();
     const jobs = await Promise.all([1, 2, 3, 4, 5].map((n) => e2e.submit(e2e.alice, job(`qos-${n}`, 15))));
@@ -265,7 +288,7 @@ describe("a real QOS submit limit (MaxSubmitJobsPerUser=2 on gamma)", () => {
   }, 330_000);
 
   it("the limit lifted while jobs wait: the rest go in without restarting the agent", async () => {
-    const agent = e2e.startAgent("gamma", NO_ROOM_WAIT);
+    const agent = startAgent(NO_ROOM_WAIT);
     await e2e.waitClustersAlive(60_000, ["gamma"]);
     const pid = agent.child.pid;
     const jobs = await Promise.all([1, 2, 3, 4].map((n) => e2e.submit(e2e.alice, job(`qos-lift-${n}`, 300))));
@@ -332,10 +355,18 @@ async function call<T>(method: string, path: string, body?: unknown): Promise<T>
 
 const sweep = (id: string) => call<SweepDetail>("GET", `/v1/sweeps/${id}?limit=100`);
 
-/** Every sweep-array task gamma has a record of (squeue and sacct), as `<array>_<index>`, once each. */
+/**
+ * Every sweep-array task gamma has a record of (squeue and sacct), as `<array>_<index>`, once each.
+ * sacct's window runs two hours ahead: it selects by eligible time, so a task held with a far
+ * `--begin` and cancelled (as the pacer test's are) is listed from the start, not first when its
+ * begin time passes, in the middle of a later test.
+ */
 function batchTasks(): Set<string> {
   const queue = slurm("gamma", "squeue", ["-h", "--states=all", "-r", "-o", "%i|%k"]);
-  const acct = slurm("gamma", "sacct", ["-X", "-P", "-n", "-o", "JobID,Comment", "--starttime=now-2hours"]);
+  const acct = slurm("gamma", "sacct", [
+    ...["-X", "-P", "-n", "-o", "JobID,Comment"],
+    ...["--starttime=now-2hours", "--endtime=now+2hours"],
+  ]);
   const out = new Set<string>();
   for (const line of `${queue}\n${acct}`.split("\n")) {
     const [id = "", comment = ""] = line.trim().split("|");
@@ -395,7 +426,7 @@ const gammaSweep = (name: string, extra: Record<string, unknown> = {}) =>
 
 describe("a sweep larger than the QOS submit limit (one array of 5, MaxSubmitJobsPerUser=2)", () => {
   it("goes in part by part: every element once, never more than 2 in Slurm, the waiting ones show the QOS reason", async () => {
-    const agent = e2e.startAgent("gamma", NO_ROOM_WAIT);
+    const agent = startAgent(NO_ROOM_WAIT);
     await e2e.waitClustersAlive(60_000, ["gamma"]);
     const before = batchTasks();
     const sampler = sampleSqueue();
@@ -439,12 +470,12 @@ describe("a sweep larger than the QOS submit limit (one array of 5, MaxSubmitJob
     const before = batchTasks();
     const created = await gammaSweep("qos-crash", { maxParallel: 1 });
     const sampler = sampleSqueue();
-    const first = e2e.startAgent("gamma", { ...NO_ROOM_WAIT, SLURMGATE_TEST_CRASH_AT: "between-parts" });
+    const first = startAgent({ ...NO_ROOM_WAIT, SLURMGATE_TEST_CRASH_AT: "between-parts" });
     expect(await exitOf(first)).toBe("SIGKILL");
     // The first part is in Slurm; the rest were recorded "submitting" and never sent.
     const after = (await sweep(created.id)).elements;
     expect(after.filter((e) => e.slurmJobId !== null).length).toBeLessThanOrEqual(2);
-    const second = e2e.startAgent("gamma", { ...NO_ROOM_WAIT, SLURMGATE_STATE_FILE: first.stateFile });
+    const second = startAgent({ ...NO_ROOM_WAIT, SLURMGATE_STATE_FILE: first.stateFile });
     const done = await sweepDone(created.id, 300_000);
     const { most, mostRunning } = await sampler.stop();
     expect(done).toMatchObject({ state: "completed", counts: { completed: 5 } });
