@@ -12,6 +12,7 @@
  * loop over the same scripts is there for context. Jobs are held with `--begin=now+7days` and every
  * id is cancelled at the end.
  */
+import { execFileSync } from "node:child_process";
 import { chmodSync, mkdtempSync, readFileSync } from "node:fs";
 import { buildAgent } from "../scripts/build-agent.ts";
 import { loadavg } from "node:os";
@@ -25,6 +26,7 @@ import { type E2E, slurmClusters, startE2E } from "../test/e2e/harness.ts";
 import { ensurePosixUser, spawnAgentAs } from "../test/e2e/posix-users.ts";
 import { WARM_UP } from "./agent.ts";
 import { cancelIds, rawSbatchLoop, slurmEnv } from "./agent-slurm.ts";
+import { cpuSampler, cpuWindow } from "./cpu.ts";
 import type { BenchOptions, Row } from "./types.ts";
 
 const SECTION = "restd";
@@ -44,6 +46,7 @@ export async function run(opts: BenchOptions): Promise<Row[]> {
   const daemon = await startSlurmrestd({ slurmConf: alpha.slurmConf, user: alice });
   const client = createRestClient({ target: { socketPath: daemon.socketPath }, timeoutMs: 60_000 });
   const e2e = await startE2E({ SLURMGATE_MAX_QUEUED_PER_USER: "1000000", SLURMGATE_LEASE_SECONDS: "900" });
+  const slurmSide = { slurmrestd: daemon.child.pid!, ...slurmDaemonPids(alpha.slurmConf) };
   const created = new Set<string>();
   const rows: Row[] = [];
   const notes: Record<string, unknown>[] = [];
@@ -77,12 +80,17 @@ export async function run(opts: BenchOptions): Promise<Row[]> {
         },
         bundle,
       );
+      // CPU over the measured window alone (its ends are known only afterwards): the agent's first
+      // track, a full listing of the queue right after the warm-up batch, falls outside it.
+      const sampler = cpuSampler({ agent: agent.child.pid!, ...slurmSide });
       try {
         await waitRecorded(e2e, [...warm, ...ids], 600_000, agent.logs);
       } finally {
+        sampler.stop();
         await agent.stop();
       }
       const w = await window(e2e, ids);
+      const ourCpu = sampler.between(w.firstLease, w.lastSubmitted);
       const agentRate = n / ((w.lastSubmitted - w.firstLease) / 1000);
       for (const id of await slurmIds(e2e, [...warm, ...ids])) {
         created.add(id);
@@ -91,7 +99,9 @@ export async function run(opts: BenchOptions): Promise<Row[]> {
 
       const scripts = ids.map((id) => join(root, "alice", id, JOB_FILES.script));
       opts.log(`restd: slurmrestd alone, ${n} posts, concurrency ${c}`);
+      const rawCpu = cpuWindow(slurmSide);
       const raw = await postScripts(client, scripts, c);
+      const aloneCpu = rawCpu.end();
       for (const id of raw.ids) {
         created.add(id);
       }
@@ -107,7 +117,41 @@ export async function run(opts: BenchOptions): Promise<Row[]> {
         n,
         target: "≥ 0.9",
       });
-      notes.push({ concurrency: c, agentRate, rawRate, load1: load });
+      // Per job, the CPU each side spent: ours is the agent and this process (the gateway, with the
+      // bench's own polling); Slurm's is slurmrestd, slurmctld and munged, alone and beside us.
+      const perJob = (ms: number) => round(ms / n);
+      const slurmMs = (w: typeof aloneCpu) => w.ms.slurmrestd! + w.ms.slurmctld! + w.ms.munged!;
+      const ours = perJob(ourCpu.ms.agent! + ourCpu.ms.self!);
+      const slurmAlone = perJob(slurmMs(aloneCpu));
+      rows.push({
+        section: SECTION,
+        metric: `CPU per job, concurrency ${c}: agent + gateway (ours) vs slurmrestd + slurmctld + munged alone`,
+        ours,
+        floor: slurmAlone,
+        unit: "ms",
+        ratio: round(ours / slurmAlone),
+        n,
+        target: "context",
+      });
+      notes.push({
+        concurrency: c,
+        agentRate,
+        rawRate,
+        load1: load,
+        cpuMsPerJob: {
+          agent: perJob(ourCpu.ms.agent!),
+          gatewayProcess: perJob(ourCpu.ms.self!),
+          slurmSideBesideAgent: perJob(slurmMs(ourCpu)),
+          slurmSideAlone: slurmAlone,
+          restClientAlone: perJob(aloneCpu.ms.self!),
+        },
+        machineBusy: { agentWindow: round(ourCpu.busyShare), slurmrestdAlone: round(aloneCpu.busyShare) },
+        // Were the machine's CPUs the only limit, the agent would reach this share of slurmrestd's
+        // rate: all the CPU a job costs with the bare client, over all it costs through us.
+        cpuBoundRatio: round(
+          (slurmMs(aloneCpu) + aloneCpu.ms.self!) / (slurmMs(ourCpu) + ourCpu.ms.agent! + ourCpu.ms.self!),
+        ),
+      });
     }
     opts.log(`restd: bash sbatch loop, ${n} scripts (context)`);
     const scripts = (await allIds(e2e)).slice(0, n).map((id) => join(root, "alice", id, JOB_FILES.script));
@@ -237,4 +281,14 @@ async function slurmIds(e2e: E2E, ids: string[]): Promise<string[]> {
 async function allIds(e2e: E2E): Promise<string[]> {
   const rs = await e2e.gw.db.client.execute("SELECT id FROM jobs ORDER BY created_at");
   return rs.rows.map((r) => String(r.id));
+}
+
+/** slurmctld's pid (its pid file, from slurm.conf) and munged's: the rest of Slurm's side of a submission. */
+function slurmDaemonPids(slurmConf: string): { slurmctld: number; munged: number } {
+  const pidFile = /^SlurmctldPidFile=(.+)$/m.exec(readFileSync(slurmConf, "utf8"))?.[1];
+  if (!pidFile) {
+    throw new Error(`${slurmConf} names no SlurmctldPidFile`);
+  }
+  const munged = execFileSync("pgrep", ["-x", "-o", "munged"], { encoding: "utf8" }).trim();
+  return { slurmctld: Number(readFileSync(pidFile.trim(), "utf8").trim()), munged: Number(munged) };
 }

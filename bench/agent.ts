@@ -27,7 +27,7 @@
  * anything still queued that carries the tag of one of this run's gateway jobs.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createAgent } from "../agent/agent.ts";
@@ -49,6 +49,7 @@ import {
   rpcDelta,
   slurmEnv,
 } from "./agent-slurm.ts";
+import { processCpuMs } from "./cpu.ts";
 import { type BenchOptions, percentile, type Row } from "./types.ts";
 
 const SECTION = "agent";
@@ -61,13 +62,6 @@ function minRpcs<T extends { rpcs: RpcDelta }>(runs: T[]): T {
 }
 /** The interval RPC/job/min figures are quoted at (the agent adapts 2–60 s; see PERFORMANCE.md §1.4). */
 const QUOTE_INTERVAL_S = 30;
-
-/** user + system CPU of a live process, from /proc/<pid>/stat (fields 14 and 15, in clock ticks of 10 ms). */
-function processCpuMs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) * 10;
-}
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const round = (x: number, digits = 2) => Math.round(x * 10 ** digits) / 10 ** digits;
