@@ -21,62 +21,57 @@ function machineTicks(): { busy: number; total: number } {
   return { busy: total - ticks[3]! - ticks[4]!, total };
 }
 
+type CpuSample = { at: number; ms: Record<string, number>; busy: number; total: number };
+type CpuSpan = { ms: Record<string, number>; busyShare: number };
+
 /**
- * Starts a window: `end()` returns the CPU milliseconds each named process spent in it and the
- * share of the machine's CPUs that were busy (1 = every CPU, all the time). A process given as a
- * function of the window is this one (process.cpuUsage).
+ * Each process's CPU so far, this one's as `self` (process.cpuUsage), and the machine's ticks. A
+ * process that is gone keeps its figure in `previous` (the bench fails on that elsewhere).
  */
-export function cpuWindow(pids: Record<string, number>) {
-  const start = Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, processCpuMs(pid)]));
-  const self = process.cpuUsage();
-  const machine = machineTicks();
-  return {
-    end() {
-      const ms: Record<string, number> = {};
-      for (const [name, pid] of Object.entries(pids)) {
-        ms[name] = processCpuMs(pid) - start[name]!;
-      }
-      const mine = process.cpuUsage(self);
-      ms.self = (mine.user + mine.system) / 1000;
-      const now = machineTicks();
-      return { ms, busyShare: (now.busy - machine.busy) / Math.max(1, now.total - machine.total) };
-    },
-  };
+function sample(pids: Record<string, number>, previous?: CpuSample): CpuSample {
+  const { user, system } = process.cpuUsage();
+  const ms: Record<string, number> = { self: (user + system) / 1000 };
+  for (const [name, pid] of Object.entries(pids)) {
+    try {
+      ms[name] = processCpuMs(pid);
+    } catch {
+      ms[name] = previous?.ms[name] ?? 0;
+    }
+  }
+  return { at: Date.now(), ms, ...machineTicks() };
 }
 
-type CpuSample = { at: number; ms: Record<string, number>; busy: number; total: number };
+/** What each process spent between two samples, and the share of the machine's CPUs that were busy (1 = all, all the time). */
+function span(first: CpuSample, last: CpuSample): CpuSpan {
+  const ms = Object.fromEntries(Object.keys(first.ms).map((k) => [k, last.ms[k]! - first.ms[k]!]));
+  return { ms, busyShare: (last.busy - first.busy) / Math.max(1, last.total - first.total) };
+}
+
+/** Starts a window now; `end()` returns its {@link CpuSpan}. */
+export function cpuWindow(pids: Record<string, number>) {
+  const first = sample(pids);
+  return { end: () => span(first, sample(pids, first)) };
+}
 
 /**
- * Samples the processes' CPU (and this process's, as `self`) every `everyMs` until stopped, so that a
- * window known only afterwards (from event times on the gateway's clock, Date.now) can be cut out:
- * `between(from, to)` spans the last sample at or before `from` to the first at or after `to`.
+ * Samples every `everyMs` until stopped, so that a window known only afterwards (from event times
+ * on the gateway's clock, Date.now) can be cut out: `between(from, to)` spans the last sample at or
+ * before `from` to the first at or after `to`. The sampling runs in this process and counts in its
+ * `self`.
  */
 export function cpuSampler(pids: Record<string, number>, everyMs = 20) {
-  const samples: CpuSample[] = [];
-  const take = () => {
-    const { user, system } = process.cpuUsage();
-    const ms: Record<string, number> = { self: (user + system) / 1000 };
-    for (const [name, pid] of Object.entries(pids)) {
-      try {
-        ms[name] = processCpuMs(pid);
-      } catch {
-        ms[name] = samples.at(-1)?.ms[name] ?? 0; // gone (the bench fails on that elsewhere): its last figure
-      }
-    }
-    samples.push({ at: Date.now(), ms, ...machineTicks() });
-  };
-  take();
+  const samples: CpuSample[] = [sample(pids)];
+  const take = () => samples.push(sample(pids, samples.at(-1)));
   const timer = setInterval(take, everyMs);
   return {
     stop() {
       clearInterval(timer);
       take();
     },
-    between(from: number, to: number) {
+    between(from: number, to: number): CpuSpan {
       const first = samples.findLast((s) => s.at <= from) ?? samples[0]!;
       const last = samples.find((s) => s.at >= to) ?? samples.at(-1)!;
-      const ms = Object.fromEntries(Object.keys(first.ms).map((k) => [k, last.ms[k]! - first.ms[k]!]));
-      return { ms, busyShare: (last.busy - first.busy) / Math.max(1, last.total - first.total) };
+      return span(first, last);
     },
   };
 }
