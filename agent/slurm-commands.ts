@@ -42,7 +42,11 @@ export type Submitted = { slurmJobId: string; warning?: string };
 
 /** Every method returns a {@link SlurmResult} and never throws, whatever the executor does. */
 export type SlurmCommands = {
-  sbatch(scriptPath: string, args: string[]): Promise<SlurmResult<Submitted, SbatchCode>>;
+  /**
+   * `script` is the file's text when the caller has just written it: a backend that sends the text
+   * itself (slurmrestd) takes it from there instead of reading the file back.
+   */
+  sbatch(scriptPath: string, args: string[], script?: string): Promise<SlurmResult<Submitted, SbatchCode>>;
   /** All of this user's jobs Slurm still holds in memory (one squeue). A failure means "don't know", never "gone". */
   squeue(): Promise<SlurmResult<SqueueRow[]>>;
   sacct(query: { since: Date; ids?: string[] }): Promise<SlurmResult<SacctRow[], SacctCode>>;

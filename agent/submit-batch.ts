@@ -17,7 +17,7 @@
  */
 import { posix } from "node:path";
 import { LeaseBatch, type RejectCode } from "../schemas/agent.ts";
-import { type JobSpec, JobSpec as JobSpecSchema } from "../schemas/job.ts";
+import type { JobSpec } from "../schemas/job.ts";
 import { isTerminal } from "../schemas/job.ts";
 import { DEFAULT_MAX_ARRAY_SIZE, PER_ELEMENT_FIELDS } from "../schemas/sweep.ts";
 import { crashPoint, type AgentContext } from "./context.ts";
@@ -27,6 +27,7 @@ import { checkUserDirBefore, describeRunAs, handOver, sbatchIdentityArgs } from 
 import { writeInputs } from "./inputs.ts";
 import { checkContainerPaths, jobDirName, prepareBatchDir, prepareJobDir, resolveWorkdir } from "./paths.ts";
 import { JOB_FILES } from "./render/data-files.ts";
+import { checkedJobSpec, parseJobSpec } from "./render/parse-spec.ts";
 import { renderArrayElement, renderArrayScript } from "./render/render-batch-array.ts";
 import { writeJobSecrets } from "./secrets.ts";
 import { requeueReport } from "./requeue-wait.ts";
@@ -84,7 +85,7 @@ export function batchProblem(leases: readonly Lease[], maxArraySize: number): st
   const indexes = new Set<number>();
   let common: string | undefined;
   for (const lease of leases) {
-    const parsed = JobSpecSchema.safeParse(lease.spec);
+    const parsed = parseJobSpec(lease.spec);
     if (!parsed.success) {
       return `${lease.jobId}: invalid spec`;
     }
@@ -239,10 +240,8 @@ export async function submitBatch(
       break;
     }
     await beforeSubmit();
-    const outcome = await acting.slurm.sbatch(`${batchDir}/${JOB_FILES.script}`, [
-      ...rendered.sbatchArgs,
-      ...sbatchIdentityArgs(acting.sudo ? null : runAs),
-    ]);
+    const args = [...rendered.sbatchArgs, ...sbatchIdentityArgs(acting.sudo ? null : runAs)];
+    const outcome = await acting.slurm.sbatch(`${batchDir}/${JOB_FILES.script}`, args, rendered.script);
     crashPoint(ctx, "after-sbatch");
     const ids = new Map<string, string>();
     if (outcome.ok) {
@@ -389,7 +388,7 @@ function submittedReports(
 
 /** What every member shares: the checks made once per batch, and the batch directory. */
 async function prepareCommon(ctx: AgentContext, first: Lease) {
-  const spec = JobSpecSchema.parse(first.spec);
+  const spec = checkedJobSpec(first.spec);
   await checkPartition(ctx, spec);
   const runAs = ctx.identity ? await ctx.identity.check(first.owner) : null;
   await checkAccount(ctx, spec, runAs);
@@ -414,7 +413,7 @@ async function prepareMember(
 ): Promise<Member> {
   const { acting, runAs, guardAs, batchDir, workdir } = common;
   const executor = acting.executor;
-  const spec = JobSpecSchema.parse(lease.spec);
+  const spec = checkedJobSpec(lease.spec);
   const jobDir = await prepareJobDir(executor, ctx.roots, lease.owner, lease.jobId, lease.attempt);
   await guardDir(ctx, lease.owner, jobDir, jobDirName(lease.jobId, lease.attempt), guardAs);
   const previousJobDir =

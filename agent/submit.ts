@@ -10,7 +10,7 @@
 import { agentAccount } from "./identity/agent-account.ts";
 import { posix } from "node:path";
 import type { RejectCode } from "../schemas/agent.ts";
-import { JobSpec } from "../schemas/job.ts";
+import type { JobSpec } from "../schemas/job.ts";
 import { type AgentContext, crashPoint } from "./context.ts";
 import type { Executor } from "./executor/types.ts";
 import type { Lease, Report } from "./gateway-api.ts";
@@ -31,6 +31,7 @@ import { batchTag, slurmgateTag } from "./render/directives.ts";
 import { RenderError } from "./render/errors.ts";
 import { checkCacheRoot, resolveJobCaches } from "./stage.ts";
 import { isUnknownOutcome } from "./slurm/result.ts";
+import { parseJobSpec } from "./render/parse-spec.ts";
 import { renderBatchScript } from "./render/render-batch-script.ts";
 import { SERVICE_SECRETS_FILE, serviceSecretNames } from "./render/services.ts";
 import { writeJobSecrets } from "./secrets.ts";
@@ -220,7 +221,7 @@ async function stagedCaches(ctx: AgentContext, executor: Executor, spec: JobSpec
 }
 
 async function prepare(ctx: AgentContext, lease: Lease) {
-  const parsed = JobSpec.safeParse(lease.spec);
+  const parsed = parseJobSpec(lease.spec);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     throw new Refusal("invalid_spec", `${issue?.path.join(".") ?? ""}: ${issue?.message ?? "invalid"}`);
@@ -377,7 +378,8 @@ export async function sbatchReady(ctx: AgentContext, ready: ReadyLease): Promise
   ctx.state.put(record);
   crashPoint(ctx, "before-sbatch");
   // Through sudo, sbatch already runs as the job's account: --uid/--gid are root's way.
-  const outcome = await slurm.sbatch(scriptPath, [...rendered.sbatchArgs, ...sbatchIdentityArgs(sudo ? null : runAs)]);
+  const args = [...rendered.sbatchArgs, ...sbatchIdentityArgs(sudo ? null : runAs)];
+  const outcome = await slurm.sbatch(scriptPath, args, rendered.script);
   crashPoint(ctx, "after-sbatch");
   let slurmJobId: string | null = outcome.ok ? outcome.value.slurmJobId : null;
   if (!outcome.ok && isUnknownOutcome(outcome.code)) {

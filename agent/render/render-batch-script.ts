@@ -18,7 +18,7 @@
  *   Setup lines may add variables (module load); exported shell functions are not carried.
  */
 import type { Lease } from "../../schemas/agent.ts";
-import { JobSpec } from "../../schemas/job.ts";
+import type { JobSpec } from "../../schemas/job.ts";
 import { ABSOLUTE_PATH } from "../../schemas/patterns.ts";
 import { type StagedCache, cacheEnv, withCacheBinds } from "./caches.ts";
 import { planContainer } from "./container.ts";
@@ -27,6 +27,7 @@ import { buildDirectives } from "./directives.ts";
 import { MAX_ARGV_BYTES, checkEnvMap, checkSecretNames } from "./env-policy.ts";
 import { RenderError, requireMatch } from "./errors.ts";
 import { launcherParams } from "./launcher.ts";
+import { parseJobSpec } from "./parse-spec.ts";
 import { serviceItems, serviceSecretNames } from "./services.ts";
 import { TEMPLATE_VERSION, renderWrapper } from "./template.ts";
 
@@ -82,7 +83,7 @@ export interface RenderedJob {
  * for (const f of job.files) await exec.writeFile(`${jobDir}/${f.name}`, f.data, f.mode);
  */
 export function renderBatchScript(input: RenderInput): RenderedJob {
-  const parsed = JobSpec.safeParse(input.lease.spec);
+  const parsed = parseJobSpec(input.lease.spec);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const field = issue?.path.join(".") ?? "";

@@ -52,15 +52,16 @@ export function createRestSlurmCommands(options: {
 
   return {
     ...cli,
-    async sbatch(scriptPath, args) {
+    async sbatch(scriptPath, args, script) {
       let submission: ReturnType<typeof buildRestSubmission>;
       try {
         // The CLI's argument rules first, so both backends refuse the same arguments.
         buildSbatchArgs(scriptPath, args);
-        if ((await stat(scriptPath)).size > MAX_SCRIPT_BYTES) {
+        const size = script === undefined ? (await stat(scriptPath)).size : Buffer.byteLength(script);
+        if (size > MAX_SCRIPT_BYTES) {
           throw new Error(`${scriptPath} is larger than ${MAX_SCRIPT_BYTES} bytes`);
         }
-        submission = buildRestSubmission(await readFile(scriptPath, "utf8"), args);
+        submission = buildRestSubmission(script ?? (await readFile(scriptPath, "utf8")), args);
       } catch (err) {
         return failed("invalid_argument", `sbatch (slurmrestd): ${(err as Error).message}`, false);
       }

@@ -329,6 +329,28 @@ describe("the client and the commands against a daemon that misbehaves", () => {
     expect(JSON.parse(seen?.body ?? "{}").job.comment).toBe("slurmgate:job_0123456789abcdefghij:1");
   });
 
+  it("sends the script text it is handed without reading the file back, and refuses an oversize one unsent", async () => {
+    const bodies: string[] = [];
+    await serve((req, res) => {
+      let body = "";
+      req.on("data", (d) => (body += d));
+      req.on("end", () => {
+        bodies.push(body);
+        res.end(JSON.stringify(fixture("submit-ok.json").body));
+      });
+    });
+    const text = "#!/bin/bash\n#SBATCH --comment=slurmgate:job_abcdefghij0123456789:2\ntrue\n";
+    const missing = `${dir}.never-written.sbatch`;
+    const result = await rest().sbatch(missing, [], text);
+    expect(result).toMatchObject({ ok: true, value: { slurmJobId: "20676" } });
+    expect(JSON.parse(bodies[0] ?? "{}").job.comment).toBe("slurmgate:job_abcdefghij0123456789:2");
+
+    const huge = await rest().sbatch(missing, [], `#!/bin/bash\n${"#".repeat(4 * 1024 * 1024)}\n`);
+    expect(huge).toMatchObject({ ok: false, code: "invalid_argument", retryable: false });
+    expect(!huge.ok && huge.message).toMatch(/larger than/);
+    expect(bodies).toHaveLength(1);
+  });
+
   it("a non-JSON answer, a dropped connection, a timeout or no daemon: an unknown outcome, to look up by tag", async () => {
     await serve((_req, res) => res.end("<html>502 Bad Gateway</html>"));
     const html = await rest().sbatch(script, []);
