@@ -70,6 +70,28 @@ describe("agent state store", () => {
     expect(JSON.parse(readFileSync(path, "utf8")).jobs.job_9.jobId).toBe("job_9");
   });
 
+  it("as thousands of jobs arrive one by one, folds the journal a bounded number of times and loses none", () => {
+    const path = join(mkdtempSync(join(tmpdir(), "sg-state-")), "state.json");
+    const store = openStateStore(path);
+    let folds = 0;
+    let lines = 0;
+    for (let i = 0; i < 3000; i++) {
+      store.put(job(`job_${i}`));
+      const now = existsSync(`${path}.journal`) ? readFileSync(`${path}.journal`, "utf8").split("\n").length - 1 : 0;
+      if (now < lines) {
+        folds++;
+      }
+      lines = now;
+      // Never more than a few changes per job the snapshot holds, plus a fixed slack.
+      expect(lines).toBeLessThanOrEqual(64 + 4 * (i + 1));
+    }
+    expect(folds).toBeGreaterThan(0);
+    expect(folds).toBeLessThan(10);
+    const reopened = openStateStore(path);
+    expect(Object.keys(reopened.state.jobs)).toHaveLength(3000);
+    expect(reopened.get("job_2999")?.jobId).toBe("job_2999");
+  });
+
   describe("the Slurm-id record refers to the submitting record", () => {
     const lease = (jobId: string, epoch = 1): Lease =>
       ({
