@@ -119,8 +119,12 @@ export function buildRestSubmission(script: string, args: readonly string[]): Re
  */
 export function scriptDirectives(script: string): string[] {
   const options: string[] = [];
-  for (const line of script.split(/\r?\n/).slice(1)) {
-    const trimmed = line.trim();
+  // Line by line from the second, stopping at the first command: a rendered script is ~600 lines,
+  // of which the header is a dozen, and splitting all of them cost more than the rest of the request.
+  for (let start = script.indexOf("\n") + 1; start > 0 && start < script.length; ) {
+    const newline = script.indexOf("\n", start);
+    const end = newline < 0 ? script.length : newline;
+    const trimmed = script.slice(start, end).trim();
     if (trimmed !== "" && !trimmed.startsWith("#")) {
       break;
     }
@@ -128,6 +132,7 @@ export function scriptDirectives(script: string): string[] {
     if (m?.[1]) {
       options.push(unquote(m[1]));
     }
+    start = end + 1;
   }
   return options;
 }

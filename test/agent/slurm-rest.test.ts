@@ -8,6 +8,7 @@ import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { type Server, createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import fc from "fast-check";
 import { afterEach, describe, expect, it } from "vitest";
 import { parseAgentConfig } from "../../agent/config.ts";
 import { Lane, inLane } from "../../agent/executor/lane.ts";
@@ -143,6 +144,46 @@ describe("buildRestSubmission", () => {
     expect(scriptDirectives(SCRIPT)).not.toContain("--comment=not-a-directive-after-the-first-command");
     expect(scriptDirectives("#!/bin/bash\n\n# note\n#SBATCH --job-name=x\n")).toEqual(["--job-name=x"]);
     expect(scriptDirectives("#SBATCH --job-name=first-line-is-the-shebang\n")).toEqual([]);
+    expect(scriptDirectives("#!/bin/bash\r\n#SBATCH --job-name=crlf\r\n#SBATCH --time=5")).toEqual([
+      "--job-name=crlf",
+      "--time=5",
+    ]);
+  });
+
+  it("reads the same directives as a whole-script split, whatever the lines and line ends", () => {
+    const bySplit = (script: string) => {
+      const options: string[] = [];
+      for (const line of script.split(/\r?\n/).slice(1)) {
+        const trimmed = line.trim();
+        if (trimmed !== "" && !trimmed.startsWith("#")) {
+          break;
+        }
+        const m = /^#SBATCH\s+(\S+)/.exec(trimmed);
+        if (m?.[1]) {
+          options.push(m[1]);
+        }
+      }
+      return options;
+    };
+    const line = fc.constantFrom(
+      "#SBATCH --job-name=a",
+      "#SBATCH  --time=5 x",
+      "# c",
+      "",
+      "  ",
+      "true",
+      "#SBATCH",
+      "\r",
+      "x\ry",
+    );
+    const end = fc.constantFrom("\n", "\r\n", "\r", "");
+    fc.assert(
+      fc.property(fc.array(fc.tuple(line, end), { maxLength: 12 }), (parts) => {
+        const script = parts.map(([l, e]) => l + e).join("");
+        expect(scriptDirectives(script)).toEqual(bySplit(script));
+      }),
+      { numRuns: 2_000 },
+    );
   });
 
   it("reads Slurm's time formats in minutes", () => {
