@@ -13,11 +13,12 @@
  * as a bash loop does, instead of after a round trip through the agent. Exactly-once still holds:
  * - the caller writes a job's "submitting" record before its request is queued, so whatever bash
  *   does with it later, a restarted agent knows to look the job's tag up before submitting again;
- * - bash starts a queued command only while the agent that queued it is alive: before each one (and
- *   again in the child, right before exec) it checks that its parent is still the agent that started
- *   it. When the agent dies (SIGKILL included), bash is re-parented at once, so no queued command
- *   starts afterwards; bash exits instead. (Writing the end marker to a pipe nobody reads would
- *   usually kill bash with SIGPIPE first; the parent check does not depend on that.) What is left is
+ * - bash starts a queued command only while the agent that queued it is alive: in the child, right
+ *   before exec, it checks that its parent is still the agent that started it. When the agent dies
+ *   (SIGKILL included), bash is re-parented at once, so no queued command starts afterwards; the
+ *   child exits 125 instead of exec, and bash, finding its agent gone, exits. (Writing the end
+ *   marker to a pipe nobody reads would usually kill bash with SIGPIPE first; the parent check does
+ *   not depend on that.) What is left is
  *   the instant between the last check and exec: a command started then is a command that was running
  *   when the agent died, the case the "submitting" record and the tag lookup were made for;
  * - a queued command can be withdrawn (its request file removed): bash then answers `C` and never
@@ -60,8 +61,11 @@ import type { ExecResult, RunOptions } from "./types.ts";
 const SERVER = String.raw`
 c= cs=
 pp=$PPID
-trap '[[ -n $c && -e $REQ.k$cs ]] && kill -TERM "$c" 2>/dev/null' USR1
-trap '[[ -n $c && -e $REQ.k$cs ]] && kill -KILL "$c" 2>/dev/null' USR2
+# Kept, but never exported: each command gets exactly the environment its request names.
+mark=$MARK req=$REQ
+export -n MARK REQ PWD OLDPWD SHLVL
+trap '[[ -n $c && -e $req.k$cs ]] && kill -TERM "$c" 2>/dev/null' USR1
+trap '[[ -n $c && -e $req.k$cs ]] && kill -KILL "$c" 2>/dev/null' USR2
 alive() { # this bash's parent is still the agent that started it (field 4 of /proc/<pid>/stat)
   local s
   read -r s </proc/$$/stat || return 1
@@ -69,12 +73,13 @@ alive() { # this bash's parent is still the agent that started it (field 4 of /p
   [[ @{s%% *} == "$pp" ]]
 }
 end() {
-  printf '\0%s%s\0' "$MARK" "$1" >&3
-  printf '\0%s%s\0' "$MARK" "$1" >&4
+  printf '\0%s%s\0' "$mark" "$1" >&3
+  printf '\0%s%s\0' "$mark" "$1" >&4
 }
+# Every command costs this loop a few hundred microseconds of syscalls (a fork is milliseconds on
+# some virtual machines): each check is made once, where it counts.
 while IFS= read -r q; do
-  alive || exit 0 # the agent died: start nothing it queued
-  if ! { mapfile -d '' -t r <"$REQ.$q"; } 2>/dev/null; then
+  if ! { mapfile -d '' -t r <"$req.$q"; } 2>/dev/null; then
     end "$q" && printf 'C %s\n' "$q" >&5 # withdrawn before it started
     continue
   fi
@@ -82,7 +87,6 @@ while IFS= read -r q; do
   cmd=@{r[3 + ne]}
   cs=$seq
   (
-    unset PWD OLDPWD SHLVL MARK REQ
     if [[ -n $cwd ]] && ! cd -- "$cwd" 2>/dev/null; then printf 'X %s\n' "$seq" >&5; exit 127; fi
     ((ne == 0)) || export -- "@{r[@]:3:ne}"
     p=
@@ -95,15 +99,17 @@ while IFS= read -r q; do
       done
     fi
     [[ -n $p ]] || { printf 'X %s\n' "$seq" >&5; exit 127; }
-    alive || exit 125
+    alive || exit 125 # the agent died: start nothing it queued
     exec -a "$cmd" -- "$p" "@{r[@]:4 + ne}" 3>&- 4>&- 5>&-
   ) </dev/null >&3 2>&4 &
   c=$!
   while :; do
     wait "$c"
     st=$?
-    kill -0 "$c" 2>/dev/null || break # a trap (a kill asked for) interrupted wait: wait again
+    # Above 128, a trap (a kill asked for) may have interrupted wait: then wait again.
+    ((st > 128)) && kill -0 "$c" 2>/dev/null || break
   done
+  ((st != 125)) || alive || exit 0 # the agent died: bash goes too
   c= cs=
   end "$seq"
   printf 'D %s %s\n' "$seq" "$st" >&5
