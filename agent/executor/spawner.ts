@@ -17,10 +17,10 @@
  *   before exec, it checks that its parent is still the agent that started it. When the agent dies
  *   (SIGKILL included), bash is re-parented at once, so no queued command starts afterwards; the
  *   child exits 125 instead of exec, and bash, finding its agent gone, exits. (Writing the end
- *   marker to a pipe nobody reads would usually kill bash with SIGPIPE first; the parent check does
- *   not depend on that.) What is left is
- *   the instant between the last check and exec: a command started then is a command that was running
- *   when the agent died, the case the "submitting" record and the tag lookup were made for;
+ *   marker to a pipe nobody reads would usually kill bash with SIGPIPE first; the check does not
+ *   depend on that.) What is left is the instant between the check and exec: a command started then
+ *   is a command that was running when the agent died, the case the "submitting" record and the tag
+ *   lookup were made for;
  * - a queued command can be withdrawn (its request file removed): bash then answers `C` and never
  *   starts it. If bash had already read the request, the command runs and its outcome is reported
  *   as usual: a withdrawal never turns a command that ran into one that did not;
@@ -76,8 +76,8 @@ end() {
   printf '\0%s%s\0' "$mark" "$1" >&3
   printf '\0%s%s\0' "$mark" "$1" >&4
 }
-# Every command costs this loop a few hundred microseconds of syscalls (a fork is milliseconds on
-# some virtual machines): each check is made once, where it counts.
+# On a virtual machine a page fault can cost ~50 us, and each page bash or its child writes between
+# fork and exec is one (bench/RESULTS-agent.md): each check is made once, where it counts.
 while IFS= read -r q; do
   if ! { mapfile -d '' -t r <"$req.$q"; } 2>/dev/null; then
     end "$q" && printf 'C %s\n' "$q" >&5 # withdrawn before it started

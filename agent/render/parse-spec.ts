@@ -1,8 +1,8 @@
 /**
  * A lease's spec is validated once per process, however many steps read it: the submit path checks
  * it, and the renderer (or a batch member's preparation), handed the same raw object or the parsed
- * one, skips a second parse, which cost about as much CPU as rendering the whole script. Nothing in
- * the agent writes to a lease's spec, raw or parsed.
+ * one, gets the same parsed spec back without a second parse. Nothing in the agent writes to a
+ * lease's spec, raw or parsed.
  */
 import { JobSpec } from "../../schemas/job.ts";
 
