@@ -138,6 +138,7 @@ async function assemble(
       defaultTimeoutMs: config.SLURMGATE_COMMAND_TIMEOUT_SECONDS * 1000,
       // Every sbatch slot, plus room for a tracking or cancel command meanwhile.
       spawners: config.SLURMGATE_SUBMIT_CONCURRENCY + 2,
+      spawner: config.SLURMGATE_SPAWNER,
     });
   const ownExecutor = config.SLURMGATE_USER_MAP ? noFollowReads(baseExecutor) : baseExecutor;
   const stateFile = config.SLURMGATE_STATE_FILE ?? defaultStateFile(config, env);

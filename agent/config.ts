@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import { AllowedSbatchOption } from "../schemas/sbatch.ts";
+import { SPAWNER_CHOICES } from "./executor/spawner-programs.ts";
 import { NO_ROOM_WAIT_SECONDS } from "./requeue-wait.ts";
 import { parseRestTarget } from "./slurm-rest/client.ts";
 
@@ -47,6 +48,7 @@ export const AgentConfig = z.object({
   SLURMGATE_LOST_GRACE_SECONDS: seconds(600, 30, 86_400), // absent from squeue, sacct and exit file this long = lost
   SLURMGATE_SUBMITS_PER_SECOND: z.coerce.number().min(0.1).max(1_000).default(5), // gentle on a shared slurmctld
   SLURMGATE_SUBMIT_CONCURRENCY: seconds(1, 1, 16), // sbatch calls in flight at once; the rate limit above still applies
+  SLURMGATE_SPAWNER: z.enum(SPAWNER_CHOICES).default("auto"), // what starts local commands: python (/usr/bin/python3's posix_spawn), bash, or auto (python where it can)
   SLURMGATE_MAX_LEASE: seconds(10, 1, 100), // jobs leased per call
   SLURMGATE_NO_ROOM_WAIT_SECONDS: seconds(NO_ROOM_WAIT_SECONDS, 5, 3_600), // a job Slurm had no room for (a full queue, a submit limit, a sweep's maxParallel taken) waits this long in the gateway's queue before it is offered again
   SLURMGATE_LOG_BYTES_PER_JOB: seconds(262_144, 1_024, 1_048_576), // log bytes shipped per job per cycle

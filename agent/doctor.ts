@@ -10,6 +10,7 @@ import { createLocalExecutor } from "./executor/local.ts";
 import { type SshExecutor, remoteLoginEnv, sshExecutorFromConfig } from "./executor/ssh.ts";
 import type { Executor } from "./executor/types.ts";
 import { policyDisagreements } from "./doctor-policy.ts";
+import { SPAWNER_PYTHON, spawnerKind } from "./executor/spawner-programs.ts";
 import { type GatewayApi, createGatewayApi } from "./gateway-api.ts";
 import { tokenMismatch } from "./token-check.ts";
 import { type SlurmCommands, slurmCommandsFor } from "./slurm-commands.ts";
@@ -114,6 +115,30 @@ export async function doctorChecks(
   checks.push(...secretStoreCheck(config));
   checks.push(...(await gatewayChecks(config)));
   return checks;
+}
+
+/** Which program starts the agent's local commands (agent/executor/spawner-programs.ts). */
+export function spawnerCheck(config: Pick<AgentConfig, "SLURMGATE_SPAWNER">, python = SPAWNER_PYTHON): Check {
+  const name = "command spawner";
+  try {
+    return spawnerKind(config.SLURMGATE_SPAWNER, python) === "python"
+      ? { name, ok: true, detail: `${python} (posix_spawn: nothing of the spawner is copied per command)` }
+      : {
+          name,
+          ok: true,
+          detail:
+            config.SLURMGATE_SPAWNER === "bash"
+              ? "bash, as SLURMGATE_SPAWNER says (a fork per command)"
+              : `bash (a fork per command): ${python} 3.8 or later would start commands for less`,
+        };
+  } catch (err) {
+    return {
+      name,
+      ok: false,
+      detail: (err as Error).message,
+      fix: `install Python 3.8 or later as ${python}, or set SLURMGATE_SPAWNER=auto`,
+    };
+  }
 }
 
 /** SLURM_CONF, the Slurm commands and partitions, accounting, the container runtime. */
@@ -300,10 +325,11 @@ export async function runDoctor(env: Record<string, string | undefined>, options
     }
     return 1;
   }
-  let executor: Executor = createLocalExecutor();
+  const spawner = config.SLURMGATE_SSH_HOST ? null : spawnerCheck(config);
+  let executor: Executor = createLocalExecutor({ spawner: spawner?.ok ? config.SLURMGATE_SPAWNER : "bash" });
   let slurmSource = env;
   let ssh: SshExecutor | null = null;
-  const checks: Check[] = [];
+  const checks: Check[] = spawner ? [spawner] : [];
   if (config.SLURMGATE_SSH_HOST) {
     try {
       ssh = sshExecutorFromConfig(config, env);

@@ -13,6 +13,7 @@ import * as path from "node:path";
 import { localBrowser } from "./browse-local.ts";
 import { DEFAULT_TIMEOUT_MS, KILL_GRACE_MS, MAX_OUTPUT_BYTES, outputCap } from "./limits.ts";
 import { createSpawnerPool, spawnerCanRun } from "./spawner.ts";
+import { type SpawnerChoice, spawnerKind } from "./spawner-programs.ts";
 import type { ExecResult, Executor, FileStat, RunOptions } from "./types.ts";
 
 /** Options for {@link createLocalExecutor}. */
@@ -22,10 +23,12 @@ export interface LocalExecutorOptions {
   /** Bytes kept per output stream; the rest is dropped. Default {@link MAX_OUTPUT_BYTES}. */
   maxOutputBytes?: number;
   /**
-   * Commands at once through long-lived bash spawners (agent/executor/spawner.ts), so that starting
+   * Commands at once through long-lived spawners (agent/executor/spawner.ts), so that starting
    * one never forks the agent itself; 0 spawns every command directly from Node. Default 4.
    */
   spawners?: number;
+  /** Which program the spawners are (agent/executor/spawner-programs.ts). Default `auto`. */
+  spawner?: SpawnerChoice;
 }
 
 /**
@@ -37,7 +40,8 @@ export interface LocalExecutorOptions {
 export function createLocalExecutor(options: LocalExecutorOptions = {}): Executor {
   const defaultTimeoutMs = options.defaultTimeoutMs ?? DEFAULT_TIMEOUT_MS;
   const maxOutputBytes = options.maxOutputBytes ?? MAX_OUTPUT_BYTES;
-  const pool = (options.spawners ?? 4) > 0 ? createSpawnerPool(options.spawners ?? 4, maxOutputBytes) : null;
+  const size = options.spawners ?? 4;
+  const pool = size > 0 ? createSpawnerPool(size, maxOutputBytes, spawnerKind(options.spawner ?? "auto")) : null;
   return {
     run(cmd, args, opts = {}) {
       const full = { timeoutMs: defaultTimeoutMs, ...opts };

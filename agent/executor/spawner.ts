@@ -1,43 +1,43 @@
 /**
- * A small, long-lived bash process that starts the agent's commands for it.
+ * A small, long-lived process (python3's posix_spawn, or bash: agent/executor/spawner-programs.ts)
+ * that starts the agent's commands for it.
  *
  * Why: Node starts a child with fork(), which copies the page tables of the whole agent and blocks
  * the event loop until the child has exec'd: measured here at 10–40 ms per sbatch under load, more
- * than sbatch itself (bench/RESULTS-agent.md). A 4 MB bash forks in well under a millisecond, and
- * the agent only writes a request to a pipe. The agent keeps a few of them; each command still gets
- * argv as an array (never shell text), exactly the environment given, a timeout (TERM, then KILL)
- * and its output capped per stream.
+ * than sbatch itself (bench/RESULTS-agent.md). A small spawner starts a command in well under a
+ * millisecond, and the agent only writes a request to a pipe. The agent keeps a few of them; each
+ * command still gets argv as an array (never shell text), exactly the environment given, a timeout
+ * (TERM, then KILL) and its output capped per stream.
  *
  * Queueing: a spawner runs one command at a time, but the next may be queued behind it (a submission
- * lane, agent/executor/lane.ts), so that bash starts the next sbatch the moment the one before ends,
- * as a bash loop does, instead of after a round trip through the agent. Exactly-once still holds:
- * - the caller writes a job's "submitting" record before its request is queued, so whatever bash
- *   does with it later, a restarted agent knows to look the job's tag up before submitting again;
- * - bash starts a queued command only while the agent that queued it is alive: in the child, right
- *   before exec, it checks that its parent is still the agent that started it. When the agent dies
- *   (SIGKILL included), bash is re-parented at once, so no queued command starts afterwards; the
- *   child exits 125 instead of exec, and bash, finding its agent gone, exits. (Writing the end
- *   marker to a pipe nobody reads would usually kill bash with SIGPIPE first; the check does not
- *   depend on that.) What is left is the instant between the check and exec: a command started then
- *   is a command that was running when the agent died, the case the "submitting" record and the tag
- *   lookup were made for;
- * - a queued command can be withdrawn (its request file removed): bash then answers `C` and never
- *   starts it. If bash had already read the request, the command runs and its outcome is reported
+ * lane, agent/executor/lane.ts), so that the spawner starts the next sbatch the moment the one before
+ * ends, as a bash loop does, instead of after a round trip through the agent. Exactly-once still holds:
+ * - the caller writes a job's "submitting" record before its request is queued, so whatever the
+ *   spawner does with it later, a restarted agent knows to look the job's tag up before submitting again;
+ * - the spawner starts a queued command only while the agent that queued it is alive: right before
+ *   exec (bash, in the child) or the spawn (python), it checks that its parent is still the agent that
+ *   started it. When the agent dies (SIGKILL included), the spawner is re-parented at once, so no
+ *   queued command starts afterwards, and it exits. (Writing the end marker to a pipe nobody reads
+ *   would usually kill it with SIGPIPE first; the check does not depend on that.) What is left is the
+ *   instant between the check and exec: a command started then is a command that was running when
+ *   the agent died, the case the "submitting" record and the tag lookup were made for;
+ * - a queued command can be withdrawn (its request file removed): the spawner then answers `C` and
+ *   never starts it. If it had already read the request, the command runs and its outcome is reported
  *   as usual: a withdrawal never turns a command that ran into one that did not;
- * - a bash killed with commands queued fails all of them as "the spawner died": an unknown outcome,
+ * - a spawner killed with commands queued fails all of them as "the spawner died": an unknown outcome,
  *   never a success, for the running one and the queued ones alike.
  *
  * Protocol: the agent writes a request file `<dir>/req-<n>.<seq>` of NUL-terminated fields (no field
- * can hold a NUL, as in argv), then `<seq>` and a newline to bash's stdin (bash reads a pipe a byte
- * at a time, a file in blocks):
+ * can hold a NUL, as in argv), then `<seq>` and a newline to the spawner's stdin (bash reads a pipe a
+ * byte at a time, a file in blocks):
  *   <seq> NUL <cwd> NUL <env count> NUL <NAME=value>… NUL <cmd> NUL <arg>… NUL
- * bash answers on fd 5 with lines `X <seq>` (could not start: no such program or cwd), `C <seq>`
- * (withdrawn, never started) and `D <seq> <wait status>`, in request order. SIGUSR1 / SIGUSR2 to
- * bash send TERM / KILL to the running command if the file `<dir>/req-<n>.k<seq>` names it (so a
- * signal meant for a command that just ended never reaches the next one). The command's stdout and
- * stderr are pipes of their own (fds 3 and 4), each ended per request (withdrawn ones too) by a
- * marker that holds a random nonce only this process knows, so a command's output can never end
- * another's early.
+ * The spawner answers on fd 5 with lines `X <seq>` (could not start: no such program or cwd),
+ * `C <seq>` (withdrawn, never started) and `D <seq> <wait status>` (128 + n for signal n, as bash
+ * says it), in request order. SIGUSR1 / SIGUSR2 to the spawner send TERM / KILL to the running
+ * command if the file `<dir>/req-<n>.k<seq>` names it (so a signal meant for a command that just
+ * ended never reaches the next one). The command's stdout and stderr are pipes of their own (fds 3
+ * and 4), each ended per request (withdrawn ones too) by a marker that holds a random nonce only this
+ * process knows, so a command's output can never end another's early.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -56,65 +56,8 @@ import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { type LaneCall, laneCall } from "./lane.ts";
 import { KILL_GRACE_MS, outputCap } from "./limits.ts";
+import { type SpawnerKind, spawnerProgram } from "./spawner-programs.ts";
 import type { ExecResult, RunOptions } from "./types.ts";
-
-const SERVER = String.raw`
-c= cs=
-pp=$PPID
-# Kept, but never exported: each command gets exactly the environment its request names.
-mark=$MARK req=$REQ
-export -n MARK REQ PWD OLDPWD SHLVL
-trap '[[ -n $c && -e $req.k$cs ]] && kill -TERM "$c" 2>/dev/null' USR1
-trap '[[ -n $c && -e $req.k$cs ]] && kill -KILL "$c" 2>/dev/null' USR2
-alive() { # this bash's parent is still the agent that started it (field 4 of /proc/<pid>/stat)
-  local s
-  read -r s </proc/$$/stat || return 1
-  s=@{s##*) } && s=@{s#* }
-  [[ @{s%% *} == "$pp" ]]
-}
-end() {
-  printf '\0%s%s\0' "$mark" "$1" >&3
-  printf '\0%s%s\0' "$mark" "$1" >&4
-}
-# On a virtual machine a page fault can cost ~50 us, and each page bash or its child writes between
-# fork and exec is one (bench/RESULTS-agent.md): each check is made once, where it counts.
-while IFS= read -r q; do
-  if ! { mapfile -d '' -t r <"$req.$q"; } 2>/dev/null; then
-    end "$q" && printf 'C %s\n' "$q" >&5 # withdrawn before it started
-    continue
-  fi
-  seq=@{r[0]} cwd=@{r[1]} ne=@{r[2]}
-  cmd=@{r[3 + ne]}
-  cs=$seq
-  (
-    if [[ -n $cwd ]] && ! cd -- "$cwd" 2>/dev/null; then printf 'X %s\n' "$seq" >&5; exit 127; fi
-    ((ne == 0)) || export -- "@{r[@]:3:ne}"
-    p=
-    if [[ $cmd == */* ]]; then
-      [[ -f $cmd && -x $cmd ]] && p=$cmd
-    else
-      IFS=: && set -f
-      for d in @{PATH:-/usr/bin:/bin}; do
-        [[ -f @{d:-.}/$cmd && -x @{d:-.}/$cmd ]] && { p=@{d:-.}/$cmd; break; }
-      done
-    fi
-    [[ -n $p ]] || { printf 'X %s\n' "$seq" >&5; exit 127; }
-    alive || exit 125 # the agent died: start nothing it queued
-    exec -a "$cmd" -- "$p" "@{r[@]:4 + ne}" 3>&- 4>&- 5>&-
-  ) </dev/null >&3 2>&4 &
-  c=$!
-  while :; do
-    wait "$c"
-    st=$?
-    # Above 128, a trap (a kill asked for) may have interrupted wait: then wait again.
-    ((st > 128)) && kill -0 "$c" 2>/dev/null || break
-  done
-  ((st != 125)) || alive || exit 0 # the agent died: bash goes too
-  c= cs=
-  end "$seq"
-  printf 'D %s %s\n' "$seq" "$st" >&5
-done
-`.replaceAll("@{", "${"); // @{ stands for bash's ${ in this template
 
 /** unlink, where a missing file is fine (rmSync would stat it first, through rimraf, per command). */
 function removeIfThere(file: string) {
@@ -130,7 +73,7 @@ function removeIfThere(file: string) {
 /** Queueing needs the parent check, which reads /proc (the agent runs on Linux login nodes). */
 const canQueue = existsSync(`/proc/${process.pid}/stat`);
 
-/** Names bash will not export as given (read-only or not identifiers): such a request starts directly. */
+/** Names bash will not export as given (read-only or not identifiers): such a request starts directly, whichever the spawner. */
 const BASH_OWN = new Set(["BASHOPTS", "SHELLOPTS", "BASH_VERSINFO", "EUID", "PPID", "UID", "BASH_ARGV0"]);
 
 /** True when the spawner can run this request exactly as Node's spawn would. */
@@ -154,7 +97,7 @@ type Pending = {
   stopped?: boolean;
   status?: number;
   startFailed?: boolean;
-  /** Withdrawn, and bash confirmed it never started. */
+  /** Withdrawn, and the spawner confirmed it never started. */
   withdrawn?: boolean;
   /** A kill file was written for it (removed when it ends). */
   killFile?: boolean;
@@ -205,11 +148,11 @@ export function removeDeadSiblings(base: string) {
   } catch {}
 }
 
-/** One bash process: one command at a time, and more queued behind it in order. */
+/** One spawner process: one command at a time, and more queued behind it in order. */
 class Spawner {
   private readonly child: ChildProcess;
   private readonly mark = randomBytes(16).toString("hex");
-  /** In bash's order: the head is running (or about to start), the rest are queued. */
+  /** In the spawner's order: the head is running (or about to start), the rest are queued. */
   private readonly queue: Pending[] = [];
   /** Handed to a caller that has not sent its request yet. */
   reserved = false;
@@ -219,11 +162,12 @@ class Spawner {
   private readonly maxOutputBytes: number;
   private readonly requestFile: string;
 
-  constructor(maxOutputBytes: number) {
+  constructor(kind: SpawnerKind, maxOutputBytes: number) {
     this.maxOutputBytes = maxOutputBytes;
     this.requestFile = join(requestDir(), `req-${++spawnerCount}`);
+    const [program, args] = spawnerProgram(kind);
     // An empty environment: each command gets exactly the one its request names.
-    this.child = spawn("/bin/bash", ["--noprofile", "--norc", "-c", SERVER], {
+    this.child = spawn(program, args, {
       env: { MARK: this.mark, REQ: this.requestFile },
       stdio: ["pipe", "ignore", "ignore", "pipe", "pipe", "pipe"],
     });
@@ -282,7 +226,7 @@ class Spawner {
     });
   }
 
-  /** The command at the head is running (or bash is about to start it): its timeout starts now. */
+  /** The command at the head is running (or the spawner is about to start it): its timeout starts now. */
   private begin(p: Pending) {
     if (p.timeoutMs !== undefined) {
       p.timers.push(
@@ -300,9 +244,9 @@ class Spawner {
   }
 
   /**
-   * Asks bash to signal the command (USR1: TERM, USR2: KILL), never anything else: bash knows its
-   * child only between its start and its end, and acts only if the kill file names that command.
-   * Bash sends no "started" message, which saves the agent a wake-up per command while it runs.
+   * Asks the spawner to signal the command (USR1: TERM, USR2: KILL), never anything else: it knows
+   * its child only between its start and its end, and acts only if the kill file names that command.
+   * It sends no "started" message, which saves the agent a wake-up per command while it runs.
    */
   private signal(p: Pending, sig: "SIGTERM" | "SIGKILL") {
     if (this.queue.includes(p) && p.status === undefined && this.child.pid !== undefined) {
@@ -337,7 +281,7 @@ class Spawner {
     }
   }
 
-  /** Splits one output pipe at the end-of-request markers; bash ends requests in order. */
+  /** Splits one output pipe at the end-of-request markers; the spawner ends requests in order. */
   private demux(stream: Readable, which: "out" | "err") {
     const marker = (seq: number) => Buffer.from(`\0${this.mark}${seq}\0`, "latin1");
     let carry = Buffer.alloc(0);
@@ -371,7 +315,7 @@ class Spawner {
     });
   }
 
-  /** Resolves the requests at the head that bash has finished with, in order. */
+  /** Resolves the requests at the head that the spawner has finished with, in order. */
   private settle() {
     for (let p = this.queue[0]; p; p = this.queue[0]) {
       const answered = p.status !== undefined || p.withdrawn;
@@ -405,7 +349,7 @@ class Spawner {
     }
     const stdoutBytes = p.out.bytes();
     p.resolve({
-      // A signal death reads as 128 + n from bash; ours (timeout, stop) is reported as null.
+      // A signal death reads as 128 + n; ours (timeout, stop) is reported as null.
       code: p.timedOut || p.stopped ? null : p.status!,
       stdout: stdoutBytes.toString("utf8"),
       ...(p.binary ? { stdoutBytes } : {}),
@@ -460,7 +404,7 @@ class Spawner {
  * is replaced on the next request. The first command of a lane call (agent/executor/lane.ts) goes to
  * the lane's spawner, queued behind whatever it runs; a lane binds a free spawner on first use.
  */
-export function createSpawnerPool(size: number, maxOutputBytes: number) {
+export function createSpawnerPool(size: number, maxOutputBytes: number, kind: SpawnerKind) {
   const spawners: Spawner[] = [];
   const waiting: (() => void)[] = [];
   const acquire = async (): Promise<Spawner> => {
@@ -470,7 +414,7 @@ export function createSpawnerPool(size: number, maxOutputBytes: number) {
           spawners.splice(i, 1);
         }
       }
-      const free = spawners.find((s) => !s.busy) ?? (spawners.length < size ? new Spawner(maxOutputBytes) : null);
+      const free = spawners.find((s) => !s.busy) ?? (spawners.length < size ? new Spawner(kind, maxOutputBytes) : null);
       if (free) {
         if (!spawners.includes(free)) {
           spawners.push(free);

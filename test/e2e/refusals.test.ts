@@ -114,6 +114,7 @@ describe("slurmgate agent doctor", () => {
     expect(output).toMatch(
       /^ok {3}cluster config: shared roots and sbatch allow-list agree with beta's cluster config$/m,
     );
+    expect(output).toMatch(/^ok {3}command spawner: \/usr\/bin\/python3 \(posix_spawn/m);
     expect(code, output).toBe(0);
   });
 });
