@@ -11,6 +11,7 @@ import { join } from "node:path";
 import type { AgentConfig } from "./config.ts";
 import type { AgentContext } from "./context.ts";
 import { createLocalExecutor } from "./executor/local.ts";
+import { spawnerKind } from "./executor/spawner-programs.ts";
 import { remoteLoginEnv, sshExecutorFromConfig } from "./executor/ssh.ts";
 import type { Executor } from "./executor/types.ts";
 import { createGatewayApi, type GatewayApi } from "./gateway-api.ts";
@@ -333,6 +334,8 @@ export async function createAgent(
         cluster: config.SLURMGATE_CLUSTER,
         gateway: config.SLURMGATE_URL,
         mode,
+        // What starts its local commands (the executor above already chose, and would have failed on a bad choice).
+        ...(overrides.executor || ssh ? {} : { spawner: spawnerKind(config.SLURMGATE_SPAWNER) }),
         stateFile,
       });
       try {

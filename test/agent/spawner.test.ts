@@ -100,10 +100,10 @@ describe.each(SPAWNER_KINDS)("the %s spawner", (kind) => {
       expect((await sh("(yes; echo $? >&2) | head -c 1 >/dev/null")).stderr).toBe("141\n");
       const status = (await sh("cat /proc/$$/status")).stdout;
       const ignored = BigInt(`0x${/^SigIgn:\s*([0-9a-f]+)$/m.exec(status)?.[1]}`);
-      for (const signal of [10, 12, 13, 15, 25]) {
-        // USR1, USR2 (the spawner's own), PIPE, TERM, XFSZ
-        expect([signal, ignored & (1n << BigInt(signal - 1))]).toEqual([signal, 0n]);
-      }
+      // Signals 32 and 33 are glibc's own (thread cancellation, setxid): its posix_spawn leaves them
+      // ignored and no program can catch them. Every other one is at its default.
+      const glibcOwn = (1n << 31n) | (1n << 32n);
+      expect((ignored & ~glibcOwn).toString(16)).toBe("0");
     });
 
     it("give a command stdin, stdout and stderr, and no other descriptor of the spawner's", async () => {

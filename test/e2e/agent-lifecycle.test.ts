@@ -76,6 +76,8 @@ describe("an agent stopped with SIGTERM", () => {
     first.child.kill("SIGTERM");
     expect(await exited(first.child)).toEqual({ code: 0, signal: null });
     expect(first.logs()).toMatch(/said goodbye to the gateway/);
+    // It said at start what starts its commands: posix_spawn here, where /usr/bin/python3 is.
+    expect(first.logs()).toMatch(/"agent started".*"spawner":"python"/);
     const down = await cluster("alpha");
     expect(down.alive).toBe(false);
     expect(Date.parse(down.stoppedAt!)).toBeGreaterThanOrEqual(stoppedAt - 1_000);
