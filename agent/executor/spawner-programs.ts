@@ -4,7 +4,7 @@
  * - **python**: python3's `os.posix_spawn`. glibc starts the child with vfork semantics, so nothing of
  *   the spawner is copied: a command costs about what its own exec costs. Measured on this project's
  *   2-vCPU VM (bench/RESULTS-agent.md, stop 30), where a page fault costs 15–50 us, it took sequential
- *   submission from 0.75–0.79 to 0.98–1.06 of a bash `sbatch` loop.
+ *   submission from 0.77–0.78 to 1.08–1.11 of a bash `sbatch` loop.
  * - **bash**: fork, then exec in the child; on any Linux. The child copies every page either side
  *   writes before exec (~180 page faults per command against the loop's 90).
  *
