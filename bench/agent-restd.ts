@@ -11,11 +11,15 @@
  * in flight, keep-alive, with a Content-Length: slurmrestd's own rate, the floor. A bash `sbatch`
  * loop over the same scripts is there for context. Jobs are held with `--begin=now+7days` and every
  * id is cancelled at the end.
+ *
+ * BENCH_RESTD_CPUS=split puts Slurm's side (slurmrestd, slurmctld, munged) on CPU 0 and this
+ * process (gateway, bare client) and the agent on CPU 1, for both measurements: a site's controller
+ * does not share its CPUs with the agent and the gateway. Unset (`shared`), everything shares every CPU.
  */
 import { execFileSync } from "node:child_process";
 import { chmodSync, mkdtempSync, readFileSync } from "node:fs";
 import { buildAgent } from "../scripts/build-agent.ts";
-import { loadavg } from "node:os";
+import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { type RestClient, createRestClient } from "../agent/slurm-rest/client.ts";
 import { REST_API } from "../agent/slurm-rest/commands.ts";
@@ -36,6 +40,7 @@ const round = (x: number) => Math.round(x * 100) / 100;
 
 export async function run(opts: BenchOptions): Promise<Row[]> {
   const n = opts.quick ? 60 : 300;
+  const layout = cpuLayout(process.env.BENCH_RESTD_CPUS);
   const alpha = slurmClusters().alpha;
   const env = slurmEnv(alpha.slurmConf);
   const alice = ensurePosixUser("sg-alice");
@@ -47,6 +52,10 @@ export async function run(opts: BenchOptions): Promise<Row[]> {
   const client = createRestClient({ target: { socketPath: daemon.socketPath }, timeoutMs: 60_000 });
   const e2e = await startE2E({ SLURMGATE_MAX_QUEUED_PER_USER: "1000000", SLURMGATE_LEASE_SECONDS: "900" });
   const slurmSide = { slurmrestd: daemon.child.pid!, ...slurmDaemonPids(alpha.slurmConf) };
+  if (layout === "split") {
+    pinTo("0", Object.values(slurmSide));
+    pinTo("1", [process.pid]); // the agent, started by this process, inherits it
+  }
   const created = new Set<string>();
   const rows: Row[] = [];
   const notes: Record<string, unknown>[] = [];
@@ -109,7 +118,7 @@ export async function run(opts: BenchOptions): Promise<Row[]> {
       const rawRate = n / raw.seconds;
       rows.push({
         section: SECTION,
-        metric: `submit rate, concurrency ${c} (agent over REST vs slurmrestd alone)`,
+        metric: `submit rate, concurrency ${c} (agent over REST vs slurmrestd alone)${layout === "split" ? ", CPUs split" : ""}`,
         ours: round(agentRate),
         floor: round(rawRate),
         unit: "jobs/s",
@@ -135,6 +144,7 @@ export async function run(opts: BenchOptions): Promise<Row[]> {
       });
       notes.push({
         concurrency: c,
+        cpus: layout,
         agentRate,
         rawRate,
         load1: load,
@@ -172,9 +182,36 @@ export async function run(opts: BenchOptions): Promise<Row[]> {
     return rows;
   } finally {
     client.close();
+    if (layout === "split") {
+      pinTo(`0-${cpuCount() - 1}`, [process.pid, slurmSide.slurmctld, slurmSide.munged]);
+    }
     await cancelIds(env, [...created, ...(await slurmIds(e2e, await allIds(e2e)))]);
     await e2e.close();
     await daemon.stop();
+  }
+}
+
+/** `shared` (the default) or `split` (see the file's comment); split needs two CPUs or more. */
+function cpuLayout(value: string | undefined): "shared" | "split" {
+  if (value === undefined || value === "" || value === "shared") {
+    return "shared";
+  }
+  if (value !== "split") {
+    throw new Error(`BENCH_RESTD_CPUS=${value}: shared or split`);
+  }
+  if (cpuCount() < 2) {
+    throw new Error("BENCH_RESTD_CPUS=split needs at least two CPUs");
+  }
+  return "split";
+}
+
+/** The machine's CPUs (not this process's: once pinned, availableParallelism() says 1). */
+const cpuCount = () => cpus().length;
+
+/** Sets the CPUs every thread of each process may run on (taskset; threads made later inherit it). */
+function pinTo(cpuList: string, pids: number[]) {
+  for (const pid of pids) {
+    execFileSync("taskset", ["--all-tasks", "--pid", "--cpu-list", cpuList, String(pid)], { stdio: "ignore" });
   }
 }
 

@@ -1,6 +1,7 @@
 /**
  * `npm run bench`: runs each section, then prints one table of ours / floor / ratio.
  * BENCH_QUICK=1 makes every section short; BENCH_ONLY=gateway,web,agent,restd,transfer picks sections;
+ * BENCH_RESTD_CPUS=split gives Slurm's daemons and ours a CPU each in `restd` (bench/agent-restd.ts);
  * BENCH_JSON=path also writes the rows as JSON. History: BENCH_HISTORY_1M=1 adds the 1M-job tier,
  * BENCH_HISTORY_BASE=<git rev> measures that revision side by side (bench/gateway-history.ts).
  */
