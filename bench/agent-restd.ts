@@ -17,7 +17,7 @@
  * does not share its CPUs with the agent and the gateway. Unset (`shared`), everything shares every CPU.
  */
 import { execFileSync } from "node:child_process";
-import { chmodSync, mkdtempSync, readFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { buildAgent } from "../scripts/build-agent.ts";
 import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
@@ -188,6 +188,7 @@ export async function run(opts: BenchOptions): Promise<Row[]> {
     await cancelIds(env, [...created, ...(await slurmIds(e2e, await allIds(e2e)))]);
     await e2e.close();
     await daemon.stop();
+    rmSync(root, { recursive: true, force: true }); // 800+ job directories of ~25 KB each, every run
   }
 }
 

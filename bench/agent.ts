@@ -27,7 +27,7 @@
  * anything still queued that carries the tag of one of this run's gateway jobs.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createAgent } from "../agent/agent.ts";
@@ -116,6 +116,7 @@ export async function run(opts: BenchOptions): Promise<Row[]> {
     // Safety net: anything still queued that carries the tag of one of this run's gateway jobs.
     const stray = (await idsTagged(env, gatewayJobs)).filter((id) => !created.has(id));
     await cancelIds(env, stray);
+    rmSync(workDir, { recursive: true, force: true });
   }
 }
 
