@@ -12,8 +12,10 @@
  * Jobs are held with `--begin=now+7days` (allow-listed for this run) and every array and job the
  * run created is cancelled by id at the end.
  */
+import { join } from "node:path";
 import { slurmClusters, startE2E } from "../test/e2e/harness.ts";
 import { cancelIds, rpcDelta, sdiagCounts, slurmEnv } from "./agent-slurm.ts";
+import { removeWhatAppears } from "./new-entries.ts";
 import type { BenchOptions, Row } from "./types.ts";
 
 const SECTION = "sweep";
@@ -62,6 +64,7 @@ export async function run(opts: BenchOptions): Promise<Row[]> {
   const n = opts.quick ? 1_500 : 10_000;
   const alpha = slurmClusters().alpha;
   const env = slurmEnv(alpha.slurmConf);
+  const removeJobDirs = removeWhatAppears(join(alpha.sharedRoot, "alice"));
   const e2e = await startE2E(
     { SLURMGATE_MAX_QUEUED_PER_USER: "1000000", SLURMGATE_LEASE_SECONDS: "900", SLURMGATE_RATE_LIMIT_PER_SECOND: "0" },
     { alpha: { allowedSbatchArgs: ["--begin"] } },
@@ -158,5 +161,6 @@ export async function run(opts: BenchOptions): Promise<Row[]> {
     const ids = new Set(rs.rows.map((r) => String(r.slurm_job_id).split("_")[0]!));
     await cancelIds(env, ids);
     await e2e.close();
+    removeJobDirs();
   }
 }
