@@ -14,6 +14,7 @@ import {
   symlinkSync,
   writeFileSync,
 } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parseAgentConfig } from "../../agent/config.ts";
@@ -66,7 +67,7 @@ describe("the sudoers rule and sudo's refusals", () => {
     expect(lines[1]).toBe(
       "slurmgate ALL=(%slurmgate-users) NOPASSWD: /opt/slurm/bin/sbatch, /opt/slurm/bin/scancel, /usr/bin/mkdir, /usr/bin/tee, /usr/bin/dd, /usr/bin/stat, /usr/bin/realpath, /usr/bin/rm, /usr/bin/mv, /usr/bin/chmod, /usr/bin/find",
     );
-    const dir = mkdtempSync("/tmp/sg-sudoers-");
+    const dir = mkdtempSync(join(tmpdir(), "sg-sudoers-"));
     writeFileSync(join(dir, "rule"), `${sudoersLines("slurmgate").join("\n")}\n`);
     expect(execFileSync("visudo", ["-cf", join(dir, "rule")], { encoding: "utf8" })).toContain("parsed OK");
   });

@@ -1,0 +1,68 @@
+/**
+ * vitest's global setup: a test run leaves nothing behind on the machine.
+ *
+ * - Temporary files: TMPDIR points at one directory of the run's own, removed at the end. Tests make
+ *   their directories with mkdtemp(tmpdir()) and the processes they start inherit TMPDIR; a full run
+ *   used to leave ~6,000 directories and several GB in /tmp.
+ * - Job directories: the agents of the e2e suites write into the test clusters' shared root, which
+ *   outlives the run; whatever appeared there during the run (owner directories, and job directories
+ *   inside those already there) is removed at the end, when no agent runs any more.
+ */
+import { chmodSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { slurmClusters } from "./e2e/harness.ts";
+
+export default function setup(): () => void {
+  const previous = process.env.TMPDIR;
+  const dir = mkdtempSync(join(tmpdir(), "slurmgate-tests-"));
+  // As /tmp itself: the tests' other POSIX users make files here too.
+  chmodSync(dir, 0o1777);
+  process.env.TMPDIR = dir;
+  const cleanups = sharedRoots().map(removeWhatAppears);
+  return () => {
+    if (previous === undefined) {
+      delete process.env.TMPDIR;
+    } else {
+      process.env.TMPDIR = previous;
+    }
+    rmSync(dir, { recursive: true, force: true });
+    for (const cleanup of cleanups) {
+      cleanup();
+    }
+  };
+}
+
+/** The clusters' shared roots, when the clusters are up (a unit-only run needs none). */
+function sharedRoots(): string[] {
+  try {
+    return [...new Set(Object.values(slurmClusters()).map((c) => c.sharedRoot))];
+  } catch {
+    return [];
+  }
+}
+
+/** Two levels deep: `<root>/<owner>` and `<root>/<owner>/<job directory>`. */
+function removeWhatAppears(root: string): () => void {
+  const list = (d: string) => {
+    try {
+      return readdirSync(d);
+    } catch {
+      return []; // missing, or not a directory
+    }
+  };
+  const before = new Map(list(root).map((owner) => [owner, new Set(list(join(root, owner)))]));
+  return () => {
+    for (const owner of list(root)) {
+      const known = before.get(owner);
+      const gone = known ? list(join(root, owner)).filter((name) => !known.has(name)) : [""];
+      for (const name of gone) {
+        try {
+          rmSync(join(root, owner, name), { recursive: true, force: true });
+        } catch {
+          // Best effort: what a run cannot remove (another user's files, as a non-root run) stays.
+        }
+      }
+    }
+  };
+}
