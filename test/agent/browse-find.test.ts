@@ -15,6 +15,7 @@ import { createLocalExecutor } from "../../agent/executor/local.ts";
 import type { AgentAsk } from "../../agent/gateway-api.ts";
 import { sudoExecutor } from "../../agent/identity/sudo.ts";
 import { ensurePosixUser } from "../e2e/posix-users.ts";
+import { varTmpDir } from "../helpers/var-tmp.ts";
 
 const JOB = `job_${"a".repeat(26)}`;
 const local = createLocalExecutor();
@@ -186,7 +187,7 @@ describe("browsing through sudo as the job's account", () => {
   const asAlice = sudoExecutor(local, "sg-alice", { account: "sg-svc" });
 
   const aliceJob = () => {
-    const shared = mkdtempSync("/var/tmp/sg-browse-sudo-");
+    const shared = varTmpDir("sg-browse-sudo-");
     chmodSync(shared, 0o1777);
     const jobDir = join(shared, "alice", JOB);
     mkdirSync(join(jobDir, "results"), { recursive: true });

@@ -11,7 +11,6 @@ import {
   chmodSync,
   existsSync,
   lstatSync,
-  mkdtempSync,
   readFileSync,
   readdirSync,
   statSync,
@@ -30,6 +29,7 @@ import { PathError } from "../../agent/paths.ts";
 import { createFsBlobStore } from "../../gateway/files/fs-blob-store.ts";
 import { createWorld } from "../gateway/world.ts";
 import { ensurePosixUser, ensureSudoRule } from "../e2e/posix-users.ts";
+import { varTmpDir } from "../helpers/var-tmp.ts";
 
 const REPO = join(import.meta.dirname, "..", "..");
 const TEST_DIR = process.env.SLURMGATE_TEST_DIR ?? "/var/tmp/slurmgate-test";
@@ -104,16 +104,16 @@ const variants: Variant[] = [
   {
     name: "local",
     executor: () => createLocalExecutor(),
-    jobDir: () => mkdtempSync("/var/tmp/sg-instream-local-"),
+    jobDir: () => varTmpDir("sg-instream-local-"),
   },
-  { name: "ssh", executor: sshExecutor, jobDir: () => mkdtempSync("/var/tmp/sg-instream-ssh-") },
+  { name: "ssh", executor: sshExecutor, jobDir: () => varTmpDir("sg-instream-ssh-") },
   {
     name: "sudo",
     executor: () => sudoExecutor(createLocalExecutor(), "sg-alice", { account: "sg-svc" }),
     // The user's own 0700 job directory, as prepareJobDir makes it.
     jobDir: () => {
       const alice = ensurePosixUser("sg-alice");
-      const dir = mkdtempSync("/var/tmp/sg-instream-sudo-");
+      const dir = varTmpDir("sg-instream-sudo-");
       chmodSync(dir, 0o700);
       execFileSync("chown", [`${alice.uid}:${alice.gid}`, dir]);
       return dir;
@@ -124,7 +124,7 @@ const variants: Variant[] = [
 /** A real in-process gateway holding alice's uploads, a leased job naming them, and the agent's API client. */
 async function gateway(files: Record<string, Buffer>, wrap?: (res: Response) => Response) {
   const w = await createWorld();
-  const blobDir = mkdtempSync("/var/tmp/sg-instream-blobs-");
+  const blobDir = varTmpDir("sg-instream-blobs-");
   w.deps.blobs = await createFsBlobStore(blobDir);
   const inputs: { file: string; path: string }[] = [];
   for (const [path, bytes] of Object.entries(files)) {
@@ -242,7 +242,7 @@ describe.each(variants)("job inputs streamed through the $name executor", (varia
   it("never writes through a symlink planted at the target or on the way", async () => {
     const g = await gateway({ "in.bin": big, "sub/x.bin": Buffer.from("second") });
     const dir = variant.jobDir();
-    const outside = mkdtempSync("/var/tmp/sg-instream-outside-");
+    const outside = varTmpDir("sg-instream-outside-");
     chmodSync(outside, 0o777);
     writeFileSync(join(outside, "victim"), "precious", { mode: 0o666 });
     chmodSync(join(outside, "victim"), 0o666);
@@ -311,7 +311,7 @@ it("an input whose path is refused is not downloaded: its response body is let g
   };
   const big = pattern(8 * 1024 * KIB, 5);
   const g = await gateway({ "sub/x.bin": big }, watch);
-  const dir = mkdtempSync("/var/tmp/sg-instream-refused-");
+  const dir = varTmpDir("sg-instream-refused-");
   symlinkSync("/etc", join(dir, "sub"));
   const err = await writeInputs(g.ctx, createLocalExecutor(), dir, g.inputs as never).catch((e) => e);
   expect(err).toBeInstanceOf(PathError);

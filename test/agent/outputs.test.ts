@@ -22,6 +22,7 @@ import { JobSpec } from "../../schemas/job.ts";
 import { MAX_OUTPUT_FILE_BYTES, globMatcher, outputGlobProblem } from "../../schemas/outputs.ts";
 import { ensurePosixUser } from "../e2e/posix-users.ts";
 import { createWorld } from "../gateway/world.ts";
+import { varTmpDir } from "../helpers/var-tmp.ts";
 
 describe("output globs (lexical)", () => {
   it.each([
@@ -140,7 +141,7 @@ describe("collecting outputs in sudo mode", () => {
     const alice = ensurePosixUser("sg-alice");
     ensurePosixUser("sg-svc");
     const local = createLocalExecutor();
-    const root = mkdtempSync("/var/tmp/sg-outputs-sudo-");
+    const root = varTmpDir("sg-outputs-sudo-");
     chmodSync(root, 0o1777);
     const jobDir = join(root, "alice", `job_${"c".repeat(26)}`);
     mkdirSync(join(jobDir, "results"), { recursive: true });

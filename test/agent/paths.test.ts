@@ -10,7 +10,6 @@ import {
   existsSync,
   lstatSync,
   mkdirSync,
-  mkdtempSync,
   readFileSync,
   readdirSync,
   renameSync,
@@ -25,6 +24,7 @@ import { createLocalExecutor } from "../../agent/executor/local.ts";
 import { type SshExecutor, createSshExecutor } from "../../agent/executor/ssh.ts";
 import type { Executor } from "../../agent/executor/types.ts";
 import { PathError, type Roots, prepareJobDir, resolveRoots, resolveWorkdir } from "../../agent/paths.ts";
+import { varTmpDir } from "../helpers/var-tmp.ts";
 
 const REPO = join(import.meta.dirname, "..", "..");
 const TEST_DIR = process.env.SLURMGATE_TEST_DIR ?? "/var/tmp/slurmgate-test";
@@ -94,7 +94,7 @@ describe.each([
   let before: string[];
 
   beforeEach(async () => {
-    base = mkdtempSync("/var/tmp/slurmgate-paths-");
+    base = varTmpDir("slurmgate-paths-");
     root = join(base, "root");
     outside = join(base, "outside");
     mkdirSync(root);
@@ -263,7 +263,7 @@ describe("mkdirNoFollow", () => {
     ["local", () => createLocalExecutor() as Executor],
     ["ssh", () => ssh as Executor],
   ])("never creates through a symlink anywhere on the path (%s)", async (_name, executor) => {
-    const base = mkdtempSync("/var/tmp/slurmgate-nofollow-");
+    const base = varTmpDir("slurmgate-nofollow-");
     try {
       mkdirSync(join(base, "out"));
       mkdirSync(join(base, "in"));

@@ -4,7 +4,7 @@
  * the local executor's, a wrong host key is refused, and a dropped connection is re-opened.
  */
 import { execFileSync } from "node:child_process";
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -17,6 +17,7 @@ import {
   parsePinnedHostKey,
 } from "../../agent/executor/ssh.ts";
 import { createSlurmCommands } from "../../agent/slurm-commands.ts";
+import { varTmpDir } from "../helpers/var-tmp.ts";
 
 const REPO = join(import.meta.dirname, "..", "..");
 const TEST_DIR = process.env.SLURMGATE_TEST_DIR ?? "/var/tmp/slurmgate-test";
@@ -55,7 +56,7 @@ const connect = (extra: Partial<Parameters<typeof createSshExecutor>[0]> = {}) =
 beforeAll(() => {
   info = sshInfo();
   ssh = connect();
-  dir = mkdtempSync("/var/tmp/slurmgate-ssh-exec-");
+  dir = varTmpDir("slurmgate-ssh-exec-");
 });
 
 afterAll(() => {

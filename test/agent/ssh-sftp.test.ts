@@ -22,6 +22,7 @@ import type { SFTPWrapper } from "ssh2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type SshConnection, createConnection } from "../../agent/executor/ssh/connection.ts";
 import { createSftpOps } from "../../agent/executor/ssh/sftp.ts";
+import { varTmpDir } from "../helpers/var-tmp.ts";
 
 const REPO = join(import.meta.dirname, "..", "..");
 const TEST_DIR = process.env.SLURMGATE_TEST_DIR ?? "/var/tmp/slurmgate-test";
@@ -102,7 +103,7 @@ function watched(onRead?: OnRead, onWrite?: OnWrite) {
 }
 
 beforeAll(() => {
-  dir = mkdtempSync("/var/tmp/slurmgate-ssh-read-");
+  dir = varTmpDir("slurmgate-ssh-read-");
 });
 
 afterAll(() => {

@@ -25,6 +25,7 @@ import { isSudoRefusal, parseStat, sudoExecutor, sudoReads, sudoersLines } from 
 import { prepareJobDir } from "../../agent/paths.ts";
 import { createSlurmCommands } from "../../agent/slurm-commands.ts";
 import { ensurePosixUser } from "../e2e/posix-users.ts";
+import { varTmpDir } from "../helpers/var-tmp.ts";
 
 const local = createLocalExecutor();
 const BASE = {
@@ -107,7 +108,7 @@ describe("an executor acting as a user through sudo", () => {
   const bob = ensurePosixUser("sg-bob");
   const asAlice = sudoExecutor(local, "sg-alice", { account: "sg-svc" });
   const shared = () => {
-    const root = mkdtempSync("/var/tmp/sg-sudo-unit-");
+    const root = varTmpDir("sg-sudo-unit-");
     chmodSync(root, 0o1777);
     return root;
   };
@@ -178,7 +179,7 @@ describe("an executor acting as a user through sudo", () => {
     mkdirSync(aliceDir, { mode: 0o700 });
     writeFileSync(join(aliceDir, "stdout"), "hello");
     execFileSync("chown", ["-R", `${alice.uid}:${alice.gid}`, aliceDir]);
-    const outside = mkdtempSync("/var/tmp/sg-sudo-unit-own-");
+    const outside = varTmpDir("sg-sudo-unit-own-");
     writeFileSync(join(outside, "plain"), "mine");
     const calls: string[] = [];
     const recording = {

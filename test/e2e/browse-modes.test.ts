@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createClient } from "../../client/index.ts";
 import { type AgentProcess, type E2E, slurmClusters, sshAgentEnv, startE2E } from "./harness.ts";
 import { type PosixUser, type UserAgent, ensurePosixUser, ensureSudoRule, spawnAgentAs } from "./posix-users.ts";
+import { varTmpDir } from "../helpers/var-tmp.ts";
 
 let e2e: E2E;
 const out = mkdtempSync(join(tmpdir(), "sg-browse-modes-"));
@@ -126,7 +127,7 @@ describe("a site agent as a service account with sudo", () => {
     bob = ensurePosixUser("sg-bob");
     const svc = ensurePosixUser("sg-svc");
     ensureSudoRule("sg-svc", ["sg-alice", "sg-bob"]);
-    root = mkdtempSync("/var/tmp/sg-browse-sudo-");
+    root = varTmpDir("sg-browse-sudo-");
     chmodSync(root, 0o1777);
     const map = `${root}.map.json`;
     writeFileSync(map, JSON.stringify({ users: { alice: "sg-alice" } }), { mode: 0o644 });

@@ -5,13 +5,14 @@
  * parked in its lease call (far sooner than its poll interval). A site agent (root) reads only what
  * the job's own account could read. (Agents over SSH and in sudo mode: browse-modes.test.ts.)
  */
-import { chmodSync, chownSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SlurmgateError, createClient } from "../../client/index.ts";
 import { runCli } from "../cli/support.ts";
 import { type AgentProcess, type E2E, slurmClusters, startE2E } from "./harness.ts";
 import { ensurePosixUser } from "./posix-users.ts";
+import { varTmpDir } from "../helpers/var-tmp.ts";
 
 const POLL_WAIT_SECONDS = 20;
 
@@ -178,7 +179,7 @@ describe("a site agent as root browses with the job account's rights", () => {
   beforeAll(async () => {
     await agent?.stop();
     ensurePosixUser("sg-alice");
-    const root = mkdtempSync("/var/tmp/sg-browse-site-");
+    const root = varTmpDir("sg-browse-site-");
     chmodSync(root, 0o755);
     const map = `${root}.map.json`;
     writeFileSync(map, JSON.stringify({ minUid: 1000, users: { alice: "sg-alice" } }), { mode: 0o644 });

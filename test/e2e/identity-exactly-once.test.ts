@@ -4,10 +4,11 @@
  * restarted on its state file or replaced by another site agent, every job completes as its user
  * with exactly one Slurm job carrying its tag.
  */
-import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
+import { chmodSync, writeFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type E2E, slurm, startE2E } from "./harness.ts";
 import { type PosixUser, ensurePosixUser, ensureSudoRule, spawnAgentAs } from "./posix-users.ts";
+import { varTmpDir } from "../helpers/var-tmp.ts";
 
 let e2e: E2E;
 let site: Record<string, string>;
@@ -19,12 +20,12 @@ beforeAll(async () => {
   svc = ensurePosixUser("sg-svc");
   ensureSudoRule("sg-svc", ["sg-alice", "sg-bob"]);
   e2e = await startE2E({ SLURMGATE_LEASE_SECONDS: "10" });
-  const root = mkdtempSync("/var/tmp/sg-identity-once-");
+  const root = varTmpDir("sg-identity-once-");
   chmodSync(root, 0o755);
   const map = `${root}.map.json`;
   writeFileSync(map, JSON.stringify({ users: { alice: "sg-alice" } }), { mode: 0o644 });
   site = { SLURMGATE_USER_MAP: map, SLURMGATE_SHARED_ROOTS: root };
-  const sudoRoot = mkdtempSync("/var/tmp/sg-identity-once-sudo-");
+  const sudoRoot = varTmpDir("sg-identity-once-sudo-");
   chmodSync(sudoRoot, 0o1777);
   sudoSite = { SLURMGATE_USER_MAP: map, SLURMGATE_RUN_AS: "sudo", SLURMGATE_SHARED_ROOTS: sudoRoot };
 }, 120_000);

@@ -5,11 +5,12 @@
  * exists; a directory another user made first is refused; cancels reach every user's jobs.
  */
 import { execFileSync } from "node:child_process";
-import { chmodSync, existsSync, lstatSync, mkdtempSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, lstatSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type E2E, slurm, startE2E } from "./harness.ts";
 import { type PosixUser, type UserAgent, ensurePosixUser, ensureSudoRule, spawnAgentAs } from "./posix-users.ts";
+import { varTmpDir } from "../helpers/var-tmp.ts";
 
 let e2e: E2E;
 let alice: PosixUser;
@@ -65,7 +66,7 @@ beforeAll(async () => {
     tokens[name] = await e2e.gw.user(name);
     await e2e.gw.grant(name, "alpha");
   }
-  root = mkdtempSync("/var/tmp/sg-identity-sudo-");
+  root = varTmpDir("sg-identity-sudo-");
   chmodSync(root, 0o1777); // users create their own <root>/<user>, as on scratch file systems
   const map = `${root}.map.json`;
   writeFileSync(

@@ -4,13 +4,14 @@
  * each other's jobs; refusals and a compromised gateway (rows written straight into its database)
  * never reach sbatch.
  */
-import { chmodSync, mkdtempSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createToken } from "../../gateway/store/tokens.ts";
 import { isTerminal } from "../../schemas/index.ts";
 import { type E2E, slurm, startE2E } from "./harness.ts";
 import { type PosixUser, type UserAgent, ensurePosixUser, spawnAgentAs } from "./posix-users.ts";
+import { varTmpDir } from "../helpers/var-tmp.ts";
 
 let e2e: E2E;
 let alice: PosixUser;
@@ -61,7 +62,7 @@ async function stateOf(id: string) {
 describe("a site agent as root", () => {
   let root: string;
   beforeAll(async () => {
-    root = mkdtempSync("/var/tmp/sg-identity-site-");
+    root = varTmpDir("sg-identity-site-");
     chmodSync(root, 0o755);
     const map = join(root, "..", `${root.split("/").pop()}.map.json`);
     writeFileSync(
@@ -166,7 +167,7 @@ describe("personal agents, unprivileged, as sg-alice and sg-bob", () => {
   };
 
   beforeAll(async () => {
-    root = mkdtempSync("/var/tmp/sg-identity-personal-");
+    root = varTmpDir("sg-identity-personal-");
     chmodSync(root, 0o1777);
     for (const user of ["alice", "bob"]) {
       personalTokens[user] = (

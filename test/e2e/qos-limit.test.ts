@@ -5,7 +5,7 @@
  * Real slurmctld, real sbatch, real gateway over HTTP, real agent: nothing imitates Slurm here.
  */
 import { execFile } from "node:child_process";
-import { chmodSync, mkdtempSync } from "node:fs";
+import { chmodSync } from "node:fs";
 import { promisify } from "node:util";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { batchLeases } from "../helpers/batch-leases.ts";
@@ -20,6 +20,7 @@ import { LIVE_STATES, type Job, type JobEvent, type SweepCreated, type SweepDeta
 import { type RestDaemon, startSlurmrestd } from "../helpers/slurmrestd.ts";
 import { type AgentProcess, type E2E, slurm, slurmJobsTagged, startE2E, startGamma, stopGamma } from "./harness.ts";
 import { type PosixUser, ensurePosixUser, spawnAgentAs } from "./posix-users.ts";
+import { varTmpDir } from "../helpers/var-tmp.ts";
 
 const run = promisify(execFile);
 let e2e: E2E;
@@ -508,7 +509,7 @@ describe("a sweep larger than the QOS submit limit through slurmrestd", () => {
   });
 
   it("every element completes once, never more than 2 in Slurm, the waiting ones show a submit limit", async () => {
-    const root = mkdtempSync("/var/tmp/sg-qos-restd-");
+    const root = varTmpDir("sg-qos-restd-");
     chmodSync(root, 0o1777);
     const agent = spawnAgentAs(
       restUser,

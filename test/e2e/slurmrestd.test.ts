@@ -5,7 +5,7 @@
  * exactly-once tag holds when the answer to a submission is lost, when the agent is SIGKILLed right
  * after it, and while the daemon is down. No slurmrestd on the machine is a failure, not a skip.
  */
-import { chmodSync, mkdtempSync } from "node:fs";
+import { chmodSync } from "node:fs";
 import { type IncomingMessage, type Server, createServer, request } from "node:http";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -13,6 +13,7 @@ import type { SweepCreated } from "../../schemas/index.ts";
 import { type RestDaemon, startSlurmrestd } from "../helpers/slurmrestd.ts";
 import { type E2E, slurmClusters, slurmJobsTagged, startE2E } from "./harness.ts";
 import { type PosixUser, type UserAgent, ensurePosixUser, spawnAgentAs } from "./posix-users.ts";
+import { varTmpDir } from "../helpers/var-tmp.ts";
 
 let e2e: E2E;
 let alice: PosixUser;
@@ -24,7 +25,7 @@ beforeAll(async () => {
   alice = ensurePosixUser("sg-alice");
   daemon = await startSlurmrestd({ slurmConf: slurmClusters().alpha.slurmConf, user: alice });
   e2e = await startE2E({ SLURMGATE_LEASE_SECONDS: "10" });
-  root = mkdtempSync("/var/tmp/sg-restd-");
+  root = varTmpDir("sg-restd-");
   chmodSync(root, 0o1777);
 }, 120_000);
 

@@ -4,9 +4,10 @@
  * A missing binary throws: the tests that need it fail, never skip.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { chmodSync, chownSync, existsSync, mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, rmSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
+import { varTmpDir } from "./var-tmp.ts";
 
 export const SLURMRESTD = "/usr/sbin/slurmrestd";
 
@@ -31,7 +32,7 @@ export async function startSlurmrestd(options: {
   if (!existsSync(SLURMRESTD)) {
     throw new Error(`${SLURMRESTD} is missing: install Debian's slurmrestd (test/system-tools.sh does)`);
   }
-  const dir = options.dir ?? mkdtempSync("/var/tmp/sg-slurmrestd-");
+  const dir = options.dir ?? varTmpDir("sg-slurmrestd-");
   chmodSync(dir, 0o755);
   chownSync(dir, options.user.uid, options.user.gid);
   const socketPath = join(dir, "slurmrestd.sock");
