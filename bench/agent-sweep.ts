@@ -12,10 +12,9 @@
  * Jobs are held with `--begin=now+7days` (allow-listed for this run) and every array and job the
  * run created is cancelled by id at the end.
  */
-import { join } from "node:path";
 import { slurmClusters, startE2E } from "../test/e2e/harness.ts";
 import { cancelIds, rpcDelta, sdiagCounts, slurmEnv } from "./agent-slurm.ts";
-import { removeWhatAppears } from "./new-entries.ts";
+import { removeWhatAppears } from "../test/helpers/leftovers.ts";
 import type { BenchOptions, Row } from "./types.ts";
 
 const SECTION = "sweep";
@@ -64,7 +63,7 @@ export async function run(opts: BenchOptions): Promise<Row[]> {
   const n = opts.quick ? 1_500 : 10_000;
   const alpha = slurmClusters().alpha;
   const env = slurmEnv(alpha.slurmConf);
-  const removeJobDirs = removeWhatAppears(join(alpha.sharedRoot, "alice"));
+  const removeJobDirs = removeWhatAppears(alpha.sharedRoot);
   const e2e = await startE2E(
     { SLURMGATE_MAX_QUEUED_PER_USER: "1000000", SLURMGATE_LEASE_SECONDS: "900", SLURMGATE_RATE_LIMIT_PER_SECOND: "0" },
     { alpha: { allowedSbatchArgs: ["--begin"] } },

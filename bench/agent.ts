@@ -50,7 +50,7 @@ import {
   slurmEnv,
 } from "./agent-slurm.ts";
 import { processCpuMs } from "./cpu.ts";
-import { removeWhatAppears } from "./new-entries.ts";
+import { removeWhatAppears } from "../test/helpers/leftovers.ts";
 import { type BenchOptions, percentile, type Row } from "./types.ts";
 
 const SECTION = "agent";
@@ -82,7 +82,7 @@ export async function run(opts: BenchOptions): Promise<Row[]> {
   const alpha: ClusterInfo = slurmClusters().alpha;
   const env = slurmEnv(alpha.slurmConf);
   const workDir = mkdtempSync(join(tmpdir(), "slurmgate-bench-agent-"));
-  const removeJobDirs = removeWhatAppears(join(alpha.sharedRoot, "alice"));
+  const removeJobDirs = removeWhatAppears(alpha.sharedRoot);
   // The agent as it ships: the one-file bundle on the machine's Node 20, not tsx.
   // BENCH_AGENT_BUNDLE=<file>: an agent bundle built elsewhere (an older revision), for before/after runs.
   const bundle = process.env.BENCH_AGENT_BUNDLE ?? (await buildAgent(join(workDir, "slurmgate-agent.mjs"))).file;

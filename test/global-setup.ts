@@ -9,10 +9,11 @@
  *   outlives the run; whatever appeared there during the run (owner directories, and job directories
  *   inside those already there) is removed at the end, when no agent runs any more.
  */
-import { chmodSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { slurmClusters } from "./e2e/harness.ts";
+import { removeWhatAppears } from "./helpers/leftovers.ts";
 
 export default function setup(): () => void {
   const cleanups = [
@@ -51,29 +52,4 @@ function sharedRoots(): string[] {
   } catch {
     return [];
   }
-}
-
-/** Two levels deep: `<root>/<owner>` and `<root>/<owner>/<job directory>`. */
-function removeWhatAppears(root: string): () => void {
-  const list = (d: string) => {
-    try {
-      return readdirSync(d);
-    } catch {
-      return []; // missing, or not a directory
-    }
-  };
-  const before = new Map(list(root).map((owner) => [owner, new Set(list(join(root, owner)))]));
-  return () => {
-    for (const owner of list(root)) {
-      const known = before.get(owner);
-      const gone = known ? list(join(root, owner)).filter((name) => !known.has(name)) : [""];
-      for (const name of gone) {
-        try {
-          rmSync(join(root, owner, name), { recursive: true, force: true });
-        } catch {
-          // Best effort: what a run cannot remove (another user's files, as a non-root run) stays.
-        }
-      }
-    }
-  };
 }
