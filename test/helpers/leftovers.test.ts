@@ -1,8 +1,9 @@
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { removeWhatAppears } from "./leftovers.ts";
+import { varTmpDir } from "./var-tmp.ts";
 
 describe("removing what a run left in a shared root", () => {
   let root: string;
@@ -43,5 +44,19 @@ describe("removing what a run left in a shared root", () => {
     const gone = join(root, "never-there");
     const nothing = removeWhatAppears(gone);
     expect(() => nothing()).not.toThrow();
+  });
+});
+
+describe("the run's own temporary directories (test/global-setup.ts)", () => {
+  it("are where tmpdir() and varTmpDir() make things, under /tmp and /var/tmp, open to every user like those", () => {
+    expect(basename(tmpdir())).toMatch(/^slurmgate-tests-/);
+    expect(statSync(tmpdir()).mode & 0o7777).toBe(0o1777);
+    const varTmp = process.env.SLURMGATE_TEST_VAR_TMP!;
+    expect(dirname(varTmp)).toBe("/var/tmp");
+    expect(basename(varTmp)).toMatch(/^slurmgate-tests-/);
+    expect(statSync(varTmp).mode & 0o7777).toBe(0o1777);
+    const made = varTmpDir("sg-leftovers-");
+    expect(dirname(made)).toBe(varTmp);
+    rmSync(made, { recursive: true });
   });
 });
